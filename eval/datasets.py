@@ -1,0 +1,90 @@
+"""Question sets: SQuAD-format JSON (CMRC 2018, DRCD) and JSONL, as plain questions with gold."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    file: str | None = None  # gold file, as the index names it
+    paragraph: int | None = None  # gold paragraph number, when known
+    evidence: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    file: str
+    paragraphs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SquadSet:
+    name: str
+    articles: tuple[Article, ...]
+    questions: tuple[Question, ...]
+
+
+_SAFE = re.compile(r"[^\w.-]+")
+
+
+def load_squad(path: Path) -> SquadSet:
+    """Each article becomes a document whose paragraphs are its contexts, one per line.
+
+    Contexts are flattened to one line (their rare inner newlines become spaces) so that
+    paragraph n of the written file is context n, which is the gold the questions point at.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    name = path.stem
+    articles: list[Article] = []
+    questions: list[Question] = []
+    for a, article in enumerate(data):
+        title = _SAFE.sub("_", str(article.get("title") or article.get("id") or a))[:40]
+        file = f"{name}/{a:04d}_{title}.txt"
+        contexts = []
+        for p, para in enumerate(article["paragraphs"], start=1):
+            contexts.append(" ".join(para["context"].split()))
+            for qa in para["qas"]:
+                answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers", [])))
+                questions.append(Question(str(qa["id"]), qa["question"], answers, file, p))
+        articles.append(Article(file, tuple(contexts)))
+    return SquadSet(name, tuple(articles), tuple(questions))
+
+
+def write_corpus(sets: list[SquadSet], directory: Path) -> None:
+    """Write every article as a UTF-8 text file under `directory` (one context a line)."""
+    for s in sets:
+        for article in s.articles:
+            target = directory / article.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("\n".join(article.paragraphs) + "\n", encoding="utf-8")
+
+
+def load_jsonl(path: Path) -> list[Question]:
+    """JSONL question sets: `id`, `question`, optional `answers`, `file`, `evidence`, `kind`."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: not JSON: {err}") from err
+        out.append(
+            Question(
+                id=str(row.get("id", n)),
+                question=row["question"],
+                answers=tuple(row.get("answers") or ()),
+                file=row.get("file"),
+                evidence=row.get("evidence"),
+                kind=row.get("kind"),
+            )
+        )
+    return out

@@ -1,0 +1,36 @@
+"""Retrieval and answer metrics, each a small pure function over plain values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rag.script import fold_script
+
+_SPACE = re.compile(r"\s+")
+
+
+def first_hit_rank(retrieved: Sequence[set[tuple[str, int]]], gold: tuple[str, int]) -> int | None:
+    """1-based rank of the first retrieved passage that has `gold` among its (file, paragraph)."""
+    for rank, places in enumerate(retrieved, start=1):
+        if gold in places:
+            return rank
+    return None
+
+
+def hit_at(rank: int | None, k: int) -> float:
+    return 1.0 if rank is not None and rank <= k else 0.0
+
+
+def reciprocal_rank(rank: int | None, k: int = 10) -> float:
+    return 1.0 / rank if rank is not None and rank <= k else 0.0
+
+
+def answer_hit(answer: str, golds: Sequence[str]) -> float:
+    """1 if a gold answer occurs in the answer, both script-folded and without white space."""
+    text = _SPACE.sub("", fold_script(answer))
+    return 1.0 if any(_SPACE.sub("", fold_script(g)) in text for g in golds if g) else 0.0
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

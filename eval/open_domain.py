@@ -1,0 +1,146 @@
+"""Open-domain retrieval on CMRC 2018 + DRCD as one corpus: hit@k, cross-script loss, throughput.
+
+    python -m eval.open_domain ../shared/datasets [--limit N] [--sweep]
+
+Builds a throwaway index of every context of both files (each article a document, each
+context a paragraph), asks every question against the whole corpus, in its own script and
+converted to the other, and prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from embeddings.factory import make_embedder
+from eval.datasets import Question, load_squad, write_corpus
+from eval.metrics import answer_hit, first_hit_rank, hit_at, mean, reciprocal_rank
+from rag.fusion import fuse_rankings
+from rag.pipeline import open_pipeline
+from rag.script import fold_script, to_script
+from rag.settings import Settings
+
+FILES = {"cmrc2018_dev": ("cmrc2018_dev.json", "hant"), "drcd_dev": ("drcd_dev.json", "hans")}
+
+
+def evaluate(
+    pipeline: Any, questions: list[Question], script: str | None, sweep: list[tuple[float, float]]
+) -> dict[str, Any]:
+    ranks: list[int | None] = []
+    hits: list[float] = []
+    latencies: list[float] = []
+    lengths: list[int] = []
+    sweep_ranks: dict[tuple[float, float], list[int | None]] = {w: [] for w in sweep}
+    for q in questions:
+        text = to_script(q.question, script) if script else q.question  # type: ignore[arg-type]
+        t = time.perf_counter()
+        answer = pipeline.ask(text, 10)
+        latencies.append((time.perf_counter() - t) * 1000)
+        retrieved = [{(s.file, s.paragraph) for s in p.passage.sources} for p in answer.passages]
+        gold = (q.file or "", q.paragraph or 0)
+        ranks.append(first_hit_rank(retrieved, gold))
+        hits.append(answer_hit(answer.answer, q.answers))
+        lengths.append(len(answer.answer))
+        if sweep:
+            index = pipeline.index
+            folded = fold_script(text)
+            dense, lexical, _ = index.hybrid_candidates(
+                index.tokenize(folded), pipeline.embedder.embed_query(folded), 50
+            )
+            for w, floor in sweep:
+                top = [f.id for f in fuse_rankings(dense, lexical, w, floor)[:10]]
+                stored = index.passages(top)
+                places = [{(s.file, s.paragraph) for s in stored[i].sources} for i in top]
+                sweep_ranks[(w, floor)].append(first_hit_rank(places, gold))
+    latencies.sort()
+    out: dict[str, Any] = {
+        "questions": len(questions),
+        "hit@1": round(mean([hit_at(r, 1) for r in ranks]), 4),
+        "hit@5": round(mean([hit_at(r, 5) for r in ranks]), 4),
+        "hit@10": round(mean([hit_at(r, 10) for r in ranks]), 4),
+        "mrr@10": round(mean([reciprocal_rank(r) for r in ranks]), 4),
+        "answer_hit": round(mean(hits), 4),
+        "answer_chars_median": sorted(lengths)[len(lengths) // 2] if lengths else 0,
+        "latency_ms_p50": round(latencies[len(latencies) // 2], 2) if latencies else 0,
+    }
+    if sweep:
+        out["sweep"] = {
+            f"w={w},floor={floor}": [
+                round(mean([hit_at(r, 1) for r in rs]), 4),
+                round(mean([hit_at(r, 5) for r in rs]), 4),
+            ]
+            for (w, floor), rs in sweep_ranks.items()
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("datasets", type=Path)
+    parser.add_argument("--limit", type=int, default=0, help="questions per dataset (sampled)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweep", action="store_true", help="also try fusion weights")
+    parser.add_argument("--index", type=Path, help="index directory to (re)use")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    embedder = make_embedder(settings.embedder)
+    sets = [load_squad(args.datasets / f) for f, _ in FILES.values()]
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        write_corpus(sets, corpus)
+        pipeline = open_pipeline(settings, embedder, args.index or Path(tmp) / "index")
+        report = pipeline.ingest([corpus])
+        passages = pipeline.index.store.count("passages")
+        folded = [r.folded for r in pipeline.index.store.iter_passages()]
+        t = time.perf_counter()
+        embedder.embed(folded, kind="passage")
+        bare = time.perf_counter() - t
+        summary: dict[str, Any] = {
+            "settings": settings.model_dump(mode="json"),
+            "ingest": {
+                "files": report.files,
+                "passages": passages,
+                "chunks": report.chunks,
+                "duplicates_merged": report.duplicates_merged,
+                "seconds": round(report.seconds, 2),
+                "passages_per_s": round(passages / report.seconds, 1) if report.seconds else None,
+                "bare_embedder_seconds": round(bare, 2),
+                "bare_embedder_passages_per_s": round(passages / bare, 1),
+                "pipeline_overhead": round(report.seconds / bare - 1, 3),
+            },
+        }
+        print(json.dumps(summary["ingest"]), file=sys.stderr)
+        sweep = (
+            [(w, f) for w in (0.3, 0.4, 0.5, 0.6, 0.7) for f in (0.7, 0.75, 0.8)]
+            if args.sweep
+            else []
+        )
+        for s in sets:
+            questions = list(s.questions)
+            if args.limit:
+                questions = random.Random(args.seed).sample(
+                    questions, min(args.limit, len(questions))
+                )
+            other = FILES[s.name][1]
+            summary[s.name] = {
+                "original": evaluate(pipeline, questions, None, sweep),
+                f"to_{other}": evaluate(pipeline, questions, other, []),
+            }
+            orig, conv = summary[s.name]["original"], summary[s.name][f"to_{other}"]
+            summary[s.name]["cross_script_loss_points"] = {
+                k: round((orig[k] - conv[k]) * 100, 2) for k in ("hit@1", "hit@5", "answer_hit")
+            }
+            print(json.dumps({s.name: summary[s.name]}, ensure_ascii=False), file=sys.stderr)
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""Extractive answers: the sentences that best cover the question, each with its citation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rag.chunk import split_sentences
+from rag.script import fold_script
+from rag.tokenize import jieba_tokens
+from rag.types import Answer, Citation, ScoredPassage
+
+ABSTAIN_TEXT = "文档中没有找到这个问题的答案。"
+
+# Words that make a question a question but say nothing about what is asked (folded form);
+# removed from the question text before it is cut into words.
+_QUESTION_WORDS = re.compile(
+    r"什么样的?|什么时候|什么|哪一?[天年个些种位里儿]|哪|谁|几[个项条月号日年次种名位]?|多少|"
+    r"怎么样|怎样|怎么|如何|为什么|为何|何时|何地|何处|是否|吗|呢|请问"
+)
+_STOP_WORDS = frozenset("的了是在和与及或于对把被将有也都就要会能从向以为由之其这那个等呀啊")
+# What kind of answer a question expects, recognisable in a sentence: "几个/多少" wants a
+# number, "哪一天/何时/哪年" a date. A sentence that offers one covers that part of the question.
+_WANTS_DATE = re.compile(r"哪一?天|哪年|哪一年|何时|什么时候|几月|几号|几日|日期")
+_WANTS_NUMBER = re.compile(r"几|多少")
+_DATE = re.compile(r"\d{4}[年/.-]\d{1,2}|\d{1,2}月\d{1,2}[日号]|\d{4}年")
+_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个项条名位次种件年月日天元岁倍]")
+DATE_SLOT = "<date>"
+NUMBER_SLOT = "<number>"
+_CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
+
+
+class Composer(Protocol):
+    """Turns a question and its retrieved passages into an answer; swappable (e.g. an LLM)."""
+
+    def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer: ...
+
+
+class Lexicon(Protocol):
+    """How the index splits folded text into terms, and how rare each term is."""
+
+    def tokenize(self, folded: str) -> list[str]: ...
+
+    def idf(self, tokens: Iterable[str]) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class ExtractiveConfig:
+    abstain_below: float = 0.35  # fused score of the best passage
+    min_support: float = 0.4  # IDF-weighted share of the question's words the answer covers
+    min_gain: float = 0.2  # share of the question a further sentence must add
+    max_sentences: int = 2
+    max_chars: int = 150
+    passages_considered: int = 3
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    rank: int  # index of its passage in the retrieval
+    start: int
+    end: int
+    terms: frozenset[str]
+
+
+class ExtractiveComposer:
+    """Picks sentences greedily by how much of the question they cover, weighted by IDF.
+
+    IDF weighting makes the rare words of a question (`六个严格`) count more than the names
+    that appear everywhere in the corpus (`支树平`), and the greedy set cover lets a second
+    sentence complete the first (a byline naming the author, then the line with the date).
+    A question whose rare words are nowhere in the passages covers too little and abstains.
+    """
+
+    def __init__(self, config: ExtractiveConfig, lexicon: Lexicon) -> None:
+        self.config = config
+        self.lexicon = lexicon
+
+    def question_terms(self, question: str) -> dict[str, float]:
+        """The question's content words with their weights, plus the answer slot it expects.
+
+        Words come from jieba on the folded question, without question and function words.
+        A word weighs the IDF of its rarest index term (a word is no more frequent than its
+        rarest part); a word the corpus never saw gets the highest IDF. The expected answer
+        slot (a number, a date) weighs the mean of the words.
+        """
+        folded = fold_script(question)
+        words = {w for w in jieba_tokens(_QUESTION_WORDS.sub(" ", folded)) if w not in _STOP_WORDS}
+        # Single characters are mostly function words or light verbs (抓, 说, 上), and a
+        # bigram index has no statistics for them; keep them only if nothing else is left.
+        longer = {w for w in words if len(w) > 1}
+        words = longer or words
+        weights = {}
+        for word in words:
+            idf = self.lexicon.idf(self.lexicon.tokenize(word))
+            weights[word] = max(idf.values(), default=0.0)
+        if weights:
+            slot_weight = sum(weights.values()) / len(weights)
+            if _WANTS_DATE.search(folded):
+                weights[DATE_SLOT] = slot_weight
+            elif _WANTS_NUMBER.search(folded):
+                weights[NUMBER_SLOT] = slot_weight
+        return weights
+
+    def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer:
+        abstain = Answer(question, ABSTAIN_TEXT, True, (), tuple(passages))
+        if not passages or passages[0].score < self.config.abstain_below:
+            return abstain
+        weights = self.question_terms(question)
+        total = sum(weights.values())
+        if total <= 0:
+            return abstain
+        chosen = self._choose(self._sentences(passages, weights), weights, total)
+        # Support counts the question's words only: a sentence offering a number is a
+        # candidate answer, not evidence that it answers *this* question.
+        words = {w: v for w, v in weights.items() if w not in (DATE_SLOT, NUMBER_SLOT)}
+        covered = set().union(*(s.terms for s in chosen)) if chosen else set()
+        support = sum(words.get(t, 0.0) for t in covered) / (sum(words.values()) or 1.0)
+        if support < self.config.min_support:
+            return abstain
+        citations: list[Citation] = []
+        for s in chosen:
+            passage = passages[s.rank]
+            a, b = self._trim(passage.passage.text[s.start : s.end], weights)
+            citations.append(cite(len(citations) + 1, passage, s.start + a, s.start + b))
+        text = "".join(f"{c.quote}[{c.n}]" for c in citations)
+        return Answer(question, text, False, tuple(citations), tuple(passages))
+
+    def _covered(self, text: str, weights: dict[str, float]) -> frozenset[str]:
+        """The question words (and answer slot) that occur in `text`."""
+        folded = fold_script(text)
+        covered = {w for w in weights if w in folded}
+        if DATE_SLOT in weights and _DATE.search(folded):
+            covered.add(DATE_SLOT)
+        if NUMBER_SLOT in weights and _NUMBER.search(folded):
+            covered.add(NUMBER_SLOT)
+        return frozenset(covered)
+
+    def _sentences(
+        self, passages: Sequence[ScoredPassage], weights: dict[str, float]
+    ) -> list[_Sentence]:
+        out = []
+        for rank, sp in enumerate(passages[: self.config.passages_considered]):
+            text = sp.passage.text
+            for a, b in split_sentences(text):
+                if text[a:b].strip():
+                    out.append(_Sentence(rank, a, b, self._covered(text[a:b], weights)))
+        return out
+
+    def _choose(
+        self, sentences: list[_Sentence], weights: dict[str, float], total: float
+    ) -> list[_Sentence]:
+        chosen: list[_Sentence] = []
+        covered: set[str] = set()
+        length = 0
+        while len(chosen) < self.config.max_sentences:
+            best, best_key = None, (0.0, 0.0)
+            for s in sentences:
+                if s in chosen:
+                    continue
+                gain = sum(weights.get(t, 0.0) for t in s.terms - covered) / total
+                # Earlier passages win ties: the retrieval already judged them more relevant.
+                key = (gain, -s.rank)
+                if key > best_key:
+                    best, best_key = s, key
+            if best is None:
+                break
+            gain = best_key[0]
+            size = min(best.end - best.start, self.config.max_chars)
+            if chosen and (gain < self.config.min_gain or length + size > self.config.max_chars):
+                break
+            chosen.append(best)
+            covered |= best.terms
+            length += size
+        return chosen
+
+    def _trim(self, sentence: str, weights: dict[str, float]) -> tuple[int, int]:
+        """The window of whole clauses of a long sentence that covers the most question weight.
+
+        A long sentence is cut at commas rather than mid-word, keeping the clauses that
+        mention what was asked, so a short answer still contains its evidence.
+        """
+        max_chars = self.config.max_chars
+        if len(sentence) <= max_chars:
+            return (0, len(sentence))
+        clauses = [m.span() for m in _CLAUSE.finditer(sentence)]
+        best, best_key = (0, max_chars), (-1.0, 0)
+        for i in range(len(clauses)):
+            for j in range(i, len(clauses)):
+                a, b = clauses[i][0], clauses[j][1]
+                if b - a > max_chars and j > i:
+                    break
+                covered = self._covered(sentence[a:b], weights)
+                key = (sum(weights.get(t, 0.0) for t in covered), -(b - a))
+                if key > best_key:
+                    best, best_key = (a, min(b, a + max_chars)), key
+        return best
+
+
+def cite(n: int, passage: ScoredPassage, start: int, end: int) -> Citation:
+    """A citation of `passage.text[start:end]`, quoted from the passage's first source.
+
+    The quote is cut from the source's own text (the file's script, cleaned), and its
+    offsets come from the source's offset map, so `source[char_start:char_end]` cleans to
+    exactly the quote.
+    """
+    source = passage.passage.sources[0]
+    raw = source.text[start:end]
+    lead = len(raw) - len(raw.lstrip())
+    a, b = start + lead, start + len(raw.rstrip())
+    char_start, char_end = source.quote_span(a, b)
+    return Citation(
+        n=n,
+        file=source.file,
+        paragraph=source.paragraph,
+        line_start=source.line_start,
+        line_end=source.line_end,
+        char_start=char_start,
+        char_end=char_end,
+        quote=source.text[a:b],
+        passage_id=passage.passage.id,
+    )

@@ -1,0 +1,109 @@
+"""Sentence-aligned, Chinese-aware chunking of paragraphs into passages-to-be."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from rag.types import Chunk, Document, Paragraph, Source
+
+# A sentence ends after 。！？；… (or their ASCII forms followed by a space) plus any closing
+# quotes or brackets, so that `他说：“好。”` stays whole.
+SENTENCE_END = r"(?:[。！？；…!?;]+|\.(?=\s))[」』”’）)\]]*"
+# When a single sentence is longer than a chunk, fall back to clause breaks, then characters.
+CLAUSE_END = r"[，、：,:]"
+
+_SENTENCE_RE = re.compile(SENTENCE_END)
+
+
+def make_splitter(size: int) -> RecursiveCharacterTextSplitter:
+    """LangChain's recursive splitter, set up so that chunks concatenate back to the input.
+
+    Separators are kept at the end of the piece they close and nothing is stripped or
+    overlapped, which is what lets every chunk keep exact offsets into its paragraph.
+    """
+    return RecursiveCharacterTextSplitter(
+        separators=[SENTENCE_END, CLAUSE_END, ""],
+        is_separator_regex=True,
+        keep_separator="end",
+        chunk_size=size,
+        chunk_overlap=0,
+        strip_whitespace=False,
+    )
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Spans `(start, end)` of the sentences of `text`, covering it exactly."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_RE.finditer(text):
+        spans.append((start, m.end()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def chunk_spans(text: str, splitter: RecursiveCharacterTextSplitter) -> list[tuple[int, int]]:
+    """Spans of the chunks of one paragraph; they tile `text` exactly, in order."""
+    if len(text) <= splitter._chunk_size:
+        return [(0, len(text))] if text else []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for piece in splitter.split_text(text):
+        # The splitter returns pieces in order without overlap; find() guards against
+        # any drift rather than trusting lengths blindly.
+        start = text.find(piece, pos)
+        if start < 0:
+            raise AssertionError("splitter returned text that is not in its input")
+        spans.append((start, start + len(piece)))
+        pos = start + len(piece)
+    return spans
+
+
+class LineIndex:
+    """Turns character offsets of a source text into 1-based line numbers."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line_of(self, offset: int) -> int:
+        return bisect_right(self._starts, offset)
+
+
+def paragraph_chunks(
+    paragraph: Paragraph, lines: LineIndex, splitter: RecursiveCharacterTextSplitter
+) -> Iterator[Chunk]:
+    """Chunks of one paragraph, white space trimmed, each with its exact source span."""
+    for a, b in chunk_spans(paragraph.text, splitter):
+        piece = paragraph.text[a:b]
+        lead = len(piece) - len(piece.lstrip())
+        a, b = a + lead, a + len(piece.rstrip())
+        if a >= b:
+            continue
+        char_start, char_end = paragraph.source_span(a, b)
+        yield Chunk(
+            text=paragraph.text[a:b],
+            source=Source(
+                file=paragraph.file,
+                paragraph=paragraph.number,
+                line_start=lines.line_of(char_start),
+                line_end=lines.line_of(max(char_end - 1, char_start)),
+                char_start=char_start,
+                char_end=char_end,
+                text=paragraph.text[a:b],
+                origin=paragraph.origin.slice(a, b),
+            ),
+            paragraph=paragraph,
+            start=a,
+        )
+
+
+def chunk_document(document: Document, size: int) -> list[Chunk]:
+    """All chunks of a document, paragraph by paragraph: a chunk never crosses paragraphs."""
+    splitter = make_splitter(size)
+    lines = LineIndex(document.source.text)
+    return [c for p in document.paragraphs for c in paragraph_chunks(p, lines, splitter)]

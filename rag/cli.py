@@ -1,0 +1,176 @@
+"""The `rag` command line: ingest files, ask and search, list and remove documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag.index import IndexMismatchError
+from rag.loaders import iter_files
+from rag.payload import answer_payload, passage_payload
+from rag.pipeline import Pipeline, open_pipeline
+from rag.settings import get_settings
+
+app = typer.Typer(help="Question answering over Chinese documents, with cited answers.")
+docs_app = typer.Typer(help="List or remove ingested documents.")
+app.add_typer(docs_app, name="docs")
+
+console = Console()
+errors = Console(stderr=True)
+
+IndexOption = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index directory [default: $RAG_INDEX_DIR or .rag-index]"),
+]
+TopKOption = Annotated[
+    int | None, typer.Option("--top-k", min=1, max=50, help="Passages to retrieve")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
+
+
+def _open(index: Path | None) -> Pipeline:
+    settings = get_settings()
+    from embeddings.factory import make_embedder
+
+    try:
+        return open_pipeline(settings, make_embedder(settings.embedder), index)
+    except (IndexMismatchError, ValueError, ImportError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+def _print_json(data: Any) -> None:
+    # Plain print, not rich: the output must be exactly the JSON, unwrapped and uncoloured.
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+    index: IndexOption = None,
+) -> None:
+    """Ingest files into the index; unchanged files are skipped, changed ones replaced."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        errors.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    pipeline = _open(index)
+    total = sum(1 for _ in iter_files(paths))
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[file]}"),
+        console=errors,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting", total=total, file="")
+        seen = 0
+
+        def on_file(name: str) -> None:
+            nonlocal seen
+            progress.update(task, completed=seen, file=name)
+            seen += 1
+
+        report = pipeline.ingest(paths, on_file=on_file)
+        progress.update(task, completed=total)
+    table = Table(title=f"Ingested into {pipeline.index.directory}", show_header=False)
+    rows = [
+        ("files read", report.files),
+        ("unchanged (skipped)", report.unchanged),
+        ("paragraphs", report.paragraphs),
+        ("passages (chunks)", report.chunks),
+        ("new passages indexed", report.new_passages),
+        (
+            "duplicates merged",
+            f"{report.duplicates_merged} "
+            f"({report.exact_duplicates} exact, {report.near_duplicates} near)",
+        ),
+        ("files skipped", len(report.skipped)),
+        ("time", f"{report.seconds:.1f} s (embedding {report.embed_seconds:.1f} s)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    for skipped in report.skipped:
+        errors.print(f"[yellow]skipped[/yellow] {skipped.path}: {skipped.reason}")
+
+
+@app.command()
+def ask(
+    question: Annotated[
+        str, typer.Argument(help="The question, in simplified or traditional Chinese")
+    ],
+    index: IndexOption = None,
+    top_k: TopKOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question with cited sentences from the documents."""
+    answer = _open(index).ask(question, top_k)
+    if as_json:
+        _print_json(answer_payload(answer))
+        return
+    console.print(answer.answer, highlight=False)
+    for c in answer.citations:
+        console.print(
+            f"  [{c.n}] {c.file} ¶{c.paragraph} "
+            f"(line {c.line_start}, chars {c.char_start}-{c.char_end})",
+            highlight=False,
+        )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Search text")],
+    index: IndexOption = None,
+    top_k: TopKOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the passages retrieved for a query, with their fused 0-1 scores."""
+    pipeline = _open(index)
+    retrieval = pipeline.retriever.search(query, top_k or pipeline.settings.top_k)
+    if as_json:
+        _print_json({"passages": [passage_payload(p) for p in retrieval.passages]})
+        return
+    for i, p in enumerate(retrieval.passages, 1):
+        where = "; ".join(f"{s.file} ¶{s.paragraph}" for s in p.passage.sources)
+        console.print(f"[bold]{i}. {p.score:.3f}[/bold] {where}", highlight=False)
+        console.print(f"   {p.passage.text[:160]}", highlight=False)
+
+
+@docs_app.command("list")
+def docs_list(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """List ingested documents."""
+    rows = _open(index).index.documents()
+    if as_json:
+        _print_json([row.__dict__ for row in rows])
+        return
+    table = Table("id", "file", "paragraphs", "passages", "encoding", "ingested at")
+    for r in rows:
+        table.add_row(
+            str(r.id), r.file, str(r.paragraphs), str(r.passages), r.encoding, r.ingested_at
+        )
+    console.print(table)
+
+
+@docs_app.command("rm")
+def docs_rm(
+    files: Annotated[list[str], typer.Argument(help="Files as `rag docs list` names them")],
+    index: IndexOption = None,
+) -> None:
+    """Remove documents: their passages, vectors and lexical postings."""
+    pipeline = _open(index)
+    missing = [f for f in files if not pipeline.remove(f)]
+    for f in files:
+        if f not in missing:
+            console.print(f"removed {f}")
+    if missing:
+        errors.print(f"[red]error:[/red] not in the index: {', '.join(missing)}")
+        raise typer.Exit(1)

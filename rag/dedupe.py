@@ -1,0 +1,96 @@
+"""Duplicate detection: one identity for exact duplicates, MinHash LSH for near duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from rag.script import fold_script
+
+_SPACE = re.compile(r"\s+")
+# Punctuation differences (，vs ,) and spacing should not make two copies of a text distinct.
+_PUNCT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Folded text without white space or punctuation: what two copies must share."""
+    return _PUNCT.sub("", _SPACE.sub("", fold_script(text)))
+
+
+def content_hash(text: str) -> str:
+    """Identity of a passage for exact deduplication: normalise, fold script, hash.
+
+    `質量是基礎。` and `质量是基础, ` hash alike, so a traditional copy of a simplified
+    passage is one passage with two sources.
+    """
+    return hashlib.sha1(normalise(text).encode("utf-8")).hexdigest()
+
+
+def shingles(text: str, size: int) -> list[bytes]:
+    """Character `size`-grams of the normalised text (the whole text if shorter)."""
+    norm = normalise(text)
+    if len(norm) <= size:
+        return [norm.encode("utf-8")]
+    return [norm[i : i + size].encode("utf-8") for i in range(len(norm) - size + 1)]
+
+
+# Stored signatures are only comparable under the hashing scheme that made them: pin it.
+SCHEME = "affine32"
+
+
+def minhash(text: str, size: int, num_perm: int) -> MinHash:
+    m = MinHash(num_perm=num_perm, scheme=SCHEME)
+    m.update_batch(shingles(text, size))
+    return m
+
+
+class NearDuplicateIndex:
+    """Finds, among the passages added so far, one whose shingles overlap a new text enough.
+
+    LSH proposes candidates; the estimated Jaccard similarity of their MinHashes decides, so
+    a merge needs `threshold` similarity, not just a shared band.
+    """
+
+    def __init__(self, threshold: float, num_perm: int, shingle_size: int) -> None:
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._hashes: dict[int, MinHash] = {}
+
+    def signature(self, text: str) -> MinHash:
+        return minhash(text, self.shingle_size, self.num_perm)
+
+    def add(self, key: int, signature: MinHash) -> None:
+        if key not in self._hashes:
+            self._lsh.insert(key, signature)
+            self._hashes[key] = signature
+
+    def remove(self, key: int) -> None:
+        if self._hashes.pop(key, None) is not None:
+            self._lsh.remove(key)
+
+    def find(self, signature: MinHash) -> int | None:
+        """The most similar stored key at or above the threshold, if any."""
+        best, best_sim = None, self.threshold
+        for key in self._lsh.query(signature):
+            sim = signature.jaccard(self._hashes[key])
+            if sim >= best_sim:
+                best, best_sim = key, sim
+        return best
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+
+def signature_bytes(signature: MinHash) -> bytes:
+    return np.asarray(signature.hashvalues, dtype=np.uint64).tobytes()
+
+
+def signature_from_bytes(data: bytes, num_perm: int) -> MinHash:
+    return MinHash(
+        num_perm=num_perm, hashvalues=np.frombuffer(data, dtype=np.uint64), scheme=SCHEME
+    )

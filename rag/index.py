@@ -1,0 +1,307 @@
+"""The index directory: the passage store plus the dense and lexical caches built from it.
+
+Layout of an index directory:
+    store.sqlite    documents, paragraphs, passages, sources, vectors (the source of truth)
+    vectors.faiss   FAISS index of passage vectors, by passage id
+    lexical/        bm25s index of folded passage text, by passage id
+    caches.json     the store generation the two caches were built from
+
+A write commits to SQLite first, then rewrites the caches and stamps them with the new
+generation. If a process dies in between, the next open sees a stale stamp and rebuilds the
+caches from the store, so the directory never serves half of a change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.dedupe import (
+    NearDuplicateIndex,
+    content_hash,
+    signature_bytes,
+    signature_from_bytes,
+)
+from rag.lexical import LexicalIndex
+from rag.script import fold_script
+from rag.store import DocumentRow, Store, vectors_from_rows
+from rag.tokenize import get_tokenizer
+from rag.types import Chunk, Document, Passage
+from rag.vectors import VectorIndex
+
+EmbedPassages = Callable[[list[str]], np.ndarray]
+
+
+class IndexMismatchError(ValueError):
+    """The index on disk was built with settings that cannot serve this configuration."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """What an index was built with; a mismatch on open is an error, not silent garbage."""
+
+    embedder: str
+    dim: int
+    tokenizer: str
+    chunk_size: int
+    dedupe_threshold: float
+    shingle_size: int
+    minhash_perm: int
+
+    def as_meta(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class AddResult:
+    passages: int = 0  # chunks of the document
+    new_passages: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    passage_ids: list[int] = field(default_factory=list)
+
+    @property
+    def merged(self) -> int:
+        return self.exact_duplicates + self.near_duplicates
+
+
+@dataclass(frozen=True)
+class _Caches:
+    """An immutable snapshot readers search; a commit replaces it whole."""
+
+    vectors: VectorIndex
+    lexical: LexicalIndex
+
+
+class Index:
+    def __init__(self, directory: Path, config: IndexConfig) -> None:
+        self.directory = directory
+        self.config = config
+        directory.mkdir(parents=True, exist_ok=True)
+        self.store = Store(directory / "store.sqlite")
+        self._check_config()
+        self._tokenize = get_tokenizer(config.tokenizer)
+        self._near: NearDuplicateIndex | None = None
+        self._working: VectorIndex | None = None
+        self._caches = self._load_caches()
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _check_config(self) -> None:
+        stored = {k: self.store.get_meta(k) for k in self.config.as_meta()}
+        if all(v is None for v in stored.values()):
+            with self.store.transaction():
+                for k, v in self.config.as_meta().items():
+                    self.store.set_meta(k, v)
+            return
+        wanted = self.config.as_meta()
+        diff = {k: (stored[k], wanted[k]) for k in wanted if stored[k] != wanted[k]}
+        if diff:
+            details = ", ".join(
+                f"{k}: index has {a}, settings ask {b}" for k, (a, b) in diff.items()
+            )
+            raise IndexMismatchError(
+                f"index at {self.directory} was built differently ({details}); "
+                "use the settings it was built with, or re-ingest into a new index directory"
+            )
+
+    def _load_caches(self) -> _Caches:
+        stamp = self.directory / "caches.json"
+        generation = self.store.generation()
+        try:
+            if json.loads(stamp.read_text())["generation"] == generation:
+                return _Caches(
+                    VectorIndex.load(self.directory / "vectors.faiss"),
+                    LexicalIndex.load(self.directory / "lexical"),
+                )
+        except (OSError, ValueError, KeyError, RuntimeError):
+            pass  # missing or unreadable caches are rebuilt below
+        caches = self._build_caches()
+        self._save_caches(caches, generation)
+        return caches
+
+    def _build_caches(self) -> _Caches:
+        rows = list(self.store.iter_passages())
+        ids, matrix = vectors_from_rows(rows, self.config.dim)
+        vectors = VectorIndex.build(self.config.dim, ids, matrix)
+        return _Caches(vectors, self._build_lexical(rows_ids=ids, folded=[r.folded for r in rows]))
+
+    def _build_lexical(self, rows_ids: Sequence[int], folded: Sequence[str]) -> LexicalIndex:
+        return LexicalIndex.build(rows_ids, [self._tokenize(f) for f in folded])
+
+    def _save_caches(self, caches: _Caches, generation: int) -> None:
+        caches.vectors.save(self.directory / "vectors.faiss")
+        caches.lexical.save(self.directory / "lexical")
+        tmp = self.directory / "caches.json.tmp"
+        tmp.write_text(json.dumps({"generation": generation}))
+        os.replace(tmp, self.directory / "caches.json")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def tokenize(self, folded: str) -> list[str]:
+        return self._tokenize(folded)
+
+    def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self._caches.vectors.search(query_vector, k)
+
+    def lexical_search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+        return self._caches.lexical.search(tokens, k)
+
+    def hybrid_candidates(
+        self, tokens: Sequence[str], query_vector: np.ndarray, k: int
+    ) -> tuple[dict[int, float], dict[int, float], dict[str, float]]:
+        """Top `k` of each ranking, each candidate scored by both (cosine, BM25), and timings.
+
+        Scoring the union fully, rather than treating "absent from the other top k" as zero,
+        keeps a passage that is 51st lexically but 1st densely from losing its lexical half.
+        """
+        caches = self._caches  # one snapshot for the whole query
+        t0 = time.perf_counter()
+        lexical_all = caches.lexical.scores(tokens)
+        lexical_top = caches.lexical.top(lexical_all, k)
+        t1 = time.perf_counter()
+        dense_top = caches.vectors.search(query_vector, k)
+        ids = {pid for pid, _ in lexical_top} | {pid for pid, _ in dense_top}
+        dense = caches.vectors.similarities(query_vector, ids)
+        t2 = time.perf_counter()
+        lexical = caches.lexical.score_of(lexical_all, ids)
+        timings = {"lexical": (t1 - t0) * 1000, "dense_search": (t2 - t1) * 1000}
+        return dense, lexical, timings
+
+    def idf(self, tokens: Iterable[str]) -> dict[str, float]:
+        return self._caches.lexical.idf(tokens)
+
+    def passages(self, ids: Sequence[int]) -> dict[int, Passage]:
+        return self.store.passages(ids)
+
+    def documents(self) -> list[DocumentRow]:
+        return self.store.documents()
+
+    def __len__(self) -> int:
+        return len(self._caches.vectors)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _near_duplicates(self) -> NearDuplicateIndex:
+        if self._near is None:
+            near = NearDuplicateIndex(
+                self.config.dedupe_threshold, self.config.minhash_perm, self.config.shingle_size
+            )
+            for row in self.store.iter_passages():
+                near.add(row.id, signature_from_bytes(row.signature, self.config.minhash_perm))
+            self._near = near
+        return self._near
+
+    def _working_vectors(self) -> VectorIndex:
+        # Writes go to a private copy so readers keep searching the committed snapshot.
+        if self._working is None:
+            self._working = self._caches.vectors.copy()
+        return self._working
+
+    def unchanged(self, file: str, content_hash_: str) -> bool:
+        row = self.store.find_document(file)
+        return row is not None and row.content_hash == content_hash_
+
+    def add_document(
+        self, file: str, document: Document, chunks: Sequence[Chunk], embed: EmbedPassages
+    ) -> AddResult:
+        """Store a document's chunks as passages, merging duplicates; replaces an older version.
+
+        Exact duplicates (same `content_hash`) and near duplicates (MinHash Jaccard at or
+        above the threshold) become extra sources of the passage already stored, so the
+        passage is embedded once and every file that holds it can be cited.
+        """
+        result = AddResult(passages=len(chunks))
+        near = self._near_duplicates()
+        vectors = self._working_vectors()
+        try:
+            with self.store.transaction():
+                existing = self.store.find_document(file)
+                if existing is not None:
+                    self._remove(existing.id, near, vectors)
+                doc_id = self.store.insert_document(file, document)
+                fresh: list[tuple[int, str]] = []
+                for chunk in chunks:
+                    pid = self._place(chunk, near, result)
+                    if pid is None:
+                        folded = fold_script(chunk.text)
+                        signature = near.signature(chunk.text)
+                        pid = self.store.insert_passage(
+                            chunk.text,
+                            folded,
+                            content_hash(chunk.text),
+                            signature_bytes(signature),
+                            np.zeros(0, np.float32),
+                        )
+                        near.add(pid, signature)
+                        fresh.append((pid, folded))
+                        result.new_passages += 1
+                    self.store.insert_source(pid, doc_id, chunk.source)
+                    result.passage_ids.append(pid)
+                if fresh:
+                    # Passages are embedded in folded form, like queries, so the dense side
+                    # also sees one script.
+                    matrix = embed([text for _, text in fresh])
+                    self.store.set_vectors([pid for pid, _ in fresh], matrix)
+                    vectors.add([pid for pid, _ in fresh], matrix)
+                self.store.bump_generation()
+        except BaseException:
+            # The store rolled back; the in-memory working state no longer matches it.
+            self._near = None
+            self._working = None
+            raise
+        return result
+
+    def _place(self, chunk: Chunk, near: NearDuplicateIndex, result: AddResult) -> int | None:
+        """The stored passage this chunk duplicates, if any."""
+        pid = self.store.passage_id_by_hash(content_hash(chunk.text))
+        if pid is not None:
+            result.exact_duplicates += 1
+            return pid
+        pid = near.find(near.signature(chunk.text))
+        if pid is not None:
+            result.near_duplicates += 1
+        return pid
+
+    def _remove(self, doc_id: int, near: NearDuplicateIndex, vectors: VectorIndex) -> None:
+        orphans = self.store.delete_document(doc_id)
+        vectors.remove(orphans)
+        for pid in orphans:
+            near.remove(pid)
+
+    def remove_document(self, file: str) -> bool:
+        """Drop a document; passages it alone held go too. False if there is no such file."""
+        row = self.store.find_document(file)
+        if row is None:
+            return False
+        near = self._near_duplicates()
+        vectors = self._working_vectors()
+        try:
+            with self.store.transaction():
+                self._remove(row.id, near, vectors)
+                self.store.bump_generation()
+        except BaseException:
+            self._near = None
+            self._working = None
+            raise
+        return True
+
+    def commit(self) -> None:
+        """Publish pending writes: rebuild the lexical index, save caches, swap the snapshot."""
+        if self._working is None:
+            return
+        rows = list(self.store.iter_passages())
+        lexical = self._build_lexical([r.id for r in rows], [r.folded for r in rows])
+        caches = _Caches(self._working, lexical)
+        self._save_caches(caches, self.store.generation())
+        self._caches = caches
+        self._working = None
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,307 @@
+"""Find document files, decode them whatever their encoding, and load them as paragraphs."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from rag.clean import clean_paragraphs
+from rag.paragraphs import paragraph_spans
+from rag.types import Document, Format, SourceText
+
+FORMATS: dict[str, Format] = {
+    ".txt": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+}
+
+# Common hanzi: the 500 most frequent characters of jieba's dictionary plus their traditional
+# forms. Text decoded with the right codec is full of them; text decoded with the wrong one
+# (GBK bytes read as Big5 or the reverse) is made of rare characters instead.
+_COMMON_HANZI = frozenset(
+    "一万三上下不与专世业东两並个中为主举么义之也书了争事二于五亚些亞交产京亲人什今从他代令以"
+    "们件价任众会传但位住体何作你使來便保信個們候值做備傳像價儿元先光克兒党入內全兩八公共关兵"
+    "其具内再军农决况准几出分划则別利别到制則前力办功加务动势動務勢包化北区區十千半华单南即却"
+    "卻历原去县参參又及反发取受变口古只叫可台史号司吃各合同名后向听告员周命和品員商問喫單器四"
+    "回因团国图國圖團土在地场型城基報場境增士声处备复外多大天太夫头女她好如始委子字学學它安完"
+    "官定实家容實对导将將專對導小少尔就展属屬山州工己已市布师帝带師帶常干平年并幹幾广应府度廣"
+    "建开式张張強强当形影往很律後得從復德心必快怎思性总息情想意愛感應成我或战戰所手才打技把投"
+    "报拉持指据接提據支收改放政教数整數文料断斯新斷方於族无日早时明是時更書最會月有望朝期本术"
+    "机权李条来東极构林果校样根格條業極構樣機權次正此步武歷死段每比民气氣水求汉江決沒没河治況"
+    "法活派流济海深清游湖源準漢濟火点热無然熱爭爱爲爾片物特王现現理生產用由电界當病發白百的皇"
+    "目直相省看真眼着知石研示社神种科积称程種稱積究空立笑第等算管米类精系紀約紅級組結給統經網"
+    "線編縣總红约级纪线组经结给统编网美羣群義老考者而职联聯聲職聽股育能自至臺與舉色花英華萬處"
+    "號衆行術表被装裏裝西要見規親觀见观规解言計記設許話該認語說調論證議變讓计认让议记许论设证"
+    "话该语说调象資質质资走起路身車軍較轉车转较辦農边达过运近还这进远连选這通速造連進遊運過道"
+    "達遠選還邊那部都里重量金鐵铁長长門開間關门问间队阳际院陽隊随際隨难集難電需非面革領頭題類"
+    "领题風风首馬马體高魚鱼麼黃黄點黨"
+)
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\ue000-\uf8ff]")
+_LEGACY_CANDIDATES = ("gb18030", "big5", "cp950", "big5hkscs")
+_LINE_BREAKS = re.compile(r"\r\n?")
+_MB = 1024 * 1024
+
+
+class LoadError(Exception):
+    """A file that cannot be loaded, with a reason a person can act on."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        # Both go to `args` so the error survives pickling (e.g. from a worker process).
+        super().__init__(str(path), reason)
+        self.path = str(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode file bytes, detecting the encoding; line breaks come back as `\\n`.
+
+    Tries, in order: a byte-order mark (UTF-8, UTF-32, UTF-16), UTF-16 without a mark (NUL
+    bytes at alternate positions), strict UTF-8, then GB18030 against Big5, picking the reading
+    made of common hanzi (charset-normalizer breaks ties), then anything charset-normalizer
+    trusts.
+
+    Args:
+        data: The raw bytes of a file.
+
+    Returns:
+        `(text, encoding)`; offsets in the pipeline point into this `text`.
+
+    Raises:
+        ValueError: The bytes are binary or in no encoding we can read; the message is the
+            reason `LoadError` reports.
+    """
+    text, encoding = _decode_raw(data)
+    # CRLF and CR become LF here, before any offset is taken, so offsets and line numbers all
+    # refer to the text we return.
+    return _LINE_BREAKS.sub("\n", text), encoding
+
+
+def _decode_raw(data: bytes) -> tuple[str, str]:
+    # UTF-32 first: its little-endian mark starts with UTF-16's.
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding.removesuffix("-sig")), encoding
+            except UnicodeDecodeError:
+                raise ValueError(f"invalid {encoding} after its byte-order mark") from None
+    utf16 = _bomless_utf16(data)
+    if utf16 is not None:
+        return utf16
+    if b"\x00" in data:
+        raise ValueError("binary file (NUL bytes)")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    legacy = _legacy_chinese(data)
+    if legacy is not None:
+        return legacy
+    best = from_bytes(data).best()
+    if best is not None and best.encoding:
+        text = str(best)
+        if _looks_like_text(text):
+            return text, best.encoding
+    raise ValueError("cannot detect text encoding")
+
+
+def _bomless_utf16(data: bytes) -> tuple[str, str] | None:
+    # Every ASCII character (newlines, digits, commas) in UTF-16 is a byte and a NUL, so NULs
+    # gather on one parity; the other gets only the few hanzi U+xx00. Binary data has NULs
+    # everywhere, and whatever slips through is refused by the text check.
+    if len(data) < 2 or len(data) % 2:
+        return None
+    nul_even = data[0::2].count(0)
+    nul_odd = data[1::2].count(0)
+    if max(nul_even, nul_odd) < 2 or max(nul_even, nul_odd) < 3 * min(nul_even, nul_odd):
+        return None
+    encoding = "utf-16-le" if nul_odd > nul_even else "utf-16-be"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    return (text, encoding) if _looks_like_text(text) else None
+
+
+def _legacy_chinese(data: bytes) -> tuple[str, str] | None:
+    readings: dict[str, str] = {}
+    for encoding in _LEGACY_CANDIDATES:
+        # Big5 comes in nested flavours: keep the narrowest one that reads the bytes.
+        if encoding != "gb18030" and any(e != "gb18030" for e in readings):
+            continue
+        try:
+            readings[encoding] = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    readings = {e: t for e, t in readings.items() if _looks_like_text(t)}
+    if len(readings) <= 1:
+        return next(((t, e) for e, t in readings.items()), None)
+    scores = {e: _common_hanzi_share(t) for e, t in readings.items()}
+    best = max(scores.values())
+    tied = [e for e in readings if scores[e] == best]
+    if len(tied) > 1:
+        # Too little text to tell (often a handful of characters): ask charset-normalizer.
+        guess = from_bytes(data, cp_isolation=tied).best()
+        if guess is not None and guess.encoding in tied:
+            tied = [guess.encoding]
+    return readings[tied[0]], tied[0]
+
+
+def _common_hanzi_share(text: str) -> float:
+    hanzi = _CJK.findall(text)
+    if not hanzi:
+        return 0.0
+    return sum(ch in _COMMON_HANZI for ch in hanzi) / len(hanzi)
+
+
+def _looks_like_text(text: str) -> bool:
+    # A wrong codec turns bytes into control characters, private-use or unassigned code
+    # points; a sample is enough to notice.
+    sample = text[:20_000]
+    if not sample:
+        return True
+    odd = sum(
+        1
+        for ch in sample
+        if ch not in "\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Co", "Cn", "Cs")
+    )
+    return odd <= len(sample) // 100
+
+
+def read_source(path: Path, max_bytes: int) -> SourceText:
+    """Read and decode one file; its format comes from the extension.
+
+    Args:
+        path: A `.txt`, `.md`/`.markdown` or `.html`/`.htm` file.
+        max_bytes: Larger files are refused rather than read.
+
+    Returns:
+        The decoded text with its encoding and format.
+
+    Raises:
+        LoadError: Unsupported extension, missing, unreadable, too large, empty, binary or
+            undecodable file.
+    """
+    return _source_from_bytes(path, _read_bytes(path, max_bytes))
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    extension = path.suffix.lower()
+    if extension not in FORMATS:
+        raise LoadError(path, f"unsupported extension {extension or '(none)'}")
+    try:
+        if not path.is_file():
+            reason = "not a regular file" if path.exists() else "no such file"
+            raise LoadError(path, reason)
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise LoadError(
+                path, f"file too large ({size / _MB:.1f} MB > {max_bytes / _MB:g} MB limit)"
+            )
+        with path.open("rb") as f:
+            # Read one byte past the limit: the file may have grown since the stat.
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise LoadError(path, f"cannot read file ({e.strerror or e})") from e
+    if len(data) > max_bytes:
+        raise LoadError(path, f"file too large (over the {max_bytes / _MB:g} MB limit)")
+    if not data:
+        raise LoadError(path, "empty file")
+    return data
+
+
+def _source_from_bytes(path: Path, data: bytes) -> SourceText:
+    try:
+        text, encoding = decode(data)
+    except ValueError as e:
+        raise LoadError(path, str(e)) from None
+    if not text.strip():
+        raise LoadError(path, "empty file (only white space)")
+    return SourceText(str(path), text, encoding, FORMATS[path.suffix.lower()])
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Yield the document files named by `paths`, walking folders.
+
+    Folders are walked recursively in sorted order, skipping hidden files and folders and
+    files with unsupported extensions, following symlinks but never entering the same real
+    folder twice (so a symlink loop ends). A path that is not a folder is yielded as is,
+    whatever its name, so that loading it reports why it cannot be read.
+
+    Args:
+        paths: Files and folders.
+
+    Yields:
+        File paths, each folder's files sorted by name, depth first.
+    """
+    seen: set[tuple[int, int]] = set()
+    for path in paths:
+        if path.is_dir():
+            yield from _walk(path, seen)
+        else:
+            yield path
+
+
+def _walk(root: Path, seen: set[tuple[int, int]]) -> Iterator[Path]:
+    # A stack of open folder listings instead of recursion: deep trees cannot overflow it.
+    stack = [iter(_listing(root, seen))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry.is_dir():
+            stack.append(iter(_listing(entry, seen)))
+        elif entry.suffix.lower() in FORMATS:
+            yield entry
+
+
+def _listing(folder: Path, seen: set[tuple[int, int]]) -> list[Path]:
+    """Visible entries of `folder` sorted by name, or none if this real folder was seen."""
+    try:
+        info = folder.stat()
+        # (device, inode) names the real folder whatever symlink led here.
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            return []
+        seen.add(key)
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it if not e.name.startswith("."))
+    except OSError:
+        return []
+    return [folder / name for name in names]
+
+
+def load_document(path: Path, max_bytes: int) -> Document:
+    """Load one file into numbered, cleaned paragraphs.
+
+    Args:
+        path: The file to load.
+        max_bytes: Larger files are refused.
+
+    Returns:
+        The document; `content_hash` is the SHA-256 of the raw bytes, in hex.
+
+    Raises:
+        LoadError: The file cannot be read or decoded (see `read_source`).
+    """
+    data = _read_bytes(path, max_bytes)
+    source = _source_from_bytes(path, data)
+    paragraphs = clean_paragraphs(paragraph_spans(source), source.path)
+    return Document(source, tuple(paragraphs), hashlib.sha256(data).hexdigest())

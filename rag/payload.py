@@ -1,0 +1,52 @@
+"""The JSON shape of answers and passages, shared by `rag ask --json` and `POST /v1/ask`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rag.types import Answer, Citation, ScoredPassage, Source
+
+
+def source_payload(source: Source) -> dict[str, Any]:
+    return {
+        "file": source.file,
+        "paragraph": source.paragraph,
+        "line_start": source.line_start,
+        "line_end": source.line_end,
+        "char_start": source.char_start,
+        "char_end": source.char_end,
+    }
+
+
+def passage_payload(scored: ScoredPassage) -> dict[str, Any]:
+    return {
+        "id": scored.passage.id,
+        "text": scored.passage.text,
+        "score": scored.score,
+        "sources": [source_payload(s) for s in scored.passage.sources],
+    }
+
+
+def citation_payload(citation: Citation) -> dict[str, Any]:
+    return {
+        "n": citation.n,
+        "file": citation.file,
+        "paragraph": citation.paragraph,
+        "line_start": citation.line_start,
+        "line_end": citation.line_end,
+        "char_start": citation.char_start,
+        "char_end": citation.char_end,
+        "quote": citation.quote,
+        "passage_id": citation.passage_id,
+    }
+
+
+def answer_payload(answer: Answer) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "answer": answer.answer,
+        "abstained": answer.abstained,
+        "citations": [citation_payload(c) for c in answer.citations],
+        "passages": [passage_payload(p) for p in answer.passages],
+        "timings_ms": dict(answer.timings_ms),
+    }

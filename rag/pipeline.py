@@ -1,0 +1,180 @@
+"""The pipeline as the CLI, the service and the evaluator all use it: ingest, search, ask."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embeddings.base import Embedder
+from rag.answer import Composer, ExtractiveComposer, ExtractiveConfig, Lexicon
+from rag.chunk import chunk_document
+from rag.index import Index, IndexConfig
+from rag.loaders import LoadError, iter_files, load_document
+from rag.retrieve import RetrievalConfig, Retriever
+from rag.settings import Settings
+from rag.types import Answer
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    unchanged: int = 0
+    paragraphs: int = 0
+    chunks: int = 0
+    new_passages: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def duplicates_merged(self) -> int:
+        return self.exact_duplicates + self.near_duplicates
+
+
+def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
+    return IndexConfig(
+        embedder=embedder.name,
+        dim=embedder.dim,
+        tokenizer=settings.tokenizer,
+        chunk_size=settings.chunk_size,
+        dedupe_threshold=settings.dedupe_threshold,
+        shingle_size=settings.shingle_size,
+        minhash_perm=settings.minhash_perm,
+    )
+
+
+def file_key(path: Path, root: Path) -> str:
+    """How a file is named in citations: relative to the folder it was ingested from."""
+    if root.is_dir():
+        return path.relative_to(root).as_posix()
+    return path.name
+
+
+class Pipeline:
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        settings: Settings,
+        composer: Composer | None = None,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.composer = composer if composer is not None else make_composer(settings, index)
+        self.retriever = Retriever(
+            index,
+            embedder,
+            RetrievalConfig(
+                candidates=settings.candidates,
+                dense_weight=settings.dense_weight,
+                dense_floor=settings.dense_floor,
+            ),
+        )
+
+    # -- writing ------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        on_file: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        """Load, clean, chunk, deduplicate, embed and index files and folders.
+
+        A file that cannot be read is reported in `skipped` with its reason; the others are
+        still ingested. An unchanged file (same content hash) costs only its hashing.
+        """
+        report = IngestReport()
+        started = time.perf_counter()
+
+        def embed(texts: list[str]) -> object:
+            t = time.perf_counter()
+            vectors = self.embedder.embed(texts, kind="passage")
+            report.embed_seconds += time.perf_counter() - t
+            return vectors
+
+        for root, path in _files(paths):
+            key = file_key(path, root)
+            if on_file is not None:
+                on_file(key)
+            try:
+                document = load_document(path, self.settings.max_file_mb * 1024 * 1024)
+            except LoadError as err:
+                report.skipped.append(Skipped(str(path), err.reason))
+                continue
+            report.files += 1
+            if self.index.unchanged(key, document.content_hash):
+                report.unchanged += 1
+                continue
+            chunks = chunk_document(document, self.settings.chunk_size)
+            result = self.index.add_document(key, document, chunks, embed)  # type: ignore[arg-type]
+            report.paragraphs += len(document.paragraphs)
+            report.chunks += result.passages
+            report.new_passages += result.new_passages
+            report.exact_duplicates += result.exact_duplicates
+            report.near_duplicates += result.near_duplicates
+        self.index.commit()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, file: str) -> bool:
+        removed = self.index.remove_document(file)
+        self.index.commit()
+        return removed
+
+    # -- reading ------------------------------------------------------------------------
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        started = time.perf_counter()
+        retrieval = self.retriever.search(question, top_k or self.settings.top_k)
+        clock = time.perf_counter()
+        answer = self.composer.compose(question, retrieval.passages)
+        timings = dict(retrieval.timings_ms)
+        timings["compose"] = round((time.perf_counter() - clock) * 1000, 3)
+        timings["total"] = round((time.perf_counter() - started) * 1000, 3)
+        return Answer(
+            answer.question,
+            answer.answer,
+            answer.abstained,
+            answer.citations,
+            answer.passages,
+            timings,
+        )
+
+
+def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+    for root in paths:
+        for path in iter_files([root]):
+            yield root, path
+
+
+def make_composer(settings: Settings, lexicon: Lexicon) -> Composer:
+    if settings.answerer == "extractive":
+        return ExtractiveComposer(
+            ExtractiveConfig(
+                abstain_below=settings.abstain_below,
+                min_support=settings.min_support,
+                max_sentences=settings.answer_sentences,
+                max_chars=settings.answer_max_chars,
+            ),
+            lexicon,
+        )
+    raise ValueError(f"unknown answerer {settings.answerer!r}; valid: extractive")
+
+
+def open_pipeline(
+    settings: Settings, embedder: Embedder, directory: Path | None = None
+) -> Pipeline:
+    """Open (or create) the index at `directory` (default: settings.index_dir)."""
+    index = Index(directory or settings.index_dir, index_config(settings, embedder))
+    return Pipeline(index, embedder, settings)

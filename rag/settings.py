@@ -1,0 +1,52 @@
+"""The one settings object: every tunable of the pipeline, from `RAG_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Built once by `get_settings()` and passed down; `rag/` never reads the environment itself."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    index_dir: Path = Path(".rag-index")
+    embedder: str = "e5-small"
+
+    # Chunking: characters per passage (see docs/benchmarks.md for how these were chosen).
+    chunk_size: int = Field(default=400, ge=50, le=4000)
+    min_chunk: int = Field(default=0, ge=0)
+
+    # Near-duplicate detection: Jaccard similarity of character shingles.
+    dedupe_threshold: float = Field(default=0.85, gt=0, le=1)
+    shingle_size: int = Field(default=3, ge=1, le=8)
+    minhash_perm: int = Field(default=128, ge=16, le=512)
+
+    # Lexical index tokenisation of folded text.
+    tokenizer: Literal["bigram", "jieba", "bigram+jieba"] = "bigram"
+
+    # Retrieval and fusion.
+    top_k: int = Field(default=5, ge=1, le=50)
+    candidates: int = Field(default=50, ge=1, le=1000)
+    dense_weight: float = Field(default=0.5, ge=0, le=1)
+    # Cosine similarity that counts as unrelated for the embedder (multilingual-e5 puts
+    # unrelated text around 0.75, not 0); the dense score is rescaled from here to 1.
+    dense_floor: float = Field(default=0.75, ge=-1, lt=1)
+
+    # Answer composition.
+    answerer: Literal["extractive"] = "extractive"
+    abstain_below: float = Field(default=0.35, ge=0, le=1)
+    min_support: float = Field(default=0.4, ge=0, le=1)
+    answer_sentences: int = Field(default=2, ge=1, le=10)
+    answer_max_chars: int = Field(default=150, ge=20)
+    max_file_mb: int = Field(default=50, ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,294 @@
+"""The passage store: SQLite holds documents, paragraphs, passages, their sources and vectors.
+
+It is the source of truth; the FAISS and BM25 files beside it are caches that can always be
+rebuilt from it (see `rag.index`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from rag.types import Document, OffsetMap, Passage, Source
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    file TEXT UNIQUE NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    format TEXT NOT NULL,
+    paragraphs INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS paragraphs (
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    line_start INTEGER NOT NULL,
+    line_end INTEGER NOT NULL,
+    PRIMARY KEY (document_id, number)
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    folded TEXT NOT NULL,
+    hash TEXT UNIQUE NOT NULL,
+    signature BLOB NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    paragraph INTEGER NOT NULL,
+    line_start INTEGER NOT NULL,
+    line_end INTEGER NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    origin TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sources_by_passage ON sources(passage_id);
+CREATE INDEX IF NOT EXISTS sources_by_document ON sources(document_id);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: int
+    file: str
+    path: str
+    content_hash: str
+    encoding: str
+    format: str
+    paragraphs: int
+    passages: int
+    ingested_at: str
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """What the caches are rebuilt from: id, folded text, MinHash signature and vector."""
+
+    id: int
+    folded: str
+    signature: bytes
+    vector: bytes
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        # One connection per Store; check_same_thread is off because the service hands
+        # the store to worker threads, each call being a short, self-contained statement.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- transactions and metadata ------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def bump_generation(self) -> int:
+        gen = self.generation() + 1
+        self.set_meta("generation", str(gen))
+        return gen
+
+    # -- documents ----------------------------------------------------------------------
+
+    def documents(self) -> list[DocumentRow]:
+        rows = self._db.execute(
+            "SELECT d.id, d.file, d.path, d.content_hash, d.encoding, d.format, d.paragraphs, "
+            "(SELECT COUNT(DISTINCT passage_id) FROM sources s WHERE s.document_id = d.id), "
+            "d.ingested_at FROM documents d ORDER BY d.file"
+        ).fetchall()
+        return [DocumentRow(*row) for row in rows]
+
+    def find_document(self, file: str) -> DocumentRow | None:
+        return next((d for d in self.documents() if d.file == file), None)
+
+    def insert_document(self, file: str, document: Document) -> int:
+        cur = self._db.execute(
+            "INSERT INTO documents(file, path, content_hash, encoding, format, paragraphs, "
+            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                file,
+                document.source.path,
+                document.content_hash,
+                document.source.encoding,
+                document.source.format,
+                len(document.paragraphs),
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+        doc_id = int(cur.lastrowid or 0)
+        self._db.executemany(
+            "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (doc_id, p.number, p.text, *p.source_span(), p.line_start, p.line_end)
+                for p in document.paragraphs
+            ],
+        )
+        return doc_id
+
+    def delete_document(self, doc_id: int) -> list[int]:
+        """Remove a document and its sources; return the ids of passages left with no source."""
+        affected = [
+            int(r[0])
+            for r in self._db.execute(
+                "SELECT DISTINCT passage_id FROM sources WHERE document_id = ?", (doc_id,)
+            )
+        ]
+        self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        orphans = [
+            pid
+            for pid in affected
+            if self._db.execute("SELECT 1 FROM sources WHERE passage_id = ?", (pid,)).fetchone()
+            is None
+        ]
+        self._db.executemany("DELETE FROM passages WHERE id = ?", [(p,) for p in orphans])
+        # A merged passage shows the text of its first remaining source.
+        self._db.executemany(
+            "UPDATE passages SET text = (SELECT text FROM sources WHERE passage_id = ? "
+            "ORDER BY rowid LIMIT 1) WHERE id = ?",
+            [(p, p) for p in affected if p not in set(orphans)],
+        )
+        return orphans
+
+    def paragraph(self, doc_id: int, number: int) -> tuple[str, int, int, int, int] | None:
+        row = self._db.execute(
+            "SELECT text, char_start, char_end, line_start, line_end FROM paragraphs "
+            "WHERE document_id = ? AND number = ?",
+            (doc_id, number),
+        ).fetchone()
+        return None if row is None else tuple(row)
+
+    # -- passages -----------------------------------------------------------------------
+
+    def passage_id_by_hash(self, content_hash: str) -> int | None:
+        row = self._db.execute("SELECT id FROM passages WHERE hash = ?", (content_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def insert_passage(
+        self, text: str, folded: str, content_hash: str, signature: bytes, vector: np.ndarray
+    ) -> int:
+        cur = self._db.execute(
+            "INSERT INTO passages(text, folded, hash, signature, vector) VALUES (?, ?, ?, ?, ?)",
+            (text, folded, content_hash, signature, np.asarray(vector, np.float32).tobytes()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        self._db.executemany(
+            "UPDATE passages SET vector = ? WHERE id = ?",
+            [(matrix[i].tobytes(), pid) for i, pid in enumerate(ids)],
+        )
+
+    def insert_source(self, passage_id: int, doc_id: int, source: Source) -> None:
+        self._db.execute(
+            "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                passage_id,
+                doc_id,
+                source.paragraph,
+                source.line_start,
+                source.line_end,
+                source.char_start,
+                source.char_end,
+                source.text,
+                json.dumps(source.origin.to_json() if source.origin else None),
+            ),
+        )
+
+    def passages(self, ids: Sequence[int]) -> dict[int, Passage]:
+        """Passages by id, each with all its sources in ingestion order."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        texts = dict(
+            self._db.execute(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids))
+        )
+        sources: dict[int, list[Source]] = {pid: [] for pid in texts}
+        for row in self._db.execute(
+            "SELECT s.passage_id, d.file, s.paragraph, s.line_start, s.line_end, s.char_start, "
+            f"s.char_end, s.text, s.origin FROM sources s JOIN documents d "
+            f"ON d.id = s.document_id WHERE s.passage_id IN ({marks}) ORDER BY s.rowid",
+            list(ids),
+        ):
+            pid, file, paragraph, line_start, line_end, char_start, char_end, text, origin = row
+            origin_map = json.loads(origin)
+            sources[pid].append(
+                Source(
+                    file,
+                    paragraph,
+                    line_start,
+                    line_end,
+                    char_start,
+                    char_end,
+                    text,
+                    OffsetMap.from_json(origin_map) if origin_map else None,
+                )
+            )
+        return {pid: Passage(pid, texts[pid], tuple(sources[pid])) for pid in texts}
+
+    def iter_passages(self) -> Iterator[StoredPassage]:
+        for row in self._db.execute("SELECT id, folded, signature, vector FROM passages"):
+            yield StoredPassage(*row)
+
+    def count(self, table: str) -> int:
+        if table not in {"documents", "paragraphs", "passages", "sources"}:
+            raise ValueError(table)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+class _Transaction:
+    """`with store.transaction():` commits on success and rolls back on any error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def vectors_from_rows(rows: Iterable[StoredPassage], dim: int) -> tuple[list[int], np.ndarray]:
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    for row in rows:
+        ids.append(row.id)
+        blobs.append(row.vector)
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dim)
+    return ids, matrix

@@ -1,0 +1,70 @@
+"""Shared fixtures: paths to the demo corpus and shared data, settings, fake and real pipelines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from embeddings.base import Embedder
+from rag.pipeline import Pipeline, open_pipeline
+from rag.settings import Settings
+from tests.fakes import HashEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo"
+SHARED = ROOT.parent / "shared"
+SEEDS_DEV = SHARED / "qa" / "seeds-dev.jsonl"
+DATASETS = SHARED / "datasets"
+
+
+def seed_questions() -> list[dict[str, object]]:
+    if not SEEDS_DEV.exists():
+        return []
+    return [json.loads(line) for line in SEEDS_DEV.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path) -> Settings:
+    """Settings for the fake embedder, whose unrelated texts score near 0 rather than 0.75."""
+    return Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+
+
+@pytest.fixture
+def fake_embedder() -> HashEmbedder:
+    return HashEmbedder()
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """A writable copy of the demo corpus."""
+    target = tmp_path / "docs"
+    shutil.copytree(DEMO, target)
+    return target
+
+
+@pytest.fixture
+def fake_pipeline(fake_settings: Settings, fake_embedder: HashEmbedder) -> Iterator[Pipeline]:
+    pipeline = open_pipeline(fake_settings, fake_embedder)
+    yield pipeline
+    pipeline.index.close()
+
+
+@pytest.fixture(scope="session")
+def e5() -> Embedder:
+    from embeddings.factory import make_embedder
+
+    return make_embedder("e5-small")
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """The demo corpus ingested once with the real bundled model and default settings."""
+    directory = tmp_path_factory.mktemp("demo-index")
+    pipeline = open_pipeline(Settings(index_dir=directory), e5)
+    pipeline.ingest([DEMO])
+    yield pipeline
+    pipeline.index.close()

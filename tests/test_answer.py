@@ -1,0 +1,85 @@
+"""The extractive composer: short cited answers, exact quotes, abstention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rag.answer import ABSTAIN_TEXT, ExtractiveComposer, ExtractiveConfig
+from rag.tokenize import bigram_tokens
+from rag.types import OffsetMap, Passage, ScoredPassage, Source
+
+
+class FlatLexicon:
+    """Every term equally rare, so coverage counts words."""
+
+    def tokenize(self, folded: str) -> list[str]:
+        return bigram_tokens(folded)
+
+    def idf(self, tokens: Iterable[str]) -> dict[str, float]:
+        return dict.fromkeys(tokens, 1.0)
+
+
+def scored(pid: int, text: str, score: float, *, file: str = "a.txt", at: int = 0) -> ScoredPassage:
+    origin = OffsetMap((0,), (at,), (at + len(text),), len(text))
+    source = Source(file, pid, pid, pid, at, at + len(text), text, origin)
+    return ScoredPassage(Passage(pid, text, (source,)), score)
+
+
+COMPOSER = ExtractiveComposer(ExtractiveConfig(), FlatLexicon())
+
+
+def test_answers_with_the_sentence_that_covers_the_question_and_cites_it() -> None:
+    passages = [
+        scored(1, "会议在北京召开。质检总局局长支树平出席会议并讲话。", 0.8, at=100),
+        scored(2, "天气很好。", 0.5),
+    ]
+    answer = COMPOSER.compose("质检总局局长是谁？", passages)
+    assert not answer.abstained
+    assert answer.answer == "质检总局局长支树平出席会议并讲话。[1]"
+    [citation] = answer.citations
+    assert (citation.file, citation.paragraph, citation.quote) == (
+        "a.txt",
+        1,
+        "质检总局局长支树平出席会议并讲话。",
+    )
+    assert (citation.char_start, citation.char_end) == (108, 125)
+
+
+def test_a_number_question_prefers_the_sentence_with_a_number() -> None:
+    passages = [scored(1, "支树平强调,要抓整顿。在推动质量提升的同时,强调“六个严格”。", 0.8)]
+    answer = COMPOSER.compose("支树平强调了几个严格？", passages)
+    assert answer.citations[0].quote == "在推动质量提升的同时,强调“六个严格”。"
+
+
+def test_a_second_sentence_completes_the_first() -> None:
+    passages = [
+        scored(3, "河南省驻马店市质监局局长 韩志英", 0.7),
+        scored(2, "发布:2012/07/02 10:29:18,浏览:1404", 0.4),
+    ]
+    answer = COMPOSER.compose("韩志英的文章发布于哪一天？", passages)
+    assert "2012/07/02" in answer.answer
+    assert [c.passage_id for c in answer.citations] == [2, 3]
+
+
+def test_abstains_when_the_question_is_about_something_else() -> None:
+    passages = [scored(1, "座谈会上,河北、上海等7个省(市)质监局负责人作了重点发言。", 0.6)]
+    answer = COMPOSER.compose("上海迪士尼门票多少钱？", passages)
+    assert answer.abstained
+    assert answer.answer == ABSTAIN_TEXT
+    assert answer.citations == ()
+    assert answer.passages == tuple(passages)  # still shown, for transparency
+
+
+def test_abstains_when_retrieval_found_nothing_relevant_enough() -> None:
+    assert COMPOSER.compose(
+        "质检总局局长是谁？", [scored(1, "质检总局局长是支树平。", 0.1)]
+    ).abstained
+    assert COMPOSER.compose("质检总局局长是谁？", []).abstained
+
+
+def test_a_long_sentence_is_cut_to_the_clauses_that_answer() -> None:
+    filler = "各项工作有序推进,成效明显," * 12
+    passages = [scored(1, f"{filler}质检总局局长支树平出席会议,{filler}。", 0.8)]
+    answer = COMPOSER.compose("质检总局局长是谁？", passages)
+    assert len(answer.citations[0].quote) <= ExtractiveConfig().max_chars
+    assert "支树平" in answer.answer

@@ -1,0 +1,140 @@
+"""The index directory: ingest, deduplicate, re-ingest, replace, remove, recover."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.index import IndexMismatchError
+from rag.pipeline import Pipeline, open_pipeline
+from rag.settings import Settings
+from tests.fakes import HashEmbedder
+
+SEED_003 = "003_dd55f7dc9b6259bf.txt"
+
+
+def test_ingest_reports_files_paragraphs_passages_and_duplicates(
+    fake_pipeline: Pipeline, demo_copy: Path
+) -> None:
+    report = fake_pipeline.ingest([demo_copy])
+    assert report.files == 5
+    assert report.skipped == []
+    assert report.paragraphs > 80
+    assert report.chunks == report.new_passages + report.duplicates_merged
+    assert report.exact_duplicates >= 2  # seed 003 repeats its opening paragraphs
+    assert len(fake_pipeline.index) == report.new_passages
+
+
+def test_a_repeated_paragraph_is_one_passage_with_two_sources(
+    fake_pipeline: Pipeline, demo_copy: Path
+) -> None:
+    fake_pipeline.ingest([demo_copy])
+    retrieval = fake_pipeline.retriever.search("全国质检系统检测工作整顿视频会议召开", 10)
+    texts = [p.passage.text for p in retrieval.passages]
+    assert len(texts) == len(set(texts)), "the same passage twice in the top-k"
+    merged = [p for p in retrieval.passages if len(p.passage.sources) > 1]
+    assert merged, "seed 003's repeated opening should be one passage with both places"
+    places = {(s.file, s.paragraph) for s in merged[0].passage.sources}
+    assert {f for f, _ in places} == {SEED_003} and len(places) == 2
+
+
+def test_reingesting_unchanged_files_embeds_nothing(
+    fake_pipeline: Pipeline, fake_embedder: HashEmbedder, demo_copy: Path
+) -> None:
+    fake_pipeline.ingest([demo_copy])
+    calls = fake_embedder.texts_embedded
+    report = fake_pipeline.ingest([demo_copy])
+    assert report.unchanged == 5
+    assert fake_embedder.texts_embedded == calls
+
+
+def test_a_changed_file_replaces_its_passages(fake_pipeline: Pipeline, tmp_path: Path) -> None:
+    doc = tmp_path / "docs" / "a.txt"
+    doc.parent.mkdir()
+    doc.write_text("质量是基础。\n安全是底线。\n", encoding="utf-8")
+    fake_pipeline.ingest([doc.parent])
+    doc.write_text("质量是基础。\n服务是根本。\n", encoding="utf-8")
+    fake_pipeline.ingest([doc.parent])
+    texts = {p.passage.text for p in fake_pipeline.retriever.search("底线 根本 基础", 10).passages}
+    assert texts == {"质量是基础。", "服务是根本。"}
+    assert fake_pipeline.index.store.count("passages") == 2
+
+
+def test_removing_a_file_drops_its_vectors_postings_and_passages(
+    fake_pipeline: Pipeline, demo_copy: Path
+) -> None:
+    fake_pipeline.ingest([demo_copy])
+    before = len(fake_pipeline.index)
+    assert fake_pipeline.remove(SEED_003)
+    assert not fake_pipeline.remove(SEED_003)
+    assert len(fake_pipeline.index) < before
+    assert fake_pipeline.index.store.count("passages") == len(fake_pipeline.index)
+    hits = fake_pipeline.retriever.search("检测工作整顿视频会议", 10).passages
+    assert all(s.file != SEED_003 for p in hits for s in p.passage.sources)
+    assert SEED_003 not in {d.file for d in fake_pipeline.index.documents()}
+
+
+def test_removing_one_copy_keeps_a_passage_another_file_holds(
+    fake_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("質量是基礎,安全是底線。\n", encoding="utf-8")
+    (docs / "b.txt").write_text("质量是基础,安全是底线。\n", encoding="utf-8")
+    fake_pipeline.ingest([docs])
+    [passage] = fake_pipeline.retriever.search("质量", 5).passages
+    assert [s.file for s in passage.passage.sources] == ["a.txt", "b.txt"]
+    fake_pipeline.remove("a.txt")
+    [passage] = fake_pipeline.retriever.search("质量", 5).passages
+    assert [s.file for s in passage.passage.sources] == ["b.txt"]
+    assert passage.passage.text == "质量是基础,安全是底线。"  # now shown as b.txt has it
+
+
+def test_reopening_serves_the_same_index(
+    fake_settings: Settings, fake_embedder: HashEmbedder, demo_copy: Path
+) -> None:
+    first = open_pipeline(fake_settings, fake_embedder)
+    first.ingest([demo_copy])
+    expected = first.retriever.search("质量提升", 5).passages
+    first.index.close()
+    second = open_pipeline(fake_settings, fake_embedder)
+    assert second.retriever.search("质量提升", 5).passages == expected
+
+
+def test_stale_or_missing_caches_are_rebuilt_from_the_store(
+    fake_settings: Settings, fake_embedder: HashEmbedder, demo_copy: Path
+) -> None:
+    first = open_pipeline(fake_settings, fake_embedder)
+    first.ingest([demo_copy])
+    expected = first.retriever.search("质量提升", 5).passages
+    first.index.close()
+    # As if the process died after committing the store but before writing its caches.
+    (fake_settings.index_dir / "caches.json").unlink()
+    shutil.rmtree(fake_settings.index_dir / "lexical")
+    embedded = fake_embedder.texts_embedded
+    second = open_pipeline(fake_settings, fake_embedder)
+    assert second.retriever.search("质量提升", 5).passages == expected
+    assert (
+        fake_embedder.texts_embedded == embedded + 1
+    )  # only the query; vectors come from the store
+
+
+def test_opening_with_another_embedder_or_tokenizer_is_a_clear_error(
+    fake_settings: Settings, fake_embedder: HashEmbedder, demo_copy: Path
+) -> None:
+    open_pipeline(fake_settings, fake_embedder).index.close()
+    other = fake_settings.model_copy(update={"tokenizer": "jieba"})
+    with pytest.raises(IndexMismatchError, match="tokenizer: index has bigram, settings ask jieba"):
+        open_pipeline(other, fake_embedder)
+
+
+def test_a_bad_file_is_reported_and_the_rest_ingested(
+    fake_pipeline: Pipeline, demo_copy: Path
+) -> None:
+    (demo_copy / "broken.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
+    report = fake_pipeline.ingest([demo_copy])
+    assert report.files == 5
+    assert [Path(s.path).name for s in report.skipped] == ["broken.txt"]
+    assert "binary" in report.skipped[0].reason

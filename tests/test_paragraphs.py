@@ -1,0 +1,159 @@
+"""paragraph_spans: numbering, line numbers and exact offsets for text, Markdown and HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.paragraphs import RawParagraph, paragraph_spans
+from rag.types import Format, SourceText
+
+DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def split(text: str, fmt: Format) -> list[RawParagraph]:
+    return paragraph_spans(SourceText(f"sample.{fmt}", text, "utf-8", fmt))
+
+
+def summary(paragraphs: list[RawParagraph]) -> list[tuple[int, int, int, str]]:
+    return [(p.number, p.line_start, p.line_end, p.text.text) for p in paragraphs]
+
+
+def test_plain_text_every_non_blank_line_is_a_paragraph() -> None:
+    text = "标题\n\n第一段。\n\u3000\u3000\n\u00a0 \n第二段。\n最后一行"
+    assert summary(split(text, "text")) == [
+        (1, 1, 1, "标题"),
+        (2, 3, 3, "第一段。"),
+        (3, 6, 6, "第二段。"),
+        (4, 7, 7, "最后一行"),
+    ]
+
+
+def test_plain_text_spans_slice_back_to_the_line() -> None:
+    text = "\u3000\u3000缩进的段落 \n\n  另一段\t\n"
+    for paragraph in split(text, "text"):
+        a, b = paragraph.text.source_span()
+        assert text[a:b] == paragraph.text.text
+        assert text.splitlines()[paragraph.line_start - 1] == paragraph.text.text
+
+
+@pytest.mark.parametrize("path", sorted(DEMO.glob("*.txt")), ids=lambda p: p.name[:3])
+def test_every_seed_paragraph_slices_back_exactly(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    paragraphs = split(text, "text")
+    assert [p.number for p in paragraphs] == list(range(1, len(paragraphs) + 1))
+    for paragraph in paragraphs:
+        a, b = paragraph.text.source_span()
+        assert text[a:b] == paragraph.text.text
+
+
+MARKDOWN = """\
+# 标题一 #
+
+第一段
+第二行
+
+> 引用段落
+继续
+
+- 列表一
+- 列表二
+  续行
+
+1. 编号
+
+标题二
+=====
+
+```python
+code line
+```
+
+| 名称 | 数量 |
+|------|------|
+| 甲 | 1 |
+
+> - 引用里的列表
+"""
+
+
+def test_markdown_blocks_lose_their_leading_markup() -> None:
+    assert summary(split(MARKDOWN, "markdown")) == [
+        (1, 1, 1, "标题一"),
+        (2, 3, 4, "第一段\n第二行"),
+        (3, 6, 7, "引用段落\n继续"),
+        (4, 9, 9, "列表一"),
+        (5, 10, 11, "列表二\n续行"),
+        (6, 13, 13, "编号"),
+        (7, 15, 16, "标题二"),
+        (8, 18, 20, "code line"),
+        (9, 22, 22, "名称\t数量"),
+        (10, 24, 24, "甲\t1"),
+        (11, 26, 26, "引用里的列表"),
+    ]
+
+
+def test_markdown_characters_map_to_the_same_source_characters() -> None:
+    for paragraph in split(MARKDOWN, "markdown"):
+        mapped = paragraph.text
+        for i, ch in enumerate(mapped.text):
+            a, b = mapped.source_span(i, i + 1)
+            if b - a == 1:
+                assert MARKDOWN[a] == ch
+        a, b = mapped.source_span()
+        lines = MARKDOWN.splitlines()[paragraph.line_start - 1 : paragraph.line_end]
+        assert MARKDOWN[a:b] in "\n".join(lines)
+
+
+HTML = """\
+<!DOCTYPE html><html><head><title>标题 &amp; 副题</title><style>p{color:red}</style>
+<script>var x = "<p>脚本</p>";</script></head>
+<body><nav>最新|活动</nav><header>站名</header>
+<p>第一段&nbsp;文字<b>加粗</b>&#x4e2d;&#20013;</p><div>第二段<br>换行后
+继续</div>
+<ul><li>项一</li><li>项二</li></ul>
+<table><tr><td>甲</td><td>1</td></tr></table>
+<footer>版权所有</footer><aside>侧栏</aside><form>表单<button>提交</button></form>
+尾巴 &unknown; &amp
+</body></html>"""
+
+
+def test_html_blocks_end_paragraphs_and_chrome_is_skipped() -> None:
+    assert summary(split(HTML, "html")) == [
+        (1, 1, 1, "标题 & 副题"),
+        (2, 4, 4, "第一段\u00a0文字加粗中中"),
+        (3, 4, 4, "第二段"),
+        (4, 4, 5, "换行后\n继续"),
+        (5, 6, 6, "项一"),
+        (6, 6, 6, "项二"),
+        (7, 7, 7, "甲"),
+        (8, 7, 7, "1"),
+        (9, 9, 9, "尾巴 &unknown; &"),
+    ]
+
+
+def test_html_entities_map_to_their_whole_reference() -> None:
+    second = split(HTML, "html")[1].text
+    assert second.text == "第一段\u00a0文字加粗中中"
+    for i, entity in ((3, "&nbsp;"), (8, "&#x4e2d;"), (9, "&#20013;")):
+        a, b = second.source_span(i, i + 1)
+        assert HTML[a:b] == entity
+    a, b = second.source_span()
+    assert HTML[a:b] == "第一段&nbsp;文字<b>加粗</b>&#x4e2d;&#20013;"
+
+
+def test_html_plain_runs_map_character_by_character() -> None:
+    for paragraph in split(HTML, "html"):
+        mapped = paragraph.text
+        for i, ch in enumerate(mapped.text):
+            a, b = mapped.source_span(i, i + 1)
+            if b - a == 1:
+                assert HTML[a] == ch
+
+
+def test_empty_and_blank_sources_have_no_paragraphs() -> None:
+    formats: tuple[Format, ...] = ("text", "markdown", "html")
+    for fmt in formats:
+        assert split("", fmt) == []
+        assert split(" \n\u3000\n", fmt) == []

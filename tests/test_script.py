@@ -1,0 +1,30 @@
+"""Script folding: simplified and traditional meet in one form; folding is idempotent."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.script import detect_script, fold_script, to_script
+
+
+def test_traditional_and_simplified_fold_alike() -> None:
+    assert fold_script("王岐山在北京主持召開質量工作座談會") == fold_script(
+        "王岐山在北京主持召开质量工作座谈会"
+    )
+
+
+def test_full_width_digits_and_latin_case_fold() -> None:
+    assert fold_script("執行７個ＷＴＯ措施") == "执行7个wto措施"
+
+
+@given(st.text(alphabet=st.sampled_from(list("質量发展發展系統系统ＡBc１2 。，")), max_size=50))
+def test_folding_is_idempotent(text: str) -> None:
+    assert fold_script(fold_script(text)) == fold_script(text)
+
+
+def test_script_detection_and_conversion() -> None:
+    assert detect_script("質量是基礎") == "hant"
+    assert detect_script("质量是基础") == "hans"
+    assert detect_script("2012") is None
+    assert to_script("质量是基础", "hant") == "質量是基礎"
