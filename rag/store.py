@@ -125,16 +125,19 @@ class Store:
 
     # -- documents ----------------------------------------------------------------------
 
+    _DOCUMENT_ROW = (
+        "SELECT d.id, d.file, d.path, d.content_hash, d.encoding, d.format, d.paragraphs, "
+        "(SELECT COUNT(DISTINCT passage_id) FROM sources s WHERE s.document_id = d.id), "
+        "d.ingested_at FROM documents d"
+    )
+
     def documents(self) -> list[DocumentRow]:
-        rows = self._db.execute(
-            "SELECT d.id, d.file, d.path, d.content_hash, d.encoding, d.format, d.paragraphs, "
-            "(SELECT COUNT(DISTINCT passage_id) FROM sources s WHERE s.document_id = d.id), "
-            "d.ingested_at FROM documents d ORDER BY d.file"
-        ).fetchall()
+        rows = self._db.execute(f"{self._DOCUMENT_ROW} ORDER BY d.file").fetchall()
         return [DocumentRow(*row) for row in rows]
 
     def find_document(self, file: str) -> DocumentRow | None:
-        return next((d for d in self.documents() if d.file == file), None)
+        row = self._db.execute(f"{self._DOCUMENT_ROW} WHERE d.file = ?", (file,)).fetchone()
+        return None if row is None else DocumentRow(*row)
 
     def insert_document(self, file: str, document: Document) -> int:
         cur = self._db.execute(

@@ -1,0 +1,99 @@
+"""The `rag` command: ingest, ask, search, docs list/rm, and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from tests.conftest import DEMO
+
+runner = CliRunner()
+SEED = "000_7045e455b641a377.txt"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    docs = tmp_path_factory.mktemp("docs")
+    shutil.copy(DEMO / SEED, docs / SEED)
+    (docs / "empty.txt").write_bytes(b"")
+    directory = tmp_path_factory.mktemp("cli") / "index"
+    result = runner.invoke(app, ["ingest", str(docs), "--index", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert "files read" in result.output
+    assert "empty.txt" in result.output  # reported as skipped, with its reason
+    return directory
+
+
+def test_ask_json_is_the_answer_object(index: Path) -> None:
+    result = runner.invoke(app, ["ask", "质检总局局长是谁？", "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"question", "answer", "abstained", "citations", "passages", "timings_ms"}
+    assert "支树平" in answer["answer"]
+    citation = answer["citations"][0]
+    assert {
+        "n",
+        "file",
+        "paragraph",
+        "line_start",
+        "line_end",
+        "char_start",
+        "char_end",
+        "quote",
+    } <= set(citation)
+    assert citation["file"] == SEED
+    source = (DEMO / SEED).read_text(encoding="utf-8")
+    assert "".join(source[citation["char_start"] : citation["char_end"]].split()) == "".join(
+        citation["quote"].split()
+    )
+    passage = answer["passages"][0]
+    assert set(passage) == {"id", "text", "score", "sources"}
+    assert 0 <= passage["score"] <= 1
+
+
+def test_ask_prints_the_answer_and_its_citations(index: Path) -> None:
+    result = runner.invoke(app, ["ask", "質檢總局局長是誰？", "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "支树平" in result.stdout
+    assert f"[1] {SEED} ¶" in result.stdout
+
+
+def test_search_json_lists_passages(index: Path) -> None:
+    result = runner.invoke(
+        app, ["search", "六个严格", "--index", str(index), "--json", "--top-k", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    passages = json.loads(result.stdout)["passages"]
+    assert len(passages) == 3
+    assert "六个严格" in passages[0]["text"]
+
+
+def test_docs_list_and_rm(index: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    listed = json.loads(runner.invoke(app, ["docs", "list", "--index", str(copy), "--json"]).stdout)
+    assert [d["file"] for d in listed] == [SEED]
+    assert listed[0]["passages"] > 0
+    result = runner.invoke(app, ["docs", "rm", SEED, "--index", str(copy)])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(runner.invoke(app, ["docs", "list", "--index", str(copy), "--json"]).stdout)
+    assert listed == []
+
+
+def test_removing_an_unknown_document_fails_clearly(index: Path) -> None:
+    result = runner.invoke(app, ["docs", "rm", "nope.txt", "--index", str(index)])
+    assert result.exit_code == 1
+    assert "not in the index: nope.txt" in result.output
+
+
+def test_ingesting_a_missing_path_fails_clearly(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")]
+    )
+    assert result.exit_code == 2
+    assert "no such file or folder" in result.output
