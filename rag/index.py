@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from datasketch import MinHash
 
 from rag.dedupe import (
     NearDuplicateIndex,
@@ -228,14 +229,15 @@ class Index:
                 doc_id = self.store.insert_document(file, document)
                 fresh: list[tuple[int, str]] = []
                 for chunk in chunks:
-                    pid = self._place(chunk, near, result)
+                    digest = content_hash(chunk.text)
+                    signature = near.signature(chunk.text)
+                    pid = self._place(digest, signature, near, result)
                     if pid is None:
                         folded = fold_script(chunk.text)
-                        signature = near.signature(chunk.text)
                         pid = self.store.insert_passage(
                             chunk.text,
                             folded,
-                            content_hash(chunk.text),
+                            digest,
                             signature_bytes(signature),
                             np.zeros(0, np.float32),
                         )
@@ -258,13 +260,15 @@ class Index:
             raise
         return result
 
-    def _place(self, chunk: Chunk, near: NearDuplicateIndex, result: AddResult) -> int | None:
-        """The stored passage this chunk duplicates, if any."""
-        pid = self.store.passage_id_by_hash(content_hash(chunk.text))
+    def _place(
+        self, digest: str, signature: MinHash, near: NearDuplicateIndex, result: AddResult
+    ) -> int | None:
+        """The stored passage a chunk duplicates, if any."""
+        pid = self.store.passage_id_by_hash(digest)
         if pid is not None:
             result.exact_duplicates += 1
             return pid
-        pid = near.find(near.signature(chunk.text))
+        pid = near.find(signature)
         if pid is not None:
             result.near_duplicates += 1
         return pid
@@ -296,9 +300,8 @@ class Index:
         """Publish pending writes: rebuild the lexical index, save caches, swap the snapshot."""
         if self._working is None:
             return
-        rows = list(self.store.iter_passages())
-        lexical = self._build_lexical([r.id for r in rows], [r.folded for r in rows])
-        caches = _Caches(self._working, lexical)
+        ids, folded = self.store.folded_texts()
+        caches = _Caches(self._working, self._build_lexical(ids, folded))
         self._save_caches(caches, self.store.generation())
         self._caches = caches
         self._working = None

@@ -264,6 +264,11 @@ class Store:
             )
         return {pid: Passage(pid, texts[pid], tuple(sources[pid])) for pid in texts}
 
+    def folded_texts(self) -> tuple[list[int], list[str]]:
+        """Ids and folded texts of all passages: what the lexical index is built from."""
+        rows = self._db.execute("SELECT id, folded FROM passages ORDER BY id").fetchall()
+        return [int(r[0]) for r in rows], [str(r[1]) for r in rows]
+
     def iter_passages(self) -> Iterator[StoredPassage]:
         for row in self._db.execute("SELECT id, folded, signature, vector FROM passages"):
             yield StoredPassage(*row)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import HashEmbedder
 
-from embeddings import EMBEDDER_NAMES, Embedder, Kind, make_embedder
+from embeddings import EMBEDDER_NAMES, Embedder, Kind, Vectors, make_embedder
 from embeddings.e5 import MAX_TOKENS, E5Embedder
 from embeddings.langchain import LangChainEmbeddings
 from embeddings.sentence_transformers import SentenceTransformerEmbedder
+from tests.fakes import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ class Backend:
 
 
 @pytest.fixture(scope="session")
-def e5() -> E5Embedder:
+def e5_small() -> E5Embedder:
     embedder = make_embedder("e5-small")
     assert isinstance(embedder, E5Embedder)
     return embedder
@@ -84,7 +85,7 @@ def minilm(minilm_dir: Path) -> SentenceTransformerEmbedder:
 @pytest.fixture(scope="session", params=["e5-small", "minilm", "fake-hash"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "e5-small":
-        return Backend(request.getfixturevalue("e5"), *CHINESE)
+        return Backend(request.getfixturevalue("e5_small"), *CHINESE)
     if request.param == "minilm":
         return Backend(request.getfixturevalue("minilm"), *ENGLISH)
     return Backend(HashEmbedder(), *CHINESE)
@@ -160,25 +161,25 @@ def test_langchain_adapter_matches_wrapped_embedder(backend: Backend) -> None:
 # --- backend specifics ---
 
 
-def test_e5_query_and_passage_roles_differ(e5: E5Embedder) -> None:
+def test_e5_query_and_passage_roles_differ(e5_small: E5Embedder) -> None:
     text = CHINESE[0]
-    query = e5.embed_query(text)
-    passage = e5.embed([text], kind="passage")[0]
+    query = e5_small.embed_query(text)
+    passage = e5_small.embed([text], kind="passage")[0]
     # Different prefixes ("query: " / "passage: "), so similar but not the same vector.
     assert float(query @ passage) < 0.999
 
 
-def test_e5_embeds_long_text_whole_instead_of_truncating(e5: E5Embedder) -> None:
-    head = "质检总局开展产品质量监督抽查。" * 80
-    assert e5.token_count(head) > MAX_TOKENS
-    tail = "今天下午北京下了一场大雨，气温明显下降。" * 20
-    vectors = e5.embed([head, head + tail])
+def test_e5_embeds_long_text_whole_instead_of_truncating(e5_small: E5Embedder) -> None:
+    head = "质检总局开展产品质量监督抽查。" * 60
+    assert e5_small.token_count(head) > MAX_TOKENS
+    tail = "今天下午北京下了一场大雨，气温明显下降。" * 10
+    vectors = e5_small.embed([head, head + tail])
     # Truncation at 512 tokens would drop the tail and give two identical vectors.
     assert float(vectors[0] @ vectors[1]) < 0.999
 
 
-def test_e5_nul_character_does_not_cut_the_text(e5: E5Embedder) -> None:
-    vectors = e5.embed(["质量\x00监督抽查", "质量 监督抽查", "质量"])
+def test_e5_nul_character_does_not_cut_the_text(e5_small: E5Embedder) -> None:
+    vectors = e5_small.embed(["质量\x00监督抽查", "质量 监督抽查", "质量"])
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
     assert float(vectors[0] @ vectors[2]) < 0.999
 
@@ -221,6 +222,22 @@ def test_sentence_transformer_uses_configured_prompts(
 def test_embed_rejects_a_bare_string() -> None:
     with pytest.raises(TypeError, match="embed_query"):
         HashEmbedder().embed("一段文字")
+
+
+def test_embed_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        HashEmbedder().embed(["一段文字"], kind="document")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        HashEmbedder().embed(["一段文字"], batch_size=0)
+
+
+def test_embed_catches_a_backend_returning_the_wrong_shape() -> None:
+    class Broken(HashEmbedder):
+        def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+            return super().embed_batch([*texts, "多余的一行"], kind)
+
+    with pytest.raises(RuntimeError, match="expected"):
+        Broken().embed(["一段文字"])
 
 
 def test_embed_batches_by_batch_size() -> None:
