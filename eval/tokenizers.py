@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                     text = to_script(q.question, script) if script else q.question  # type: ignore[arg-type]
                     hits = index.search(tokenize(fold_script(text)), 5)
                     gold = (q.file, q.paragraph)
-                    rank = next((i for i, (pid, _) in enumerate(hits, 1) if keys[pid] == gold), None)
+                    rank = next(
+                        (i for i, (pid, _) in enumerate(hits, 1) if keys[pid] == gold), None
+                    )
                     ranks.append(rank)
                 per_q = (time.perf_counter() - t) / max(len(questions), 1) * 1000
                 label = f"{s.name}/{script or 'original'}"

@@ -49,11 +49,14 @@ class Lexicon(Protocol):
 @dataclass(frozen=True)
 class ExtractiveConfig:
     abstain_below: float = 0.35  # fused score of the best passage
-    min_support: float = 0.4  # IDF-weighted share of the question's words the answer covers
+    min_support: float = 0.35  # IDF-weighted share of the question's words the answer covers
     min_gain: float = 0.2  # share of the question a further sentence must add
     max_sentences: int = 2
     max_chars: int = 150
     passages_considered: int = 3
+    # How much a question word counts when it is not in the sentence but elsewhere in its
+    # passage: the subject of an article is often named once, then only implied.
+    context_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class _Sentence:
     rank: int  # index of its passage in the retrieval
     start: int
     end: int
-    terms: frozenset[str]
+    terms: frozenset[str]  # question words in the sentence
+    context: frozenset[str]  # question words elsewhere in its passage only
 
 
 class ExtractiveComposer:
@@ -112,12 +116,7 @@ class ExtractiveComposer:
         if total <= 0:
             return abstain
         chosen = self._choose(self._sentences(passages, weights), weights, total)
-        # Support counts the question's words only: a sentence offering a number is a
-        # candidate answer, not evidence that it answers *this* question.
-        words = {w: v for w, v in weights.items() if w not in (DATE_SLOT, NUMBER_SLOT)}
-        covered = set().union(*(s.terms for s in chosen)) if chosen else set()
-        support = sum(words.get(t, 0.0) for t in covered) / (sum(words.values()) or 1.0)
-        if support < self.config.min_support:
+        if self.support(chosen, weights) < self.config.min_support:
             return abstain
         citations: list[Citation] = []
         for s in chosen:
@@ -126,6 +125,30 @@ class ExtractiveComposer:
             citations.append(cite(len(citations) + 1, passage, s.start + a, s.start + b))
         text = "".join(f"{c.quote}[{c.n}]" for c in citations)
         return Answer(question, text, False, tuple(citations), tuple(passages))
+
+    def answer_support(self, question: str, passages: Sequence[ScoredPassage]) -> float:
+        """The support the answer to `question` would have, before any abstention rule."""
+        weights = self.question_terms(question)
+        total = sum(weights.values())
+        if total <= 0:
+            return 0.0
+        return self.support(
+            self._choose(self._sentences(passages, weights), weights, total), weights
+        )
+
+    def support(self, chosen: Sequence[_Sentence], weights: dict[str, float]) -> float:
+        """IDF-weighted share of the question's words that the chosen sentences cover.
+
+        Words only in the sentences' passages count `context_weight`. The answer slot does
+        not count: a sentence offering a number is a candidate answer, not evidence that it
+        answers *this* question.
+        """
+        words = {w: v for w, v in weights.items() if w not in (DATE_SLOT, NUMBER_SLOT)}
+        direct = set().union(*(s.terms for s in chosen)) if chosen else set()
+        context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
+        covered = sum(words.get(t, 0.0) for t in direct)
+        covered += self.config.context_weight * sum(words.get(t, 0.0) for t in context)
+        return covered / (sum(words.values()) or 1.0)
 
     def _covered(self, text: str, weights: dict[str, float]) -> frozenset[str]:
         """The question words (and answer slot) that occur in `text`."""
@@ -143,9 +166,11 @@ class ExtractiveComposer:
         out = []
         for rank, sp in enumerate(passages[: self.config.passages_considered]):
             text = sp.passage.text
+            in_passage = self._covered(text, weights)
             for a, b in split_sentences(text):
                 if text[a:b].strip():
-                    out.append(_Sentence(rank, a, b, self._covered(text[a:b], weights)))
+                    terms = self._covered(text[a:b], weights)
+                    out.append(_Sentence(rank, a, b, terms, in_passage - terms))
         return out
 
     def _choose(
@@ -159,7 +184,11 @@ class ExtractiveComposer:
             for s in sentences:
                 if s in chosen:
                     continue
-                gain = sum(weights.get(t, 0.0) for t in s.terms - covered) / total
+                gain = sum(weights.get(t, 0.0) for t in s.terms - covered)
+                gain += self.config.context_weight * sum(
+                    weights.get(t, 0.0) for t in s.context - covered - s.terms
+                )
+                gain /= total
                 # Earlier passages win ties: the retrieval already judged them more relevant.
                 key = (gain, -s.rank)
                 if key > best_key:

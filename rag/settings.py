@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # Answer composition.
     answerer: Literal["extractive"] = "extractive"
     abstain_below: float = Field(default=0.35, ge=0, le=1)
-    min_support: float = Field(default=0.4, ge=0, le=1)
+    min_support: float = Field(default=0.35, ge=0, le=1)
     answer_sentences: int = Field(default=2, ge=1, le=10)
     answer_max_chars: int = Field(default=150, ge=20)
     max_file_mb: int = Field(default=50, ge=1)
