@@ -249,4 +249,5 @@ def cite(n: int, passage: ScoredPassage, start: int, end: int) -> Citation:
         char_end=char_end,
         quote=source.text[a:b],
         passage_id=passage.passage.id,
+        also_in=tuple((s.file, s.paragraph) for s in passage.passage.sources[1:]),
     )

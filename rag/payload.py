@@ -38,6 +38,7 @@ def citation_payload(citation: Citation) -> dict[str, Any]:
         "char_end": citation.char_end,
         "quote": citation.quote,
         "passage_id": citation.passage_id,
+        "also_in": [{"file": f, "paragraph": p} for f, p in citation.also_in],
     }
 
 

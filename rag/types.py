@@ -205,6 +205,8 @@ class Citation:
     char_end: int
     quote: str
     passage_id: int
+    # Other places holding the same (deduplicated) passage: (file, paragraph).
+    also_in: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

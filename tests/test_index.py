@@ -40,6 +40,24 @@ def test_a_repeated_paragraph_is_one_passage_with_two_sources(
     assert {f for f, _ in places} == {SEED_003} and len(places) == 2
 
 
+def test_a_citation_of_a_merged_passage_names_every_place_that_holds_it(
+    fake_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("标题\n質檢總局局長是支樹平。\n", encoding="utf-8")
+    (docs / "b.txt").write_text("质检总局局长是支树平。\n", encoding="utf-8")
+    fake_pipeline.ingest([docs])
+    answer = fake_pipeline.ask("质检总局局长是谁？")
+    [citation] = answer.citations
+    assert (citation.file, citation.paragraph, citation.quote) == (
+        "a.txt",
+        2,
+        "質檢總局局長是支樹平。",
+    )
+    assert citation.also_in == (("b.txt", 1),)
+
+
 def test_reingesting_unchanged_files_embeds_nothing(
     fake_pipeline: Pipeline, fake_embedder: HashEmbedder, demo_copy: Path
 ) -> None:
