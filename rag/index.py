@@ -65,6 +65,7 @@ class AddResult:
     new_passages: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    reused_vectors: int = 0  # new passages whose vector came from the file's previous version
     passage_ids: list[int] = field(default_factory=list)
 
     @property
@@ -224,7 +225,11 @@ class Index:
         try:
             with self.store.transaction():
                 existing = self.store.find_document(file)
+                # An edited file keeps most of its passages: reuse their vectors rather
+                # than paying the model again for text it has already embedded.
+                reusable: dict[str, np.ndarray] = {}
                 if existing is not None:
+                    reusable = self.store.document_vectors(existing.id)
                     self._remove(existing.id, near, vectors)
                 doc_id = self.store.insert_document(file, document)
                 fresh: list[tuple[int, str]] = []
@@ -234,15 +239,20 @@ class Index:
                     pid = self._place(digest, signature, near, result)
                     if pid is None:
                         folded = fold_script(chunk.text)
+                        vector = reusable.get(digest)
                         pid = self.store.insert_passage(
                             chunk.text,
                             folded,
                             digest,
                             signature_bytes(signature),
-                            np.zeros(0, np.float32),
+                            vector if vector is not None else np.zeros(0, np.float32),
                         )
                         near.add(pid, signature)
-                        fresh.append((pid, folded))
+                        if vector is None:
+                            fresh.append((pid, folded))
+                        else:
+                            vectors.add([pid], vector[None, :])
+                            result.reused_vectors += 1
                         result.new_passages += 1
                     self.store.insert_source(pid, doc_id, chunk.source)
                     result.passage_ids.append(pid)

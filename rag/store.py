@@ -187,6 +187,15 @@ class Store:
         )
         return orphans
 
+    def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
+        """Content hash -> vector of every passage the document holds."""
+        rows = self._db.execute(
+            "SELECT p.hash, p.vector FROM passages p WHERE p.id IN "
+            "(SELECT passage_id FROM sources WHERE document_id = ?)",
+            (doc_id,),
+        ).fetchall()
+        return {str(h): np.frombuffer(v, dtype=np.float32) for h, v in rows if v}
+
     def paragraph(self, doc_id: int, number: int) -> tuple[str, int, int, int, int] | None:
         row = self._db.execute(
             "SELECT text, char_start, char_end, line_start, line_end FROM paragraphs "

@@ -80,6 +80,23 @@ def test_a_changed_file_replaces_its_passages(fake_pipeline: Pipeline, tmp_path:
     assert fake_pipeline.index.store.count("passages") == 2
 
 
+def test_an_edited_file_reembeds_only_its_changed_passages(
+    fake_pipeline: Pipeline, fake_embedder: HashEmbedder, tmp_path: Path
+) -> None:
+    doc = tmp_path / "docs" / "a.txt"
+    doc.parent.mkdir()
+    lines = ["质量是基础。", "安全是底线。", "服务是根本。"]
+    doc.write_text("\n".join(lines), encoding="utf-8")
+    fake_pipeline.ingest([doc.parent])
+    embedded = fake_embedder.texts_embedded
+    doc.write_text("\n".join([*lines[:2], "创新是动力。"]), encoding="utf-8")
+    fake_pipeline.ingest([doc.parent])
+    assert fake_embedder.texts_embedded == embedded + 1
+    hits = fake_pipeline.retriever.search("安全是底线。", 1).passages
+    assert hits[0].passage.text == "安全是底线。"
+    assert hits[0].dense == 1.0  # the reused vector is the right one
+
+
 def test_removing_a_file_drops_its_vectors_postings_and_passages(
     fake_pipeline: Pipeline, demo_copy: Path
 ) -> None:
