@@ -88,6 +88,7 @@ def ingest(
         ("paragraphs", report.paragraphs),
         ("passages (chunks)", report.chunks),
         ("new passages indexed", report.new_passages),
+        ("vectors reused (edited files)", report.reused_vectors),
         (
             "duplicates merged",
             f"{report.duplicates_merged} "

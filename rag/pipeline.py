@@ -32,6 +32,7 @@ class IngestReport:
     new_passages: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    reused_vectors: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -123,6 +124,7 @@ class Pipeline:
             report.new_passages += result.new_passages
             report.exact_duplicates += result.exact_duplicates
             report.near_duplicates += result.near_duplicates
+            report.reused_vectors += result.reused_vectors
         self.index.commit()
         report.seconds = time.perf_counter() - started
         return report
