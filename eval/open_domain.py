@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(json.dumps(summary["ingest"]), file=sys.stderr)
         sweep = (
-            [(w, f) for w in (0.3, 0.4, 0.5, 0.6, 0.7) for f in (0.7, 0.75, 0.8)]
+            [(w, f) for w in (0.5, 0.6, 0.7, 0.8, 0.9) for f in (0.75, 0.8, 0.85)]
             if args.sweep
             else []
         )

