@@ -53,7 +53,7 @@ class ExtractiveConfig:
     min_gain: float = 0.2  # share of the question a further sentence must add
     max_sentences: int = 2
     max_chars: int = 150
-    passages_considered: int = 3
+    passages_considered: int = 5
     # How much a question word counts when it is not in the sentence but elsewhere in its
     # passage: the subject of an article is often named once, then only implied.
     context_weight: float = 0.5

@@ -15,8 +15,8 @@ from rag.types import ScoredPassage
 @dataclass(frozen=True)
 class RetrievalConfig:
     candidates: int = 50
-    dense_weight: float = 0.5
-    dense_floor: float = 0.75
+    dense_weight: float = 0.7
+    dense_floor: float = 0.8
 
 
 @dataclass

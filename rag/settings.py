@@ -33,10 +33,10 @@ class Settings(BaseSettings):
     # Retrieval and fusion.
     top_k: int = Field(default=5, ge=1, le=50)
     candidates: int = Field(default=50, ge=1, le=1000)
-    dense_weight: float = Field(default=0.5, ge=0, le=1)
+    dense_weight: float = Field(default=0.7, ge=0, le=1)
     # Cosine similarity that counts as unrelated for the embedder (multilingual-e5 puts
     # unrelated text around 0.75, not 0); the dense score is rescaled from here to 1.
-    dense_floor: float = Field(default=0.75, ge=-1, lt=1)
+    dense_floor: float = Field(default=0.8, ge=-1, lt=1)
 
     # Answer composition.
     answerer: Literal["extractive"] = "extractive"

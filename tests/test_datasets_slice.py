@@ -58,12 +58,12 @@ def results(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 # Measured on this slice when the defaults were chosen (see docs/benchmarks.md); a change
 # that loses more than the tolerance is a regression to explain.
 GOLDEN = {
-    "cmrc2018_dev/original/hit@1": 0.96,
+    "cmrc2018_dev/original/hit@1": 0.98,
     "cmrc2018_dev/original/hit@5": 1.0,
-    "cmrc2018_dev/original/answer_hit": 0.73,
+    "cmrc2018_dev/original/answer_hit": 0.75,
     "drcd_dev/original/hit@1": 0.96,
-    "drcd_dev/original/hit@5": 1.0,
-    "drcd_dev/original/answer_hit": 0.75,
+    "drcd_dev/original/hit@5": 0.99,
+    "drcd_dev/original/answer_hit": 0.82,
 }
 
 
