@@ -20,7 +20,6 @@ class Settings(BaseSettings):
 
     # Chunking: characters per passage (see docs/benchmarks.md for how these were chosen).
     chunk_size: int = Field(default=400, ge=50, le=4000)
-    min_chunk: int = Field(default=0, ge=0)
 
     # Near-duplicate detection: Jaccard similarity of character shingles.
     dedupe_threshold: float = Field(default=0.85, gt=0, le=1)
