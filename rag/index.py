@@ -157,12 +157,6 @@ class Index:
     def tokenize(self, folded: str) -> list[str]:
         return self._tokenize(folded)
 
-    def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return self._caches.vectors.search(query_vector, k)
-
-    def lexical_search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
-        return self._caches.lexical.search(tokens, k)
-
     def hybrid_candidates(
         self, tokens: Sequence[str], query_vector: np.ndarray, k: int
     ) -> tuple[dict[int, float], dict[int, float], dict[str, float]]:

@@ -196,14 +196,6 @@ class Store:
         ).fetchall()
         return {str(h): np.frombuffer(v, dtype=np.float32) for h, v in rows if v}
 
-    def paragraph(self, doc_id: int, number: int) -> tuple[str, int, int, int, int] | None:
-        row = self._db.execute(
-            "SELECT text, char_start, char_end, line_start, line_end FROM paragraphs "
-            "WHERE document_id = ? AND number = ?",
-            (doc_id, number),
-        ).fetchone()
-        return None if row is None else tuple(row)
-
     # -- passages -----------------------------------------------------------------------
 
     def passage_id_by_hash(self, content_hash: str) -> int | None:
