@@ -183,7 +183,7 @@ class Store:
         self._db.executemany(
             "UPDATE passages SET text = (SELECT text FROM sources WHERE passage_id = ? "
             "ORDER BY rowid LIMIT 1) WHERE id = ?",
-            [(p, p) for p in affected if p not in set(orphans)],
+            [(p, p) for p in set(affected) - set(orphans)],
         )
         return orphans
 
