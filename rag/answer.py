@@ -111,12 +111,8 @@ class ExtractiveComposer:
         abstain = Answer(question, ABSTAIN_TEXT, True, (), tuple(passages))
         if not passages or passages[0].score < self.config.abstain_below:
             return abstain
-        weights = self.question_terms(question)
-        total = sum(weights.values())
-        if total <= 0:
-            return abstain
-        chosen = self._choose(self._sentences(passages, weights), weights, total)
-        if self.support(chosen, weights) < self.config.min_support:
+        weights, chosen = self._select(question, passages)
+        if not chosen or self.support(chosen, weights) < self.config.min_support:
             return abstain
         citations: list[Citation] = []
         for s in chosen:
@@ -128,13 +124,18 @@ class ExtractiveComposer:
 
     def answer_support(self, question: str, passages: Sequence[ScoredPassage]) -> float:
         """The support the answer to `question` would have, before any abstention rule."""
+        weights, chosen = self._select(question, passages)
+        return self.support(chosen, weights) if chosen else 0.0
+
+    def _select(
+        self, question: str, passages: Sequence[ScoredPassage]
+    ) -> tuple[dict[str, float], list[_Sentence]]:
+        """The question's weighted words and the sentences chosen to answer it."""
         weights = self.question_terms(question)
         total = sum(weights.values())
         if total <= 0:
-            return 0.0
-        return self.support(
-            self._choose(self._sentences(passages, weights), weights, total), weights
-        )
+            return weights, []
+        return weights, self._choose(self._sentences(passages, weights), weights, total)
 
     def support(self, chosen: Sequence[_Sentence], weights: dict[str, float]) -> float:
         """IDF-weighted share of the question's words that the chosen sentences cover.
