@@ -175,3 +175,31 @@ def docs_rm(
     if missing:
         errors.print(f"[red]error:[/red] not in the index: {', '.join(missing)}")
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address [default: $RAG_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: $RAG_PORT or 8000]")] = None,
+    index: IndexOption = None,
+) -> None:
+    """Serve the HTTP API, the demo page and the chat widget (see docs/api.md)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = get_settings()
+    if index is not None:
+        settings = settings.model_copy(update={"index_dir": index})
+    host = host or settings.host
+    if settings.open_access and host not in {"127.0.0.1", "localhost", "::1"}:
+        errors.print(
+            f"[yellow]warning:[/yellow] no API keys configured (RAG_ADMIN_KEYS, RAG_QUERY_KEYS, "
+            f"RAG_PUBLISHABLE_KEYS): serving on 127.0.0.1, not {host}"
+        )
+        host = "127.0.0.1"
+    port = settings.port if port is None else port
+    errors.print(f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

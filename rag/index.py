@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from rag.dedupe import (
 )
 from rag.lexical import LexicalIndex
 from rag.script import fold_script
-from rag.store import DocumentRow, Store, vectors_from_rows
+from rag.store import DocumentRow, ParagraphRow, Store, vectors_from_rows
 from rag.tokenize import get_tokenizer
 from rag.types import Chunk, Document, Passage
 from rag.vectors import VectorIndex
@@ -94,8 +95,12 @@ class Index:
         self.directory = directory
         self.config = config
         directory.mkdir(parents=True, exist_ok=True)
-        self.store = Store(directory / "store.sqlite")
+        self.store = Store(directory / "store.sqlite")  # the writer's connection
         self._check_config()
+        # Each reading thread gets its own read-only connection (see `Store`).
+        self._local = threading.local()
+        self._readers: list[Store] = []
+        self._readers_lock = threading.Lock()
         self._tokenize = get_tokenizer(config.tokenizer)
         self._near: NearDuplicateIndex | None = None
         self._working: VectorIndex | None = None
@@ -181,11 +186,38 @@ class Index:
     def idf(self, tokens: Iterable[str]) -> dict[str, float]:
         return self._caches.lexical.idf(tokens)
 
+    def _reader(self) -> Store:
+        reader: Store | None = getattr(self._local, "store", None)
+        if reader is None:
+            reader = Store(self.directory / "store.sqlite", readonly=True)
+            self._local.store = reader
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
+
     def passages(self, ids: Sequence[int]) -> dict[int, Passage]:
-        return self.store.passages(ids)
+        return self._reader().passages(ids)
 
     def documents(self) -> list[DocumentRow]:
-        return self.store.documents()
+        return self._reader().documents()
+
+    def counts(self) -> dict[str, int]:
+        """Documents, paragraphs and passages in the committed store."""
+        reader = self._reader()
+        return {table: reader.count(table) for table in ("documents", "paragraphs", "passages")}
+
+    def document(self, file: str) -> DocumentRow | None:
+        return self._reader().find_document(file)
+
+    def paragraph_context(
+        self, file: str, number: int, context: int
+    ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]] | None:
+        """A paragraph with its neighbours (see `Store.paragraph_context`); None: no file."""
+        reader = self._reader()
+        row = reader.find_document(file)
+        if row is None:
+            return None
+        return reader.paragraph_context(row.id, number, context)
 
     def __len__(self) -> int:
         return len(self._caches.vectors)
@@ -331,4 +363,8 @@ class Index:
         self._working = None
 
     def close(self) -> None:
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
         self.store.close()

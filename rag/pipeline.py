@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class Pipeline:
         self.embedder = embedder
         self.settings = settings
         self.composer = composer if composer is not None else make_composer(settings, index)
+        # One writer at a time: the index keeps a single working copy of its caches.
+        self._write_lock = threading.Lock()
         self.retriever = Retriever(
             index,
             embedder,
@@ -101,6 +104,10 @@ class Pipeline:
         A file that cannot be read is reported in `skipped` with its reason; the others are
         still ingested. An unchanged file (same content hash) costs only its hashing.
         """
+        with self._write_lock:
+            return self._ingest(paths, on_file)
+
+    def _ingest(self, paths: Sequence[Path], on_file: Callable[[str], None] | None) -> IngestReport:
         report = IngestReport()
         started = time.perf_counter()
 
@@ -148,9 +155,10 @@ class Pipeline:
         return report
 
     def remove(self, file: str) -> bool:
-        removed = self.index.remove_document(file)
-        self.index.commit()
-        return removed
+        with self._write_lock:
+            removed = self.index.remove_document(file)
+            self.index.commit()
+            return removed
 
     # -- reading ------------------------------------------------------------------------
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list of keys or origins, written in the environment as "a,b,c".
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -44,6 +47,38 @@ class Settings(BaseSettings):
     answer_sentences: int = Field(default=2, ge=1, le=10)
     answer_max_chars: int = Field(default=150, ge=20)
     max_file_mb: int = Field(default=50, ge=1)
+
+    # HTTP service (see docs/api.md). With no keys at all the service is open but binds
+    # to 127.0.0.1 only.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_keys: CommaList = []
+    query_keys: CommaList = []
+    # Widget keys: they sit in web pages, so they may only ask, from allowed origins.
+    publishable_keys: CommaList = []
+    allowed_origins: CommaList = []
+    widget_rate_limit: str = "30/minute"  # per publishable key and client address
+    max_question_chars: int = Field(default=500, ge=1, le=10000)
+    max_upload_mb: int = Field(default=20, ge=1)
+    max_upload_files: int = Field(default=20, ge=1)
+    upload_dir: Path | None = None  # default: <index_dir>/uploads
+
+    @field_validator(
+        "admin_keys", "query_keys", "publishable_keys", "allowed_origins", mode="before"
+    )
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def uploads(self) -> Path:
+        return self.upload_dir or self.index_dir / "uploads"
+
+    @property
+    def open_access(self) -> bool:
+        return not (self.admin_keys or self.query_keys or self.publishable_keys)
 
 
 @lru_cache

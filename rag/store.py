@@ -86,10 +86,34 @@ class StoredPassage:
     vector: bytes
 
 
+@dataclass(frozen=True)
+class ParagraphRow:
+    number: int
+    text: str
+    line_start: int
+    line_end: int
+    char_start: int
+    char_end: int
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
-        # One connection per Store; check_same_thread is off because the service hands
-        # the store to worker threads, each call being a short, self-contained statement.
+    """One SQLite connection: the writer's, or (`readonly=True`) one reader thread's.
+
+    In WAL mode a reader's connection sees the last committed state while a writer's
+    transaction is open, so a query never reads half of an ingest.
+    """
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        if readonly:
+            self._db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,  # used by one thread, but closed by the index's owner
+            )
+            return
+        # The writer may be handed from thread to thread (the service's ingestion worker,
+        # request threads deleting a document); a lock above the store keeps it one at a time.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -186,6 +210,35 @@ class Store:
             [(p, p) for p in set(affected) - set(orphans)],
         )
         return orphans
+
+    def paragraph_context(
+        self, doc_id: int, number: int, context: int
+    ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]:
+        """Paragraph `number` of a document with up to `context` stored neighbours each side.
+
+        Neighbours are the nearest stored paragraphs: numbering counts paragraphs that
+        cleaning dropped, so paragraph 7's predecessor may be 5.
+        """
+        columns = "number, text, line_start, line_end, char_start, char_end"
+        row = self._db.execute(
+            f"SELECT {columns} FROM paragraphs WHERE document_id = ? AND number = ?",
+            (doc_id, number),
+        ).fetchone()
+        before = self._db.execute(
+            f"SELECT {columns} FROM paragraphs WHERE document_id = ? AND number < ? "
+            "ORDER BY number DESC LIMIT ?",
+            (doc_id, number, context),
+        ).fetchall()
+        after = self._db.execute(
+            f"SELECT {columns} FROM paragraphs WHERE document_id = ? AND number > ? "
+            "ORDER BY number LIMIT ?",
+            (doc_id, number, context),
+        ).fetchall()
+        return (
+            [ParagraphRow(*r) for r in reversed(before)],
+            None if row is None else ParagraphRow(*row),
+            [ParagraphRow(*r) for r in after],
+        )
 
     def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
         """Content hash -> vector of every passage the document holds."""

@@ -1,8 +1,9 @@
-"""Test fakes: a deterministic, model-free embedder for fast unit tests of the pipeline."""
+"""Test fakes: deterministic, model-free embedders for fast unit tests of the pipeline."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,3 +44,23 @@ class HashEmbedder(Embedder):
 def _bucket(bigram: str, dim: int) -> int:
     digest = hashlib.blake2b(bigram.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") % dim
+
+
+class GatedEmbedder(HashEmbedder):
+    """TEST FAKE: a HashEmbedder whose passage batches wait for `release` once `hold` is set.
+
+    Lets a test freeze an ingestion midway, inside its store transaction, and look at what
+    readers see meanwhile.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.waiting = threading.Event()  # set while a batch is held
+        self.release = threading.Event()
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+        if kind == "passage" and self.hold.is_set():
+            self.waiting.set()
+            self.release.wait(timeout=30)
+        return super().embed_batch(texts, kind)

@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app, routes, auth, jobs, metrics and the chat widget."""

@@ -1,0 +1,112 @@
+"""Named FastAPI dependencies: the state, the pipeline, access checks, validated questions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from service.auth import AccessDenied, Action, Caller
+from service.jobs import JobQueue
+from service.schemas import AskRequest, ChatRequest
+from service.state import ServiceState
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _not_ready(state: ServiceState) -> HTTPException:
+    if state.error:
+        return HTTPException(503, f"the service failed to load: {state.error}")
+    return HTTPException(503, "the index and the model are still loading", {"Retry-After": "2"})
+
+
+def get_pipeline(state: StateDep) -> Pipeline:
+    if state.pipeline is None:
+        raise _not_ready(state)
+    return state.pipeline
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+
+
+def get_jobs(state: StateDep) -> JobQueue:
+    if state.jobs is None:
+        raise _not_ready(state)
+    return state.jobs
+
+
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+
+
+def api_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def _access(action: Action) -> object:
+    def check(request: Request, state: StateDep) -> Caller:
+        client = request.client.host if request.client else "unknown"
+        own_origin = f"{request.url.scheme}://{request.url.netloc}"
+        try:
+            return state.gate.check(
+                action, api_key(request), request.headers.get("origin"), own_origin, client
+            )
+        except AccessDenied as err:
+            raise HTTPException(err.status, err.detail, err.headers) from err
+
+    return Depends(check)
+
+
+AskAccess = Annotated[Caller, _access(Action.ASK)]
+SearchAccess = Annotated[Caller, _access(Action.SEARCH)]
+CiteAccess = Annotated[Caller, _access(Action.CITE)]
+ManageAccess = Annotated[Caller, _access(Action.MANAGE)]
+
+
+def checked_question(text: str, settings: Settings) -> str:
+    """The question stripped, or a 422 saying why it cannot be asked."""
+    question = text.strip()
+    if not question:
+        raise HTTPException(422, "the question is empty")
+    if len(question) > settings.max_question_chars:
+        raise HTTPException(
+            422,
+            f"the question is {len(question)} characters; "
+            f"the limit is {settings.max_question_chars}",
+        )
+    return question
+
+
+def ask_question(body: AskRequest, settings: SettingsDep) -> AskRequest:
+    return AskRequest(question=checked_question(body.question, settings), top_k=body.top_k)
+
+
+AskBody = Annotated[AskRequest, Depends(ask_question)]
+
+
+def chat_question(body: ChatRequest, settings: SettingsDep) -> str:
+    users = [m for m in body.messages if m.role == "user"]
+    if not users:
+        raise HTTPException(422, "messages hold no user message to answer")
+    return checked_question(users[-1].text(), settings)
+
+
+ChatQuestion = Annotated[str, Depends(chat_question)]

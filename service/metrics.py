@@ -1,0 +1,98 @@
+"""Prometheus metrics: request counts and latencies by route, plus index and job gauges."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import ClassVar
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Latency buckets around what a query costs here: ~10-100 ms, with ingestion-sized tails.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+Gauges = Callable[[], Mapping[str, Mapping[str, float]]]
+
+
+class Metrics:
+    """One registry per app, so that several apps (tests) never share counters."""
+
+    def __init__(self, gauges: Gauges) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "rag_http_requests",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "rag_http_request_duration_seconds",
+            "Time from request to the end of the response body, by route",
+            ["route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_GaugeCollector(gauges))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _GaugeCollector(Collector):
+    """Reads gauges at scrape time: {metric name: {label value: number}}."""
+
+    HELP: ClassVar[dict[str, str]] = {
+        "rag_index_documents": "Documents in the index",
+        "rag_index_passages": "Passages in the index (after deduplication)",
+        "rag_ingest_jobs": "Ingestion jobs remembered, by status",
+        "rag_ready": "1 once the index and the model are loaded",
+    }
+
+    def __init__(self, gauges: Gauges) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        for name, values in self._gauges().items():
+            if name == "rag_ingest_jobs":
+                family = GaugeMetricFamily(name, self.HELP[name], labels=["status"])
+                for status, value in values.items():
+                    family.add_metric([status], value)
+            else:
+                family = GaugeMetricFamily(name, self.HELP[name], value=values[""])
+            yield family
+
+
+class MetricsMiddleware:
+    """Counts and times every request by its route template (not its raw path).
+
+    Timing runs to the last body chunk, so a streamed answer is measured whole.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = scope.get("route")
+            # Unmatched paths share one label, so scanners cannot blow up the series count.
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - started)

@@ -1,0 +1,52 @@
+"""Asking and searching: /v1/ask, /v1/ask/stream and /v1/search."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.sse import EventSourceResponse
+
+from rag.payload import answer_payload, passage_payload
+from service.deps import AskAccess, AskBody, PipelineDep, SearchAccess
+from service.schemas import AnswerOut, ErrorOut, SearchOut, SearchRequest
+from service.streaming import ask_events
+
+# JSON bodies here are a question and a number: anything bigger is refused unread (413).
+MAX_BODY = 64 * 1024
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 413, 429, 503)
+}
+
+router = APIRouter(prefix="/v1", tags=["ask"], max_body_size=MAX_BODY, responses=ERRORS)
+
+
+@router.post("/ask", response_model=AnswerOut)
+def ask(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> dict[str, Any]:
+    """Answer a question from the documents, citing file, paragraph and offsets."""
+    return answer_payload(pipeline.ask(body.question, body.top_k))
+
+
+@router.post(
+    "/ask/stream",
+    response_model=None,
+    responses={
+        200: {
+            "description": "Events retrieval, delta..., answer (see docs/api.md)",
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+def ask_stream(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> EventSourceResponse:
+    """The answer as Server-Sent Events: passages and citations first, then the text."""
+    events = ask_events(partial(pipeline.ask, body.question, body.top_k))
+    return EventSourceResponse(events, headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/search", response_model=SearchOut)
+def search(_: SearchAccess, body: SearchRequest, pipeline: PipelineDep) -> dict[str, Any]:
+    """Passages for a query, best first, without composing an answer."""
+    retrieval = pipeline.retriever.search(body.query, body.top_k)
+    return {"passages": [passage_payload(p) for p in retrieval.passages]}

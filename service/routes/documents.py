@@ -1,0 +1,151 @@
+"""Documents: list, upload (ingested in the background), delete, read a cited paragraph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+
+from rag.pipeline import IngestReport
+from rag.store import ParagraphRow
+from service.deps import CiteAccess, JobsDep, ManageAccess, PipelineDep, SettingsDep
+from service.jobs import Job
+from service.routes.ask import ERRORS
+from service.schemas import (
+    DeletedOut,
+    DocumentsOut,
+    JobOut,
+    ParagraphContextOut,
+    UploadAccepted,
+)
+from service.uploads import UploadError, safe_name, store_upload
+
+router = APIRouter(prefix="/v1", tags=["documents"], responses=ERRORS)
+
+MB = 1024 * 1024
+
+
+@router.get("/documents", response_model=DocumentsOut)
+def list_documents(_: ManageAccess, pipeline: PipelineDep) -> dict[str, Any]:
+    return {
+        "documents": [
+            {
+                "id": row.file,
+                "file": row.file,
+                "paragraphs": row.paragraphs,
+                "passages": row.passages,
+                "content_hash": row.content_hash,
+                "encoding": row.encoding,
+                "format": row.format,
+                "ingested_at": row.ingested_at,
+            }
+            for row in pipeline.index.documents()
+        ]
+    }
+
+
+@router.post("/documents", status_code=202, response_model=UploadAccepted)
+def upload_documents(
+    _: ManageAccess,
+    files: Annotated[list[UploadFile], File(description="One or more .txt/.md/.html files")],
+    settings: SettingsDep,
+    jobs: JobsDep,
+) -> dict[str, Any]:
+    """Store the files and queue their ingestion; poll `GET /v1/jobs/{job_id}`."""
+    if len(files) > settings.max_upload_files:
+        raise HTTPException(
+            413, f"{len(files)} files sent; the limit is {settings.max_upload_files} per request"
+        )
+    try:
+        names = [safe_name(f.filename) for f in files]
+        if len(set(names)) != len(names):
+            raise UploadError(400, "two uploaded files have the same name")
+        for upload, name in zip(files, names, strict=True):
+            if (upload.size or 0) > settings.max_upload_mb * MB:
+                raise UploadError(
+                    413, f"{name} is larger than the {settings.max_upload_mb} MB limit"
+                )
+        # Checked all before storing any: a refused request leaves nothing behind.
+        paths = [
+            store_upload(settings.uploads, n, f.file) for f, n in zip(files, names, strict=True)
+        ]
+    except UploadError as err:
+        raise HTTPException(err.status, err.detail) from err
+    job = jobs.submit(names, paths)
+    return {"job_id": job.id, "files": names}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(_: ManageAccess, job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return _job_payload(job)
+
+
+@router.delete("/documents/{file:path}", response_model=DeletedOut)
+def delete_document(
+    _: ManageAccess, file: str, pipeline: PipelineDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Remove a document: its vectors, lexical postings and passages no other file holds."""
+    if not pipeline.remove(file):
+        raise HTTPException(404, f"no document {file!r}")
+    uploaded = settings.uploads / file
+    if uploaded.parent.resolve() == settings.uploads.resolve():
+        uploaded.unlink(missing_ok=True)  # an uploaded copy would come back on re-ingest
+    return {"deleted": file}
+
+
+@router.get("/documents/{file:path}/paragraphs/{number}", response_model=ParagraphContextOut)
+def read_paragraph(
+    _: CiteAccess,
+    file: str,
+    number: int,
+    pipeline: PipelineDep,
+    context: Annotated[int, Query(ge=0, le=5, description="Neighbours on each side")] = 1,
+) -> dict[str, Any]:
+    """A paragraph with its neighbours, so a citation can be read in context."""
+    found = pipeline.index.paragraph_context(file, number, context)
+    if found is None:
+        raise HTTPException(404, f"no document {file!r}")
+    before, paragraph, after = found
+    if paragraph is None:
+        raise HTTPException(404, f"{file!r} has no paragraph {number}")
+    return {
+        "file": file,
+        "paragraph": _paragraph(paragraph),
+        "before": [_paragraph(p) for p in before],
+        "after": [_paragraph(p) for p in after],
+    }
+
+
+def _paragraph(row: ParagraphRow) -> dict[str, Any]:
+    return row.__dict__.copy()
+
+
+def _report(report: IngestReport) -> dict[str, Any]:
+    return {
+        "files": report.files,
+        "unchanged": report.unchanged,
+        "paragraphs": report.paragraphs,
+        "passages": report.chunks,
+        "new_passages": report.new_passages,
+        "duplicates_merged": report.duplicates_merged,
+        # The name the client uploaded, not where the server keeps it.
+        "skipped": [{"path": Path(s.path).name, "reason": s.reason} for s in report.skipped],
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def _job_payload(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "files": job.files,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "report": None if job.report is None else _report(job.report),
+        "error": job.error,
+    }

@@ -1,0 +1,33 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.deps import ManageAccess, StateDep
+from service.schemas import StatusOut
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=StatusOut, response_model_exclude_none=True)
+def healthz() -> dict[str, str]:
+    """The process is up (it may still be loading; see /readyz)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=StatusOut, responses={503: {"model": StatusOut}})
+def readyz(state: StateDep) -> JSONResponse:
+    """The index and the model are loaded and queries can be answered."""
+    if state.pipeline is not None:
+        return JSONResponse({"status": "ready"})
+    detail = state.error or "loading the index and the model"
+    return JSONResponse({"status": "failed" if state.error else "loading", "detail": detail}, 503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(_: ManageAccess, state: StateDep) -> Response:
+    """Prometheus text format (an admin key is needed when keys are configured)."""
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

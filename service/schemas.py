@@ -1,0 +1,182 @@
+"""The HTTP edge: request and response models (inside the service, plain dataclasses rule).
+
+Answer, passage and citation objects are built by `rag.payload` (shared with `rag ask
+--json`); the models here validate and document that same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TopK = Field(default=5, ge=1, le=50, description="How many passages to retrieve")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests -----------------------------------------------------------------------------
+
+
+class AskRequest(Strict):
+    question: str = Field(min_length=1, description="The question, simplified or traditional")
+    top_k: int = TopK
+
+
+class SearchRequest(Strict):
+    query: str = Field(min_length=1)
+    top_k: int = TopK
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    # OpenAI clients may send content as a list of typed parts; only text parts count.
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        parts = self.content or []
+        return "".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    # Other OpenAI parameters (temperature, ...) are accepted and ignored: the answer is
+    # extracted from the documents, not sampled.
+    model: str = "rag"
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+class SourceOut(BaseModel):
+    file: str
+    paragraph: int
+    line_start: int
+    line_end: int
+    char_start: int
+    char_end: int
+
+
+class PassageOut(BaseModel):
+    id: int
+    text: str
+    score: float
+    sources: list[SourceOut]
+
+
+class PlaceOut(BaseModel):
+    file: str
+    paragraph: int
+
+
+class CitationOut(BaseModel):
+    n: int
+    file: str
+    paragraph: int
+    line_start: int
+    line_end: int
+    char_start: int = Field(description="Offset of the quote in the original file")
+    char_end: int
+    quote: str = Field(description="The cited text, cleaned, in the file's own script")
+    passage_id: int
+    also_in: list[PlaceOut] = Field(description="Other files holding the same passage")
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[CitationOut]
+    passages: list[PassageOut]
+    timings_ms: dict[str, float]
+
+
+class SearchOut(BaseModel):
+    passages: list[PassageOut]
+
+
+# -- documents and jobs ---------------------------------------------------------------------
+
+
+class DocumentOut(BaseModel):
+    id: str = Field(description="The document's file name, as citations name it")
+    file: str
+    paragraphs: int
+    passages: int
+    content_hash: str
+    encoding: str
+    format: str
+    ingested_at: str
+
+
+class DocumentsOut(BaseModel):
+    documents: list[DocumentOut]
+
+
+class DeletedOut(BaseModel):
+    deleted: str
+
+
+class UploadAccepted(BaseModel):
+    job_id: str
+    files: list[str]
+
+
+class SkippedOut(BaseModel):
+    path: str
+    reason: str
+
+
+class ReportOut(BaseModel):
+    files: int
+    unchanged: int
+    paragraphs: int
+    passages: int
+    new_passages: int
+    duplicates_merged: int
+    skipped: list[SkippedOut]
+    seconds: float
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    files: list[str]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    report: ReportOut | None
+    error: str | None
+
+
+class ParagraphOut(BaseModel):
+    number: int
+    text: str = Field(description="Cleaned paragraph text; a citation's quote is a substring")
+    line_start: int
+    line_end: int
+    char_start: int
+    char_end: int
+
+
+class ParagraphContextOut(BaseModel):
+    file: str
+    paragraph: ParagraphOut
+    before: list[ParagraphOut]
+    after: list[ParagraphOut]
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+class StatusOut(BaseModel):
+    status: str
+    detail: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str

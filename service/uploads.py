@@ -1,0 +1,59 @@
+"""Uploaded files: safe names inside the upload directory, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import BinaryIO
+
+from rag.loaders import FORMATS
+
+MAX_NAME_BYTES = 255
+
+
+class UploadError(ValueError):
+    """An upload refused as a whole, with the message the client gets."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def safe_name(raw: str | None) -> str:
+    """The base name an upload is stored and cited under, or UploadError.
+
+    Only the last path component of the client's name is kept ("../../etc/x.txt" becomes
+    "x.txt"), so a name can never point outside the upload directory.
+    """
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not name or name in {".", ".."} or name.startswith("."):
+        raise UploadError(400, f"file name {raw!r} is not a usable file name")
+    if any(unicodedata.category(c) in {"Cc", "Cf"} for c in name):
+        raise UploadError(400, f"file name {raw!r} contains control characters")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise UploadError(400, f"file name {raw!r} is longer than {MAX_NAME_BYTES} bytes")
+    if Path(name).suffix.lower() not in FORMATS:
+        kinds = ", ".join(sorted(FORMATS))
+        raise UploadError(415, f"{name}: unsupported file type; accepted: {kinds}")
+    return name
+
+
+def store_upload(directory: Path, name: str, content: BinaryIO) -> Path:
+    """Write `content` to `directory/name` atomically: ingestion never reads half a file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = (directory / name).resolve()
+    if not target.is_relative_to(directory.resolve()):  # belt and braces over safe_name
+        raise UploadError(400, f"file name {name!r} leaves the upload directory")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := content.read(1 << 20):
+                out.write(block)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

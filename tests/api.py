@@ -1,0 +1,59 @@
+"""Helpers for API tests: an app on the demo corpus with a fake embedder, ready to call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from embeddings.base import Embedder
+from rag.pipeline import Pipeline, open_pipeline
+from rag.settings import Settings
+from service.app import create_app
+from tests.conftest import DEMO
+
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+def demo_loader(embedder: Embedder) -> Any:
+    def load(settings: Settings) -> Pipeline:
+        pipeline = open_pipeline(settings, embedder)
+        pipeline.ingest([DEMO])
+        return pipeline
+
+    return load
+
+
+def wait_ready(client: TestClient, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not ready: {client.get('/readyz').json()}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def api_client(
+    settings: Settings, embedder: Embedder, client: tuple[str, int] = LOOPBACK
+) -> Iterator[TestClient]:
+    """A client of a fresh app over the demo corpus, once the app reports ready."""
+    app = create_app(settings, demo_loader(embedder))
+    with TestClient(app, client=client) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+def sse_events(body: str) -> list[tuple[str | None, str]]:
+    """(event, data) pairs of a text/event-stream body."""
+    events = []
+    for block in body.split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        event = next((ln[len("event: ") :] for ln in lines if ln.startswith("event: ")), None)
+        data = "\n".join(ln[len("data: ") :] for ln in lines if ln.startswith("data: "))
+        events.append((event, data))
+    return events

@@ -1,0 +1,243 @@
+"""The HTTP API, called through httpx against the app (fake embedder, demo corpus, no keys)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.payload import answer_payload
+from rag.settings import Settings
+from service.app import create_app
+from tests.api import api_client, sse_events, wait_ready
+from tests.fakes import HashEmbedder
+
+QUESTION = "质检总局局长是谁？"
+CHAT = {"model": "rag", "messages": [{"role": "user", "content": QUESTION}]}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app for the read-only tests of this module."""
+    settings = Settings(index_dir=tmp_path_factory.mktemp("api") / "index", dense_floor=0.0)
+    with api_client(settings, HashEmbedder()) as test_client:
+        yield test_client
+
+
+def without_timings(answer: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in answer.items() if k != "timings_ms"}
+
+
+# -- asking ---------------------------------------------------------------------------------
+
+
+def test_ask_returns_the_answer_object_of_the_cli(client: TestClient) -> None:
+    response = client.post("/v1/ask", json={"question": QUESTION})
+
+    assert response.status_code == 200
+    body = response.json()
+    pipeline = client.app.state.service.pipeline  # type: ignore[attr-defined]
+    assert without_timings(body) == without_timings(answer_payload(pipeline.ask(QUESTION)))
+    assert "支树平" in body["answer"]
+    assert body["citations"][0]["quote"] in body["answer"]
+    assert {"embed", "lexical", "compose", "total"} <= body["timings_ms"].keys()
+
+
+def test_top_k_bounds_the_passages(client: TestClient) -> None:
+    body = client.post("/v1/ask", json={"question": QUESTION, "top_k": 2}).json()
+    assert len(body["passages"]) == 2
+
+
+def test_search_returns_scored_passages_with_sources(client: TestClient) -> None:
+    body = client.post("/v1/search", json={"query": "质检总局", "top_k": 3}).json()
+
+    assert len(body["passages"]) == 3
+    scores = [p["score"] for p in body["passages"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(p["sources"][0]["file"].endswith(".txt") for p in body["passages"])
+
+
+def test_stream_sends_retrieval_then_pieces_then_the_whole_answer(client: TestClient) -> None:
+    response = client.post("/v1/ask/stream", json={"question": QUESTION})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    names = [name for name, _ in events]
+    assert names[0] == "retrieval" and names[-1] == "answer"
+    assert set(names[1:-1]) == {"delta"} and len(names) > 3
+    retrieval, final = json.loads(events[0][1]), json.loads(events[-1][1])
+    assert "".join(json.loads(data)["text"] for _, data in events[1:-1]) == final["answer"]
+    assert retrieval["citations"] == final["citations"]
+    assert retrieval["passages"] == final["passages"]
+    ask = client.post("/v1/ask", json={"question": QUESTION}).json()
+    assert without_timings(final) == without_timings(ask)
+
+
+def test_chat_completion_answers_the_last_user_message(client: TestClient) -> None:
+    messages = [
+        {"role": "system", "content": "你是助手"},
+        {"role": "user", "content": "你好"},
+        {"role": "assistant", "content": "你好！"},
+        {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
+    ]
+    response = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages})
+
+    body = response.json()
+    assert body["object"] == "chat.completion"
+    ask = client.post("/v1/ask", json={"question": QUESTION}).json()
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": ask["answer"]}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["citations"] == ask["citations"]
+
+
+def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
+    response = client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+
+    events = sse_events(response.text)
+    assert events[-1] == (None, "[DONE]")
+    chunks = [json.loads(data) for _, data in events[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert len({c["id"] for c in chunks}) == 1
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    ask = client.post("/v1/ask", json={"question": QUESTION}).json()
+    assert text == ask["answer"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["citations"] == ask["citations"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/v1/ask", {"question": "问" * 501}, "the question is 501 characters; the limit is 500"),
+        ("/v1/ask", {"question": "   "}, "the question is empty"),
+        ("/v1/ask/stream", {"question": "问" * 501}, "the limit is 500"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "system", "content": "x"}]},
+            "no user message",
+        ),
+    ],
+)
+def test_unaskable_questions_are_422_with_a_reason(
+    client: TestClient, path: str, body: dict[str, object], message: str
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": QUESTION, "top_k": 0},
+        {"question": QUESTION, "top_k": 51},
+        {"question": 42},
+        {"question": QUESTION, "unknown": 1},
+        {},
+    ],
+)
+def test_invalid_bodies_are_422(client: TestClient, body: dict[str, object]) -> None:
+    response = client.post("/v1/ask", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_malformed_json_is_422_and_oversized_bodies_413(client: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+    assert client.post("/v1/ask", content=b"{not json", headers=headers).status_code == 422
+    huge = json.dumps({"question": "问" * 40_000}).encode()
+    assert client.post("/v1/ask", content=huge, headers=headers).status_code == 413
+
+
+# -- reading a cited paragraph --------------------------------------------------------------
+
+
+def test_a_citation_opens_on_its_paragraph_with_neighbours(client: TestClient) -> None:
+    citation = client.post("/v1/ask", json={"question": QUESTION}).json()["citations"][0]
+
+    response = client.get(
+        f"/v1/documents/{citation['file']}/paragraphs/{citation['paragraph']}",
+        params={"context": 2},
+    )
+
+    body = response.json()
+    assert body["file"] == citation["file"]
+    assert body["paragraph"]["number"] == citation["paragraph"]
+    assert citation["quote"] in body["paragraph"]["text"]
+    assert 0 < len(body["before"]) <= 2 and len(body["after"]) <= 2
+    assert all(p["number"] < citation["paragraph"] for p in body["before"])
+    assert body["paragraph"]["char_start"] <= citation["char_start"]
+    assert citation["char_end"] <= body["paragraph"]["char_end"]
+
+
+def test_missing_documents_and_paragraphs_are_404(client: TestClient) -> None:
+    file = client.get("/v1/documents").json()["documents"][0]["file"]
+    assert client.get("/v1/documents/nope.txt/paragraphs/1").status_code == 404
+    response = client.get(f"/v1/documents/{file}/paragraphs/9999")
+    assert response.status_code == 404
+    assert "no paragraph 9999" in response.json()["detail"]
+    assert client.get(f"/v1/documents/{file}/paragraphs/1?context=6").status_code == 422
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_metrics_count_requests_by_route_and_report_the_index(client: TestClient) -> None:
+    client.get("/v1/documents/x.txt/paragraphs/1")
+    text = client.get("/metrics").text
+
+    assert "rag_index_documents 5.0" in text
+    assert 'rag_http_requests_total{method="GET",route="/v1/documents/{file:path}/' in text
+    assert 'route="/healthz",status="200"' in text
+    assert "rag_http_request_duration_seconds_bucket" in text
+    assert "rag_index_passages" in text
+
+
+def test_openapi_documents_every_endpoint(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/v1/ask",
+        "/v1/ask/stream",
+        "/v1/search",
+        "/v1/chat/completions",
+        "/v1/documents",
+        "/v1/jobs/{job_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= paths.keys()
+    assert client.get("/docs").status_code == 200
+
+
+def test_queries_wait_for_loading_and_readyz_says_so(tmp_path: Path) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def slow_load(settings: Settings) -> object:
+        release.wait(timeout=30)
+        raise RuntimeError("index is corrupt")
+
+    app = create_app(Settings(index_dir=tmp_path), slow_load)  # type: ignore[arg-type]
+    with TestClient(app, client=("127.0.0.1", 1)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        response = client.post("/v1/ask", json={"question": QUESTION})
+        assert response.status_code == 503 and response.headers["retry-after"]
+        release.set()
+        with pytest.raises(TimeoutError):
+            wait_ready(client, timeout=1)
+        assert client.get("/readyz").json() == {
+            "status": "failed",
+            "detail": "RuntimeError: index is corrupt",
+        }
+        assert "index is corrupt" in client.post("/v1/search", json={"query": "x"}).text
