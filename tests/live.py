@@ -1,0 +1,63 @@
+"""A real service process for tests: `rag serve` on a free port of 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+RAG = Path(sys.executable).with_name("rag")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_service(
+    index_dir: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> Iterator[str]:
+    """Start the service on `index_dir`, wait for /readyz, yield its base URL, stop it."""
+    port = free_port()
+    log = index_dir.parent / f"service-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(RAG), "serve", "--port", str(port), "--index", str(index_dir)],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log, timeout)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise TimeoutError(f"service at {url} not ready after {timeout} s:\n{log.read_text()}")
