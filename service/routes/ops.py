@@ -13,13 +13,13 @@ router = APIRouter(tags=["ops"])
 
 
 @router.get("/healthz", response_model=StatusOut, response_model_exclude_none=True)
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is up (it may still be loading; see /readyz)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", response_model=StatusOut, responses={503: {"model": StatusOut}})
-def readyz(state: StateDep) -> JSONResponse:
+async def readyz(state: StateDep) -> JSONResponse:
     """The index and the model are loaded and queries can be answered."""
     if state.pipeline is not None:
         return JSONResponse({"status": "ready"})

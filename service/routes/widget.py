@@ -28,13 +28,13 @@ def widget_tag(publishable_key: str | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def demo_page(settings: SettingsDep) -> HTMLResponse:
+async def demo_page(settings: SettingsDep) -> HTMLResponse:
     key = settings.publishable_keys[0] if settings.publishable_keys else None
     return HTMLResponse(_demo_page().replace("<!-- WIDGET -->", widget_tag(key)))
 
 
 @router.get("/widget.js")
-def widget_script() -> FileResponse:
+async def widget_script() -> FileResponse:
     return FileResponse(
         STATIC / "widget.js",
         media_type="text/javascript; charset=utf-8",

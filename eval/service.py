@@ -1,4 +1,4 @@
-"""A real service process for tests: `rag serve` on a free port of 127.0.0.1."""
+"""A real service process, for tests and benchmarks: `rag serve` on a free port of 127.0.0.1."""
 
 from __future__ import annotations
 
