@@ -241,3 +241,43 @@ def test_queries_wait_for_loading_and_readyz_says_so(tmp_path: Path) -> None:
             "detail": "RuntimeError: index is corrupt",
         }
         assert "index is corrupt" in client.post("/v1/search", json={"query": "x"}).text
+
+
+class BrokenComposer:
+    """TEST FAKE: a composer that always fails, to see how failures reach clients."""
+
+    def compose(self, question: str, passages: object) -> object:
+        raise RuntimeError("composer exploded")
+
+
+def test_a_failure_while_answering_is_reported_not_hidden(tmp_path: Path) -> None:
+    from rag.pipeline import Pipeline, open_pipeline
+
+    def load(settings: Settings) -> Pipeline:
+        pipeline = open_pipeline(settings, HashEmbedder())
+        pipeline.composer = BrokenComposer()  # type: ignore[assignment]
+        return pipeline
+
+    app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
+    with TestClient(app, client=("127.0.0.1", 1), raise_server_exceptions=False) as client:
+        # Loading asks a warm-up question, which fails too: the service reports it.
+        assert client.get("/readyz").json()["detail"] == "RuntimeError: composer exploded"
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_event(client: TestClient) -> None:
+    pipeline = client.app.state.service.pipeline  # type: ignore[attr-defined]
+    composer = pipeline.composer
+    pipeline.composer = BrokenComposer()
+    try:
+        stream = client.post("/v1/ask/stream", json={"question": QUESTION})
+        # The app answers 500 and re-raises for the server to log; do not raise it here.
+        lenient = TestClient(client.app, client=("127.0.0.1", 1), raise_server_exceptions=False)
+        plain = lenient.post("/v1/ask", json={"question": QUESTION})
+    finally:
+        pipeline.composer = composer
+
+    assert stream.status_code == 200
+    error = ("error", '{"detail": "answering failed; see the service log"}')
+    assert sse_events(stream.text) == [error]
+    assert plain.status_code == 500
+    assert plain.json() == {"detail": "internal error; see the service log"}
