@@ -34,9 +34,11 @@ ingest-demo: install
 run: ingest-demo
 	$(VENV)/bin/rag serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-# The browser tests drive Debian's Chromium (Playwright's own browsers need a download).
+# The browser tests drive Debian's Chromium (Playwright's own browsers need a download); a CJK
+# font makes the screenshots readable.
 chromium:
-	test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+	test -x $(CHROMIUM) && fc-list :lang=zh | grep -q . || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei)
 
 test: install-dev chromium
 	$(VENV)/bin/pytest

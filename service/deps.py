@@ -7,6 +7,7 @@ thread pool, and half a dozen thread hops per request showed up in the HTTP over
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
 
@@ -65,13 +66,29 @@ def api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def request_origin(request: Request) -> str | None:
+    """The web origin a request comes from: `Origin`, else the origin of `Referer`.
+
+    Browsers send no `Origin` on a same-origin GET (the widget opening a cited paragraph on
+    the page that hosts it); the widget's referrer policy "origin" makes `Referer` carry
+    exactly the page's origin instead.
+    """
+    origin = request.headers.get("origin")
+    if origin:
+        return origin
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.scheme and referer.netloc:
+        return f"{referer.scheme}://{referer.netloc}"
+    return None
+
+
 def _access(action: Action) -> object:
     async def check(request: Request, state: StateDep) -> Caller:
         client = request.client.host if request.client else "unknown"
         own_origin = f"{request.url.scheme}://{request.url.netloc}"
         try:
             return state.gate.check(
-                action, api_key(request), request.headers.get("origin"), own_origin, client
+                action, api_key(request), request_origin(request), own_origin, client
             )
         except AccessDenied as err:
             raise HTTPException(err.status, err.detail, err.headers) from err

@@ -1,0 +1,569 @@
+/**
+ * Embeddable chat widget for the document QA service (docs/api.md, "The widget").
+ *
+ *   <script src="http://HOST/widget.js" data-key="PUBLISHABLE_KEY" defer></script>
+ *
+ * Adds a <rag-chat> element: a floating button that opens a panel where visitors ask questions
+ * and read the cited paragraphs. Everything lives in an open shadow root so the host page's CSS
+ * and the widget's cannot reach each other. No dependencies and no globals besides the element.
+ * Optional attributes: data-key (omit it when the service has no keys), data-title.
+ */
+(() => {
+  "use strict";
+
+  // Included twice (two tags, or a tag plus a bundled copy): the first copy already runs.
+  if (customElements.get("rag-chat")) return;
+
+  const script =
+    document.currentScript ?? document.querySelector('script[src$="/widget.js"]');
+  const config = {
+    // The service is wherever this file was served from, also under a path prefix.
+    base: new URL(".", script.src),
+    key: script.dataset.key ?? "",
+    title: script.dataset.title || "文档问答",
+  };
+
+  const MESSAGES = {
+    hint: "用简体或繁体提问，回答会注明出自哪个文件的哪一段。",
+    searching: "正在查找相关文档…",
+    composing: "正在作答…",
+    loadingParagraph: "正在载入原文…",
+    unreachable: "无法连接到问答服务，请稍后再试。",
+    interrupted: "与问答服务的连接中断了，请稍后再试。",
+    incomplete: "回答没有完整传回，请再问一次。",
+    paragraphFailed: "原文没能载入，请稍后再试。",
+    status: {
+      401: "问答服务需要有效的访问密钥。",
+      403: "此网页无权使用问答服务。",
+      429: "请求太频繁，请稍后再试。",
+    },
+  };
+
+  /** An error whose message is meant for the visitor. */
+  class ServiceError extends Error {}
+
+  // -- Server-Sent Events ------------------------------------------------------------------------
+
+  /**
+   * Incremental parser for the SSE wire format (html.spec.whatwg.org, "Parsing an event
+   * stream"): feed it decoded text in chunks of any size, get back the completed events.
+   */
+  class EventStreamParser {
+    #pending = "";
+    #type = "";
+    #data = [];
+
+    /** @returns {{type: string, data: string}[]} the events this text completes */
+    push(text) {
+      let complete = this.#pending + text;
+      // A trailing "\r" may be the first half of a "\r\n" that the next chunk completes.
+      const heldBack = complete.endsWith("\r") ? "\r" : "";
+      if (heldBack) complete = complete.slice(0, -1);
+      const lines = complete.split(/\r\n|\r|\n/);
+      this.#pending = lines.pop() + heldBack;
+      return lines.map((line) => this.#line(line)).filter(Boolean);
+    }
+
+    #line(line) {
+      if (line === "") return this.#dispatch();
+      if (line.startsWith(":")) return null; // a comment, such as a keep-alive ping
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") this.#type = value;
+      else if (field === "data") this.#data.push(value);
+      return null; // "id" and "retry" only matter to EventSource's reconnection
+    }
+
+    #dispatch() {
+      const event = this.#data.length
+        ? { type: this.#type || "message", data: this.#data.join("\n") }
+        : null;
+      this.#type = "";
+      this.#data = [];
+      return event;
+    }
+  }
+
+  /** Yields `{type, data}` for each event of a `text/event-stream` response body. */
+  async function* readEventStream(body) {
+    const reader = body.getReader();
+    // {stream: true} keeps a UTF-8 character split between two chunks for the next call.
+    const decoder = new TextDecoder();
+    const parser = new EventStreamParser();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        yield* parser.push(decoder.decode(value, { stream: true }));
+      }
+      yield* parser.push(decoder.decode());
+    } finally {
+      // Stops the download when the consumer leaves early; a no-op after the end.
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  // -- The service -------------------------------------------------------------------------------
+
+  class ServiceClient {
+    constructor({ base, key }) {
+      this.base = base;
+      this.key = key;
+    }
+
+    /** Asks a question; yields the stream's events as `{type, data}` with `data` parsed. */
+    async *ask(question) {
+      const response = await this.#fetch("v1/ask/stream", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+        body: JSON.stringify({ question }),
+      });
+      try {
+        for await (const event of readEventStream(response.body)) {
+          yield { type: event.type, data: JSON.parse(event.data) };
+        }
+      } catch (error) {
+        if (error instanceof TypeError) throw new ServiceError(MESSAGES.interrupted);
+        throw error;
+      }
+    }
+
+    /** The cited paragraph of `file` with one neighbour on each side. */
+    async paragraph(file, number, signal) {
+      // File names may contain folders: keep the slashes, encode everything else.
+      const id = file.split("/").map(encodeURIComponent).join("/");
+      const path = `v1/documents/${id}/paragraphs/${number}?context=1`;
+      const response = await this.#fetch(path, { signal });
+      return response.json();
+    }
+
+    async #fetch(path, init) {
+      const headers = new Headers(init.headers);
+      if (this.key) headers.set("Authorization", `Bearer ${this.key}`);
+      let response;
+      try {
+        response = await fetch(new URL(path, this.base), {
+          ...init,
+          headers,
+          // The key authenticates; the service's cookies have no business in a host page.
+          credentials: "omit",
+          // The service checks which page a publishable key is used from, and browsers send
+          // no Origin header on same-origin GETs: the referrer carries it, and never the path.
+          referrerPolicy: "origin",
+        });
+      } catch (error) {
+        if (error.name === "AbortError") throw error;
+        throw new ServiceError(MESSAGES.unreachable);
+      }
+      if (!response.ok) throw await httpError(response);
+      return response;
+    }
+  }
+
+  async function httpError(response) {
+    const friendly = MESSAGES.status[response.status];
+    if (friendly) return new ServiceError(friendly);
+    const body = await response.json().catch(() => null);
+    const detail = describe(body?.detail);
+    return new ServiceError(`问答服务出错（HTTP ${response.status}）：${detail}`);
+  }
+
+  /** A readable `detail`: a message, or the list of validation errors FastAPI returns for 422. */
+  function describe(detail) {
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) return detail.map((item) => item.msg).join("；");
+    return "未知错误";
+  }
+
+  // -- DOM helpers -------------------------------------------------------------------------------
+
+  /** An element with attributes and children; strings always go in as text nodes. */
+  function h(tag, attributes = {}, ...children) {
+    const element = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+    element.append(...children);
+    return element;
+  }
+
+  /** The paragraph's text with the first occurrence of `quote` in a <mark>. */
+  function highlighted(text, quote) {
+    const at = quote ? text.indexOf(quote) : -1;
+    if (at < 0) return [text];
+    return [text.slice(0, at), h("mark", {}, quote), text.slice(at + quote.length)];
+  }
+
+  /** The cited paragraph between its dimmed neighbours, the quote marked. */
+  function paragraphView({ paragraph, before, after }, quote) {
+    const neighbour = (p) => h("p", { class: "context" }, p.text);
+    return [
+      ...before.map(neighbour),
+      h("p", { class: "cited" }, ...highlighted(paragraph.text, quote)),
+      ...after.map(neighbour),
+    ];
+  }
+
+  // -- One answer in the conversation ------------------------------------------------------------
+
+  /** The bubble of one answer: a status while waiting, the streamed text, then its citations. */
+  class AnswerBubble {
+    #streamed = false;
+
+    /** @param onCite called with (citation, its button) when a citation is chosen */
+    constructor(onCite) {
+      this.onCite = onCite;
+      this.text = h("p", { part: "answer-text", class: "pending" }, MESSAGES.searching);
+      this.element = h("div", { part: "answer", class: "bubble answer" }, this.text);
+      this.element.dataset.state = "streaming";
+    }
+
+    status(message) {
+      if (!this.#streamed) this.text.textContent = message;
+    }
+
+    append(piece) {
+      if (!this.#streamed) {
+        this.#streamed = true;
+        this.#setText("");
+      }
+      this.text.append(piece);
+    }
+
+    finish(answer) {
+      // The whole answer replaces the streamed pieces: it is the authoritative text.
+      this.#setText(answer.answer);
+      if (answer.abstained) this.element.dataset.abstained = "";
+      else if (answer.citations.length) this.element.append(this.#citations(answer.citations));
+      this.element.dataset.state = "done";
+    }
+
+    fail(message) {
+      this.#setText(message);
+      this.element.dataset.state = "error";
+    }
+
+    #setText(text) {
+      this.text.classList.remove("pending");
+      this.text.textContent = text;
+    }
+
+    #citations(citations) {
+      const items = citations.map((citation) => {
+        const label = `[${citation.n}] ${citation.file} ¶${citation.paragraph}`;
+        const attributes = { type: "button", part: "citation", class: "citation" };
+        const button = h("button", { ...attributes, title: citation.quote }, label);
+        button.addEventListener("click", () => this.onCite(citation, button));
+        return h("li", {}, button);
+      });
+      return h("ol", { class: "citations", "aria-label": "出处" }, ...items);
+    }
+  }
+
+  // -- The element -------------------------------------------------------------------------------
+
+  const STYLE = `
+    /* !important: the host element is the one node page CSS can select, and in the cascade
+       a shadow root's important declarations beat the page's. "all" leaves out direction. */
+    :host {
+      all: initial !important;
+      display: block !important;
+      direction: ltr !important;
+      unicode-bidi: isolate !important;
+    }
+    /* px, not rem: rem follows the host page's root font size. */
+    .root {
+      --accent: #1d4ed8;
+      --accent-dark: #1e3a8a;
+      --line: #d4d4d8;
+      --muted: #52525b;
+      color-scheme: light;
+      font: 15px/1.6 system-ui, -apple-system, "PingFang SC", "Hiragino Sans GB",
+        "Microsoft YaHei", "Noto Sans CJK SC", sans-serif;
+      color: #18181b;
+      text-align: start;
+    }
+    *, *::before, *::after { box-sizing: border-box; }
+    [hidden] { display: none !important; }
+    button, textarea { font: inherit; color: inherit; }
+    button { cursor: pointer; }
+    :focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
+
+    .launcher {
+      position: fixed; right: 20px; bottom: 20px; z-index: 2147483000;
+      width: 56px; height: 56px; border: 0; border-radius: 50%;
+      background: var(--accent); color: #fff;
+      box-shadow: 0 4px 14px rgb(0 0 0 / 0.25);
+      display: grid; place-items: center;
+    }
+    .launcher:hover { background: var(--accent-dark); }
+    .launcher svg { width: 26px; height: 26px; }
+
+    .panel {
+      position: fixed; right: 20px; bottom: 88px; z-index: 2147483000;
+      width: 380px; height: min(600px, calc(100vh - 108px));
+      display: flex; flex-direction: column;
+      background: #fff; border: 1px solid var(--line); border-radius: 12px;
+      box-shadow: 0 12px 32px rgb(0 0 0 / 0.2); overflow: hidden;
+    }
+    header {
+      display: flex; align-items: center; gap: 8px; padding: 10px 12px 10px 16px;
+      background: var(--accent); color: #fff;
+    }
+    h2 { flex: 1; margin: 0; font-size: 16px; font-weight: 600; }
+    .icon-button {
+      width: 32px; height: 32px; border: 0; border-radius: 6px;
+      background: transparent; color: inherit; font-size: 22px; line-height: 1;
+    }
+    .icon-button:hover { background: rgb(255 255 255 / 0.15); }
+
+    .conversation, .reader { flex: 1; display: flex; flex-direction: column; min-height: 0; }
+    .log {
+      flex: 1; overflow-y: auto; padding: 12px;
+      display: flex; flex-direction: column; gap: 10px;
+    }
+    .hint { margin: auto 0; color: var(--muted); text-align: center; }
+    .bubble { max-width: 88%; padding: 8px 12px; border-radius: 12px; overflow-wrap: anywhere; }
+    .bubble p { margin: 0; white-space: pre-wrap; }
+    .question { align-self: flex-end; background: var(--accent); color: #fff; }
+    .answer { align-self: flex-start; background: #f4f4f5; }
+    .answer[data-abstained] { background: #fffbeb; color: #78350f; border: 1px dashed #d97706; }
+    .answer[data-state="error"] { background: #fef2f2; color: #991b1b; }
+    .pending { color: var(--muted); }
+    .citations {
+      list-style: none; margin: 8px 0 0; padding: 0;
+      display: flex; flex-wrap: wrap; gap: 6px;
+    }
+    .citation {
+      max-width: 100%; padding: 2px 10px; border: 1px solid var(--accent); border-radius: 999px;
+      background: #fff; color: var(--accent); font-size: 13px;
+      overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+    }
+    .citation:hover { background: #eff6ff; }
+
+    form { display: flex; gap: 8px; padding: 10px 12px; border-top: 1px solid var(--line); }
+    textarea {
+      flex: 1; min-height: 40px; max-height: 120px; padding: 8px 10px; resize: none;
+      field-sizing: content; border: 1px solid var(--line); border-radius: 8px; background: #fff;
+    }
+    .send {
+      padding: 0 16px; border: 0; border-radius: 8px;
+      background: var(--accent); color: #fff;
+    }
+    .send:disabled { background: #a1a1aa; cursor: default; }
+
+    .reader-bar {
+      display: flex; align-items: center; gap: 8px; padding: 8px 12px;
+      border-bottom: 1px solid var(--line);
+    }
+    .back {
+      flex: none; padding: 4px 10px; border: 1px solid var(--line); border-radius: 6px;
+      background: #fff; white-space: nowrap;
+    }
+    h3 { margin: 0; font-size: 14px; font-weight: 600; color: var(--muted); }
+    .reader-body { flex: 1; overflow-y: auto; padding: 12px 16px; }
+    .reader-body p { margin: 0 0 12px; white-space: pre-wrap; }
+    .reader-body .context { color: #71717a; font-size: 14px; }
+    .reader-body .cited { padding-left: 10px; border-left: 3px solid var(--accent); }
+    mark { background: #fde68a; color: inherit; padding: 0 1px; }
+
+    @media (max-width: 480px) {
+      .panel { inset: 0; width: auto; height: auto; border: 0; border-radius: 0; }
+    }
+  `;
+
+  // Static markup only: text from the service or the page never goes through innerHTML.
+  const TEMPLATE = `
+    <div class="root">
+      <button part="launcher" class="launcher" type="button" aria-expanded="false"
+          aria-controls="panel" aria-label="打开问答">
+        <svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor"
+            stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+          <path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/>
+        </svg>
+      </button>
+      <section part="panel" class="panel" id="panel" role="dialog" aria-labelledby="title" hidden>
+        <header>
+          <h2 id="title"></h2>
+          <button part="close" class="icon-button" type="button" aria-label="关闭问答">×</button>
+        </header>
+        <div class="conversation">
+          <div part="log" class="log" role="log" aria-live="polite">
+            <p class="hint"></p>
+          </div>
+          <form>
+            <textarea part="input" rows="1" aria-label="你的问题" enterkeyhint="send"
+                placeholder="输入问题，回车发送"></textarea>
+            <button part="send" class="send" type="submit">发送</button>
+          </form>
+        </div>
+        <div part="reader" class="reader" hidden>
+          <div class="reader-bar">
+            <button part="back" class="back" type="button">← 返回对话</button>
+            <h3 tabindex="-1"></h3>
+          </div>
+          <div class="reader-body" aria-live="polite"></div>
+        </div>
+      </section>
+    </div>
+  `;
+
+  class RagChat extends HTMLElement {
+    #client = new ServiceClient(config);
+    #ui;
+    #asking = false;
+    #reading = null; // AbortController of the paragraph being loaded
+    #citationButton = null; // where focus returns when leaving the reader
+
+    constructor() {
+      super();
+      const root = this.attachShadow({ mode: "open" });
+      const template = document.createElement("template");
+      template.innerHTML = TEMPLATE;
+      root.append(h("style", {}, STYLE), template.content);
+      const $ = (selector) => root.querySelector(selector);
+      this.#ui = {
+        launcher: $("[part=launcher]"),
+        panel: $("[part=panel]"),
+        close: $("[part=close]"),
+        conversation: $(".conversation"),
+        log: $("[part=log]"),
+        form: $("form"),
+        input: $("[part=input]"),
+        send: $("[part=send]"),
+        reader: $("[part=reader]"),
+        back: $("[part=back]"),
+        source: $(".reader-bar h3"),
+        paragraphs: $(".reader-body"),
+      };
+      $("#title").textContent = config.title;
+      $(".hint").textContent = MESSAGES.hint;
+      this.#bindEvents();
+    }
+
+    #bindEvents() {
+      const ui = this.#ui;
+      ui.launcher.addEventListener("click", () => (ui.panel.hidden ? this.#open() : this.#close()));
+      ui.close.addEventListener("click", () => this.#close());
+      ui.back.addEventListener("click", () => this.#showConversation());
+      ui.panel.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") this.#close();
+      });
+      ui.input.addEventListener("keydown", (event) => {
+        // isComposing: Enter also confirms a candidate in Chinese input methods.
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          ui.form.requestSubmit();
+        }
+      });
+      ui.form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        this.#submit();
+      });
+    }
+
+    #open() {
+      this.#setOpen(true);
+      (this.#ui.reader.hidden ? this.#ui.input : this.#ui.back).focus();
+    }
+
+    #close() {
+      this.#setOpen(false);
+      this.#ui.launcher.focus();
+    }
+
+    #setOpen(open) {
+      const { launcher, panel } = this.#ui;
+      panel.hidden = !open;
+      launcher.setAttribute("aria-expanded", String(open));
+      launcher.setAttribute("aria-label", open ? "关闭问答" : "打开问答");
+    }
+
+    #submit() {
+      const question = this.#ui.input.value.trim();
+      if (!question || this.#asking) return;
+      this.#ui.input.value = "";
+      this.#ask(question);
+    }
+
+    async #ask(question) {
+      this.#setAsking(true);
+      this.#ui.log.querySelector(".hint")?.remove();
+      const asked = h("div", { part: "question", class: "bubble question" }, h("p", {}, question));
+      const bubble = new AnswerBubble((citation, button) => this.#showCitation(citation, button));
+      this.#ui.log.append(asked, bubble.element);
+      this.#ui.log.scrollTop = this.#ui.log.scrollHeight;
+      try {
+        await this.#stream(question, bubble);
+      } catch (error) {
+        if (!(error instanceof ServiceError)) console.error("rag-chat:", error);
+        bubble.fail(error instanceof ServiceError ? error.message : MESSAGES.incomplete);
+      } finally {
+        this.#setAsking(false);
+        this.#followLog();
+      }
+    }
+
+    async #stream(question, bubble) {
+      for await (const { type, data } of this.#client.ask(question)) {
+        if (type === "retrieval") bubble.status(MESSAGES.composing);
+        else if (type === "delta") bubble.append(data.text);
+        else if (type === "answer") return bubble.finish(data);
+        else if (type === "error") throw new ServiceError(data.detail);
+        this.#followLog();
+      }
+      throw new ServiceError(MESSAGES.incomplete);
+    }
+
+    #setAsking(asking) {
+      this.#asking = asking;
+      this.#ui.send.disabled = asking;
+      // Screen readers then announce the finished answer, not every streamed piece.
+      this.#ui.log.setAttribute("aria-busy", String(asking));
+    }
+
+    /** Keeps the newest text in view, unless the visitor scrolled up to read something. */
+    #followLog() {
+      const log = this.#ui.log;
+      if (log.scrollHeight - log.scrollTop - log.clientHeight < 80) {
+        log.scrollTop = log.scrollHeight;
+      }
+    }
+
+    async #showCitation(citation, button) {
+      const ui = this.#ui;
+      this.#citationButton = button;
+      this.#reading?.abort(); // a slower earlier paragraph must not replace this one
+      const reading = (this.#reading = new AbortController());
+      ui.conversation.hidden = true;
+      ui.reader.hidden = false;
+      ui.source.textContent = `${citation.file} · 第 ${citation.paragraph} 段`;
+      ui.paragraphs.replaceChildren(h("p", { class: "pending" }, MESSAGES.loadingParagraph));
+      ui.source.focus();
+      try {
+        const { file, paragraph } = citation;
+        const found = await this.#client.paragraph(file, paragraph, reading.signal);
+        ui.paragraphs.replaceChildren(...paragraphView(found, citation.quote));
+        (ui.paragraphs.querySelector("mark") ?? ui.paragraphs.querySelector(".cited"))
+          .scrollIntoView({ block: "nearest" });
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        if (!(error instanceof ServiceError)) console.error("rag-chat:", error);
+        const message = error instanceof ServiceError ? error.message : MESSAGES.paragraphFailed;
+        ui.paragraphs.replaceChildren(h("p", {}, message));
+      }
+    }
+
+    #showConversation() {
+      this.#reading?.abort();
+      this.#ui.reader.hidden = true;
+      this.#ui.conversation.hidden = false;
+      (this.#citationButton ?? this.#ui.input).focus();
+    }
+  }
+
+  customElements.define("rag-chat", RagChat);
+
+  const mount = () => document.body.append(document.createElement("rag-chat"));
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount, { once: true });
+})();
