@@ -98,6 +98,7 @@ class AnswerOut(BaseModel):
 
 class SearchOut(BaseModel):
     passages: list[PassageOut]
+    timings_ms: dict[str, float]
 
 
 # -- documents and jobs ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -48,5 +49,7 @@ def ask_stream(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> EventSourc
 @router.post("/search", response_model=SearchOut)
 def search(_: SearchAccess, body: SearchRequest, pipeline: PipelineDep) -> dict[str, Any]:
     """Passages for a query, best first, without composing an answer."""
+    started = time.perf_counter()
     retrieval = pipeline.retriever.search(body.query, body.top_k)
-    return {"passages": [passage_payload(p) for p in retrieval.passages]}
+    timings = {**retrieval.timings_ms, "total": round((time.perf_counter() - started) * 1000, 3)}
+    return {"passages": [passage_payload(p) for p in retrieval.passages], "timings_ms": timings}
