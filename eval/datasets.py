@@ -53,7 +53,10 @@ def load_squad(path: Path) -> SquadSet:
             contexts.append(" ".join(para["context"].split()))
             for qa in para["qas"]:
                 answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers", [])))
-                questions.append(Question(str(qa["id"]), qa["question"], answers, file, p))
+                # The dataset's name as the kind: a run over several splits them per kind.
+                questions.append(
+                    Question(str(qa["id"]), qa["question"], answers, file, p, kind=name)
+                )
         articles.append(Article(file, tuple(contexts)))
     return SquadSet(name, tuple(articles), tuple(questions))
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from eval.cli import eval_command
 from rag.index import IndexMismatchError
 from rag.loaders import iter_files
 from rag.payload import answer_payload, passage_payload
@@ -20,6 +21,8 @@ from rag.settings import get_settings
 app = typer.Typer(help="Question answering over Chinese documents, with cited answers.")
 docs_app = typer.Typer(help="List or remove ingested documents.")
 app.add_typer(docs_app, name="docs")
+# Batch evaluation lives in eval/ (its heavy imports wait until the command runs).
+app.command("eval")(eval_command)
 
 console = Console()
 errors = Console(stderr=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.types import Answer, Citation, ScoredPassage, Source
+
+if TYPE_CHECKING:
+    from rag.pipeline import Pipeline
 
 
 def source_payload(source: Source) -> dict[str, Any]:
@@ -51,3 +54,8 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
         "passages": [passage_payload(p) for p in answer.passages],
         "timings_ms": dict(answer.timings_ms),
     }
+
+
+def ask_payload(pipeline: Pipeline, question: str, top_k: int) -> dict[str, Any]:
+    """What `POST /v1/ask` answers to a valid question; `rag eval` asks through it too."""
+    return answer_payload(pipeline.ask(question, top_k))

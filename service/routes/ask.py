@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
-from rag.payload import answer_payload, passage_payload
+from rag.payload import ask_payload, passage_payload
 from service.deps import AskAccess, AskBody, PipelineDep, SearchAccess
 from service.schemas import AnswerOut, ErrorOut, SearchOut, SearchRequest
 from service.streaming import ask_events
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["ask"], max_body_size=MAX_BODY, responses
 @router.post("/ask", response_model=AnswerOut)
 def ask(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> dict[str, Any]:
     """Answer a question from the documents, citing file, paragraph and offsets."""
-    return answer_payload(pipeline.ask(body.question, body.top_k))
+    return ask_payload(pipeline, body.question, body.top_k)
 
 
 @router.post(

@@ -1,0 +1,131 @@
+"""The `rag eval` command (registered on the `rag` app); heavy imports wait for the call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from eval.evaluate import EvalError, EvalOptions, PipelineName, ScriptName, evaluate
+from eval.runner import Outcome
+
+errors = Console(stderr=True)
+
+HEADLINE = (
+    "hit@1",
+    "hit@5",
+    "mrr@10",
+    "answer_hit",
+    "citation_accuracy",
+    "quotes_valid",
+    "duplicate_rate",
+    "abstention_precision",
+    "abstention_recall",
+    "answer_chars_median",
+)
+
+
+def eval_command(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="SQuAD .json files (CMRC 2018, DRCD) or JSONL question sets"),
+    ],
+    pipeline: Annotated[
+        str, typer.Option(help="ours | langchain-baseline (the stock LangChain recipe)")
+    ] = "ours",
+    index: Annotated[
+        Path | None, typer.Option(help="Index directory to use, or to build and keep")
+    ] = None,
+    docs: Annotated[
+        Path | None, typer.Option(help="Documents of a JSONL set, indexed before asking")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Ask a running service instead")] = None,
+    key: Annotated[str | None, typer.Option(help="API key for --url")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per question: id, question, answer")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="First N questions")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="N questions at random")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample")] = 0,
+    script: Annotated[
+        str, typer.Option(help="original | hans | hant: convert questions to one script")
+    ] = "original",
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50)] = 10,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Questions in parallel")] = 1,
+) -> None:
+    """Evaluate retrieval, answers and citations on a question set; JSON summary on stdout."""
+    if pipeline not in get_args(PipelineName):
+        raise typer.BadParameter(f"{pipeline!r}; valid: ours, langchain-baseline")
+    if script not in get_args(ScriptName):
+        raise typer.BadParameter(f"{script!r}; valid: original, hans, hant")
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        errors.print(f"[red]error:[/red] no such file: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    options = EvalOptions(
+        inputs=inputs,
+        pipeline=pipeline,  # type: ignore[arg-type]  # checked above
+        index=index,
+        docs=docs,
+        url=url,
+        key=key,
+        predictions=predictions,
+        out=out,
+        html=html,
+        limit=limit,
+        sample=sample,
+        seed=seed,
+        script=script,  # type: ignore[arg-type]  # checked above
+        top_k=top_k,
+        workers=workers,
+    )
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=errors,
+    ) as bar:
+
+        def progress(total: int) -> Any:
+            task = bar.add_task("asking", total=total, rate="")
+
+            def tick(_: Outcome) -> None:
+                bar.advance(task)
+                speed = bar.tasks[task].speed
+                bar.update(task, rate=f"{speed:.1f} q/s" if speed else "")
+
+            return tick
+
+        try:
+            report = evaluate(options, log=errors.print, progress=progress)
+        except EvalError as err:
+            errors.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from err
+    if report["run"]["interrupted"]:
+        errors.print(
+            f"[yellow]interrupted:[/yellow] partial report of {report['run']['questions']} "
+            "questions"
+        )
+    summary = {"run": report["run"], "metrics": report["metrics"], "by_kind": report["by_kind"]}
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
+    errors.print(line, highlight=False)

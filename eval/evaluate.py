@@ -1,0 +1,279 @@
+"""`rag eval`: a question set through one pipeline, scored, written as JSON, JSONL and HTML."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from eval.datasets import Question, SquadSet, load_jsonl, load_squad, write_corpus
+from eval.runner import Ask, Outcome, run_questions
+from eval.scoring import (
+    SourceText,
+    by_kind,
+    failures,
+    hit_curve,
+    latency,
+    score,
+    summarise,
+)
+from rag.script import to_script
+
+PipelineName = Literal["ours", "langchain-baseline"]
+ScriptName = Literal["original", "hans", "hant"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    inputs: Sequence[Path]
+    pipeline: PipelineName = "ours"
+    index: Path | None = None  # keep (and reuse) the index built here
+    docs: Path | None = None  # documents a JSONL question set is about
+    url: str | None = None
+    key: str | None = None
+    predictions: Path | None = None
+    out: Path | None = None
+    html: Path | None = None
+    limit: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    script: ScriptName = "original"
+    top_k: int = 10
+    workers: int = 1
+
+
+class EvalError(ValueError):
+    """Options that cannot make a run, with the message the user gets."""
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    questions: list[Question]
+    squad: list[SquadSet]  # the SQuAD files the questions came from (their corpus), if any
+
+    def evidence(self, question: Question) -> str | None:
+        """The gold context of a SQuAD question, else the JSONL evidence."""
+        if question.evidence or question.paragraph is None:
+            return question.evidence
+        for squad in self.squad:
+            for article in squad.articles:
+                if article.file == question.file:
+                    return article.paragraphs[question.paragraph - 1]
+        return None
+
+
+def load_question_set(inputs: Sequence[Path]) -> QuestionSet:
+    squad = [load_squad(p) for p in inputs if p.suffix == ".json"]
+    jsonl = [q for p in inputs if p.suffix == ".jsonl" for q in load_jsonl(p)]
+    if squad and jsonl:
+        raise EvalError("give SQuAD .json files or JSONL question sets, not both")
+    if not squad and not jsonl:
+        raise EvalError("no questions: inputs must be SQuAD .json or .jsonl files")
+    questions = [q for s in squad for q in s.questions] if squad else jsonl
+    return QuestionSet(questions, squad)
+
+
+def select(questions: list[Question], options: EvalOptions) -> list[Question]:
+    chosen = questions
+    if options.sample is not None:
+        chosen = random.Random(options.seed).sample(chosen, min(options.sample, len(chosen)))
+    if options.limit is not None:
+        chosen = chosen[: options.limit]
+    return chosen
+
+
+def asked_text(question: Question, script: ScriptName) -> str:
+    return question.question if script == "original" else to_script(question.question, script)
+
+
+# -- who answers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """What answers the questions, and how to read the sources its citations point into."""
+
+    ask: Ask
+    source_text: SourceText
+    settings: dict[str, Any]
+
+
+def _read_text(path: Path) -> str | None:
+    from rag.loaders import LoadError, read_source
+
+    try:
+        return read_source(path, 1 << 30).text
+    except (LoadError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def open_target(
+    options: EvalOptions, qset: QuestionSet, log: Callable[[str], None]
+) -> Iterator[Target]:
+    """The pipeline to evaluate, built over the questions' documents; closed afterwards."""
+    if options.url:
+        yield _http_target(options)
+        return
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        docs = options.docs
+        if qset.squad:
+            docs = Path(tmp) / "corpus"
+            write_corpus(qset.squad, docs)  # each article a document, each context a paragraph
+        index = options.index or Path(tmp) / "index"
+        if options.pipeline == "langchain-baseline":
+            if docs is None:
+                raise EvalError("the baseline needs the documents: give --docs DIR")
+            yield _baseline_target(docs, index, log)
+        else:
+            with _ours_target(docs, index, log) as target:
+                yield target
+
+
+def _http_target(options: EvalOptions) -> Target:
+    import httpx
+
+    from eval.runner import http_asker
+
+    headers = {"Authorization": f"Bearer {options.key}"} if options.key else {}
+    client = httpx.Client(base_url=options.url or "", headers=headers, timeout=60)
+    return Target(http_asker(client), lambda _: None, {"url": options.url})
+
+
+@contextlib.contextmanager
+def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> Iterator[Target]:
+    from embeddings.factory import make_embedder
+    from eval.runner import local_asker
+    from rag.pipeline import open_pipeline
+    from rag.settings import get_settings
+
+    settings = get_settings()
+    pipeline = open_pipeline(settings, make_embedder(settings.embedder), index)
+    try:
+        if docs is not None:
+            log(f"indexing {docs} into {index} (unchanged files are skipped)")
+            report = pipeline.ingest([docs])
+            log(f"indexed {report.files} files, {report.new_passages} new passages")
+        if not len(pipeline.index):
+            raise EvalError(f"the index at {index} is empty: give --docs DIR or --index DIR")
+
+        @lru_cache(maxsize=256)
+        def source_text(file: str) -> str | None:
+            # The documents just indexed; else the path the index recorded at ingestion.
+            if docs is not None and (docs / file).is_file():
+                return _read_text(docs / file)
+            row = pipeline.index.document(file)
+            return None if row is None else _read_text(Path(row.path))
+
+        yield Target(local_asker(pipeline), source_text, settings.model_dump(mode="json"))
+    finally:
+        pipeline.index.close()
+
+
+def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Target:
+    from embeddings.factory import make_embedder
+    from eval.baselines.langchain_chatchat import LangChainBaseline
+    from rag.settings import get_settings
+
+    embedder = make_embedder(get_settings().embedder)
+    saved = index / "baseline"
+    if saved.exists():
+        log(f"loading the baseline index from {saved}")
+        baseline = LangChainBaseline.load(saved, embedder)
+    else:
+        log(f"indexing {docs} with the LangChain baseline")
+        baseline = LangChainBaseline(embedder)
+        baseline.ingest([docs])
+        baseline.save(saved)
+
+    @lru_cache(maxsize=256)
+    def source_text(file: str) -> str | None:
+        return _read_text(docs / file)
+
+    return Target(baseline.ask, source_text, {"embedder": embedder.name, "recipe": "chatchat"})
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def evaluate(
+    options: EvalOptions,
+    log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[int], Callable[[Outcome], None]] | None = None,
+) -> dict[str, Any]:
+    """Run the evaluation and write the requested files; return the report.
+
+    `progress(total)` returns a callback called after each question (a progress bar).
+    """
+    qset = load_question_set(options.inputs)
+    chosen = select(qset.questions, options)
+    items = [(q, asked_text(q, options.script)) for q in chosen]
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with open_target(options, qset, log) as target, _predictions(options.predictions) as sink:
+        tick = progress(len(items)) if progress else None
+
+        def on_outcome(outcome: Outcome) -> None:
+            if sink is not None:
+                record = {"id": outcome.question.id, "question": outcome.question.question}
+                record |= outcome.answer or {"error": outcome.error}
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if tick is not None:
+                tick(outcome)
+
+        clock = time.perf_counter()
+        outcomes, interrupted = run_questions(
+            items, target.ask, options.top_k, options.workers, on_outcome
+        )
+        seconds = time.perf_counter() - clock
+        scored = [score(o, target.source_text) for o in outcomes]
+        settings = target.settings
+    report = {
+        "run": {
+            "pipeline": options.pipeline if not options.url else "service",
+            "inputs": [str(p) for p in options.inputs],
+            "index": str(options.index) if options.index else None,
+            "url": options.url,
+            "script": options.script,
+            "top_k": options.top_k,
+            "questions": len(outcomes),
+            "sampled": {"n": options.sample, "seed": options.seed} if options.sample else None,
+            "limit": options.limit,
+            "workers": options.workers,
+            "started_at": started_at,
+            "seconds": round(seconds, 2),
+            "interrupted": interrupted,
+            "settings": settings,
+        },
+        "metrics": {**summarise(scored, options.top_k), "latency_ms": latency(scored)},
+        "hit_curve": hit_curve(scored, options.top_k),
+        "latencies_ms": [
+            o.answer["timings_ms"].get("total", o.seconds * 1000) if o.answer else o.seconds * 1000
+            for o in outcomes
+        ],
+        "by_kind": by_kind(scored, options.top_k),
+        "failures": failures(scored, qset.evidence),
+    }
+    if options.out:
+        options.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    if options.html:
+        from eval.report import write_html
+
+        write_html(report, options.html)
+    return report
+
+
+@contextlib.contextmanager
+def _predictions(path: Path | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+        return
+    with path.open("w", encoding="utf-8") as sink:
+        yield sink

@@ -1,0 +1,262 @@
+"""Scoring outcomes against gold: per question, then the run's metrics, per kind and overall."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eval.datasets import Question
+from eval.metrics import answer_hit, hit_at, mean, reciprocal_rank
+from eval.runner import Outcome
+from rag.clean import clean_text
+from rag.dedupe import content_hash, shingles
+from rag.offsets import MappedText
+from rag.script import fold_script
+
+# Passages at least this similar (Jaccard of character 3-grams) count as duplicates in a top-k.
+DUPLICATE_JACCARD = 0.85
+HIT_KS = (1, 3, 5, 10)
+MAX_FAILURES = 300
+
+# file name as citations give it -> the decoded source text, or None if it cannot be read
+SourceText = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One outcome measured. None means "does not apply" (no gold to compare with)."""
+
+    outcome: Outcome
+    answerable: bool
+    rank: int | None = None  # first passage holding the gold, 1-based
+    has_gold_place: bool = False
+    answer_hit: float | None = None
+    citation_ok: bool | None = None
+    quotes_valid: bool | None = None
+    duplicate_share: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def is_answerable(question: Question) -> bool:
+    return question.kind != "unanswerable"
+
+
+def holds_gold(passage: Mapping[str, Any], question: Question) -> bool:
+    """Whether a retrieved passage is the gold one.
+
+    With a gold paragraph (SQuAD), the passage must hold that paragraph of that file; with
+    only a file and an evidence string (JSONL), it must come from the file and contain the
+    evidence (script-folded); with only a file, come from it.
+    """
+    places: set[tuple[str, int]] = {(s["file"], s["paragraph"]) for s in passage["sources"]}
+    if question.paragraph is not None:
+        return (question.file, question.paragraph) in places
+    if question.file is None or question.file not in {f for f, _ in places}:
+        return False
+    if question.evidence:
+        return _compact(question.evidence) in _compact(passage["text"])
+    return True
+
+
+def _compact(text: str) -> str:
+    return "".join(fold_script(text).split())
+
+
+def first_gold_rank(passages: Sequence[Mapping[str, Any]], question: Question) -> int | None:
+    for rank, passage in enumerate(passages, start=1):
+        if holds_gold(passage, question):
+            return rank
+    return None
+
+
+def citation_names_gold(citation: Mapping[str, Any], question: Question) -> bool:
+    if citation["file"] != question.file:
+        return False
+    return question.paragraph is None or citation["paragraph"] == question.paragraph
+
+
+def quote_at_offsets(citation: Mapping[str, Any], source: str) -> bool:
+    """The source between the citation's offsets is its quote, as is or once cleaned."""
+    span = source[citation["char_start"] : citation["char_end"]]
+    quote = str(citation["quote"])
+    return span == quote or clean_text(MappedText.from_source(span)).text == quote
+
+
+def duplicate_share(passages: Sequence[Mapping[str, Any]]) -> float:
+    """Share of the top-k that repeats an earlier passage (same normalised text, or near)."""
+    if not passages:
+        return 0.0
+    seen: list[tuple[str, set[bytes]]] = []
+    duplicates = 0
+    for passage in passages:
+        digest, grams = content_hash(passage["text"]), set(shingles(passage["text"], 3))
+        if any(digest == d or _jaccard(grams, g) >= DUPLICATE_JACCARD for d, g in seen):
+            duplicates += 1
+        seen.append((digest, grams))
+    return duplicates / len(passages)
+
+
+def _jaccard(a: set[bytes], b: set[bytes]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def score(outcome: Outcome, source_text: SourceText) -> Scored:
+    question, answer = outcome.question, outcome.answer
+    answerable = is_answerable(question)
+    if answer is None:
+        return Scored(outcome, answerable, reasons=["error"])
+    passages, citations = answer["passages"], answer["citations"]
+    has_place = question.file is not None and answerable
+    rank = first_gold_rank(passages, question) if has_place else None
+    hit = (
+        answer_hit(answer["answer"], question.answers) if answerable and question.answers else None
+    )
+    cited = citation_names_gold(citations[0], question) if has_place and citations else None
+    if has_place and not citations:
+        cited = False
+    quotes = _quotes_valid(citations, source_text)
+    reasons = []
+    if has_place and rank is None:
+        reasons.append("passage_miss")
+    if hit == 0.0:
+        reasons.append("answer_miss")
+    if cited is False:
+        reasons.append("citation_wrong")
+    if quotes is False:
+        reasons.append("quote_invalid")
+    if not answerable and not answer["abstained"]:
+        reasons.append("should_abstain")
+    if answerable and answer["abstained"]:
+        reasons.append("should_answer")
+    return Scored(
+        outcome,
+        answerable,
+        rank=rank,
+        has_gold_place=has_place,
+        answer_hit=hit,
+        citation_ok=cited,
+        quotes_valid=quotes,
+        duplicate_share=duplicate_share(passages),
+        reasons=reasons,
+    )
+
+
+def _quotes_valid(citations: Sequence[Mapping[str, Any]], source_text: SourceText) -> bool | None:
+    checked = []
+    for citation in citations:
+        source = source_text(citation["file"])
+        if source is not None:
+            checked.append(quote_at_offsets(citation, source))
+    return all(checked) if checked else None
+
+
+# -- aggregation ------------------------------------------------------------------------------
+
+
+def _ratio(values: Sequence[float | bool | None]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return round(mean(present), 4) if present else None
+
+
+def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
+    """The run's metrics over `scored` (every ratio None when nothing it applies to)."""
+    answered = [s for s in scored if s.outcome.answer is not None]
+    placed = [s for s in answered if s.has_gold_place]
+    unanswerable = [s for s in answered if not s.answerable]
+    abstained = [s for s in answered if s.outcome.answer and s.outcome.answer["abstained"]]
+    metrics: dict[str, Any] = {
+        "questions": len(scored),
+        "answerable": sum(s.answerable for s in scored),
+        "unanswerable": sum(not s.answerable for s in scored),
+        "errors": len(scored) - len(answered),
+    }
+    for k in HIT_KS:
+        metrics[f"hit@{k}"] = _ratio([hit_at(s.rank, k) for s in placed]) if k <= top_k else None
+    metrics["mrr@10"] = _ratio([reciprocal_rank(s.rank, 10) for s in placed])
+    metrics["answer_hit"] = _ratio([s.answer_hit for s in answered])
+    metrics["citation_accuracy"] = _ratio([s.citation_ok for s in answered])
+    metrics["quotes_valid"] = _ratio([s.quotes_valid for s in answered])
+    metrics["duplicate_rate"] = _ratio([s.duplicate_share for s in answered])
+    right = sum(not s.answerable for s in abstained)
+    metrics["abstention_precision"] = round(right / len(abstained), 4) if abstained else None
+    metrics["abstention_recall"] = round(right / len(unanswerable), 4) if unanswerable else None
+    lengths = [
+        len(s.outcome.answer["answer"])
+        for s in answered
+        if s.outcome.answer and not s.outcome.answer["abstained"]
+    ]
+    metrics["answer_chars_median"] = statistics.median(lengths) if lengths else None
+    return metrics
+
+
+def latency(scored: Sequence[Scored]) -> dict[str, dict[str, float]]:
+    """p50/p95/max per stage of `timings_ms`, over the questions that report the stage."""
+    stages: dict[str, list[float]] = {}
+    for s in scored:
+        if s.outcome.answer is not None:
+            for stage, ms in s.outcome.answer.get("timings_ms", {}).items():
+                stages.setdefault(stage, []).append(float(ms))
+    return {stage: percentiles(values) for stage, values in stages.items()}
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p95": round(p95, 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+def hit_curve(scored: Sequence[Scored], top_k: int) -> dict[str, float]:
+    placed = [s for s in scored if s.outcome.answer is not None and s.has_gold_place]
+    if not placed:
+        return {}
+    return {
+        str(k): round(mean([hit_at(s.rank, k) for s in placed]), 4) for k in range(1, top_k + 1)
+    }
+
+
+def by_kind(scored: Sequence[Scored], top_k: int) -> dict[str, dict[str, Any]]:
+    kinds = sorted({s.outcome.question.kind for s in scored if s.outcome.question.kind})
+    return {
+        kind: summarise([s for s in scored if s.outcome.question.kind == kind], top_k)
+        for kind in kinds
+    }
+
+
+def failures(
+    scored: Sequence[Scored], gold_evidence: Callable[[Question], str | None]
+) -> list[Any]:
+    """Failed questions, worst first (errors, then most reasons), at most MAX_FAILURES."""
+    failed = [s for s in scored if s.reasons]
+    failed.sort(key=lambda s: ("error" not in s.reasons, -len(s.reasons)))
+    return [_failure(s, gold_evidence) for s in failed[:MAX_FAILURES]]
+
+
+def _failure(s: Scored, gold_evidence: Callable[[Question], str | None]) -> dict[str, Any]:
+    q, answer = s.outcome.question, s.outcome.answer or {}
+    return {
+        "id": q.id,
+        "question": q.question,
+        "asked": s.outcome.asked,
+        "kind": q.kind,
+        "reasons": s.reasons,
+        "gold": {
+            "file": q.file,
+            "paragraph": q.paragraph,
+            "answers": list(q.answers),
+            "evidence": gold_evidence(q),
+        },
+        "answer": answer.get("answer", ""),
+        "abstained": answer.get("abstained", False),
+        "error": s.outcome.error,
+        "citations": [
+            {k: c[k] for k in ("n", "file", "paragraph", "quote", "char_start", "char_end")}
+            for c in answer.get("citations", [])
+        ],
+        "rank": s.rank,
+    }
