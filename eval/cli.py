@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -58,6 +59,10 @@ def eval_command(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here")] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(help="JSON report of another run (say the baseline's) to show beside"),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="First N questions")] = None,
     sample: Annotated[int | None, typer.Option(min=1, help="N questions at random")] = None,
     seed: Annotated[int, typer.Option(help="Seed of --sample")] = 0,
@@ -86,6 +91,7 @@ def eval_command(
         predictions=predictions,
         out=out,
         html=html,
+        compare=compare,
         limit=limit,
         sample=sample,
         seed=seed,
@@ -115,6 +121,8 @@ def eval_command(
 
             return tick
 
+        # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             report = evaluate(options, log=errors.print, progress=progress)
         except EvalError as err:

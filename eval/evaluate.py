@@ -42,6 +42,7 @@ class EvalOptions:
     predictions: Path | None = None
     out: Path | None = None
     html: Path | None = None
+    compare: Path | None = None  # a report of another run (the baseline's) to show beside
     limit: int | None = None
     sample: int | None = None
     seed: int = 0
@@ -266,7 +267,8 @@ def evaluate(
     if options.html:
         from eval.report import write_html
 
-        write_html(report, options.html)
+        other = json.loads(options.compare.read_text(encoding="utf-8")) if options.compare else None
+        write_html(report, options.html, baseline=other)
     return report
 
 
