@@ -102,7 +102,7 @@ def asked_text(question: Question, script: ScriptName) -> str:
 class Target:
     """What answers the questions, and how to read the sources its citations point into."""
 
-    ask: Ask
+    ask: Ask  # the baseline's is not thread-safe: it is always asked one question at a time
     source_text: SourceText
     settings: dict[str, Any]
 
@@ -230,9 +230,8 @@ def evaluate(
                 tick(outcome)
 
         clock = time.perf_counter()
-        outcomes, interrupted = run_questions(
-            items, target.ask, options.top_k, options.workers, on_outcome
-        )
+        workers = 1 if options.pipeline == "langchain-baseline" else options.workers
+        outcomes, interrupted = run_questions(items, target.ask, options.top_k, workers, on_outcome)
         seconds = time.perf_counter() - clock
         scored = [score(o, target.source_text) for o in outcomes]
         settings = target.settings

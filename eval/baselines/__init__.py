@@ -1,0 +1,1 @@
+"""Reference pipelines that `rag eval` compares ours against on the same questions."""
