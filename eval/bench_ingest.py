@@ -17,24 +17,12 @@ import time
 from pathlib import Path
 
 from embeddings.factory import make_embedder
-from eval.datasets import Article, SquadSet, load_squad, write_corpus
+from eval.datasets import first_contexts, load_squad, write_corpus
 from rag.chunk import chunk_document
 from rag.loaders import iter_files, load_document
 from rag.pipeline import EMBED_BATCH, open_pipeline
 from rag.script import fold_script
 from rag.settings import Settings
-
-
-def first_contexts(path: Path, n: int) -> SquadSet:
-    full = load_squad(path)
-    articles: list[Article] = []
-    taken = 0
-    for article in full.articles:
-        if taken >= n:
-            break
-        articles.append(article)
-        taken += len(article.paragraphs)
-    return SquadSet(full.name, tuple(articles), ())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = Path(tmp) / "corpus"
         write_corpus(
             [
-                first_contexts(args.datasets / f, args.contexts)
+                first_contexts(load_squad(args.datasets / f), args.contexts)
                 for f in ("drcd_dev.json", "cmrc2018_dev.json")
             ],
             corpus,

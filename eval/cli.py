@@ -1,4 +1,4 @@
-"""The `rag eval` command (registered on the `rag` app); heavy imports wait for the call."""
+"""`rag eval` and `rag bench` (registered on the `rag` app); heavy imports wait for the call."""
 
 from __future__ import annotations
 
@@ -137,3 +137,19 @@ def eval_command(
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
     errors.print(line, highlight=False)
+
+
+def bench_command(
+    datasets: Annotated[
+        Path, typer.Argument(help="Folder with cmrc2018_dev.json and drcd_dev.json")
+    ],
+    contexts: Annotated[int, typer.Option(min=1, help="Contexts taken from each dataset")] = 60,
+    questions: Annotated[int, typer.Option(min=1, help="Questions asked (sampled)")] = 300,
+    clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent clients")] = 8,
+    seconds: Annotated[float, typer.Option(min=1, help="Time bound of each load phase")] = 60,
+) -> None:
+    """Ours against the LangChain baseline in one run: ingest, latency, load, memory."""
+    from eval.bench import run
+
+    result = run(datasets, contexts, questions, clients, seconds)
+    print(json.dumps(result, ensure_ascii=False, indent=2))

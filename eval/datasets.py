@@ -61,6 +61,20 @@ def load_squad(path: Path) -> SquadSet:
     return SquadSet(name, tuple(articles), tuple(questions))
 
 
+def first_contexts(squad: SquadSet, n: int) -> SquadSet:
+    """The first articles holding at least `n` contexts, with their questions."""
+    articles: list[Article] = []
+    taken = 0
+    for article in squad.articles:
+        if taken >= n:
+            break
+        articles.append(article)
+        taken += len(article.paragraphs)
+    files = {a.file for a in articles}
+    questions = tuple(q for q in squad.questions if q.file in files)
+    return SquadSet(squad.name, tuple(articles), questions)
+
+
 def write_corpus(sets: list[SquadSet], directory: Path) -> None:
     """Write every article as a UTF-8 text file under `directory` (one context a line)."""
     for s in sets:

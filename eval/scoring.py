@@ -5,13 +5,14 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from eval.datasets import Question
 from eval.metrics import answer_hit, hit_at, mean, reciprocal_rank
 from eval.runner import Outcome
 from rag.clean import clean_text
-from rag.dedupe import content_hash, shingles
+from rag.dedupe import normalise
 from rag.offsets import MappedText
 from rag.script import fold_script
 
@@ -88,17 +89,28 @@ def duplicate_share(passages: Sequence[Mapping[str, Any]]) -> float:
     """Share of the top-k that repeats an earlier passage (same normalised text, or near)."""
     if not passages:
         return 0.0
-    seen: list[tuple[str, set[bytes]]] = []
+    seen: list[tuple[str, frozenset[str]]] = []
     duplicates = 0
     for passage in passages:
-        digest, grams = content_hash(passage["text"]), set(shingles(passage["text"], 3))
-        if any(digest == d or _jaccard(grams, g) >= DUPLICATE_JACCARD for d, g in seen):
+        norm, grams = _fingerprint(passage["text"])
+        if any(norm == n or _jaccard(grams, g) >= DUPLICATE_JACCARD for n, g in seen):
             duplicates += 1
-        seen.append((digest, grams))
+        seen.append((norm, grams))
     return duplicates / len(passages)
 
 
-def _jaccard(a: set[bytes], b: set[bytes]) -> float:
+@lru_cache(maxsize=16384)
+def _fingerprint(text: str) -> tuple[str, frozenset[str]]:
+    """Normalised text (what `content_hash` hashes) and its character 3-grams.
+
+    Cached: a run meets the same passages again and again, and script folding (OpenCC, pure
+    Python) was most of the scoring time.
+    """
+    norm = normalise(text)
+    return norm, frozenset(norm[i : i + 3] for i in range(max(1, len(norm) - 2)))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
@@ -179,8 +191,15 @@ def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
     metrics["citation_accuracy"] = _ratio([s.citation_ok for s in answered])
     metrics["quotes_valid"] = _ratio([s.quotes_valid for s in answered])
     metrics["duplicate_rate"] = _ratio([s.duplicate_share for s in answered])
+    # Precision and recall of abstaining as a detector of unanswerable questions: without
+    # any in the set there is nothing to detect (abstentions still show in `abstained`).
     right = sum(not s.answerable for s in abstained)
-    metrics["abstention_precision"] = round(right / len(abstained), 4) if abstained else None
+    metrics["abstained"] = _ratio(
+        [bool(s.outcome.answer and s.outcome.answer["abstained"]) for s in answered]
+    )
+    metrics["abstention_precision"] = (
+        round(right / len(abstained), 4) if abstained and unanswerable else None
+    )
     metrics["abstention_recall"] = round(right / len(unanswerable), 4) if unanswerable else None
     lengths = [
         len(s.outcome.answer["answer"])

@@ -27,6 +27,27 @@ def running_service(
     index_dir: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> Iterator[str]:
     """Start the service on `index_dir`, wait for /readyz, yield its base URL, stop it."""
+    with service_process(index_dir, env, timeout) as (url, _):
+        yield url
+
+
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> float | None:
+    """A running process's peak resident memory (VmHWM), None if it cannot be read."""
+    try:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+@contextmanager
+def service_process(
+    index_dir: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `running_service`, yielding the process too."""
     port = free_port()
     log = index_dir.parent / f"service-{port}.log"
     with log.open("wb") as out:
@@ -39,7 +60,7 @@ def running_service(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log, timeout)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:

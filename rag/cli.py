@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from eval.cli import eval_command
+from eval.cli import bench_command, eval_command
 from rag.index import IndexMismatchError
 from rag.loaders import iter_files
 from rag.payload import answer_payload, passage_payload
@@ -23,6 +23,7 @@ docs_app = typer.Typer(help="List or remove ingested documents.")
 app.add_typer(docs_app, name="docs")
 # Batch evaluation lives in eval/ (its heavy imports wait until the command runs).
 app.command("eval")(eval_command)
+app.command("bench")(bench_command)
 
 console = Console()
 errors = Console(stderr=True)

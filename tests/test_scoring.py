@@ -234,3 +234,13 @@ def test_failures_come_worst_first_with_their_gold() -> None:
         "evidence": "evidence of q3",
     }
     assert listed[1]["citations"][0]["file"] == "b.txt"
+
+
+def test_abstention_precision_needs_unanswerable_questions() -> None:
+    said_no = answer(text="文档中没有找到这个问题的答案。", citations=[], abstained=True)
+    metrics = summarise(
+        [score(outcome(GOLD, said_no), no_sources), score(outcome(GOLD, answer()), no_sources)], 5
+    )
+
+    assert metrics["abstained"] == 0.5
+    assert metrics["abstention_precision"] is None and metrics["abstention_recall"] is None

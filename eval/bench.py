@@ -1,0 +1,229 @@
+"""Ours against the LangChain baseline in one run: ingest, query latency, concurrency, memory.
+
+    python -m eval.bench ../shared/datasets [--contexts N] [--questions N] [--clients C]
+    rag bench ../shared/datasets (same options)
+
+Takes the first N contexts of CMRC 2018 dev and DRCD dev as a corpus and questions about
+them, then measures, each pipeline in its own child process (so that peak memory is its
+own): ingest throughput, and the bare embedder on the very texts that pipeline embedded;
+query latency per stage, asked one at a time; queries/s with C threads in process. Then our
+service (`rag serve` on 127.0.0.1) under C concurrent clients, bounded in requests and time.
+Prints one JSON object, with ratios ours / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eval.bench_http import HttpCall, percentiles
+from eval.datasets import first_contexts, load_squad, write_corpus
+
+DATASETS = ("cmrc2018_dev.json", "drcd_dev.json")
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _latency(ask: Callable[[str], dict[str, Any]], questions: list[str]) -> dict[str, Any]:
+    """Per-stage p50/p95/max over the questions, asked one after the other."""
+    stages: dict[str, list[float]] = {}
+    for question in questions:
+        for stage, ms in ask(question)["timings_ms"].items():
+            stages.setdefault(stage, []).append(float(ms))
+    return {stage: percentiles(values) for stage, values in stages.items()}
+
+
+def _throughput(
+    ask: Callable[[str], object], questions: list[str], clients: int, seconds: float
+) -> dict[str, Any]:
+    """Queries/s with `clients` threads taking the next question until done or out of time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queue = iter(questions)
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+
+    def client(_: int) -> None:
+        for question in queue:  # the iterator is shared: each question is asked once
+            if time.perf_counter() > deadline:
+                return
+            started = time.perf_counter()
+            ask(question)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    wall = time.perf_counter() - started
+    return {**percentiles(latencies), "queries_per_s": round(len(latencies) / wall, 1)}
+
+
+def _bare(embed: Callable[[list[str]], object], texts: list[str]) -> dict[str, float]:
+    started = time.perf_counter()
+    embed(texts)
+    seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 2), "passages_per_s": round(len(texts) / seconds, 2)}
+
+
+def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) -> dict[str, Any]:
+    """Runs in a child process."""
+    from embeddings.factory import make_embedder
+    from rag.payload import ask_payload
+    from rag.pipeline import EMBED_BATCH, open_pipeline
+    from rag.settings import Settings
+
+    settings = Settings(index_dir=index)
+    embedder = make_embedder(settings.embedder)
+    embedder.embed(["预热"], kind="passage")  # load the model before timing
+    pipeline = open_pipeline(settings, embedder)
+    report = pipeline.ingest([corpus])
+    _, folded = pipeline.index.store.folded_texts()  # what the pipeline embedded
+    chars = sum(len(t) for t in folded)
+    bare = _bare(lambda t: embedder.embed(t, kind="passage", batch_size=EMBED_BATCH), folded)
+    pipeline.ask(questions[0])  # jieba and the first query out of the way
+
+    def ask(question: str) -> dict[str, Any]:
+        return ask_payload(pipeline, question, 5)
+
+    result = {
+        "ingest": {
+            "passages": report.new_passages,
+            "seconds": round(report.seconds, 2),
+            "passages_per_s": round(report.new_passages / report.seconds, 2),
+            "chars_per_s": round(chars / report.seconds, 1),
+            "bare_embedder": bare,
+        },
+        "latency_ms": _latency(ask, questions),
+        "in_process_1_thread": _throughput(ask, questions, 1, 120),
+        f"in_process_{clients}_threads": _throughput(ask, questions, clients, 120),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    pipeline.index.close()
+    return result
+
+
+def bench_baseline(corpus: Path, index: Path, questions: list[str]) -> dict[str, Any]:
+    """Runs in a child process. The baseline is not thread-safe: one client only."""
+    from embeddings.factory import make_embedder
+    from eval.baselines.langchain_chatchat import LangChainBaseline
+    from rag.settings import Settings
+
+    embedder = make_embedder(Settings().embedder)
+    embedder.embed(["预热"], kind="passage")
+    baseline = LangChainBaseline(embedder)
+    report = baseline.ingest([corpus])
+    texts = [chunk.text for chunk in baseline.chunks]
+    chars = sum(len(t) for t in texts)
+    bare = _bare(lambda t: embedder.embed(t, kind="passage", batch_size=32), texts)
+    baseline.save(index)
+    baseline.ask(questions[0])
+
+    def ask(question: str) -> dict[str, Any]:
+        return baseline.ask(question, 5)
+
+    return {
+        "ingest": {
+            "passages": report.chunks,
+            "seconds": round(report.seconds, 2),
+            "passages_per_s": round(report.chunks / report.seconds, 2),
+            "chars_per_s": round(chars / report.seconds, 1),
+            "bare_embedder": bare,
+        },
+        "latency_ms": _latency(ask, questions),
+        "in_process_1_thread": _throughput(ask, questions, 1, 120),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def bench_service(
+    index: Path, questions: list[str], clients: int, seconds: float
+) -> dict[str, Any]:
+    """Our service under `clients` concurrent HTTP clients, and its peak memory."""
+    import threading
+
+    import httpx
+
+    from eval.service import peak_rss_mb as process_rss_mb
+    from eval.service import service_process
+
+    local = threading.local()
+    with service_process(index) as (url, process):
+
+        def ask(question: str) -> object:
+            call: HttpCall | None = getattr(local, "call", None)
+            if call is None:
+                call = local.call = HttpCall(httpx.Client(base_url=url, timeout=60), "/v1/ask")
+            return call(question)
+
+        result = _throughput(ask, questions, clients, seconds)
+        result["service_peak_rss_mb"] = process_rss_mb(process)
+    return result
+
+
+def _in_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    # A fresh interpreter per pipeline: its peak RSS is its own, and its model threads
+    # are gone before the next one starts.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def run(
+    datasets: Path, contexts: int, n_questions: int, clients: int, seconds: float
+) -> dict[str, Any]:
+    sets = [first_contexts(load_squad(datasets / name), contexts) for name in DATASETS]
+    questions = [q.question for s in sets for q in s.questions]
+    questions = random.Random(0).sample(questions, min(n_questions, len(questions)))
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        write_corpus(sets, corpus)
+        ours = _in_child(bench_ours, corpus, Path(tmp) / "ours", questions, clients)
+        baseline = _in_child(bench_baseline, corpus, Path(tmp) / "baseline", questions)
+        service = bench_service(Path(tmp) / "ours", questions, clients, seconds)
+    single = "in_process_1_thread"
+    return {
+        "corpus": {"contexts_per_dataset": contexts, "questions": len(questions)},
+        "ours": ours,
+        "baseline": baseline,
+        f"service_{clients}_clients": service,
+        "ratios": {
+            "ingest_chars_per_s": round(
+                ours["ingest"]["chars_per_s"] / baseline["ingest"]["chars_per_s"], 2
+            ),
+            "query_p50_speedup": round(
+                baseline["latency_ms"]["total"]["p50"] / ours["latency_ms"]["total"]["p50"], 1
+            ),
+            "one_client_queries_per_s": round(
+                ours[single]["queries_per_s"] / baseline[single]["queries_per_s"], 1
+            ),
+            "peak_rss": round(ours["peak_rss_mb"] / baseline["peak_rss_mb"], 2),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="ours against the LangChain baseline")
+    parser.add_argument("datasets", type=Path, help="folder with cmrc2018_dev.json, drcd_dev.json")
+    parser.add_argument("--contexts", type=int, default=60, help="contexts per dataset")
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60, help="time bound of each load")
+    args = parser.parse_args(argv)
+    result = run(args.datasets, args.contexts, args.questions, args.clients, args.seconds)
+    json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
