@@ -25,7 +25,8 @@ def scored(pid: int, text: str, score: float, *, file: str = "a.txt", at: int = 
     return ScoredPassage(Passage(pid, text, (source,)), score)
 
 
-COMPOSER = ExtractiveComposer(ExtractiveConfig(), FlatLexicon())
+# Sentence selection on its own; growing the answer into its context is tested below.
+COMPOSER = ExtractiveComposer(ExtractiveConfig(expand=False), FlatLexicon())
 
 
 def test_answers_with_the_sentence_that_covers_the_question_and_cites_it() -> None:
@@ -83,3 +84,25 @@ def test_a_long_sentence_is_cut_to_the_clauses_that_answer() -> None:
     answer = COMPOSER.compose("质检总局局长是谁？", passages)
     assert len(answer.citations[0].quote) <= ExtractiveConfig().max_chars
     assert "支树平" in answer.answer
+
+
+def test_the_best_sentence_grows_with_its_neighbours_within_the_budget() -> None:
+    text = "邹游，中国足球运动员。他在2004年开始职业足球生涯。2010年转会。此后退役。"
+    composer = ExtractiveComposer(ExtractiveConfig(max_chars=30), FlatLexicon())
+
+    answer = composer.compose("邹游的职业生涯何时开始？", [scored(1, text, 0.8, at=50)])
+
+    [citation] = answer.citations
+    # The best sentence (16 characters) and the one before it; one more would make 35 > 30.
+    assert citation.quote == "邹游，中国足球运动员。他在2004年开始职业足球生涯。"
+    assert (citation.char_start, citation.char_end) == (50, 50 + len(citation.quote))
+    assert answer.answer == citation.quote + "[1]"
+
+
+def test_a_second_sentence_inside_the_grown_window_is_not_repeated() -> None:
+    passages = [scored(1, "韩志英是驻马店市质监局局长。文章发布于2012/07/02。", 0.8)]
+    composer = ExtractiveComposer(ExtractiveConfig(), FlatLexicon())
+
+    answer = composer.compose("韩志英的文章发布于哪一天？", passages)
+
+    assert answer.answer == "韩志英是驻马店市质监局局长。文章发布于2012/07/02。[1]"
