@@ -57,8 +57,9 @@ class ExtractiveConfig:
     # How much a question word counts when it is not in the sentence but elsewhere in its
     # passage: the subject of an article is often named once, then only implied.
     context_weight: float = 0.5
-    # Grow the best sentence with its neighbours in its passage, up to `max_chars` in all.
-    expand: bool = True
+    # Grow the best sentence with its neighbours in its passage while the answer stays within
+    # this many characters (0: never). See `ExtractiveComposer._expand`.
+    context_chars: int = 120
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class ExtractiveComposer:
         weights, chosen = self._select(question, passages)
         if not chosen or self.support(chosen, weights) < self.config.min_support:
             return abstain
-        if self.config.expand:
+        if self.config.context_chars:
             chosen = self._expand(chosen, passages)
         citations: list[Citation] = []
         for s in chosen:
@@ -212,20 +213,22 @@ class ExtractiveComposer:
     def _expand(
         self, chosen: list[_Sentence], passages: Sequence[ScoredPassage]
     ) -> list[_Sentence]:
-        """The best sentence grown with its neighbours while the answer fits `max_chars`.
+        """The best sentence grown with its neighbours while the answer fits `context_chars`.
 
         The sentence that matches the question's words is often next to the one holding the
         answer: an article names its subject and what it is in its first sentence ("邹游，
         中国足球运动员"), then goes on without the name. On CMRC 2018 + DRCD, 74% of the
-        extractive answers that missed had the answer in the best passage; growing the best
-        sentence into a window of about 150 characters recovers most of them.
+        extractive answers that missed had the answer in the best passage. Replaying the
+        answers with windows of 80/100/120/150 characters gave answer hit 0.84/0.86/0.87/0.88
+        against 0.81 without, at median lengths of 73/88/105/133 characters: 120 keeps an
+        answer readable at a glance (docs/benchmarks.md).
         """
         best, others = chosen[0], chosen[1:]
         text = passages[best.rank].passage.text
         sentences = [(a, b) for a, b in split_sentences(text) if text[a:b].strip()]
         if (best.start, best.end) not in sentences:
             return chosen
-        budget = self.config.max_chars - sum(s.end - s.start for s in others)
+        budget = self.config.context_chars - sum(s.end - s.start for s in others)
         lo = hi = sentences.index((best.start, best.end))
         grown = True
         while grown:

@@ -194,7 +194,7 @@ def make_composer(settings: Settings, lexicon: Lexicon) -> Composer:
                 min_support=settings.min_support,
                 max_sentences=settings.answer_sentences,
                 max_chars=settings.answer_max_chars,
-                expand=settings.answer_context,
+                context_chars=settings.answer_context_chars,
             ),
             lexicon,
         )

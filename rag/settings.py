@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     min_support: float = Field(default=0.35, ge=0, le=1)
     answer_sentences: int = Field(default=2, ge=1, le=10)
     answer_max_chars: int = Field(default=150, ge=20)
-    # Grow the best sentence with its neighbours up to answer_max_chars (docs/benchmarks.md).
-    answer_context: bool = True
+    # Grow the best sentence with its neighbours up to this many characters (0: never).
+    answer_context_chars: int = Field(default=120, ge=0)
     max_file_mb: int = Field(default=50, ge=1)
 
     # HTTP service (see docs/api.md). With no keys at all the service is open but binds

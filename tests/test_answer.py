@@ -26,7 +26,7 @@ def scored(pid: int, text: str, score: float, *, file: str = "a.txt", at: int = 
 
 
 # Sentence selection on its own; growing the answer into its context is tested below.
-COMPOSER = ExtractiveComposer(ExtractiveConfig(expand=False), FlatLexicon())
+COMPOSER = ExtractiveComposer(ExtractiveConfig(context_chars=0), FlatLexicon())
 
 
 def test_answers_with_the_sentence_that_covers_the_question_and_cites_it() -> None:
@@ -88,7 +88,7 @@ def test_a_long_sentence_is_cut_to_the_clauses_that_answer() -> None:
 
 def test_the_best_sentence_grows_with_its_neighbours_within_the_budget() -> None:
     text = "邹游，中国足球运动员。他在2004年开始职业足球生涯。2010年转会。此后退役。"
-    composer = ExtractiveComposer(ExtractiveConfig(max_chars=30), FlatLexicon())
+    composer = ExtractiveComposer(ExtractiveConfig(context_chars=30), FlatLexicon())
 
     answer = composer.compose("邹游的职业生涯何时开始？", [scored(1, text, 0.8, at=50)])
 
