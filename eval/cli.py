@@ -147,9 +147,13 @@ def bench_command(
     questions: Annotated[int, typer.Option(min=1, help="Questions asked (sampled)")] = 300,
     clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent clients")] = 8,
     seconds: Annotated[float, typer.Option(min=1, help="Time bound of each load phase")] = 60,
+    saved_baseline: Annotated[
+        Path | None,
+        typer.Option(help="A saved full-corpus baseline (<rag eval --index>/baseline)"),
+    ] = None,
 ) -> None:
     """Ours against the LangChain baseline in one run: ingest, latency, load, memory."""
     from eval.bench import run
 
-    result = run(datasets, contexts, questions, clients, seconds)
+    result = run(datasets, contexts, questions, clients, seconds, saved_baseline)
     print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -258,6 +258,19 @@ def test_dense_finds_what_bm25_cannot(
 # -- ingest reports, persistence, failures ----------------------------------------------
 
 
+def test_rebuilding_bm25_per_query_as_chatchat_does_ranks_alike(
+    demo_baseline: LangChainBaseline,
+) -> None:
+    question = "质检总局局长是谁？"
+    cached = strip_timings(demo_baseline.ask(question))
+    demo_baseline.bm25_per_query = True
+    try:
+        rebuilt = strip_timings(demo_baseline.ask(question))
+    finally:
+        demo_baseline.bm25_per_query = False
+    assert rebuilt == cached
+
+
 def test_unreadable_file_is_skipped_and_counted(tmp_path: Path) -> None:
     (tmp_path / "good.txt").write_text("好的文件。", encoding="utf-8")
     (tmp_path / "empty.txt").write_bytes(b"")

@@ -119,10 +119,16 @@ class LangChainBaseline:
         *,
         chunk_size: int = CHUNK_SIZE,
         chunk_overlap: int = CHUNK_OVERLAP,
+        bm25_per_query: bool = False,
     ) -> None:
         self.embedder = embedder
         self.embeddings = LangChainEmbeddings(embedder)
         self.top_k_candidates = top_k_candidates
+        # Chatchat's FaissKBService.do_search calls EnsembleRetrieverService.from_vectorstore
+        # for every query, which builds a BM25Retriever over every document in the store
+        # (jieba-tokenising them all) each time. Same ranking as building it once, so quality
+        # runs leave this off; `rag bench` turns it on to measure the recipe's real latency.
+        self.bm25_per_query = bm25_per_query
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.splitter = RecursiveCharacterTextSplitter(
@@ -241,6 +247,8 @@ class LangChainBaseline:
         started = time.perf_counter()
         fused: list[Document] = []
         scores: dict[str, float] = {}
+        if self.bm25_per_query and self.store is not None:
+            self._assemble(self.chunks, self.store)
         if self.ensemble is not None and self.bm25 is not None and self.dense is not None:
             k = max(top_k, self.top_k_candidates)
             self.bm25.k = k
