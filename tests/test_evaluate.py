@@ -1,0 +1,98 @@
+"""`rag eval` as a whole, with a fake target: files written, Ctrl-C, question selection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eval import evaluate as evaluate_module
+from eval.evaluate import EvalError, EvalOptions, Target, evaluate, load_question_set, select
+from tests.conftest import SEEDS_DEV
+
+pytestmark = pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
+
+
+def fake_answer(question: str, top_k: int) -> dict[str, Any]:
+    """TEST FAKE: answers every question with its own text, citing nothing."""
+    return {
+        "question": question,
+        "answer": question,
+        "abstained": False,
+        "citations": [],
+        "passages": [],
+        "timings_ms": {"total": 1.0},
+    }
+
+
+def use_target(monkeypatch: pytest.MonkeyPatch, ask: Any) -> None:
+    @contextlib.contextmanager
+    def fake_target(*_: object) -> Iterator[Target]:
+        yield Target(ask, lambda _: None, {"fake": True})
+
+    monkeypatch.setattr(evaluate_module, "open_target", fake_target)
+
+
+def test_a_run_writes_report_predictions_and_html(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_target(monkeypatch, fake_answer)
+    options = EvalOptions(
+        inputs=[SEEDS_DEV],
+        predictions=tmp_path / "p.jsonl",
+        out=tmp_path / "r.json",
+        html=tmp_path / "r.html",
+    )
+
+    report = evaluate(options)
+
+    lines = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == report["run"]["questions"] == 11
+    assert json.loads(lines[0])["id"] == "d-01"
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == report
+    assert "unanswerable" in report["by_kind"]
+    assert report["metrics"]["abstention_recall"] == 0.0  # the fake never abstains
+    assert "<svg" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_ctrl_c_leaves_a_valid_partial_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    asked: list[str] = []
+
+    def interrupted_after_three(question: str, top_k: int) -> dict[str, Any]:
+        if len(asked) == 3:
+            raise KeyboardInterrupt
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, interrupted_after_three)
+    report = evaluate(EvalOptions(inputs=[SEEDS_DEV], out=tmp_path / "r.json"))
+
+    saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert saved["run"]["interrupted"] is True
+    assert saved["run"]["questions"] == saved["metrics"]["questions"] == 3
+    assert report == saved
+
+
+def test_sample_and_limit_choose_questions_reproducibly() -> None:
+    questions = load_question_set([SEEDS_DEV]).questions
+
+    first = select(questions, EvalOptions(inputs=[], sample=5, seed=1))
+    again = select(questions, EvalOptions(inputs=[], sample=5, seed=1))
+
+    assert [q.id for q in first] == [q.id for q in again] and len(first) == 5
+    assert len(select(questions, EvalOptions(inputs=[], limit=2))) == 2
+
+
+def test_mixed_or_unknown_inputs_are_refused(tmp_path: Path) -> None:
+    squad = tmp_path / "set.json"
+    squad.write_text(json.dumps({"data": []}), encoding="utf-8")
+    with pytest.raises(EvalError, match="not both"):
+        load_question_set([squad, SEEDS_DEV])
+    with pytest.raises(EvalError, match="no questions"):
+        load_question_set([tmp_path / "notes.txt"])
