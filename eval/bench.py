@@ -71,6 +71,16 @@ def _throughput(
     return {**percentiles(latencies), "queries_per_s": round(len(latencies) / wall, 1)}
 
 
+def _ingest(passages: int, chars: int, seconds: float, bare: dict[str, float]) -> dict[str, Any]:
+    return {
+        "passages": passages,
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(passages / seconds, 2),
+        "chars_per_s": round(chars / seconds, 1),
+        "bare_embedder": bare,
+    }
+
+
 def _bare(embed: Callable[[list[str]], object], texts: list[str]) -> dict[str, float]:
     started = time.perf_counter()
     embed(texts)
@@ -99,13 +109,7 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
         return ask_payload(pipeline, question, 5)
 
     result = {
-        "ingest": {
-            "passages": report.new_passages,
-            "seconds": round(report.seconds, 2),
-            "passages_per_s": round(report.new_passages / report.seconds, 2),
-            "chars_per_s": round(chars / report.seconds, 1),
-            "bare_embedder": bare,
-        },
+        "ingest": _ingest(report.new_passages, chars, report.seconds, bare),
         "latency_ms": _latency(ask, questions),
         "in_process_1_thread": _throughput(ask, questions, 1, 120),
         f"in_process_{clients}_threads": _throughput(ask, questions, clients, 120),
@@ -142,13 +146,7 @@ def bench_baseline(corpus: Path, index: Path, questions: list[str]) -> dict[str,
     as_chatchat = _latency(ask, sample)
     as_chatchat_client = _throughput(ask, sample, 1, 120)
     return {
-        "ingest": {
-            "passages": report.chunks,
-            "seconds": round(report.seconds, 2),
-            "passages_per_s": round(report.chunks / report.seconds, 2),
-            "chars_per_s": round(chars / report.seconds, 1),
-            "bare_embedder": bare,
-        },
+        "ingest": _ingest(report.chunks, chars, report.seconds, bare),
         "latency_ms": cached,
         "in_process_1_thread": one_client,
         "latency_ms_bm25_per_query": as_chatchat,
