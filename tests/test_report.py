@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from eval.report import DASH, HEADLINE, compare, highlight, render_html, write_html
+from eval.plots import DASH
+from eval.report import HEADLINE, compare, highlight, render_html, write_html
 
 XSS = "<script>alert(1)</script>"
 
