@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,7 +122,7 @@ def read_paragraph(
 
 
 def _paragraph(row: ParagraphRow) -> dict[str, Any]:
-    return row.__dict__.copy()
+    return asdict(row)
 
 
 def _report(report: IngestReport) -> dict[str, Any]:
