@@ -12,7 +12,7 @@ from eval.datasets import Question
 from eval.metrics import answer_hit, hit_at, mean, reciprocal_rank
 from eval.runner import Outcome
 from rag.clean import clean_text
-from rag.dedupe import normalise
+from rag.dedupe import normalise, normalised_shingles
 from rag.offsets import MappedText
 from rag.script import fold_script
 
@@ -107,7 +107,7 @@ def _fingerprint(text: str) -> tuple[str, frozenset[str]]:
     Python) was most of the scoring time.
     """
     norm = normalise(text)
-    return norm, frozenset(norm[i : i + 3] for i in range(max(1, len(norm) - 2)))
+    return norm, frozenset(normalised_shingles(norm, 3))
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

@@ -31,10 +31,14 @@ def content_hash(text: str) -> str:
 
 def shingles(text: str, size: int) -> list[bytes]:
     """Character `size`-grams of the normalised text (the whole text if shorter)."""
-    norm = normalise(text)
+    return [gram.encode("utf-8") for gram in normalised_shingles(normalise(text), size)]
+
+
+def normalised_shingles(norm: str, size: int) -> list[str]:
+    """`shingles` of text already normalised, for callers that also need `norm` itself."""
     if len(norm) <= size:
-        return [norm.encode("utf-8")]
-    return [norm[i : i + size].encode("utf-8") for i in range(len(norm) - size + 1)]
+        return [norm]
+    return [norm[i : i + size] for i in range(len(norm) - size + 1)]
 
 
 # Stored signatures are only comparable under the hashing scheme that made them: pin it.
