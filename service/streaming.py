@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 
-from rag.payload import answer_payload, citation_payload, passage_payload
+from rag.payload import answer_payload, citation_payload
 from rag.types import Answer
 
 log = logging.getLogger("rag.service")
@@ -40,16 +40,12 @@ def ask_events(answer: Callable[[], Answer]) -> Iterator[bytes]:
         log.exception("answering failed")
         yield sse({"detail": "answering failed; see the service log"}, "error")
         return
-    yield sse(
-        {
-            "passages": [passage_payload(p) for p in result.passages],
-            "citations": [citation_payload(c) for c in result.citations],
-        },
-        "retrieval",
-    )
+    # Built once: the first and last events carry the very same passages and citations.
+    payload = answer_payload(result)
+    yield sse({"passages": payload["passages"], "citations": payload["citations"]}, "retrieval")
     for piece in answer_pieces(result.answer):
         yield sse({"text": piece}, "delta")
-    yield sse(answer_payload(result), "answer")
+    yield sse(payload, "answer")
 
 
 def chat_completion(answer: Answer, model: str) -> dict[str, Any]:
