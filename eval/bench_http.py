@@ -59,6 +59,7 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     return {
         "p50": round(statistics.median(ordered), 2),
         "p95": round(cuts[94], 2),
+        "p99": round(cuts[98], 2),
         "max": round(ordered[-1], 2),
         "n": len(ordered),
     }

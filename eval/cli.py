@@ -1,4 +1,5 @@
-"""`rag eval` and `rag bench` (registered on the `rag` app); heavy imports wait for the call."""
+"""`rag eval`, `rag bench` and `rag bench-load` (registered on the `rag` app); heavy imports
+wait for the call."""
 
 from __future__ import annotations
 
@@ -157,3 +158,66 @@ def bench_command(
 
     result = run(datasets, contexts, questions, clients, seconds, saved_baseline)
     print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def bench_load_command(
+    clients: Annotated[int, typer.Option(min=1, max=1000, help="Target concurrency")] = 8,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Length of the target phase")] = 20,
+    overload_clients: Annotated[
+        int, typer.Option(min=0, max=1000, help="Clients of the overload phase (0: none)")
+    ] = 64,
+    overload_seconds: Annotated[
+        float | None, typer.Option(min=0.5, help="Length of the overload phase [--seconds]")
+    ] = None,
+    recovery_clients: Annotated[int, typer.Option(min=1, max=1000)] = 2,
+    recovery_seconds: Annotated[float, typer.Option(min=0.5)] = 5,
+    max_requests: Annotated[int, typer.Option(min=1, help="Bound of each phase")] = 20_000,
+    mix: Annotated[
+        str, typer.Option(help="Weights of the routes: ask, search, stream, chat")
+    ] = "ask=4,search=3,stream=2,chat=1",
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="JSONL with a `question` per line [default: demo questions]"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Client timeout, seconds")] = 30,
+    url: Annotated[
+        str | None, typer.Option(help="Load a running service instead of starting one")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="API key (admin, for /metrics)")] = None,
+    index: Annotated[
+        Path | None, typer.Option(help="Index to serve [default: the demo corpus, ingested]")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+) -> None:
+    """Load test: mixed traffic at a target concurrency, then overload and recovery."""
+    from eval.bench_http import QUESTIONS
+    from eval.bench_load import LoadOptions, parse_mix, print_report, run
+
+    try:
+        weights = parse_mix(mix)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--mix") from err
+    asked = [
+        str(json.loads(line)["question"])
+        for line in (questions.read_text(encoding="utf-8").splitlines() if questions else [])
+        if line.strip()
+    ]
+    options = LoadOptions(
+        clients=clients,
+        seconds=seconds,
+        overload_clients=overload_clients,
+        overload_seconds=overload_seconds,
+        recovery_clients=recovery_clients,
+        recovery_seconds=recovery_seconds,
+        max_requests=max_requests,
+        mix=weights,
+        timeout_s=timeout,
+        key=key,
+        questions=asked or QUESTIONS,
+    )
+    report = run(options, url=url, index=index, log=errors.print)
+    if out is not None:
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print_report(report, Console())
+    if not report["passed"]:
+        raise typer.Exit(1)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rag.chunk import split_sentences
 from rag.script import fold_script
@@ -36,6 +36,20 @@ class Composer(Protocol):
     """Turns a question and its retrieved passages into an answer; swappable (e.g. an LLM)."""
 
     def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer: ...
+
+
+@runtime_checkable
+class StreamingComposer(Composer, Protocol):
+    """A composer whose text arrives piece by piece (an LLM writing it).
+
+    `stream_compose` yields the text as it is written, then exactly one `Answer`: the
+    checked final text, which may differ from the pieces (a citation removed, or the
+    extractive answer when the model failed midway).
+    """
+
+    def stream_compose(
+        self, question: str, passages: Sequence[ScoredPassage]
+    ) -> Iterator[str | Answer]: ...
 
 
 class Lexicon(Protocol):

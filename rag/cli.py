@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,9 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from eval.cli import bench_command, eval_command
+from eval.cli import bench_command, bench_load_command, eval_command
+from rag.check import CheckReport, NoIndexError, check_index, repair_index
 from rag.index import IndexMismatchError
 from rag.loaders import iter_files
+from rag.lock import IndexBusyError
 from rag.payload import answer_payload, passage_payload
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import get_settings
@@ -24,6 +27,7 @@ app.add_typer(docs_app, name="docs")
 # Batch evaluation lives in eval/ (its heavy imports wait until the command runs).
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)
+app.command("bench-load")(bench_load_command)
 
 console = Console()
 errors = Console(stderr=True)
@@ -43,10 +47,19 @@ def _open(index: Path | None) -> Pipeline:
     from embeddings.factory import make_embedder
 
     try:
-        return open_pipeline(settings, make_embedder(settings.embedder), index)
-    except (IndexMismatchError, ValueError, ImportError) as err:
+        return open_pipeline(settings, make_embedder(settings.embedder), index, on_wait=_waiting)
+    except (IndexMismatchError, ValueError, ImportError, IndexBusyError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+
+
+def _waiting(holder: str) -> None:
+    errors.print(f"[yellow]waiting:[/yellow] the index is being written by {holder}")
+
+
+def _busy(err: IndexBusyError) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {err}")
+    return typer.Exit(3)
 
 
 def _print_json(data: Any) -> None:
@@ -83,7 +96,10 @@ def ingest(
             progress.update(task, completed=seen, file=name)
             seen += 1
 
-        report = pipeline.ingest(paths, on_file=on_file)
+        try:
+            report = pipeline.ingest(paths, on_file=on_file)
+        except IndexBusyError as err:
+            raise _busy(err) from err
         progress.update(task, completed=total)
     table = Table(title=f"Ingested into {pipeline.index.directory}", show_header=False)
     rows = [
@@ -106,6 +122,10 @@ def ingest(
     console.print(table)
     for skipped in report.skipped:
         errors.print(f"[yellow]skipped[/yellow] {skipped.path}: {skipped.reason}")
+    if report.ignored:
+        reasons = Counter(item.reason for item in report.ignored)
+        summary = "; ".join(f"{reason} ×{n}" for reason, n in reasons.most_common())
+        errors.print(f"[dim]ignored {len(report.ignored)} entries: {summary}[/dim]")
 
 
 @app.command()
@@ -129,6 +149,10 @@ def ask(
             f"(line {c.line_start}, chars {c.char_start}-{c.char_end})",
             highlight=False,
         )
+    for sentence in answer.unsupported:
+        console.print(f"  [yellow]unsupported[/yellow] {sentence}", highlight=False)
+    if answer.note:
+        errors.print(f"[yellow]note[/yellow] {answer.note}", highlight=False)
 
 
 @app.command()
@@ -172,13 +196,66 @@ def docs_rm(
 ) -> None:
     """Remove documents: their passages, vectors and lexical postings."""
     pipeline = _open(index)
-    missing = [f for f in files if not pipeline.remove(f)]
+    try:
+        missing = [f for f in files if not pipeline.remove(f)]
+    except IndexBusyError as err:
+        raise _busy(err) from err
     for f in files:
         if f not in missing:
             console.print(f"removed {f}")
     if missing:
         errors.print(f"[red]error:[/red] not in the index: {', '.join(missing)}")
         raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    index: IndexOption = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Rebuild the caches from the store first")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify that every stored passage has its vector and lexical entry, and vice versa.
+
+    Exits 0 when the index is sound, 1 when something is wrong, 2 when there is no index.
+    """
+    settings = get_settings()
+    directory = index or settings.index_dir
+    try:
+        if repair:
+            report = repair_index(directory, settings.lock_timeout)
+        else:
+            report = check_index(directory)
+    except (NoIndexError, ValueError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    except IndexBusyError as err:
+        raise _busy(err) from err
+    if as_json:
+        _print_json({**report.__dict__, "stale": report.stale, "ok": report.ok})
+    else:
+        _print_check(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_check(report: CheckReport) -> None:
+    console.print(
+        f"{report.directory}: generation {report.generation}, {report.documents} documents, "
+        f"{report.passages} passages; caches: {report.vectors} vectors, "
+        f"{report.lexical} lexical entries",
+        highlight=False,
+    )
+    if report.stale:
+        errors.print(
+            f"[yellow]stale caches:[/yellow] published generation {report.published}, store "
+            f"{report.generation}: a write is running or was interrupted before publishing; "
+            "the next write or `rag check --repair` rebuilds them from the store"
+        )
+    for problem in report.problems:
+        errors.print(f"[red]problem:[/red] {problem}")
+    console.print("ok" if report.ok else f"{len(report.problems)} problems found")
 
 
 @app.command()
@@ -206,4 +283,11 @@ def serve(
         host = "127.0.0.1"
     port = settings.port if port is None else port
     errors.print(f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        # A connection backstop behind admission control (RAG_MAX_CONNECTIONS; 0: none).
+        limit_concurrency=settings.max_connections or None,
+    )

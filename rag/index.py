@@ -1,23 +1,30 @@
 """The index directory: the passage store plus the dense and lexical caches built from it.
 
 Layout of an index directory:
-    store.sqlite    documents, paragraphs, passages, sources, vectors (the source of truth)
-    vectors.faiss   FAISS index of passage vectors, by passage id
-    lexical/        bm25s index of folded passage text, by passage id
-    caches.json     the store generation the two caches were built from
+    store.sqlite              documents, paragraphs, passages, sources, vectors (the source
+                              of truth); its `generation` counts committed writes
+    caches/<g>/vectors.faiss  FAISS index of passage vectors, by passage id, at generation g
+    caches/<g>/lexical/       bm25s index of folded passage text, by passage id
+    caches.json               which generation's caches are published
+    write.lock, write.owner   the cross-process writer lock and who holds it (`rag.lock`)
 
-A write commits to SQLite first, then rewrites the caches and stamps them with the new
-generation. If a process dies in between, the next open sees a stale stamp and rebuilds the
-caches from the store, so the directory never serves half of a change.
+A write commits to SQLite first, then writes the next generation's caches into a new folder
+and publishes them by replacing `caches.json`. Caches are never rewritten in place, so a
+process that reads the stamp always loads a complete set, and a process killed at any point
+leaves either the old stamp (the next writer rebuilds the caches from the store) or the new
+one. Other processes serving the same index adopt newly published caches on their next
+query (`refresh`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +38,7 @@ from rag.dedupe import (
     signature_from_bytes,
 )
 from rag.lexical import LexicalIndex
+from rag.lock import WriteLock
 from rag.script import fold_script
 from rag.store import DocumentRow, ParagraphRow, Store, vectors_from_rows
 from rag.tokenize import get_tokenizer
@@ -82,19 +90,41 @@ class AddResult:
         return self.exact_duplicates + self.near_duplicates
 
 
+STAMP = "caches.json"
+CACHES = "caches"
+
+
 @dataclass(frozen=True)
 class _Caches:
     """An immutable snapshot readers search; a commit replaces it whole."""
 
     vectors: VectorIndex
     lexical: LexicalIndex
+    generation: int  # the store generation they were built from
 
 
 class Index:
-    def __init__(self, directory: Path, config: IndexConfig) -> None:
+    """An index directory, opened for reading and (one writer at a time) writing.
+
+    Args:
+        directory: Created if missing.
+        config: What the index is (or will be) built with.
+        lock_timeout: Seconds a write waits for another process's write to finish.
+        on_wait: Told who holds the lock when a write has to wait.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        config: IndexConfig,
+        lock_timeout: float = 600.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.config = config
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock = WriteLock(directory, lock_timeout, on_wait)
+        self._thread_lock = threading.RLock()  # one writing thread in this process
         self.store = Store(directory / "store.sqlite")  # the writer's connection
         self._check_config()
         # Each reading thread gets its own read-only connection (see `Store`).
@@ -104,16 +134,24 @@ class Index:
         self._tokenize = get_tokenizer(config.tokenizer)
         self._near: NearDuplicateIndex | None = None
         self._working: VectorIndex | None = None
-        self._caches = self._load_caches()
+        self._refresh_lock = threading.Lock()
+        self._stamp_seen: tuple[int, int, int] | None = None
+        self._caches = self._open_caches()
+        # The store generation this process's writer state (`_near`, `_working`) reflects.
+        self._state_generation = self._caches.generation
 
     # -- opening ------------------------------------------------------------------------
 
     def _check_config(self) -> None:
         stored = {k: self.store.get_meta(k) for k in self.config.as_meta()}
         if all(v is None for v in stored.values()):
-            with self.store.transaction():
-                for k, v in self.config.as_meta().items():
-                    self.store.set_meta(k, v)
+            with self._lock():
+                if all(self.store.get_meta(k) is None for k in self.config.as_meta()):
+                    with self.store.transaction():
+                        for k, v in self.config.as_meta().items():
+                            self.store.set_meta(k, v)
+                    return
+            self._check_config()  # another process created it first: compare with theirs
             return
         wanted = self.config.as_meta()
         diff = {k: (stored[k], wanted[k]) for k in wanted if stored[k] != wanted[k]}
@@ -126,36 +164,115 @@ class Index:
                 "use the settings it was built with, or re-ingest into a new index directory"
             )
 
-    def _load_caches(self) -> _Caches:
-        stamp = self.directory / "caches.json"
-        generation = self.store.generation()
+    def _open_caches(self) -> _Caches:
+        """The published caches if they are current; otherwise rebuild them from the store.
+
+        A stale stamp means a writer is between its commit and its publish, or died there.
+        If the lock is free it died: rebuild and publish. If not, serve the last published
+        caches (a consistent older snapshot) and adopt the writer's on a later `refresh`.
+        """
+        published = self._read_stamp()
+        if published is not None and published == self.store.generation():
+            caches = self._load_generation(published)
+            if caches is not None:
+                return caches
+        if self._lock.try_acquire():
+            try:
+                return self._rebuild_and_publish()
+            finally:
+                self._lock.release()
+        if published is not None:
+            caches = self._load_generation(published)
+            if caches is not None:
+                return caches
+        return self._build_caches()  # nothing usable published yet: in memory only
+
+    def _read_stamp(self) -> int | None:
         try:
-            if json.loads(stamp.read_text())["generation"] == generation:
-                return _Caches(
-                    VectorIndex.load(self.directory / "vectors.faiss"),
-                    LexicalIndex.load(self.directory / "lexical"),
-                )
+            return int(json.loads((self.directory / STAMP).read_text())["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _load_generation(self, generation: int) -> _Caches | None:
+        folder = self.directory / CACHES / str(generation)
+        try:
+            return _Caches(
+                VectorIndex.load(folder / "vectors.faiss"),
+                LexicalIndex.load(folder / "lexical"),
+                generation,
+            )
         except (OSError, ValueError, KeyError, RuntimeError):
-            pass  # missing or unreadable caches are rebuilt below
-        caches = self._build_caches()
-        self._save_caches(caches, generation)
-        return caches
+            return None  # missing (superseded meanwhile) or unreadable
 
     def _build_caches(self) -> _Caches:
-        rows = list(self.store.iter_passages())
+        # One read transaction: the generation and the rows come from the same snapshot.
+        with self.store.snapshot():
+            generation = self.store.generation()
+            rows = list(self.store.iter_passages())
         ids, matrix = vectors_from_rows(rows, self.config.dim)
         vectors = VectorIndex.build(self.config.dim, ids, matrix)
-        return _Caches(vectors, self._build_lexical(rows_ids=ids, folded=[r.folded for r in rows]))
+        lexical = self._build_lexical(ids, [r.folded for r in rows])
+        return _Caches(vectors, lexical, generation)
+
+    def _rebuild_and_publish(self) -> _Caches:
+        caches = self._build_caches()
+        self._publish(caches)
+        return caches
 
     def _build_lexical(self, rows_ids: Sequence[int], folded: Sequence[str]) -> LexicalIndex:
         return LexicalIndex.build(rows_ids, [self._tokenize(f) for f in folded])
 
-    def _save_caches(self, caches: _Caches, generation: int) -> None:
-        caches.vectors.save(self.directory / "vectors.faiss")
-        caches.lexical.save(self.directory / "lexical")
-        tmp = self.directory / "caches.json.tmp"
-        tmp.write_text(json.dumps({"generation": generation}))
-        os.replace(tmp, self.directory / "caches.json")
+    def _publish(self, caches: _Caches) -> None:
+        """Write a generation's caches to their own folder, then point the stamp at them.
+
+        Called with the write lock held.
+        """
+        root = self.directory / CACHES
+        folder = root / str(caches.generation)
+        tmp = root / f"{caches.generation}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # a half-published run that died
+        tmp.mkdir(parents=True)
+        caches.vectors.save(tmp / "vectors.faiss")
+        caches.lexical.save(tmp / "lexical")
+        os.replace(tmp, folder)
+        stamp = self.directory / f"{STAMP}.tmp"
+        stamp.write_text(json.dumps({"generation": caches.generation}))
+        os.replace(stamp, self.directory / STAMP)
+        # Older generations can go: a reader that already loaded one keeps its copy (FAISS
+        # reads the whole file, bm25s maps it and the mapping outlives the unlink).
+        for old in root.iterdir():
+            if old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+        for legacy in ("vectors.faiss", "lexical"):  # the pre-generation layout
+            path = self.directory / legacy
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def refresh(self) -> None:
+        """Adopt caches another process published since ours were loaded.
+
+        Costs one `stat` when nothing changed, so the retriever calls it on every query.
+        """
+        try:
+            st = os.stat(self.directory / STAMP)
+        except OSError:
+            return
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen == self._stamp_seen:
+            return
+        with self._refresh_lock:
+            if seen == self._stamp_seen:
+                return
+            published = self._read_stamp()
+            if published is not None and published > self._caches.generation:
+                caches = self._load_generation(published)
+                if caches is None:
+                    return  # superseded while we looked: try again on the next query
+                self._caches = caches
+            self._stamp_seen = seen
 
     # -- reading ------------------------------------------------------------------------
 
@@ -224,6 +341,40 @@ class Index:
 
     # -- writing ------------------------------------------------------------------------
 
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the write lock (this process's and the directory's) around a change.
+
+        Args:
+            timeout: Seconds to wait for another writer; default: the index's `lock_timeout`.
+
+        Raises:
+            IndexBusyError: Another process kept the lock for longer than `timeout`.
+        """
+        with self._thread_lock, self._lock(timeout):
+            self._sync()
+            yield
+
+    def rebuild_caches(self) -> None:
+        """Rebuild the caches from the store and publish them (`rag check --repair`)."""
+        with self.writing():
+            self._caches = self._rebuild_and_publish()
+            self._working = None
+
+    def _sync(self) -> None:
+        # Another process may have written since this one last did: its passages are not
+        # in our MinHash index or working vectors, and our caches may be older than the store.
+        current = self.store.generation()
+        if current == self._state_generation:
+            return
+        self._near = None
+        self._working = None
+        if self._caches.generation != current:
+            published = self._read_stamp()
+            caches = self._load_generation(current) if published == current else None
+            self._caches = caches if caches is not None else self._rebuild_and_publish()
+        self._state_generation = current
+
     def _near_duplicates(self) -> NearDuplicateIndex:
         if self._near is None:
             near = NearDuplicateIndex(
@@ -270,7 +421,7 @@ class Index:
                     matrix = embed([text for _, text in fresh])
                     self.store.set_vectors([pid for pid, _ in fresh], matrix)
                     vectors.add([pid for pid, _ in fresh], matrix)
-                self.store.bump_generation()
+                self._state_generation = self.store.bump_generation()
         except BaseException:
             # The store rolled back; the in-memory working state no longer matches it.
             self._near = None
@@ -345,7 +496,7 @@ class Index:
         try:
             with self.store.transaction():
                 self._remove(row.id, near, vectors)
-                self.store.bump_generation()
+                self._state_generation = self.store.bump_generation()
         except BaseException:
             self._near = None
             self._working = None
@@ -357,8 +508,8 @@ class Index:
         if self._working is None:
             return
         ids, folded = self.store.folded_texts()
-        caches = _Caches(self._working, self._build_lexical(ids, folded))
-        self._save_caches(caches, self.store.generation())
+        caches = _Caches(self._working, self._build_lexical(ids, folded), self.store.generation())
+        self._publish(caches)
         self._caches = caches
         self._working = None
 

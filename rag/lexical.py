@@ -39,6 +39,15 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    @property
+    def matrix_rows(self) -> int:
+        """Passages the BM25 matrix was built over; equals `len(self)` in a sound index."""
+        return 0 if self._bm25 is None else int(self._bm25.scores["num_docs"])
+
     def scores(self, tokens: Sequence[str]) -> np.ndarray | None:
         """BM25 score of every passage (in index order), or None if no query term is known."""
         if self._bm25 is None:

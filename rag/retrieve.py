@@ -36,6 +36,8 @@ class Retriever:
         self.config = config
 
     def search(self, query: str, top_k: int) -> Retrieval:
+        # Another process (`rag ingest` beside the service) may have published new caches.
+        self.index.refresh()
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A list of keys or origins, written in the environment as "a,b,c".
@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # unrelated text around 0.75, not 0); the dense score is rescaled from here to 1.
     dense_floor: float = Field(default=0.8, ge=-1, lt=1)
 
-    # Answer composition.
-    answerer: Literal["extractive"] = "extractive"
+    # Answer composition: "llm" has a chat model write the answer from the passages
+    # (rag/llm/, needs the `llm` extra), falling back to "extractive" when the model fails.
+    answerer: Literal["extractive", "llm"] = "extractive"
     abstain_below: float = Field(default=0.35, ge=0, le=1)
     min_support: float = Field(default=0.35, ge=0, le=1)
     answer_sentences: int = Field(default=2, ge=1, le=10)
@@ -49,6 +50,17 @@ class Settings(BaseSettings):
     # Grow the best sentence with its neighbours up to this many characters (0: never).
     answer_context_chars: int = Field(default=120, ge=0)
     max_file_mb: int = Field(default=50, ge=1)
+
+    # The LLM composer: any OpenAI-compatible chat endpoint (vLLM, Ollama, a hosted API).
+    llm_base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1
+    llm_model: str | None = None
+    # Never logged or returned; local servers need none.
+    llm_api_key: SecretStr | None = None
+    # Seconds for the whole answer, streamed or not; past it the extractive answer is given.
+    llm_timeout: float = Field(default=30.0, gt=0, le=600)
+    llm_max_tokens: int = Field(default=512, ge=16, le=32768)
+    # Seconds a write (ingest, delete) waits for another process writing the same index.
+    lock_timeout: float = Field(default=600.0, ge=0)
 
     # HTTP service (see docs/api.md). With no keys at all the service is open but binds
     # to 127.0.0.1 only.
@@ -64,6 +76,23 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(default=20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)
     upload_dir: Path | None = None  # default: <index_dir>/uploads
+    # Admission control of the query routes (ask, stream, search, chat; see
+    # service/admission.py): two cores and one model thread are saturated by a few queries
+    # at once, so more in flight only adds latency, and an unbounded backlog ends in client
+    # timeouts. Beyond `max_inflight` running and `max_queue` waiting, or after
+    # `queue_timeout_s` in the queue (well under common client timeouts; a full queue drains
+    # in about a second), a query gets 503 with Retry-After. Health, readiness and metrics
+    # are never shed. Figures: docs/benchmarks.md, "Load". With answerer "llm" a slot also
+    # waits on the model's endpoint, not the CPU: size these to what the endpoint serves.
+    max_inflight: int = Field(default=4, ge=1, le=1024)
+    max_queue: int = Field(default=32, ge=0, le=100_000)
+    queue_timeout_s: float = Field(default=2.0, gt=0, le=600)
+    # uvicorn's `limit_concurrency` for `rag serve`: open connections plus running requests
+    # beyond which uvicorn itself answers 503 before the app runs (health checks too). A
+    # backstop for what admission control cannot see, such as a flood of idle keep-alive
+    # connections; far above max_inflight + max_queue so that it never sheds real
+    # traffic first. 0: no limit.
+    max_connections: int = Field(default=512, ge=0)
 
     @field_validator(
         "admin_keys", "query_keys", "publishable_keys", "allowed_origins", mode="before"

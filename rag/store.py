@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,8 +40,10 @@ CREATE TABLE IF NOT EXISTS paragraphs (
     line_end INTEGER NOT NULL,
     PRIMARY KEY (document_id, number)
 );
+-- AUTOINCREMENT: a passage id is never reused, so a reader still searching an older
+-- snapshot of the caches can only miss a deleted passage, never get another in its place.
 CREATE TABLE IF NOT EXISTS passages (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     text TEXT NOT NULL,
     folded TEXT NOT NULL,
     hash TEXT UNIQUE NOT NULL,
@@ -114,7 +117,11 @@ class Store:
             return
         # The writer may be handed from thread to thread (the service's ingestion worker,
         # request threads deleting a document); a lock above the store keeps it one at a time.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Writers are serialised by `rag.lock` before they begin; the busy timeout only
+        # covers the schema statements below meeting another process's commit.
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -127,6 +134,16 @@ class Store:
 
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A read transaction: every read inside sees one committed state.
+
+        Inside a transaction already open on this connection it adds nothing: that
+        transaction is the snapshot.
+        """
+        if self._db.in_transaction:
+            return nullcontext()
+        return _Transaction(self._db, "BEGIN DEFERRED")
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -219,6 +236,12 @@ class Store:
         Neighbours are the nearest stored paragraphs: numbering counts paragraphs that
         cleaning dropped, so paragraph 7's predecessor may be 5.
         """
+        with self.snapshot():
+            return self._paragraph_context(doc_id, number, context)
+
+    def _paragraph_context(
+        self, doc_id: int, number: int, context: int
+    ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]:
         columns = "number, text, line_start, line_end, char_start, char_end"
         row = self._db.execute(
             f"SELECT {columns} FROM paragraphs WHERE document_id = ? AND number = ?",
@@ -291,6 +314,12 @@ class Store:
         """Passages by id, each with all its sources in ingestion order."""
         if not ids:
             return {}
+        # Texts and sources from one snapshot: a delete committed between the two reads
+        # would otherwise leave a passage with no source to cite.
+        with self.snapshot():
+            return self._passages(ids)
+
+    def _passages(self, ids: Sequence[int]) -> dict[int, Passage]:
         marks = ",".join("?" * len(ids))
         texts = dict(
             self._db.execute(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids))
@@ -327,6 +356,56 @@ class Store:
         for row in self._db.execute("SELECT id, folded, signature, vector FROM passages"):
             yield StoredPassage(*row)
 
+    def vectors_by_id(self) -> dict[int, bytes]:
+        return {int(r[0]): r[1] for r in self._db.execute("SELECT id, vector FROM passages")}
+
+    def integrity_problems(self, dim: int) -> list[str]:
+        """What is wrong inside the store itself; empty when it is sound.
+
+        SQLite's own checks, then the invariants the pipeline relies on: every passage has a
+        source and a vector of the index's width, every source and paragraph belongs to a
+        document, and each document holds as many paragraph rows as it says.
+        """
+        problems = [
+            f"sqlite integrity: {r[0]}"
+            for r in self._db.execute("PRAGMA integrity_check")
+            if r[0] != "ok"
+        ]
+        problems += [
+            f"foreign key: {r[0]} row {r[1]} points at missing {r[2]}"
+            for r in self._db.execute("PRAGMA foreign_key_check")
+        ]
+        checks = {
+            "passages without a source": (
+                "SELECT id FROM passages WHERE id NOT IN (SELECT passage_id FROM sources)"
+            ),
+            f"passages without a {dim}-dimension vector": (
+                f"SELECT id FROM passages WHERE length(vector) != {4 * dim}"
+            ),
+            "sources of missing passages": (
+                "SELECT passage_id FROM sources WHERE passage_id NOT IN (SELECT id FROM passages)"
+            ),
+            "sources of missing documents": (
+                "SELECT document_id FROM sources WHERE document_id NOT IN "
+                "(SELECT id FROM documents)"
+            ),
+            "sources citing a missing paragraph": (
+                "SELECT s.passage_id FROM sources s LEFT JOIN paragraphs p ON "
+                "p.document_id = s.document_id AND p.number = s.paragraph "
+                "WHERE p.number IS NULL"
+            ),
+            "documents whose paragraph rows do not match their count": (
+                "SELECT d.file FROM documents d WHERE d.paragraphs != "
+                "(SELECT COUNT(*) FROM paragraphs p WHERE p.document_id = d.id)"
+            ),
+        }
+        for what, sql in checks.items():
+            found = [str(r[0]) for r in self._db.execute(sql).fetchmany(6)]
+            if found:
+                shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+                problems.append(f"{what}: {shown}")
+        return problems
+
     def count(self, table: str) -> int:
         if table not in {"documents", "paragraphs", "passages", "sources"}:
             raise ValueError(table)
@@ -336,11 +415,12 @@ class Store:
 class _Transaction:
     """`with store.transaction():` commits on success and rolls back on any error."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
         self._db = db
+        self._begin = begin
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(self._begin)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -209,6 +209,9 @@ class Citation:
     also_in: tuple[tuple[str, int], ...] = ()
 
 
+ComposerName = Literal["extractive", "llm"]
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
@@ -217,3 +220,22 @@ class Answer:
     citations: tuple[Citation, ...]
     passages: tuple[ScoredPassage, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Who wrote `answer`: an LLM answer that failed falls back to, and says, "extractive".
+    composer: ComposerName = "extractive"
+    # Sentences of an LLM answer that cite no passage it was given: claims nothing vouches for.
+    unsupported: tuple[str, ...] = ()
+    # Why the answer is not quite what was configured (the LLM failed, citations were
+    # removed), for the reader; None when there is nothing to say.
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """The first item of an answer stream: the passages, and the citations once known.
+
+    The extractive composer has its whole answer at once, so its stream starts with the
+    citations; an LLM's citations are known only when its text has been checked.
+    """
+
+    passages: tuple[ScoredPassage, ...]
+    citations: tuple[Citation, ...] = ()

@@ -73,6 +73,18 @@ class VectorIndex:
                 continue  # id not in the index (removed meanwhile)
         return out
 
+    def ids(self) -> np.ndarray:
+        """Every stored passage id (`rag check` compares them with the store's)."""
+        # Always an IndexIDMap2 (see `empty`); the stubs only know the base class.
+        id_map = self._index.id_map  # type: ignore[attr-defined]
+        return np.asarray(faiss.vector_to_array(id_map), dtype=np.int64)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of `ids`, in order."""
+        if not len(ids):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)))
+
     def copy(self) -> VectorIndex:
         return VectorIndex(faiss.clone_index(self._index))
 

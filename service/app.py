@@ -10,15 +10,21 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.settings import Settings, get_settings
+from service.admission import Admission
 from service.auth import Gate
+from service.errors import JsonTooLarge, writable_errors
 from service.metrics import MetricsMiddleware
+from service.redact import SERVER_LOGGERS, RedactKeys
 from service.routes import ask, chat, documents, ops, widget
 from service.state import LoadPipeline, ServiceState, load_default_pipeline
 
@@ -36,6 +42,11 @@ def create_app(
     """
     settings = settings or get_settings()
     state = ServiceState(settings, Gate(settings))
+    # Keys stay out of the logs, even when a client puts one in a URL.
+    llm_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    redaction = RedactKeys(
+        [*settings.admin_keys, *settings.query_keys, *settings.publishable_keys, llm_key]
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -45,13 +56,17 @@ def create_app(
                 "(127.0.0.1) are served"
             )
         loading = asyncio.create_task(asyncio.to_thread(state.load, load_pipeline))
+        for name in SERVER_LOGGERS:
+            logging.getLogger(name).addFilter(redaction)
         try:
             yield
         finally:
+            for name in SERVER_LOGGERS:
+                logging.getLogger(name).removeFilter(redaction)
             await loading
             await asyncio.to_thread(state.close)
 
-    app = FastAPI(
+    app = ServiceApp(
         title="Chinese documents QA",
         version="1.0",
         summary="Answers from your documents, every claim cited by file and paragraph.",
@@ -60,8 +75,18 @@ def create_app(
         max_body_size=settings.max_upload_files * settings.max_upload_mb * 1024 * 1024,
     )
     app.state.service = state
+    # Bounds the query routes (their `AdmittedPipeline` dependency); other routes are never
+    # shed by it.
+    app.state.admission = admission = Admission(
+        settings.max_inflight, settings.max_queue, settings.queue_timeout_s
+    )
+    state.metrics.track_admission(admission)
     for module in (ask, chat, documents, ops, widget):
         app.include_router(module.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": writable_errors(err.errors())}, 422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:
@@ -76,30 +101,50 @@ def create_app(
         max_age=600,
     )
     if settings.open_access:
-        app.add_middleware(LoopbackOnly)
+        app.add_middleware(LoopbackOnly, allowed_origins=state.gate.allowed_origins)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI, with the body limit's 413 written as JSON like every other error."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # The body limit sits outside every middleware `add_middleware` can add.
+        return JsonTooLarge(super().build_middleware_stack())
 
 
 class LoopbackOnly:
     """Without keys the service is open, so it answers loopback clients only.
 
     `rag serve` also binds to 127.0.0.1 then; this guards a service started some other way
-    (say `uvicorn --host 0.0.0.0`) from being open to the network.
+    (say `uvicorn --host 0.0.0.0`) from being open to the network. Web pages are clients
+    too: any page the user visits may post a form to 127.0.0.1 (an upload needs no CORS
+    preflight), so a request a browser marks with a foreign `Origin` is refused as well.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, allowed_origins: list[str]) -> None:
         self.app = app
+        self.allowed_origins = frozenset(allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not _is_loopback(scope.get("client")):
-            response = JSONResponse(
-                {"detail": "this service has no API keys configured and serves only 127.0.0.1"},
-                403,
-            )
-            await response(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            detail = self._refusal(scope)
+            if detail:
+                await JSONResponse({"detail": detail}, 403)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> str | None:
+        if not _is_loopback(scope.get("client")):
+            return "this service has no API keys configured and serves only 127.0.0.1"
+        origin = Headers(scope=scope).get("origin")
+        if origin and origin.rstrip("/") not in self.allowed_origins and not _is_local(origin):
+            return (
+                f"this service has no API keys configured and serves pages of 127.0.0.1 "
+                f"only, not {origin}"
+            )
+        return None
 
 
 def _is_loopback(client: tuple[str, int] | None) -> bool:
@@ -109,3 +154,15 @@ def _is_loopback(client: tuple[str, int] | None) -> bool:
         return ipaddress.ip_address(client[0]).is_loopback
     except ValueError:
         return False
+
+
+def _is_local(origin: str) -> bool:
+    """A web origin on this machine: http(s)://localhost, 127.0.0.1 or [::1], any port."""
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in {"http", "https"} or host is None:
+        return False
+    return host == "localhost" or _is_loopback((host, 0))

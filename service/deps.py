@@ -6,6 +6,7 @@ thread pool, and half a dozen thread hops per request showed up in the HTTP over
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -13,9 +14,10 @@ from fastapi import Depends, HTTPException, Request
 
 from rag.pipeline import Pipeline
 from rag.settings import Settings
+from service.admission import Admission, Overloaded
 from service.auth import AccessDenied, Action, Caller
 from service.jobs import JobQueue
-from service.schemas import AskRequest, ChatRequest
+from service.schemas import AskRequest, ChatRequest, unicode_text
 from service.state import ServiceState
 
 
@@ -49,6 +51,34 @@ async def get_pipeline(state: StateDep) -> Pipeline:
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
 
+async def admitted_pipeline(
+    request: Request, state: StateDep, pipeline: PipelineDep
+) -> AsyncIterator[Pipeline]:
+    """The pipeline, with a query slot held until the response has been sent.
+
+    Declared after the access check and the body in a route's signature, so that a caller
+    without a key, rate-limited, or with a bad body is answered without taking a slot or a
+    place in the queue. For a stream the slot covers the answer's events too: they are
+    written as soon as the pipeline returns, so that is pipeline time plus the writes (see
+    docs/benchmarks.md, "Load").
+    """
+    admission: Admission = request.app.state.admission
+    try:
+        await admission.acquire()
+    except Overloaded as err:
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        state.metrics.shed.labels(route, err.reason.value).inc()
+        raise HTTPException(503, err.detail, {"Retry-After": str(err.retry_after_s)}) from err
+    try:
+        yield pipeline
+    finally:
+        admission.release()
+
+
+# The query routes' pipeline: ask, stream, search and chat run under admission control.
+AdmittedPipeline = Annotated[Pipeline, Depends(admitted_pipeline)]
+
+
 async def get_jobs(state: StateDep) -> JobQueue:
     if state.jobs is None:
         raise _not_ready(state)
@@ -63,7 +93,8 @@ def api_key(request: Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    # Servers strip spaces around a header value; an in-process client may not.
+    return request.headers.get("x-api-key", "").strip() or None
 
 
 def request_origin(request: Request) -> str | None:
@@ -107,6 +138,10 @@ def checked_question(text: str, settings: Settings) -> str:
     question = text.strip()
     if not question:
         raise HTTPException(422, "the question is empty")
+    try:
+        unicode_text(question)  # the text parts of chat content are not `Text`
+    except ValueError as err:
+        raise HTTPException(422, str(err)) from err
     if len(question) > settings.max_question_chars:
         raise HTTPException(
             422,

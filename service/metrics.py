@@ -6,10 +6,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.admission import Admission
 
 # Latency buckets around what a query costs here: ~10-100 ms, with ingestion-sized tails.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -36,6 +45,27 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_GaugeCollector(gauges))
+        # Admission control's refusals (503 + Retry-After), apart from other 503s such as
+        # "still loading"; reason is queue_full or queue_timeout.
+        self.shed = Counter(
+            "rag_shed_requests",
+            "Query requests refused at capacity, by route and reason",
+            ["route", "reason"],
+            registry=self.registry,
+        )
+        # Resident memory, CPU seconds and open files of the process: whether memory stays
+        # bounded under load shows here (process_resident_memory_bytes).
+        ProcessCollector(registry=self.registry)
+
+    def track_admission(self, admission: Admission) -> None:
+        """Gauges of the query slots and queue, in use and their bounds, read at scrape."""
+        for name, doc, read in (
+            ("rag_queries_inflight", "Query requests holding a slot", lambda: admission.inflight),
+            ("rag_queries_waiting", "Query requests waiting for a slot", lambda: admission.waiting),
+            ("rag_queries_inflight_limit", "Query slots", lambda: admission.max_inflight),
+            ("rag_queries_waiting_limit", "Places in the queue", lambda: admission.max_queue),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(read)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

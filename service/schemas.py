@@ -6,11 +6,29 @@ Answer, passage and citation objects are built by `rag.payload` (shared with `ra
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 TopK = Field(default=5, ge=1, le=50, description="How many passages to retrieve")
+
+
+def unicode_text(value: str) -> str:
+    """`value`, or ValueError if it holds a lone surrogate.
+
+    JSON may escape half of a UTF-16 pair ("\\ud800"); Python decodes it, and every UTF-8
+    encoder downstream (the embedder, SQLite, the response) then fails. pydantic refuses
+    one only in a string with constraints (such as `min_length`).
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"the text holds a lone surrogate at position {err.start}") from None
+    return value
+
+
+# Free text that is echoed or processed: a lone surrogate in it is a 422, not a 500.
+Text = Annotated[str, AfterValidator(unicode_text)]
 
 
 class Strict(BaseModel):
@@ -33,7 +51,7 @@ class SearchRequest(Strict):
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     # OpenAI clients may send content as a list of typed parts; only text parts count.
-    content: str | list[dict[str, Any]] | None = None
+    content: Text | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -44,8 +62,8 @@ class ChatMessage(BaseModel):
 
 class ChatRequest(BaseModel):
     # Other OpenAI parameters (temperature, ...) are accepted and ignored: the answer is
-    # extracted from the documents, not sampled.
-    model: str = "rag"
+    # extracted from the documents, or written by the LLM the service is configured with.
+    model: Text = "rag"
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
 
@@ -94,6 +112,16 @@ class AnswerOut(BaseModel):
     citations: list[CitationOut]
     passages: list[PassageOut]
     timings_ms: dict[str, float]
+    composer: Literal["extractive", "llm"] = Field(
+        description="Who wrote the answer: an LLM answer that failed falls back to extractive"
+    )
+    unsupported: list[str] = Field(
+        description="Sentences of an LLM answer that cite no passage (always empty for extractive)"
+    )
+    note: str | None = Field(
+        description="Why the answer differs from what was configured (LLM unavailable, "
+        "citations of passages that were not given removed), else null"
+    )
 
 
 class SearchOut(BaseModel):
@@ -181,3 +209,10 @@ class StatusOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class InvalidOut(BaseModel):
+    """A 422: pydantic's list of errors for a malformed body, or one message for a well-formed
+    request that still cannot be served (say, a question of only spaces)."""
+
+    detail: str | list[dict[str, Any]]

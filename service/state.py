@@ -38,7 +38,7 @@ class ServiceState:
         """Load the index and the model (in a worker thread: /healthz answers meanwhile)."""
         try:
             pipeline = load_pipeline(self.settings)
-            pipeline.ask(WARM_UP_QUESTION)
+            pipeline.warm_up(WARM_UP_QUESTION)
         except Exception as err:
             log.critical("could not load the index or the model: %s", err)
             self.error = f"{type(err).__name__}: {err}"

@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 
-from rag.payload import answer_payload, citation_payload
-from rag.types import Answer
+from rag.payload import answer_payload, citation_payload, passage_payload
+from rag.types import Answer, StreamStart
 
 log = logging.getLogger("rag.service")
 
@@ -32,20 +32,47 @@ def sse(data: Any, event: str | None = None) -> bytes:
     return format_sse_event(data_str=json.dumps(data, ensure_ascii=False), event=event)
 
 
-def ask_events(answer: Callable[[], Answer]) -> Iterator[bytes]:
-    """retrieval -> delta* -> answer, or an error event if answering fails midway."""
+AnswerStream = Iterator[StreamStart | str | Answer]
+
+
+def ask_events(stream: Callable[[], AnswerStream]) -> Iterator[bytes]:
+    """retrieval -> delta* -> answer, or an error event if answering fails midway.
+
+    The deltas of an LLM answer are the model's tokens, forwarded as they arrive; the
+    extractive answer comes whole and is cut into clause-sized deltas. Either way the answer
+    event carries the checked answer, which replaces the deltas.
+    """
+    streamed = False
     try:
-        result = answer()
+        for item in stream():
+            if isinstance(item, StreamStart):
+                start = {
+                    "passages": [passage_payload(p) for p in item.passages],
+                    "citations": [citation_payload(c) for c in item.citations],
+                }
+                yield sse(start, "retrieval")
+            elif isinstance(item, str):
+                streamed = True
+                yield sse({"text": item}, "delta")
+            else:
+                if not streamed:
+                    for piece in answer_pieces(item.answer):
+                        yield sse({"text": piece}, "delta")
+                yield sse(answer_payload(item), "answer")
     except Exception:
         log.exception("answering failed")
         yield sse({"detail": "answering failed; see the service log"}, "error")
-        return
-    # Built once: the first and last events carry the very same passages and citations.
-    payload = answer_payload(result)
-    yield sse({"passages": payload["passages"], "citations": payload["citations"]}, "retrieval")
-    for piece in answer_pieces(result.answer):
-        yield sse({"text": piece}, "delta")
-    yield sse(payload, "answer")
+
+
+def answer_extras(answer: Answer) -> dict[str, Any]:
+    """What an OpenAI completion carries besides the text: citations and how it was made."""
+    return {
+        "citations": [citation_payload(c) for c in answer.citations],
+        "abstained": answer.abstained,
+        "composer": answer.composer,
+        "unsupported": list(answer.unsupported),
+        "note": answer.note,
+    }
 
 
 def chat_completion(answer: Answer, model: str) -> dict[str, Any]:
@@ -63,13 +90,17 @@ def chat_completion(answer: Answer, model: str) -> dict[str, Any]:
             }
         ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "citations": [citation_payload(c) for c in answer.citations],
-        "abstained": answer.abstained,
+        **answer_extras(answer),
     }
 
 
-def chat_chunks(answer: Callable[[], Answer], model: str) -> Iterator[bytes]:
-    """OpenAI `chat.completion.chunk` events; the final chunk carries the citations."""
+def chat_chunks(stream: Callable[[], AnswerStream], model: str) -> Iterator[bytes]:
+    """OpenAI `chat.completion.chunk` events; the final chunk carries the citations.
+
+    The content is the model's tokens as they arrive (or the extractive answer in pieces).
+    The final chunk also carries the checked text as `answer`. If the model failed midway,
+    the content goes on with the note and the extractive answer that replaces it.
+    """
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion.chunk",
@@ -81,19 +112,25 @@ def chat_chunks(answer: Callable[[], Answer], model: str) -> Iterator[bytes]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return sse({**base, "choices": [choice], **extra})
 
+    streamed = False
     try:
-        result = answer()
+        for item in stream():
+            if isinstance(item, StreamStart):
+                yield chunk({"role": "assistant", "content": ""})
+            elif isinstance(item, str):
+                streamed = True
+                yield chunk({"content": item})
+            else:
+                if not streamed:
+                    pieces = answer_pieces(item.answer)
+                elif item.composer != "llm":  # the model failed midway: say so, then replace
+                    pieces = [f"\n\n[{item.note}]\n\n", *answer_pieces(item.answer)]
+                else:
+                    pieces = []
+                for piece in pieces:
+                    yield chunk({"content": piece})
+                yield chunk({}, "stop", answer=item.answer, **answer_extras(item))
+                yield sse("[DONE]")
     except Exception:
         log.exception("answering failed")
         yield sse({"error": {"message": "answering failed; see the service log"}})
-        return
-    yield chunk({"role": "assistant", "content": ""})
-    for piece in answer_pieces(result.answer):
-        yield chunk({"content": piece})
-    yield chunk(
-        {},
-        "stop",
-        citations=[citation_payload(c) for c in result.citations],
-        abstained=result.abstained,
-    )
-    yield sse("[DONE]")

@@ -31,6 +31,12 @@ def safe_name(raw: str | None) -> str:
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     if not name or name in {".", ".."} or name.startswith("."):
         raise UploadError(400, f"file name {raw!r} is not a usable file name")
+    # Look-alikes such as "．．／x.txt" (fullwidth) are plain characters here, but become a
+    # path once anything applies NFKC; refused rather than renamed, so that fullwidth
+    # punctuation common in Chinese names ("报告（一）.txt") keeps its name.
+    folded = unicodedata.normalize("NFKC", name)
+    if folded.startswith(".") or "/" in folded or "\\" in folded:
+        raise UploadError(400, f"file name {raw!r} reads as a path once normalised (NFKC)")
     if any(unicodedata.category(c) in {"Cc", "Cf"} for c in name):
         raise UploadError(400, f"file name {raw!r} contains control characters")
     if len(name.encode()) > MAX_NAME_BYTES:

@@ -47,20 +47,22 @@ def _bucket(bigram: str, dim: int) -> int:
 
 
 class GatedEmbedder(HashEmbedder):
-    """TEST FAKE: a HashEmbedder whose passage batches wait for `release` once `hold` is set.
+    """TEST FAKE: a HashEmbedder whose `gated` batches wait for `release` once `hold` is set.
 
-    Lets a test freeze an ingestion midway, inside its store transaction, and look at what
-    readers see meanwhile.
+    Gating passages lets a test freeze an ingestion midway, inside its store transaction,
+    and look at what readers see meanwhile; gating queries keeps a request inside the
+    service (and its admission slot) for as long as a test needs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gated: Kind = "passage") -> None:
         super().__init__()
+        self.gated = gated
         self.hold = threading.Event()
         self.waiting = threading.Event()  # set while a batch is held
         self.release = threading.Event()
 
     def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
-        if kind == "passage" and self.hold.is_set():
+        if kind == self.gated and self.hold.is_set():
             self.waiting.set()
             self.release.wait(timeout=30)
         return super().embed_batch(texts, kind)

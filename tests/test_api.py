@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from embeddings.base import Kind, Vectors
 from rag.payload import answer_payload
 from rag.settings import Settings
 from service.app import create_app
@@ -251,7 +252,31 @@ class BrokenComposer:
         raise RuntimeError("composer exploded")
 
 
-def test_a_failure_while_answering_is_reported_not_hidden(tmp_path: Path) -> None:
+def test_a_failure_while_loading_is_reported_not_hidden(tmp_path: Path) -> None:
+    from rag.pipeline import Pipeline, open_pipeline
+
+    class BrokenQueries(HashEmbedder):
+        def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+            if kind == "query":
+                raise RuntimeError("embedder exploded")
+            return super().embed_batch(texts, kind)
+
+    def load(settings: Settings) -> Pipeline:
+        return open_pipeline(settings, BrokenQueries())
+
+    app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
+    with TestClient(app, client=("127.0.0.1", 1), raise_server_exceptions=False) as client:
+        # Loading asks a warm-up question, which fails: the service reports it.
+        for _ in range(500):
+            status = client.get("/readyz").json()
+            if status["status"] != "loading":
+                break
+            time.sleep(0.02)
+        assert status == {"status": "failed", "detail": "RuntimeError: embedder exploded"}
+
+
+def test_the_warm_up_never_calls_the_configured_composer(tmp_path: Path) -> None:
+    # An LLM composer would make readiness wait on (and pay for) a remote model.
     from rag.pipeline import Pipeline, open_pipeline
 
     def load(settings: Settings) -> Pipeline:
@@ -261,13 +286,10 @@ def test_a_failure_while_answering_is_reported_not_hidden(tmp_path: Path) -> Non
 
     app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
     with TestClient(app, client=("127.0.0.1", 1), raise_server_exceptions=False) as client:
-        # Loading asks a warm-up question, which fails too: the service reports it.
-        for _ in range(500):
-            status = client.get("/readyz").json()
-            if status["status"] != "loading":
-                break
-            time.sleep(0.02)
-        assert status == {"status": "failed", "detail": "RuntimeError: composer exploded"}
+        wait_ready(client)
+        response = client.post("/v1/ask", json={"question": QUESTION})
+        assert response.status_code == 500
+        assert "detail" in response.json()
 
 
 def test_a_stream_that_fails_midway_ends_with_an_error_event(client: TestClient) -> None:

@@ -33,7 +33,18 @@ def test_ask_json_is_the_answer_object(index: Path) -> None:
     result = runner.invoke(app, ["ask", "质检总局局长是谁？", "--index", str(index), "--json"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert set(answer) == {"question", "answer", "abstained", "citations", "passages", "timings_ms"}
+    assert set(answer) == {
+        "question",
+        "answer",
+        "abstained",
+        "citations",
+        "passages",
+        "timings_ms",
+        "composer",
+        "unsupported",
+        "note",
+    }
+    assert (answer["composer"], answer["unsupported"], answer["note"]) == ("extractive", [], None)
     assert "支树平" in answer["answer"]
     citation = answer["citations"][0]
     assert {

@@ -177,3 +177,24 @@ def test_readers_see_the_last_committed_index_while_a_job_writes(tmp_path: Path)
         assert "panda.txt" in files_listed(client)
         after = client.post("/v1/ask", json={"question": PANDA}).json()
         assert after["citations"][0]["file"] == "panda.txt"
+
+
+def test_while_another_process_writes_a_delete_is_503_and_an_upload_waits(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.lock import WriteLock
+    from service.routes import documents
+
+    monkeypatch.setattr(documents, "DELETE_WAIT_S", 0.2)
+    other_process = WriteLock(settings.index_dir, timeout=0)
+    with other_process():
+        response = client.delete("/v1/documents/001_f59391d5d2b02854.txt")
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
+        assert "being written by another process" in response.json()["detail"]
+        job = upload(client, ("panda.txt", NEW_DOC)).json()
+        time.sleep(0.3)
+        assert client.get(f"/v1/jobs/{job['job_id']}").json()["status"] == "running"
+    assert wait_job(client, job["job_id"])["status"] == "done"
+    assert "001_f59391d5d2b02854.txt" in files_listed(client)
+    assert "panda.txt" in files_listed(client)

@@ -147,7 +147,7 @@ def test_stale_or_missing_caches_are_rebuilt_from_the_store(
     first.index.close()
     # As if the process died after committing the store but before writing its caches.
     (fake_settings.index_dir / "caches.json").unlink()
-    shutil.rmtree(fake_settings.index_dir / "lexical")
+    shutil.rmtree(fake_settings.index_dir / "caches")
     embedded = fake_embedder.texts_embedded
     second = open_pipeline(fake_settings, fake_embedder)
     assert second.retriever.search("质量提升", 5).passages == expected

@@ -10,22 +10,24 @@ from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
 from rag.payload import ask_payload, passage_payload
-from service.deps import AskAccess, AskBody, PipelineDep, SearchAccess
-from service.schemas import AnswerOut, ErrorOut, SearchOut, SearchRequest
+from service.deps import AdmittedPipeline, AskAccess, AskBody, SearchAccess
+from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut, SearchRequest
 from service.streaming import ask_events
 
 # JSON bodies here are a question and a number: anything bigger is refused unread (413).
 MAX_BODY = 64 * 1024
 
+# 400: a body that is not even text (invalid UTF-8), before it can be parsed as JSON.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 413, 429, 503)
+    **{code: {"model": ErrorOut} for code in (400, 401, 403, 413, 429, 503)},
+    422: {"model": InvalidOut},
 }
 
 router = APIRouter(prefix="/v1", tags=["ask"], max_body_size=MAX_BODY, responses=ERRORS)
 
 
 @router.post("/ask", response_model=AnswerOut)
-def ask(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> dict[str, Any]:
+def ask(_: AskAccess, body: AskBody, pipeline: AdmittedPipeline) -> dict[str, Any]:
     """Answer a question from the documents, citing file, paragraph and offsets."""
     return ask_payload(pipeline, body.question, body.top_k)
 
@@ -40,14 +42,14 @@ def ask(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> dict[str, Any]:
         }
     },
 )
-def ask_stream(_: AskAccess, body: AskBody, pipeline: PipelineDep) -> EventSourceResponse:
-    """The answer as Server-Sent Events: passages and citations first, then the text."""
-    events = ask_events(partial(pipeline.ask, body.question, body.top_k))
+def ask_stream(_: AskAccess, body: AskBody, pipeline: AdmittedPipeline) -> EventSourceResponse:
+    """The answer as Server-Sent Events: passages first, then the text, then the answer."""
+    events = ask_events(partial(pipeline.ask_stream, body.question, body.top_k))
     return EventSourceResponse(events, headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/search", response_model=SearchOut)
-def search(_: SearchAccess, body: SearchRequest, pipeline: PipelineDep) -> dict[str, Any]:
+def search(_: SearchAccess, body: SearchRequest, pipeline: AdmittedPipeline) -> dict[str, Any]:
     """Passages for a query, best first, without composing an answer."""
     started = time.perf_counter()
     retrieval = pipeline.retriever.search(body.query, body.top_k)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
+from rag.lock import IndexBusyError
 from rag.pipeline import IngestReport
 from rag.store import ParagraphRow
 from service.deps import CiteAccess, JobsDep, ManageAccess, PipelineDep, SettingsDep
@@ -16,6 +17,7 @@ from service.routes.ask import ERRORS
 from service.schemas import (
     DeletedOut,
     DocumentsOut,
+    ErrorOut,
     JobOut,
     ParagraphContextOut,
     UploadAccepted,
@@ -25,6 +27,10 @@ from service.uploads import UploadError, safe_name, store_upload
 router = APIRouter(prefix="/v1", tags=["documents"], responses=ERRORS)
 
 MB = 1024 * 1024
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+# A delete is a request someone waits on: if another process (a `rag ingest` beside the
+# service) holds the index this long, answer 503 rather than hold the connection.
+DELETE_WAIT_S = 10.0
 
 
 @router.get("/documents", response_model=DocumentsOut)
@@ -46,7 +52,12 @@ def list_documents(_: ManageAccess, pipeline: PipelineDep) -> dict[str, Any]:
     }
 
 
-@router.post("/documents", status_code=202, response_model=UploadAccepted)
+@router.post(
+    "/documents",
+    status_code=202,
+    response_model=UploadAccepted,
+    responses={415: {"model": ErrorOut}},  # not a .txt/.md/.html file
+)
 def upload_documents(
     _: ManageAccess,
     files: Annotated[list[UploadFile], File(description="One or more .txt/.md/.html files")],
@@ -77,7 +88,7 @@ def upload_documents(
     return {"job_id": job.id, "files": names}
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=NOT_FOUND)
 def get_job(_: ManageAccess, job_id: str, jobs: JobsDep) -> dict[str, Any]:
     job = jobs.get(job_id)
     if job is None:
@@ -85,12 +96,16 @@ def get_job(_: ManageAccess, job_id: str, jobs: JobsDep) -> dict[str, Any]:
     return _job_payload(job)
 
 
-@router.delete("/documents/{file:path}", response_model=DeletedOut)
+@router.delete("/documents/{file:path}", response_model=DeletedOut, responses=NOT_FOUND)
 def delete_document(
     _: ManageAccess, file: str, pipeline: PipelineDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Remove a document: its vectors, lexical postings and passages no other file holds."""
-    if not pipeline.remove(file):
+    try:
+        removed = pipeline.remove(file, timeout=DELETE_WAIT_S)
+    except IndexBusyError as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": "30"}) from err
+    if not removed:
         raise HTTPException(404, f"no document {file!r}")
     uploaded = settings.uploads / file
     if uploaded.parent.resolve() == settings.uploads.resolve():
@@ -98,7 +113,11 @@ def delete_document(
     return {"deleted": file}
 
 
-@router.get("/documents/{file:path}/paragraphs/{number}", response_model=ParagraphContextOut)
+@router.get(
+    "/documents/{file:path}/paragraphs/{number}",
+    response_model=ParagraphContextOut,
+    responses=NOT_FOUND,
+)
 def read_paragraph(
     _: CiteAccess,
     file: str,

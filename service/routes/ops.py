@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.deps import ManageAccess, StateDep
-from service.schemas import StatusOut
+from service.schemas import ErrorOut, StatusOut
 
 router = APIRouter(tags=["ops"])
 
@@ -27,7 +27,11 @@ async def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "failed" if state.error else "loading", "detail": detail}, 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={code: {"model": ErrorOut} for code in (401, 403)},
+)
 def metrics(_: ManageAccess, state: StateDep) -> Response:
     """Prometheus text format (an admin key is needed when keys are configured)."""
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

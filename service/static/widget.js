@@ -32,10 +32,12 @@
     interrupted: "与问答服务的连接中断了，请稍后再试。",
     incomplete: "回答没有完整传回，请再问一次。",
     paragraphFailed: "原文没能载入，请稍后再试。",
+    unsupported: "这句话没有注明出处，文档中未必有依据。",
     status: {
       401: "问答服务需要有效的访问密钥。",
       403: "此网页无权使用问答服务。",
       429: "请求太频繁，请稍后再试。",
+      503: "问答服务正忙，请稍后再试。", // at capacity (or still loading): retry later
     },
   };
 
@@ -230,8 +232,10 @@
     }
 
     finish(answer) {
-      // The whole answer replaces the streamed pieces: it is the authoritative text.
+      // The whole answer replaces the streamed pieces: it is the authoritative text (an LLM's
+      // checked answer, without citations of passages it was not given, or the fallback).
       this.#setText(answer.answer);
+      this.#markUnsupported(answer.unsupported ?? []);
       if (answer.abstained) this.element.dataset.abstained = "";
       else if (answer.citations.length) this.element.append(this.#citations(answer.citations));
       this.element.dataset.state = "done";
@@ -245,6 +249,21 @@
     #setText(text) {
       this.text.classList.remove("pending");
       this.text.textContent = text;
+    }
+
+    /** Wraps each sentence that cites no passage (an LLM's unsupported claim) in a mark-up. */
+    #markUnsupported(sentences) {
+      let rest = this.text.textContent;
+      const nodes = [];
+      for (const sentence of sentences) {
+        const at = rest.indexOf(sentence);
+        if (at < 0) continue;
+        const mark = h("span", { part: "unsupported", class: "unsupported" }, sentence);
+        mark.title = MESSAGES.unsupported;
+        nodes.push(rest.slice(0, at), mark);
+        rest = rest.slice(at + sentence.length);
+      }
+      if (nodes.length) this.text.replaceChildren(...nodes, rest);
     }
 
     #citations(citations) {
@@ -329,6 +348,7 @@
     .answer[data-abstained] { background: #fffbeb; color: #78350f; border: 1px dashed #d97706; }
     .answer[data-state="error"] { background: #fef2f2; color: #991b1b; }
     .pending { color: var(--muted); }
+    .unsupported { text-decoration: underline dotted #b45309; text-underline-offset: 3px; }
     .citations {
       list-style: none; margin: 8px 0 0; padding: 0;
       display: flex; flex-wrap: wrap; gap: 6px;

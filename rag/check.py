@@ -1,0 +1,166 @@
+"""`rag check`: prove an index directory is whole, or say exactly what is not.
+
+The store is the source of truth; the published caches must hold exactly its passages:
+every stored passage has its vector (the same vector) in FAISS and a row in the BM25
+index, and neither cache holds a passage the store does not. A stale stamp (the store is
+newer than the published caches) is not damage: a write is running or was killed between
+its commit and its publish, and the next writer, or `rag check --repair`, rebuilds them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.index import CACHES, STAMP, Index, IndexConfig
+from rag.lexical import LexicalIndex
+from rag.store import Store
+from rag.vectors import VectorIndex
+
+
+@dataclass
+class CheckReport:
+    directory: str
+    generation: int = 0  # the store's
+    published: int | None = None  # the caches'
+    documents: int = 0
+    passages: int = 0
+    vectors: int = 0
+    lexical: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        return self.published != self.generation
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class NoIndexError(FileNotFoundError):
+    """There is no index in the directory."""
+
+
+def stored_config(store: Store) -> IndexConfig:
+    """The configuration an index was built with, from its metadata."""
+    meta = {k: store.get_meta(k) for k in IndexConfig.__dataclass_fields__}
+    missing = [k for k, v in meta.items() if v is None]
+    if missing:
+        raise ValueError(f"index metadata lacks {', '.join(missing)}")
+    return IndexConfig(
+        embedder=str(meta["embedder"]),
+        dim=int(str(meta["dim"])),
+        tokenizer=str(meta["tokenizer"]),
+        chunk_size=int(str(meta["chunk_size"])),
+        dedupe_threshold=float(str(meta["dedupe_threshold"])),
+        shingle_size=int(str(meta["shingle_size"])),
+        minhash_perm=int(str(meta["minhash_perm"])),
+    )
+
+
+def check_index(directory: Path) -> CheckReport:
+    """Compare an index directory's store with its published caches, changing nothing.
+
+    Raises:
+        NoIndexError: `directory` holds no store.
+    """
+    path = directory / "store.sqlite"
+    if not path.is_file():
+        raise NoIndexError(f"no index at {directory} (no store.sqlite)")
+    report = CheckReport(str(directory))
+    store = Store(path, readonly=True)
+    try:
+        config = stored_config(store)
+        with store.snapshot():  # one committed state for every query below
+            report.generation = store.generation()
+            report.documents = store.count("documents")
+            report.problems += store.integrity_problems(config.dim)
+            stored = store.vectors_by_id()
+    finally:
+        store.close()
+    report.passages = len(stored)
+    report.published = _published(directory)
+    if report.stale:
+        return report  # the caches describe an older generation; nothing to compare
+    folder = directory / CACHES / str(report.generation)
+    try:
+        vectors = VectorIndex.load(folder / "vectors.faiss")
+        lexical = LexicalIndex.load(folder / "lexical")
+    except (OSError, ValueError, RuntimeError) as err:
+        report.problems.append(
+            f"published caches of generation {report.generation} unreadable: {err}"
+        )
+        return report
+    report.vectors, report.lexical = len(vectors), len(lexical)
+    report.problems += _compare(stored, vectors, lexical, config.dim)
+    return report
+
+
+def repair_index(directory: Path, lock_timeout: float) -> CheckReport:
+    """Rebuild the caches from the store (waiting for a running writer), then check.
+
+    Damage inside the store itself cannot be rebuilt from anything and stays reported.
+    """
+    report = check_index(directory)  # raises NoIndexError before anything is created
+    store = Store(directory / "store.sqlite", readonly=True)
+    try:
+        config = stored_config(store)
+    finally:
+        store.close()
+    index = Index(directory, config, lock_timeout=lock_timeout)
+    try:
+        index.rebuild_caches()
+    finally:
+        index.close()
+    del report
+    return check_index(directory)
+
+
+def _published(directory: Path) -> int | None:
+    try:
+        return int(json.loads((directory / STAMP).read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _compare(
+    stored: dict[int, bytes], vectors: VectorIndex, lexical: LexicalIndex, dim: int
+) -> list[str]:
+    problems: list[str] = []
+    store_ids = set(stored)
+    for name, ids in (("vector index", vectors.ids()), ("lexical index", lexical.ids)):
+        held = [int(i) for i in ids]
+        if len(held) != len(set(held)):
+            problems.append(f"{name} holds some passages twice")
+        problems += _differences(name, store_ids, set(held))
+    if lexical.matrix_rows != len(lexical):
+        problems.append(
+            f"lexical index matrix has {lexical.matrix_rows} rows for {len(lexical)} passages"
+        )
+    common = sorted(store_ids & {int(i) for i in vectors.ids()})
+    if common:
+        expected = np.stack([np.frombuffer(stored[i], dtype=np.float32) for i in common])
+        if expected.shape[1] == dim:
+            wrong = np.flatnonzero(~np.isclose(vectors.vectors(common), expected).all(axis=1))
+            if len(wrong):
+                problems.append(
+                    f"vector index disagrees with the store on {len(wrong)} passages "
+                    f"(e.g. {', '.join(str(common[i]) for i in wrong[:5])})"
+                )
+    return problems
+
+
+def _differences(name: str, store_ids: set[int], held: set[int]) -> list[str]:
+    out = []
+    for what, ids in (
+        (f"stored passages missing from the {name}", store_ids - held),
+        (f"{name} entries with no stored passage", held - store_ids),
+    ):
+        if ids:
+            shown = ", ".join(map(str, sorted(ids)[:5])) + (", ..." if len(ids) > 5 else "")
+            out.append(f"{what}: {len(ids)} ({shown})")
+    return out

@@ -1,0 +1,110 @@
+"""One writer per index directory, across processes: an advisory file lock.
+
+Two `rag ingest` runs, or the service and the CLI, may point at one index. SQLite alone
+would serialise their transactions, but each writer also holds in-memory state (the working
+FAISS copy, the MinHash index) and publishes cache files; two of them interleaving would
+stamp caches that miss the other's passages. So a writer holds `write.lock` for the whole of
+an ingest or delete. The kernel drops the lock when its process dies, even by SIGKILL, so a
+crashed writer never wedges the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+LOCK_FILE = "write.lock"
+OWNER_FILE = "write.owner"  # who holds the lock, for the message a waiting writer prints
+
+
+class IndexBusyError(RuntimeError):
+    """Another writer held the index for longer than we were willing to wait."""
+
+
+class WriteLock:
+    """The index directory's write lock; reentrant within a thread.
+
+    Args:
+        directory: The index directory.
+        timeout: Seconds to wait for another writer; 0 refuses at once.
+        on_wait: Called once, with a description of the holder, if the lock is busy.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        timeout: float,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.timeout = timeout
+        self.on_wait = on_wait
+        self._lock = FileLock(directory / LOCK_FILE)
+
+    @property
+    def held(self) -> bool:
+        return self._lock.is_locked
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free right now (for work that may be skipped)."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        self._claim()
+        return True
+
+    def release(self) -> None:
+        if self._lock.lock_counter == 1:
+            (self.directory / OWNER_FILE).unlink(missing_ok=True)
+        self._lock.release()
+
+    @contextmanager
+    def __call__(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the lock for a block; `timeout` overrides the default wait."""
+        self.acquire(timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self, timeout: float | None = None) -> None:
+        if self.try_acquire():
+            return
+        wait = self.timeout if timeout is None else timeout
+        holder = describe_holder(self.directory)
+        if self.on_wait is not None and wait > 0:
+            self.on_wait(holder)
+        try:
+            self._lock.acquire(timeout=wait)
+        except Timeout:
+            raise IndexBusyError(
+                f"index at {self.directory} is being written by {holder}; "
+                f"gave up after {wait:g} s (RAG_LOCK_TIMEOUT). "
+                "Wait for it to finish, or stop it, and try again."
+            ) from None
+        self._claim()
+
+    def _claim(self) -> None:
+        if self._lock.lock_counter > 1:
+            return  # reentrant: the outer acquisition already wrote the owner
+        owner = {"pid": os.getpid(), "command": " ".join(sys.argv[:3]), "since": time.time()}
+        tmp = self.directory / f"{OWNER_FILE}.tmp"
+        tmp.write_text(json.dumps(owner))
+        os.replace(tmp, self.directory / OWNER_FILE)
+
+
+def describe_holder(directory: Path) -> str:
+    try:
+        owner = json.loads((directory / OWNER_FILE).read_text())
+        since = time.time() - float(owner["since"])
+        return f"another process (pid {owner['pid']}, `{owner['command']}`, for {since:.0f} s)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"

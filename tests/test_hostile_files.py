@@ -1,0 +1,89 @@
+"""A folder of hostile files beside good ones: each bad one is reported with its reason or
+passed over with a note, the odd-but-readable ones are handled, and every good file is
+still ingested, leaving a sound index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eval.hostile import Expected, build_hostile_corpus
+from rag.check import check_index
+from rag.pipeline import IngestReport, Pipeline, Skipped, open_pipeline
+from rag.settings import Settings
+from tests.fakes import HashEmbedder
+
+Hostile = tuple[Path, dict[str, Expected]]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Hostile:
+    folder = tmp_path_factory.mktemp("hostile") / "docs"
+    return folder, build_hostile_corpus(folder, one_line_mb=0.5)
+
+
+@pytest.fixture(scope="module")
+def fake_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), dense_floor=0.0)
+    return open_pipeline(settings, HashEmbedder())
+
+
+@pytest.fixture(scope="module")
+def report(fake_pipeline: Pipeline, hostile: Hostile) -> IngestReport:
+    return fake_pipeline.ingest([hostile[0]])
+
+
+def reasons(entries: list[Skipped], root: Path) -> dict[str, str]:
+    return {Path(e.path).relative_to(root).as_posix(): e.reason for e in entries}
+
+
+def expected(hostile: Hostile, outcome: str) -> dict[str, str]:
+    return {name: want.reason for name, want in hostile[1].items() if want.outcome == outcome}
+
+
+def test_every_unreadable_file_is_skipped_with_its_reason(
+    report: IngestReport, hostile: Hostile
+) -> None:
+    skipped = reasons(report.skipped, hostile[0])
+    want = expected(hostile, "skipped")
+    assert skipped.keys() == want.keys()
+    for name, reason in want.items():
+        assert reason in skipped[name], f"{name}: {skipped[name]!r}"
+
+
+def test_unsupported_types_and_symlink_loops_are_passed_over_with_a_note(
+    report: IngestReport, hostile: Hostile
+) -> None:
+    ignored = reasons(report.ignored, hostile[0])
+    want = expected(hostile, "ignored")
+    assert ignored.keys() == want.keys()
+    for name, reason in want.items():
+        assert reason in ignored[name]
+
+
+def test_good_and_odd_but_readable_files_are_ingested(
+    report: IngestReport, fake_pipeline: Pipeline, hostile: Hostile
+) -> None:
+    documents = {row.file: row for row in fake_pipeline.index.documents()}
+    assert documents.keys() == expected(hostile, "ingested").keys()
+    assert documents["mixed.txt"].encoding == "utf-8+gb18030"
+    assert documents["good-big5.txt"].encoding.startswith(("big5", "cp950"))
+    assert documents["one-line.txt"].passages >= 1  # millions of characters, one line
+    assert check_index(fake_pipeline.index.directory).ok
+
+
+def test_a_file_mixing_utf8_and_gbk_lines_reads_both_halves(
+    report: IngestReport, fake_pipeline: Pipeline
+) -> None:
+    found = fake_pipeline.retriever.search("GBK编码的中文内容", 3).passages
+    assert "第二段是GBK编码的中文内容。" in found[0].passage.text
+    found = fake_pipeline.retriever.search("UTF-8编码的中文内容", 3).passages
+    assert "第一段是UTF-8编码的中文内容。" in found[0].passage.text
+
+
+def test_text_under_deeply_nested_html_is_found(
+    report: IngestReport, fake_pipeline: Pipeline
+) -> None:
+    found = fake_pipeline.retriever.search("深层嵌套的正文", 1).passages
+    assert found[0].passage.sources[0].file == "deep.html"
