@@ -141,16 +141,20 @@ def _compare(
         problems.append(
             f"lexical index matrix has {lexical.matrix_rows} rows for {len(lexical)} passages"
         )
-    common = sorted(store_ids & {int(i) for i in vectors.ids()})
-    if common:
+    # Malformed stored vectors are the store check's finding; compare the well-formed ones.
+    common = sorted(
+        pid for pid in store_ids & {int(i) for i in vectors.ids()} if len(stored[pid]) == 4 * dim
+    )
+    if vectors.dim != dim:
+        problems.append(f"vector index has {vectors.dim} dimensions, the index {dim}")
+    elif common:
         expected = np.stack([np.frombuffer(stored[i], dtype=np.float32) for i in common])
-        if expected.shape[1] == dim:
-            wrong = np.flatnonzero(~np.isclose(vectors.vectors(common), expected).all(axis=1))
-            if len(wrong):
-                problems.append(
-                    f"vector index disagrees with the store on {len(wrong)} passages "
-                    f"(e.g. {', '.join(str(common[i]) for i in wrong[:5])})"
-                )
+        wrong = np.flatnonzero(~np.isclose(vectors.vectors(common), expected).all(axis=1))
+        if len(wrong):
+            problems.append(
+                f"vector index disagrees with the store on {len(wrong)} passages "
+                f"(e.g. {', '.join(str(common[i]) for i in wrong[:5])})"
+            )
     return problems
 
 
