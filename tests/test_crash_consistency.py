@@ -62,8 +62,8 @@ def assert_sound(index: Path, *, fresh: bool) -> None:
 # -- every step of a write, deterministically -----------------------------------------------
 
 KILL_POINTS = [
-    "embedding the first batch (inside the store transaction)",
-    "embedding the second batch (first batch committed)",
+    "inside the first store transaction",
+    "inside the second store transaction (the first committed)",
     "after the last commit, before the caches are written",
     "after the vectors are written, before the lexical index",
     "after the caches folder is in place, before the stamp",
@@ -71,10 +71,13 @@ KILL_POINTS = [
 ]
 
 
-def ingest_and_die(index: str, corpus: str, point: int) -> None:
-    """Child process: ingest `corpus` and SIGKILL itself at kill point `point`."""
+def write_and_die(index: str, operation: str, target: str, point: int) -> None:
+    """Child process: ingest folder `target` or remove files `target` (comma-separated),
+    and SIGKILL itself at kill point `point`: the ingest's `point`-th embedding batch or the
+    removal's `point`-th delete (each inside its transaction), or a step of the publish."""
     import rag.index
     from rag.lexical import LexicalIndex
+    from rag.store import Store
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -87,7 +90,17 @@ def ingest_and_die(index: str, corpus: str, point: int) -> None:
 
     publish = rag.index.Index._publish
     save_lexical = LexicalIndex.save
+    delete_document = Store.delete_document
     replace = os.replace
+    deletes = 0
+
+    def delete_or_die(self: Store, doc_id: int) -> list[int]:
+        nonlocal deletes
+        orphans = delete_document(self, doc_id)
+        if deletes == point:
+            die()
+        deletes += 1
+        return orphans
 
     def publish_or_die(self: rag.index.Index, caches: Any) -> None:
         if point == 2:
@@ -106,11 +119,16 @@ def ingest_and_die(index: str, corpus: str, point: int) -> None:
         if point == 5 and Path(dst).name == "caches.json":
             die()
 
+    Store.delete_document = delete_or_die  # type: ignore[method-assign]
     rag.index.Index._publish = publish_or_die  # type: ignore[method-assign]
     LexicalIndex.save = save_lexical_or_die  # type: ignore[method-assign]
     os.replace = replace_or_die  # type: ignore[assignment]  # what rag.index calls
-    settings = Settings(index_dir=Path(index), dense_floor=0.0)
-    open_pipeline(settings, DyingEmbedder()).ingest([Path(corpus)])
+    pipeline = open_pipeline(Settings(index_dir=Path(index), dense_floor=0.0), DyingEmbedder())
+    if operation == "ingest":
+        pipeline.ingest([Path(target)])
+    else:
+        for file in target.split(","):  # as `rag docs rm a b` does: one removal each
+            pipeline.remove(file)
     raise SystemExit("the kill point was never reached")
 
 
@@ -121,39 +139,51 @@ def fake_states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     settings = Settings(index_dir=root / "base", dense_floor=0.0)
     open_pipeline(settings, HashEmbedder()).ingest([v1])
     shutil.copytree(root / "base", root / "done")
-    done = Settings(index_dir=root / "done", dense_floor=0.0)
-    open_pipeline(done, HashEmbedder()).ingest([v2])
+    open_pipeline(Settings(index_dir=root / "done", dense_floor=0.0), HashEmbedder()).ingest([v2])
+    shutil.copytree(root / "done", root / "removed")
+    removed = open_pipeline(Settings(index_dir=root / "removed", dense_floor=0.0), HashEmbedder())
+    for file in BASE_FILES:
+        removed.remove(file)
     return {
         "root": root,
         "v2": v2,
-        "before": document_states(root / "base"),
-        "after": document_states(root / "done"),
+        "states": {name: document_states(root / name) for name in ("base", "done", "removed")},
     }
 
 
+@pytest.mark.parametrize("operation", ["ingest", "remove"])
 @pytest.mark.parametrize("point", range(len(KILL_POINTS)), ids=KILL_POINTS)
 def test_a_writer_killed_at_each_step_leaves_a_whole_index(
-    point: int, fake_states: dict[str, Any], tmp_path: Path
+    point: int, operation: str, fake_states: dict[str, Any], tmp_path: Path
 ) -> None:
+    start, end = ("base", "done") if operation == "ingest" else ("done", "removed")
+    target = str(fake_states["v2"]) if operation == "ingest" else ",".join(BASE_FILES)
     index = tmp_path / "index"
-    shutil.copytree(fake_states["root"] / "base", index)
+    shutil.copytree(fake_states["root"] / start, index)
     child = multiprocessing.get_context("spawn").Process(
-        target=ingest_and_die, args=(str(index), str(fake_states["v2"]), point)
+        target=write_and_die, args=(str(index), operation, target, point)
     )
     child.start()
     child.join(timeout=120)
     assert child.exitcode == -signal.SIGKILL
 
-    before, after = fake_states["before"], fake_states["after"]
+    before, after = fake_states["states"][start], fake_states["states"][end]
     assert_sound(index, fresh=False)
     phase = classify(document_states(index), before, after)
-    assert phase == ("before" if point == 0 else "between" if point == 1 else "after")
+    if operation == "ingest":
+        assert phase == ("before" if point == 0 else "between" if point == 1 else "after")
+    else:  # each removal publishes, so the first is whole before the second begins
+        assert phase == ("before" if point == 0 else "between" if point <= 5 else "after")
 
     settings = Settings(index_dir=index, dense_floor=0.0)
     restarted = open_pipeline(settings, HashEmbedder())  # "the next start"
     assert restarted.ask("质量").passages
     assert_sound(index, fresh=True)
-    restarted.ingest([fake_states["v2"]])
+    if operation == "ingest":
+        restarted.ingest([fake_states["v2"]])
+    else:
+        for file in BASE_FILES:
+            restarted.remove(file)
     assert document_states(index) == after
     assert_sound(index, fresh=True)
 
