@@ -138,7 +138,19 @@ class LoopbackOnly:
     def _refusal(self, scope: Scope) -> str | None:
         if not _is_loopback(scope.get("client")):
             return "this service has no API keys configured and serves only 127.0.0.1"
-        origin = Headers(scope=scope).get("origin")
+        headers = Headers(scope=scope)
+        # DNS rebinding: a page of evil.example whose name is made to resolve to 127.0.0.1
+        # is same-origin with us to the browser, sends no foreign Origin on GETs, and could
+        # read the answers. Its requests still name evil.example in `Host`.
+        host = headers.get("host", "")
+        if not _is_local(f"http://{host}") and not any(
+            urlsplit(allowed).netloc == host for allowed in self.allowed_origins
+        ):
+            return (
+                "this service has no API keys configured and answers only requests "
+                f"addressed to 127.0.0.1 or localhost, not {host!r}"
+            )
+        origin = headers.get("origin")
         if origin and origin.rstrip("/") not in self.allowed_origins and not _is_local(origin):
             return (
                 f"this service has no API keys configured and serves pages of 127.0.0.1 "

@@ -16,6 +16,9 @@ from service.app import create_app
 from tests.conftest import DEMO
 
 LOOPBACK = ("127.0.0.1", 50000)
+# A service without keys answers only requests addressed to a loopback name (DNS
+# rebinding); TestClient's default `http://testserver` is not one.
+LOCAL_URL = "http://127.0.0.1:8000"
 
 
 def demo_loader(embedder: Embedder) -> Any:
@@ -41,7 +44,8 @@ def api_client(
 ) -> Iterator[TestClient]:
     """A client of a fresh app over the demo corpus, once the app reports ready."""
     app = create_app(settings, demo_loader(embedder))
-    with TestClient(app, client=client) as test_client:
+    base_url = LOCAL_URL if settings.open_access else "http://testserver"
+    with TestClient(app, client=client, base_url=base_url) as test_client:
         wait_ready(test_client)
         yield test_client
 

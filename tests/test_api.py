@@ -14,7 +14,7 @@ from embeddings.base import Kind, Vectors
 from rag.payload import answer_payload
 from rag.settings import Settings
 from service.app import create_app
-from tests.api import api_client, sse_events, wait_ready
+from tests.api import LOCAL_URL, api_client, sse_events, wait_ready
 from tests.fakes import HashEmbedder
 
 QUESTION = "质检总局局长是谁？"
@@ -230,7 +230,7 @@ def test_queries_wait_for_loading_and_readyz_says_so(tmp_path: Path) -> None:
         raise RuntimeError("index is corrupt")
 
     app = create_app(Settings(index_dir=tmp_path), slow_load)  # type: ignore[arg-type]
-    with TestClient(app, client=("127.0.0.1", 1)) as client:
+    with TestClient(app, client=("127.0.0.1", 1), base_url=LOCAL_URL) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503
         response = client.post("/v1/ask", json={"question": QUESTION})
@@ -265,7 +265,9 @@ def test_a_failure_while_loading_is_reported_not_hidden(tmp_path: Path) -> None:
         return open_pipeline(settings, BrokenQueries())
 
     app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
-    with TestClient(app, client=("127.0.0.1", 1), raise_server_exceptions=False) as client:
+    with TestClient(
+        app, client=("127.0.0.1", 1), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
         # Loading asks a warm-up question, which fails: the service reports it.
         for _ in range(500):
             status = client.get("/readyz").json()
@@ -285,7 +287,9 @@ def test_the_warm_up_never_calls_the_configured_composer(tmp_path: Path) -> None
         return pipeline
 
     app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
-    with TestClient(app, client=("127.0.0.1", 1), raise_server_exceptions=False) as client:
+    with TestClient(
+        app, client=("127.0.0.1", 1), base_url=LOCAL_URL, raise_server_exceptions=False
+    ) as client:
         wait_ready(client)
         response = client.post("/v1/ask", json={"question": QUESTION})
         assert response.status_code == 500
@@ -299,7 +303,9 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(client: TestClient)
     try:
         stream = client.post("/v1/ask/stream", json={"question": QUESTION})
         # The app answers 500 and re-raises for the server to log; do not raise it here.
-        lenient = TestClient(client.app, client=("127.0.0.1", 1), raise_server_exceptions=False)
+        lenient = TestClient(
+            client.app, client=("127.0.0.1", 1), base_url=LOCAL_URL, raise_server_exceptions=False
+        )
         plain = lenient.post("/v1/ask", json={"question": QUESTION})
     finally:
         pipeline.composer = composer

@@ -449,6 +449,25 @@ def test_without_keys_local_pages_and_tools_are_served(
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example"])
+def test_without_keys_a_rebound_dns_name_gets_nothing(open_client: TestClient, host: str) -> None:
+    """DNS rebinding: evil.example made to resolve to 127.0.0.1 is same-origin to the browser
+    (no Origin on a GET), but its requests still name it in Host."""
+    listed = open_client.get("/v1/documents", headers={"Host": host})
+    asked = open_client.post("/v1/ask", json={"question": QUESTION}, headers={"Host": host})
+    assert (listed.status_code, asked.status_code) == (403, 403)
+    assert "addressed to 127.0.0.1 or localhost" in listed.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8000", "localhost", "localhost:5173", "[::1]:8000", "intranet.example"]
+)
+def test_without_keys_requests_addressed_to_this_machine_are_served(
+    open_client: TestClient, host: str
+) -> None:
+    assert open_client.get("/v1/documents", headers={"Host": host}).status_code == 200
+
+
 # -- upload names ---------------------------------------------------------------------------
 
 ABSOLUTE = f"/tmp/rag-hostile-{uuid.uuid4().hex}.txt"
