@@ -6,11 +6,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A list of keys or origins, written in the environment as "a,b,c".
 CommaList = Annotated[list[str], NoDecode]
+
+
+# Admission defaults when an LLM writes the answers (see `_admission_for_a_remote_model`).
+LLM_MAX_INFLIGHT = 16
+LLM_QUEUE_TIMEOUT_S = 10.0
 
 
 class Settings(BaseSettings):
@@ -83,7 +88,8 @@ class Settings(BaseSettings):
     # `queue_timeout_s` in the queue (well under common client timeouts; a full queue drains
     # in about a second), a query gets 503 with Retry-After. Health, readiness and metrics
     # are never shed. Figures: docs/benchmarks.md, "Load". With answerer "llm" a slot also
-    # waits on the model's endpoint, not the CPU: size these to what the endpoint serves.
+    # waits on the model's endpoint, not the CPU: unset, these then default to
+    # LLM_MAX_INFLIGHT and LLM_QUEUE_TIMEOUT_S; size them to what the endpoint serves.
     max_inflight: int = Field(default=4, ge=1, le=1024)
     max_queue: int = Field(default=32, ge=0, le=100_000)
     queue_timeout_s: float = Field(default=2.0, gt=0, le=600)
@@ -102,6 +108,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _admission_for_a_remote_model(self) -> Settings:
+        # The admission defaults are sized for CPU work. An LLM answer holds its slot for
+        # seconds while the CPU idles, so unless they were set, allow more at once and let
+        # a request wait about as long as an answer takes.
+        if self.answerer == "llm":
+            if "max_inflight" not in self.model_fields_set:
+                self.max_inflight = LLM_MAX_INFLIGHT
+            if "queue_timeout_s" not in self.model_fields_set:
+                self.queue_timeout_s = min(self.llm_timeout, LLM_QUEUE_TIMEOUT_S)
+        return self
 
     @property
     def uploads(self) -> Path:

@@ -294,3 +294,13 @@ def test_rag_serve_gives_uvicorn_the_connection_backstop(
     assert result.exit_code == 0, result.output
     [options] = calls
     assert options["limit_concurrency"] == limit
+
+
+def test_an_llm_answerer_gets_admission_sized_for_a_remote_model() -> None:
+    # A slot waits on the model, not the CPU: more at once, and a wait as long as an answer.
+    llm = Settings(answerer="llm", llm_timeout=30)
+    assert (llm.max_inflight, llm.queue_timeout_s) == (16, 10.0)
+    assert Settings(answerer="llm", llm_timeout=4).queue_timeout_s == 4
+    chosen = Settings(answerer="llm", max_inflight=3, queue_timeout_s=1)
+    assert (chosen.max_inflight, chosen.queue_timeout_s) == (3, 1)
+    assert (Settings().max_inflight, Settings().queue_timeout_s) == (4, 2.0)
