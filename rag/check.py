@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index import CACHES, STAMP, Index, IndexConfig
+from rag.index import CACHES, STAMP, IndexConfig, NoIndexError, open_index
 from rag.lexical import LexicalIndex
 from rag.store import Store
 from rag.vectors import VectorIndex
@@ -41,27 +41,6 @@ class CheckReport:
         return not self.problems
 
 
-class NoIndexError(FileNotFoundError):
-    """There is no index in the directory."""
-
-
-def stored_config(store: Store) -> IndexConfig:
-    """The configuration an index was built with, from its metadata."""
-    meta = {k: store.get_meta(k) for k in IndexConfig.__dataclass_fields__}
-    missing = [k for k, v in meta.items() if v is None]
-    if missing:
-        raise ValueError(f"index metadata lacks {', '.join(missing)}")
-    return IndexConfig(
-        embedder=str(meta["embedder"]),
-        dim=int(str(meta["dim"])),
-        tokenizer=str(meta["tokenizer"]),
-        chunk_size=int(str(meta["chunk_size"])),
-        dedupe_threshold=float(str(meta["dedupe_threshold"])),
-        shingle_size=int(str(meta["shingle_size"])),
-        minhash_perm=int(str(meta["minhash_perm"])),
-    )
-
-
 def check_index(directory: Path) -> CheckReport:
     """Compare an index directory's store with its published caches, changing nothing.
 
@@ -74,7 +53,7 @@ def check_index(directory: Path) -> CheckReport:
     report = CheckReport(str(directory))
     store = Store(path, readonly=True)
     try:
-        config = stored_config(store)
+        config = IndexConfig.from_store(store)
         with store.snapshot():  # one committed state for every query below
             report.generation = store.generation()
             report.documents = store.count("documents")
@@ -105,18 +84,11 @@ def repair_index(directory: Path, lock_timeout: float) -> CheckReport:
 
     Damage inside the store itself cannot be rebuilt from anything and stays reported.
     """
-    report = check_index(directory)  # raises NoIndexError before anything is created
-    store = Store(directory / "store.sqlite", readonly=True)
-    try:
-        config = stored_config(store)
-    finally:
-        store.close()
-    index = Index(directory, config, lock_timeout=lock_timeout)
+    index = open_index(directory, lock_timeout)  # NoIndexError before anything is created
     try:
         index.rebuild_caches()
     finally:
         index.close()
-    del report
     return check_index(directory)
 
 

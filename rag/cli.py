@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eval.cli import bench_command, bench_load_command, eval_command
-from rag.check import CheckReport, NoIndexError, check_index, repair_index
-from rag.index import IndexMismatchError
+from rag.check import CheckReport, check_index, repair_index
+from rag.index import Index, IndexMismatchError, NoIndexError, open_index
 from rag.loaders import iter_files
 from rag.lock import IndexBusyError
 from rag.payload import answer_payload, passage_payload
@@ -49,6 +49,16 @@ def _open(index: Path | None) -> Pipeline:
     try:
         return open_pipeline(settings, make_embedder(settings.embedder), index, on_wait=_waiting)
     except (IndexMismatchError, ValueError, ImportError, IndexBusyError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+def _open_index(index: Path | None) -> Index:
+    """The index as it was built, without loading the model: enough to list or remove."""
+    settings = get_settings()
+    try:
+        return open_index(index or settings.index_dir, settings.lock_timeout, _waiting)
+    except (NoIndexError, ValueError, IndexBusyError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 
@@ -177,7 +187,7 @@ def search(
 @docs_app.command("list")
 def docs_list(index: IndexOption = None, as_json: JsonOption = False) -> None:
     """List ingested documents."""
-    rows = _open(index).index.documents()
+    rows = _open_index(index).documents()
     if as_json:
         _print_json([row.__dict__ for row in rows])
         return
@@ -195,9 +205,9 @@ def docs_rm(
     index: IndexOption = None,
 ) -> None:
     """Remove documents: their passages, vectors and lexical postings."""
-    pipeline = _open(index)
+    opened = _open_index(index)
     try:
-        missing = [f for f in files if not pipeline.remove(f)]
+        missing = [f for f in files if not opened.remove(f)]
     except IndexBusyError as err:
         raise _busy(err) from err
     for f in files:

@@ -52,6 +52,10 @@ class IndexMismatchError(ValueError):
     """The index on disk was built with settings that cannot serve this configuration."""
 
 
+class NoIndexError(FileNotFoundError):
+    """There is no index in the directory."""
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """What an index was built with; a mismatch on open is an error, not silent garbage."""
@@ -66,6 +70,23 @@ class IndexConfig:
 
     def as_meta(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_store(cls, store: Store) -> IndexConfig:
+        """What an existing index was built with, from its metadata."""
+        meta = {k: store.get_meta(k) for k in cls.__dataclass_fields__}
+        missing = [k for k, v in meta.items() if v is None]
+        if missing:
+            raise ValueError(f"index metadata lacks {', '.join(missing)}")
+        return cls(
+            embedder=str(meta["embedder"]),
+            dim=int(str(meta["dim"])),
+            tokenizer=str(meta["tokenizer"]),
+            chunk_size=int(str(meta["chunk_size"])),
+            dedupe_threshold=float(str(meta["dedupe_threshold"])),
+            shingle_size=int(str(meta["shingle_size"])),
+            minhash_perm=int(str(meta["minhash_perm"])),
+        )
 
 
 @dataclass(frozen=True)
@@ -486,8 +507,17 @@ class Index:
         for pid in orphans:
             near.remove(pid)
 
-    def remove_document(self, file: str) -> bool:
-        """Drop a document; passages it alone held go too. False if there is no such file."""
+    def remove(self, file: str, timeout: float | None = None) -> bool:
+        """Drop a document and publish; passages it alone held go too. False: no such file.
+
+        `timeout`: see `writing`.
+        """
+        with self.writing(timeout):
+            removed = self._remove_document(file)
+            self.commit()
+            return removed
+
+    def _remove_document(self, file: str) -> bool:
         row = self.store.find_document(file)
         if row is None:
             return False
@@ -519,3 +549,22 @@ class Index:
                 reader.close()
             self._readers.clear()
         self.store.close()
+
+
+def open_index(
+    directory: Path, lock_timeout: float = 600.0, on_wait: Callable[[str], None] | None = None
+) -> Index:
+    """Open an existing index as it was built, without an embedder (to list or remove).
+
+    Raises:
+        NoIndexError: `directory` holds no index; nothing is created.
+    """
+    path = directory / "store.sqlite"
+    if not path.is_file():
+        raise NoIndexError(f"no index at {directory} (no store.sqlite)")
+    store = Store(path, readonly=True)
+    try:
+        config = IndexConfig.from_store(store)
+    finally:
+        store.close()
+    return Index(directory, config, lock_timeout, on_wait)

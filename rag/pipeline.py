@@ -171,10 +171,7 @@ class Pipeline:
 
     def remove(self, file: str, timeout: float | None = None) -> bool:
         """Drop a document; False if there is none. `timeout`: see `Index.writing`."""
-        with self.index.writing(timeout):
-            removed = self.index.remove_document(file)
-            self.index.commit()
-            return removed
+        return self.index.remove(file, timeout)
 
     # -- reading ------------------------------------------------------------------------
 

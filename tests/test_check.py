@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.check import NoIndexError, check_index, repair_index
+from rag.check import check_index, repair_index
 from rag.cli import app
+from rag.index import NoIndexError
 from rag.lexical import LexicalIndex
 from rag.pipeline import Pipeline
 from rag.vectors import VectorIndex
