@@ -6,28 +6,32 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from rag.types import OffsetMap
 
 Replacement = str | Callable[[re.Match[str]], str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MappedText:
     """A string plus, for each character, the source span `[starts[i], ends[i])` it stands for.
 
     Every edit (`sub`, `strip`, slicing) returns a new MappedText whose characters still point
-    into the original source, so offsets survive any number of cleaning steps.
+    into the original source, so offsets survive any number of cleaning steps. The spans are
+    int64 arrays, not tuples: a single line of a few megabytes (a minified page saved as
+    text) would otherwise cost two Python ints per character (docs/reliability.md).
     """
 
     text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    starts: np.ndarray
+    ends: np.ndarray
 
     @classmethod
     def from_source(cls, source: str, offset: int = 0) -> MappedText:
         """Wrap `source`, which stands at `offset` in the whole source text."""
-        starts = tuple(range(offset, offset + len(source)))
-        return cls(source, starts, tuple(s + 1 for s in starts))
+        starts = np.arange(offset, offset + len(source), dtype=np.int64)
+        return cls(source, starts, starts + 1)
 
     @classmethod
     def from_pieces(cls, pieces: list[tuple[str, int, int]]) -> MappedText:
@@ -37,18 +41,17 @@ class MappedText:
         (plain text); any other piece (an entity like `&amp;`) maps each character to the
         whole span.
         """
-        text: list[str] = []
-        starts: list[int] = []
-        ends: list[int] = []
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
         for piece, a, b in pieces:
-            text.append(piece)
             if len(piece) == b - a:
-                starts.extend(range(a, b))
-                ends.extend(range(a + 1, b + 1))
+                starts.append(np.arange(a, b, dtype=np.int64))
+                ends.append(np.arange(a + 1, b + 1, dtype=np.int64))
             else:
-                starts.extend([a] * len(piece))
-                ends.extend([b] * len(piece))
-        return cls("".join(text), tuple(starts), tuple(ends))
+                starts.append(np.full(len(piece), a, dtype=np.int64))
+                ends.append(np.full(len(piece), b, dtype=np.int64))
+        text = "".join(piece for piece, _, _ in pieces)
+        return cls(text, _joined(starts), _joined(ends))
 
     def __len__(self) -> int:
         return len(self.text)
@@ -59,33 +62,33 @@ class MappedText:
     def sub(self, pattern: re.Pattern[str], repl: Replacement) -> MappedText:
         """Like `pattern.sub(repl, text)`; replacement text maps to the whole matched span."""
         text: list[str] = []
-        starts: list[int] = []
-        ends: list[int] = []
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
         pos = 0
         for m in pattern.finditer(self.text):
             a, b = m.span()
             text.append(self.text[pos:a])
-            starts.extend(self.starts[pos:a])
-            ends.extend(self.ends[pos:a])
+            starts.append(self.starts[pos:a])
+            ends.append(self.ends[pos:a])
             new = repl(m) if callable(repl) else m.expand(repl)
             if new:
                 # The replacement stands for the whole match: from the first source char to the
                 # end of the last (an empty match maps to the point where it occurred).
-                src_a = self.starts[a] if a < len(self.text) else self._end_point()
+                src_a = int(self.starts[a]) if a < len(self.text) else self._end_point()
                 if b > a:
-                    src_b = self.ends[b - 1]
+                    src_b = int(self.ends[b - 1])
                 else:
                     # An insertion inside a replacement run (both neighbours stand for the same
                     # source run) stands for that run too, so the map stays monotone.
-                    src_b = max(src_a, self.ends[a - 1]) if a > 0 else src_a
+                    src_b = max(src_a, int(self.ends[a - 1])) if a > 0 else src_a
                 text.append(new)
-                starts.extend([src_a] * len(new))
-                ends.extend([src_b] * len(new))
+                starts.append(np.full(len(new), src_a, dtype=np.int64))
+                ends.append(np.full(len(new), src_b, dtype=np.int64))
             pos = b
         text.append(self.text[pos:])
-        starts.extend(self.starts[pos:])
-        ends.extend(self.ends[pos:])
-        return MappedText("".join(text), tuple(starts), tuple(ends))
+        starts.append(self.starts[pos:])
+        ends.append(self.ends[pos:])
+        return MappedText("".join(text), _joined(starts), _joined(ends))
 
     def strip(self) -> MappedText:
         """Drop leading and trailing white space (Unicode-aware, like `str.strip`)."""
@@ -94,43 +97,46 @@ class MappedText:
         return self[left : max(left, right)]
 
     def _end_point(self) -> int:
-        return self.ends[-1] if self.ends else 0
+        return int(self.ends[-1]) if len(self.ends) else 0
 
     def source_span(self, start: int = 0, end: int | None = None) -> tuple[int, int]:
         """Source span covered by `text[start:end]`."""
         end = len(self.text) if end is None else end
         if start >= end:
-            point = self.starts[start] if start < len(self.text) else self._end_point()
+            point = int(self.starts[start]) if start < len(self.text) else self._end_point()
             return (point, point)
-        return (self.starts[start], self.ends[end - 1])
+        return (int(self.starts[start]), int(self.ends[end - 1]))
 
     def offset_map(self) -> OffsetMap:
-        """Compress the per-character map into pieces (see `OffsetMap`)."""
-        clean_starts: list[int] = []
-        source_starts: list[int] = []
-        source_ends: list[int] = []
-        i, n = 0, len(self.text)
-        while i < n:
-            a, b = self.starts[i], self.ends[i]
-            j = i + 1
-            if b - a == 1:
-                # Extend a character-by-character copy run.
-                while (
-                    j < n
-                    and self.starts[j] == self.ends[j - 1]
-                    and self.ends[j] - self.starts[j] == 1
-                ):
-                    j += 1
-                b = self.ends[j - 1]
-            else:
-                # Extend a replacement run: consecutive characters standing for one span.
-                while j < n and self.starts[j] == a and self.ends[j] == b:
-                    j += 1
-                if j - i == b - a:
-                    # Same length as its span: would read as a copy; split to keep it a replacement.
-                    j = i + 1 if j - i > 1 else j
-            clean_starts.append(i)
-            source_starts.append(a)
-            source_ends.append(b)
-            i = j
-        return OffsetMap(tuple(clean_starts), tuple(source_starts), tuple(source_ends), n)
+        """Compress the per-character map into pieces (see `OffsetMap`).
+
+        A piece is a copy run (characters that each stand for the next single source
+        character) or a replacement run (characters that all stand for one source span). A
+        replacement run exactly as long as its span would read as a copy, so its first
+        character is made a piece of its own.
+        """
+        n = len(self.text)
+        if n == 0:
+            return OffsetMap((), (), (), 0)
+        starts, ends = self.starts, self.ends
+        copy = ends - starts == 1
+        # Whether character j continues the run of character j - 1.
+        continues_copy = copy[1:] & copy[:-1] & (starts[1:] == ends[:-1])
+        continues_replacement = ~copy[:-1] & (starts[1:] == starts[:-1]) & (ends[1:] == ends[:-1])
+        first = np.flatnonzero(np.concatenate(([True], ~(continues_copy | continues_replacement))))
+        last = np.append(first[1:], n) - 1
+        length = last - first + 1
+        split = ~copy[first] & (length > 1) & (length == ends[first] - starts[first])
+        if split.any():
+            first = np.sort(np.concatenate((first, first[split] + 1)))
+            last = np.append(first[1:], n) - 1
+        return OffsetMap(
+            tuple(first.tolist()),
+            tuple(starts[first].tolist()),
+            tuple(ends[last].tolist()),
+            n,
+        )
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
