@@ -9,13 +9,12 @@ its commit and its publish, and the next writer, or `rag check --repair`, rebuil
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rag.index import CACHES, STAMP, IndexConfig, NoIndexError, open_index
+from rag.index import IndexConfig, NoIndexError, load_caches, open_index, published_generation
 from rag.lexical import LexicalIndex
 from rag.store import Store
 from rag.vectors import VectorIndex
@@ -62,20 +61,18 @@ def check_index(directory: Path) -> CheckReport:
     finally:
         store.close()
     report.passages = len(stored)
-    report.published = _published(directory)
+    report.published = published_generation(directory)
     if report.stale:
         return report  # the caches describe an older generation; nothing to compare
-    folder = directory / CACHES / str(report.generation)
     try:
-        vectors = VectorIndex.load(folder / "vectors.faiss")
-        lexical = LexicalIndex.load(folder / "lexical")
+        caches = load_caches(directory, report.generation)
     except (OSError, ValueError, RuntimeError) as err:
         report.problems.append(
             f"published caches of generation {report.generation} unreadable: {err}"
         )
         return report
-    report.vectors, report.lexical = len(vectors), len(lexical)
-    report.problems += _compare(stored, vectors, lexical, config.dim)
+    report.vectors, report.lexical = len(caches.vectors), len(caches.lexical)
+    report.problems += _compare(stored, caches.vectors, caches.lexical, config.dim)
     return report
 
 
@@ -90,13 +87,6 @@ def repair_index(directory: Path, lock_timeout: float) -> CheckReport:
     finally:
         index.close()
     return check_index(directory)
-
-
-def _published(directory: Path) -> int | None:
-    try:
-        return int(json.loads((directory / STAMP).read_text())["generation"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _compare(

@@ -113,15 +113,37 @@ class AddResult:
 
 STAMP = "caches.json"
 CACHES = "caches"
+VECTORS = "vectors.faiss"  # in a generation's folder, beside LEXICAL
+LEXICAL = "lexical"
 
 
 @dataclass(frozen=True)
-class _Caches:
+class Caches:
     """An immutable snapshot readers search; a commit replaces it whole."""
 
     vectors: VectorIndex
     lexical: LexicalIndex
     generation: int  # the store generation they were built from
+
+
+def published_generation(directory: Path) -> int | None:
+    """The generation whose caches `directory`'s stamp publishes; None if none readable."""
+    try:
+        return int(json.loads((directory / STAMP).read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_caches(directory: Path, generation: int) -> Caches:
+    """The published caches of `generation`.
+
+    Raises:
+        OSError, ValueError, KeyError, RuntimeError: missing or unreadable files.
+    """
+    folder = directory / CACHES / str(generation)
+    return Caches(
+        VectorIndex.load(folder / VECTORS), LexicalIndex.load(folder / LEXICAL), generation
+    )
 
 
 class Index:
@@ -185,7 +207,7 @@ class Index:
                 "use the settings it was built with, or re-ingest into a new index directory"
             )
 
-    def _open_caches(self) -> _Caches:
+    def _open_caches(self) -> Caches:
         """The published caches if they are current; otherwise rebuild them from the store.
 
         A stale stamp means a writer is between its commit and its publish, or died there.
@@ -209,23 +231,15 @@ class Index:
         return self._build_caches()  # nothing usable published yet: in memory only
 
     def _read_stamp(self) -> int | None:
-        try:
-            return int(json.loads((self.directory / STAMP).read_text())["generation"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        return published_generation(self.directory)
 
-    def _load_generation(self, generation: int) -> _Caches | None:
-        folder = self.directory / CACHES / str(generation)
+    def _load_generation(self, generation: int) -> Caches | None:
         try:
-            return _Caches(
-                VectorIndex.load(folder / "vectors.faiss"),
-                LexicalIndex.load(folder / "lexical"),
-                generation,
-            )
+            return load_caches(self.directory, generation)
         except (OSError, ValueError, KeyError, RuntimeError):
             return None  # missing (superseded meanwhile) or unreadable
 
-    def _build_caches(self) -> _Caches:
+    def _build_caches(self) -> Caches:
         # One read transaction: the generation and the rows come from the same snapshot.
         with self.store.snapshot():
             generation = self.store.generation()
@@ -233,9 +247,9 @@ class Index:
         ids, matrix = vectors_from_rows(rows, self.config.dim)
         vectors = VectorIndex.build(self.config.dim, ids, matrix)
         lexical = self._build_lexical(ids, [r.folded for r in rows])
-        return _Caches(vectors, lexical, generation)
+        return Caches(vectors, lexical, generation)
 
-    def _rebuild_and_publish(self) -> _Caches:
+    def _rebuild_and_publish(self) -> Caches:
         caches = self._build_caches()
         self._publish(caches)
         return caches
@@ -243,7 +257,7 @@ class Index:
     def _build_lexical(self, rows_ids: Sequence[int], folded: Sequence[str]) -> LexicalIndex:
         return LexicalIndex.build(rows_ids, [self._tokenize(f) for f in folded])
 
-    def _publish(self, caches: _Caches) -> None:
+    def _publish(self, caches: Caches) -> None:
         """Write a generation's caches to their own folder, then point the stamp at them.
 
         Called with the write lock held.
@@ -254,8 +268,8 @@ class Index:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)  # a half-published run that died
         tmp.mkdir(parents=True)
-        caches.vectors.save(tmp / "vectors.faiss")
-        caches.lexical.save(tmp / "lexical")
+        caches.vectors.save(tmp / VECTORS)
+        caches.lexical.save(tmp / LEXICAL)
         os.replace(tmp, folder)
         stamp = self.directory / f"{STAMP}.tmp"
         stamp.write_text(json.dumps({"generation": caches.generation}))
@@ -265,7 +279,7 @@ class Index:
         for old in root.iterdir():
             if old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
-        for legacy in ("vectors.faiss", "lexical"):  # the pre-generation layout
+        for legacy in (VECTORS, LEXICAL):  # the pre-generation layout
             path = self.directory / legacy
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -538,7 +552,7 @@ class Index:
         if self._working is None:
             return
         ids, folded = self.store.folded_texts()
-        caches = _Caches(self._working, self._build_lexical(ids, folded), self.store.generation())
+        caches = Caches(self._working, self._build_lexical(ids, folded), self.store.generation())
         self._publish(caches)
         self._caches = caches
         self._working = None
