@@ -1,6 +1,6 @@
 """Ours against the LangChain baseline in one run: ingest, query latency, concurrency, memory.
 
-    python -m eval.bench ../shared/datasets [--contexts N] [--questions N] [--clients C]
+    python -m bench.compare ../shared/datasets [--contexts N] [--questions N] [--clients C]
     rag bench ../shared/datasets (same options)
 
 Takes the first N contexts of CMRC 2018 dev and DRCD dev as a corpus and questions about
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eval.bench_http import HttpCall, percentiles
+from bench.http import HttpCall, percentiles
 from eval.datasets import first_contexts, load_squad, write_corpus
 
 DATASETS = ("cmrc2018_dev.json", "drcd_dev.json")
@@ -91,16 +91,16 @@ def _bare(embed: Callable[[list[str]], object], texts: list[str]) -> dict[str, f
 def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) -> dict[str, Any]:
     """Runs in a child process."""
     from embeddings.factory import make_embedder
-    from rag.payload import ask_payload
     from rag.pipeline import EMBED_BATCH, open_pipeline
     from rag.settings import Settings
+    from rag.wire import ask_payload
 
     settings = Settings(index_dir=index)
     embedder = make_embedder(settings.embedder)
     embedder.embed(["预热"], kind="passage")  # load the model before timing
     pipeline = open_pipeline(settings, embedder)
     report = pipeline.ingest([corpus])
-    _, folded = pipeline.index.store.folded_texts()  # what the pipeline embedded
+    _, folded = pipeline.passage_texts()  # what the pipeline embedded
     chars = sum(len(t) for t in folded)
     bare = _bare(lambda t: embedder.embed(t, kind="passage", batch_size=EMBED_BATCH), folded)
     pipeline.ask(questions[0])  # jieba and the first query out of the way
@@ -115,7 +115,7 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
         f"in_process_{clients}_threads": _throughput(ask, questions, clients, 120),
         "peak_rss_mb": peak_rss_mb(),
     }
-    pipeline.index.close()
+    pipeline.close()
     return result
 
 
@@ -179,8 +179,8 @@ def bench_service(
 
     import httpx
 
-    from eval.service import peak_rss_mb as process_rss_mb
-    from eval.service import service_process
+    from tests.service import peak_rss_mb as process_rss_mb
+    from tests.service import service_process
 
     local = threading.local()
     with service_process(index) as (url, process):

@@ -1,6 +1,6 @@
 """What HTTP adds to a query: the service on loopback against the bare in-process pipeline.
 
-    python -m eval.bench_http [--rounds N] [--clients C] [--index DIR]
+    python -m bench.http [--rounds N] [--clients C] [--index DIR]
 
 Ingests the demo corpus (or opens `--index`), starts `rag serve` on a free port of
 127.0.0.1, and times the same questions through `POST /v1/search` and `POST /v1/ask`, then C
@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 
 from embeddings.factory import make_embedder
-from eval.service import running_service
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
+from tests.service import running_service
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 
@@ -112,7 +112,7 @@ class HttpCall:
 
 def in_process_calls(pipeline: Pipeline) -> dict[str, Call]:
     return {
-        "search": lambda q: pipeline.retriever.search(q, pipeline.settings.top_k),
+        "search": lambda q: pipeline.search(q, pipeline.settings.top_k),
         "ask": lambda q: pipeline.ask(q),
     }
 
@@ -120,7 +120,7 @@ def in_process_calls(pipeline: Pipeline) -> dict[str, Call]:
 def run(index_dir: Path, rounds: int, clients: int) -> dict[str, Any]:
     settings = Settings(index_dir=index_dir)
     pipeline = open_pipeline(settings, make_embedder(settings.embedder))
-    if not len(pipeline.index):
+    if not len(pipeline):
         pipeline.ingest([DEMO])
     local = in_process_calls(pipeline)
     for question in QUESTIONS:  # warm jieba and the model, as the service does at start
@@ -171,7 +171,7 @@ def run(index_dir: Path, rounds: int, clients: int) -> dict[str, Any]:
             "ask_in_process": concurrent(local_client("ask"), clients, rounds),
         }
     )
-    pipeline.index.close()
+    pipeline.close()
     return result
 
 

@@ -1,6 +1,6 @@
 """Ingest throughput against the bare embedder on the same passages, side by side.
 
-    python -m eval.bench_ingest ../shared/datasets [--contexts N]
+    python -m bench.ingest ../shared/datasets [--contexts N]
 
 Writes the first N contexts of DRCD dev and CMRC 2018 dev as documents, then measures in one
 run: the bare embedder on the passages the pipeline produces, the whole pipeline (load, clean,
@@ -18,11 +18,12 @@ from pathlib import Path
 
 from embeddings.factory import make_embedder
 from eval.datasets import first_contexts, load_squad, write_corpus
-from rag.chunk import chunk_document
-from rag.loaders import iter_files, load_document
+from rag.ingest.chunk import chunk_document
+from rag.ingest.document import load_document
+from rag.loaders.walk import iter_files
 from rag.pipeline import EMBED_BATCH, open_pipeline
-from rag.script import fold_script
 from rag.settings import Settings
+from rag.text.script import fold_script
 
 
 def main(argv: list[str] | None = None) -> int:

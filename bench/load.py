@@ -41,8 +41,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from eval.bench_http import DEMO, QUESTIONS, percentiles
-from eval.service import RAG, peak_rss_mb, service_process
+from bench.http import DEMO, QUESTIONS, percentiles
+from tests.service import RAG, peak_rss_mb, service_process
 
 SHED = frozenset({429, 503})  # the service's "not now, retry after" answers
 # Admission gauges of /metrics, by the names the report gives them.

@@ -1,4 +1,7 @@
-"""The `rag` command line: ingest files, ask and search, list and remove documents."""
+"""The `rag` command: wires the core (`rag`), the service and the evaluator together.
+
+Only this package imports all three; `rag/` imports neither `service` nor `eval`.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from eval.cli import bench_command, bench_load_command, eval_command
-from rag.check import CheckReport, check_index, repair_index
-from rag.index import Index, IndexMismatchError, NoIndexError, open_index
-from rag.loaders import iter_files
-from rag.lock import IndexBusyError
-from rag.payload import answer_payload, passage_payload
+from cli.eval import bench_command, bench_load_command, eval_command
+from rag.index.check import CheckReport, check_index, repair_index
+from rag.index.config import IndexMismatchError, NoIndexError
+from rag.index.index import Index, open_index
+from rag.loaders.walk import iter_files
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import get_settings
+from rag.store.lock import IndexBusyError
+from rag.wire import answer_payload, search_payload
 
 app = typer.Typer(help="Question answering over Chinese documents, with cited answers.")
 docs_app = typer.Typer(help="List or remove ingested documents.")
@@ -111,7 +115,7 @@ def ingest(
         except IndexBusyError as err:
             raise _busy(err) from err
         progress.update(task, completed=total)
-    table = Table(title=f"Ingested into {pipeline.index.directory}", show_header=False)
+    table = Table(title=f"Ingested into {pipeline.directory}", show_header=False)
     rows = [
         ("files read", report.files),
         ("unchanged (skipped)", report.unchanged),
@@ -174,9 +178,9 @@ def search(
 ) -> None:
     """Show the passages retrieved for a query, with their fused 0-1 scores."""
     pipeline = _open(index)
-    retrieval = pipeline.retriever.search(query, top_k or pipeline.settings.top_k)
+    retrieval = pipeline.search(query, top_k)
     if as_json:
-        _print_json({"passages": [passage_payload(p) for p in retrieval.passages]})
+        _print_json(search_payload(retrieval))
         return
     for i, p in enumerate(retrieval.passages, 1):
         where = "; ".join(f"{s.file} ¶{s.paragraph}" for s in p.passage.sources)
@@ -280,8 +284,9 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.settings import get_service_settings
 
-    settings = get_settings()
+    settings = get_service_settings()
     if index is not None:
         settings = settings.model_copy(update={"index_dir": index})
     host = host or settings.host

@@ -154,7 +154,7 @@ def bench_command(
     ] = None,
 ) -> None:
     """Ours against the LangChain baseline in one run: ingest, latency, load, memory."""
-    from eval.bench import run
+    from bench.compare import run
 
     result = run(datasets, contexts, questions, clients, seconds, saved_baseline)
     print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -190,8 +190,8 @@ def bench_load_command(
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
 ) -> None:
     """Load test: mixed traffic at a target concurrency, then overload and recovery."""
-    from eval.bench_http import QUESTIONS
-    from eval.bench_load import LoadOptions, parse_mix, print_report, run
+    from bench.http import QUESTIONS
+    from bench.load import LoadOptions, parse_mix, print_report, run
 
     try:
         weights = parse_mix(mix)

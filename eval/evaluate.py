@@ -25,7 +25,7 @@ from eval.scoring import (
     score,
     summarise,
 )
-from rag.script import to_script
+from rag.text.script import to_script
 
 PipelineName = Literal["ours", "langchain-baseline"]
 ScriptName = Literal["original", "hans", "hant"]
@@ -108,7 +108,8 @@ class Target:
 
 
 def _read_text(path: Path) -> str | None:
-    from rag.loaders import LoadError, read_source
+    from rag.ingest.document import read_source
+    from rag.loaders.base import LoadError
 
     try:
         return read_source(path, 1 << 30).text
@@ -163,7 +164,7 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
             log(f"indexing {docs} into {index} (unchanged files are skipped)")
             report = pipeline.ingest([docs])
             log(f"indexed {report.files} files, {report.new_passages} new passages")
-        if not len(pipeline.index):
+        if not len(pipeline):
             raise EvalError(f"the index at {index} is empty: give --docs DIR or --index DIR")
 
         @lru_cache(maxsize=256)
@@ -171,12 +172,12 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
             # The documents just indexed; else the path the index recorded at ingestion.
             if docs is not None and (docs / file).is_file():
                 return _read_text(docs / file)
-            row = pipeline.index.document(file)
+            row = pipeline.document(file)
             return None if row is None else _read_text(Path(row.path))
 
         yield Target(local_asker(pipeline), source_text, settings.model_dump(mode="json"))
     finally:
-        pipeline.index.close()
+        pipeline.close()
 
 
 def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Target:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.script import fold_script
+from rag.text.script import fold_script
 
 _SPACE = re.compile(r"\s+")
 

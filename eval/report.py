@@ -12,7 +12,7 @@ from typing import Any, Literal
 import jinja2
 
 from eval.plots import DASH, format_ms, hit_curve_svg, latency_svg
-from rag.script import fold_script
+from rag.text.script import fold_script
 
 TEMPLATES = Path(__file__).parent / "templates"
 

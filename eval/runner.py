@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from eval.datasets import Question
-from rag.payload import ask_payload
 from rag.pipeline import Pipeline
+from rag.wire import ask_payload
 
 # question text, top_k -> the answer object of `POST /v1/ask`
 Ask = Callable[[str, int], dict[str, Any]]

@@ -11,10 +11,11 @@ from typing import Any
 from eval.datasets import Question
 from eval.metrics import answer_hit, hit_at, mean, reciprocal_rank
 from eval.runner import Outcome
-from rag.clean import clean_text
-from rag.dedupe import normalise, normalised_shingles
-from rag.offsets import MappedText
-from rag.script import fold_script
+from rag.ingest.clean import clean_text
+from rag.ingest.dedupe import normalised_shingles
+from rag.text.identity import normalise
+from rag.text.offsets import MappedText
+from rag.text.script import fold_script
 
 # Passages at least this similar (Jaccard of character 3-grams) count as duplicates in a top-k.
 DUPLICATE_JACCARD = 0.85

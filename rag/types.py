@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
-Format = Literal["text", "markdown", "html"]
+from rag.text.offsets import OffsetMap
+
+# Loader format names ("text", "markdown", "html", ...): see `rag.loaders.registry`.
+Format = str
 
 
 @dataclass(frozen=True)
@@ -33,102 +35,14 @@ class Paragraph:
     origin: OffsetMap
     line_start: int
     line_end: int
+    # Where the loader found it (`rag.loaders.base.Block`); None where a format has none.
+    page: int | None = field(default=None, kw_only=True)
+    sheet: str | None = field(default=None, kw_only=True)
+    ocr_confidence: float | None = field(default=None, kw_only=True)
 
     def source_span(self, start: int = 0, end: int | None = None) -> tuple[int, int]:
         """Source character span of `text[start:end]`."""
         return self.origin.source_span(start, len(self.text) if end is None else end)
-
-
-@dataclass(frozen=True)
-class OffsetMap:
-    """Maps positions of a cleaned text back to the source text it was cut from.
-
-    Cleaning only deletes characters or replaces a source run with new text, so the map is a
-    list of pieces: piece k covers cleaned `[clean_starts[k], clean_starts[k+1])` and source
-    `[source_starts[k], source_ends[k])`. When both have the same length the piece maps
-    character by character; otherwise (a replacement) every position maps to the whole run.
-    """
-
-    clean_starts: tuple[int, ...]
-    source_starts: tuple[int, ...]
-    source_ends: tuple[int, ...]
-    length: int
-
-    def source_span(self, start: int, end: int) -> tuple[int, int]:
-        """Smallest source span `[a, b)` whose cleaning yields cleaned `[start, end)`."""
-        from bisect import bisect_right
-
-        if not 0 <= start <= end <= self.length:
-            raise ValueError(f"span {start}:{end} outside cleaned text of length {self.length}")
-        if not self.clean_starts:
-            return (0, 0)
-        if start == end == self.length:
-            # The point after the last character is where its source ends, even when the last
-            # piece is a replacement (whose inner positions all map to its start).
-            return (self.source_ends[-1], self.source_ends[-1])
-        if start == end:
-            k = max(bisect_right(self.clean_starts, start) - 1, 0)
-            pos = self._forward(k, start)
-            return (pos, pos)
-        first = bisect_right(self.clean_starts, start) - 1
-        last = bisect_right(self.clean_starts, end - 1) - 1
-        return (self._forward(first, start), self._backward(last, end - 1))
-
-    def slice(self, start: int, end: int) -> OffsetMap:
-        """The map of cleaned `[start, end)`, rebased so that `start` becomes position 0."""
-        from bisect import bisect_right
-
-        if not 0 <= start <= end <= self.length:
-            raise ValueError(f"span {start}:{end} outside cleaned text of length {self.length}")
-        if start == end or not self.clean_starts:
-            return OffsetMap((), (), (), end - start)
-        clean, src_a, src_b = [], [], []
-        first = bisect_right(self.clean_starts, start) - 1
-        for k in range(first, len(self.clean_starts)):
-            lo = max(self.clean_starts[k], start)
-            hi = min(self.clean_starts[k] + self._piece_len(k), end)
-            if lo >= hi:
-                break
-            if self._is_copy(k):
-                shift = self.source_starts[k] - self.clean_starts[k]
-                clean.append(lo - start)
-                src_a.append(lo + shift)
-                src_b.append(hi + shift)
-            else:
-                clean.append(lo - start)
-                src_a.append(self.source_starts[k])
-                src_b.append(self.source_ends[k])
-        return OffsetMap(tuple(clean), tuple(src_a), tuple(src_b), end - start)
-
-    def to_json(self) -> list[Any]:
-        return [
-            list(self.clean_starts),
-            list(self.source_starts),
-            list(self.source_ends),
-            self.length,
-        ]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> OffsetMap:
-        clean, src_a, src_b, length = data
-        return cls(tuple(clean), tuple(src_a), tuple(src_b), int(length))
-
-    def _piece_len(self, k: int) -> int:
-        nxt = self.clean_starts[k + 1] if k + 1 < len(self.clean_starts) else self.length
-        return nxt - self.clean_starts[k]
-
-    def _is_copy(self, k: int) -> bool:
-        return self._piece_len(k) == self.source_ends[k] - self.source_starts[k]
-
-    def _forward(self, k: int, pos: int) -> int:
-        if self._is_copy(k):
-            return self.source_starts[k] + pos - self.clean_starts[k]
-        return self.source_starts[k]
-
-    def _backward(self, k: int, pos: int) -> int:
-        if self._is_copy(k):
-            return self.source_starts[k] + pos - self.clean_starts[k] + 1
-        return self.source_ends[k]
 
 
 @dataclass(frozen=True)
@@ -145,8 +59,13 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where a passage's text stands in a file: the unit a citation points at."""
+class Location:
+    """Where a span of text stands in a file: what a source and a citation both name.
+
+    The wire format (`rag.wire`) writes exactly these fields for both. `page` is the 1-based
+    PDF page or slide, `sheet` a spreadsheet's sheet, `ocr_confidence` the mean OCR
+    confidence (0-1) of text that came from OCR; each None where a format has none.
+    """
 
     file: str
     paragraph: int
@@ -154,6 +73,15 @@ class Source:
     line_end: int
     char_start: int
     char_end: int
+    page: int | None = field(default=None, kw_only=True)
+    sheet: str | None = field(default=None, kw_only=True)
+    ocr_confidence: float | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Source(Location):
+    """Where a passage's text stands in a file: the unit a citation points at."""
+
     text: str  # the cleaned text of this span, in the file's own script
     # Maps positions in `text` to the source, so a quote inside it gets exact offsets.
     origin: OffsetMap | None = field(default=None, compare=False, repr=False)
@@ -195,21 +123,18 @@ class ScoredPassage:
 
 
 @dataclass(frozen=True)
-class Citation:
-    n: int
-    file: str
-    paragraph: int
-    line_start: int
-    line_end: int
-    char_start: int
-    char_end: int
+class Citation(Location):
+    """A quoted span of a passage, located in the file it is quoted from."""
+
     quote: str
     passage_id: int
     # Other places holding the same (deduplicated) passage: (file, paragraph).
     also_in: tuple[tuple[str, int], ...] = ()
+    n: int = field(kw_only=True)  # its number in the answer text: `[n]`
 
 
-ComposerName = Literal["extractive", "llm"]
+# A name of `rag.answer.factory.COMPOSERS`.
+ComposerName = str
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,33 @@
-"""The JSON shape of answers and passages, shared by `rag ask --json` and `POST /v1/ask`."""
+"""The wire format: the JSON of answers, citations, passages and sources, defined once.
+
+`rag ask --json`, `rag search --json`, the HTTP API (`service/schemas.py` documents this same
+shape for OpenAPI, and a test holds the two together), the evaluator's predictions and the
+widget all read or write these dicts. A location (file, paragraph, lines, offsets, page,
+sheet, OCR confidence) is written from `rag.types.Location`'s fields, for sources and
+citations alike.
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from rag.types import Answer, Citation, ScoredPassage, Source
+from rag.types import Answer, Citation, Location, ScoredPassage, Source
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
+    from rag.retrieve.retriever import Retrieval
+
+# The fields of a location on the wire, in order.
+LOCATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Location))
+
+
+def location_payload(location: Location) -> dict[str, Any]:
+    return {name: getattr(location, name) for name in LOCATION_FIELDS}
 
 
 def source_payload(source: Source) -> dict[str, Any]:
-    return {
-        "file": source.file,
-        "paragraph": source.paragraph,
-        "line_start": source.line_start,
-        "line_end": source.line_end,
-        "char_start": source.char_start,
-        "char_end": source.char_end,
-    }
+    return location_payload(source)
 
 
 def passage_payload(scored: ScoredPassage) -> dict[str, Any]:
@@ -33,12 +42,7 @@ def passage_payload(scored: ScoredPassage) -> dict[str, Any]:
 def citation_payload(citation: Citation) -> dict[str, Any]:
     return {
         "n": citation.n,
-        "file": citation.file,
-        "paragraph": citation.paragraph,
-        "line_start": citation.line_start,
-        "line_end": citation.line_end,
-        "char_start": citation.char_start,
-        "char_end": citation.char_end,
+        **location_payload(citation),
         "quote": citation.quote,
         "passage_id": citation.passage_id,
         "also_in": [{"file": f, "paragraph": p} for f, p in citation.also_in],
@@ -56,6 +60,16 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
         "composer": answer.composer,
         "unsupported": list(answer.unsupported),
         "note": answer.note,
+    }
+
+
+def search_payload(
+    retrieval: Retrieval, timings_ms: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """What `POST /v1/search` and `rag search --json` return."""
+    return {
+        "passages": [passage_payload(p) for p in retrieval.passages],
+        "timings_ms": dict(retrieval.timings_ms if timings_ms is None else timings_ms),
     }
 
 

@@ -19,28 +19,28 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rag.settings import Settings, get_settings
 from service.admission import Admission
 from service.auth import Gate
 from service.errors import JsonTooLarge, writable_errors
 from service.metrics import MetricsMiddleware
 from service.redact import SERVER_LOGGERS, RedactKeys
 from service.routes import ask, chat, documents, ops, widget
+from service.settings import ServiceSettings, get_service_settings
 from service.state import LoadPipeline, ServiceState, load_default_pipeline
 
 log = logging.getLogger("rag.service")
 
 
 def create_app(
-    settings: Settings | None = None, load_pipeline: LoadPipeline = load_default_pipeline
+    settings: ServiceSettings | None = None, load_pipeline: LoadPipeline = load_default_pipeline
 ) -> FastAPI:
     """The service app; the index and the model load in the background after start-up.
 
     Args:
-        settings: defaults to `get_settings()` (the `RAG_*` environment).
+        settings: defaults to `get_service_settings()` (the `RAG_*` environment).
         load_pipeline: opens the pipeline from settings; tests inject a fake-embedder one.
     """
-    settings = settings or get_settings()
+    settings = settings or get_service_settings()
     state = ServiceState(settings, Gate(settings))
     # Keys stay out of the logs, even when a client puts one in a URL.
     llm_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""

@@ -12,7 +12,7 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from rag.settings import Settings
+from service.settings import ServiceSettings
 
 
 class Role(StrEnum):
@@ -53,7 +53,7 @@ class AccessDenied(Exception):
 class Gate:
     """Decides, per request, whether a key may take an action."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServiceSettings) -> None:
         self.open = settings.open_access
         self._keys = [
             *((key, Role.ADMIN) for key in settings.admin_keys),

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request
 
 from rag.pipeline import Pipeline
-from rag.settings import Settings
 from service.admission import Admission, Overloaded
 from service.auth import AccessDenied, Action, Caller
 from service.jobs import JobQueue
 from service.schemas import AskRequest, ChatRequest, unicode_text
+from service.settings import ServiceSettings
 from service.state import ServiceState
 
 
@@ -29,11 +29,11 @@ async def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-async def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> ServiceSettings:
     return state.settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 
 
 def _not_ready(state: ServiceState) -> HTTPException:
@@ -133,7 +133,7 @@ CiteAccess = Annotated[Caller, _access(Action.CITE)]
 ManageAccess = Annotated[Caller, _access(Action.MANAGE)]
 
 
-def checked_question(text: str, settings: Settings) -> str:
+def checked_question(text: str, settings: ServiceSettings) -> str:
     """The question stripped, or a 422 saying why it cannot be asked."""
     question = text.strip()
     if not question:

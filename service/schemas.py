@@ -1,7 +1,8 @@
 """The HTTP edge: request and response models (inside the service, plain dataclasses rule).
 
-Answer, passage and citation objects are built by `rag.payload` (shared with `rag ask
---json`); the models here validate and document that same shape.
+Answer, passage, citation and source objects are built by `rag.wire` (the one wire format,
+shared with `rag ask --json`, the evaluator and the widget); the models here document that
+same shape for OpenAPI, and tests/test_wire.py holds the two together.
 """
 
 from __future__ import annotations
@@ -71,13 +72,24 @@ class ChatRequest(BaseModel):
 # -- answers --------------------------------------------------------------------------------
 
 
-class SourceOut(BaseModel):
+class LocationOut(BaseModel):
+    """The fields of `rag.types.Location`, shared by sources and citations."""
+
     file: str
     paragraph: int
     line_start: int
     line_end: int
     char_start: int
     char_end: int
+    page: int | None = Field(default=None, description="1-based PDF page or slide, else null")
+    sheet: str | None = Field(default=None, description="Spreadsheet sheet, else null")
+    ocr_confidence: float | None = Field(
+        default=None, description="Mean OCR confidence (0-1) of text read by OCR, else null"
+    )
+
+
+class SourceOut(LocationOut):
+    pass
 
 
 class PassageOut(BaseModel):
@@ -92,14 +104,9 @@ class PlaceOut(BaseModel):
     paragraph: int
 
 
-class CitationOut(BaseModel):
+class CitationOut(LocationOut):
     n: int
-    file: str
-    paragraph: int
-    line_start: int
-    line_end: int
     char_start: int = Field(description="Offset of the quote in the original file")
-    char_end: int
     quote: str = Field(description="The cited text, cleaned, in the file's own script")
     passage_id: int
     also_in: list[PlaceOut] = Field(description="Other files holding the same passage")

@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rag.pipeline import Pipeline
-from rag.settings import Settings
 from service.auth import Gate
 from service.jobs import JobQueue
 from service.metrics import Metrics
+from service.settings import ServiceSettings
 
 log = logging.getLogger("rag.service")
 
-LoadPipeline = Callable[[Settings], Pipeline]
+LoadPipeline = Callable[[ServiceSettings], Pipeline]
 
 # Asked once after loading, so the first real question does not pay for jieba's dictionary
 # and the model's first run (about a second).
@@ -24,7 +24,7 @@ WARM_UP_QUESTION = "预热问题是什么？"
 
 @dataclass
 class ServiceState:
-    settings: Settings
+    settings: ServiceSettings
     gate: Gate
     metrics: Metrics = field(init=False)
     pipeline: Pipeline | None = None
@@ -45,20 +45,20 @@ class ServiceState:
             return
         self.jobs = JobQueue(pipeline.ingest)
         self.pipeline = pipeline  # set last: a non-None pipeline means ready
-        log.info("ready: %d passages in %s", len(pipeline.index), pipeline.index.directory)
+        log.info("ready: %d passages in %s", len(pipeline), pipeline.directory)
 
     def close(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
         if self.pipeline is not None:
-            self.pipeline.index.close()
+            self.pipeline.close()
 
     def gauges(self) -> Mapping[str, Mapping[str, float]]:
         values: dict[str, Mapping[str, float]] = {
             "rag_ready": {"": float(self.pipeline is not None)}
         }
         if self.pipeline is not None:
-            counts = self.pipeline.index.counts()
+            counts = self.pipeline.counts()
             values["rag_index_documents"] = {"": counts["documents"]}
             values["rag_index_passages"] = {"": counts["passages"]}
         if self.jobs is not None:
@@ -66,7 +66,7 @@ class ServiceState:
         return values
 
 
-def load_default_pipeline(settings: Settings) -> Pipeline:
+def load_default_pipeline(settings: ServiceSettings) -> Pipeline:
     from embeddings.factory import make_embedder
     from rag.pipeline import open_pipeline
 

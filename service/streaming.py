@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 
-from rag.payload import answer_payload, citation_payload, passage_payload
 from rag.types import Answer, StreamStart
+from rag.wire import answer_payload, citation_payload, passage_payload
 
 log = logging.getLogger("rag.service")
 

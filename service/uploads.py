@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
-from rag.loaders import FORMATS
+from rag.loaders.registry import FORMATS
 
 MAX_NAME_BYTES = 255
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from embeddings.base import Embedder
 from rag.pipeline import Pipeline, open_pipeline
-from rag.settings import Settings
 from service.app import create_app
+from service.settings import ServiceSettings
 from tests.conftest import DEMO
 
 LOOPBACK = ("127.0.0.1", 50000)
@@ -22,7 +22,7 @@ LOCAL_URL = "http://127.0.0.1:8000"
 
 
 def demo_loader(embedder: Embedder) -> Any:
-    def load(settings: Settings) -> Pipeline:
+    def load(settings: ServiceSettings) -> Pipeline:
         pipeline = open_pipeline(settings, embedder)
         pipeline.ingest([DEMO])
         return pipeline
@@ -40,7 +40,7 @@ def wait_ready(client: TestClient, timeout: float = 30) -> None:
 
 @contextmanager
 def api_client(
-    settings: Settings, embedder: Embedder, client: tuple[str, int] = LOOPBACK
+    settings: ServiceSettings, embedder: Embedder, client: tuple[str, int] = LOOPBACK
 ) -> Iterator[TestClient]:
     """A client of a fresh app over the demo corpus, once the app reports ready."""
     app = create_app(settings, demo_loader(embedder))

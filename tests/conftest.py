@@ -11,7 +11,7 @@ import pytest
 
 from embeddings.base import Embedder
 from rag.pipeline import Pipeline, open_pipeline
-from rag.settings import Settings
+from service.settings import ServiceSettings
 from tests.fakes import HashEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +28,9 @@ def seed_questions() -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def fake_settings(tmp_path: Path) -> Settings:
+def fake_settings(tmp_path: Path) -> ServiceSettings:
     """Settings for the fake embedder, whose unrelated texts score near 0 rather than 0.75."""
-    return Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+    return ServiceSettings(index_dir=tmp_path / "index", dense_floor=0.0)
 
 
 @pytest.fixture
@@ -47,10 +47,12 @@ def demo_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_pipeline(fake_settings: Settings, fake_embedder: HashEmbedder) -> Iterator[Pipeline]:
+def fake_pipeline(
+    fake_settings: ServiceSettings, fake_embedder: HashEmbedder
+) -> Iterator[Pipeline]:
     pipeline = open_pipeline(fake_settings, fake_embedder)
     yield pipeline
-    pipeline.index.close()
+    pipeline.close()
 
 
 @pytest.fixture(scope="session")
@@ -64,26 +66,26 @@ def e5() -> Embedder:
 def demo_pipeline(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """The demo corpus ingested once with the real bundled model and default settings."""
     directory = tmp_path_factory.mktemp("demo-index")
-    pipeline = open_pipeline(Settings(index_dir=directory), e5)
+    pipeline = open_pipeline(ServiceSettings(index_dir=directory), e5)
     pipeline.ingest([DEMO])
     yield pipeline
-    pipeline.index.close()
+    pipeline.close()
 
 
 @pytest.fixture(scope="session")
 def demo_index(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A closed index directory of the demo corpus (real model), for service processes."""
     directory = tmp_path_factory.mktemp("live") / "index"
-    pipeline = open_pipeline(Settings(index_dir=directory), e5)
+    pipeline = open_pipeline(ServiceSettings(index_dir=directory), e5)
     pipeline.ingest([DEMO])
-    pipeline.index.close()
+    pipeline.close()
     return directory
 
 
 @pytest.fixture(scope="session")
 def live_service(demo_index: Path) -> Iterator[str]:
     """Base URL of a real `rag serve` process on 127.0.0.1 over the demo corpus, no keys."""
-    from eval.service import running_service
+    from tests.service import running_service
 
     with running_service(demo_index) as url:
         yield url

@@ -16,12 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from eval.service import free_port
-from rag.settings import Settings
 from service.admission import Admission, Overloaded, ShedReason
 from service.app import create_app
+from service.settings import ServiceSettings
 from tests.api import demo_loader
 from tests.fakes import GatedEmbedder
+from tests.service import free_port
 
 QUESTION = "质检总局局长是谁？"
 
@@ -194,7 +194,7 @@ def gate() -> Iterator[GatedEmbedder]:
 @pytest.fixture
 def one_slot(tmp_path: Path, gate: GatedEmbedder) -> Iterator[str]:
     """A server with one query slot and one place in the queue, on the demo corpus."""
-    settings = Settings(
+    settings = ServiceSettings(
         index_dir=tmp_path / "index",
         dense_floor=0.0,
         admin_keys=["admin-key"],
@@ -279,17 +279,17 @@ def test_rag_serve_gives_uvicorn_the_connection_backstop(
 ) -> None:
     from typer.testing import CliRunner
 
-    from rag.cli import app
-    from rag.settings import get_settings
+    from cli.app import app
+    from service.settings import get_service_settings
 
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda _app, **options: calls.append(options))
     monkeypatch.setenv("RAG_MAX_CONNECTIONS", env)
-    get_settings.cache_clear()
+    get_service_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path), "--port", "0"])
     finally:
-        get_settings.cache_clear()
+        get_service_settings.cache_clear()
 
     assert result.exit_code == 0, result.output
     [options] = calls
@@ -298,9 +298,9 @@ def test_rag_serve_gives_uvicorn_the_connection_backstop(
 
 def test_an_llm_answerer_gets_admission_sized_for_a_remote_model() -> None:
     # A slot waits on the model, not the CPU: more at once, and a wait as long as an answer.
-    llm = Settings(answerer="llm", llm_timeout=30)
+    llm = ServiceSettings(answerer="llm", llm_timeout=30)
     assert (llm.max_inflight, llm.queue_timeout_s) == (16, 10.0)
-    assert Settings(answerer="llm", llm_timeout=4).queue_timeout_s == 4
-    chosen = Settings(answerer="llm", max_inflight=3, queue_timeout_s=1)
+    assert ServiceSettings(answerer="llm", llm_timeout=4).queue_timeout_s == 4
+    chosen = ServiceSettings(answerer="llm", max_inflight=3, queue_timeout_s=1)
     assert (chosen.max_inflight, chosen.queue_timeout_s) == (3, 1)
-    assert (Settings().max_inflight, Settings().queue_timeout_s) == (4, 2.0)
+    assert (ServiceSettings().max_inflight, ServiceSettings().queue_timeout_s) == (4, 2.0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rag.answer import ABSTAIN_TEXT, ExtractiveComposer, ExtractiveConfig
-from rag.tokenize import bigram_tokens
-from rag.types import OffsetMap, Passage, ScoredPassage, Source
+from rag.answer.base import ABSTAIN_TEXT
+from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
+from rag.text.offsets import OffsetMap
+from rag.text.tokenize import bigram_tokens
+from rag.types import Passage, ScoredPassage, Source
 
 
 class FlatLexicon:

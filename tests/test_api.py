@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from embeddings.base import Kind, Vectors
-from rag.payload import answer_payload
-from rag.settings import Settings
+from rag.wire import answer_payload
 from service.app import create_app
+from service.settings import ServiceSettings
 from tests.api import LOCAL_URL, api_client, sse_events, wait_ready
 from tests.fakes import HashEmbedder
 
@@ -24,7 +24,7 @@ CHAT = {"model": "rag", "messages": [{"role": "user", "content": QUESTION}]}
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """One app for the read-only tests of this module."""
-    settings = Settings(index_dir=tmp_path_factory.mktemp("api") / "index", dense_floor=0.0)
+    settings = ServiceSettings(index_dir=tmp_path_factory.mktemp("api") / "index", dense_floor=0.0)
     with api_client(settings, HashEmbedder()) as test_client:
         yield test_client
 
@@ -225,11 +225,11 @@ def test_queries_wait_for_loading_and_readyz_says_so(tmp_path: Path) -> None:
 
     release = threading.Event()
 
-    def slow_load(settings: Settings) -> object:
+    def slow_load(settings: ServiceSettings) -> object:
         release.wait(timeout=30)
         raise RuntimeError("index is corrupt")
 
-    app = create_app(Settings(index_dir=tmp_path), slow_load)  # type: ignore[arg-type]
+    app = create_app(ServiceSettings(index_dir=tmp_path), slow_load)  # type: ignore[arg-type]
     with TestClient(app, client=("127.0.0.1", 1), base_url=LOCAL_URL) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503
@@ -261,10 +261,10 @@ def test_a_failure_while_loading_is_reported_not_hidden(tmp_path: Path) -> None:
                 raise RuntimeError("embedder exploded")
             return super().embed_batch(texts, kind)
 
-    def load(settings: Settings) -> Pipeline:
+    def load(settings: ServiceSettings) -> Pipeline:
         return open_pipeline(settings, BrokenQueries())
 
-    app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
+    app = create_app(ServiceSettings(index_dir=tmp_path, dense_floor=0.0), load)
     with TestClient(
         app, client=("127.0.0.1", 1), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:
@@ -281,12 +281,12 @@ def test_the_warm_up_never_calls_the_configured_composer(tmp_path: Path) -> None
     # An LLM composer would make readiness wait on (and pay for) a remote model.
     from rag.pipeline import Pipeline, open_pipeline
 
-    def load(settings: Settings) -> Pipeline:
+    def load(settings: ServiceSettings) -> Pipeline:
         pipeline = open_pipeline(settings, HashEmbedder())
         pipeline.composer = BrokenComposer()  # type: ignore[assignment]
         return pipeline
 
-    app = create_app(Settings(index_dir=tmp_path, dense_floor=0.0), load)
+    app = create_app(ServiceSettings(index_dir=tmp_path, dense_floor=0.0), load)
     with TestClient(
         app, client=("127.0.0.1", 1), base_url=LOCAL_URL, raise_server_exceptions=False
     ) as client:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.settings import Settings
+from service.settings import ServiceSettings
 from tests.api import api_client
 from tests.fakes import HashEmbedder
 
@@ -26,7 +26,7 @@ def bearer(key: str, origin: str | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(
+    settings = ServiceSettings(
         index_dir=tmp_path_factory.mktemp("auth") / "index",
         dense_floor=0.0,
         admin_keys=[ADMIN],
@@ -151,7 +151,7 @@ def test_the_demo_page_carries_only_the_publishable_key(client: TestClient) -> N
 
 
 def test_the_widget_key_is_rate_limited(tmp_path: Path) -> None:
-    settings = Settings(
+    settings = ServiceSettings(
         index_dir=tmp_path / "index",
         dense_floor=0.0,
         publishable_keys=[WIDGET],
@@ -168,7 +168,7 @@ def test_the_widget_key_is_rate_limited(tmp_path: Path) -> None:
 
 
 def test_without_keys_only_loopback_clients_are_served(tmp_path: Path) -> None:
-    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+    settings = ServiceSettings(index_dir=tmp_path / "index", dense_floor=0.0)
     with api_client(settings, HashEmbedder()) as local:
         assert local.post("/v1/ask", json=ASK).status_code == 200
         assert local.get("/v1/documents").status_code == 200
@@ -183,4 +183,4 @@ def test_a_malformed_rate_limit_fails_at_start_up(tmp_path: Path) -> None:
     from service.app import create_app
 
     with pytest.raises(ValueError, match="RAG_WIDGET_RATE_LIMIT"):
-        create_app(Settings(index_dir=tmp_path, widget_rate_limit="lots"))
+        create_app(ServiceSettings(index_dir=tmp_path, widget_rate_limit="lots"))

@@ -21,10 +21,10 @@ from eval.baselines.langchain_chatchat import (
     ChunkSource,
     LangChainBaseline,
 )
-from rag.paragraphs import paragraph_spans
 from rag.types import Format, SourceText
 from tests.conftest import DEMO
 from tests.fakes import HashEmbedder
+from tests.texts import paragraph_spans
 
 QUESTIONS = ["质检总局局长是谁？", "王岐山在哪裡主持召開質量工作座談會？", "质量提升"]
 ANSWER_KEYS = {"question", "answer", "abstained", "citations", "passages", "timings_ms"}

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.check import check_index, repair_index
-from rag.cli import app
-from rag.index import NoIndexError
-from rag.lexical import LexicalIndex
+from cli.app import app
+from rag.index.check import check_index, repair_index
+from rag.index.config import NoIndexError
 from rag.pipeline import Pipeline
-from rag.vectors import VectorIndex
+from rag.store.bm25s import Bm25sLexicalIndex
+from rag.store.faiss import FaissVectorIndex
 
 
 @pytest.fixture
 def index(fake_pipeline: Pipeline, demo_copy: Path) -> Path:
     fake_pipeline.ingest([demo_copy])
-    fake_pipeline.index.close()
-    return fake_pipeline.index.directory
+    fake_pipeline.close()
+    return fake_pipeline.directory
 
 
 def published(index: Path) -> Path:
@@ -41,7 +41,7 @@ def test_a_freshly_built_index_is_sound(index: Path) -> None:
 
 
 def test_a_passage_missing_from_the_vector_cache_is_found(index: Path) -> None:
-    vectors = VectorIndex.load(published(index) / "vectors.faiss")
+    vectors = FaissVectorIndex.load(published(index) / "vectors.faiss")
     vectors.remove([int(vectors.ids()[0])])
     vectors.save(published(index) / "vectors.faiss")
     [problem] = check_index(index).problems
@@ -49,7 +49,7 @@ def test_a_passage_missing_from_the_vector_cache_is_found(index: Path) -> None:
 
 
 def test_a_vector_that_differs_from_the_stored_one_is_found(index: Path) -> None:
-    vectors = VectorIndex.load(published(index) / "vectors.faiss")
+    vectors = FaissVectorIndex.load(published(index) / "vectors.faiss")
     pid = int(vectors.ids()[0])
     vectors.remove([pid])
     vectors.add([pid], -vectors.vectors([int(vectors.ids()[0])]))
@@ -59,9 +59,9 @@ def test_a_vector_that_differs_from_the_stored_one_is_found(index: Path) -> None
 
 
 def test_a_lexical_entry_with_no_stored_passage_is_found(index: Path) -> None:
-    lexical = LexicalIndex.load(published(index) / "lexical")
+    lexical = Bm25sLexicalIndex.load(published(index) / "lexical")
     ids = [int(i) for i in lexical.ids] + [999_999]
-    LexicalIndex.build(ids, [["质量"]] * len(ids)).save(published(index) / "lexical")
+    Bm25sLexicalIndex.build(ids, [["质量"]] * len(ids)).save(published(index) / "lexical")
     problems = check_index(index).problems
     assert any(p.startswith("lexical index entries with no stored passage: 1") for p in problems)
 

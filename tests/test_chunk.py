@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunk import chunk_document, chunk_spans, make_splitter, split_sentences
-from rag.loaders import load_document
+from rag.ingest.chunk import chunk_document, chunk_spans, make_splitter
+from rag.ingest.document import load_document
+from rag.text.sentences import split_sentences
 from tests.conftest import DEMO
 
 CJK_TEXT = st.text(

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from opencc import OpenCC
 
-from rag.clean import clean_paragraphs, clean_text, trailing_boilerplate
-from rag.loaders import read_source
-from rag.offsets import MappedText
-from rag.paragraphs import RawParagraph, paragraph_spans
+from rag.ingest.clean import clean_paragraphs, clean_text, trailing_boilerplate
+from rag.ingest.document import read_source
+from rag.ingest.paragraphs import RawParagraph
+from rag.text.offsets import MappedText
 from rag.types import Paragraph, SourceText
+from tests.texts import paragraph_spans
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from rag.check import check_index
+from rag.index.check import check_index
 from rag.pipeline import open_pipeline
 from rag.settings import Settings
 from tests.conftest import DEMO
@@ -75,9 +75,9 @@ def write_and_die(index: str, operation: str, target: str, point: int) -> None:
     """Child process: ingest folder `target` or remove files `target` (comma-separated),
     and SIGKILL itself at kill point `point`: the ingest's `point`-th embedding batch or the
     removal's `point`-th delete (each inside its transaction), or a step of the publish."""
-    import rag.index
-    from rag.lexical import LexicalIndex
-    from rag.store import Store
+    from rag.store.bm25s import Bm25sLexicalIndex
+    from rag.store.snapshot import LocalSnapshots
+    from rag.store.sqlite import SQLiteStore
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -88,13 +88,13 @@ def write_and_die(index: str, operation: str, target: str, point: int) -> None:
                 die()
             return super().embed_batch(texts, kind)
 
-    publish = rag.index.Index._publish
-    save_lexical = LexicalIndex.save
-    delete_document = Store.delete_document
+    publish = LocalSnapshots.publish
+    save_lexical = Bm25sLexicalIndex.save
+    delete_document = SQLiteStore.delete_document
     replace = os.replace
     deletes = 0
 
-    def delete_or_die(self: Store, doc_id: int) -> list[int]:
+    def delete_or_die(self: SQLiteStore, doc_id: int) -> list[int]:
         nonlocal deletes
         orphans = delete_document(self, doc_id)
         if deletes == point:
@@ -102,12 +102,12 @@ def write_and_die(index: str, operation: str, target: str, point: int) -> None:
         deletes += 1
         return orphans
 
-    def publish_or_die(self: rag.index.Index, caches: Any) -> None:
+    def publish_or_die(self: LocalSnapshots, caches: Any) -> None:
         if point == 2:
             die()
         publish(self, caches)
 
-    def save_lexical_or_die(self: LexicalIndex, directory: Path) -> None:
+    def save_lexical_or_die(self: Bm25sLexicalIndex, directory: Path) -> None:
         if point == 3:
             die()
         save_lexical(self, directory)
@@ -119,10 +119,10 @@ def write_and_die(index: str, operation: str, target: str, point: int) -> None:
         if point == 5 and Path(dst).name == "caches.json":
             die()
 
-    Store.delete_document = delete_or_die  # type: ignore[method-assign]
-    rag.index.Index._publish = publish_or_die  # type: ignore[method-assign]
-    LexicalIndex.save = save_lexical_or_die  # type: ignore[method-assign]
-    os.replace = replace_or_die  # type: ignore[assignment]  # what rag.index calls
+    SQLiteStore.delete_document = delete_or_die  # type: ignore[method-assign]
+    LocalSnapshots.publish = publish_or_die  # type: ignore[method-assign]
+    Bm25sLexicalIndex.save = save_lexical_or_die  # type: ignore[method-assign]
+    os.replace = replace_or_die  # type: ignore[assignment]  # what rag.store.snapshot calls
     pipeline = open_pipeline(Settings(index_dir=Path(index), dense_floor=0.0), DyingEmbedder())
     if operation == "ingest":
         pipeline.ingest([Path(target)])

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from eval.datasets import load_squad, write_corpus
 from eval.evaluate import EvalOptions, evaluate
-from rag.cli import app
 from tests.conftest import DATASETS
 
 pytestmark = [

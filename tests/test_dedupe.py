@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from rag.dedupe import (
-    NearDuplicateIndex,
-    content_hash,
-    signature_bytes,
-    signature_from_bytes,
-)
+from rag.ingest.dedupe import NearDuplicateIndex, signature_bytes, signature_from_bytes
+from rag.text.identity import content_hash
 
 TEXT = (
     "支树平指出,党的十八大以来,我国经济发展进入新常态,"

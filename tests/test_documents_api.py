@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.settings import Settings
+from service.settings import ServiceSettings
 from tests.api import api_client
 from tests.fakes import GatedEmbedder, HashEmbedder
 
@@ -20,12 +20,12 @@ PANDA = "大熊猫每天吃多久的竹子？"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(index_dir=tmp_path / "index", dense_floor=0.0, max_upload_files=3)
+def settings(tmp_path: Path) -> ServiceSettings:
+    return ServiceSettings(index_dir=tmp_path / "index", dense_floor=0.0, max_upload_files=3)
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def client(settings: ServiceSettings) -> Iterator[TestClient]:
     with api_client(settings, HashEmbedder()) as test_client:
         yield test_client
 
@@ -88,7 +88,7 @@ def test_a_bad_file_among_good_ones_is_reported_and_skipped(client: TestClient) 
 
 
 def test_deleting_a_document_removes_it_from_answers(
-    client: TestClient, settings: Settings
+    client: TestClient, settings: ServiceSettings
 ) -> None:
     wait_job(client, upload(client, ("panda.txt", NEW_DOC)).json()["job_id"])
 
@@ -113,7 +113,7 @@ def test_deleting_a_document_removes_it_from_answers(
 )
 def test_refused_uploads_store_nothing(
     client: TestClient,
-    settings: Settings,
+    settings: ServiceSettings,
     files: list[tuple[str, bytes]],
     status: int,
     message: str,
@@ -126,7 +126,7 @@ def test_refused_uploads_store_nothing(
 
 
 def test_an_upload_name_cannot_leave_the_upload_directory(
-    client: TestClient, settings: Settings, tmp_path: Path
+    client: TestClient, settings: ServiceSettings, tmp_path: Path
 ) -> None:
     response = upload(client, ("../../escape.txt", NEW_DOC))
 
@@ -138,7 +138,7 @@ def test_an_upload_name_cannot_leave_the_upload_directory(
 
 
 def test_an_oversized_file_is_413(tmp_path: Path) -> None:
-    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0, max_upload_mb=1)
+    settings = ServiceSettings(index_dir=tmp_path / "index", dense_floor=0.0, max_upload_mb=1)
     with api_client(settings, HashEmbedder()) as client:
         response = upload(client, ("big.txt", "字".encode() * 400_000))
 
@@ -153,7 +153,7 @@ def test_an_unknown_job_is_404(client: TestClient) -> None:
 def test_readers_see_the_last_committed_index_while_a_job_writes(tmp_path: Path) -> None:
     """Freeze an ingestion inside its transaction: queries still see the committed state."""
     embedder = GatedEmbedder()
-    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+    settings = ServiceSettings(index_dir=tmp_path / "index", dense_floor=0.0)
     with api_client(settings, embedder) as client:
         before = client.post("/v1/ask", json={"question": PANDA}).json()
         embedder.hold.set()
@@ -180,9 +180,9 @@ def test_readers_see_the_last_committed_index_while_a_job_writes(tmp_path: Path)
 
 
 def test_while_another_process_writes_a_delete_is_503_and_an_upload_waits(
-    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, settings: ServiceSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag.lock import WriteLock
+    from rag.store.lock import WriteLock
     from service.routes import documents
 
     monkeypatch.setattr(documents, "DELETE_WAIT_S", 0.2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.fusion import fuse_rankings
+from rag.retrieve.fusion import fuse_rankings
 
 DENSE = {1: 0.95, 2: 0.80, 3: 0.70}
 LEXICAL = {1: 2.0, 2: 10.0, 3: 0.0}

@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from embeddings.base import Embedder
 from rag.pipeline import Pipeline, open_pipeline
-from rag.settings import Settings
 from service.app import create_app
+from service.settings import ServiceSettings
 from tests.api import wait_ready
 
 pytestmark = pytest.mark.slow  # the real model over the demo index
@@ -69,8 +69,8 @@ def excluded_checks(case: FuzzCase) -> list[schemathesis.CheckFunction]:
     ]
 
 
-def keyed_settings(index_dir: Path) -> Settings:
-    return Settings(
+def keyed_settings(index_dir: Path) -> ServiceSettings:
+    return ServiceSettings(
         index_dir=index_dir, admin_keys=[ADMIN], query_keys=[QUERY], publishable_keys=[WIDGET]
     )
 
@@ -97,7 +97,7 @@ def fuzzed_app(
     index = tmp_path_factory.mktemp("fuzz") / "index"
     shutil.copytree(demo_index, index)  # the fuzzer uploads and deletes documents
 
-    def load(settings: Settings) -> Pipeline:
+    def load(settings: ServiceSettings) -> Pipeline:
         return open_pipeline(settings, e5)
 
     app = create_app(keyed_settings(index), load)

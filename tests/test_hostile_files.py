@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.hostile import Expected, build_hostile_corpus
-from rag.check import check_index
+from bench.hostile import Expected, build_hostile_corpus
+from rag.index.check import check_index
 from rag.pipeline import IngestReport, Pipeline, Skipped, open_pipeline
 from rag.settings import Settings
 from tests.fakes import HashEmbedder
@@ -65,25 +65,25 @@ def test_unsupported_types_and_symlink_loops_are_passed_over_with_a_note(
 def test_good_and_odd_but_readable_files_are_ingested(
     report: IngestReport, fake_pipeline: Pipeline, hostile: Hostile
 ) -> None:
-    documents = {row.file: row for row in fake_pipeline.index.documents()}
+    documents = {row.file: row for row in fake_pipeline.documents()}
     assert documents.keys() == expected(hostile, "ingested").keys()
     assert documents["mixed.txt"].encoding == "utf-8+gb18030"
     assert documents["good-big5.txt"].encoding.startswith(("big5", "cp950"))
     assert documents["one-line.txt"].passages >= 1  # millions of characters, one line
-    assert check_index(fake_pipeline.index.directory).ok
+    assert check_index(fake_pipeline.directory).ok
 
 
 def test_a_file_mixing_utf8_and_gbk_lines_reads_both_halves(
     report: IngestReport, fake_pipeline: Pipeline
 ) -> None:
-    found = fake_pipeline.retriever.search("GBK编码的中文内容", 3).passages
+    found = fake_pipeline.search("GBK编码的中文内容", 3).passages
     assert "第二段是GBK编码的中文内容。" in found[0].passage.text
-    found = fake_pipeline.retriever.search("UTF-8编码的中文内容", 3).passages
+    found = fake_pipeline.search("UTF-8编码的中文内容", 3).passages
     assert "第一段是UTF-8编码的中文内容。" in found[0].passage.text
 
 
 def test_text_under_deeply_nested_html_is_found(
     report: IngestReport, fake_pipeline: Pipeline
 ) -> None:
-    found = fake_pipeline.retriever.search("深层嵌套的正文", 1).passages
+    found = fake_pipeline.search("深层嵌套的正文", 1).passages
     assert found[0].passage.sources[0].file == "deep.html"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.settings import Settings
+from service.settings import ServiceSettings
 from tests.api import api_client
 from tests.fakes import HashEmbedder
 
@@ -47,8 +47,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def settings(root: Path) -> Settings:
-    return Settings(
+def settings(root: Path) -> ServiceSettings:
+    return ServiceSettings(
         index_dir=root / "index",
         # Uploads two levels down, so "../../x" would land in `root`, where we can look.
         upload_dir=root / "site" / "uploads",
@@ -64,7 +64,7 @@ def settings(root: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
+def client(settings: ServiceSettings) -> Iterator[TestClient]:
     # A client off this machine: with keys configured, the network may call the service.
     with api_client(settings, HashEmbedder(), client=("203.0.113.9", 4000)) as test_client:
         # Server errors come back as responses here, as a real server would send them.
@@ -96,7 +96,7 @@ def test_an_oversized_json_body_is_413_with_a_json_message(
 
 
 def test_an_upload_over_the_request_limit_is_413_and_stores_nothing(
-    client: TestClient, settings: Settings
+    client: TestClient, settings: ServiceSettings
 ) -> None:
     before = uploaded(settings)
     # Two files of 1 MB are allowed; a third one takes the body over the 2 MB request limit.
@@ -144,7 +144,12 @@ def test_a_json_route_sent_another_content_type_is_422(
     ids=["json", "no-boundary", "truncated"],
 )
 def test_the_upload_route_refuses_what_is_not_a_whole_multipart_body(
-    client: TestClient, settings: Settings, content_type: str, raw: bytes, status: int, message: str
+    client: TestClient,
+    settings: ServiceSettings,
+    content_type: str,
+    raw: bytes,
+    status: int,
+    message: str,
 ) -> None:
     before = uploaded(settings)
     response = client.post("/v1/documents", content=raw, headers={"content-type": content_type})
@@ -403,7 +408,7 @@ def test_the_widget_key_from_the_allowed_origin_with_a_trailing_slash_is_served(
 @pytest.fixture(scope="module")
 def open_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The service without keys (open, loopback only), called from this machine."""
-    settings = Settings(
+    settings = ServiceSettings(
         index_dir=tmp_path_factory.mktemp("open") / "index",
         dense_floor=0.0,
         allowed_origins=["https://intranet.example"],
@@ -427,7 +432,7 @@ def test_without_keys_a_foreign_page_cannot_upload_or_ask(
 
     assert (uploaded_.status_code, asked.status_code) == (403, 403)
     assert f"not {origin}" in uploaded_.json()["detail"]
-    settings: Settings = open_client.app.state.service.settings  # type: ignore[attr-defined]
+    settings: ServiceSettings = open_client.app.state.service.settings  # type: ignore[attr-defined]
     assert not (settings.uploads / "planted.txt").exists()
 
 
@@ -488,7 +493,7 @@ SAVED_UNDER = [
 
 @pytest.mark.parametrize(("raw", "saved"), SAVED_UNDER)
 def test_an_upload_name_is_saved_as_its_base_name_inside_the_upload_directory(
-    client: TestClient, settings: Settings, root: Path, raw: str, saved: str
+    client: TestClient, settings: ServiceSettings, root: Path, raw: str, saved: str
 ) -> None:
     response = upload(client, raw)
 
@@ -520,7 +525,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(("raw", "status", "message"), REFUSED)
 def test_an_unusable_upload_name_is_refused_with_a_message_and_nothing_stored(
-    client: TestClient, settings: Settings, root: Path, raw: str, status: int, message: str
+    client: TestClient, settings: ServiceSettings, root: Path, raw: str, status: int, message: str
 ) -> None:
     before = uploaded(settings)
 
@@ -534,7 +539,7 @@ def test_an_unusable_upload_name_is_refused_with_a_message_and_nothing_stored(
 
 @pytest.mark.parametrize("name", [b"nul\x00.txt", b"bell\x07.txt", b"del\x7f.txt"])
 def test_control_bytes_in_a_raw_upload_name_are_refused(
-    client: TestClient, settings: Settings, name: bytes
+    client: TestClient, settings: ServiceSettings, name: bytes
 ) -> None:
     """httpx would percent-encode these; a raw client sends the bytes themselves."""
     before = uploaded(settings)
@@ -558,12 +563,12 @@ def upload(client: TestClient, name: str) -> Any:
     )
 
 
-def uploaded(settings: Settings) -> dict[str, bytes]:
+def uploaded(settings: ServiceSettings) -> dict[str, bytes]:
     directory = settings.uploads
     return {p.name: p.read_bytes() for p in directory.iterdir()} if directory.exists() else {}
 
 
-def nothing_outside_the_uploads(root: Path, settings: Settings) -> bool:
+def nothing_outside_the_uploads(root: Path, settings: ServiceSettings) -> bool:
     """Only the index and the upload directory exist, and the uploads are flat files."""
     uploads = settings.uploads
     flat = not uploads.exists() or all(p.is_file() for p in uploads.iterdir())

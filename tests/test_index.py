@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import IndexMismatchError
+from rag.index.config import IndexMismatchError
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
 from tests.fakes import HashEmbedder
@@ -24,14 +24,14 @@ def test_ingest_reports_files_paragraphs_passages_and_duplicates(
     assert report.paragraphs > 80
     assert report.chunks == report.new_passages + report.duplicates_merged
     assert report.exact_duplicates >= 2  # seed 003 repeats its opening paragraphs
-    assert len(fake_pipeline.index) == report.new_passages
+    assert len(fake_pipeline) == report.new_passages
 
 
 def test_a_repeated_paragraph_is_one_passage_with_two_sources(
     fake_pipeline: Pipeline, demo_copy: Path
 ) -> None:
     fake_pipeline.ingest([demo_copy])
-    retrieval = fake_pipeline.retriever.search("全国质检系统检测工作整顿视频会议召开", 10)
+    retrieval = fake_pipeline.search("全国质检系统检测工作整顿视频会议召开", 10)
     texts = [p.passage.text for p in retrieval.passages]
     assert len(texts) == len(set(texts)), "the same passage twice in the top-k"
     merged = [p for p in retrieval.passages if len(p.passage.sources) > 1]
@@ -75,9 +75,9 @@ def test_a_changed_file_replaces_its_passages(fake_pipeline: Pipeline, tmp_path:
     fake_pipeline.ingest([doc.parent])
     doc.write_text("质量是基础。\n服务是根本。\n", encoding="utf-8")
     fake_pipeline.ingest([doc.parent])
-    texts = {p.passage.text for p in fake_pipeline.retriever.search("底线 根本 基础", 10).passages}
+    texts = {p.passage.text for p in fake_pipeline.search("底线 根本 基础", 10).passages}
     assert texts == {"质量是基础。", "服务是根本。"}
-    assert fake_pipeline.index.store.count("passages") == 2
+    assert fake_pipeline.counts()["passages"] == 2
 
 
 def test_an_edited_file_reembeds_only_its_changed_passages(
@@ -92,7 +92,7 @@ def test_an_edited_file_reembeds_only_its_changed_passages(
     doc.write_text("\n".join([*lines[:2], "创新是动力。"]), encoding="utf-8")
     fake_pipeline.ingest([doc.parent])
     assert fake_embedder.texts_embedded == embedded + 1
-    hits = fake_pipeline.retriever.search("安全是底线。", 1).passages
+    hits = fake_pipeline.search("安全是底线。", 1).passages
     assert hits[0].passage.text == "安全是底线。"
     assert hits[0].dense == 1.0  # the reused vector is the right one
 
@@ -101,14 +101,14 @@ def test_removing_a_file_drops_its_vectors_postings_and_passages(
     fake_pipeline: Pipeline, demo_copy: Path
 ) -> None:
     fake_pipeline.ingest([demo_copy])
-    before = len(fake_pipeline.index)
+    before = len(fake_pipeline)
     assert fake_pipeline.remove(SEED_003)
     assert not fake_pipeline.remove(SEED_003)
-    assert len(fake_pipeline.index) < before
-    assert fake_pipeline.index.store.count("passages") == len(fake_pipeline.index)
-    hits = fake_pipeline.retriever.search("检测工作整顿视频会议", 10).passages
+    assert len(fake_pipeline) < before
+    assert fake_pipeline.counts()["passages"] == len(fake_pipeline)
+    hits = fake_pipeline.search("检测工作整顿视频会议", 10).passages
     assert all(s.file != SEED_003 for p in hits for s in p.passage.sources)
-    assert SEED_003 not in {d.file for d in fake_pipeline.index.documents()}
+    assert SEED_003 not in {d.file for d in fake_pipeline.documents()}
 
 
 def test_removing_one_copy_keeps_a_passage_another_file_holds(
@@ -119,10 +119,10 @@ def test_removing_one_copy_keeps_a_passage_another_file_holds(
     (docs / "a.txt").write_text("質量是基礎,安全是底線。\n", encoding="utf-8")
     (docs / "b.txt").write_text("质量是基础,安全是底线。\n", encoding="utf-8")
     fake_pipeline.ingest([docs])
-    [passage] = fake_pipeline.retriever.search("质量", 5).passages
+    [passage] = fake_pipeline.search("质量", 5).passages
     assert [s.file for s in passage.passage.sources] == ["a.txt", "b.txt"]
     fake_pipeline.remove("a.txt")
-    [passage] = fake_pipeline.retriever.search("质量", 5).passages
+    [passage] = fake_pipeline.search("质量", 5).passages
     assert [s.file for s in passage.passage.sources] == ["b.txt"]
     assert passage.passage.text == "质量是基础,安全是底线。"  # now shown as b.txt has it
 
@@ -132,10 +132,10 @@ def test_reopening_serves_the_same_index(
 ) -> None:
     first = open_pipeline(fake_settings, fake_embedder)
     first.ingest([demo_copy])
-    expected = first.retriever.search("质量提升", 5).passages
-    first.index.close()
+    expected = first.search("质量提升", 5).passages
+    first.close()
     second = open_pipeline(fake_settings, fake_embedder)
-    assert second.retriever.search("质量提升", 5).passages == expected
+    assert second.search("质量提升", 5).passages == expected
 
 
 def test_stale_or_missing_caches_are_rebuilt_from_the_store(
@@ -143,14 +143,14 @@ def test_stale_or_missing_caches_are_rebuilt_from_the_store(
 ) -> None:
     first = open_pipeline(fake_settings, fake_embedder)
     first.ingest([demo_copy])
-    expected = first.retriever.search("质量提升", 5).passages
-    first.index.close()
+    expected = first.search("质量提升", 5).passages
+    first.close()
     # As if the process died after committing the store but before writing its caches.
     (fake_settings.index_dir / "caches.json").unlink()
     shutil.rmtree(fake_settings.index_dir / "caches")
     embedded = fake_embedder.texts_embedded
     second = open_pipeline(fake_settings, fake_embedder)
-    assert second.retriever.search("质量提升", 5).passages == expected
+    assert second.search("质量提升", 5).passages == expected
     assert (
         fake_embedder.texts_embedded == embedded + 1
     )  # only the query; vectors come from the store
@@ -159,7 +159,7 @@ def test_stale_or_missing_caches_are_rebuilt_from_the_store(
 def test_opening_with_another_embedder_or_tokenizer_is_a_clear_error(
     fake_settings: Settings, fake_embedder: HashEmbedder, demo_copy: Path
 ) -> None:
-    open_pipeline(fake_settings, fake_embedder).index.close()
+    open_pipeline(fake_settings, fake_embedder).close()
     other = fake_settings.model_copy(update={"tokenizer": "jieba"})
     with pytest.raises(IndexMismatchError, match="tokenizer: index has bigram, settings ask jieba"):
         open_pipeline(other, fake_embedder)

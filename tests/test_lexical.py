@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from rag.lexical import LexicalIndex
-from rag.script import fold_script
-from rag.tokenize import bigram_tokens, get_tokenizer, jieba_tokens
+from rag.store.bm25s import Bm25sLexicalIndex
+from rag.text.script import fold_script
+from rag.text.tokenize import bigram_tokens, get_tokenizer, jieba_tokens
 
 DOCS = {10: "质量工作座谈会在北京召开", 20: "安全是底线", 30: "北京的天气"}
 
 
-def build() -> LexicalIndex:
-    return LexicalIndex.build(list(DOCS), [bigram_tokens(t) for t in DOCS.values()])
+def build() -> Bm25sLexicalIndex:
+    return Bm25sLexicalIndex.build(list(DOCS), [bigram_tokens(t) for t in DOCS.values()])
 
 
 def test_bigrams_of_cjk_runs_and_whole_latin_words() -> None:
@@ -51,11 +51,11 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     index = build()
     index.save(tmp_path / "lexical")
     index.save(tmp_path / "lexical")  # overwriting an existing index is atomic and fine
-    loaded = LexicalIndex.load(tmp_path / "lexical")
+    loaded = Bm25sLexicalIndex.load(tmp_path / "lexical")
     assert loaded.search(bigram_tokens("底线"), 3) == index.search(bigram_tokens("底线"), 3)
 
 
 def test_an_empty_index_answers_nothing(tmp_path: Path) -> None:
-    empty = LexicalIndex.build([], [])
+    empty = Bm25sLexicalIndex.build([], [])
     empty.save(tmp_path / "empty")
-    assert LexicalIndex.load(tmp_path / "empty").search(["质量"], 3) == []
+    assert Bm25sLexicalIndex.load(tmp_path / "empty").search(["质量"], 3) == []

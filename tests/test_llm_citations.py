@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.llm.citations import (
+from rag.answer.llm.citations import (
     answer_sentences,
     check_citations,
     cited_numbers,

@@ -15,13 +15,13 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import SecretStr
 
-from eval.service import free_port
-from rag.payload import ask_payload
 from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.wire import ask_payload
 from service.app import create_app
+from service.settings import ServiceSettings
 from tests.api import api_client, demo_loader, sse_events
 from tests.fakes import HashEmbedder
+from tests.service import free_port
 from tests.stub_llm import Reply, StubLLM, running_stub, serve
 
 KEY = "sk-stub-SECRET-4242"
@@ -30,8 +30,8 @@ TIMEOUT = 2.0
 GOOD = "质检总局局长是支树平[1]。"
 
 
-def llm_settings(index_dir: Path, base_url: str) -> Settings:
-    return Settings(
+def llm_settings(index_dir: Path, base_url: str) -> ServiceSettings:
+    return ServiceSettings(
         index_dir=index_dir,
         dense_floor=0.0,  # for the fake embedder, see tests/conftest.py
         answerer="llm",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.bench_load import LoadOptions, Sample, parse_mix, run, summarise, verdict
-from eval.service import RAG
+from bench.load import LoadOptions, Sample, parse_mix, run, summarise, verdict
+from tests.service import RAG
 
 pytestmark = pytest.mark.reliability
 

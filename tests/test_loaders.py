@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders import LoadError, decode, iter_files, load_document, read_source
+from rag.ingest.document import load_document, read_source
+from rag.loaders.base import LoadError
+from rag.loaders.decode import decode
+from rag.loaders.walk import iter_files
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 SEEDS = sorted(DEMO.glob("*.txt"))

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.offsets import MappedText
+from rag.text.offsets import MappedText
 
 Edit = tuple[re.Pattern[str], str]
 MAX_EDITED = 120

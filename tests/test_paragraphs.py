@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.paragraphs import RawParagraph, paragraph_spans
+from rag.ingest.paragraphs import RawParagraph
 from rag.types import Format, SourceText
+from tests.texts import paragraph_spans
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 

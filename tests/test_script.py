@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.script import detect_script, fold_script, to_script
+from rag.text.script import detect_script, fold_script, to_script
 
 
 def test_traditional_and_simplified_fold_alike() -> None:

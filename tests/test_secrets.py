@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from eval.service import service_process
-from rag.settings import Settings
 from service.auth import Gate, Role
 from service.redact import REDACTED, RedactKeys
+from service.settings import ServiceSettings
+from tests.service import service_process
 
 ADMIN = "sk-admin-5d41402abc4b2a76"
 QUERY = "sk-query-7d793037a0760186"
@@ -171,7 +171,7 @@ def test_keys_are_compared_with_hmac_compare_digest_against_every_key(
         compared.append((a, b))
         return real(a, b)
 
-    gate = Gate(Settings(index_dir=tmp_path, admin_keys=[ADMIN], query_keys=[QUERY, WIDGET]))
+    gate = Gate(ServiceSettings(index_dir=tmp_path, admin_keys=[ADMIN], query_keys=[QUERY, WIDGET]))
     monkeypatch.setattr("service.auth.hmac.compare_digest", spy)
 
     assert gate.role_of(ADMIN) is Role.ADMIN  # the first key matches...

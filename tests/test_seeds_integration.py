@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.clean import clean_text
-from rag.loaders import read_source
-from rag.offsets import MappedText
+from rag.ingest.clean import clean_text
+from rag.ingest.document import read_source
 from rag.pipeline import Pipeline
-from rag.script import fold_script
+from rag.text.offsets import MappedText
+from rag.text.script import fold_script
 from tests.conftest import DEMO, seed_questions
 
 QUESTIONS = seed_questions()
@@ -47,12 +47,12 @@ def test_a_traditional_question_finds_simplified_text_and_quotes_it_as_written(
 
 
 def test_repeated_paragraphs_never_fill_the_top_k_twice(demo_pipeline: Pipeline) -> None:
-    retrieval = demo_pipeline.retriever.search("全国质检系统检测工作整顿视频会议召开", 10)
+    retrieval = demo_pipeline.search("全国质检系统检测工作整顿视频会议召开", 10)
     texts = [p.passage.text for p in retrieval.passages]
     assert len(texts) == len(set(texts))
 
 
 def test_scores_are_on_a_zero_to_one_scale_best_first(demo_pipeline: Pipeline) -> None:
-    scores = [p.score for p in demo_pipeline.retriever.search("质量提升", 10).passages]
+    scores = [p.score for p in demo_pipeline.search("质量提升", 10).passages]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)

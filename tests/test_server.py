@@ -9,7 +9,7 @@ import pytest
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from rag.script import fold_script
+from rag.text.script import fold_script
 from tests.api import sse_events
 from tests.conftest import seed_questions
 

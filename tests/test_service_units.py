@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.settings import Settings
 from service.auth import AccessDenied, Action, Gate, Role
+from service.settings import ServiceSettings
 from service.streaming import answer_pieces
 from service.uploads import UploadError, safe_name
 
@@ -53,7 +53,7 @@ def test_answer_pieces_end_at_clause_punctuation() -> None:
 
 
 def test_keys_map_to_their_roles() -> None:
-    gate = Gate(Settings(admin_keys=["a"], query_keys=["q"], publishable_keys=["p"]))
+    gate = Gate(ServiceSettings(admin_keys=["a"], query_keys=["q"], publishable_keys=["p"]))
 
     assert [gate.role_of(k) for k in ("a", "q", "p", "x")] == [
         Role.ADMIN,
@@ -74,7 +74,7 @@ def test_comma_separated_keys_are_read_from_the_environment(
     monkeypatch.setenv("RAG_ADMIN_KEYS", "k1, k2")
     monkeypatch.setenv("RAG_ALLOWED_ORIGINS", "https://a.example")
 
-    settings = Settings()
+    settings = ServiceSettings()
 
     assert settings.admin_keys == ["k1", "k2"]
     assert settings.allowed_origins == ["https://a.example"]

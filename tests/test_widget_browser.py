@@ -23,12 +23,12 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from eval.service import free_port, running_service
-from rag.settings import Settings
 from service.app import create_app
+from service.settings import ServiceSettings
 from tests.api import demo_loader
 from tests.conftest import ROOT, seed_questions
 from tests.fakes import HashEmbedder
+from tests.service import free_port, running_service
 from tests.stub_llm import Reply, running_stub, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -361,7 +361,7 @@ def test_a_refused_key_gets_a_friendly_message(page: Page, keyed_service: str) -
 
 def test_llm_tokens_show_as_they_stream_then_the_checked_answer(page: Page, tmp_path: Path) -> None:
     with running_stub() as stub:
-        settings = Settings(
+        settings = ServiceSettings(
             index_dir=tmp_path / "index",
             dense_floor=0.0,  # the fake embedder's scale
             answerer="llm",

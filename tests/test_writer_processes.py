@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eval.service import RAG, running_service
-from rag.check import check_index
-from rag.lock import WriteLock
+from rag.index.check import check_index
+from rag.store.lock import WriteLock
 from tests.crash import document_states
+from tests.service import RAG, running_service
 
 pytestmark = pytest.mark.reliability
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.check import check_index
-from rag.lock import IndexBusyError, WriteLock
+from rag.index.check import check_index
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
+from rag.store.lock import IndexBusyError, WriteLock
 from tests.fakes import HashEmbedder
 
 
@@ -41,8 +41,8 @@ def test_a_second_writer_waits_for_the_first_and_sees_its_work(
     a = write(tmp_path / "a", "a.txt", "甲方负责质量检测。\n")
     b = write(tmp_path / "b", "b.txt", "乙方负责安全监督。\n")
     waited: list[str] = []
-    second.index._lock.on_wait = waited.append
-    with first.index.writing():
+    second._index._lock.on_wait = waited.append
+    with first.writing():
         worker = threading.Thread(target=second.ingest, args=([b],))
         worker.start()
         time.sleep(0.3)
@@ -51,9 +51,9 @@ def test_a_second_writer_waits_for_the_first_and_sees_its_work(
     worker.join(timeout=10)
     assert not worker.is_alive()
     assert waited and "pid" in waited[0]
-    files = {row.file for row in second.index.documents()}
+    files = {row.file for row in second.documents()}
     assert files == {"a.txt", "b.txt"}
-    report = check_index(second.index.directory)
+    report = check_index(second.directory)
     assert report.ok and not report.stale, report.problems
     assert report.passages == 2 and report.vectors == 2 and report.lexical == 2
 
@@ -62,7 +62,7 @@ def test_a_writer_that_cannot_wait_is_refused_with_a_clear_message(
     two_pipelines: tuple[Pipeline, Pipeline], tmp_path: Path
 ) -> None:
     first, second = two_pipelines
-    with first.index.writing():
+    with first.writing():
         with pytest.raises(
             IndexBusyError, match=r"being written by another process \(pid \d+"
         ) as busy:
@@ -83,12 +83,12 @@ def test_a_reader_adopts_what_another_writer_published_on_its_next_query(
     two_pipelines: tuple[Pipeline, Pipeline], tmp_path: Path
 ) -> None:
     reader, writer = two_pipelines
-    assert reader.retriever.search("安全监督", 5).passages == []
+    assert reader.search("安全监督", 5).passages == []
     writer.ingest([write(tmp_path / "b", "b.txt", "乙方负责安全监督。\n")])
-    found = reader.retriever.search("安全监督", 5).passages
+    found = reader.search("安全监督", 5).passages
     assert [p.passage.sources[0].file for p in found] == ["b.txt"]
     writer.remove("b.txt")
-    assert reader.retriever.search("安全监督", 5).passages == []
+    assert reader.search("安全监督", 5).passages == []
 
 
 def test_a_writer_syncs_with_another_processes_writes_before_its_own(
@@ -100,11 +100,11 @@ def test_a_writer_syncs_with_another_processes_writes_before_its_own(
     first.ingest([write(tmp_path / "a", "a.txt", "甲方负责质量检测。\n")])
     second.ingest([write(tmp_path / "b", "b.txt", "乙方负责安全监督。\n")])
     first.ingest([write(tmp_path / "c", "c.txt", "乙方负责安全监督。\n丙方负责后勤。\n")])
-    report = check_index(first.index.directory)
+    report = check_index(first.directory)
     assert report.ok and not report.stale, report.problems
     assert (report.documents, report.passages) == (3, 3)  # c's first line merged with b's
     for pipeline in (first, second):
-        merged = pipeline.retriever.search("乙方负责安全监督", 1).passages[0].passage
+        merged = pipeline.search("乙方负责安全监督", 1).passages[0].passage
         assert {s.file for s in merged.sources} == {"b.txt", "c.txt"}
 
 
@@ -141,5 +141,5 @@ def test_queries_during_repeated_adds_and_removes_see_whole_snapshots(
     assert errors == []
     assert set(seen) == {0, 2}, f"a result held part of a document: {seen}"
     assert seen[0] > 0 and seen[2] > 0, f"the readers never overlapped the writes: {seen}"
-    assert check_index(fake_pipeline.index.directory).ok
+    assert check_index(fake_pipeline.directory).ok
     assert churn.exists()

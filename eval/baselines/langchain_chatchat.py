@@ -34,9 +34,11 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from embeddings.base import Embedder
 from embeddings.langchain import LangChainEmbeddings
-from rag.chunk import LineIndex
-from rag.loaders import LoadError, iter_files, read_source
-from rag.paragraphs import RawParagraph, paragraph_spans
+from rag.ingest.chunk import LineIndex
+from rag.ingest.document import read_paragraphs
+from rag.ingest.paragraphs import RawParagraph
+from rag.loaders.base import LoadError
+from rag.loaders.walk import iter_files
 from rag.pipeline import Skipped, file_key
 from rag.types import SourceText
 
@@ -170,12 +172,12 @@ class LangChainBaseline:
         for root in paths:
             for path in iter_files([root]):
                 try:
-                    source = read_source(path, MAX_FILE_BYTES)
+                    source, paragraphs = read_paragraphs(path, MAX_FILE_BYTES)
                 except LoadError as err:
                     skipped.append(Skipped(str(path), err.reason))
                     continue
                 files += 1
-                chunks.extend(self._split(file_key(path, root), source, len(chunks)))
+                chunks.extend(self._split(file_key(path, root), source, paragraphs, len(chunks)))
         if not chunks:
             raise ValueError("no text to index in " + ", ".join(str(p) for p in paths))
         documents = [_document(chunk) for chunk in chunks]
@@ -203,9 +205,10 @@ class LangChainBaseline:
             skipped=tuple(skipped),
         )
 
-    def _split(self, file: str, source: SourceText, first_id: int) -> list[BaselineChunk]:
+    def _split(
+        self, file: str, source: SourceText, paragraphs: Sequence[RawParagraph], first_id: int
+    ) -> list[BaselineChunk]:
         text = source.text
-        paragraphs = paragraph_spans(source)
         lines = LineIndex(text)
         out: list[BaselineChunk] = []
         for document in self.splitter.create_documents([text]):

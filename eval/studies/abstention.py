@@ -1,6 +1,6 @@
 """Calibrate abstention: answer support for answerable vs out-of-corpus questions.
 
-    python -m eval.abstention ../shared/datasets data/demo
+    python -m eval.studies.abstention ../shared/datasets data/demo
 
 Answerable: questions of a CMRC 2018 + DRCD slice asked over an index of that slice.
 Unanswerable: the same questions asked over the demo corpus (which does not hold their
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from embeddings.factory import make_embedder
 from eval.datasets import SquadSet, load_squad, write_corpus
-from rag.answer import ExtractiveComposer
+from rag.answer.extractive import ExtractiveComposer
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
 
@@ -42,7 +42,7 @@ def signals(pipeline: Pipeline, question: str) -> tuple[float, float]:
     composer = pipeline.composer
     if not isinstance(composer, ExtractiveComposer):
         raise TypeError("abstention calibration is for the extractive composer")
-    retrieval = pipeline.retriever.search(question, pipeline.settings.top_k)
+    retrieval = pipeline.search(question, pipeline.settings.top_k)
     best = retrieval.passages[0].score if retrieval.passages else 0.0
     return best, composer.answer_support(question, retrieval.passages)
 

@@ -1,6 +1,6 @@
 """Open-domain retrieval on CMRC 2018 + DRCD as one corpus: hit@k, cross-script loss, throughput.
 
-    python -m eval.open_domain ../shared/datasets [--limit N] [--sweep]
+    python -m eval.studies.open_domain ../shared/datasets [--limit N] [--sweep]
 
 Builds a throwaway index of every context of both files (each article a document, each
 context a paragraph), asks every question against the whole corpus, in its own script and
@@ -21,10 +21,10 @@ from typing import Any
 from embeddings.factory import make_embedder
 from eval.datasets import Question, load_squad, write_corpus
 from eval.metrics import answer_hit, first_hit_rank, hit_at, mean, reciprocal_rank
-from rag.fusion import fuse_rankings
 from rag.pipeline import open_pipeline
-from rag.script import fold_script, to_script
+from rag.retrieve.fusion import fuse_rankings
 from rag.settings import Settings
+from rag.text.script import to_script
 
 FILES = {"cmrc2018_dev": ("cmrc2018_dev.json", "hant"), "drcd_dev": ("drcd_dev.json", "hans")}
 
@@ -48,14 +48,9 @@ def evaluate(
         hits.append(answer_hit(answer.answer, q.answers))
         lengths.append(len(answer.answer))
         if sweep:
-            index = pipeline.index
-            folded = fold_script(text)
-            dense, lexical, _ = index.hybrid_candidates(
-                index.tokenize(folded), pipeline.embedder.embed_query(folded), 50
-            )
+            dense, lexical, stored = pipeline.candidates(text, 50)
             for w, floor in sweep:
                 top = [f.id for f in fuse_rankings(dense, lexical, w, floor)[:10]]
-                stored = index.passages(top)
                 places = [{(s.file, s.paragraph) for s in stored[i].sources} for i in top]
                 sweep_ranks[(w, floor)].append(first_hit_rank(places, gold))
     latencies.sort()
@@ -104,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         write_corpus(sets, corpus)
         pipeline = open_pipeline(settings, embedder, args.index or Path(tmp) / "index")
         report = pipeline.ingest([corpus])
-        passages = pipeline.index.store.count("passages")
-        _, folded = pipeline.index.store.folded_texts()
+        passages = pipeline.counts()["passages"]
+        _, folded = pipeline.passage_texts()
         bare = 0.0
         if not args.skip_bare:
             t = time.perf_counter()

@@ -1,6 +1,6 @@
 """Which tokenisation should the lexical index use? BM25 alone, per tokeniser, on both datasets.
 
-    python -m eval.tokenizers ../shared/datasets [--limit N]
+    python -m eval.studies.tokenizers ../shared/datasets [--limit N]
 
 Indexes every context of CMRC 2018 dev and DRCD dev (script-folded) with each tokeniser and
 reports BM25 paragraph hit@1/hit@5 for the questions in their own script and converted to
@@ -18,9 +18,9 @@ from typing import Any
 
 from eval.datasets import load_squad
 from eval.metrics import hit_at, mean
-from rag.lexical import LexicalIndex
-from rag.script import fold_script, to_script
-from rag.tokenize import TOKENIZERS
+from rag.store.bm25s import Bm25sLexicalIndex
+from rag.text.script import fold_script, to_script
+from rag.text.tokenize import TOKENIZERS
 
 FILES = {"cmrc2018_dev.json": "hant", "drcd_dev.json": "hans"}
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for name, tokenize in TOKENIZERS.items():
         t = time.perf_counter()
-        index = LexicalIndex.build(list(range(len(keys))), [tokenize(f) for f in folded])
+        index = Bm25sLexicalIndex.build(list(range(len(keys))), [tokenize(f) for f in folded])
         build_s = time.perf_counter() - t
         row: dict[str, Any] = {"index_seconds": round(build_s, 2)}
         for s, other in sets:

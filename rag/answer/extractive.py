@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from rag.chunk import split_sentences
-from rag.script import fold_script
-from rag.tokenize import jieba_tokens
+from rag.answer.base import ABSTAIN_TEXT, Lexicon
+from rag.answer.cite import cite
+from rag.text.script import fold_script
+from rag.text.sentences import split_sentences
+from rag.text.tokenize import jieba_tokens
 from rag.types import Answer, Citation, ScoredPassage
-
-ABSTAIN_TEXT = "文档中没有找到这个问题的答案。"
 
 # Words that make a question a question but say nothing about what is asked (folded form);
 # removed from the question text before it is cut into words.
@@ -30,34 +29,6 @@ _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个�
 DATE_SLOT = "<date>"
 NUMBER_SLOT = "<number>"
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
-
-
-class Composer(Protocol):
-    """Turns a question and its retrieved passages into an answer; swappable (e.g. an LLM)."""
-
-    def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer: ...
-
-
-@runtime_checkable
-class StreamingComposer(Composer, Protocol):
-    """A composer whose text arrives piece by piece (an LLM writing it).
-
-    `stream_compose` yields the text as it is written, then exactly one `Answer`: the
-    checked final text, which may differ from the pieces (a citation removed, or the
-    extractive answer when the model failed midway).
-    """
-
-    def stream_compose(
-        self, question: str, passages: Sequence[ScoredPassage]
-    ) -> Iterator[str | Answer]: ...
-
-
-class Lexicon(Protocol):
-    """How the index splits folded text into terms, and how rare each term is."""
-
-    def tokenize(self, folded: str) -> list[str]: ...
-
-    def idf(self, tokens: Iterable[str]) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -278,29 +249,3 @@ class ExtractiveComposer:
                 if key > best_key:
                     best, best_key = (a, min(b, a + max_chars)), key
         return best
-
-
-def cite(n: int, passage: ScoredPassage, start: int, end: int) -> Citation:
-    """A citation of `passage.text[start:end]`, quoted from the passage's first source.
-
-    The quote is cut from the source's own text (the file's script, cleaned), and its
-    offsets come from the source's offset map, so `source[char_start:char_end]` cleans to
-    exactly the quote.
-    """
-    source = passage.passage.sources[0]
-    raw = source.text[start:end]
-    lead = len(raw) - len(raw.lstrip())
-    a, b = start + lead, start + len(raw.rstrip())
-    char_start, char_end = source.quote_span(a, b)
-    return Citation(
-        n=n,
-        file=source.file,
-        paragraph=source.paragraph,
-        line_start=source.line_start,
-        line_end=source.line_end,
-        char_start=char_start,
-        char_end=char_end,
-        quote=source.text[a:b],
-        passage_id=passage.passage.id,
-        also_in=tuple((s.file, s.paragraph) for s in passage.passage.sources[1:]),
-    )

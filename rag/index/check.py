@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index import IndexConfig, NoIndexError, load_caches, open_index, published_generation
-from rag.lexical import LexicalIndex
-from rag.store import Store
-from rag.vectors import VectorIndex
+from rag.index.config import IndexConfig, NoIndexError
+from rag.index.index import open_index
+from rag.store.base import LexicalIndex, VectorIndex
+from rag.store.snapshot import load_caches, published_generation
+from rag.store.sqlite import SQLiteStore
 
 
 @dataclass
@@ -50,7 +51,7 @@ def check_index(directory: Path) -> CheckReport:
     if not path.is_file():
         raise NoIndexError(f"no index at {directory} (no store.sqlite)")
     report = CheckReport(str(directory))
-    store = Store(path, readonly=True)
+    store = SQLiteStore(path, readonly=True)
     try:
         config = IndexConfig.from_store(store)
         with store.snapshot():  # one committed state for every query below

@@ -8,15 +8,8 @@ from collections.abc import Iterator
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from rag.text.sentences import CLAUSE_END, SENTENCE_END
 from rag.types import Chunk, Document, Paragraph, Source
-
-# A sentence ends after 。！？；… (or their ASCII forms followed by a space) plus any closing
-# quotes or brackets, so that `他说：“好。”` stays whole.
-SENTENCE_END = r"(?:[。！？；…!?;]+|\.(?=\s))[」』”’）)\]]*"
-# When a single sentence is longer than a chunk, fall back to clause breaks, then characters.
-CLAUSE_END = r"[，、：,:]"
-
-_SENTENCE_RE = re.compile(SENTENCE_END)
 
 
 def make_splitter(size: int) -> RecursiveCharacterTextSplitter:
@@ -33,18 +26,6 @@ def make_splitter(size: int) -> RecursiveCharacterTextSplitter:
         chunk_overlap=0,
         strip_whitespace=False,
     )
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Spans `(start, end)` of the sentences of `text`, covering it exactly."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _SENTENCE_RE.finditer(text):
-        spans.append((start, m.end()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
 
 
 def chunk_spans(text: str, splitter: RecursiveCharacterTextSplitter) -> list[tuple[int, int]]:
@@ -96,6 +77,9 @@ def paragraph_chunks(
                 char_end=char_end,
                 text=paragraph.text[a:b],
                 origin=paragraph.origin.slice(a, b),
+                page=paragraph.page,
+                sheet=paragraph.sheet,
+                ocr_confidence=paragraph.ocr_confidence,
             ),
             paragraph=paragraph,
             start=a,

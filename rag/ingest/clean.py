@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from rag.offsets import MappedText, Replacement
-from rag.paragraphs import RawParagraph
+from rag.ingest.paragraphs import RawParagraph
+from rag.text.offsets import MappedText, Replacement
 from rag.types import Paragraph
 
 _HANZI = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -185,6 +185,9 @@ def clean_paragraphs(raw: Sequence[RawParagraph], file: str) -> list[Paragraph]:
             origin=mapped.offset_map(),
             line_start=paragraph.line_start,
             line_end=paragraph.line_end,
+            page=paragraph.page,
+            sheet=paragraph.sheet,
+            ocr_confidence=paragraph.ocr_confidence,
         )
         for paragraph, mapped in zip(raw[:end], cleaned[:end], strict=True)
         if mapped.text

@@ -1,28 +1,12 @@
-"""Find document files, decode them whatever their encoding, and load them as paragraphs."""
+"""Decode the bytes of a text file whatever its encoding: BOMs, UTF-16, GBK, Big5, mixtures."""
 
 from __future__ import annotations
 
 import codecs
-import hashlib
-import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 from charset_normalizer import from_bytes
-
-from rag.clean import clean_paragraphs
-from rag.paragraphs import paragraph_spans
-from rag.types import Document, Format, SourceText
-
-FORMATS: dict[str, Format] = {
-    ".txt": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".html": "html",
-    ".htm": "html",
-}
 
 # Common hanzi: the 500 most frequent characters of jieba's dictionary plus their traditional
 # forms. Text decoded with the right codec is full of them; text decoded with the wrong one
@@ -48,20 +32,6 @@ _COMMON_HANZI = frozenset(
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\ue000-\uf8ff]")
 _LEGACY_CANDIDATES = ("gb18030", "big5", "cp950", "big5hkscs")
 _LINE_BREAKS = re.compile(r"\r\n?")
-_MB = 1024 * 1024
-
-
-class LoadError(Exception):
-    """A file that cannot be loaded, with a reason a person can act on."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        # Both go to `args` so the error survives pickling (e.g. from a worker process).
-        super().__init__(str(path), reason)
-        self.path = str(path)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -217,139 +187,3 @@ def _looks_like_text(text: str) -> bool:
         if ch not in "\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Co", "Cn", "Cs")
     )
     return odd <= len(sample) // 100
-
-
-def read_source(path: Path, max_bytes: int) -> SourceText:
-    """Read and decode one file; its format comes from the extension.
-
-    Args:
-        path: A `.txt`, `.md`/`.markdown` or `.html`/`.htm` file.
-        max_bytes: Larger files are refused rather than read.
-
-    Returns:
-        The decoded text with its encoding and format.
-
-    Raises:
-        LoadError: Unsupported extension, missing, unreadable, too large, empty, binary or
-            undecodable file.
-    """
-    return _source_from_bytes(path, _read_bytes(path, max_bytes))
-
-
-def _read_bytes(path: Path, max_bytes: int) -> bytes:
-    extension = path.suffix.lower()
-    if extension not in FORMATS:
-        raise LoadError(path, f"unsupported extension {extension or '(none)'}")
-    try:
-        if not path.is_file():
-            reason = "not a regular file" if path.exists() else "no such file"
-            raise LoadError(path, reason)
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise LoadError(
-                path, f"file too large ({size / _MB:.1f} MB > {max_bytes / _MB:g} MB limit)"
-            )
-        with path.open("rb") as f:
-            # Read one byte past the limit: the file may have grown since the stat.
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise LoadError(path, f"cannot read file ({e.strerror or e})") from e
-    if len(data) > max_bytes:
-        raise LoadError(path, f"file too large (over the {max_bytes / _MB:g} MB limit)")
-    if not data:
-        raise LoadError(path, "empty file")
-    return data
-
-
-def _source_from_bytes(path: Path, data: bytes) -> SourceText:
-    try:
-        text, encoding = decode(data)
-    except ValueError as e:
-        raise LoadError(path, str(e)) from None
-    if not text.strip():
-        raise LoadError(path, "empty file (only white space)")
-    return SourceText(str(path), text, encoding, FORMATS[path.suffix.lower()])
-
-
-Ignored = Callable[[Path, str], None]
-
-
-def iter_files(paths: Iterable[Path], ignored: Ignored | None = None) -> Iterator[Path]:
-    """Yield the document files named by `paths`, walking folders.
-
-    Folders are walked recursively in sorted order, skipping hidden files and folders and
-    files with unsupported extensions, following symlinks but never entering the same real
-    folder twice (so a symlink loop ends). A path that is not a folder is yielded as is,
-    whatever its name, so that loading it reports why it cannot be read.
-
-    Args:
-        paths: Files and folders.
-        ignored: Told of each visible entry passed over, with why: an unsupported
-            extension, a folder already walked (a symlink loop) or an unreadable folder.
-
-    Yields:
-        File paths, each folder's files sorted by name, depth first.
-    """
-    seen: set[tuple[int, int]] = set()
-    tell = ignored or (lambda path, reason: None)
-    for path in paths:
-        if path.is_dir():
-            yield from _walk(path, seen, tell)
-        else:
-            yield path
-
-
-def _walk(root: Path, seen: set[tuple[int, int]], ignored: Ignored) -> Iterator[Path]:
-    # A stack of open folder listings instead of recursion: deep trees cannot overflow it.
-    stack = [iter(_listing(root, seen, ignored))]
-    while stack:
-        entry = next(stack[-1], None)
-        if entry is None:
-            stack.pop()
-        elif entry.is_dir():
-            stack.append(iter(_listing(entry, seen, ignored)))
-        elif entry.suffix.lower() in FORMATS:
-            yield entry
-        else:
-            ignored(entry, f"unsupported type {entry.suffix.lower() or '(no extension)'}")
-
-
-def _listing(folder: Path, seen: set[tuple[int, int]], ignored: Ignored) -> list[Path]:
-    """Visible entries of `folder` sorted by name, or none if this real folder was seen."""
-    try:
-        info = folder.stat()
-        # (device, inode) names the real folder whatever symlink led here.
-        key = (info.st_dev, info.st_ino)
-        if key in seen:
-            ignored(folder, "folder already walked (a symlink loop or a second link to it)")
-            return []
-        seen.add(key)
-        with os.scandir(folder) as it:
-            names = sorted(e.name for e in it if not e.name.startswith("."))
-    except OSError as e:
-        ignored(folder, f"cannot read folder ({e.strerror or e})")
-        return []
-    return [folder / name for name in names]
-
-
-def load_document(path: Path, max_bytes: int) -> Document:
-    """Load one file into numbered, cleaned paragraphs.
-
-    Args:
-        path: The file to load.
-        max_bytes: Larger files are refused.
-
-    Returns:
-        The document; `content_hash` is the SHA-256 of the raw bytes, in hex.
-
-    Raises:
-        LoadError: The file cannot be read or decoded (see `read_source`), or no text is
-            left once it is parsed and cleaned.
-    """
-    data = _read_bytes(path, max_bytes)
-    source = _source_from_bytes(path, data)
-    paragraphs = clean_paragraphs(paragraph_spans(source), source.path)
-    if not paragraphs:
-        # Markup only, boilerplate only, or nesting deeper than the markdown parser follows.
-        raise LoadError(path, f"no text left after reading it as {source.format}")
-    return Document(source, tuple(paragraphs), hashlib.sha256(data).hexdigest())

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 
 from embeddings.base import Embedder
-from rag.fusion import fuse_rankings
-from rag.index import Index
-from rag.script import fold_script
+from rag.index.reader import IndexReader
+from rag.retrieve.fusion import fuse_rankings
+from rag.text.script import fold_script
 from rag.types import ScoredPassage
 
 
@@ -30,7 +30,7 @@ class Retrieval:
 class Retriever:
     """Searches one index with one embedder; shared by the CLI, the service and the evaluator."""
 
-    def __init__(self, index: Index, embedder: Embedder, config: RetrievalConfig) -> None:
+    def __init__(self, index: IndexReader, embedder: Embedder, config: RetrievalConfig) -> None:
         self.index = index
         self.embedder = embedder
         self.config = config

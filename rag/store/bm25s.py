@@ -13,7 +13,7 @@ import bm25s
 import numpy as np
 
 
-class LexicalIndex:
+class Bm25sLexicalIndex:
     """BM25 over pre-tokenised passages, addressed by passage id.
 
     bm25s stores an immutable sparse matrix, so the index is rebuilt from the stored tokens
@@ -29,7 +29,7 @@ class LexicalIndex:
         self._doc_freq: dict[str, int] | None = None
 
     @classmethod
-    def build(cls, ids: Sequence[int], tokens: Sequence[list[str]]) -> LexicalIndex:
+    def build(cls, ids: Sequence[int], tokens: Sequence[list[str]]) -> Bm25sLexicalIndex:
         if not ids:
             return cls(None, np.zeros(0, dtype=np.int64))
         retriever = bm25s.BM25()
@@ -121,7 +121,7 @@ class LexicalIndex:
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
+    def load(cls, directory: Path) -> Bm25sLexicalIndex:
         ids = np.load(directory / "ids.npy")
         if len(ids) == 0:
             return cls(None, ids)

@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 
 
-class VectorIndex:
+class FaissVectorIndex:
     """Exact inner-product search with stable ids, so single documents can be added and removed.
 
     Inner product equals cosine similarity on the normalised vectors every embedder returns.
@@ -22,11 +22,11 @@ class VectorIndex:
         self._index = index
 
     @classmethod
-    def empty(cls, dim: int) -> VectorIndex:
+    def empty(cls, dim: int) -> FaissVectorIndex:
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
 
     @classmethod
-    def build(cls, dim: int, ids: Sequence[int], vectors: np.ndarray) -> VectorIndex:
+    def build(cls, dim: int, ids: Sequence[int], vectors: np.ndarray) -> FaissVectorIndex:
         index = cls.empty(dim)
         index.add(ids, vectors)
         return index
@@ -85,8 +85,8 @@ class VectorIndex:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)))
 
-    def copy(self) -> VectorIndex:
-        return VectorIndex(faiss.clone_index(self._index))
+    def copy(self) -> FaissVectorIndex:
+        return FaissVectorIndex(faiss.clone_index(self._index))
 
     def save(self, path: Path) -> None:
         """Write atomically: readers of `path` see the old file or the new one, never half."""
@@ -95,5 +95,5 @@ class VectorIndex:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> VectorIndex:
+    def load(cls, path: Path) -> FaissVectorIndex:
         return cls(faiss.read_index(str(path)))

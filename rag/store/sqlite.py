@@ -1,7 +1,7 @@
-"""The passage store: SQLite holds documents, paragraphs, passages, their sources and vectors.
+"""The local passage store: SQLite holds documents, paragraphs, passages, sources and vectors.
 
 It is the source of truth; the FAISS and BM25 files beside it are caches that can always be
-rebuilt from it (see `rag.index`).
+rebuilt from it (see `rag.store.snapshot` and `rag.index`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from rag.types import Document, OffsetMap, Passage, Source
+from rag.store.base import DocumentRow, ParagraphRow, StoredPassage
+from rag.text.offsets import OffsetMap
+from rag.types import Document, Passage, Source
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,42 +65,17 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE INDEX IF NOT EXISTS sources_by_passage ON sources(passage_id);
 CREATE INDEX IF NOT EXISTS sources_by_document ON sources(document_id);
 """
+# Columns added since the first release: added on open to an index that lacks them (NULL
+# in existing rows). Locations may carry a page, a sheet and an OCR confidence
+# (`rag.types.Location`); a document keeps the text its offsets index.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "documents": (("text", "TEXT"),),
+    "paragraphs": (("page", "INTEGER"), ("sheet", "TEXT"), ("ocr_confidence", "REAL")),
+    "sources": (("page", "INTEGER"), ("sheet", "TEXT"), ("ocr_confidence", "REAL")),
+}
 
 
-@dataclass(frozen=True)
-class DocumentRow:
-    id: int
-    file: str
-    path: str
-    content_hash: str
-    encoding: str
-    format: str
-    paragraphs: int
-    passages: int
-    ingested_at: str
-
-
-@dataclass(frozen=True)
-class StoredPassage:
-    """What the caches are rebuilt from: id, folded text, MinHash signature and vector."""
-
-    id: int
-    folded: str
-    signature: bytes
-    vector: bytes
-
-
-@dataclass(frozen=True)
-class ParagraphRow:
-    number: int
-    text: str
-    line_start: int
-    line_end: int
-    char_start: int
-    char_end: int
-
-
-class Store:
+class SQLiteStore:
     """One SQLite connection: the writer's, or (`readonly=True`) one reader thread's.
 
     In WAL mode a reader's connection sees the last committed state while a writer's
@@ -126,6 +102,22 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._add_columns()
+
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        missing = []
+        for table, columns in ADDED_COLUMNS.items():
+            have = {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, name, kind) for name, kind in columns if name not in have]
+        return missing
+
+    def _add_columns(self) -> None:
+        if not self._missing_columns():
+            return  # the usual case: no write at all on open
+        with self.transaction():
+            # Looked at again inside the write lock: another process may have added them.
+            for table, name, kind in self._missing_columns():
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -183,7 +175,7 @@ class Store:
     def insert_document(self, file: str, document: Document) -> int:
         cur = self._db.execute(
             "INSERT INTO documents(file, path, content_hash, encoding, format, paragraphs, "
-            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "ingested_at, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 file,
                 document.source.path,
@@ -192,13 +184,25 @@ class Store:
                 document.source.format,
                 len(document.paragraphs),
                 datetime.now(UTC).isoformat(timespec="seconds"),
+                document.source.text,
             ),
         )
         doc_id = int(cur.lastrowid or 0)
         self._db.executemany(
-            "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO paragraphs(document_id, number, text, char_start, char_end, line_start, "
+            "line_end, page, sheet, ocr_confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (doc_id, p.number, p.text, *p.source_span(), p.line_start, p.line_end)
+                (
+                    doc_id,
+                    p.number,
+                    p.text,
+                    *p.source_span(),
+                    p.line_start,
+                    p.line_end,
+                    p.page,
+                    p.sheet,
+                    p.ocr_confidence,
+                )
                 for p in document.paragraphs
             ],
         )
@@ -242,7 +246,7 @@ class Store:
     def _paragraph_context(
         self, doc_id: int, number: int, context: int
     ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]:
-        columns = "number, text, line_start, line_end, char_start, char_end"
+        columns = "number, text, line_start, line_end, char_start, char_end, page, sheet"
         row = self._db.execute(
             f"SELECT {columns} FROM paragraphs WHERE document_id = ? AND number = ?",
             (doc_id, number),
@@ -296,7 +300,9 @@ class Store:
 
     def insert_source(self, passage_id: int, doc_id: int, source: Source) -> None:
         self._db.execute(
-            "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sources(passage_id, document_id, paragraph, line_start, line_end, "
+            "char_start, char_end, text, origin, page, sheet, ocr_confidence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 passage_id,
                 doc_id,
@@ -307,6 +313,9 @@ class Store:
                 source.char_end,
                 source.text,
                 json.dumps(source.origin.to_json() if source.origin else None),
+                source.page,
+                source.sheet,
+                source.ocr_confidence,
             ),
         )
 
@@ -327,11 +336,15 @@ class Store:
         sources: dict[int, list[Source]] = {pid: [] for pid in texts}
         for row in self._db.execute(
             "SELECT s.passage_id, d.file, s.paragraph, s.line_start, s.line_end, s.char_start, "
-            f"s.char_end, s.text, s.origin FROM sources s JOIN documents d "
+            f"s.char_end, s.text, s.origin, s.page, s.sheet, s.ocr_confidence "
+            f"FROM sources s JOIN documents d "
             f"ON d.id = s.document_id WHERE s.passage_id IN ({marks}) ORDER BY s.rowid",
             list(ids),
         ):
-            pid, file, paragraph, line_start, line_end, char_start, char_end, text, origin = row
+            (pid, file, paragraph, line_start, line_end, char_start, char_end, text, origin) = row[
+                :9
+            ]
+            page, sheet, ocr_confidence = row[9:]
             origin_map = json.loads(origin)
             sources[pid].append(
                 Source(
@@ -343,6 +356,9 @@ class Store:
                     char_end,
                     text,
                     OffsetMap.from_json(origin_map) if origin_map else None,
+                    page=page,
+                    sheet=sheet,
+                    ocr_confidence=ocr_confidence,
                 )
             )
         return {pid: Passage(pid, texts[pid], tuple(sources[pid])) for pid in texts}
@@ -405,6 +421,11 @@ class Store:
                 shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
                 problems.append(f"{what}: {shown}")
         return problems
+
+    def document_text(self, file: str) -> str | None:
+        """The text a document's offsets index (None for one ingested before it was kept)."""
+        row = self._db.execute("SELECT text FROM documents WHERE file = ?", (file,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def count(self, table: str) -> int:
         if table not in {"documents", "paragraphs", "passages", "sources"}:

@@ -5,10 +5,102 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from rag.types import OffsetMap
+
+@dataclass(frozen=True)
+class OffsetMap:
+    """Maps positions of a cleaned text back to the source text it was cut from.
+
+    Cleaning only deletes characters or replaces a source run with new text, so the map is a
+    list of pieces: piece k covers cleaned `[clean_starts[k], clean_starts[k+1])` and source
+    `[source_starts[k], source_ends[k])`. When both have the same length the piece maps
+    character by character; otherwise (a replacement) every position maps to the whole run.
+    """
+
+    clean_starts: tuple[int, ...]
+    source_starts: tuple[int, ...]
+    source_ends: tuple[int, ...]
+    length: int
+
+    def source_span(self, start: int, end: int) -> tuple[int, int]:
+        """Smallest source span `[a, b)` whose cleaning yields cleaned `[start, end)`."""
+        from bisect import bisect_right
+
+        if not 0 <= start <= end <= self.length:
+            raise ValueError(f"span {start}:{end} outside cleaned text of length {self.length}")
+        if not self.clean_starts:
+            return (0, 0)
+        if start == end == self.length:
+            # The point after the last character is where its source ends, even when the last
+            # piece is a replacement (whose inner positions all map to its start).
+            return (self.source_ends[-1], self.source_ends[-1])
+        if start == end:
+            k = max(bisect_right(self.clean_starts, start) - 1, 0)
+            pos = self._forward(k, start)
+            return (pos, pos)
+        first = bisect_right(self.clean_starts, start) - 1
+        last = bisect_right(self.clean_starts, end - 1) - 1
+        return (self._forward(first, start), self._backward(last, end - 1))
+
+    def slice(self, start: int, end: int) -> OffsetMap:
+        """The map of cleaned `[start, end)`, rebased so that `start` becomes position 0."""
+        from bisect import bisect_right
+
+        if not 0 <= start <= end <= self.length:
+            raise ValueError(f"span {start}:{end} outside cleaned text of length {self.length}")
+        if start == end or not self.clean_starts:
+            return OffsetMap((), (), (), end - start)
+        clean, src_a, src_b = [], [], []
+        first = bisect_right(self.clean_starts, start) - 1
+        for k in range(first, len(self.clean_starts)):
+            lo = max(self.clean_starts[k], start)
+            hi = min(self.clean_starts[k] + self._piece_len(k), end)
+            if lo >= hi:
+                break
+            if self._is_copy(k):
+                shift = self.source_starts[k] - self.clean_starts[k]
+                clean.append(lo - start)
+                src_a.append(lo + shift)
+                src_b.append(hi + shift)
+            else:
+                clean.append(lo - start)
+                src_a.append(self.source_starts[k])
+                src_b.append(self.source_ends[k])
+        return OffsetMap(tuple(clean), tuple(src_a), tuple(src_b), end - start)
+
+    def to_json(self) -> list[Any]:
+        return [
+            list(self.clean_starts),
+            list(self.source_starts),
+            list(self.source_ends),
+            self.length,
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> OffsetMap:
+        clean, src_a, src_b, length = data
+        return cls(tuple(clean), tuple(src_a), tuple(src_b), int(length))
+
+    def _piece_len(self, k: int) -> int:
+        nxt = self.clean_starts[k + 1] if k + 1 < len(self.clean_starts) else self.length
+        return nxt - self.clean_starts[k]
+
+    def _is_copy(self, k: int) -> bool:
+        return self._piece_len(k) == self.source_ends[k] - self.source_starts[k]
+
+    def _forward(self, k: int, pos: int) -> int:
+        if self._is_copy(k):
+            return self.source_starts[k] + pos - self.clean_starts[k]
+        return self.source_starts[k]
+
+    def _backward(self, k: int, pos: int) -> int:
+        if self._is_copy(k):
+            return self.source_starts[k] + pos - self.clean_starts[k] + 1
+        return self.source_ends[k]
+
 
 Replacement = str | Callable[[re.Match[str]], str]
 

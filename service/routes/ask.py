@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
-from rag.payload import ask_payload, passage_payload
+from rag.wire import ask_payload, search_payload
 from service.deps import AdmittedPipeline, AskAccess, AskBody, SearchAccess
 from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut, SearchRequest
 from service.streaming import ask_events
@@ -52,6 +52,6 @@ def ask_stream(_: AskAccess, body: AskBody, pipeline: AdmittedPipeline) -> Event
 def search(_: SearchAccess, body: SearchRequest, pipeline: AdmittedPipeline) -> dict[str, Any]:
     """Passages for a query, best first, without composing an answer."""
     started = time.perf_counter()
-    retrieval = pipeline.retriever.search(body.query, body.top_k)
+    retrieval = pipeline.search(body.query, body.top_k)
     timings = {**retrieval.timings_ms, "total": round((time.perf_counter() - started) * 1000, 3)}
-    return {"passages": [passage_payload(p) for p in retrieval.passages], "timings_ms": timings}
+    return search_payload(retrieval, timings)

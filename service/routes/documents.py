@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
-from rag.lock import IndexBusyError
 from rag.pipeline import IngestReport
-from rag.store import ParagraphRow
+from rag.store.base import ParagraphRow
+from rag.store.lock import IndexBusyError
 from service.deps import CiteAccess, JobsDep, ManageAccess, PipelineDep, SettingsDep
 from service.jobs import Job
 from service.routes.ask import ERRORS
@@ -47,7 +47,7 @@ def list_documents(_: ManageAccess, pipeline: PipelineDep) -> dict[str, Any]:
                 "format": row.format,
                 "ingested_at": row.ingested_at,
             }
-            for row in pipeline.index.documents()
+            for row in pipeline.documents()
         ]
     }
 
@@ -126,7 +126,7 @@ def read_paragraph(
     context: Annotated[int, Query(ge=0, le=5, description="Neighbours on each side")] = 1,
 ) -> dict[str, Any]:
     """A paragraph with its neighbours, so a citation can be read in context."""
-    found = pipeline.index.paragraph_context(file, number, context)
+    found = pipeline.paragraph(file, number, context)
     if found is None:
         raise HTTPException(404, f"no document {file!r}")
     before, paragraph, after = found

@@ -12,11 +12,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer import ABSTAIN_TEXT
-from rag.chunk import SENTENCE_END, split_sentences
-from rag.dedupe import normalise
-from rag.script import fold_script
-from rag.tokenize import bigram_tokens
+from rag.answer.base import ABSTAIN_TEXT
+from rag.text.identity import normalise
+from rag.text.script import fold_script
+from rag.text.sentences import SENTENCE_END, split_sentences
+from rag.text.tokenize import bigram_tokens
 
 _NUMBERS = r"\d+(?:\s*[,，、]\s*\d+)*"
 _MARK = rf"[\[［]\s*(?:资料\s*)?{_NUMBERS}\s*[\]］]"

@@ -8,13 +8,14 @@ from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rag.answer import ABSTAIN_TEXT, Composer, cite
-from rag.llm.citations import check_citations, quote_span, says_not_found, without_thinking
-from rag.llm.client import LLMConfig, make_chat_model
-from rag.llm.deadline import DeadlineExceeded, within_deadline
-from rag.llm.prompt import PROMPT_VERSION, build_messages
-from rag.script import detect_script, to_script
+from rag.answer.base import ABSTAIN_TEXT, Composer
+from rag.answer.cite import cite
+from rag.answer.llm.citations import check_citations, quote_span, says_not_found, without_thinking
+from rag.answer.llm.client import LLMConfig, make_chat_model
+from rag.answer.llm.deadline import DeadlineExceeded, within_deadline
+from rag.answer.llm.prompt import PROMPT_VERSION, build_messages
 from rag.settings import Settings
+from rag.text.script import detect_script, to_script
 from rag.types import Answer, ScoredPassage
 
 if TYPE_CHECKING:

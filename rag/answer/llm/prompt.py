@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from rag.answer import ABSTAIN_TEXT
-from rag.script import Script, detect_script
+from rag.answer.base import ABSTAIN_TEXT
+from rag.text.script import Script, detect_script
 from rag.types import ScoredPassage
 
 # Bump on any change to the text below: answers, evaluations and logs name the prompt by it.

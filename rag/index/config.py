@@ -1,0 +1,79 @@
+"""What an index is built with, and the plain types and errors of writing to one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from rag.store.base import PassageStore
+from rag.types import Chunk, Document
+
+# An index created before the backend was recorded was built with this one.
+DEFAULT_BACKEND = "local"
+
+
+class IndexMismatchError(ValueError):
+    """The index on disk was built with settings that cannot serve this configuration."""
+
+
+class NoIndexError(FileNotFoundError):
+    """There is no index in the directory."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """What an index was built with; a mismatch on open is an error, not silent garbage."""
+
+    embedder: str
+    dim: int
+    tokenizer: str
+    chunk_size: int
+    dedupe_threshold: float
+    shingle_size: int
+    minhash_perm: int
+    backend: str = DEFAULT_BACKEND  # a name of `rag.store.factory.BACKENDS`
+
+    def as_meta(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_store(cls, store: PassageStore) -> IndexConfig:
+        """What an existing index was built with, from its metadata."""
+        meta = {f.name: store.get_meta(f.name) for f in fields(cls)}
+        if meta["backend"] is None:
+            meta["backend"] = DEFAULT_BACKEND
+        missing = [k for k, v in meta.items() if v is None]
+        if missing:
+            raise ValueError(f"index metadata lacks {', '.join(missing)}")
+        return cls(
+            embedder=str(meta["embedder"]),
+            dim=int(str(meta["dim"])),
+            tokenizer=str(meta["tokenizer"]),
+            chunk_size=int(str(meta["chunk_size"])),
+            dedupe_threshold=float(str(meta["dedupe_threshold"])),
+            shingle_size=int(str(meta["shingle_size"])),
+            minhash_perm=int(str(meta["minhash_perm"])),
+            backend=str(meta["backend"]),
+        )
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A document ready to index: the name citations use, its content, its chunks."""
+
+    file: str
+    document: Document
+    chunks: Sequence[Chunk]
+
+
+@dataclass
+class AddResult:
+    passages: int = 0  # chunks of the documents
+    new_passages: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    reused_vectors: int = 0  # new passages whose vector came from the file's previous version
+
+    @property
+    def merged(self) -> int:
+        return self.exact_duplicates + self.near_duplicates

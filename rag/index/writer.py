@@ -1,0 +1,258 @@
+"""Write and dedupe coordination: one writer at a time, duplicates merged, then publish.
+
+A write holds the directory's write lock (`rag.store.lock`) and this process's thread lock,
+brings its in-memory state (MinHash index, working vector copy) up to the store's
+generation, commits to the store in one transaction, and finally publishes a new snapshot
+(`rag.store.snapshot`) that readers adopt whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+from datasketch import MinHash
+
+from rag.index.config import AddResult, IndexConfig, NewDocument
+from rag.index.reader import IndexReader
+from rag.ingest.dedupe import NearDuplicateIndex, signature_bytes, signature_from_bytes
+from rag.store.base import PassageStore, VectorIndex
+from rag.store.factory import Backend
+from rag.store.lock import WriteLock
+from rag.store.snapshot import Caches, Snapshots
+from rag.store.sqlite import vectors_from_rows
+from rag.text.identity import content_hash
+from rag.text.script import fold_script
+from rag.text.tokenize import Tokenizer
+
+EmbedPassages = Callable[[list[str]], np.ndarray]
+
+
+def build_caches(
+    store: PassageStore, config: IndexConfig, backend: Backend, tokenize: Tokenizer
+) -> Caches:
+    """Vector and lexical indexes of the committed store, in memory."""
+    # One read transaction: the generation and the rows come from the same snapshot.
+    with store.snapshot():
+        generation = store.generation()
+        rows = list(store.iter_passages())
+    ids, matrix = vectors_from_rows(rows, config.dim)
+    vectors = backend.build_vectors(config.dim, ids, matrix)
+    lexical = backend.build_lexical(ids, [tokenize(r.folded) for r in rows])
+    return Caches(vectors, lexical, generation)
+
+
+class IndexWriter:
+    """Adds and removes documents in the store and the working indexes, then publishes."""
+
+    def __init__(
+        self,
+        store: PassageStore,
+        config: IndexConfig,
+        backend: Backend,
+        snapshots: Snapshots,
+        reader: IndexReader,
+        lock: WriteLock,
+        tokenize: Tokenizer,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self._backend = backend
+        self._snapshots = snapshots
+        self._reader = reader
+        self._lock = lock
+        self._tokenize = tokenize
+        self._thread_lock = threading.RLock()  # one writing thread in this process
+        self._near: NearDuplicateIndex | None = None
+        self._working: VectorIndex | None = None
+        # The store generation this process's writer state (`_near`, `_working`) reflects.
+        self.state_generation = reader.caches.generation
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def rebuild_and_publish(self) -> Caches:
+        """Build the caches from the store and publish them; called with the lock held."""
+        caches = build_caches(self.store, self.config, self._backend, self._tokenize)
+        self._snapshots.publish(caches)
+        return caches
+
+    def rebuild_caches(self) -> None:
+        """Rebuild the caches from the store and publish them (`rag check --repair`)."""
+        with self.writing():
+            self._reader.adopt(self.rebuild_and_publish())
+            self._working = None
+
+    def commit(self) -> None:
+        """Publish pending writes: rebuild the lexical index, save caches, swap the snapshot."""
+        if self._working is None:
+            return
+        ids, folded = self.store.folded_texts()
+        lexical = self._backend.build_lexical(ids, [self._tokenize(f) for f in folded])
+        caches = Caches(self._working, lexical, self.store.generation())
+        self._snapshots.publish(caches)
+        self._reader.adopt(caches)
+        self._working = None
+
+    # -- the lock and the writer's state --------------------------------------------------
+
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the write lock (this process's and the directory's) around a change.
+
+        Args:
+            timeout: Seconds to wait for another writer; default: the index's `lock_timeout`.
+
+        Raises:
+            IndexBusyError: Another process kept the lock for longer than `timeout`.
+        """
+        with self._thread_lock, self._lock(timeout):
+            self._sync()
+            yield
+
+    def _sync(self) -> None:
+        # Another process may have written since this one last did: its passages are not
+        # in our MinHash index or working vectors, and our caches may be older than the store.
+        current = self.store.generation()
+        if current == self.state_generation:
+            return
+        self._forget()
+        if self._reader.caches.generation != current:
+            published = self._snapshots.published()
+            caches = self._snapshots.load(current) if published == current else None
+            self._reader.adopt(caches if caches is not None else self.rebuild_and_publish())
+        self.state_generation = current
+
+    def _forget(self) -> None:
+        """Drop the in-memory state; it is rebuilt from the store when next needed."""
+        self._near = None
+        self._working = None
+
+    def _near_duplicates(self) -> NearDuplicateIndex:
+        if self._near is None:
+            near = NearDuplicateIndex(
+                self.config.dedupe_threshold, self.config.minhash_perm, self.config.shingle_size
+            )
+            for row in self.store.iter_passages():
+                near.add(row.id, signature_from_bytes(row.signature, self.config.minhash_perm))
+            self._near = near
+        return self._near
+
+    def _working_vectors(self) -> VectorIndex:
+        # Writes go to a private copy so readers keep searching the committed snapshot.
+        if self._working is None:
+            self._working = self._reader.caches.vectors.copy()
+        return self._working
+
+    # -- adding and removing --------------------------------------------------------------
+
+    def unchanged(self, file: str, content_hash_: str) -> bool:
+        row = self.store.find_document(file)
+        return row is not None and row.content_hash == content_hash_
+
+    def add_documents(self, batch: Sequence[NewDocument], embed: EmbedPassages) -> AddResult:
+        """Store documents' chunks as passages, merging duplicates; replaces older versions.
+
+        Exact duplicates (same `content_hash`) and near duplicates (MinHash Jaccard at or
+        above the threshold) become extra sources of the passage already stored, so the
+        passage is embedded once and every file that holds it can be cited. The batch is one
+        transaction and one call to `embed`: the model is fastest on full batches, and most
+        files are too small to fill one.
+        """
+        files = [item.file for item in batch]
+        if len(set(files)) != len(files):
+            raise ValueError("a batch holds one version of each file")
+        result = AddResult()
+        near = self._near_duplicates()
+        vectors = self._working_vectors()
+        try:
+            with self.store.transaction():
+                fresh: list[tuple[int, str]] = []
+                for item in batch:
+                    fresh.extend(self._add(item, near, vectors, result))
+                if fresh:
+                    # Passages are embedded in folded form, like queries, so the dense side
+                    # also sees one script.
+                    matrix = embed([text for _, text in fresh])
+                    self.store.set_vectors([pid for pid, _ in fresh], matrix)
+                    vectors.add([pid for pid, _ in fresh], matrix)
+                self.state_generation = self.store.bump_generation()
+        except BaseException:
+            # The store rolled back; the in-memory working state no longer matches it.
+            self._forget()
+            raise
+        return result
+
+    def _add(
+        self, item: NewDocument, near: NearDuplicateIndex, vectors: VectorIndex, result: AddResult
+    ) -> list[tuple[int, str]]:
+        """Insert one document; return the new passages that still need a vector."""
+        result.passages += len(item.chunks)
+        existing = self.store.find_document(item.file)
+        # An edited file keeps most of its passages: reuse their vectors rather than paying
+        # the model again for text it has already embedded.
+        reusable: dict[str, np.ndarray] = {}
+        if existing is not None:
+            reusable = self.store.document_vectors(existing.id)
+            self._remove(existing.id, near, vectors)
+        doc_id = self.store.insert_document(item.file, item.document)
+        fresh: list[tuple[int, str]] = []
+        for chunk in item.chunks:
+            digest = content_hash(chunk.text)
+            signature = near.signature(chunk.text)
+            pid = self._place(digest, signature, near, result)
+            if pid is None:
+                folded = fold_script(chunk.text)
+                vector = reusable.get(digest)
+                pid = self.store.insert_passage(
+                    chunk.text,
+                    folded,
+                    digest,
+                    signature_bytes(signature),
+                    vector if vector is not None else np.zeros(0, np.float32),
+                )
+                near.add(pid, signature)
+                if vector is None:
+                    fresh.append((pid, folded))
+                else:
+                    vectors.add([pid], vector[None, :])
+                    result.reused_vectors += 1
+                result.new_passages += 1
+            self.store.insert_source(pid, doc_id, chunk.source)
+        return fresh
+
+    def _place(
+        self, digest: str, signature: MinHash, near: NearDuplicateIndex, result: AddResult
+    ) -> int | None:
+        """The stored passage a chunk duplicates, if any."""
+        pid = self.store.passage_id_by_hash(digest)
+        if pid is not None:
+            result.exact_duplicates += 1
+            return pid
+        pid = near.find(signature)
+        if pid is not None:
+            result.near_duplicates += 1
+        return pid
+
+    def _remove(self, doc_id: int, near: NearDuplicateIndex, vectors: VectorIndex) -> None:
+        orphans = self.store.delete_document(doc_id)
+        vectors.remove(orphans)
+        for pid in orphans:
+            near.remove(pid)
+
+    def remove_document(self, file: str) -> bool:
+        """Drop a document in one transaction (publish with `commit`); False: no such file."""
+        row = self.store.find_document(file)
+        if row is None:
+            return False
+        near = self._near_duplicates()
+        vectors = self._working_vectors()
+        try:
+            with self.store.transaction():
+                self._remove(row.id, near, vectors)
+                self.state_generation = self.store.bump_generation()
+        except BaseException:
+            self._forget()
+            raise
+        return True

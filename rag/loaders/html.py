@@ -1,0 +1,126 @@
+"""HTML files: the text between block-level tags, outside scripts, styles and page chrome."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+from rag.loaders.base import Block, Extraction, LoadOptions
+from rag.loaders.lines import LineIndex
+from rag.loaders.text import decode_text
+from rag.text.offsets import MappedText
+
+
+class HtmlLoader:
+    format: str = "html"
+    extensions: tuple[str, ...] = (".html", ".htm")
+
+    def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
+        text, encoding = decode_text(path, data)
+        return Extraction(text, encoding, self.format, tuple(html_blocks(text)))
+
+
+def html_blocks(text: str) -> list[Block]:
+    """The text between block tags, stripped, nav/footer/scripts left out."""
+    return [Block(m, a, b) for m, a, b in _html_blocks(text, LineIndex(text))]
+
+
+# Tags that start or end a paragraph.
+_BLOCK_TAGS = frozenset(
+    {
+        *("address", "article", "blockquote", "body", "br", "caption", "dd", "div", "dl", "dt"),
+        *("figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "html"),
+        *("li", "main", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th"),
+        *("thead", "title", "tr", "ul"),
+    }
+)
+# Page chrome and non-text content: nothing inside is body text.
+_SKIP_TAGS = frozenset(
+    {
+        *("script", "style", "noscript", "template", "nav", "header", "footer", "aside"),
+        *("form", "svg", "iframe", "object", "canvas", "select", "button"),
+    }
+)
+_CHARREF = re.compile(r"&(?:#[xX][0-9a-fA-F]+|#[0-9]+|[A-Za-z][-.A-Za-z0-9]*);?")
+
+
+class _BlockParser(HTMLParser):
+    """Collects text runs with their source offsets and cuts them at block tags."""
+
+    def __init__(self, text: str, lines: LineIndex) -> None:
+        super().__init__(convert_charrefs=False)
+        self.source = text
+        self.lines = lines
+        self.skip_depth: dict[str, int] = {}
+        self.pieces: list[tuple[str, int, int]] = []
+        self.blocks: list[MappedText] = []
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self.lines.offset(line - 1) + column
+
+    def _flush(self) -> None:
+        if self.pieces:
+            self.blocks.append(MappedText.from_pieces(self.pieces))
+            self.pieces = []
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+    def _skipping(self) -> bool:
+        return any(self.skip_depth.values())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip_depth[tag] = self.skip_depth.get(tag, 0) + 1
+        if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
+            self._flush()
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # `<svg/>` or `<br/>`: no content to skip, but still a boundary.
+        if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skip_depth.get(tag):
+            self.skip_depth[tag] -= 1
+        if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if self._skipping():
+            return
+        start = self._offset()
+        self.pieces.append((data, start, start + len(data)))
+
+    def _handle_reference(self) -> None:
+        if self._skipping():
+            return
+        start = self._offset()
+        match = _CHARREF.match(self.source, start)
+        if match is None:
+            return
+        raw = match.group()
+        self.pieces.append((html.unescape(raw), start, match.end()))
+
+    def handle_entityref(self, name: str) -> None:
+        self._handle_reference()
+
+    def handle_charref(self, name: str) -> None:
+        self._handle_reference()
+
+
+def _html_blocks(text: str, lines: LineIndex) -> Iterator[tuple[MappedText, int, int]]:
+    parser = _BlockParser(text, lines)
+    parser.feed(text)
+    parser.close()
+    for block in parser.blocks:
+        stripped = block.strip()
+        if not stripped.text:
+            continue
+        first, last = stripped.source_span()
+        yield stripped, lines.line_of(first), lines.line_of(max(first, last - 1))

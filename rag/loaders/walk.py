@@ -1,0 +1,69 @@
+"""Walk files and folders for the documents a loader can read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from rag.loaders.registry import EXTENSIONS
+
+Ignored = Callable[[Path, str], None]
+
+
+def iter_files(paths: Iterable[Path], ignored: Ignored | None = None) -> Iterator[Path]:
+    """Yield the document files named by `paths`, walking folders.
+
+    Folders are walked recursively in sorted order, skipping hidden files and folders and
+    files with unsupported extensions, following symlinks but never entering the same real
+    folder twice (so a symlink loop ends). A path that is not a folder is yielded as is,
+    whatever its name, so that loading it reports why it cannot be read.
+
+    Args:
+        paths: Files and folders.
+        ignored: Told of each visible entry passed over, with why: an unsupported
+            extension, a folder already walked (a symlink loop) or an unreadable folder.
+
+    Yields:
+        File paths, each folder's files sorted by name, depth first.
+    """
+    seen: set[tuple[int, int]] = set()
+    tell = ignored or (lambda path, reason: None)
+    for path in paths:
+        if path.is_dir():
+            yield from _walk(path, seen, tell)
+        else:
+            yield path
+
+
+def _walk(root: Path, seen: set[tuple[int, int]], ignored: Ignored) -> Iterator[Path]:
+    # A stack of open folder listings instead of recursion: deep trees cannot overflow it.
+    stack = [iter(_listing(root, seen, ignored))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry.is_dir():
+            stack.append(iter(_listing(entry, seen, ignored)))
+        elif entry.suffix.lower() in EXTENSIONS:
+            yield entry
+        else:
+            ignored(entry, f"unsupported type {entry.suffix.lower() or '(no extension)'}")
+
+
+def _listing(folder: Path, seen: set[tuple[int, int]], ignored: Ignored) -> list[Path]:
+    """Visible entries of `folder` sorted by name, or none if this real folder was seen."""
+    try:
+        info = folder.stat()
+        # (device, inode) names the real folder whatever symlink led here.
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            ignored(folder, "folder already walked (a symlink loop or a second link to it)")
+            return []
+        seen.add(key)
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it if not e.name.startswith("."))
+    except OSError as e:
+        ignored(folder, f"cannot read folder ({e.strerror or e})")
+        return []
+    return [folder / name for name in names]

@@ -1,0 +1,1 @@
+"""Hybrid retrieval: fold the query, search both indexes, fuse the scores (`fusion`)."""

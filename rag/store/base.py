@@ -1,0 +1,184 @@
+"""The storage seams: a vector index, a lexical index and a passage store, as protocols.
+
+The local backend implements them with FAISS (`faiss.py`), bm25s (`bm25s.py`) and SQLite
+(`sqlite.py`); `factory.py` picks a backend by the name recorded in the index config. How a
+committed state becomes visible to readers (copy, save a generation, stamp) is apart, in
+`snapshot.py`, so a server-side backend can make it a no-op. The contract tests
+(tests/test_store_contracts.py) hold every implementation to these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.types import Document, Passage, Source
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: int
+    file: str
+    path: str
+    content_hash: str
+    encoding: str
+    format: str
+    paragraphs: int
+    passages: int
+    ingested_at: str
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """What the caches are rebuilt from: id, folded text, MinHash signature and vector."""
+
+    id: int
+    folded: str
+    signature: bytes
+    vector: bytes
+
+
+@dataclass(frozen=True)
+class ParagraphRow:
+    number: int
+    text: str
+    line_start: int
+    line_end: int
+    char_start: int
+    char_end: int
+    page: int | None = None
+    sheet: str | None = None
+
+
+class VectorIndex(Protocol):
+    """Dense vectors by passage id: inner product over unit vectors (cosine similarity)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: Sequence[int]) -> None: ...
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Top `k` `(passage id, cosine similarity)` pairs, best first."""
+        ...
+
+    def similarities(self, query: np.ndarray, ids: Iterable[int]) -> dict[int, float]:
+        """Cosine similarity of the query to given stored passages; unknown ids left out."""
+        ...
+
+    def ids(self) -> np.ndarray:
+        """Every stored passage id (`rag check` compares them with the store's)."""
+        ...
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of `ids`, in order."""
+        ...
+
+    def copy(self) -> VectorIndex:
+        """A private working copy for a writer (a server-side index may return itself)."""
+        ...
+
+
+# A lexical index's scores for one query, passed back to it: opaque to callers.
+LexicalScores = Any
+
+
+class LexicalIndex(Protocol):
+    """BM25 over tokenised folded passage text, by passage id."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def ids(self) -> np.ndarray: ...
+
+    @property
+    def matrix_rows(self) -> int:
+        """Passages the scoring structure was built over; equals `len(self)` when sound."""
+        ...
+
+    def scores(self, tokens: Sequence[str]) -> LexicalScores:
+        """The query's scores of every passage (None when no query term is known)."""
+        ...
+
+    def top(self, scores: LexicalScores, k: int) -> list[tuple[int, float]]:
+        """Top `k` `(passage id, score)` pairs with a positive score, best first."""
+        ...
+
+    def score_of(self, scores: LexicalScores, ids: Iterable[int]) -> dict[int, float]: ...
+
+    def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]: ...
+
+    def idf(self, tokens: Iterable[str]) -> dict[str, float]:
+        """Inverse document frequency of each token; unseen tokens get the highest value."""
+        ...
+
+
+class PassageStore(Protocol):
+    """The source of truth: documents, paragraphs, passages with their sources and vectors.
+
+    Writes happen inside `transaction()`; `generation()` counts committed writes.
+    """
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A read transaction: every read inside sees one committed state."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def generation(self) -> int: ...
+
+    def bump_generation(self) -> int: ...
+
+    def documents(self) -> list[DocumentRow]: ...
+
+    def find_document(self, file: str) -> DocumentRow | None: ...
+
+    def insert_document(self, file: str, document: Document) -> int: ...
+
+    def delete_document(self, doc_id: int) -> list[int]:
+        """Remove a document and its sources; return the passages left with no source."""
+        ...
+
+    def paragraph_context(
+        self, doc_id: int, number: int, context: int
+    ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]: ...
+
+    def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]: ...
+
+    def passage_id_by_hash(self, content_hash: str) -> int | None: ...
+
+    def insert_passage(
+        self, text: str, folded: str, content_hash: str, signature: bytes, vector: np.ndarray
+    ) -> int: ...
+
+    def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+
+    def insert_source(self, passage_id: int, doc_id: int, source: Source) -> None: ...
+
+    def passages(self, ids: Sequence[int]) -> dict[int, Passage]: ...
+
+    def folded_texts(self) -> tuple[list[int], list[str]]: ...
+
+    def iter_passages(self) -> Iterator[StoredPassage]: ...
+
+    def vectors_by_id(self) -> dict[int, bytes]: ...
+
+    def integrity_problems(self, dim: int) -> list[str]: ...
+
+    def document_text(self, file: str) -> str | None: ...
+
+    def count(self, table: str) -> int: ...
