@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from embeddings.factory import make_embedder
+from eval import stats
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
 from tests.service import running_service
@@ -54,15 +55,8 @@ SETTLE_S = 1.0
 
 
 def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {
-        "p50": round(statistics.median(ordered), 2),
-        "p95": round(cuts[94], 2),
-        "p99": round(cuts[98], 2),
-        "max": round(ordered[-1], 2),
-        "n": len(ordered),
-    }
+    """p50, p95, p99 and max (`eval.stats`, the evaluator's definition) and the count."""
+    return {**stats.percentiles(samples_ms, (95, 99), digits=2), "n": len(samples_ms)}
 
 
 def timed(call: Call, question: str) -> float:

@@ -12,6 +12,8 @@ from markupsafe import Markup, escape
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
+from eval.stats import percentile
+
 DASH = "–"  # a metric that does not apply (null in the report)
 
 
@@ -80,8 +82,8 @@ def latency_svg(latencies: Sequence[float], p50: float | None, p95: float | None
     values = np.asarray([v for v in latencies if v is not None], dtype=float)
     if values.size == 0:
         return None
-    p50 = float(np.percentile(values, 50)) if p50 is None else p50
-    p95 = float(np.percentile(values, 95)) if p95 is None else p95
+    p50 = float(np.median(values)) if p50 is None else p50
+    p95 = percentile(values.tolist(), 95) if p95 is None else p95
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "latency"}):
         fig = _figure()
         ax = fig.add_subplot()

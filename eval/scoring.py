@@ -11,6 +11,7 @@ from typing import Any
 from eval.datasets import Question
 from eval.metrics import answer_hit, hit_at, mean, reciprocal_rank
 from eval.runner import Outcome
+from eval.stats import percentiles
 from rag.ingest.clean import clean_text
 from rag.ingest.dedupe import normalised_shingles
 from rag.text.identity import normalise
@@ -219,16 +220,6 @@ def latency(scored: Sequence[Scored]) -> dict[str, dict[str, float]]:
             for stage, ms in s.outcome.answer.get("timings_ms", {}).items():
                 stages.setdefault(stage, []).append(float(ms))
     return {stage: percentiles(values) for stage, values in stages.items()}
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    return {
-        "p50": round(statistics.median(ordered), 3),
-        "p95": round(p95, 3),
-        "max": round(ordered[-1], 3),
-    }
 
 
 def hit_curve(scored: Sequence[Scored], top_k: int) -> dict[str, float]:
