@@ -179,8 +179,8 @@ def bench_service(
 
     import httpx
 
-    from tests.service import peak_rss_mb as process_rss_mb
-    from tests.service import service_process
+    from bench.service import peak_rss_mb as process_rss_mb
+    from bench.service import service_process
 
     local = threading.local()
     with service_process(index) as (url, process):

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.service import RAG
+from bench.service import RAG
 
 MB = 1024 * 1024
 

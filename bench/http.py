@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 
+from bench.service import running_service
 from embeddings.factory import make_embedder
 from eval import stats
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
-from tests.service import running_service
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 

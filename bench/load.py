@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.http import DEMO, QUESTIONS, percentiles
-from tests.service import RAG, peak_rss_mb, service_process
+from bench.service import RAG, peak_rss_mb, service_process
 
 SHED = frozenset({429, 503})  # the service's "not now, retry after" answers
 # Admission gauges of /metrics, by the names the report gives them.

@@ -85,7 +85,7 @@ def demo_index(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def live_service(demo_index: Path) -> Iterator[str]:
     """Base URL of a real `rag serve` process on 127.0.0.1 over the demo corpus, no keys."""
-    from tests.service import running_service
+    from bench.service import running_service
 
     with running_service(demo_index) as url:
         yield url

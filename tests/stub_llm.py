@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp
 
-from tests.service import free_port
+from bench.service import free_port
 
 GOOD = "质检总局局长是支树平[1]。他出席会议并讲话[1]。"
 

@@ -16,12 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.service import free_port
 from service.admission import Admission, Overloaded, ShedReason
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.api import demo_loader
 from tests.fakes import GatedEmbedder
-from tests.service import free_port
 
 QUESTION = "质检总局局长是谁？"
 

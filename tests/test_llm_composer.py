@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from bench.service import free_port
 from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.answer.factory import make_composer
 from rag.answer.llm.composer import LLMComposer, make_llm_composer
 from rag.settings import Settings
 from rag.types import Answer
 from rag.wire import answer_payload
-from tests.service import free_port
 from tests.stub_llm import GOOD, Reply, StubLLM, running_stub
 from tests.test_answer import FlatLexicon, scored
 

@@ -15,13 +15,13 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import SecretStr
 
+from bench.service import free_port
 from rag.pipeline import Pipeline
 from rag.wire import ask_payload
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.api import api_client, demo_loader, sse_events
 from tests.fakes import HashEmbedder
-from tests.service import free_port
 from tests.stub_llm import Reply, StubLLM, running_stub, serve
 
 KEY = "sk-stub-SECRET-4242"

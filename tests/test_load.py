@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.load import LoadOptions, Sample, parse_mix, run, summarise, verdict
-from tests.service import RAG
+from bench.service import RAG
 
 pytestmark = pytest.mark.reliability
 

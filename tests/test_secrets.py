@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from bench.service import service_process
 from service.auth import Gate, Role
 from service.redact import REDACTED, RedactKeys
 from service.settings import ServiceSettings
-from tests.service import service_process
 
 ADMIN = "sk-admin-5d41402abc4b2a76"
 QUERY = "sk-query-7d793037a0760186"

@@ -23,12 +23,12 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from bench.service import free_port, running_service
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.api import demo_loader
 from tests.conftest import ROOT, seed_questions
 from tests.fakes import HashEmbedder
-from tests.service import free_port, running_service
 from tests.stub_llm import Reply, running_stub, serve
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.service import RAG, running_service
 from rag.index.check import check_index
 from rag.store.lock import WriteLock
 from tests.crash import document_states
-from tests.service import RAG, running_service
 
 pytestmark = pytest.mark.reliability
 

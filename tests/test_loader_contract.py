@@ -1,0 +1,86 @@
+"""Contract test of the `Loader` protocol: every registered loader passes the same suite.
+
+A new format's loader is registered in `rag.loaders.registry.LOADERS` and given a sample here
+(`SAMPLES`: bytes holding the words `质量是基础` and `安全是底线`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.ingest.document import load_document
+from rag.loaders.base import Extraction, Loader, LoadError, LoadOptions
+from rag.loaders.registry import EXTENSIONS, LOADERS, loader_for
+
+SAMPLES: dict[str, bytes] = {
+    "text": "质量是基础。\n\n安全是底线。\n".encode(),
+    "markdown": "# 质量是基础\n\n安全是底线。\n".encode(),
+    "html": (
+        "<html><body><p>质量是基础。</p><nav>首页</nav><p>安全是底线。</p></body></html>"
+    ).encode(),
+}
+OPTIONS = LoadOptions(max_bytes=1 << 20)
+
+
+@pytest.fixture(params=LOADERS, ids=lambda loader: loader.format)
+def loader(request: pytest.FixtureRequest) -> Loader:
+    loader: Loader = request.param
+    return loader
+
+
+def extract(loader: Loader, tmp_path: Path) -> Extraction:
+    path = tmp_path / f"sample{loader.extensions[0]}"
+    path.write_bytes(SAMPLES[loader.format])
+    return loader.extract(path, path.read_bytes(), OPTIONS)
+
+
+def test_every_loader_has_a_sample_and_its_extensions_are_lower_case_with_a_dot(
+    loader: Loader,
+) -> None:
+    assert loader.format in SAMPLES
+    assert loader.extensions and all(
+        e.startswith(".") and e == e.lower() for e in loader.extensions
+    )
+    assert all(loader_for(Path(f"x{e.upper()}")) is loader for e in loader.extensions)
+
+
+def test_blocks_map_every_character_into_the_extracted_text(loader: Loader, tmp_path: Path) -> None:
+    extraction = extract(loader, tmp_path)
+    assert extraction.format == loader.format and extraction.encoding
+    lines = extraction.text.split("\n")
+    texts = []
+    for block in extraction.blocks:
+        assert 1 <= block.line_start <= block.line_end <= len(lines)
+        for i, ch in enumerate(block.text.text):
+            a, b = int(block.text.starts[i]), int(block.text.ends[i])
+            assert 0 <= a <= b <= len(extraction.text)
+            if b - a == 1:
+                assert extraction.text[a] == ch or not ch.strip()
+        texts.append(block.text.text)
+    joined = "".join(texts)
+    assert "质量是基础" in joined and "安全是底线" in joined
+
+
+def test_a_document_loads_with_numbered_cited_paragraphs(loader: Loader, tmp_path: Path) -> None:
+    path = tmp_path / f"doc{loader.extensions[0]}"
+    path.write_bytes(SAMPLES[loader.format])
+    document = load_document(path, OPTIONS)
+    assert [p.number for p in document.paragraphs] == sorted(p.number for p in document.paragraphs)
+    for p in document.paragraphs:
+        a, b = p.source_span()
+        assert document.source.text[a:b].strip()  # offsets index the extracted text
+
+
+def test_an_unreadable_file_is_a_load_error_with_a_reason(loader: Loader, tmp_path: Path) -> None:
+    path = tmp_path / f"bad{loader.extensions[0]}"
+    with pytest.raises(LoadError) as err:
+        loader.extract(path, b"\x00\x01\x02\x00\xff\xfe\x00\x00binary", OPTIONS)
+    assert err.value.reason and err.value.path == str(path)
+
+
+def test_the_registry_refuses_an_unknown_extension() -> None:
+    assert ".exe" not in EXTENSIONS
+    with pytest.raises(LoadError, match=r"unsupported extension \.exe"):
+        loader_for(Path("setup.exe"))

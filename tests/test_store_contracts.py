@@ -1,0 +1,212 @@
+"""Contract tests of the storage protocols: every implementation passes the same suite.
+
+A new backend is proven by adding its factory to the parameter lists below (one line each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.ingest.chunk import chunk_document
+from rag.ingest.clean import clean_paragraphs
+from rag.ingest.paragraphs import RawParagraph
+from rag.store.base import LexicalIndex, PassageStore, VectorIndex
+from rag.store.factory import BACKENDS
+from rag.text.offsets import MappedText
+from rag.types import Document, SourceText
+
+DIM = 8
+
+VECTOR_INDEXES: dict[str, Callable[[int, Sequence[int], np.ndarray], VectorIndex]] = {
+    name: backend.build_vectors for name, backend in BACKENDS.items()
+}
+LEXICAL_INDEXES: dict[str, Callable[[Sequence[int], Sequence[list[str]]], LexicalIndex]] = {
+    name: backend.build_lexical for name, backend in BACKENDS.items()
+}
+STORES: dict[str, Callable[[Path, bool], PassageStore]] = {
+    name: backend.open_store for name, backend in BACKENDS.items()
+}
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+# -- vector index -----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=list(VECTOR_INDEXES))
+def vectors(request: pytest.FixtureRequest) -> VectorIndex:
+    build = VECTOR_INDEXES[request.param]
+    return build(DIM, [10, 20, 30], np.stack([unit(1), unit(2), unit(3)]))
+
+
+def test_a_vector_index_finds_a_stored_vector_first_with_cosine_one(vectors: VectorIndex) -> None:
+    assert len(vectors) == 3 and vectors.dim == DIM
+    [(pid, score), *_] = vectors.search(unit(2), 3)
+    assert pid == 20 and score == pytest.approx(1.0, abs=1e-5)
+    assert len(vectors.search(unit(2), 10)) == 3
+
+
+def test_a_vector_index_scores_given_ids_and_skips_unknown_ones(vectors: VectorIndex) -> None:
+    sims = vectors.similarities(unit(1), [10, 30, 99])
+    assert set(sims) == {10, 30}
+    assert sims[10] == pytest.approx(1.0, abs=1e-5)
+    assert sims[30] == pytest.approx(float(unit(1) @ unit(3)), abs=1e-5)
+
+
+def test_a_vector_index_adds_removes_and_returns_what_it_holds(vectors: VectorIndex) -> None:
+    vectors.add([40], unit(4)[None, :])
+    vectors.remove([10])
+    assert sorted(int(i) for i in vectors.ids()) == [20, 30, 40]
+    assert np.allclose(vectors.vectors([40, 20]), np.stack([unit(4), unit(2)]), atol=1e-6)
+    assert 10 not in {p for p, _ in vectors.search(unit(1), 10)}
+
+
+def test_a_vector_index_copy_is_independent(vectors: VectorIndex) -> None:
+    working = vectors.copy()
+    working.add([40], unit(4)[None, :])
+    working.remove([20])
+    assert sorted(int(i) for i in vectors.ids()) == [10, 20, 30]
+    assert sorted(int(i) for i in working.ids()) == [10, 30, 40]
+
+
+def test_a_vector_index_refuses_vectors_of_the_wrong_width(vectors: VectorIndex) -> None:
+    with pytest.raises(ValueError):
+        vectors.add([50], np.ones((1, DIM + 1), dtype=np.float32))
+
+
+def test_an_empty_vector_index_finds_nothing() -> None:
+    for build in VECTOR_INDEXES.values():
+        empty = build(DIM, [], np.zeros((0, DIM), dtype=np.float32))
+        assert len(empty) == 0 and empty.search(unit(1), 5) == []
+
+
+# -- lexical index ----------------------------------------------------------------------------
+
+TOKENS = {7: ["质量", "检测"], 8: ["安全", "监督", "安全"], 9: ["质量", "提升", "活动"]}
+
+
+@pytest.fixture(params=list(LEXICAL_INDEXES))
+def lexical(request: pytest.FixtureRequest) -> LexicalIndex:
+    return LEXICAL_INDEXES[request.param](list(TOKENS), list(TOKENS.values()))
+
+
+def test_a_lexical_index_ranks_passages_holding_the_query_terms(lexical: LexicalIndex) -> None:
+    assert len(lexical) == 3 and lexical.matrix_rows == 3
+    assert sorted(int(i) for i in lexical.ids) == [7, 8, 9]
+    top = lexical.search(["安全"], 3)
+    assert [pid for pid, _ in top] == [8] and top[0][1] > 0
+    assert {pid for pid, _ in lexical.search(["质量"], 3)} == {7, 9}
+
+
+def test_a_lexical_index_scores_given_ids_from_one_query(lexical: LexicalIndex) -> None:
+    scores = lexical.scores(["质量", "提升"])
+    both = lexical.score_of(scores, [7, 9, 99])
+    assert set(both) <= {7, 9} and both[9] > both.get(7, 0.0)
+    assert lexical.top(scores, 1)[0][0] == 9
+
+
+def test_a_lexical_index_knows_nothing_of_unknown_terms(lexical: LexicalIndex) -> None:
+    assert lexical.search(["不存在"], 3) == []
+    assert lexical.score_of(lexical.scores(["不存在"]), [7]) == {}
+
+
+def test_a_lexical_index_weighs_rare_and_unseen_terms_more(lexical: LexicalIndex) -> None:
+    idf = lexical.idf(["质量", "安全", "不存在"])
+    assert idf["不存在"] > idf["安全"] > idf["质量"] > 0
+
+
+# -- passage store ----------------------------------------------------------------------------
+
+
+def document(path: str, lines: list[str]) -> Document:
+    text = "\n".join(lines)
+    raw, start = [], 0
+    for i, line in enumerate(lines):
+        raw.append(RawParagraph(i + 1, MappedText.from_source(line, start), i + 1, i + 1, page=2))
+        start += len(line) + 1
+    source = SourceText(path, text, "utf-8", "text")
+    return Document(source, tuple(clean_paragraphs(raw, path)), f"hash-{path}")
+
+
+@pytest.fixture(params=list(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PassageStore]:
+    opened = STORES[request.param](tmp_path, False)
+    yield opened
+    opened.close()
+
+
+def add(store: PassageStore, file: str, lines: list[str]) -> list[int]:
+    doc = document(file, lines)
+    ids: list[int] = []
+    with store.transaction():
+        doc_id = store.insert_document(file, doc)
+        for chunk in chunk_document(doc, 400):
+            pid = store.passage_id_by_hash(chunk.text)
+            if pid is None:
+                vector = unit(len(ids))
+                pid = store.insert_passage(chunk.text, chunk.text, chunk.text, b"sig", vector)
+            store.insert_source(pid, doc_id, chunk.source)
+            ids.append(pid)
+        store.bump_generation()
+    return ids
+
+
+def test_a_store_keeps_documents_passages_and_every_source(store: PassageStore) -> None:
+    a = add(store, "a.txt", ["质量是基础。", "安全是底线。"])
+    b = add(store, "b.txt", ["安全是底线。"])
+    assert b == [a[1]]  # the same passage, a second source
+    assert store.generation() == 2
+    assert [d.file for d in store.documents()] == ["a.txt", "b.txt"]
+    found = store.find_document("a.txt")
+    assert found is not None and found.paragraphs == 2 and found.passages == 2
+    passages = store.passages(a)
+    shared = passages[a[1]]
+    assert [s.file for s in shared.sources] == ["a.txt", "b.txt"]
+    first = shared.sources[0]
+    assert (first.paragraph, first.line_start, first.page, first.sheet) == (2, 2, 2, None)
+    assert store.document_text("a.txt") == "质量是基础。\n安全是底线。"
+    assert {store.count(t) for t in ("documents", "passages")} == {2}
+
+
+def test_a_store_removes_a_document_and_the_passages_only_it_held(store: PassageStore) -> None:
+    a = add(store, "a.txt", ["质量是基础。", "安全是底线。"])
+    add(store, "b.txt", ["安全是底线。"])
+    found = store.find_document("a.txt")
+    assert found is not None
+    with store.transaction():
+        orphans = store.delete_document(found.id)
+    assert orphans == [a[0]]
+    assert set(store.passages(a)) == {a[1]}
+    assert store.find_document("a.txt") is None
+    assert store.integrity_problems(DIM) == []
+
+
+def test_a_store_reads_paragraphs_with_their_neighbours(store: PassageStore) -> None:
+    add(store, "a.txt", ["一段。", "二段。", "三段。"])
+    found = store.find_document("a.txt")
+    assert found is not None
+    before, row, after = store.paragraph_context(found.id, 2, 1)
+    assert row is not None and row.text == "二段。" and row.page == 2
+    assert [r.number for r in before] == [1] and [r.number for r in after] == [3]
+
+
+def test_a_store_rolls_a_failed_transaction_back(store: PassageStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.insert_document("a.txt", document("a.txt", ["一段。"]))
+        raise RuntimeError("boom")
+    assert store.documents() == [] and store.generation() == 0
+
+
+def test_a_store_gives_what_the_caches_are_rebuilt_from(store: PassageStore) -> None:
+    ids = add(store, "a.txt", ["质量是基础。", "安全是底线。"])
+    rows = list(store.iter_passages())
+    assert sorted(r.id for r in rows) == sorted(ids)
+    assert set(store.vectors_by_id()) == set(ids)
+    assert store.folded_texts()[0] == sorted(ids)
