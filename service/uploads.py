@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
-from rag.loaders.registry import FORMATS
+from rag.loaders.registry import EXTENSIONS
 
 MAX_NAME_BYTES = 255
 
@@ -41,8 +41,8 @@ def safe_name(raw: str | None) -> str:
         raise UploadError(400, f"file name {raw!r} contains control characters")
     if len(name.encode()) > MAX_NAME_BYTES:
         raise UploadError(400, f"file name {raw!r} is longer than {MAX_NAME_BYTES} bytes")
-    if Path(name).suffix.lower() not in FORMATS:
-        kinds = ", ".join(sorted(FORMATS))
+    if Path(name).suffix.lower() not in EXTENSIONS:
+        kinds = ", ".join(sorted(EXTENSIONS))
         raise UploadError(415, f"{name}: unsupported file type; accepted: {kinds}")
     return name
 

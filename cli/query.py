@@ -1,0 +1,62 @@
+"""`rag ask` and `rag search`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import (
+    IndexOption,
+    JsonOption,
+    TopKOption,
+    console,
+    errors,
+    open_pipeline_at,
+    print_json,
+)
+from rag.wire import answer_payload, search_payload
+
+
+def ask(
+    question: Annotated[
+        str, typer.Argument(help="The question, in simplified or traditional Chinese")
+    ],
+    index: IndexOption = None,
+    top_k: TopKOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question with cited sentences from the documents."""
+    answer = open_pipeline_at(index).ask(question, top_k)
+    if as_json:
+        print_json(answer_payload(answer))
+        return
+    console.print(answer.answer, highlight=False)
+    for c in answer.citations:
+        console.print(
+            f"  [{c.n}] {c.file} ¶{c.paragraph} "
+            f"(line {c.line_start}, chars {c.char_start}-{c.char_end})",
+            highlight=False,
+        )
+    for sentence in answer.unsupported:
+        console.print(f"  [yellow]unsupported[/yellow] {sentence}", highlight=False)
+    if answer.note:
+        errors.print(f"[yellow]note[/yellow] {answer.note}", highlight=False)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="Search text")],
+    index: IndexOption = None,
+    top_k: TopKOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the passages retrieved for a query, with their fused 0-1 scores."""
+    pipeline = open_pipeline_at(index)
+    retrieval = pipeline.search(query, top_k)
+    if as_json:
+        print_json(search_payload(retrieval))
+        return
+    for i, p in enumerate(retrieval.passages, 1):
+        where = "; ".join(f"{s.file} ¶{s.paragraph}" for s in p.passage.sources)
+        console.print(f"[bold]{i}. {p.score:.3f}[/bold] {where}", highlight=False)
+        console.print(f"   {p.passage.text[:160]}", highlight=False)
