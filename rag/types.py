@@ -52,6 +52,7 @@ class Document:
     source: SourceText
     paragraphs: tuple[Paragraph, ...]
     content_hash: str
+    notes: tuple[str, ...] = ()  # what the loader truncated or passed over (`Extraction.notes`)
 
     @property
     def path(self) -> str:

@@ -87,4 +87,4 @@ def load_document(path: Path, options: LoadOptions | int) -> Document:
     if not paragraphs:
         # Markup only, boilerplate only, or nesting deeper than the markdown parser follows.
         raise LoadError(path, f"no text left after reading it as {source.format}")
-    return Document(source, tuple(paragraphs), hashlib.sha256(data).hexdigest())
+    return Document(source, tuple(paragraphs), hashlib.sha256(data).hexdigest(), extraction.notes)
