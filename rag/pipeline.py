@@ -108,7 +108,7 @@ class Pipeline:
 
     def ingest(
         self,
-        paths: Sequence[Path],
+        paths: Sequence[Path | str],
         on_file: Callable[[str], None] | None = None,
     ) -> IngestReport:
         """Load, clean, chunk, deduplicate, embed and index files and folders.
@@ -122,7 +122,7 @@ class Pipeline:
         """
         with self._index.writing():
             try:
-                return self._ingest(paths, on_file)
+                return self._ingest([Path(p) for p in paths], on_file)
             finally:
                 # Publish whatever was committed, even if a later file's batch failed.
                 self._index.commit()
