@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.index import IndexConfig, NoIndexError, load_caches, open_index, published_generation
 from rag.lexical import LexicalIndex
-from rag.store import Store
+from rag.store import STORE_FILE, Store
 from rag.vectors import VectorIndex
 
 
@@ -46,7 +46,7 @@ def check_index(directory: Path) -> CheckReport:
     Raises:
         NoIndexError: `directory` holds no store.
     """
-    path = directory / "store.sqlite"
+    path = directory / STORE_FILE
     if not path.is_file():
         raise NoIndexError(f"no index at {directory} (no store.sqlite)")
     report = CheckReport(str(directory))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,7 +49,9 @@ def _open(index: Path | None) -> Pipeline:
 
     try:
         return open_pipeline(settings, make_embedder(settings.embedder), index, on_wait=_waiting)
-    except (IndexMismatchError, ValueError, ImportError, IndexBusyError) as err:
+    except IndexBusyError as err:  # creating a new index waits for the write lock
+        raise _busy(err) from err
+    except (IndexMismatchError, ValueError, ImportError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 
@@ -58,7 +61,9 @@ def _open_index(index: Path | None) -> Index:
     settings = get_settings()
     try:
         return open_index(index or settings.index_dir, settings.lock_timeout, _waiting)
-    except (NoIndexError, ValueError, IndexBusyError) as err:
+    except IndexBusyError as err:
+        raise _busy(err) from err
+    except (NoIndexError, ValueError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 
@@ -301,3 +306,16 @@ def serve(
         # A connection backstop behind admission control (RAG_MAX_CONNECTIONS; 0: none).
         limit_concurrency=settings.max_connections or None,
     )
+
+
+def main() -> None:
+    """The `rag` command: a failing store is reported in a sentence, never as a traceback.
+
+    Writers take turns through the index's write lock, so SQLite refusing a connection now
+    means the file itself is in trouble (disk full or read-only, a damaged file).
+    """
+    try:
+        app()
+    except sqlite3.Error as err:
+        errors.print(f"[red]error:[/red] the index store failed: {err}")
+        raise SystemExit(1) from None

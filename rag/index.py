@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,7 +41,14 @@ from rag.dedupe import (
 from rag.lexical import LexicalIndex
 from rag.lock import WriteLock
 from rag.script import fold_script
-from rag.store import DocumentRow, ParagraphRow, Store, vectors_from_rows
+from rag.store import (
+    STORE_FILE,
+    DocumentRow,
+    ParagraphRow,
+    Store,
+    create_store,
+    vectors_from_rows,
+)
 from rag.tokenize import get_tokenizer
 from rag.types import Chunk, Document, Passage
 from rag.vectors import VectorIndex
@@ -74,7 +82,10 @@ class IndexConfig:
     @classmethod
     def from_store(cls, store: Store) -> IndexConfig:
         """What an existing index was built with, from its metadata."""
-        meta = {k: store.get_meta(k) for k in cls.__dataclass_fields__}
+        try:
+            meta = {k: store.get_meta(k) for k in cls.__dataclass_fields__}
+        except sqlite3.OperationalError as err:  # not a store this program wrote
+            raise ValueError(f"not an index store ({err})") from None
         missing = [k for k, v in meta.items() if v is None]
         if missing:
             raise ValueError(f"index metadata lacks {', '.join(missing)}")
@@ -168,7 +179,8 @@ class Index:
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = WriteLock(directory, lock_timeout, on_wait)
         self._thread_lock = threading.RLock()  # one writing thread in this process
-        self.store = Store(directory / "store.sqlite")  # the writer's connection
+        self._create_if_missing()
+        self.store = Store(directory / STORE_FILE)  # the writer's connection
         self._check_config()
         # Each reading thread gets its own read-only connection (see `Store`).
         self._local = threading.local()
@@ -184,6 +196,19 @@ class Index:
         self._state_generation = self._caches.generation
 
     # -- opening ------------------------------------------------------------------------
+
+    def _create_if_missing(self) -> None:
+        """Create the store, once, whatever number of processes start on a new directory.
+
+        The others wait for the write lock (or are refused after `lock_timeout`, like any
+        writer) and then find the store complete.
+        """
+        path = self.directory / STORE_FILE
+        if path.is_file():
+            return
+        with self._lock():
+            if not path.is_file():
+                create_store(path, self.config.as_meta())
 
     def _check_config(self) -> None:
         stored = {k: self.store.get_meta(k) for k in self.config.as_meta()}
@@ -341,7 +366,7 @@ class Index:
     def _reader(self) -> Store:
         reader: Store | None = getattr(self._local, "store", None)
         if reader is None:
-            reader = Store(self.directory / "store.sqlite", readonly=True)
+            reader = Store(self.directory / STORE_FILE, readonly=True)
             self._local.store = reader
             with self._readers_lock:
                 self._readers.append(reader)
@@ -573,7 +598,7 @@ def open_index(
     Raises:
         NoIndexError: `directory` holds no index; nothing is created.
     """
-    path = directory / "store.sqlite"
+    path = directory / STORE_FILE
     if not path.is_file():
         raise NoIndexError(f"no index at {directory} (no store.sqlite)")
     store = Store(path, readonly=True)
