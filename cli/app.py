@@ -6,8 +6,11 @@ command lives in its own module; this one registers them.
 
 from __future__ import annotations
 
+import sqlite3
+
 import typer
 
+from cli.common import errors
 from cli.documents import check, docs_list, docs_rm, ingest
 from cli.eval import bench_command, bench_load_command, eval_command
 from cli.query import ask, search
@@ -27,3 +30,16 @@ app.command()(serve)
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)
 app.command("bench-load")(bench_load_command)
+
+
+def main() -> None:
+    """The `rag` command: a failing store is reported in a sentence, never as a traceback.
+
+    Writers take turns through the index's write lock, so SQLite refusing a connection now
+    means the file itself is in trouble (disk full or read-only, a damaged file).
+    """
+    try:
+        app()
+    except sqlite3.Error as err:
+        errors.print(f"[red]error:[/red] the index store failed: {err}")
+        raise SystemExit(1) from None

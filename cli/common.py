@@ -34,7 +34,9 @@ def open_pipeline_at(index: Path | None) -> Pipeline:
 
     try:
         return open_pipeline(settings, make_embedder(settings.embedder), index, on_wait=waiting)
-    except (IndexMismatchError, ValueError, ImportError, IndexBusyError) as err:
+    except IndexBusyError as err:  # creating a new index waits for the write lock
+        raise busy(err) from err
+    except (IndexMismatchError, ValueError, ImportError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 
@@ -44,7 +46,9 @@ def open_index_at(index: Path | None) -> Index:
     settings = get_settings()
     try:
         return open_index(index or settings.index_dir, settings.lock_timeout, waiting)
-    except (NoIndexError, ValueError, IndexBusyError) as err:
+    except IndexBusyError as err:
+        raise busy(err) from err
+    except (NoIndexError, ValueError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -87,6 +88,17 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": writable_errors(err.errors())}, 422)
+
+    @app.exception_handler(sqlite3.Error)
+    async def store_failed(request: Request, err: sqlite3.Error) -> JSONResponse:
+        # Writers take turns through the write lock and readers never block in WAL mode,
+        # so this is the store file itself in trouble: say so, and that it may pass.
+        log.error("index store error on %s %s: %s", request.method, request.url.path, err)
+        return JSONResponse(
+            {"detail": "the index store is unavailable; try again later"},
+            503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:

@@ -27,9 +27,6 @@ VECTOR_INDEXES: dict[str, Callable[[int, Sequence[int], np.ndarray], VectorIndex
 LEXICAL_INDEXES: dict[str, Callable[[Sequence[int], Sequence[list[str]]], LexicalIndex]] = {
     name: backend.build_lexical for name, backend in BACKENDS.items()
 }
-STORES: dict[str, Callable[[Path, bool], PassageStore]] = {
-    name: backend.open_store for name, backend in BACKENDS.items()
-}
 
 
 def unit(seed: int) -> np.ndarray:
@@ -135,9 +132,14 @@ def document(path: str, lines: list[str]) -> Document:
     return Document(source, tuple(clean_paragraphs(raw, path)), f"hash-{path}")
 
 
-@pytest.fixture(params=list(STORES))
+@pytest.fixture(params=list(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PassageStore]:
-    opened = STORES[request.param](tmp_path, False)
+    backend = BACKENDS[request.param]
+    assert not backend.store_exists(tmp_path)
+    backend.create_store(tmp_path, {"embedder": "test"})
+    assert backend.store_exists(tmp_path)
+    opened = backend.open_store(tmp_path, False)
+    assert opened.get_meta("embedder") == "test"
     yield opened
     opened.close()
 

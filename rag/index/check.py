@@ -18,7 +18,7 @@ from rag.index.config import IndexConfig, NoIndexError
 from rag.index.index import open_index
 from rag.store.base import LexicalIndex, VectorIndex
 from rag.store.snapshot import load_caches, published_generation
-from rag.store.sqlite import SQLiteStore
+from rag.store.sqlite import STORE_FILE, SQLiteStore
 
 
 @dataclass
@@ -47,7 +47,7 @@ def check_index(directory: Path) -> CheckReport:
     Raises:
         NoIndexError: `directory` holds no store.
     """
-    path = directory / "store.sqlite"
+    path = directory / STORE_FILE
     if not path.is_file():
         raise NoIndexError(f"no index at {directory} (no store.sqlite)")
     report = CheckReport(str(directory))

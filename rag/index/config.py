@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -39,7 +40,10 @@ class IndexConfig:
     @classmethod
     def from_store(cls, store: PassageStore) -> IndexConfig:
         """What an existing index was built with, from its metadata."""
-        meta = {f.name: store.get_meta(f.name) for f in fields(cls)}
+        try:
+            meta = {f.name: store.get_meta(f.name) for f in fields(cls)}
+        except sqlite3.OperationalError as err:  # not a store this program wrote
+            raise ValueError(f"not an index store ({err})") from None
         if meta["backend"] is None:
             meta["backend"] = DEFAULT_BACKEND
         missing = [k for k, v in meta.items() if v is None]

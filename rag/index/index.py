@@ -22,9 +22,10 @@ from rag.index.config import AddResult, IndexConfig, IndexMismatchError, NewDocu
 from rag.index.reader import IndexReader
 from rag.index.writer import EmbedPassages, IndexWriter, build_caches
 from rag.store.base import DocumentRow
-from rag.store.factory import make_backend
+from rag.store.factory import Backend, make_backend
 from rag.store.lock import WriteLock
 from rag.store.snapshot import Caches
+from rag.store.sqlite import STORE_FILE, SQLiteStore
 from rag.text.tokenize import get_tokenizer
 
 
@@ -51,6 +52,7 @@ class Index:
         backend = make_backend(config.backend)
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = WriteLock(directory, lock_timeout, on_wait)
+        self._create_if_missing(backend)
         self.store = backend.open_store(directory, False)  # the writer's connection
         self._check_config()
         self._snapshots = backend.snapshots(directory)
@@ -67,6 +69,18 @@ class Index:
         )
 
     # -- opening ------------------------------------------------------------------------
+
+    def _create_if_missing(self, backend: Backend) -> None:
+        """Create the store, once, whatever number of processes start on a new directory.
+
+        The others wait for the write lock (or are refused after `lock_timeout`, like any
+        writer) and then find the store complete.
+        """
+        if backend.store_exists(self.directory):
+            return
+        with self._lock():
+            if not backend.store_exists(self.directory):
+                backend.create_store(self.directory, self.config.as_meta())
 
     def _check_config(self) -> None:
         wanted = self.config.as_meta()
@@ -173,10 +187,9 @@ def open_index(
     Raises:
         NoIndexError: `directory` holds no index; nothing is created.
     """
-    path = directory / "store.sqlite"
+    path = directory / STORE_FILE
     if not path.is_file():
         raise NoIndexError(f"no index at {directory} (no store.sqlite)")
-    from rag.store.sqlite import SQLiteStore
 
     store = SQLiteStore(path, readonly=True)
     try:

@@ -18,7 +18,7 @@ from rag.store.base import LexicalIndex, PassageStore, VectorIndex
 from rag.store.bm25s import Bm25sLexicalIndex
 from rag.store.faiss import FaissVectorIndex
 from rag.store.snapshot import LocalSnapshots, Snapshots
-from rag.store.sqlite import SQLiteStore
+from rag.store.sqlite import STORE_FILE, SQLiteStore, create_store
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class Backend:
     """How to build each storage part of an index directory."""
 
     name: str
+    # Whether `directory` holds a store, and how to create one whole (with its config
+    # metadata) under the index's write lock, so no process ever opens half a store.
+    store_exists: Callable[[Path], bool]
+    create_store: Callable[[Path, dict[str, str]], None]
     # (directory, readonly) -> the store; writers take one, each reading thread its own.
     open_store: Callable[[Path, bool], PassageStore]
     build_vectors: Callable[[int, Sequence[int], np.ndarray], VectorIndex]
@@ -33,13 +37,27 @@ class Backend:
     snapshots: Callable[[Path], Snapshots]
 
 
+def _local_exists(directory: Path) -> bool:
+    return (directory / STORE_FILE).is_file()
+
+
+def _local_create(directory: Path, meta: dict[str, str]) -> None:
+    create_store(directory / STORE_FILE, meta)
+
+
 def _local_store(directory: Path, readonly: bool) -> PassageStore:
-    return SQLiteStore(directory / "store.sqlite", readonly=readonly)
+    return SQLiteStore(directory / STORE_FILE, readonly=readonly)
 
 
 BACKENDS: dict[str, Backend] = {
     "local": Backend(
-        "local", _local_store, FaissVectorIndex.build, Bm25sLexicalIndex.build, LocalSnapshots
+        "local",
+        _local_exists,
+        _local_create,
+        _local_store,
+        FaissVectorIndex.build,
+        Bm25sLexicalIndex.build,
+        LocalSnapshots,
     ),
 }
 

@@ -7,6 +7,7 @@ rebuilt from it (see `rag.store.snapshot` and `rag.index`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -20,6 +21,10 @@ from rag.store.sqlite_schema import SCHEMA, add_columns, integrity_problems
 from rag.text.offsets import OffsetMap
 from rag.types import Document, Passage, Source
 
+STORE_FILE = "store.sqlite"
+# Seconds a connection waits on another's lock before SQLite reports the database busy.
+BUSY_TIMEOUT_S = 30.0
+
 
 class SQLiteStore:
     """One SQLite connection: the writer's, or (`readonly=True`) one reader thread's.
@@ -29,25 +34,28 @@ class SQLiteStore:
     """
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
+        # Callers open only a store that exists (`create_store` makes it whole): connecting
+        # to a missing path would create an empty file that other processes take for an
+        # index without tables.
         if readonly:
             self._db = sqlite3.connect(
                 f"{path.resolve().as_uri()}?mode=ro",
                 uri=True,
                 isolation_level=None,
                 check_same_thread=False,  # used by one thread, but closed by the index's owner
+                timeout=BUSY_TIMEOUT_S,
             )
             return
         # The writer may be handed from thread to thread (the service's ingestion worker,
         # request threads deleting a document); a lock above the store keeps it one at a time.
-        # Writers are serialised by `rag.lock` before they begin; the busy timeout only
-        # covers the schema statements below meeting another process's commit.
+        # Writers are serialised by `rag.lock` before they begin, so the busy timeout only
+        # covers a reader's checkpoint or a legacy index's first open.
         self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30.0
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        # An index created by an older version lacks the newer columns: add them (once).
         add_columns(self._db)
 
     def close(self) -> None:
@@ -319,6 +327,31 @@ class SQLiteStore:
         if table not in {"documents", "paragraphs", "passages", "sources"}:
             raise ValueError(table)
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def create_store(path: Path, meta: dict[str, str]) -> None:
+    """Create a store with its schema and metadata atomically: whole, or not at all.
+
+    Built under a temporary name and renamed into place, so another process never opens a
+    store that has no tables or no configuration yet. Schema statements run by several
+    processes on one new file raced: a statement that read the schema before another
+    process's commit cannot upgrade to a write in WAL mode, and SQLite answers "database is
+    locked" at once, without waiting. The caller holds the index's write lock.
+    """
+    tmp = path.with_name(f"{path.name}.new")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)  # an earlier creation that died half-way
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # recorded in the file: it persists
+        db.executescript(SCHEMA)
+        add_columns(db)
+        with _Transaction(db):
+            for key, value in meta.items():
+                db.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (key, value))
+    finally:
+        db.close()  # checkpoints and removes the WAL: the file alone is the store
+    os.replace(tmp, path)
 
 
 class _Transaction:
