@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     publishable_keys: CommaList = []
     allowed_origins: CommaList = []
     widget_rate_limit: str = "30/minute"  # per publishable key and client address
+    # Citation tokens (service/citation_tokens.py): a publishable key opens a paragraph only
+    # with the signed token an answer gave for it. The first secret signs, all verify, so a
+    # rotated-out secret keeps working for the tokens it signed. Unset: a random secret per
+    # process (tokens then die with it and do not work across replicas).
+    citation_secrets: CommaList = []
+    citation_token_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Neighbours each side a publishable key gets around a cited paragraph: 0, only the
+    # paragraph the answer cited (a passage never spans paragraphs).
+    citation_context: int = Field(default=0, ge=0, le=5)
+    # Passages a publishable key may ask for (`top_k`): every one comes back with its text,
+    # so a large `top_k` would make asking a search, which that key may not do.
+    publishable_max_top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=500, ge=1, le=10000)
     max_upload_mb: int = Field(default=20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)
@@ -101,7 +113,12 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=512, ge=0)
 
     @field_validator(
-        "admin_keys", "query_keys", "publishable_keys", "allowed_origins", mode="before"
+        "admin_keys",
+        "query_keys",
+        "publishable_keys",
+        "allowed_origins",
+        "citation_secrets",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
