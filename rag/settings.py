@@ -16,6 +16,8 @@ CommaList = Annotated[list[str], NoDecode]
 # Admission defaults when an LLM writes the answers (see `_admission_for_a_remote_model`).
 LLM_MAX_INFLIGHT = 16
 LLM_QUEUE_TIMEOUT_S = 10.0
+# Shortest RAG_CITATION_SECRETS entry accepted (a secret that signs tokens anyone may hold).
+MIN_SECRET_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -124,6 +126,19 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("citation_secrets")
+    @classmethod
+    def _long_secrets(cls, value: list[str]) -> list[str]:
+        # A token is an HMAC anyone may hold: a short secret could be guessed offline from it.
+        short = [i + 1 for i, secret in enumerate(value) if len(secret) < MIN_SECRET_CHARS]
+        if short:
+            raise ValueError(
+                f"citation secret(s) number {short} are shorter than {MIN_SECRET_CHARS} "
+                "characters; make one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @model_validator(mode="after")

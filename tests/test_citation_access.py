@@ -226,3 +226,12 @@ def test_the_widget_key_cannot_turn_asking_into_a_search(client: TestClient) -> 
         "a publishable key may ask for at most 5 passages (top_k), not 50"
     )
     assert query.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc"])
+def test_the_api_docs_name_no_document(client: TestClient, path: str) -> None:
+    page = client.get(path, headers=bearer(WIDGET))
+
+    assert page.status_code == 200
+    for file in documents(client):
+        assert file not in page.text

@@ -3,10 +3,14 @@ configured secret, and nothing else."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from rag.settings import Settings
 from service.citation_tokens import CitationGrant, CitationTokens, InvalidCitationToken
 
 NOW = 1_800_000_000.0
@@ -103,3 +107,16 @@ def test_any_citation_round_trips_and_the_token_is_url_safe(
 
     assert tokens().verify(token, file, paragraph, NOW).passage_id == passage
     assert all(c.isascii() and (c.isalnum() or c in "._-") for c in token)
+
+
+def test_a_short_citation_secret_is_refused_by_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_CITATION_SECRETS", "a-long-enough-secret-1, short")
+    with pytest.raises(ValidationError, match=r"number \[2\] are shorter than 16 characters"):
+        Settings(index_dir=tmp_path)
+    monkeypatch.setenv("RAG_CITATION_SECRETS", "new-secret-16-chars, old-secret-16-chars")
+    assert Settings(index_dir=tmp_path).citation_secrets == [
+        "new-secret-16-chars",
+        "old-secret-16-chars",
+    ]
