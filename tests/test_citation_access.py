@@ -7,8 +7,10 @@ anyone could read the whole corpus through `GET /v1/documents/{file}/paragraphs/
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.settings import Settings
-from service.citation_tokens import CitationTokens
+from service.app import create_app
+from service.citation_tokens import CitationTokens, InvalidCitationToken
 from tests.api import api_client, sse_events
 from tests.fakes import HashEmbedder
 
@@ -235,3 +238,29 @@ def test_the_api_docs_name_no_document(client: TestClient, path: str) -> None:
     assert page.status_code == 200
     for file in documents(client):
         assert file not in page.text
+
+
+def test_without_configured_secrets_tokens_are_per_process_and_the_service_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def app_tokens(**settings: Any) -> tuple[CitationTokens, str]:
+        app = create_app(
+            Settings(index_dir=tmp_path / "index", publishable_keys=[WIDGET], **settings),
+            load_pipeline=lambda _: (_ for _ in ()).throw(RuntimeError("not needed")),
+        )
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "rag.service"), TestClient(app):
+            pass
+        return app.state.service.citations, caplog.text
+
+    first, warned = app_tokens()
+    second, _ = app_tokens()
+    replica_a, quiet = app_tokens(citation_secrets=SECRETS)
+    replica_b, _ = app_tokens(citation_secrets=SECRETS)
+
+    now = time.time()
+    with pytest.raises(InvalidCitationToken):
+        second.verify(first.issue("a.txt", 1, 1, now), "a.txt", 1, now)
+    assert replica_b.verify(replica_a.issue("a.txt", 1, 1, now), "a.txt", 1, now)
+    assert "RAG_CITATION_SECRETS is not set" in warned
+    assert "RAG_CITATION_SECRETS" not in quiet
