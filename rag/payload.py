@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rag.types import Answer, Citation, ScoredPassage, Source
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
+
+# Signs a citation for the HTTP service (its `token`, see service/citation_tokens.py);
+# the CLI has no tokens to give, and its citations carry `token: null`.
+CitationSigner = Callable[[Citation], str]
 
 
 def source_payload(source: Source) -> dict[str, Any]:
@@ -30,7 +35,7 @@ def passage_payload(scored: ScoredPassage) -> dict[str, Any]:
     }
 
 
-def citation_payload(citation: Citation) -> dict[str, Any]:
+def citation_payload(citation: Citation, sign: CitationSigner | None = None) -> dict[str, Any]:
     return {
         "n": citation.n,
         "file": citation.file,
@@ -42,15 +47,16 @@ def citation_payload(citation: Citation) -> dict[str, Any]:
         "quote": citation.quote,
         "passage_id": citation.passage_id,
         "also_in": [{"file": f, "paragraph": p} for f, p in citation.also_in],
+        "token": None if sign is None else sign(citation),
     }
 
 
-def answer_payload(answer: Answer) -> dict[str, Any]:
+def answer_payload(answer: Answer, sign: CitationSigner | None = None) -> dict[str, Any]:
     return {
         "question": answer.question,
         "answer": answer.answer,
         "abstained": answer.abstained,
-        "citations": [citation_payload(c) for c in answer.citations],
+        "citations": [citation_payload(c, sign) for c in answer.citations],
         "passages": [passage_payload(p) for p in answer.passages],
         "timings_ms": dict(answer.timings_ms),
         "composer": answer.composer,
@@ -59,6 +65,8 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
     }
 
 
-def ask_payload(pipeline: Pipeline, question: str, top_k: int) -> dict[str, Any]:
+def ask_payload(
+    pipeline: Pipeline, question: str, top_k: int, sign: CitationSigner | None = None
+) -> dict[str, Any]:
     """What `POST /v1/ask` answers to a valid question; `rag eval` asks through it too."""
-    return answer_payload(pipeline.ask(question, top_k))
+    return answer_payload(pipeline.ask(question, top_k), sign)
