@@ -9,6 +9,7 @@ citations alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,11 @@ def location_payload(location: Location) -> dict[str, Any]:
     return {name: getattr(location, name) for name in LOCATION_FIELDS}
 
 
+# Signs a citation for the HTTP service (its `token`, see service/citation_tokens.py);
+# the CLI has no tokens to give, and its citations carry `token: null`.
+CitationSigner = Callable[[Citation], str]
+
+
 def source_payload(source: Source) -> dict[str, Any]:
     return location_payload(source)
 
@@ -39,22 +45,23 @@ def passage_payload(scored: ScoredPassage) -> dict[str, Any]:
     }
 
 
-def citation_payload(citation: Citation) -> dict[str, Any]:
+def citation_payload(citation: Citation, sign: CitationSigner | None = None) -> dict[str, Any]:
     return {
         "n": citation.n,
         **location_payload(citation),
         "quote": citation.quote,
         "passage_id": citation.passage_id,
         "also_in": [{"file": f, "paragraph": p} for f, p in citation.also_in],
+        "token": None if sign is None else sign(citation),
     }
 
 
-def answer_payload(answer: Answer) -> dict[str, Any]:
+def answer_payload(answer: Answer, sign: CitationSigner | None = None) -> dict[str, Any]:
     return {
         "question": answer.question,
         "answer": answer.answer,
         "abstained": answer.abstained,
-        "citations": [citation_payload(c) for c in answer.citations],
+        "citations": [citation_payload(c, sign) for c in answer.citations],
         "passages": [passage_payload(p) for p in answer.passages],
         "timings_ms": dict(answer.timings_ms),
         "composer": answer.composer,
@@ -73,6 +80,8 @@ def search_payload(
     }
 
 
-def ask_payload(pipeline: Pipeline, question: str, top_k: int) -> dict[str, Any]:
+def ask_payload(
+    pipeline: Pipeline, question: str, top_k: int, sign: CitationSigner | None = None
+) -> dict[str, Any]:
     """What `POST /v1/ask` answers to a valid question; `rag eval` asks through it too."""
-    return answer_payload(pipeline.ask(question, top_k))
+    return answer_payload(pipeline.ask(question, top_k), sign)

@@ -46,7 +46,13 @@ def create_app(
     # Keys stay out of the logs, even when a client puts one in a URL.
     llm_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
     redaction = RedactKeys(
-        [*settings.admin_keys, *settings.query_keys, *settings.publishable_keys, llm_key]
+        [
+            *settings.admin_keys,
+            *settings.query_keys,
+            *settings.publishable_keys,
+            *settings.citation_secrets,
+            llm_key,
+        ]
     )
 
     @asynccontextmanager
@@ -55,6 +61,12 @@ def create_app(
             log.warning(
                 "no API keys configured: every endpoint is open, so only loopback clients "
                 "(127.0.0.1) are served"
+            )
+        if settings.publishable_keys and not settings.citation_secrets:
+            log.warning(
+                "RAG_CITATION_SECRETS is not set: citation tokens are signed with a random "
+                "secret of this process, so they stop working when it restarts and are not "
+                "accepted by other replicas"
             )
         loading = asyncio.create_task(asyncio.to_thread(state.load, load_pipeline))
         for name in SERVER_LOGGERS:

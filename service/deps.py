@@ -6,6 +6,7 @@ thread pool, and half a dozen thread hops per request showed up in the HTTP over
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -13,8 +14,9 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request
 
 from rag.pipeline import Pipeline
+from rag.wire import CitationSigner
 from service.admission import Admission, Overloaded
-from service.auth import AccessDenied, Action, Caller
+from service.auth import AccessDenied, Action, Caller, Role
 from service.jobs import JobQueue
 from service.schemas import AskRequest, ChatRequest, unicode_text
 from service.settings import ServiceSettings
@@ -133,6 +135,18 @@ CiteAccess = Annotated[Caller, _access(Action.CITE)]
 ManageAccess = Annotated[Caller, _access(Action.MANAGE)]
 
 
+async def citation_signer(state: StateDep) -> CitationSigner:
+    """Signs each citation of this request's answer with a token valid from now."""
+    tokens, now = state.citations, time.time()
+    return lambda citation: tokens.issue(
+        citation.file, citation.paragraph, citation.passage_id, now
+    )
+
+
+# The `token` of every citation an answer returns (see service/citation_tokens.py).
+CitationSignerDep = Annotated[CitationSigner, Depends(citation_signer)]
+
+
 def checked_question(text: str, settings: ServiceSettings) -> str:
     """The question stripped, or a 422 saying why it cannot be asked."""
     question = text.strip()
@@ -151,7 +165,13 @@ def checked_question(text: str, settings: ServiceSettings) -> str:
     return question
 
 
-async def ask_question(body: AskRequest, settings: SettingsDep) -> AskRequest:
+async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAccess) -> AskRequest:
+    if caller.role is Role.PUBLISHABLE and body.top_k > settings.publishable_max_top_k:
+        raise HTTPException(
+            403,
+            f"a publishable key may ask for at most {settings.publishable_max_top_k} passages "
+            f"(top_k), not {body.top_k}",
+        )
     return AskRequest(question=checked_question(body.question, settings), top_k=body.top_k)
 
 

@@ -110,6 +110,11 @@ class CitationOut(LocationOut):
     quote: str = Field(description="The cited text, cleaned, in the file's own script")
     passage_id: int
     also_in: list[PlaceOut] = Field(description="Other files holding the same passage")
+    token: str | None = Field(
+        default=None,
+        description="Signed, expiring proof that this answer cited this paragraph: a "
+        "publishable key must send it to open the paragraph (null from `rag ask --json`)",
+    )
 
 
 class AnswerOut(BaseModel):

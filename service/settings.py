@@ -21,6 +21,8 @@ CommaList = Annotated[list[str], NoDecode]
 # Admission defaults when an LLM writes the answers (see `_admission_for_a_remote_model`).
 LLM_MAX_INFLIGHT = 16
 LLM_QUEUE_TIMEOUT_S = 10.0
+# Shortest RAG_CITATION_SECRETS entry accepted (a secret that signs tokens anyone may hold).
+MIN_SECRET_CHARS = 16
 
 
 class ServiceSettings(Settings):
@@ -36,6 +38,18 @@ class ServiceSettings(Settings):
     publishable_keys: CommaList = Field(default_factory=list)
     allowed_origins: CommaList = Field(default_factory=list)
     widget_rate_limit: str = "30/minute"  # per publishable key and client address
+    # Citation tokens (service/citation_tokens.py): a publishable key opens a paragraph only
+    # with the signed token an answer gave for it. The first secret signs, all verify, so a
+    # rotated-out secret keeps working for the tokens it signed. Unset: a random secret per
+    # process (tokens then die with it and do not work across replicas).
+    citation_secrets: CommaList = Field(default_factory=list)
+    citation_token_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Neighbours each side a publishable key gets around a cited paragraph: 0, only the
+    # paragraph the answer cited (a passage never spans paragraphs).
+    citation_context: int = Field(default=0, ge=0, le=5)
+    # Passages a publishable key may ask for (`top_k`): every one comes back with its text,
+    # so a large `top_k` would make asking a search, which that key may not do.
+    publishable_max_top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=500, ge=1, le=10000)
     max_upload_mb: int = Field(default=20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)
@@ -60,12 +74,30 @@ class ServiceSettings(Settings):
     max_connections: int = Field(default=512, ge=0)
 
     @field_validator(
-        "admin_keys", "query_keys", "publishable_keys", "allowed_origins", mode="before"
+        "admin_keys",
+        "query_keys",
+        "publishable_keys",
+        "allowed_origins",
+        "citation_secrets",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("citation_secrets")
+    @classmethod
+    def _long_secrets(cls, value: list[str]) -> list[str]:
+        # A token is an HMAC anyone may hold: a short secret could be guessed offline from it.
+        short = [i + 1 for i, secret in enumerate(value) if len(secret) < MIN_SECRET_CHARS]
+        if short:
+            raise ValueError(
+                f"citation secret(s) number {short} are shorter than {MIN_SECRET_CHARS} "
+                "characters; make one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @model_validator(mode="after")

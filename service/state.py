@@ -4,11 +4,13 @@ pipeline and its ingestion queue."""
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rag.pipeline import Pipeline
 from service.auth import Gate
+from service.citation_tokens import CitationTokens
 from service.jobs import JobQueue
 from service.metrics import Metrics
 from service.settings import ServiceSettings
@@ -27,12 +29,17 @@ class ServiceState:
     settings: ServiceSettings
     gate: Gate
     metrics: Metrics = field(init=False)
+    citations: CitationTokens = field(init=False)
     pipeline: Pipeline | None = None
     jobs: JobQueue | None = None
     error: str | None = None  # why loading failed, for /readyz
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.gauges)
+        # Without configured secrets tokens still work, until this process ends (see
+        # the warning at start-up).
+        signing: list[str | bytes] = [*self.settings.citation_secrets] or [secrets.token_bytes(32)]
+        self.citations = CitationTokens(signing, self.settings.citation_token_ttl_s)
 
     def load(self, load_pipeline: LoadPipeline) -> None:
         """Load the index and the model (in a worker thread: /healthz answers meanwhile)."""

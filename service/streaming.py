@@ -13,7 +13,7 @@ from typing import Any
 from fastapi.sse import format_sse_event
 
 from rag.types import Answer, StreamStart
-from rag.wire import answer_payload, citation_payload, passage_payload
+from rag.wire import CitationSigner, answer_payload, citation_payload, passage_payload
 
 log = logging.getLogger("rag.service")
 
@@ -35,7 +35,7 @@ def sse(data: Any, event: str | None = None) -> bytes:
 AnswerStream = Iterator[StreamStart | str | Answer]
 
 
-def ask_events(stream: Callable[[], AnswerStream]) -> Iterator[bytes]:
+def ask_events(stream: Callable[[], AnswerStream], sign: CitationSigner) -> Iterator[bytes]:
     """retrieval -> delta* -> answer, or an error event if answering fails midway.
 
     The deltas of an LLM answer are the model's tokens, forwarded as they arrive; the
@@ -48,7 +48,7 @@ def ask_events(stream: Callable[[], AnswerStream]) -> Iterator[bytes]:
             if isinstance(item, StreamStart):
                 start = {
                     "passages": [passage_payload(p) for p in item.passages],
-                    "citations": [citation_payload(c) for c in item.citations],
+                    "citations": [citation_payload(c, sign) for c in item.citations],
                 }
                 yield sse(start, "retrieval")
             elif isinstance(item, str):
@@ -58,16 +58,16 @@ def ask_events(stream: Callable[[], AnswerStream]) -> Iterator[bytes]:
                 if not streamed:
                     for piece in answer_pieces(item.answer):
                         yield sse({"text": piece}, "delta")
-                yield sse(answer_payload(item), "answer")
+                yield sse(answer_payload(item, sign), "answer")
     except Exception:
         log.exception("answering failed")
         yield sse({"detail": "answering failed; see the service log"}, "error")
 
 
-def answer_extras(answer: Answer) -> dict[str, Any]:
+def answer_extras(answer: Answer, sign: CitationSigner) -> dict[str, Any]:
     """What an OpenAI completion carries besides the text: citations and how it was made."""
     return {
-        "citations": [citation_payload(c) for c in answer.citations],
+        "citations": [citation_payload(c, sign) for c in answer.citations],
         "abstained": answer.abstained,
         "composer": answer.composer,
         "unsupported": list(answer.unsupported),
@@ -75,7 +75,7 @@ def answer_extras(answer: Answer) -> dict[str, Any]:
     }
 
 
-def chat_completion(answer: Answer, model: str) -> dict[str, Any]:
+def chat_completion(answer: Answer, model: str, sign: CitationSigner) -> dict[str, Any]:
     """A non-streamed OpenAI `chat.completion`, with the citations in an extra field."""
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -90,11 +90,13 @@ def chat_completion(answer: Answer, model: str) -> dict[str, Any]:
             }
         ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        **answer_extras(answer),
+        **answer_extras(answer, sign),
     }
 
 
-def chat_chunks(stream: Callable[[], AnswerStream], model: str) -> Iterator[bytes]:
+def chat_chunks(
+    stream: Callable[[], AnswerStream], model: str, sign: CitationSigner
+) -> Iterator[bytes]:
     """OpenAI `chat.completion.chunk` events; the final chunk carries the citations.
 
     The content is the model's tokens as they arrive (or the extractive answer in pieces).
@@ -129,7 +131,7 @@ def chat_chunks(stream: Callable[[], AnswerStream], model: str) -> Iterator[byte
                     pieces = []
                 for piece in pieces:
                     yield chunk({"content": piece})
-                yield chunk({}, "stop", answer=item.answer, **answer_extras(item))
+                yield chunk({}, "stop", answer=item.answer, **answer_extras(item, sign))
                 yield sse("[DONE]")
     except Exception:
         log.exception("answering failed")

@@ -109,7 +109,10 @@ def test_the_widget_key_asks_only_from_allowed_origins(client: TestClient) -> No
 def test_the_widget_key_reads_citations_on_a_same_origin_page(client: TestClient) -> None:
     """Browsers send no Origin on a same-origin GET: the widget's Referer stands in."""
     citation = client.post("/v1/ask", json=ASK, headers=bearer(WIDGET, SITE)).json()["citations"][0]
-    path = f"/v1/documents/{citation['file']}/paragraphs/{citation['paragraph']}"
+    path = (
+        f"/v1/documents/{citation['file']}/paragraphs/{citation['paragraph']}"
+        f"?token={citation['token']}"
+    )
 
     same_page = client.get(path, headers={**bearer(WIDGET), "Referer": "http://testserver/"})
     elsewhere = client.get(path, headers={**bearer(WIDGET), "Referer": "https://evil.example/"})

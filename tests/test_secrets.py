@@ -27,8 +27,9 @@ QUERY = "sk-query-7d793037a0760186"
 WIDGET = "pk-widget-9e107d9d372bb682"
 FORGED = "sk-forged-e4d909c290d0fb1c"
 FORGED_LONG = "sk-forged-" + "0123456789abcdef" * 512  # 8 KB
-SECRETS = (ADMIN, QUERY)  # never shown anywhere
-KEYS = (ADMIN, QUERY, WIDGET, FORGED, FORGED_LONG)  # never logged
+CITATION_SECRET = "cs-citation-6f1ed002ab5595859"  # signs citation tokens
+SECRETS = (ADMIN, QUERY, CITATION_SECRET)  # never shown anywhere
+KEYS = (ADMIN, QUERY, WIDGET, FORGED, FORGED_LONG, CITATION_SECRET)  # never logged
 SITE = "https://shop.example.com"
 ASK = {"question": "质检总局局长是谁？"}
 USER = {"role": "user", "content": ASK["question"]}
@@ -63,6 +64,14 @@ CALLS = [
     Call("GET", "/v1/documents", bearer(QUERY), 403),
     Call("DELETE", "/v1/documents/x.txt", bearer(WIDGET, Origin=SITE), 403),
     Call("POST", "/v1/ask", bearer(WIDGET, Origin="https://evil.example"), 403, ASK),
+    # A paragraph no answer cited, without or with a forged citation token.
+    Call("GET", "/v1/documents/none.txt/paragraphs/1", bearer(WIDGET, Origin=SITE), 403),
+    Call(
+        "GET",
+        "/v1/documents/none.txt/paragraphs/1?token=v1.1.9999999999.forged",
+        bearer(WIDGET, Origin=SITE),
+        403,
+    ),
     # Forged.
     Call("POST", "/v1/ask", bearer(FORGED), 401, ASK),
     Call("GET", "/v1/documents", {"X-API-Key": FORGED}, 401),
@@ -99,6 +108,7 @@ def served(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Served
         "RAG_QUERY_KEYS": QUERY,
         "RAG_PUBLISHABLE_KEYS": WIDGET,
         "RAG_ALLOWED_ORIGINS": SITE,
+        "RAG_CITATION_SECRETS": CITATION_SECRET,
     }
     responses = []
     with service_process(index, env) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
@@ -131,14 +141,18 @@ def test_the_access_log_is_on_and_redacts_keys_in_urls(served: Served) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", KEYS, ids=["admin", "query", "publishable", "forged", "long"])
+@pytest.mark.parametrize(
+    "key", KEYS, ids=["admin", "query", "publishable", "forged", "long", "citation"]
+)
 def test_no_key_is_ever_printed_by_the_server(served: Served, key: str) -> None:
     assert key not in served.output
     assert key[:16] not in served.output  # not even in part
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", KEYS, ids=["admin", "query", "publishable", "forged", "long"])
+@pytest.mark.parametrize(
+    "key", KEYS, ids=["admin", "query", "publishable", "forged", "long", "citation"]
+)
 def test_no_response_body_or_header_carries_a_key(served: Served, key: str) -> None:
     for call, response in zip(CALLS, served.responses, strict=True):
         headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())

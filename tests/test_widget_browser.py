@@ -18,6 +18,7 @@ from playwright.sync_api import (
     FloatRect,
     Locator,
     Page,
+    Route,
     ViewportSize,
     expect,
     sync_playwright,
@@ -339,13 +340,40 @@ def test_the_served_page_and_script_hold_only_the_publishable_key(keyed_service:
 def test_the_publishable_key_asks_and_reads_citations_on_the_demo_page(
     page: Page, keyed_service: str
 ) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(keyed_service)
     open_widget(page)
     answer = ask(page, SIMPLIFIED_QUESTION)
 
     expect(answer).to_have_attribute("data-state", "done")
     answer.locator("[part=citation]").first.click()
-    expect(part(page, "reader").locator("mark")).to_be_visible()
+    reader = part(page, "reader")
+    expect(reader.locator("mark")).to_be_visible()
+    # The paragraph was opened with the citation's token, and alone: a publishable key
+    # gets no neighbours by default.
+    opened = [u for u in requested if "/paragraphs/" in u]
+    assert len(opened) == 1 and "token=v1." in opened[0], opened
+    expect(reader.locator(".context")).to_have_count(0)
+
+
+def test_a_refused_citation_token_gets_a_friendly_message(page: Page, keyed_service: str) -> None:
+    """An expired (here: altered) token is refused by the service, and the reader says so."""
+
+    def alter_token(route: Route) -> None:
+        url = urllib.parse.urlsplit(route.request.url)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        query["token"] = query["token"][:-4] + "AAAA"
+        route.continue_(url=url._replace(query=urllib.parse.urlencode(query)).geturl())
+
+    page.route("**/paragraphs/**", alter_token)
+    page.goto(keyed_service)
+    open_widget(page)
+    answer = ask(page, SIMPLIFIED_QUESTION)
+
+    expect(answer).to_have_attribute("data-state", "done")
+    answer.locator("[part=citation]").first.click()
+    expect(part(page, "reader")).to_contain_text("这条出处已失效，请重新提问后再打开。")
 
 
 def test_a_refused_key_gets_a_friendly_message(page: Page, keyed_service: str) -> None:
@@ -443,7 +471,13 @@ def hostile_service(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The service on the demo corpus plus the hostile document, uploaded over HTTP."""
     index = tmp_path_factory.mktemp("injection") / "index"
     shutil.copytree(demo_index, index)
-    keys = {"RAG_ADMIN_KEYS": INJECTION_ADMIN_KEY, "RAG_PUBLISHABLE_KEYS": PUBLISHABLE_KEY}
+    keys = {
+        "RAG_ADMIN_KEYS": INJECTION_ADMIN_KEY,
+        "RAG_PUBLISHABLE_KEYS": PUBLISHABLE_KEY,
+        # The widget key gets one neighbour each side (default none), so that the reader's
+        # neighbours, which render document text too, are exercised by these payloads.
+        "RAG_CITATION_CONTEXT": "1",
+    }
     with running_service(index, keys) as url:
         admin = {"Authorization": f"Bearer {INJECTION_ADMIN_KEY}"}
         files = [("files", (HOSTILE_FILE, HOSTILE_DOCUMENT.encode(), "text/markdown"))]

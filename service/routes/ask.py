@@ -10,7 +10,13 @@ from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
 from rag.wire import ask_payload, search_payload
-from service.deps import AdmittedPipeline, AskAccess, AskBody, SearchAccess
+from service.deps import (
+    AdmittedPipeline,
+    AskAccess,
+    AskBody,
+    CitationSignerDep,
+    SearchAccess,
+)
 from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut, SearchRequest
 from service.streaming import ask_events
 
@@ -27,9 +33,11 @@ router = APIRouter(prefix="/v1", tags=["ask"], max_body_size=MAX_BODY, responses
 
 
 @router.post("/ask", response_model=AnswerOut)
-def ask(_: AskAccess, body: AskBody, pipeline: AdmittedPipeline) -> dict[str, Any]:
+def ask(
+    _: AskAccess, body: AskBody, sign: CitationSignerDep, pipeline: AdmittedPipeline
+) -> dict[str, Any]:
     """Answer a question from the documents, citing file, paragraph and offsets."""
-    return ask_payload(pipeline, body.question, body.top_k)
+    return ask_payload(pipeline, body.question, body.top_k, sign)
 
 
 @router.post(
@@ -42,9 +50,11 @@ def ask(_: AskAccess, body: AskBody, pipeline: AdmittedPipeline) -> dict[str, An
         }
     },
 )
-def ask_stream(_: AskAccess, body: AskBody, pipeline: AdmittedPipeline) -> EventSourceResponse:
+def ask_stream(
+    _: AskAccess, body: AskBody, sign: CitationSignerDep, pipeline: AdmittedPipeline
+) -> EventSourceResponse:
     """The answer as Server-Sent Events: passages first, then the text, then the answer."""
-    events = ask_events(partial(pipeline.ask_stream, body.question, body.top_k))
+    events = ask_events(partial(pipeline.ask_stream, body.question, body.top_k), sign)
     return EventSourceResponse(events, headers={"Cache-Control": "no-cache"})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
-from service.deps import AdmittedPipeline, AskAccess, ChatQuestion
+from service.deps import AdmittedPipeline, AskAccess, ChatQuestion, CitationSignerDep
 from service.routes.ask import ERRORS, MAX_BODY
 from service.schemas import ChatRequest
 from service.streaming import chat_chunks, chat_completion
@@ -18,10 +18,14 @@ router = APIRouter(prefix="/v1", tags=["openai"], max_body_size=MAX_BODY, respon
 
 @router.post("/chat/completions", response_model=None)
 def chat_completions(
-    _: AskAccess, body: ChatRequest, question: ChatQuestion, pipeline: AdmittedPipeline
+    _: AskAccess,
+    body: ChatRequest,
+    question: ChatQuestion,
+    sign: CitationSignerDep,
+    pipeline: AdmittedPipeline,
 ) -> dict[str, Any] | EventSourceResponse:
     """The last user message is the question; citations ride in a `citations` field."""
     if body.stream:
-        chunks = chat_chunks(partial(pipeline.ask_stream, question), body.model)
+        chunks = chat_chunks(partial(pipeline.ask_stream, question), body.model, sign)
         return EventSourceResponse(chunks, headers={"Cache-Control": "no-cache"})
-    return chat_completion(pipeline.ask(question), body.model)
+    return chat_completion(pipeline.ask(question), body.model, sign)

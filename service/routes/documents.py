@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,9 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from rag.pipeline import IngestReport
 from rag.store.base import ParagraphRow
 from rag.store.lock import IndexBusyError
-from service.deps import CiteAccess, JobsDep, ManageAccess, PipelineDep, SettingsDep
+from service.auth import Role
+from service.citation_tokens import CitationTokens, InvalidCitationToken
+from service.deps import CiteAccess, JobsDep, ManageAccess, PipelineDep, SettingsDep, StateDep
 from service.jobs import Job
 from service.routes.ask import ERRORS
 from service.schemas import (
@@ -119,13 +122,31 @@ def delete_document(
     responses=NOT_FOUND,
 )
 def read_paragraph(
-    _: CiteAccess,
+    caller: CiteAccess,
     file: str,
     number: int,
+    state: StateDep,
     pipeline: PipelineDep,
     context: Annotated[int, Query(ge=0, le=5, description="Neighbours on each side")] = 1,
+    token: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="The citation's `token`: required with a publishable key, which "
+            "opens only paragraphs an answer cited",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """A paragraph with its neighbours, so a citation can be read in context."""
+    """A paragraph with its neighbours, so a citation can be read in context.
+
+    A publishable key is public, and file names and paragraph numbers are easy to guess:
+    it needs the citation's token, and gets at most `RAG_CITATION_CONTEXT` neighbours.
+    """
+    if caller.role is Role.PUBLISHABLE:
+        # Checked before the index is read: a refused caller learns nothing, not even
+        # whether the file exists.
+        _check_citation(state.citations, token, file, number)
+        context = min(context, state.settings.citation_context)
     found = pipeline.paragraph(file, number, context)
     if found is None:
         raise HTTPException(404, f"no document {file!r}")
@@ -138,6 +159,19 @@ def read_paragraph(
         "before": [_paragraph(p) for p in before],
         "after": [_paragraph(p) for p in after],
     }
+
+
+def _check_citation(tokens: CitationTokens, token: str | None, file: str, number: int) -> None:
+    if not token:
+        raise HTTPException(
+            403,
+            "a publishable key opens only paragraphs an answer cited: send the citation's "
+            "token as ?token=",
+        )
+    try:
+        tokens.verify(token, file, number, time.time())
+    except InvalidCitationToken as err:
+        raise HTTPException(403, str(err)) from err
 
 
 def _paragraph(row: ParagraphRow) -> dict[str, Any]:

@@ -32,6 +32,8 @@
     interrupted: "与问答服务的连接中断了，请稍后再试。",
     incomplete: "回答没有完整传回，请再问一次。",
     paragraphFailed: "原文没能载入，请稍后再试。",
+    // A citation's token expires (an hour by default): a new answer brings fresh ones.
+    citationRefused: "这条出处已失效，请重新提问后再打开。",
     unsupported: "这句话没有注明出处，文档中未必有依据。",
     status: {
       401: "问答服务需要有效的访问密钥。",
@@ -131,16 +133,23 @@
       }
     }
 
-    /** The cited paragraph of `file` with one neighbour on each side. */
-    async paragraph(file, number, signal) {
+    /**
+     * The cited paragraph of `file` with up to one neighbour on each side (a publishable key
+     * gets as many as the service allows, by default none). `token` is the citation's proof
+     * that the answer cited it, without which a publishable key is refused.
+     */
+    async paragraph(file, number, token, signal) {
       // File names may contain folders: keep the slashes, encode everything else.
       const id = file.split("/").map(encodeURIComponent).join("/");
-      const path = `v1/documents/${id}/paragraphs/${number}?context=1`;
-      const response = await this.#fetch(path, { signal });
+      const query = new URLSearchParams({ context: "1" });
+      if (token) query.set("token", token);
+      const path = `v1/documents/${id}/paragraphs/${number}?${query}`;
+      const refusals = { ...MESSAGES.status, 403: MESSAGES.citationRefused };
+      const response = await this.#fetch(path, { signal }, refusals);
       return response.json();
     }
 
-    async #fetch(path, init) {
+    async #fetch(path, init, statusMessages = MESSAGES.status) {
       const headers = new Headers(init.headers);
       if (this.key) headers.set("Authorization", `Bearer ${this.key}`);
       let response;
@@ -158,13 +167,13 @@
         if (error.name === "AbortError") throw error;
         throw new ServiceError(MESSAGES.unreachable);
       }
-      if (!response.ok) throw await httpError(response);
+      if (!response.ok) throw await httpError(response, statusMessages);
       return response;
     }
   }
 
-  async function httpError(response) {
-    const friendly = MESSAGES.status[response.status];
+  async function httpError(response, statusMessages) {
+    const friendly = statusMessages[response.status];
     if (friendly) return new ServiceError(friendly);
     const body = await response.json().catch(() => null);
     const detail = describe(body?.detail);
@@ -560,8 +569,8 @@
       ui.paragraphs.replaceChildren(h("p", { class: "pending" }, MESSAGES.loadingParagraph));
       ui.source.focus();
       try {
-        const { file, paragraph } = citation;
-        const found = await this.#client.paragraph(file, paragraph, reading.signal);
+        const { file, paragraph, token } = citation;
+        const found = await this.#client.paragraph(file, paragraph, token, reading.signal);
         ui.paragraphs.replaceChildren(...paragraphView(found, citation.quote));
         (ui.paragraphs.querySelector("mark") ?? ui.paragraphs.querySelector(".cited"))
           .scrollIntoView({ block: "nearest" });
