@@ -1,0 +1,306 @@
+"""PDF: the text layer read with PDFium, scanned or garbled pages OCR'd, paragraphs rebuilt.
+
+Why pypdfium2: on our Chinese samples it was the fastest of the three candidates by an order
+of magnitude and read CID fonts at least as well (docs/benchmarks.md, eval/bench_formats.py);
+it also renders pages for OCR, so one library serves both. PyMuPDF is AGPL, so not used.
+
+Each page's characters are grouped into lines by position (not by the order in which the PDF
+draws them), the lines into columns and paragraphs (geometry.py). Lines in the top and bottom
+margin that repeat on most pages (digits aside) are running headers and footers, and a lone
+page number there is one too: both are left out of the text. A page with no text layer but
+something drawn on it, or whose text layer is mojibake (garbage.py), is rendered and OCR'd;
+on a page with a text layer, large embedded images that no text covers are OCR'd as well.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.formats.base import Extraction, LoadError, LoadOptions
+from rag.formats.garbage import is_garbage
+from rag.formats.geometry import Line
+from rag.formats.layout import TextBuilder, add_page_lines
+from rag.formats.ocr import MAX_OCR_SIDE, OcrUnavailable, ocr_lines
+
+OCR_DPI = 200
+# Running headers and footers live in the top and bottom margins.
+_MARGIN = 0.1
+_PAGE_NUMBER = re.compile(
+    r"(?:第\s*)?[-–—(（\[]?\s*(?:page\s*)?\d{1,5}\s*[-–—)）\]]?\s*(?:页|頁)?"
+    r"(?:\s*(?:[/／]|of|共)\s*\d{1,5}\s*(?:页|頁)?)?",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_MIN_IMAGE_SHARE = 0.02  # embedded images smaller than this share of the page are not OCR'd
+_MAX_IMAGES_PER_PAGE = 8
+
+
+@dataclass
+class _Page:
+    number: int
+    height: float
+    lines: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class _Notes:
+    ocr_off: list[int] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)
+    garbled: list[int] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def render(self) -> list[str]:
+        notes = list(self.other)
+        if self.garbled:
+            notes.append(f"{_pages(self.garbled)}: text layer is garbage (mojibake)")
+        if self.ocr_off:
+            notes.append(f"{_pages(self.ocr_off)}: no usable text layer; OCR is off, skipped")
+        if self.unreadable:
+            notes.append(f"{_pages(self.unreadable)}: could not be read, skipped")
+        return notes
+
+
+def _pages(numbers: list[int]) -> str:
+    """`[1, 2, 3, 7]` -> `pages 1-3, 7`."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    parts = [f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
+    return ("pages " if len(numbers) > 1 else "page ") + ", ".join(parts)
+
+
+class PdfLoader:
+    """PDF files, with or without a text layer."""
+
+    format = "pdf"
+    extensions = (".pdf",)
+
+    def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
+        import pypdfium2 as pdfium
+
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as e:
+            raise LoadError(path, _open_error(str(e))) from None
+        notes = _Notes()
+        pages: list[_Page] = []
+        try:
+            total = len(pdf)
+            if total == 0:
+                raise LoadError(path, "PDF has no pages")
+            count = min(total, options.max_pages)
+            if count < total:
+                notes.other.append(
+                    f"page limit: read the first {count} of {total} pages (RAG_MAX_PAGES)"
+                )
+            ocr = options.ocr == "auto"
+            for index in range(count):
+                try:
+                    page = pdf[index]
+                except pdfium.PdfiumError:
+                    notes.unreadable.append(index + 1)
+                    continue
+                try:
+                    pages.append(_read_page(page, index + 1, ocr, notes))
+                except OcrUnavailable as e:
+                    ocr = False
+                    notes.other.append(str(e))
+                    notes.ocr_off.append(index + 1)
+                finally:
+                    page.close()
+        finally:
+            pdf.close()
+        dropped = _drop_running_lines(pages)
+        if dropped:
+            notes.other.append(f"running headers, footers and page numbers left out ({dropped} lines)")
+        builder = TextBuilder()
+        for page in pages:
+            builder.new_page()
+            add_page_lines(builder, page.lines, page.number)
+        if not builder.block_count:
+            reasons = "; ".join(notes.render())
+            raise LoadError(path, f"no text found in the PDF ({reasons or 'pages are blank'})")
+        return builder.build("pdf", self.format, notes.render())
+
+
+def _open_error(message: str) -> str:
+    lowered = message.lower()
+    if "password" in lowered:
+        return "password-protected PDF (encrypted); remove the password"
+    if "security" in lowered:
+        return "PDF uses an unsupported security handler (encrypted)"
+    if "format" in lowered or "file" in lowered:
+        return "not a readable PDF (truncated or damaged)"
+    return f"cannot open PDF ({message})"
+
+
+def _read_page(page: Any, number: int, ocr: bool, notes: _Notes) -> _Page:
+    width, height = page.get_size()
+    result = _Page(number, height)
+    textpage = page.get_textpage()
+    try:
+        lines = _text_lines(textpage, height)
+    finally:
+        textpage.close()
+    text = "".join(line.text for line in lines)
+    garbled = bool(text.strip()) and is_garbage(text)
+    if garbled:
+        notes.garbled.append(number)
+        lines = []
+    if lines:
+        result.lines = lines
+        if ocr:
+            result.lines += _ocr_images(page, width, height, lines)
+        return result
+    if not garbled and not _draws_anything(page):
+        return result  # a blank page: nothing to read, nothing to report
+    if not ocr:
+        notes.ocr_off.append(number)
+        return result
+    scale = min(OCR_DPI / 72, MAX_OCR_SIDE / max(width, height, 1))
+    image = page.render(scale=scale).to_pil()
+    result.lines = ocr_lines(image, scale=1 / scale)
+    return result
+
+
+def _text_lines(textpage: Any, height: float) -> list[Line]:
+    """The page's characters grouped into lines by position, in top-down coordinates."""
+    import pypdfium2.raw as raw
+
+    count = textpage.count_chars()
+    handle = textpage.raw
+    rect = raw.FS_RECTF()
+    lines: list[Line] = []
+    chars: list[str] = []
+    x0 = x1 = top = bottom = size = 0.0
+    pending = 0  # a high surrogate waiting for its low half
+
+    def close() -> None:
+        text = "".join(chars).strip()
+        if text:
+            lines.append(Line(text, x0, top, x1, bottom, size))
+        chars.clear()
+
+    for i in range(count):
+        code = raw.FPDFText_GetUnicode(handle, i)
+        if 0xD800 <= code < 0xDC00:
+            pending = code
+            continue
+        if 0xDC00 <= code < 0xE000 and pending:
+            code = 0x10000 + ((pending - 0xD800) << 10) + (code - 0xDC00)
+        pending = 0
+        if code in (0x0D, 0x0A):
+            close()
+            continue
+        # PDFium reports a hyphen it found at a line end as 0x02: a soft hyphen, which
+        # join_wrapped_lines removes with the line break.
+        char = "\u00ad" if code == 2 else chr(code) if code else "\ufffd"
+        if not raw.FPDFText_GetLooseCharBox(handle, i, ctypes.byref(rect)):
+            continue
+        c_top, c_bottom = height - rect.top, height - rect.bottom
+        c_size = c_bottom - c_top
+        if char.isspace():
+            # PDFium makes up spaces where it sees a gap; between hanzi they are not words.
+            generated = raw.FPDFText_IsGenerated(handle, i)
+            if chars and chars[-1] != " " and not (generated and _CJK.match(chars[-1])):
+                chars.append(" ")
+            continue
+        if c_size <= 0:
+            continue
+        if chars:
+            middle, c_middle = (top + bottom) / 2, (c_top + c_bottom) / 2
+            gap = rect.left - x1
+            if (
+                abs(c_middle - middle) > 0.5 * min(size, c_size)
+                or gap > 2.0 * max(size, c_size)
+                or gap < -0.5 * max(size, c_size)
+            ):
+                close()
+        if not chars:
+            x0, top, bottom, size = rect.left, c_top, c_bottom, c_size
+        else:
+            top, bottom = min(top, c_top), max(bottom, c_bottom)
+            size = max(size, c_size)
+        chars.append(char)
+        x1 = rect.right
+    close()
+    return lines
+
+
+def _draws_anything(page: Any) -> bool:
+    """Whether a page with no text shows something (a scan, text drawn as outlines)."""
+    import pypdfium2.raw as raw
+
+    for obj in page.get_objects(max_depth=2):
+        if obj.type in (raw.FPDF_PAGEOBJ_IMAGE, raw.FPDF_PAGEOBJ_PATH, raw.FPDF_PAGEOBJ_SHADING):
+            return True
+    return False
+
+
+def _ocr_images(page: Any, width: float, height: float, lines: list[Line]) -> list[Line]:
+    """OCR the large embedded images of a page that no text-layer line stands on."""
+    import pypdfium2.raw as raw
+
+    found: list[Line] = []
+    images = 0
+    for obj in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2):
+        left, bottom, right, top = obj.get_bounds()
+        left, right = max(left, 0.0), min(right, width)
+        bottom, top = max(bottom, 0.0), min(top, height)
+        if (right - left) * (top - bottom) < _MIN_IMAGE_SHARE * width * height:
+            continue
+        y0, y1 = height - top, height - bottom  # top-down
+        covered = any(
+            left <= (line.x0 + line.x1) / 2 <= right and y0 <= line.middle <= y1 for line in lines
+        )
+        if covered:
+            continue  # a scan under its own OCR text layer: the layer is already read
+        images += 1
+        if images > _MAX_IMAGES_PER_PAGE:
+            break
+        scale = min(OCR_DPI / 72, MAX_OCR_SIDE / max(right - left, top - bottom, 1))
+        image = page.render(
+            scale=scale, crop=(left, bottom, width - right, height - top)
+        ).to_pil()
+        found += ocr_lines(image, scale=1 / scale, dx=left, dy=y0)
+    return found
+
+
+def _drop_running_lines(pages: list[_Page]) -> int:
+    """Remove running headers, footers and page numbers from `pages`; return how many."""
+    def margin_lines(page: _Page) -> list[Line]:
+        return [
+            line
+            for line in page.lines
+            if line.bottom < _MARGIN * page.height or line.top > (1 - _MARGIN) * page.height
+        ]
+
+    def key(line: Line) -> str:
+        return _SPACES.sub("", _DIGITS.sub("#", line.text))
+
+    counts: Counter[str] = Counter()
+    for page in pages:
+        counts.update({key(line) for line in margin_lines(page)})
+    repeated = max(2, (len(pages) + 1) // 2)
+    dropped = 0
+    for page in pages:
+        drop = {
+            id(line)
+            for line in margin_lines(page)
+            if _PAGE_NUMBER.fullmatch(line.text.strip())
+            or (len(pages) > 1 and counts[key(line)] >= repeated)
+        }
+        if drop:
+            page.lines = [line for line in page.lines if id(line) not in drop]
+            dropped += len(drop)
+    return dropped
