@@ -107,7 +107,17 @@ def ocr_lines(image: Any, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) 
 
     # RapidOCR reads OpenCV's BGR channel order.
     pixels = np.asarray(image.convert("RGB"))[:, :, ::-1]
-    result, _ = _engine()(np.ascontiguousarray(pixels))
+    # No angle classifier: it took a line full of "、" for upside down, turned it over and
+    # the recogniser then read nothing (the whole line was lost); pages come upright, and
+    # PDFium renders a rotated page upright. A box threshold under RapidOCR's 0.5 keeps
+    # such sparse lines too; the recogniser's score (text_score) still drops empty boxes.
+    result, _ = _engine()(
+        np.ascontiguousarray(pixels),
+        use_cls=False,
+        box_thresh=0.3,
+        unclip_ratio=1.6,
+        text_score=0.5,
+    )
     lines = []
     for box, text, confidence in result or ():
         text = str(text).strip()
