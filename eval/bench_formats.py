@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import html
-import io
 import json
 import logging
 import re
@@ -175,7 +174,9 @@ def _ours(path: Path, ocr: str = "off") -> tuple[str, int]:
 
     try:
         extraction = loader_for(path).extract(
-            path, path.read_bytes(), LoadOptions(max_bytes=1 << 30, ocr=ocr)  # type: ignore[arg-type]
+            path,
+            path.read_bytes(),
+            LoadOptions(max_bytes=1 << 30, ocr=ocr),  # type: ignore[arg-type]
         )
     except LoadError:
         return "", 0  # refused: nothing extracted
@@ -215,7 +216,11 @@ def build_corpus(contexts: list[tuple[str, str]], folder: Path, per_doc: int) ->
     import openpyxl
 
     corpus: dict[str, list[tuple[Path, str]]] = {
-        "pdf_1col": [], "pdf_2col": [], "pdf_no_tounicode": [], "docx": [], "xlsx": [],
+        "pdf_1col": [],
+        "pdf_2col": [],
+        "pdf_no_tounicode": [],
+        "docx": [],
+        "xlsx": [],
     }
     for d in range(0, len(contexts), per_doc):
         group = contexts[d : d + per_doc]
@@ -233,7 +238,7 @@ def build_corpus(contexts: list[tuple[str, str]], folder: Path, per_doc: int) ->
         word.add_heading(title, level=1)
         for text in paragraphs:
             word.add_paragraph(text)
-        word.save(folder / f"doc{d:04d}.docx")
+        word.save(str(folder / f"doc{d:04d}.docx"))
         corpus["docx"].append((folder / f"doc{d:04d}.docx", source))
         book = openpyxl.Workbook()
         sheet = book.active
@@ -271,23 +276,25 @@ def main(argv: list[str] | None = None) -> None:
             for kind in ("pdf_1col", "pdf_2col", "pdf_no_tounicode")
         }
         report["realdocs_langchain_pdf"] = {
-            name: {"pages_per_s": _timed_pages(run, args.datasets.parent / "realdocs" / "langchain.pdf")}
+            name: {
+                "pages_per_s": _timed_pages(
+                    run, args.datasets.parent / "realdocs" / "langchain.pdf"
+                )
+            }
             for name, run in LIBRARIES.items()
         }
-        report["office"] = {
-            kind: _measure(_ours, corpus[kind]) for kind in ("docx", "xlsx")
-        }
+        report["office"] = {kind: _measure(_ours, corpus[kind]) for kind in ("docx", "xlsx")}
         # The garbage text layer: does our loader notice it and OCR the page instead?
         garbage = corpus["pdf_no_tounicode"][0]
         report["garbage_layer_ours_with_ocr"] = _measure(lambda p: _ours(p, "auto"), [garbage])
         # Scanned pages: OCR speed and character accuracy against the source text.
         scans = []
         pages_left = args.scanned_pages
-        for path, source in corpus["pdf_1col"]:
+        for path, _source in corpus["pdf_1col"]:
             if pages_left <= 0:
                 break
             scan = scanned_pdf(path, folder / (path.stem + "_scan.pdf"), 150, pages_left)
-            text_layer, count = _ours(path)
+            count = min(_ours(path)[1], pages_left)
             scans.append((scan, path, count))
             pages_left -= count
         ocr_pages = 0

@@ -13,7 +13,9 @@ from rag.offsets import MappedText
 from tests.formats_samples import check_extraction
 
 _piece = st.text(
-    alphabet=st.sampled_from(list("长江黄河，。、abc Def-\n\u00ad12\t\r\f")), min_size=0, max_size=40
+    alphabet=st.sampled_from(list("长江黄河，。、abc Def-\n\u00ad12\t\r\f")),
+    min_size=0,
+    max_size=40,
 )
 
 
@@ -67,7 +69,9 @@ def test_layout_pages_split_on_form_feed_and_lines_count() -> None:
     assert extraction.text == "第一页第一段\n\n第一页\n第二段\n\f\n第二页"
     assert extraction.text.split("\f")[1].strip() == "第二页"
     assert [(b.line_start, b.line_end, b.page) for b in extraction.blocks] == [
-        (1, 1, 1), (3, 4, 1), (6, 6, 2)
+        (1, 1, 1),
+        (3, 4, 1),
+        (6, 6, 2),
     ]
     check_extraction(extraction)
 

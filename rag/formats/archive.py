@@ -39,7 +39,9 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
     if data.startswith(_OLE_MAGIC):
         # An encrypted .docx/.xlsx/.pptx is an OLE compound file holding the encrypted zip.
         if "EncryptedPackage".encode("utf-16-le") in data:
-            raise LoadError(path, f"password-protected {kind} file (encrypted); remove the password")
+            raise LoadError(
+                path, f"password-protected {kind} file (encrypted); remove the password"
+            )
         raise LoadError(
             path, f"legacy binary {kind} file (.doc/.xls/.ppt); save it as the modern format"
         )
@@ -63,6 +65,8 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
                 f"zip bomb: part {member.filename} inflates {member.compress_size} bytes to "
                 f"{member.file_size / _MB:.0f} MB",
             )
+    if "[Content_Types].xml" not in package.namelist():
+        raise LoadError(path, f"not a {kind} file (a zip archive without Office content)")
     if unpacked > MAX_UNPACKED:
         raise LoadError(
             path,

@@ -57,8 +57,8 @@ class _Images:
 class DocxLoader:
     """Word documents, read with python-docx; nothing in them is executed."""
 
-    format = "docx"
-    extensions = (".docx", ".docm")
+    format: str = "docx"
+    extensions: tuple[str, ...] = (".docx", ".docm")
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         package = open_package(path, data, "Word")
@@ -94,15 +94,15 @@ class DocxLoader:
         return builder.build("docx", self.format, sorted(set(images.notes)))
 
 
-def _table_cells(table: Any) -> Iterator[list[str]]:
+def _table_cells(table: Any) -> Iterator[list[str | None]]:
     for row in table.rows:
-        cells: list[str] = []
+        cells: list[str | None] = []
         seen: set[int] = set()
         for cell in row.cells:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            cells.append("" if key in seen else cell.text.strip())
+            cells.append(None if key in seen else cell.text.strip())
             seen.add(key)
         yield cells
 

@@ -10,6 +10,7 @@ a paragraph's last line ends early).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from statistics import median
@@ -54,7 +55,7 @@ def merge_rows(lines: list[Line]) -> list[Line]:
             merged.append(row[0])
             continue
         text = row[0].text
-        for prev, cur in zip(row, row[1:], strict=False):
+        for prev, cur in itertools.pairwise(row):
             # A space between Latin words, none between Chinese characters.
             cjk = _CJK_END.search(prev.text) or _CJK_END.search(cur.text[:1])
             text += ("" if cjk else " ") + cur.text
@@ -161,12 +162,12 @@ def paragraphs(column: list[Line]) -> list[list[Line]]:
     col_right = rights[int(0.9 * (len(rights) - 1))]
     pitches = [
         cur.top - prev.top
-        for prev, cur in zip(column, column[1:], strict=False)
+        for prev, cur in itertools.pairwise(column)
         if 0 < cur.top - prev.top < 3 * max(prev.size, cur.size)
     ]
     pitch = median(pitches) if pitches else None
     groups: list[list[Line]] = [[column[0]]]
-    for prev, cur in zip(column, column[1:], strict=False):
+    for prev, cur in itertools.pairwise(column):
         if _breaks(prev, cur, col_left, col_right, pitch):
             groups.append([cur])
         else:

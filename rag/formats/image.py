@@ -12,8 +12,8 @@ from rag.formats.ocr import OcrUnavailable, frame_count, image_from_bytes, ocr_l
 class ImageLoader:
     """A photo or scan of text; each frame of a multi-page TIFF is a page."""
 
-    format = "image"
-    extensions = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+    format: str = "image"
+    extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         if options.ocr == "off":

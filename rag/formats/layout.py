@@ -105,9 +105,7 @@ class TextBuilder:
         mapped = MappedText.from_source(text, start)
         if transform is not None:
             mapped = transform(mapped)
-        self._blocks.append(
-            Block(mapped, first_line, self._line, page, sheet, ocr_confidence)
-        )
+        self._blocks.append(Block(mapped, first_line, self._line, page, sheet, ocr_confidence))
 
     def _write(self, text: str) -> None:
         self._parts.append(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import warnings
 from typing import Any
 
 from rag.formats.geometry import Line, merge_rows
@@ -61,7 +62,10 @@ def image_from_bytes(data: bytes, frame: int = 0) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Between the limit and twice it Pillow only warns: we refuse those ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
         # `open` reads the header only: refuse a bomb before any pixel is decoded.
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:
@@ -70,7 +74,7 @@ def image_from_bytes(data: bytes, frame: int = 0) -> Any:
                 f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels): decompression bomb?"
             )
         image.seek(frame)
-        image = image.convert("RGB")
+        rgb = image.convert("RGB")
     except Image.DecompressionBombError as e:
         raise ValueError(f"image too large: decompression bomb ({e})") from None
     except UnidentifiedImageError:
@@ -79,7 +83,7 @@ def image_from_bytes(data: bytes, frame: int = 0) -> Any:
         raise ValueError(f"image has no frame {frame + 1}") from None
     except (OSError, SyntaxError) as e:
         raise ValueError(f"damaged image ({e})") from None
-    return shrink(image)
+    return shrink(rgb)
 
 
 def shrink(image: Any) -> Any:

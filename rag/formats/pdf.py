@@ -82,8 +82,8 @@ def _pages(numbers: list[int]) -> str:
 class PdfLoader:
     """PDF files, with or without a text layer."""
 
-    format = "pdf"
-    extensions = (".pdf",)
+    format: str = "pdf"
+    extensions: tuple[str, ...] = (".pdf",)
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         import pypdfium2 as pdfium
@@ -122,7 +122,9 @@ class PdfLoader:
             pdf.close()
         dropped = _drop_running_lines(pages)
         if dropped:
-            notes.other.append(f"running headers, footers and page numbers left out ({dropped} lines)")
+            notes.other.append(
+                f"running headers, footers and page numbers left out ({dropped} lines)"
+            )
         builder = TextBuilder()
         for page in pages:
             builder.new_page()
@@ -269,15 +271,14 @@ def _ocr_images(page: Any, width: float, height: float, lines: list[Line]) -> li
         if images > _MAX_IMAGES_PER_PAGE:
             break
         scale = min(OCR_DPI / 72, MAX_OCR_SIDE / max(right - left, top - bottom, 1))
-        image = page.render(
-            scale=scale, crop=(left, bottom, width - right, height - top)
-        ).to_pil()
+        image = page.render(scale=scale, crop=(left, bottom, width - right, height - top)).to_pil()
         found += ocr_lines(image, scale=1 / scale, dx=left, dy=y0)
     return found
 
 
 def _drop_running_lines(pages: list[_Page]) -> int:
     """Remove running headers, footers and page numbers from `pages`; return how many."""
+
     def margin_lines(page: _Page) -> list[Line]:
         return [
             line

@@ -26,8 +26,8 @@ _ROW_BAND = 1 / 24
 class PptxLoader:
     """PowerPoint presentations, read with python-pptx; macros are never run."""
 
-    format = "pptx"
-    extensions = (".pptx", ".pptm")
+    format: str = "pptx"
+    extensions: tuple[str, ...] = (".pptx", ".pptm")
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         open_package(path, data, "PowerPoint")

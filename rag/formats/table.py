@@ -41,11 +41,13 @@ def header_names(rows: Sequence[Sequence[str]], width: int) -> list[str]:
     return names
 
 
-def table_rows(rows: Sequence[Sequence[str]]) -> list[str]:
+def table_rows(rows: Sequence[Sequence[str | None]]) -> list[str]:
     """The paragraphs of a small table (Word, PowerPoint): the first row names the columns.
 
-    A table of one row, or of one column, has no header to speak of: each row is written
-    with its cells separated by `；`.
+    `None` marks a cell covered by the merged cell to its left: in the header it takes that
+    cell's name (both columns stand under it), in the body it is empty. A table of one row,
+    or of one column, has no header to speak of: each row is written with its cells
+    separated by `；`.
     """
     rows = [list(row) for row in rows if any(row)]
     if not rows:
@@ -53,5 +55,8 @@ def table_rows(rows: Sequence[Sequence[str]]) -> list[str]:
     width = max(len(row) for row in rows)
     if len(rows) == 1 or width == 1:
         return ["；".join(cell for cell in row if cell) for row in rows]
-    header = header_names(rows[:1], width)
-    return [row_text(header, row) for row in rows[1:]]
+    header_row: list[str] = []
+    for cell in rows[0]:
+        header_row.append(header_row[-1] if cell is None and header_row else cell or "")
+    header = header_names([header_row], width)
+    return [row_text(header, [cell or "" for cell in row]) for row in rows[1:]]

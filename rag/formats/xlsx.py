@@ -23,7 +23,7 @@ from typing import Any
 from rag.formats.archive import open_package
 from rag.formats.base import Extraction, LoadError, LoadOptions
 from rag.formats.layout import TextBuilder
-from rag.formats.table import column_letter, header_names, row_text
+from rag.formats.table import header_names, row_text
 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
 _MAX_MERGES = 20_000
@@ -40,6 +40,12 @@ class _Sheet:
     header_rows: list[list[str]] = field(default_factory=list)
     header_depth: int = 1
     anchors: dict[tuple[int, int], str] = field(default_factory=dict)  # merged body values
+    pending: list[tuple[int, int, int, int]] = field(default_factory=list)  # not yet reached
+    active: list[tuple[int, int, int, int]] = field(default_factory=list)  # covering this row
+
+    def __post_init__(self) -> None:
+        # Popped from the end: last row first.
+        self.pending = sorted(self.merges, reverse=True)
 
 
 def _column_index(letters: bytes) -> int:
@@ -120,9 +126,13 @@ class _RowWriter:
     @staticmethod
     def _fill_merged(sheet: _Sheet, r: int, cells: list[str]) -> list[str]:
         # A merged range keeps its value in the top-left cell only: give it to every cell.
-        for r1, c1, r2, c2 in sheet.merges:
-            if not r1 <= r <= r2:
-                continue
+        # Ranges are sorted by first row; those still open stay in `active`.
+        while sheet.pending and sheet.pending[-1][0] <= r:
+            sheet.active.append(sheet.pending.pop())
+        if not sheet.active:
+            return cells
+        sheet.active = [m for m in sheet.active if m[2] >= r]
+        for r1, c1, _, c2 in sheet.active:
             if r == r1:
                 sheet.anchors[(r1, c1)] = cells[c1] if c1 < len(cells) else ""
             value = sheet.anchors.get((r1, c1), "")
@@ -173,8 +183,8 @@ def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, i
 class XlsxLoader:
     """Excel `.xlsx` and macro-enabled `.xlsm` (read with openpyxl in read-only mode)."""
 
-    format = "xlsx"
-    extensions = (".xlsx", ".xlsm")
+    format: str = "xlsx"
+    extensions: tuple[str, ...] = (".xlsx", ".xlsm")
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         package = open_package(path, data, "Excel")
@@ -224,8 +234,8 @@ def _sheet_part(workbook: Any, worksheet: Any) -> str | None:
 class CsvLoader:
     """Comma- or tab-separated values: the first non-empty row is the header."""
 
-    format = "csv"
-    extensions = (".csv", ".tsv")
+    format: str = "csv"
+    extensions: tuple[str, ...] = (".csv", ".tsv")
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         text, encoding = decode_csv(path, data)
@@ -261,7 +271,11 @@ def decode_csv(path: Path, data: bytes) -> tuple[str, str]:
     """
     if not data:
         raise LoadError(path, "empty file")
-    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+    for bom, encoding in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return data.decode(encoding), encoding
