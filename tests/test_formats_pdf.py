@@ -122,13 +122,23 @@ def test_ten_thousand_pages_stop_at_max_pages_quickly(one_column: Path, tmp_path
 
 
 @needs_chromium
-def test_garbage_text_layer_is_detected(tmp_path: Path) -> None:
+def test_fonts_without_to_unicode_are_read_through_their_cmap(tmp_path: Path) -> None:
     from eval.bench_formats import strip_to_unicode
 
-    path = chromium_pdf(tmp_path, paragraphs_html(PARAGRAPHS[:2]), "good", SMALL_PAGE)
+    path = chromium_pdf(tmp_path, paragraphs_html(PARAGRAPHS), "good")
     garbled = strip_to_unicode(path, tmp_path / "garbled.pdf")
+    extraction = extract(garbled, NO_OCR)  # PDFium reads glyph ids; pdfminer reads the cmap
+    assert texts(extraction) == PARAGRAPHS
+    assert any("without a ToUnicode map" in note for note in extraction.notes)
+
+
+@needs_chromium
+def test_garbage_text_layer_is_detected_and_not_indexed(tmp_path: Path) -> None:
+    # Private-use code points: what a font with a made-up encoding leaves in the text layer.
+    garbage = "".join(chr(0xE000 + (i * 37) % 3000) for i in range(300))
+    path = chromium_pdf(tmp_path, f"<p>{garbage}</p>", "garbage")
     with pytest.raises(LoadError) as error:
-        extract(garbled, NO_OCR)
+        extract(path, NO_OCR)
     assert "garbage" in error.value.reason and "OCR is off" in error.value.reason
 
 

@@ -15,8 +15,12 @@ on a page with a text layer, large embedded images that no text covers are OCR'd
 from __future__ import annotations
 
 import ctypes
+import io
+import logging
 import re
+import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,10 @@ _PAGE_NUMBER = re.compile(
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# Kangxi radicals, CJK radical supplements and compatibility ideographs: glyphs that look
+# like common hanzi and that ToUnicode maps (and cmap reverse lookups) often give instead of
+# them (`⽇` U+2F47 for `日`). Search would never match them: NFKC gives the hanzi.
+_LOOKALIKE = re.compile(r"[\u2e80-\u2fdf\uf900-\ufaff]")
 _MIN_IMAGE_SHARE = 0.02  # embedded images smaller than this share of the page are not OCR'd
 _MAX_IMAGES_PER_PAGE = 8
 
@@ -54,10 +62,16 @@ class _Notes:
     ocr_off: list[int] = field(default_factory=list)
     unreadable: list[int] = field(default_factory=list)
     garbled: list[int] = field(default_factory=list)
+    rescued: list[int] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
 
     def render(self) -> list[str]:
         notes = list(self.other)
+        if self.rescued:
+            notes.append(
+                f"{_pages(self.rescued)}: fonts without a ToUnicode map, read through their "
+                "own cmap (pdfminer)"
+            )
         if self.garbled:
             notes.append(f"{_pages(self.garbled)}: text layer is garbage (mojibake)")
         if self.ocr_off:
@@ -104,6 +118,7 @@ class PdfLoader:
                     f"page limit: read the first {count} of {total} pages (RAG_MAX_PAGES)"
                 )
             ocr = options.ocr == "auto"
+            miner = _Pdfminer(data)
             for index in range(count):
                 try:
                     page = pdf[index]
@@ -111,7 +126,7 @@ class PdfLoader:
                     notes.unreadable.append(index + 1)
                     continue
                 try:
-                    pages.append(_read_page(page, index + 1, ocr, notes))
+                    pages.append(_read_page(page, index + 1, ocr, notes, miner))
                 except OcrUnavailable as e:
                     ocr = False
                     notes.other.append(str(e))
@@ -146,7 +161,7 @@ def _open_error(message: str) -> str:
     return f"cannot open PDF ({message})"
 
 
-def _read_page(page: Any, number: int, ocr: bool, notes: _Notes) -> _Page:
+def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: _Pdfminer) -> _Page:
     width, height = page.get_size()
     result = _Page(number, height)
     textpage = page.get_textpage()
@@ -157,8 +172,14 @@ def _read_page(page: Any, number: int, ocr: bool, notes: _Notes) -> _Page:
     text = "".join(line.text for line in lines)
     garbled = bool(text.strip()) and is_garbage(text)
     if garbled:
-        notes.garbled.append(number)
-        lines = []
+        lines = miner.lines(number - 1, height)
+        # A line pdfminer could not map either (a glyph with no cmap entry) is dropped.
+        lines = [line for line in lines if "\ufffd" not in line.text and not is_garbage(line.text)]
+        if lines and not is_garbage("".join(line.text for line in lines)):
+            notes.rescued.append(number)
+        else:
+            notes.garbled.append(number)
+            lines = []
     if lines:
         result.lines = lines
         if ocr:
@@ -175,25 +196,21 @@ def _read_page(page: Any, number: int, ocr: bool, notes: _Notes) -> _Page:
     return result
 
 
+Char = tuple[str, float, float, float, float, bool]  # text, left, top, right, bottom, generated
+
+
 def _text_lines(textpage: Any, height: float) -> list[Line]:
-    """The page's characters grouped into lines by position, in top-down coordinates."""
+    """The page's characters as PDFium reads them, grouped into lines by position."""
+    return _group_chars(_pdfium_chars(textpage, height))
+
+
+def _pdfium_chars(textpage: Any, height: float) -> Iterator[Char]:
     import pypdfium2.raw as raw
 
-    count = textpage.count_chars()
     handle = textpage.raw
     rect = raw.FS_RECTF()
-    lines: list[Line] = []
-    chars: list[str] = []
-    x0 = x1 = top = bottom = size = 0.0
     pending = 0  # a high surrogate waiting for its low half
-
-    def close() -> None:
-        text = "".join(chars).strip()
-        if text:
-            lines.append(Line(text, x0, top, x1, bottom, size))
-        chars.clear()
-
-    for i in range(count):
+    for i in range(textpage.count_chars()):
         code = raw.FPDFText_GetUnicode(handle, i)
         if 0xD800 <= code < 0xDC00:
             pending = code
@@ -202,41 +219,114 @@ def _text_lines(textpage: Any, height: float) -> list[Line]:
             code = 0x10000 + ((pending - 0xD800) << 10) + (code - 0xDC00)
         pending = 0
         if code in (0x0D, 0x0A):
-            close()
+            yield ("\n", 0.0, 0.0, 0.0, 0.0, True)
+            continue
+        if not raw.FPDFText_GetLooseCharBox(handle, i, ctypes.byref(rect)):
             continue
         # PDFium reports a hyphen it found at a line end as 0x02: a soft hyphen, which
         # join_wrapped_lines removes with the line break.
         char = "\u00ad" if code == 2 else chr(code) if code else "\ufffd"
-        if not raw.FPDFText_GetLooseCharBox(handle, i, ctypes.byref(rect)):
+        generated = bool(raw.FPDFText_IsGenerated(handle, i))
+        yield (char, rect.left, height - rect.top, rect.right, height - rect.bottom, generated)
+
+
+def _group_chars(chars: Iterable[Char]) -> list[Line]:
+    """Group characters (in drawing order) into lines: a new line where the baseline moves
+    or a wide gap opens (the next column, the next table cell)."""
+    lines: list[Line] = []
+    text: list[str] = []
+    x0 = x1 = top = bottom = size = 0.0
+
+    def close() -> None:
+        joined = "".join(text).strip()
+        if joined:
+            lines.append(Line(joined, x0, top, x1, bottom, size))
+        text.clear()
+
+    for char, left, c_top, right, c_bottom, generated in chars:
+        if char == "\n":
+            close()
             continue
-        c_top, c_bottom = height - rect.top, height - rect.bottom
-        c_size = c_bottom - c_top
         if char.isspace():
             # PDFium makes up spaces where it sees a gap; between hanzi they are not words.
-            generated = raw.FPDFText_IsGenerated(handle, i)
-            if chars and chars[-1] != " " and not (generated and _CJK.match(chars[-1])):
-                chars.append(" ")
+            if text and text[-1] != " " and not (generated and _CJK.match(text[-1])):
+                text.append(" ")
             continue
+        c_size = c_bottom - c_top
         if c_size <= 0:
             continue
-        if chars:
+        if _LOOKALIKE.match(char):
+            char = unicodedata.normalize("NFKC", char)
+        if text:
             middle, c_middle = (top + bottom) / 2, (c_top + c_bottom) / 2
-            gap = rect.left - x1
+            gap = left - x1
             if (
                 abs(c_middle - middle) > 0.5 * min(size, c_size)
                 or gap > 2.0 * max(size, c_size)
                 or gap < -0.5 * max(size, c_size)
             ):
                 close()
-        if not chars:
-            x0, top, bottom, size = rect.left, c_top, c_bottom, c_size
+        if not text:
+            x0, top, bottom, size = left, c_top, c_bottom, c_size
         else:
             top, bottom = min(top, c_top), max(bottom, c_bottom)
             size = max(size, c_size)
-        chars.append(char)
-        x1 = rect.right
+        text.append(char)
+        x1 = right
     close()
     return lines
+
+
+class _Pdfminer:
+    """pdfminer.six over the same file, opened on first need: it maps the glyphs of an
+    embedded TrueType font to Unicode through the font's own cmap, so it reads CID fonts
+    whose ToUnicode map is missing, where PDFium (and pypdf) return glyph ids."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pages: list[Any] | None = None
+        self.interpreter: Any = None
+        self.device: Any = None
+
+    def lines(self, index: int, height: float) -> list[Line]:
+        try:
+            return self._lines(index, height)
+        except Exception:
+            return []  # pdfminer cannot read this page either: OCR is next
+
+    def _lines(self, index: int, height: float) -> list[Line]:
+        from pdfminer.converter import PDFPageAggregator
+        from pdfminer.layout import LTChar, LTContainer
+        from pdfminer.pdfdocument import PDFDocument
+        from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+        from pdfminer.pdfpage import PDFPage
+        from pdfminer.pdfparser import PDFParser
+
+        if self.pages is None:
+            # pdfminer logs a warning for every font subset without a bounding box
+            # (Chromium's): noise to anyone reading the service's log.
+            logging.getLogger("pdfminer").setLevel(logging.ERROR)
+            document = PDFDocument(PDFParser(io.BytesIO(self.data)))
+            self.pages = list(PDFPage.create_pages(document))
+            manager = PDFResourceManager()
+            self.device = PDFPageAggregator(manager, laparams=None)
+            self.interpreter = PDFPageInterpreter(manager, self.device)
+        if index >= len(self.pages):
+            return []
+        self.interpreter.process_page(self.pages[index])
+        bottom_edge = float(self.pages[index].mediabox[1])
+
+        def chars(item: Any) -> Iterator[Char]:
+            for child in item:
+                if isinstance(child, LTChar):
+                    text = child.get_text()
+                    text = "\ufffd" if text.startswith("(cid:") else text
+                    y0, y1 = child.y0 - bottom_edge, child.y1 - bottom_edge
+                    yield (text, child.x0, height - y1, child.x1, height - y0, False)
+                elif isinstance(child, LTContainer):
+                    yield from chars(child)
+
+        return _group_chars(chars(self.device.get_result()))
 
 
 def _draws_anything(page: Any) -> bool:
