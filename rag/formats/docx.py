@@ -16,7 +16,7 @@ from typing import Any
 from rag.formats.archive import open_package, repackaged
 from rag.formats.base import Extraction, LoadError, LoadOptions
 from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.ocr import OcrUnavailable, image_from_bytes, ocr_lines
+from rag.formats.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
 from rag.formats.table import table_rows
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -46,8 +46,8 @@ class _Images:
         self.done += 1
         try:
             return ocr_lines(image_from_bytes(blob))
-        except ValueError:
-            return []  # EMF/WMF drawings or a damaged image: nothing to read from it
+        except (ValueError, OcrFailed):
+            return []  # EMF/WMF drawings, a damaged image: nothing to read from it
         except OcrUnavailable as e:
             self.notes.append(str(e))
             self.enabled = False

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rag.formats.base import Extraction, LoadError, LoadOptions
 from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.ocr import OcrUnavailable, frame_count, image_from_bytes, ocr_lines
+from rag.formats.ocr import OcrFailed, OcrUnavailable, frame_count, image_from_bytes, ocr_lines
 
 
 class ImageLoader:
@@ -31,7 +31,7 @@ class ImageLoader:
                 lines = ocr_lines(image)
             except ValueError as e:
                 raise LoadError(path, str(e)) from None
-            except OcrUnavailable as e:
+            except (OcrUnavailable, OcrFailed) as e:
                 raise LoadError(path, str(e)) from None
             builder.new_page()
             add_page_lines(builder, lines, frame + 1 if frames > 1 else None)

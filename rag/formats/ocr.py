@@ -28,6 +28,10 @@ class OcrUnavailable(RuntimeError):
     """rapidocr-onnxruntime is missing (it needs Python < 3.13)."""
 
 
+class OcrFailed(RuntimeError):
+    """The OCR engine failed on one image (a message for the notes, not a crash)."""
+
+
 def configure_pillow() -> None:
     """Set Pillow's decompression-bomb limit explicitly rather than trusting its default."""
     from PIL import Image
@@ -61,28 +65,32 @@ def image_from_bytes(data: bytes, frame: int = 0) -> Any:
     configure_pillow()
     from PIL import Image, UnidentifiedImageError
 
+    size: tuple[int, int] | None = None
     try:
         with warnings.catch_warnings():
             # Between the limit and twice it Pillow only warns: we refuse those ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-        # `open` reads the header only: refuse a bomb before any pixel is decoded.
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise ValueError(
-                f"image too large ({width} x {height} pixels, limit "
-                f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels): decompression bomb?"
-            )
-        image.seek(frame)
-        rgb = image.convert("RGB")
+            # `open` and `seek` read headers only: refuse a bomb before any pixel is decoded
+            # (each frame of a TIFF has its own size).
+            image.seek(frame)
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            size = image.size
+        else:
+            rgb = image.convert("RGB")
     except Image.DecompressionBombError as e:
         raise ValueError(f"image too large: decompression bomb ({e})") from None
     except UnidentifiedImageError:
         raise ValueError("not an image format Pillow reads") from None
     except EOFError:
         raise ValueError(f"image has no frame {frame + 1}") from None
-    except (OSError, SyntaxError) as e:
-        raise ValueError(f"damaged image ({e})") from None
+    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError...
+        raise ValueError(f"damaged image ({type(e).__name__}: {e})") from None
+    if size is not None:
+        raise ValueError(
+            f"image too large ({size[0]} x {size[1]} pixels, limit "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels): decompression bomb?"
+        )
     return shrink(rgb)
 
 
@@ -106,6 +114,7 @@ def ocr_lines(image: Any, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) 
 
     Raises:
         OcrUnavailable: The OCR engine is not installed.
+        OcrFailed: The engine failed on this image.
     """
     import numpy as np
 
@@ -115,13 +124,17 @@ def ocr_lines(image: Any, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) 
     # the recogniser then read nothing (the whole line was lost); pages come upright, and
     # PDFium renders a rotated page upright. A box threshold under RapidOCR's 0.5 keeps
     # such sparse lines too; the recogniser's score (text_score) still drops empty boxes.
-    result, _ = _engine()(
-        np.ascontiguousarray(pixels),
-        use_cls=False,
-        box_thresh=0.3,
-        unclip_ratio=1.6,
-        text_score=0.5,
-    )
+    engine = _engine()
+    try:
+        result, _ = engine(
+            np.ascontiguousarray(pixels),
+            use_cls=False,
+            box_thresh=0.3,
+            unclip_ratio=1.6,
+            text_score=0.5,
+        )
+    except Exception as e:  # onnxruntime and OpenCV raise their own error types
+        raise OcrFailed(f"OCR failed ({type(e).__name__}: {e})") from e
     lines = []
     for box, text, confidence in result or ():
         text = str(text).strip()
@@ -153,7 +166,10 @@ def frame_count(data: bytes) -> int:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             return int(getattr(image, "n_frames", 1))
     except Exception:
         return 1  # image_from_bytes reports what is wrong with it

@@ -29,7 +29,7 @@ from rag.formats.base import Extraction, LoadError, LoadOptions
 from rag.formats.garbage import is_garbage
 from rag.formats.geometry import Line
 from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.ocr import MAX_OCR_SIDE, OcrUnavailable, ocr_lines
+from rag.formats.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
 
 OCR_DPI = 200
 # Running headers and footers live in the top and bottom margins.
@@ -48,6 +48,9 @@ _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _LOOKALIKE = re.compile(r"[\u2e80-\u2fdf\uf900-\ufaff]")
 _MIN_IMAGE_SHARE = 0.02  # embedded images smaller than this share of the page are not OCR'd
 _MAX_IMAGES_PER_PAGE = 8
+# An image with this much text-layer text on it is a scan with its own OCR layer; less (a
+# page number, a stamp) does not make a scanned page readable.
+_COVERED_CHARS = 40
 
 
 @dataclass
@@ -131,6 +134,12 @@ class PdfLoader:
                     ocr = False
                     notes.other.append(str(e))
                     notes.ocr_off.append(index + 1)
+                except OcrFailed as e:
+                    notes.other.append(f"page {index + 1}: {e}")
+                except Exception:
+                    # One damaged page (a broken content stream, an image PDFium cannot
+                    # decode) costs that page, not the document.
+                    notes.unreadable.append(index + 1)
                 finally:
                     page.close()
         finally:
@@ -352,10 +361,12 @@ def _ocr_images(page: Any, width: float, height: float, lines: list[Line]) -> li
         if (right - left) * (top - bottom) < _MIN_IMAGE_SHARE * width * height:
             continue
         y0, y1 = height - top, height - bottom  # top-down
-        covered = any(
-            left <= (line.x0 + line.x1) / 2 <= right and y0 <= line.middle <= y1 for line in lines
+        inside = sum(
+            len(line.text)
+            for line in lines
+            if left <= (line.x0 + line.x1) / 2 <= right and y0 <= line.middle <= y1
         )
-        if covered:
+        if inside >= _COVERED_CHARS:
             continue  # a scan under its own OCR text layer: the layer is already read
         images += 1
         if images > _MAX_IMAGES_PER_PAGE:
