@@ -42,10 +42,6 @@ _PAGE_NUMBER = re.compile(
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
-# Kangxi radicals, CJK radical supplements and compatibility ideographs: glyphs that look
-# like common hanzi and that ToUnicode maps (and cmap reverse lookups) often give instead of
-# them (`⽇` U+2F47 for `日`). Search would never match them: NFKC gives the hanzi.
-_LOOKALIKE = re.compile(r"[\u2e80-\u2fdf\uf900-\ufaff]")
 _MIN_IMAGE_SHARE = 0.02  # embedded images smaller than this share of the page are not OCR'd
 _MAX_IMAGES_PER_PAGE = 8
 # An image with this much text-layer text on it is a scan with its own OCR layer; less (a
@@ -216,26 +212,33 @@ def _text_lines(textpage: Any, height: float) -> list[Line]:
 def _pdfium_chars(textpage: Any, height: float) -> Iterator[Char]:
     import pypdfium2.raw as raw
 
+    # Bound once: this loop runs for every character of every page (the hot path).
+    get_unicode = raw.FPDFText_GetUnicode
+    get_box = raw.FPDFText_GetLooseCharBox
+    is_generated = raw.FPDFText_IsGenerated
     handle = textpage.raw
     rect = raw.FS_RECTF()
+    rect_ref = ctypes.byref(rect)
     pending = 0  # a high surrogate waiting for its low half
     for i in range(textpage.count_chars()):
-        code = raw.FPDFText_GetUnicode(handle, i)
-        if 0xD800 <= code < 0xDC00:
-            pending = code
-            continue
-        if 0xDC00 <= code < 0xE000 and pending:
-            code = 0x10000 + ((pending - 0xD800) << 10) + (code - 0xDC00)
+        code = get_unicode(handle, i)
+        if 0xD800 <= code < 0xE000:
+            if code < 0xDC00:
+                pending = code
+                continue
+            if pending:
+                code = 0x10000 + ((pending - 0xD800) << 10) + (code - 0xDC00)
         pending = 0
-        if code in (0x0D, 0x0A):
+        if code == 0x0D or code == 0x0A:
             yield ("\n", 0.0, 0.0, 0.0, 0.0, True)
             continue
-        if not raw.FPDFText_GetLooseCharBox(handle, i, ctypes.byref(rect)):
+        if not get_box(handle, i, rect_ref):
             continue
         # PDFium reports a hyphen it found at a line end as 0x02: a soft hyphen, which
         # join_wrapped_lines removes with the line break.
         char = "\u00ad" if code == 2 else chr(code) if code else "\ufffd"
-        generated = bool(raw.FPDFText_IsGenerated(handle, i))
+        # Only a space's origin matters (a made-up space between hanzi is dropped).
+        generated = char.isspace() and bool(is_generated(handle, i))
         yield (char, rect.left, height - rect.top, rect.right, height - rect.bottom, generated)
 
 
@@ -253,6 +256,10 @@ def _group_chars(chars: Iterable[Char]) -> list[Line]:
         text.clear()
 
     for char, left, c_top, right, c_bottom, generated in chars:
+        # Kangxi radicals, CJK radical supplements and compatibility ideographs (U+2E80-2FDF,
+        # U+F900-FAFF) look like common hanzi, and ToUnicode maps (and cmap reverse lookups)
+        # often give them instead (`⽇` U+2F47 for `日`): search would never match them, so
+        # NFKC folds them to the hanzi below.
         if char == "\n":
             close()
             continue
@@ -264,22 +271,27 @@ def _group_chars(chars: Iterable[Char]) -> list[Line]:
         c_size = c_bottom - c_top
         if c_size <= 0:
             continue
-        if _LOOKALIKE.match(char):
+        if "\u2e80" <= char <= "\u2fdf" or "\uf900" <= char <= "\ufaff":
             char = unicodedata.normalize("NFKC", char)
         if text:
-            middle, c_middle = (top + bottom) / 2, (c_top + c_bottom) / 2
+            big = size if size > c_size else c_size
+            small = c_size if size > c_size else size
             gap = left - x1
             if (
-                abs(c_middle - middle) > 0.5 * min(size, c_size)
-                or gap > 2.0 * max(size, c_size)
-                or gap < -0.5 * max(size, c_size)
+                abs(c_top + c_bottom - top - bottom) > small  # middles over half a line apart
+                or gap > 2.0 * big
+                or gap < -0.5 * big
             ):
                 close()
         if not text:
             x0, top, bottom, size = left, c_top, c_bottom, c_size
         else:
-            top, bottom = min(top, c_top), max(bottom, c_bottom)
-            size = max(size, c_size)
+            if c_top < top:
+                top = c_top
+            if c_bottom > bottom:
+                bottom = c_bottom
+            if c_size > size:
+                size = c_size
         text.append(char)
         x1 = right
     close()
