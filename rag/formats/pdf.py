@@ -1,26 +1,22 @@
 """PDF: the text layer read with PDFium, scanned or garbled pages OCR'd, paragraphs rebuilt.
 
-Why pypdfium2: on our Chinese samples it was the fastest of the three candidates by an order
-of magnitude and read CID fonts at least as well (docs/benchmarks.md, eval/bench_formats.py);
-it also renders pages for OCR, so one library serves both. PyMuPDF is AGPL, so not used.
+Why pypdfium2: on our Chinese PDFs it was 3-16 times faster than pypdf and pdfplumber and as
+correct (docs/benchmarks.md, eval/bench_formats.py), and it renders pages for OCR, so one
+library serves both. Where a CID font has no ToUnicode map it reads glyph ids, like pypdf:
+such pages are read again by pdfminer.six (pdf_text.py). PyMuPDF is AGPL, so not used.
 
 Each page's characters are grouped into lines by position (not by the order in which the PDF
 draws them), the lines into columns and paragraphs (geometry.py). Lines in the top and bottom
 margin that repeat on most pages (digits aside) are running headers and footers, and a lone
 page number there is one too: both are left out of the text. A page with no text layer but
-something drawn on it, or whose text layer is mojibake (garbage.py), is rendered and OCR'd;
-on a page with a text layer, large embedded images that no text covers are OCR'd as well.
-"""
+something drawn on it, or whose text layer is mojibake that pdfminer cannot read either
+(garbage.py), is rendered and OCR'd; on a page with a text layer, large embedded images that
+no text covers are OCR'd as well."""
 
 from __future__ import annotations
 
-import ctypes
-import io
-import logging
 import re
-import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,7 @@ from rag.formats.garbage import is_garbage
 from rag.formats.geometry import Line
 from rag.formats.layout import TextBuilder, add_page_lines
 from rag.formats.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
+from rag.formats.pdf_text import PdfminerReader, text_lines
 
 OCR_DPI = 200
 # Running headers and footers live in the top and bottom margins.
@@ -41,7 +38,6 @@ _PAGE_NUMBER = re.compile(
 )
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
-_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _MIN_IMAGE_SHARE = 0.02  # embedded images smaller than this share of the page are not OCR'd
 _MAX_IMAGES_PER_PAGE = 8
 # An image with this much text-layer text on it is a scan with its own OCR layer; less (a
@@ -117,7 +113,7 @@ class PdfLoader:
                     f"page limit: read the first {count} of {total} pages (RAG_MAX_PAGES)"
                 )
             ocr = options.ocr == "auto"
-            miner = _Pdfminer(data)
+            miner = PdfminerReader(data)
             for index in range(count):
                 try:
                     page = pdf[index]
@@ -166,12 +162,12 @@ def _open_error(message: str) -> str:
     return f"cannot open PDF ({message})"
 
 
-def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: _Pdfminer) -> _Page:
+def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: PdfminerReader) -> _Page:
     width, height = page.get_size()
     result = _Page(number, height)
     textpage = page.get_textpage()
     try:
-        lines = _text_lines(textpage, height)
+        lines = text_lines(textpage, height)
     finally:
         textpage.close()
     text = "".join(line.text for line in lines)
@@ -199,155 +195,6 @@ def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: _Pdfmine
     image = page.render(scale=scale).to_pil()
     result.lines = ocr_lines(image, scale=1 / scale)
     return result
-
-
-Char = tuple[str, float, float, float, float, bool]  # text, left, top, right, bottom, generated
-
-
-def _text_lines(textpage: Any, height: float) -> list[Line]:
-    """The page's characters as PDFium reads them, grouped into lines by position."""
-    return _group_chars(_pdfium_chars(textpage, height))
-
-
-def _pdfium_chars(textpage: Any, height: float) -> Iterator[Char]:
-    import pypdfium2.raw as raw
-
-    # Bound once: this loop runs for every character of every page (the hot path).
-    get_unicode = raw.FPDFText_GetUnicode
-    get_box = raw.FPDFText_GetLooseCharBox
-    is_generated = raw.FPDFText_IsGenerated
-    handle = textpage.raw
-    rect = raw.FS_RECTF()
-    rect_ref = ctypes.byref(rect)
-    pending = 0  # a high surrogate waiting for its low half
-    for i in range(textpage.count_chars()):
-        code = get_unicode(handle, i)
-        if 0xD800 <= code < 0xE000:
-            if code < 0xDC00:
-                pending = code
-                continue
-            if pending:
-                code = 0x10000 + ((pending - 0xD800) << 10) + (code - 0xDC00)
-        pending = 0
-        if code == 0x0D or code == 0x0A:
-            yield ("\n", 0.0, 0.0, 0.0, 0.0, True)
-            continue
-        if not get_box(handle, i, rect_ref):
-            continue
-        # PDFium reports a hyphen it found at a line end as 0x02: a soft hyphen, which
-        # join_wrapped_lines removes with the line break.
-        char = "\u00ad" if code == 2 else chr(code) if code else "\ufffd"
-        # Only a space's origin matters (a made-up space between hanzi is dropped).
-        generated = char.isspace() and bool(is_generated(handle, i))
-        yield (char, rect.left, height - rect.top, rect.right, height - rect.bottom, generated)
-
-
-def _group_chars(chars: Iterable[Char]) -> list[Line]:
-    """Group characters (in drawing order) into lines: a new line where the baseline moves
-    or a wide gap opens (the next column, the next table cell)."""
-    lines: list[Line] = []
-    text: list[str] = []
-    x0 = x1 = top = bottom = size = 0.0
-
-    def close() -> None:
-        joined = "".join(text).strip()
-        if joined:
-            lines.append(Line(joined, x0, top, x1, bottom, size))
-        text.clear()
-
-    for char, left, c_top, right, c_bottom, generated in chars:
-        # Kangxi radicals, CJK radical supplements and compatibility ideographs (U+2E80-2FDF,
-        # U+F900-FAFF) look like common hanzi, and ToUnicode maps (and cmap reverse lookups)
-        # often give them instead (`⽇` U+2F47 for `日`): search would never match them, so
-        # NFKC folds them to the hanzi below.
-        if char == "\n":
-            close()
-            continue
-        if char.isspace():
-            # PDFium makes up spaces where it sees a gap; between hanzi they are not words.
-            if text and text[-1] != " " and not (generated and _CJK.match(text[-1])):
-                text.append(" ")
-            continue
-        c_size = c_bottom - c_top
-        if c_size <= 0:
-            continue
-        if "\u2e80" <= char <= "\u2fdf" or "\uf900" <= char <= "\ufaff":
-            char = unicodedata.normalize("NFKC", char)
-        if text:
-            big = size if size > c_size else c_size
-            small = c_size if size > c_size else size
-            gap = left - x1
-            if (
-                abs(c_top + c_bottom - top - bottom) > small  # middles over half a line apart
-                or gap > 2.0 * big
-                or gap < -0.5 * big
-            ):
-                close()
-        if not text:
-            x0, top, bottom, size = left, c_top, c_bottom, c_size
-        else:
-            if c_top < top:
-                top = c_top
-            if c_bottom > bottom:
-                bottom = c_bottom
-            if c_size > size:
-                size = c_size
-        text.append(char)
-        x1 = right
-    close()
-    return lines
-
-
-class _Pdfminer:
-    """pdfminer.six over the same file, opened on first need: it maps the glyphs of an
-    embedded TrueType font to Unicode through the font's own cmap, so it reads CID fonts
-    whose ToUnicode map is missing, where PDFium (and pypdf) return glyph ids."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pages: list[Any] | None = None
-        self.interpreter: Any = None
-        self.device: Any = None
-
-    def lines(self, index: int, height: float) -> list[Line]:
-        try:
-            return self._lines(index, height)
-        except Exception:
-            return []  # pdfminer cannot read this page either: OCR is next
-
-    def _lines(self, index: int, height: float) -> list[Line]:
-        from pdfminer.converter import PDFPageAggregator
-        from pdfminer.layout import LTChar, LTContainer
-        from pdfminer.pdfdocument import PDFDocument
-        from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
-        from pdfminer.pdfpage import PDFPage
-        from pdfminer.pdfparser import PDFParser
-
-        if self.pages is None:
-            # pdfminer logs a warning for every font subset without a bounding box
-            # (Chromium's): noise to anyone reading the service's log.
-            logging.getLogger("pdfminer").setLevel(logging.ERROR)
-            document = PDFDocument(PDFParser(io.BytesIO(self.data)))
-            self.pages = list(PDFPage.create_pages(document))
-            manager = PDFResourceManager()
-            self.device = PDFPageAggregator(manager, laparams=None)
-            self.interpreter = PDFPageInterpreter(manager, self.device)
-        if index >= len(self.pages):
-            return []
-        self.interpreter.process_page(self.pages[index])
-        bottom_edge = float(self.pages[index].mediabox[1])
-
-        def chars(item: Any) -> Iterator[Char]:
-            for child in item:
-                if isinstance(child, LTChar):
-                    text = child.get_text()
-                    text = "\ufffd" if text.startswith("(cid:") else text
-                    y0, y1 = child.y0 - bottom_edge, child.y1 - bottom_edge
-                    yield (text, child.x0, height - y1, child.x1, height - y0, False)
-                elif isinstance(child, LTContainer):
-                    yield from chars(child)
-
-        return _group_chars(chars(self.device.get_result()))
 
 
 def _draws_anything(page: Any) -> bool:
