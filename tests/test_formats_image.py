@@ -62,3 +62,19 @@ def test_damaged_images_are_refused(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(LoadError) as error:
         extract(path)
     assert error.value.reason
+
+
+@needs_realdocs
+def test_multi_page_tiff_frames_are_pages_up_to_the_limit(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from rag.formats.base import LoadOptions
+
+    text = Image.open(REALDOCS / "ocr_test.jpg").convert("RGB")
+    blank = Image.new("RGB", text.size, "white")
+    path = tmp_path / "scan.tif"
+    text.save(path, save_all=True, append_images=[blank, text])
+    extraction = extract(path, LoadOptions(max_bytes=1 << 30, max_pages=2))
+    assert {b.page for b in extraction.blocks} == {1}  # frame 2 is blank, frame 3 not read
+    assert "横向文本框" in texts(extraction)
+    assert any("read the first 2 of 3 pages" in note for note in extraction.notes)
