@@ -1,0 +1,1 @@
+"""Loaders for real documents (PDF, Word, Excel, PowerPoint, images); see registry.py."""

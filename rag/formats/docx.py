@@ -1,0 +1,126 @@
+"""Word .docx (and macro-enabled .docm): paragraphs, headings, lists and tables in body order.
+
+Headers, footers, footnotes and comments are not the document's body and are left out. A
+table row is one block written with its column headers (table.py), like a spreadsheet row.
+Text boxes follow the paragraph that anchors them. Images are OCR'd when OCR is on, their
+text placed where the image stands.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rag.formats.archive import open_package, repackaged
+from rag.formats.base import Extraction, LoadError, LoadOptions
+from rag.formats.layout import TextBuilder, add_page_lines
+from rag.formats.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
+from rag.formats.table import table_rows
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_BLIP = "{http://schemas.openxmlformats.org/drawingml/2006/main}blip"
+_EMBED = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed"
+_MACRO_MAIN = b"application/vnd.ms-word.document.macroEnabled.main+xml"
+_PLAIN_MAIN = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+_MAX_IMAGES = 200
+
+
+class _Images:
+    """OCR of a document's images, while it is allowed and available."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.done = 0
+        self.notes: list[str] = []
+
+    def lines(self, blob: bytes) -> list[Any]:
+        if not self.enabled:
+            return []
+        if self.done >= _MAX_IMAGES:
+            self.notes.append(f"image limit: only the first {_MAX_IMAGES} images OCR'd")
+            self.enabled = False
+            return []
+        self.done += 1
+        try:
+            return ocr_lines(image_from_bytes(blob))
+        except (ValueError, OcrFailed):
+            return []  # EMF/WMF drawings, a damaged image: nothing to read from it
+        except OcrUnavailable as e:
+            self.notes.append(str(e))
+            self.enabled = False
+            return []
+
+
+class DocxLoader:
+    """Word documents, read with python-docx; nothing in them is executed."""
+
+    format: str = "docx"
+    extensions: tuple[str, ...] = (".docx", ".docm")
+
+    def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
+        package = open_package(path, data, "Word")
+        try:
+            import docx
+        except ImportError as e:  # pragma: no cover - a core dependency
+            raise LoadError(path, "python-docx is not installed") from e
+        stream: io.BytesIO = io.BytesIO(data)
+        if _MACRO_MAIN in package.read("[Content_Types].xml"):
+            # python-docx accepts only the plain content type; the macros stay unread.
+            stream = repackaged(package, {_MACRO_MAIN: _PLAIN_MAIN})
+        try:
+            document = docx.Document(stream)
+        except Exception as e:  # python-docx raises KeyError, ValueError, XML errors...
+            raise LoadError(path, f"not a readable Word file ({type(e).__name__}: {e})") from None
+        images = _Images(options.ocr == "auto")
+        builder = TextBuilder()
+        try:
+            for item in document.iter_inner_content():
+                if hasattr(item, "rows"):
+                    for row in table_rows(list(_table_cells(item))):
+                        builder.add(row)
+                    continue
+                builder.add(item.text)
+                for text in _text_boxes(item._p):
+                    builder.add(text)
+                for blob in _image_blobs(item._p, document.part):
+                    add_page_lines(builder, images.lines(blob), None)
+        except Exception as e:
+            raise LoadError(path, f"damaged Word file ({type(e).__name__}: {e})") from None
+        if not builder.block_count:
+            raise LoadError(path, "no text in the Word document")
+        return builder.build("docx", self.format, sorted(set(images.notes)))
+
+
+def _table_cells(table: Any) -> Iterator[list[str | None]]:
+    for row in table.rows:
+        cells: list[str | None] = []
+        seen: set[int] = set()
+        for cell in row.cells:
+            # A cell merged across columns comes back once per column it covers: keep its
+            # text in the first, so values stay under their own headers.
+            key = id(cell._tc)
+            cells.append(None if key in seen else cell.text.strip())
+            seen.add(key)
+        yield cells
+
+
+def _text_boxes(paragraph: Any) -> Iterator[str]:
+    for box in paragraph.iter(f"{_W}txbxContent"):
+        # Word writes each text box twice: as DrawingML and as a VML fallback.
+        if any(ancestor.tag == _FALLBACK for ancestor in box.iterancestors()):
+            continue
+        for p in box.iter(f"{_W}p"):
+            yield "".join(t.text or "" for t in p.iter(f"{_W}t"))
+
+
+def _image_blobs(paragraph: Any, part: Any) -> Iterator[bytes]:
+    for blip in paragraph.iter(_BLIP):
+        if any(ancestor.tag == _FALLBACK for ancestor in blip.iterancestors()):
+            continue
+        target = part.related_parts.get(blip.get(_EMBED))
+        blob = getattr(target, "blob", None)
+        if blob:
+            yield blob

@@ -1,0 +1,103 @@
+"""PowerPoint .pptx (and .pptm): each slide a page; title, then text in reading order, then notes.
+
+Only the slide's own shapes are read: the placeholder text of layouts and masters ("Click to
+add title") is not the author's. Shapes are read top to bottom, left to right within a band,
+groups opened; a table row is one block written with its column headers; pictures are OCR'd
+when OCR is on; the speaker notes close the slide.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rag.formats.archive import open_package
+from rag.formats.base import Extraction, LoadError, LoadOptions
+from rag.formats.docx import _Images
+from rag.formats.layout import TextBuilder, add_page_lines
+from rag.formats.table import table_rows
+
+# Shapes whose tops differ by less than this share of the slide height stand on one row.
+_ROW_BAND = 1 / 24
+
+
+class PptxLoader:
+    """PowerPoint presentations, read with python-pptx; macros are never run."""
+
+    format: str = "pptx"
+    extensions: tuple[str, ...] = (".pptx", ".pptm")
+
+    def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
+        open_package(path, data, "PowerPoint")
+        try:
+            from pptx import Presentation
+        except ImportError as e:  # pragma: no cover - a core dependency
+            raise LoadError(path, "python-pptx is not installed") from e
+        try:
+            presentation = Presentation(io.BytesIO(data))
+            slides = list(presentation.slides)
+        except Exception as e:  # python-pptx raises KeyError, ValueError, XML errors...
+            raise LoadError(
+                path, f"not a readable PowerPoint file ({type(e).__name__}: {e})"
+            ) from None
+        notes: list[str] = []
+        if len(slides) > options.max_pages:
+            notes.append(
+                f"page limit: read the first {options.max_pages} of {len(slides)} slides "
+                "(RAG_MAX_PAGES)"
+            )
+        band = (presentation.slide_height or 6858000) * _ROW_BAND
+        images = _Images(options.ocr == "auto")
+        builder = TextBuilder()
+        try:
+            for number, slide in enumerate(slides[: options.max_pages], 1):
+                builder.new_page()
+                for shape in _reading_order(slide, band):
+                    _add_shape(builder, shape, number, images)
+                if slide.has_notes_slide:
+                    frame = slide.notes_slide.notes_text_frame
+                    for paragraph in frame.paragraphs if frame is not None else ():
+                        builder.add(paragraph.text, page=number)
+        except Exception as e:
+            raise LoadError(path, f"damaged PowerPoint file ({type(e).__name__}: {e})") from None
+        if not builder.block_count:
+            raise LoadError(path, "no text in the presentation")
+        return builder.build("pptx", self.format, notes + sorted(set(images.notes)))
+
+
+def _flatten(shapes: Any) -> Iterator[Any]:
+    for shape in shapes:
+        if hasattr(shape, "shapes"):  # a group
+            yield from _flatten(shape.shapes)
+        else:
+            yield shape
+
+
+def _reading_order(slide: Any, band: float) -> list[Any]:
+    title = slide.shapes.title
+    title_id = title.shape_id if title is not None else None
+    shapes = list(_flatten(slide.shapes))
+
+    def key(shape: Any) -> tuple[int, int, int]:
+        top, left = shape.top or 0, shape.left or 0
+        return (0 if shape.shape_id == title_id else 1, int(top // band), left)
+
+    return sorted(shapes, key=key)
+
+
+def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> None:
+    if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+        for paragraph in shape.text_frame.paragraphs:
+            builder.add(paragraph.text, page=page)
+    elif getattr(shape, "has_table", False) and shape.has_table:
+        rows = [[cell.text.strip() for cell in row.cells] for row in shape.table.rows]
+        for row in table_rows(rows):
+            builder.add(row, page=page)
+    elif hasattr(shape, "image"):
+        try:
+            blob = shape.image.blob
+        except Exception:
+            return  # a linked picture with no embedded image
+        add_page_lines(builder, images.lines(blob), page)

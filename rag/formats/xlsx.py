@@ -1,0 +1,291 @@
+"""Excel workbooks and CSV files: each row one block, written with its column headers.
+
+A row reads `列名: 值；列名: 值` (only its non-empty cells), so that a passage cut from it keeps
+its meaning: "价格: 12" alone says nothing, "产品: 螺丝；价格: 12" does. The header is the first
+non-empty row of a sheet; header cells merged across columns name every column they cover, and
+a second header row under a merged cell is joined to it (`成绩-语文`). Cells merged down the
+rows of the body repeat their value in every row. Each sheet starts a page of the extraction
+text (see layout.py) and its name is the blocks' `sheet`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.formats.archive import open_package
+from rag.formats.base import Extraction, LoadError, LoadOptions
+from rag.formats.layout import TextBuilder
+from rag.formats.table import header_names, row_text
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
+_MAX_MERGES = 20_000
+_CHUNK = 1 << 20
+
+
+@dataclass
+class _Sheet:
+    """The state of one sheet while its rows stream by."""
+
+    name: str | None
+    merges: list[tuple[int, int, int, int]] = field(default_factory=list)  # r1, c1, r2, c2
+    header: list[str] | None = None
+    header_rows: list[list[str]] = field(default_factory=list)
+    header_depth: int = 1
+    anchors: dict[tuple[int, int], str] = field(default_factory=dict)  # merged body values
+    pending: list[tuple[int, int, int, int]] = field(default_factory=list)  # not yet reached
+    active: list[tuple[int, int, int, int]] = field(default_factory=list)  # covering this row
+
+    def __post_init__(self) -> None:
+        # Popped from the end: last row first.
+        self.pending = sorted(self.merges, reverse=True)
+
+
+def _column_index(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n - 1
+
+
+def cell_text(value: Any) -> str:
+    """A cell's value as a reader would write it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value).strip()
+
+
+class _RowWriter:
+    """Turns the rows of each sheet into blocks, stopping at `max_rows` in all."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.builder = TextBuilder()
+        self.max_rows = options.max_rows
+        self.rows_read = 0
+        self.notes: list[str] = []
+
+    @property
+    def full(self) -> bool:
+        return self.rows_read >= self.max_rows
+
+    def sheet(self, sheet: _Sheet, rows: Iterable[Sequence[Any]], total: int | None) -> None:
+        """Write the rows of one sheet; `rows` yields each row's values from column A."""
+        self.builder.new_page()
+        pending: list[tuple[int, list[str]]] = []  # header candidates, with their row index
+        for r, values in enumerate(rows):
+            if self.full:
+                self._truncated(sheet, r, total)
+                return
+            cells = [cell_text(v) for v in values]
+            cells = self._fill_merged(sheet, r, cells)
+            while cells and not cells[-1]:
+                cells.pop()
+            if sheet.header is None:
+                if not cells:
+                    continue
+                pending.append((r, cells))
+                if len(pending) == 1:
+                    sheet.header_depth = self._header_depth(sheet, r, cells)
+                if len(pending) < sheet.header_depth:
+                    continue
+                width = max(len(row) for _, row in pending)
+                sheet.header = header_names([row for _, row in pending], width)
+                continue
+            if not cells:
+                continue
+            self.rows_read += 1
+            self.builder.add(row_text(sheet.header, cells), sheet=sheet.name)
+        if sheet.header is None and pending:
+            # A sheet of header rows only (or a single row): write them as they are.
+            for _, cells in pending:
+                self.builder.add("；".join(c for c in cells if c), sheet=sheet.name)
+
+    def _truncated(self, sheet: _Sheet, row: int, total: int | None) -> None:
+        where = f"sheet {sheet.name}" if sheet.name else "the file"
+        of = f" of {total}" if total else ""
+        self.notes.append(
+            f"row limit: read {self.max_rows} rows (RAG_MAX_ROWS); {where} stopped at row "
+            f"{row + 1}{of}, the rest not read"
+        )
+
+    @staticmethod
+    def _fill_merged(sheet: _Sheet, r: int, cells: list[str]) -> list[str]:
+        # A merged range keeps its value in the top-left cell only: give it to every cell.
+        # Ranges are sorted by first row; those still open stay in `active`.
+        while sheet.pending and sheet.pending[-1][0] <= r:
+            sheet.active.append(sheet.pending.pop())
+        if not sheet.active:
+            return cells
+        sheet.active = [m for m in sheet.active if m[2] >= r]
+        for r1, c1, _, c2 in sheet.active:
+            if r == r1:
+                sheet.anchors[(r1, c1)] = cells[c1] if c1 < len(cells) else ""
+            value = sheet.anchors.get((r1, c1), "")
+            if value:
+                if len(cells) <= c2:
+                    cells.extend([""] * (c2 + 1 - len(cells)))
+                for c in range(c1, c2 + 1):
+                    cells[c] = value
+        return cells
+
+    @staticmethod
+    def _header_depth(sheet: _Sheet, r: int, cells: list[str]) -> int:
+        # Header cells merged down over two rows mean a two-level header; so does a cell merged
+        # across columns (its sub-headers are on the next row).
+        depth = 1
+        for r1, c1, r2, c2 in sheet.merges:
+            if r1 == r:
+                depth = max(depth, min(r2 - r1 + 1, 3))
+                if c2 > c1:
+                    depth = max(depth, 2)
+        return depth
+
+
+def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, int, int]]:
+    """The merged ranges of one sheet part, 0-based, found by scanning its XML as it inflates."""
+    merges: list[tuple[int, int, int, int]] = []
+    try:
+        stream = package.open(part)
+    except KeyError:
+        return merges
+    tail = b""
+    with stream:
+        while len(merges) < _MAX_MERGES:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                break
+            buffer = tail + chunk
+            last = 0
+            for m in _MERGE.finditer(buffer):
+                c1, r1, c2, r2 = m.groups()
+                merges.append((int(r1) - 1, _column_index(c1), int(r2) - 1, _column_index(c2)))
+                last = m.end()
+            # Keep the end of the buffer: a tag may straddle two chunks.
+            tail = buffer[max(last, len(buffer) - 200) :]
+    return merges
+
+
+class XlsxLoader:
+    """Excel `.xlsx` and macro-enabled `.xlsm` (read with openpyxl in read-only mode)."""
+
+    format: str = "xlsx"
+    extensions: tuple[str, ...] = (".xlsx", ".xlsm")
+
+    def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
+        package = open_package(path, data, "Excel")
+        try:
+            import openpyxl
+        except ImportError as e:  # pragma: no cover - a core dependency
+            raise LoadError(path, "openpyxl is not installed") from e
+        try:
+            # read_only streams each sheet's XML; data_only reads the cached values of
+            # formulas (never computes them); VBA is not even loaded (keep_vba=False).
+            workbook = openpyxl.load_workbook(
+                io.BytesIO(data), read_only=True, data_only=True, keep_links=False
+            )
+        except Exception as e:  # openpyxl raises anything from KeyError to XML errors
+            raise LoadError(path, f"not a readable Excel file ({type(e).__name__}: {e})") from None
+        writer = _RowWriter(options)
+        try:
+            sheets = list(workbook.worksheets)
+            for i, worksheet in enumerate(sheets):
+                if writer.full:
+                    rest = ", ".join(ws.title for ws in sheets[i:])
+                    writer.notes.append(f"row limit reached: sheets not read: {rest}")
+                    break
+                part = _sheet_part(workbook, worksheet)
+                sheet = _Sheet(worksheet.title, _sheet_merges(package, part) if part else [])
+                total = worksheet.max_row if worksheet.max_row and worksheet.max_row > 1 else None
+                # The stored dimension can be wrong (some writers say A1); read every cell.
+                worksheet.reset_dimensions()
+                writer.sheet(sheet, worksheet.iter_rows(values_only=True), total)
+        except LoadError:
+            raise
+        except Exception as e:
+            raise LoadError(path, f"damaged Excel file ({type(e).__name__}: {e})") from None
+        finally:
+            workbook.close()
+        if not writer.builder.block_count:
+            raise LoadError(path, "no text in the workbook (all sheets empty)")
+        return writer.builder.build("xlsx", self.format, writer.notes)
+
+
+def _sheet_part(workbook: Any, worksheet: Any) -> str | None:
+    # openpyxl's read-only sheets keep the zip member they stream from.
+    name = getattr(worksheet, "_worksheet_path", None) or getattr(worksheet, "_path", None)
+    return str(name).lstrip("/") if name else None
+
+
+class CsvLoader:
+    """Comma- or tab-separated values: the first non-empty row is the header."""
+
+    format: str = "csv"
+    extensions: tuple[str, ...] = (".csv", ".tsv")
+
+    def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
+        text, encoding = decode_csv(path, data)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(text)
+        writer = _RowWriter(options)
+        try:
+            writer.sheet(_Sheet(None), _csv_rows(text, delimiter), None)
+        except csv.Error as e:
+            raise LoadError(path, f"malformed CSV ({e})") from None
+        if not writer.builder.block_count:
+            raise LoadError(path, "no rows in the CSV file")
+        return writer.builder.build(encoding, self.format, writer.notes)
+
+
+def _csv_rows(text: str, delimiter: str) -> Iterator[list[str]]:
+    csv.field_size_limit(10 * 1024 * 1024)
+    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+
+def _sniff_delimiter(text: str) -> str:
+    sample = text[:20_000]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;|，").delimiter
+    except csv.Error:
+        return ","
+
+
+def decode_csv(path: Path, data: bytes) -> tuple[str, str]:
+    """Decode a CSV file: UTF-8 (with or without BOM), UTF-16, else GB18030 or Big5.
+
+    Excel saves "CSV" in the system code page, so on Chinese Windows GBK; the project's
+    general detector (rag/loaders decode) may replace this at merge.
+    """
+    if not data:
+        raise LoadError(path, "empty file")
+    for bom, encoding in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError:
+                raise LoadError(path, f"invalid {encoding} after its byte-order mark") from None
+    if b"\x00" in data:
+        raise LoadError(path, "binary file (NUL bytes), not CSV")
+    for encoding in ("utf-8", "gb18030", "big5"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise LoadError(path, "cannot detect the CSV file's text encoding")

@@ -1,0 +1,103 @@
+"""The extraction text layout: blocks, page breaks, line joining, and their offset maps."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.formats.base import Extraction
+from rag.formats.geometry import Line, paragraphs, reading_order
+from rag.formats.layout import TextBuilder, join_wrapped_lines, normalise_block_text
+from rag.offsets import MappedText
+from tests.formats_samples import check_extraction
+
+_piece = st.text(
+    alphabet=st.sampled_from(list("长江黄河，。、abc Def-\n\u00ad12\t\r\f")),
+    min_size=0,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_piece, st.booleans(), st.booleans()), max_size=12))
+def test_every_block_maps_into_the_text(pieces: list[tuple[str, bool, bool]]) -> None:
+    builder = TextBuilder()
+    for text, page_break, join in pieces:
+        if page_break:
+            builder.new_page()
+        builder.add(text, page=1, transform=join_wrapped_lines if join else None)
+    extraction = builder.build("test", "test")
+    check_extraction(extraction)
+    # Blocks are separated by a blank line; pages by a form-feed line; nothing else is written.
+    written = [normalise_block_text(text) for text, _, _ in pieces]
+    written = [w for w in written if w]
+    assert all("\n\n" not in w and "\f" not in w for w in written)
+    rebuilt = extraction.text.replace("\n\f\n", "\n\n").split("\n\n")
+    assert [r for r in rebuilt if r] == written
+    assert len(extraction.blocks) == len(written)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("长江abc ，.-\n\u00ad")), max_size=60))
+def test_joining_lines_only_removes_or_replaces_line_breaks(text: str) -> None:
+    joined = join_wrapped_lines(MappedText.from_source(text))
+    assert "\n" not in joined.text
+    # Every deleted character is a line break, white space around one, or a soft hyphen.
+    covered = np.zeros(len(text), dtype=bool)
+    for s, e in zip(joined.starts, joined.ends, strict=True):
+        covered[int(s) : int(e)] = True
+    assert all(text[i] in " \t\n\u00ad" for i in np.flatnonzero(~covered))
+
+
+def test_chinese_lines_join_without_spaces_and_english_with_one() -> None:
+    text = "长江是亚洲第一\n长河。\nIt flows\ninto the sea, self-\nmade, de\u00ad\nfined."
+    joined = join_wrapped_lines(MappedText.from_source(text))
+    assert joined.text == "长江是亚洲第一长河。It flows into the sea, self-made, defined."
+    start, end = joined.source_span(0, 9)
+    assert text[start:end] == "长江是亚洲第一\n长河"
+
+
+def test_layout_pages_split_on_form_feed_and_lines_count() -> None:
+    builder = TextBuilder()
+    builder.add("第一页第一段", page=1)
+    builder.add("第一页\n第二段", page=1)
+    builder.new_page()
+    builder.add("第二页", page=2)
+    builder.add("   ")  # blank: not written
+    extraction: Extraction = builder.build("pdf", "pdf")
+    assert extraction.text == "第一页第一段\n\n第一页\n第二段\n\f\n第二页"
+    assert extraction.text.split("\f")[1].strip() == "第二页"
+    assert [(b.line_start, b.line_end, b.page) for b in extraction.blocks] == [
+        (1, 1, 1),
+        (3, 4, 1),
+        (6, 6, 2),
+    ]
+    check_extraction(extraction)
+
+
+def _line(text: str, x0: float, top: float, x1: float, size: float = 10) -> Line:
+    return Line(text, x0, top, x1, top + size, size)
+
+
+def test_two_columns_read_left_then_right_and_headings_span() -> None:
+    lines = [_line("标题横跨两栏的一行文字标题横跨两栏的一行文字", 50, 20, 500, 16)]
+    for i in range(8):
+        lines.append(_line(f"左栏第{i}行文字", 50, 60 + 14 * i, 250))
+        lines.append(_line(f"右栏第{i}行文字", 300, 60 + 14 * i, 500))
+    order = [line.text for column in reading_order(lines) for line in column]
+    assert order[0].startswith("标题")
+    assert order[1:9] == [f"左栏第{i}行文字" for i in range(8)]
+    assert order[9:] == [f"右栏第{i}行文字" for i in range(8)]
+
+
+def test_paragraph_breaks_on_short_line_indent_and_gap() -> None:
+    column = [
+        _line("　　第一段第一行很长很长很长很长", 70, 0, 300),
+        _line("第一段最后一行", 50, 14, 150),  # short: the paragraph ends
+        _line("第二段首行缩进很长很长很长很长", 70, 28, 300),  # indented
+        _line("第二段第二行很长很长很长很长很长", 50, 42, 300),
+        _line("第三段在空白之后很长很长很长很长", 50, 80, 300),  # a vertical gap
+    ]
+    groups = [[line.text[:3] for line in group] for group in paragraphs(column)]
+    assert groups == [["　　第", "第一段"], ["第二段", "第二段"], ["第三段"]]

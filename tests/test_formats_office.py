@@ -1,0 +1,183 @@
+"""Word and PowerPoint loaders: body text in order, tables by header, OCR'd images, bad input."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rag.formats.base import LoadError, LoadOptions
+from tests.formats_samples import (
+    NO_OCR,
+    REALDOCS,
+    encrypted_office_file,
+    extract,
+    needs_realdocs,
+    texts,
+    with_zip_bomb,
+)
+
+
+@needs_realdocs
+def test_realdocs_docx_text_table_and_ocrd_image() -> None:
+    extraction = extract(REALDOCS / "ocr_test.docx")
+    found = texts(extraction)
+    assert found[:2] == ["我是文字", "我是表格1: 我是表格3；我是表格2: 我是表格4"]
+    ocr = [b for b in extraction.blocks if b.ocr_confidence is not None]
+    assert any("横向文本框" in b.text.text for b in ocr)
+    assert all(b.page is None for b in extraction.blocks)
+    assert texts(extract(REALDOCS / "ocr_test.docx", NO_OCR)) == found[:2]
+
+
+@needs_realdocs
+def test_realdocs_pptx_slide_is_a_page_without_master_placeholders() -> None:
+    extraction = extract(REALDOCS / "ocr_test.pptx", NO_OCR)
+    assert {b.page for b in extraction.blocks} == {1}
+    found = texts(extraction)
+    assert "我是文字" in found
+    assert any(t.startswith("我是表格1: 我是表格3") for t in found)
+    assert not any("单击此处" in t or "Click to" in t for t in found)
+
+
+def _docx(path: Path) -> Path:
+    import docx
+
+    document = docx.Document()
+    document.sections[0].header.paragraphs[0].text = "机密文件 页眉"
+    document.sections[0].footer.paragraphs[0].text = "页脚 第1页"
+    document.add_heading("第一章 总则", level=1)
+    document.add_paragraph("为了规范管理，制定本办法。")
+    document.add_paragraph("第一项要求", style="List Bullet")
+    document.add_paragraph("第二项要求", style="List Number")
+    table = document.add_table(rows=3, cols=3)
+    for r, row in enumerate(
+        [["部门", "人数", "负责人"], ["财务部", "5", "王五"], ["人事部", "3", ""]]
+    ):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    merged = document.add_table(rows=2, cols=3)
+    merged.cell(0, 0).text = "项目"
+    merged.cell(0, 1).merge(merged.cell(0, 2)).text = "说明"
+    merged.cell(1, 0).text = "培训"
+    merged.cell(1, 1).text = "每年两次"
+    merged.cell(1, 2).text = "线上"
+    document.add_paragraph("第一行\n第二行")
+    document.save(str(path))
+    return path
+
+
+def test_docx_body_in_order_headers_and_footers_left_out(tmp_path: Path) -> None:
+    extraction = extract(_docx(tmp_path / "rules.docx"))
+    assert texts(extraction) == [
+        "第一章 总则",
+        "为了规范管理，制定本办法。",
+        "第一项要求",
+        "第二项要求",
+        "部门: 财务部；人数: 5；负责人: 王五",
+        "部门: 人事部；人数: 3",
+        "项目: 培训；说明: 每年两次；说明: 线上",
+        "第一行\n第二行",
+    ]
+    assert "页眉" not in extraction.text and "页脚" not in extraction.text
+    assert [b.line_start for b in extraction.blocks[:2]] == [1, 3]
+
+
+def _macro_enabled(data: bytes) -> bytes:
+    """The same document as a .docm: macro content type plus a vbaProject part."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for member in source.infolist():
+            body = source.read(member)
+            if member.filename == "[Content_Types].xml":
+                body = body.replace(
+                    b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+                    b"application/vnd.ms-word.document.macroEnabled.main+xml",
+                )
+            target.writestr(member, body)
+        target.writestr("word/vbaProject.bin", b'Attribute VB_Name = "Evil"\nShell "rm -rf /"')
+    return out.getvalue()
+
+
+def test_macro_enabled_docx_is_read_as_text_only(tmp_path: Path) -> None:
+    path = tmp_path / "macro.docm"
+    path.write_bytes(_macro_enabled(_docx(tmp_path / "plain.docx").read_bytes()))
+    found = texts(extract(path))
+    assert found[0] == "第一章 总则"
+    assert not any("Shell" in t for t in found)
+
+
+def _pptx(path: Path, slides: int = 2) -> Path:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    for n in range(1, slides + 1):
+        slide = presentation.slides.add_slide(presentation.slide_layouts[1])
+        slide.shapes.title.text = f"第{n}页 标题"
+        body = slide.placeholders[1].text_frame
+        body.text = f"要点一：第{n}页"
+        body.add_paragraph().text = "要点二：成本下降"
+        # A text box placed above the body placeholder but added last: read by position.
+        box = slide.shapes.add_textbox(Inches(6), Inches(6.5), Inches(3), Inches(0.5))
+        box.text_frame.text = "右下角说明"
+        slide.notes_slide.notes_text_frame.text = f"讲稿：第{n}页请强调成本"
+    presentation.save(str(path))
+    return path
+
+
+def test_pptx_slides_titles_text_and_notes(tmp_path: Path) -> None:
+    extraction = extract(_pptx(tmp_path / "deck.pptx"))
+    assert texts(extraction) == [
+        "第1页 标题",
+        "要点一：第1页",
+        "要点二：成本下降",
+        "右下角说明",
+        "讲稿：第1页请强调成本",
+        "第2页 标题",
+        "要点一：第2页",
+        "要点二：成本下降",
+        "右下角说明",
+        "讲稿：第2页请强调成本",
+    ]
+    assert [b.page for b in extraction.blocks] == [1] * 5 + [2] * 5
+    assert extraction.text.count("\f") == 1
+
+
+def test_pptx_slide_limit(tmp_path: Path) -> None:
+    extraction = extract(_pptx(tmp_path / "deck.pptx", 3), LoadOptions(1 << 30, max_pages=2))
+    assert {b.page for b in extraction.blocks} == {1, 2}
+    assert any("read the first 2 of 3 slides" in note for note in extraction.notes)
+
+
+@pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx"])
+def test_encrypted_office_files_are_refused(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"locked{suffix}"
+    path.write_bytes(encrypted_office_file())
+    with pytest.raises(LoadError, match="password-protected"):
+        extract(path)
+
+
+@pytest.mark.parametrize("suffix", [".docx", ".pptx"])
+def test_zip_bombs_are_refused_before_inflating(tmp_path: Path, suffix: str) -> None:
+    source = _docx(tmp_path / "a.docx") if suffix == ".docx" else _pptx(tmp_path / "a.pptx")
+    path = tmp_path / f"bomb{suffix}"
+    path.write_bytes(with_zip_bomb(source.read_bytes()))
+    with pytest.raises(LoadError, match="zip bomb"):
+        extract(path)
+
+
+@pytest.mark.parametrize("suffix", [".docx", ".pptx"])
+def test_truncated_and_malformed_office_files_are_refused(tmp_path: Path, suffix: str) -> None:
+    source = _docx(tmp_path / "a.docx") if suffix == ".docx" else _pptx(tmp_path / "a.pptx")
+    data = source.read_bytes()
+    not_office = io.BytesIO()
+    with zipfile.ZipFile(not_office, "w") as package:
+        package.writestr("hello.txt", "不是文档")
+    for bad in (data[: len(data) // 2], b"garbage", not_office.getvalue()):
+        path = tmp_path / f"bad{suffix}"
+        path.write_bytes(bad)
+        with pytest.raises(LoadError) as error:
+            extract(path)
+        assert error.value.reason

@@ -1,0 +1,155 @@
+"""Excel and CSV loaders: a row is one block named by its headers; sheets, merges, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.formats.base import LoadError, LoadOptions
+from tests.formats_samples import (
+    OPTIONS,
+    REALDOCS,
+    encrypted_office_file,
+    extract,
+    needs_realdocs,
+    texts,
+    with_zip_bomb,
+)
+
+
+@needs_realdocs
+def test_realdocs_workbook_rows_carry_their_headers() -> None:
+    extraction = extract(REALDOCS / "langchain-ChatGLM_closed.xlsx")
+    assert extraction.format == "xlsx"
+    assert {b.sheet for b in extraction.blocks} == {"Sheet1"}
+    assert all(b.page is None for b in extraction.blocks)
+    first = extraction.blocks[0].text.text
+    assert "title: 加油~以及一些建议" in first
+    assert "url: https://github.com/imClumsyPanda/langchain-ChatGLM/issues/2" in first
+    assert "；" in first
+    assert len(extraction.blocks) > 100
+
+
+def _workbook(tmp_path: Path, name: str = "book.xlsx") -> Path:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    scores = book.active
+    scores.title = "成绩"
+    scores.append(["姓名", "成绩", None, "备注"])
+    scores.append([None, "语文", "数学", None])
+    scores.merge_cells("A1:A2")
+    scores.merge_cells("B1:C1")
+    scores.merge_cells("D1:D2")
+    scores.append(["张三", 90, 85.5, "良好"])
+    scores.append([None, None, None, None])  # an empty row
+    scores.append(["李四", 78, 92, None])
+    prices = book.create_sheet("价格表")
+    prices.append(["类别", "产品", "价格"])
+    prices.append(["五金", "螺丝", 0.5])
+    prices.append([None, "螺母", 0.3])
+    prices.merge_cells("A2:A3")  # a category merged down the rows
+    book.create_sheet("空表")
+    path = tmp_path / name
+    book.save(path)
+    return path
+
+
+def test_merged_headers_sheets_and_empty_rows(tmp_path: Path) -> None:
+    extraction = extract(_workbook(tmp_path))
+    assert texts(extraction) == [
+        "姓名: 张三；成绩-语文: 90；成绩-数学: 85.5；备注: 良好",
+        "姓名: 李四；成绩-语文: 78；成绩-数学: 92",
+        "类别: 五金；产品: 螺丝；价格: 0.5",
+        "类别: 五金；产品: 螺母；价格: 0.3",
+    ]
+    assert [b.sheet for b in extraction.blocks] == ["成绩", "成绩", "价格表", "价格表"]
+    # Each sheet starts a page of the extraction text.
+    assert extraction.text.count("\f") == 1
+
+
+def test_row_limit_stops_reading_and_says_where(tmp_path: Path) -> None:
+    options = LoadOptions(max_bytes=1 << 30, max_rows=3)
+    extraction = extract(_workbook(tmp_path), options)
+    assert len(extraction.blocks) == 3
+    assert any("row limit" in note and "价格表" in note for note in extraction.notes)
+
+
+def test_macro_enabled_workbook_is_read_as_data(tmp_path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["项目", "金额"])
+    book.active.append(["房租", 3000])
+    path = tmp_path / "macro.xlsm"
+    book.save(path)
+    assert texts(extract(path)) == ["项目: 房租；金额: 3000"]
+
+
+def test_sheet_starting_lower_down_keeps_merges_aligned(tmp_path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet["B3"] = "地区"
+    sheet["C3"] = "人口"
+    sheet["B4"] = "华东"
+    sheet["C4"] = 100
+    sheet["B5"] = None
+    sheet["C5"] = 200
+    sheet.merge_cells("B4:B5")
+    path = tmp_path / "low.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == ["地区: 华东；人口: 100", "地区: 华东；人口: 200"]
+
+
+def test_encrypted_workbook_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "locked.xlsx"
+    path.write_bytes(encrypted_office_file())
+    with pytest.raises(LoadError, match="password-protected"):
+        extract(path)
+
+
+def test_zip_bomb_workbook_is_refused_before_inflating(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(with_zip_bomb(_workbook(tmp_path).read_bytes()))
+    with pytest.raises(LoadError, match="zip bomb"):
+        extract(path)
+
+
+@pytest.mark.parametrize("data", [b"PK\x03\x04broken", b"not a zip", b""])
+def test_malformed_workbook_is_refused(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "bad.xlsx"
+    path.write_bytes(data)
+    with pytest.raises(LoadError):
+        extract(path)
+
+
+def test_truncated_workbook_is_refused(tmp_path: Path) -> None:
+    data = _workbook(tmp_path).read_bytes()
+    path = tmp_path / "cut.xlsx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LoadError, match="truncated or damaged"):
+        extract(path)
+
+
+def test_gbk_csv_rows_with_headers(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_bytes('产品,价格,备注\n螺丝,0.5,\n\n螺母,0.3,"含税，\n整箱"\n'.encode("gbk"))
+    extraction = extract(path)
+    assert extraction.encoding == "gb18030"
+    assert texts(extraction) == [
+        "产品: 螺丝；价格: 0.5",
+        "产品: 螺母；价格: 0.3；备注: 含税，\n整箱",
+    ]
+    assert [b.line_start for b in extraction.blocks] == [1, 3]
+
+
+def test_million_row_csv_is_cut_at_max_rows(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("编号,名称\n" + "".join(f"{i},行{i}\n" for i in range(1_000_000)))
+    extraction = extract(path, OPTIONS)  # max_rows 100,000
+    assert len(extraction.blocks) == 100_000
+    assert extraction.blocks[-1].text.text == "编号: 99999；名称: 行99999"
+    assert any("row limit" in note for note in extraction.notes)
