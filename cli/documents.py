@@ -81,6 +81,8 @@ def ingest(
     console.print(table)
     for skipped in report.skipped:
         errors.print(f"[yellow]skipped[/yellow] {skipped.path}: {skipped.reason}")
+    for noted in report.notes:
+        errors.print(f"[yellow]note[/yellow] {noted.path}: {noted.reason}")
     if report.ignored:
         reasons = Counter(item.reason for item in report.ignored)
         summary = "; ".join(f"{reason} ×{n}" for reason, n in reasons.most_common())

@@ -10,7 +10,7 @@ ToUnicode maps removed (a "garbage text layer"), as DOCX and XLSX, and as scanne
 
 - each PDF library (pypdfium2, pdfplumber, pypdf) on the text-layer PDFs: seconds per page
   and how much of the source text comes back in order (10-character shingle recall);
-- our loaders (`rag.formats`): pages/s to paragraphs, shingle recall, header/footer removal;
+- our loaders (`rag.loaders`): pages/s to paragraphs, shingle recall, header/footer removal;
 - OCR of the scanned PDFs: pages/s on this machine (OCR_THREADS threads) and character
   accuracy against the source text.
 
@@ -170,8 +170,8 @@ def _pypdf(path: Path) -> tuple[str, int]:
 
 
 def _ours(path: Path, ocr: str = "off") -> tuple[str, int]:
-    from rag.formats.base import LoadError, LoadOptions
-    from rag.formats.registry import loader_for
+    from rag.loaders.base import LoadError, LoadOptions
+    from rag.loaders.registry import loader_for
 
     try:
         extraction = loader_for(path).extract(
@@ -189,7 +189,7 @@ LIBRARIES: dict[str, Callable[[Path], tuple[str, int]]] = {
     "pypdfium2": _pypdfium2,
     "pdfplumber": _pdfplumber,
     "pypdf": _pypdf,
-    "ours (rag.formats.pdf)": _ours,
+    "ours (rag.loaders.pdf)": _ours,
 }
 
 
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         report["garbage_layer_ours_with_ocr"] = _measure(lambda p: _ours(p, "auto"), [garbage])
         # Scanned pages, from the first simplified and the first traditional document: OCR
         # speed and character accuracy against the text layer of the same pages.
-        from rag.formats.ocr import OCR_THREADS
+        from rag.loaders.ocr import OCR_THREADS
 
         docs = corpus["pdf_1col"]
         per_script = max(1, args.scanned_pages // 2)
@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _page_texts(pdf: Path, count: int) -> str:
     """The text of the first `count` pages of a text-layer PDF, read by our loader."""
-    from rag.formats.base import LoadOptions
-    from rag.formats.pdf import PdfLoader
+    from rag.loaders.base import LoadOptions
+    from rag.loaders.pdf import PdfLoader
 
     extraction = PdfLoader().extract(
         pdf, pdf.read_bytes(), LoadOptions(max_bytes=1 << 30, max_pages=count, ocr="off")

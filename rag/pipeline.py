@@ -54,6 +54,9 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)  # files that could not be loaded
     # Entries of walked folders passed over: unsupported types, symlink loops, unreadable.
     ignored: list[Skipped] = field(default_factory=list)
+    # What was truncated or passed over inside files that were read (pages over
+    # RAG_MAX_PAGES, pages OCR could not read, ...), one entry per note.
+    notes: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -149,7 +152,12 @@ class Pipeline:
                 report.reused_vectors += result.reused_vectors
                 pending.clear()
 
-        options = LoadOptions(max_bytes=self.settings.max_file_mb * 1024 * 1024)
+        options = LoadOptions(
+            max_bytes=self.settings.max_file_mb * 1024 * 1024,
+            max_pages=self.settings.max_pages,
+            max_rows=self.settings.max_rows,
+            ocr=self.settings.ocr,
+        )
 
         def ignore(path: Path, reason: str) -> None:
             report.ignored.append(Skipped(str(path), reason))
@@ -164,6 +172,7 @@ class Pipeline:
                 report.skipped.append(Skipped(str(path), err.reason))
                 continue
             report.files += 1
+            report.notes.extend(Skipped(str(path), note) for note in document.notes)
             if self._index.unchanged(key, document.content_hash):
                 report.unchanged += 1
                 continue

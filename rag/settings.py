@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # Grow the best sentence with its neighbours up to this many characters (0: never).
     answer_context_chars: int = Field(default=120, ge=0)
     max_file_mb: int = Field(default=50, ge=1)
+    # Real documents (rag/loaders/): pages or slides read from one file, spreadsheet rows
+    # read from one workbook (the rest is noted in the ingest report), and whether pages
+    # without a usable text layer and images are read by OCR.
+    max_pages: int = Field(default=2000, ge=1)
+    max_rows: int = Field(default=100_000, ge=1)
+    ocr: Literal["auto", "off"] = "auto"
 
     # The LLM composer: any OpenAI-compatible chat endpoint (vLLM, Ollama, a hosted API).
     llm_base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1

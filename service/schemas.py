@@ -181,6 +181,8 @@ class ReportOut(BaseModel):
     new_passages: int
     duplicates_merged: int
     skipped: list[SkippedOut]
+    # Files read in part: what was truncated or passed over inside them, with why.
+    notes: list[SkippedOut] = []
     seconds: float
 
 

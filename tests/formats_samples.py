@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.formats.base import Extraction, LoadOptions
-from rag.formats.registry import loader_for
+from rag.loaders.base import Extraction, LoadOptions
+from rag.loaders.registry import loader_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDOCS = ROOT.parent / "shared" / "realdocs"

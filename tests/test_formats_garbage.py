@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from rag.formats.garbage import is_garbage
+from rag.loaders.garbage import is_garbage
 from tests.formats_samples import PARAGRAPHS
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.formats.base import LoadError
-from rag.formats.ocr import MAX_IMAGE_PIXELS
+from rag.loaders.base import LoadError
+from rag.loaders.ocr import MAX_IMAGE_PIXELS
 from tests.formats_samples import NO_OCR, REALDOCS, extract, needs_realdocs, texts
 
 
@@ -68,7 +68,7 @@ def test_damaged_images_are_refused(tmp_path: Path, data: bytes) -> None:
 def test_multi_page_tiff_frames_are_pages_up_to_the_limit(tmp_path: Path) -> None:
     from PIL import Image
 
-    from rag.formats.base import LoadOptions
+    from rag.loaders.base import LoadOptions
 
     text = Image.open(REALDOCS / "ocr_test.jpg").convert("RGB")
     blank = Image.new("RGB", text.size, "white")

@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.formats.base import Extraction
-from rag.formats.geometry import Line, paragraphs, reading_order
-from rag.formats.layout import TextBuilder, join_wrapped_lines, normalise_block_text
-from rag.offsets import MappedText
+from rag.loaders.base import Extraction
+from rag.loaders.geometry import Line, paragraphs, reading_order
+from rag.loaders.layout import TextBuilder, join_wrapped_lines, normalise_block_text
+from rag.text.offsets import MappedText
 from tests.formats_samples import check_extraction
 
 _piece = st.text(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.formats.base import LoadError, LoadOptions
+from rag.loaders.base import LoadError, LoadOptions
 from tests.formats_samples import (
     NO_OCR,
     REALDOCS,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.formats.base import LoadError, LoadOptions
-from rag.formats.pdf import PdfLoader
+from rag.loaders.base import LoadError, LoadOptions
+from rag.loaders.pdf import PdfLoader
 from tests.formats_samples import (
     NO_OCR,
     OPTIONS,

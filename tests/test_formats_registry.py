@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.formats.base import Extraction, Loader, LoadError, LoadOptions
-from rag.formats.registry import EXTENSIONS, LOADERS, loader_for
+from rag.loaders.base import Extraction, Loader, LoadError, LoadOptions
+from rag.loaders.registry import EXTENSIONS, LOADERS, loader_for
 from tests.formats_samples import check_extraction
 
 

@@ -9,14 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag.loaders.base import Loader, LoadError
+from rag.loaders.docx import DocxLoader
 from rag.loaders.html import HtmlLoader
+from rag.loaders.image import ImageLoader
 from rag.loaders.markdown import MarkdownLoader
+from rag.loaders.pdf import PdfLoader
+from rag.loaders.pptx import PptxLoader
 from rag.loaders.text import TextLoader
+from rag.loaders.xlsx import CsvLoader, XlsxLoader
 
 LOADERS: tuple[Loader, ...] = (
     TextLoader(),
     MarkdownLoader(),
     HtmlLoader(),
+    PdfLoader(),
+    DocxLoader(),
+    XlsxLoader(),
+    CsvLoader(),
+    PptxLoader(),
+    ImageLoader(),
 )
 
 # Extension (lower case, with the dot) -> its loader.

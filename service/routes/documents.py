@@ -188,6 +188,7 @@ def _report(report: IngestReport) -> dict[str, Any]:
         "duplicates_merged": report.duplicates_merged,
         # The name the client uploaded, not where the server keeps it.
         "skipped": [{"path": Path(s.path).name, "reason": s.reason} for s in report.skipped],
+        "notes": [{"path": Path(n.path).name, "reason": n.reason} for n in report.notes],
         "seconds": round(report.seconds, 3),
     }
 

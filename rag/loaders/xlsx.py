@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.formats.archive import open_package
-from rag.formats.base import Extraction, LoadError, LoadOptions
-from rag.formats.layout import TextBuilder
-from rag.formats.table import header_names, row_text
+from rag.loaders.archive import open_package
+from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.layout import TextBuilder
+from rag.loaders.table import header_names, row_text
 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
 _MAX_MERGES = 20_000

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.formats.archive import open_package, repackaged
-from rag.formats.base import Extraction, LoadError, LoadOptions
-from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
-from rag.formats.table import table_rows
+from rag.loaders.archive import open_package, repackaged
+from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.layout import TextBuilder, add_page_lines
+from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
+from rag.loaders.table import table_rows
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.formats.archive import open_package
-from rag.formats.base import Extraction, LoadError, LoadOptions
-from rag.formats.docx import _Images
-from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.table import table_rows
+from rag.loaders.archive import open_package
+from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.docx import _Images
+from rag.loaders.layout import TextBuilder, add_page_lines
+from rag.loaders.table import table_rows
 
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24

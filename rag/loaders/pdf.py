@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.formats.base import Extraction, LoadError, LoadOptions
-from rag.formats.garbage import is_garbage
-from rag.formats.geometry import Line
-from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
-from rag.formats.pdf_text import PdfminerReader, text_lines
+from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.garbage import is_garbage
+from rag.loaders.geometry import Line
+from rag.loaders.layout import TextBuilder, add_page_lines
+from rag.loaders.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
+from rag.loaders.pdf_text import PdfminerReader, text_lines
 
 OCR_DPI = 200
 # Running headers and footers live in the top and bottom margins.

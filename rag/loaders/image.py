@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.formats.base import Extraction, LoadError, LoadOptions
-from rag.formats.layout import TextBuilder, add_page_lines
-from rag.formats.ocr import OcrFailed, OcrUnavailable, frame_count, image_from_bytes, ocr_lines
+from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.layout import TextBuilder, add_page_lines
+from rag.loaders.ocr import OcrFailed, OcrUnavailable, frame_count, image_from_bytes, ocr_lines
 
 
 class ImageLoader:

@@ -6,7 +6,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from rag.formats.base import LoadError
+from rag.loaders.base import LoadError
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _MB = 1024 * 1024

@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from rag.formats.base import Block, Extraction
-from rag.formats.geometry import Line, paragraphs, reading_order
-from rag.offsets import MappedText
+from rag.loaders.base import Block, Extraction
+from rag.loaders.geometry import Line, paragraphs, reading_order
+from rag.text.offsets import MappedText
 
 _BLANK_LINES = re.compile(r"[ \t\u3000]*\n(?:[ \t\u3000\f]*\n)+")
 _LINE_BREAKS = re.compile(r"\r\n?|[\f\v\u2028\u2029\x85]")

@@ -12,7 +12,7 @@ import io
 import warnings
 from typing import Any
 
-from rag.formats.geometry import Line, merge_rows
+from rag.loaders.geometry import Line, merge_rows
 
 OCR_THREADS = 1
 # Pillow refuses images over twice this many pixels (DecompressionBombError) and warns over

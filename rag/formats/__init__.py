@@ -1,1 +1,0 @@
-"""Loaders for real documents (PDF, Word, Excel, PowerPoint, images); see registry.py."""
