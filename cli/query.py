@@ -34,7 +34,7 @@ def ask(
     console.print(answer.answer, highlight=False)
     for c in answer.citations:
         console.print(
-            f"  [{c.n}] {c.file} ¶{c.paragraph} "
+            f"  [{c.n}] {c.label} "
             f"(line {c.line_start}, chars {c.char_start}-{c.char_end})",
             highlight=False,
         )
@@ -57,6 +57,6 @@ def search(
         print_json(search_payload(retrieval))
         return
     for i, p in enumerate(retrieval.passages, 1):
-        where = "; ".join(f"{s.file} ¶{s.paragraph}" for s in p.passage.sources)
+        where = "; ".join(s.label for s in p.passage.sources)
         console.print(f"[bold]{i}. {p.score:.3f}[/bold] {where}", highlight=False)
         console.print(f"   {p.passage.text[:160]}", highlight=False)

@@ -78,6 +78,13 @@ class Location:
     sheet: str | None = field(default=None, kw_only=True)
     ocr_confidence: float | None = field(default=None, kw_only=True)
 
+    @property
+    def label(self) -> str:
+        """How a person reads the place: `report.pdf p.3 ¶12`, `prices.xlsx [2024] ¶7`."""
+        page = f" p.{self.page}" if self.page is not None else ""
+        sheet = f" [{self.sheet}]" if self.sheet is not None else ""
+        return f"{self.file}{sheet}{page} ¶{self.paragraph}"
+
 
 @dataclass(frozen=True)
 class Source(Location):

@@ -95,8 +95,8 @@ def texts(extraction: Extraction) -> list[str]:
 
 def chromium_pdf(tmp_path: Path, body_html: str, name: str = "doc", css: str = "") -> Path:
     """A PDF printed by headless Chromium from an HTML body (CJK font, A4 unless `css` says)."""
-    from eval.bench_formats import PAGE_CSS
-    from eval.bench_formats import chromium_pdf as print_pdf
+    from bench.formats import PAGE_CSS
+    from bench.formats import chromium_pdf as print_pdf
 
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"

@@ -123,7 +123,7 @@ def test_ten_thousand_pages_stop_at_max_pages_quickly(one_column: Path, tmp_path
 
 @needs_chromium
 def test_fonts_without_to_unicode_are_read_through_their_cmap(tmp_path: Path) -> None:
-    from eval.bench_formats import strip_to_unicode
+    from bench.formats import strip_to_unicode
 
     path = chromium_pdf(tmp_path, paragraphs_html(PARAGRAPHS), "good")
     garbled = strip_to_unicode(path, tmp_path / "garbled.pdf")
@@ -144,7 +144,7 @@ def test_garbage_text_layer_is_detected_and_not_indexed(tmp_path: Path) -> None:
 
 @needs_chromium
 def test_scanned_page_is_ocrd_and_refused_without_ocr(tmp_path: Path) -> None:
-    from eval.bench_formats import scanned_pdf
+    from bench.formats import scanned_pdf
 
     path = chromium_pdf(tmp_path, paragraphs_html(PARAGRAPHS[:1]), "small", SMALL_PAGE)
     scan = scanned_pdf(path, tmp_path / "scan.pdf", dpi=150)

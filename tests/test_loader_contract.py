@@ -1,11 +1,15 @@
 """Contract test of the `Loader` protocol: every registered loader passes the same suite.
 
 A new format's loader is registered in `rag.loaders.registry.LOADERS` and given a sample here
-(`SAMPLES`: bytes holding the words `质量是基础` and `安全是底线`).
+(`MAKE_SAMPLE`: bytes holding the words `质量是基础` and `安全是底线`).
 """
 
 from __future__ import annotations
 
+import io
+import tempfile
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -13,15 +17,88 @@ import pytest
 from rag.ingest.document import load_document
 from rag.loaders.base import Extraction, Loader, LoadError, LoadOptions
 from rag.loaders.registry import EXTENSIONS, LOADERS, loader_for
+from tests.formats_samples import chromium_pdf, paragraphs_html
 
-SAMPLES: dict[str, bytes] = {
-    "text": "质量是基础。\n\n安全是底线。\n".encode(),
-    "markdown": "# 质量是基础\n\n安全是底线。\n".encode(),
-    "html": (
+WORDS = ("质量是基础", "安全是底线")
+
+
+def _docx() -> bytes:
+    import docx
+
+    document = docx.Document()
+    for words in WORDS:
+        document.add_paragraph(f"{words}。")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _xlsx() -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in (("要点",), *((w,) for w in WORDS)):
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def _pptx() -> bytes:
+    import pptx
+
+    deck = pptx.Presentation()
+    for words in WORDS:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        assert slide.shapes.title is not None
+        slide.shapes.title.text = words
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def _pdf() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = chromium_pdf(Path(folder), paragraphs_html([f"{w}。" for w in WORDS]))
+        return path.read_bytes()
+
+
+def _png() -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (520, 200), "white")
+    font = ImageFont.truetype(CJK_FONT, 40)
+    draw = ImageDraw.Draw(image)
+    for row, words in enumerate(WORDS):
+        draw.text((30, 30 + 90 * row), f"{words}。", fill="black", font=font)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+# A sample per format, built on first use: bytes holding both of WORDS.
+MAKE_SAMPLE: dict[str, Callable[[], bytes]] = {
+    "text": lambda: "质量是基础。\n\n安全是底线。\n".encode(),
+    "markdown": lambda: "# 质量是基础\n\n安全是底线。\n".encode(),
+    "html": lambda: (
         "<html><body><p>质量是基础。</p><nav>首页</nav><p>安全是底线。</p></body></html>"
     ).encode(),
+    "csv": lambda: "要点\n质量是基础\n安全是底线\n".encode(),
+    "docx": _docx,
+    "xlsx": _xlsx,
+    "pptx": _pptx,
+    "pdf": _pdf,
+    "image": _png,
 }
+CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 OPTIONS = LoadOptions(max_bytes=1 << 20)
+
+
+@cache
+def sample(format: str) -> bytes:
+    return MAKE_SAMPLE[format]()
 
 
 @pytest.fixture(params=LOADERS, ids=lambda loader: loader.format)
@@ -32,14 +109,14 @@ def loader(request: pytest.FixtureRequest) -> Loader:
 
 def extract(loader: Loader, tmp_path: Path) -> Extraction:
     path = tmp_path / f"sample{loader.extensions[0]}"
-    path.write_bytes(SAMPLES[loader.format])
+    path.write_bytes(sample(loader.format))
     return loader.extract(path, path.read_bytes(), OPTIONS)
 
 
 def test_every_loader_has_a_sample_and_its_extensions_are_lower_case_with_a_dot(
     loader: Loader,
 ) -> None:
-    assert loader.format in SAMPLES
+    assert loader.format in MAKE_SAMPLE
     assert loader.extensions and all(
         e.startswith(".") and e == e.lower() for e in loader.extensions
     )
@@ -65,7 +142,7 @@ def test_blocks_map_every_character_into_the_extracted_text(loader: Loader, tmp_
 
 def test_a_document_loads_with_numbered_cited_paragraphs(loader: Loader, tmp_path: Path) -> None:
     path = tmp_path / f"doc{loader.extensions[0]}"
-    path.write_bytes(SAMPLES[loader.format])
+    path.write_bytes(sample(loader.format))
     document = load_document(path, OPTIONS)
     assert [p.number for p in document.paragraphs] == sorted(p.number for p in document.paragraphs)
     for p in document.paragraphs:

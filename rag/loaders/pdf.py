@@ -1,7 +1,7 @@
 """PDF: the text layer read with PDFium, scanned or garbled pages OCR'd, paragraphs rebuilt.
 
 Why pypdfium2: on our Chinese PDFs it was 3-16 times faster than pypdf and pdfplumber and as
-correct (docs/benchmarks.md, eval/bench_formats.py), and it renders pages for OCR, so one
+correct (docs/benchmarks.md, bench/formats.py), and it renders pages for OCR, so one
 library serves both. Where a CID font has no ToUnicode map it reads glyph ids, like pypdf:
 such pages are read again by pdfminer.six (pdf_text.py). PyMuPDF is AGPL, so not used.
 

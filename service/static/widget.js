@@ -277,7 +277,10 @@
 
     #citations(citations) {
       const items = citations.map((citation) => {
-        const label = `[${citation.n}] ${citation.file} ¶${citation.paragraph}`;
+        // Same reading as the command line's: file [sheet] p.N ¶M.
+        const sheet = citation.sheet == null ? "" : ` [${citation.sheet}]`;
+        const page = citation.page == null ? "" : ` p.${citation.page}`;
+        const label = `[${citation.n}] ${citation.file}${sheet}${page} ¶${citation.paragraph}`;
         const attributes = { type: "button", part: "citation", class: "citation" };
         const button = h("button", { ...attributes, title: citation.quote }, label);
         button.addEventListener("click", () => this.onCite(citation, button));

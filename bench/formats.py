@@ -1,6 +1,6 @@
 """Real-document loaders measured: PDF libraries compared, pages/s, OCR speed and accuracy.
 
-    python -m eval.bench_formats ../shared/datasets [--articles N] [--scanned-pages N]
+    python -m bench.formats ../shared/datasets [--articles N] [--scanned-pages N]
 
 Builds a converted corpus from CMRC 2018 and DRCD dev contexts (simplified and traditional
 Chinese, half each): documents of a few contexts each, printed to PDF by headless Chromium
