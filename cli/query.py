@@ -34,8 +34,7 @@ def ask(
     console.print(answer.answer, highlight=False)
     for c in answer.citations:
         console.print(
-            f"  [{c.n}] {c.label} "
-            f"(line {c.line_start}, chars {c.char_start}-{c.char_end})",
+            f"  [{c.n}] {c.label} (line {c.line_start}, chars {c.char_start}-{c.char_end})",
             highlight=False,
         )
     for sentence in answer.unsupported:

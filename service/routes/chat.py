@@ -16,7 +16,16 @@ from service.streaming import chat_chunks, chat_completion
 router = APIRouter(prefix="/v1", tags=["openai"], max_body_size=MAX_BODY, responses=ERRORS)
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "description": "A chat completion, or with `stream: true` its chunks as events",
+            "content": {"application/json": {}, "text/event-stream": {}},
+        }
+    },
+)
 def chat_completions(
     _: AskAccess,
     body: ChatRequest,
