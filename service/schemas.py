@@ -206,6 +206,12 @@ class ParagraphOut(BaseModel):
     char_end: int
 
 
+class DocumentTextOut(BaseModel):
+    file: str
+    format: str
+    text: str
+
+
 class ParagraphContextOut(BaseModel):
     file: str
     paragraph: ParagraphOut

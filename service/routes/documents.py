@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 
 from rag.pipeline import IngestReport
 from rag.store.base import ParagraphRow
 from rag.store.lock import IndexBusyError
 from service.auth import Role
 from service.citation_tokens import CitationTokens, InvalidCitationToken
-from service.deps import CiteAccess, JobsDep, ManageAccess, PipelineDep, SettingsDep, StateDep
+from service.deps import (
+    CiteAccess,
+    JobsDep,
+    ManageAccess,
+    PipelineDep,
+    SearchAccess,
+    SettingsDep,
+    StateDep,
+)
 from service.jobs import Job
 from service.routes.ask import ERRORS
 from service.schemas import (
     DeletedOut,
     DocumentsOut,
+    DocumentTextOut,
     ErrorOut,
     JobOut,
     ParagraphContextOut,
@@ -59,11 +71,16 @@ def list_documents(_: ManageAccess, pipeline: PipelineDep) -> dict[str, Any]:
     "/documents",
     status_code=202,
     response_model=UploadAccepted,
-    responses={415: {"model": ErrorOut}},  # not a .txt/.md/.html file
+    responses={415: {"model": ErrorOut}},  # no loader reads its extension
 )
 def upload_documents(
     _: ManageAccess,
-    files: Annotated[list[UploadFile], File(description="One or more .txt/.md/.html files")],
+    files: Annotated[
+        list[UploadFile],
+        File(
+            description="One or more documents; GET /openapi.json lists no types: see docs/api.md"
+        ),
+    ],
     settings: SettingsDep,
     jobs: JobsDep,
 ) -> dict[str, Any]:
@@ -159,6 +176,83 @@ def read_paragraph(
         "before": [_paragraph(p) for p in before],
         "after": [_paragraph(p) for p in after],
     }
+
+
+@router.get("/documents/{file:path}/text", response_model=DocumentTextOut, responses=NOT_FOUND)
+def read_text(_: SearchAccess, file: str, pipeline: PipelineDep) -> dict[str, Any]:
+    """The document's extracted text: what every citation's `char_start`/`char_end` index.
+
+    For a PDF, Word or Excel file this is the text its loader extracted (pages separated by
+    a line holding a form feed), not the file's bytes. Not for publishable keys: they read
+    cited paragraphs only.
+    """
+    row = pipeline.document(file)
+    if row is None:
+        raise HTTPException(404, f"no document {file!r}")
+    text = pipeline.document_text(file)
+    if text is None:
+        raise HTTPException(
+            404, f"{file!r} was ingested before extracted texts were kept; ingest it again"
+        )
+    return {"file": file, "format": row.format, "text": text}
+
+
+# Served inline: a browser shows these itself and runs nothing in them. Anything else (an
+# HTML or Markdown file, an Office file) is a download, so that a document never runs as a
+# page of this service's origin.
+INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/tiff"})
+
+
+@router.get(
+    "/documents/{file:path}/raw",
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        200: {"description": "The original file", "content": {"application/octet-stream": {}}},
+    },
+)
+def read_raw(
+    caller: CiteAccess,
+    file: str,
+    state: StateDep,
+    pipeline: PipelineDep,
+    paragraph: Annotated[
+        int | None, Query(ge=1, description="With a publishable key: the cited paragraph")
+    ] = None,
+    token: Annotated[
+        str | None,
+        Query(max_length=200, description="With a publishable key: that citation's `token`"),
+    ] = None,
+) -> Response:
+    """The original file as it was ingested (a PDF opens at a page with `#page=N`).
+
+    Same access as a paragraph: a publishable key needs a citation of this file, named by
+    its `paragraph` and `token`.
+    """
+    if caller.role is Role.PUBLISHABLE:
+        _check_citation(state.citations, token, file, paragraph or 0)
+    row = pipeline.document(file)
+    if row is None:
+        raise HTTPException(404, f"no document {file!r}")
+    try:
+        data = Path(row.path).read_bytes()
+    except OSError:
+        data = b""
+    # The index keeps passages, not files: the original is served only while the file it
+    # was read from still holds exactly what was ingested.
+    if hashlib.sha256(data).hexdigest() != row.content_hash:
+        raise HTTPException(404, f"the original of {file!r} has changed or gone since ingest")
+    media = mimetypes.guess_type(file)[0] or "application/octet-stream"
+    disposition = "inline" if media in INLINE_TYPES else "attachment"
+    name = Path(file).name
+    return Response(
+        data,
+        media_type=media if disposition == "inline" else "application/octet-stream",
+        headers={
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def _check_citation(tokens: CitationTokens, token: str | None, file: str, number: int) -> None:

@@ -1,0 +1,140 @@
+"""A real PDF through the service: its extracted text, its original file, and who may read them.
+
+Citation offsets index the document's extracted text (`GET /v1/documents/{file}/text`); the
+original is served as ingested (`/raw`, a PDF opening at a page with `#page=N`), with the
+paragraph endpoint's access rules: a publishable key needs a citation's token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.citation_tokens import CitationTokens
+from service.settings import ServiceSettings
+from tests.api import api_client
+from tests.fakes import HashEmbedder
+
+ADMIN, QUERY, WIDGET = "admin-secret-1", "query-secret-2", "pk_widget_3"
+SITE = "https://shop.example.com"
+SECRETS = ["files-citation-secret-0001"]
+PDF = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "langchain.pdf"
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}", "Origin": SITE}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = ServiceSettings(
+        index_dir=tmp_path_factory.mktemp("files") / "index",
+        dense_floor=0.0,
+        admin_keys=[ADMIN],
+        query_keys=[QUERY],
+        publishable_keys=[WIDGET],
+        allowed_origins=[SITE],
+        widget_rate_limit="10000/minute",
+        citation_secrets=SECRETS,
+    )
+    with api_client(settings, HashEmbedder(), client=("203.0.113.9", 4000)) as test_client:
+        upload = test_client.post(
+            "/v1/documents",
+            files=[("files", (PDF.name, PDF.read_bytes(), "application/pdf"))],
+            headers=key(ADMIN),
+        )
+        assert upload.status_code == 202, upload.text
+        job = wait_job(test_client, upload.json()["job_id"])
+        assert job["status"] == "done", job
+        test_client.report = job["report"]  # type: ignore[attr-defined]
+        yield test_client
+
+
+def wait_job(client: TestClient, job_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=key(ADMIN)).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError("ingestion job never finished")
+
+
+def test_an_uploaded_pdf_is_ingested_with_what_its_loader_left_out_noted(
+    client: TestClient,
+) -> None:
+    report = client.report  # type: ignore[attr-defined]
+    assert report["files"] == 1 and report["passages"] > 0 and not report["skipped"]
+    assert any("running headers" in note["reason"] for note in report["notes"])
+
+
+def test_sources_name_their_page_and_offsets_index_the_extracted_text(client: TestClient) -> None:
+    text = client.get(f"/v1/documents/{PDF.name}/text", headers=key(QUERY))
+    assert text.status_code == 200, text.text
+    body = text.json()
+    assert body["format"] == "pdf"
+    pages = body["text"].split("\f")
+    assert len(pages) == 8  # langchain.pdf has 8 pages, each with text
+    found = client.post("/v1/search", json={"query": "LangChain"}, headers=key(QUERY)).json()
+    sources = [s for p in found["passages"] for s in p["sources"] if s["file"] == PDF.name]
+    assert sources
+    for source in sources:
+        assert 1 <= source["page"] <= len(pages)
+        span = body["text"][source["char_start"] : source["char_end"]]
+        assert span.strip() and "\f" not in span
+        # The span lies on the page the source names.
+        page_start = sum(len(p) + 1 for p in pages[: source["page"] - 1])
+        assert page_start <= source["char_start"] < page_start + len(pages[source["page"] - 1])
+
+
+def test_a_publishable_key_cannot_read_a_whole_document(client: TestClient) -> None:
+    refused = client.get(f"/v1/documents/{PDF.name}/text", headers=key(WIDGET))
+    assert refused.status_code == 403
+
+
+def test_the_original_pdf_is_served_inline_as_ingested(client: TestClient) -> None:
+    raw = client.get(f"/v1/documents/{PDF.name}/raw", headers=key(ADMIN))
+    assert raw.status_code == 200
+    assert raw.headers["content-type"] == "application/pdf"
+    assert raw.headers["content-disposition"].startswith("inline;")
+    assert raw.content == PDF.read_bytes()
+
+
+def test_a_publishable_key_opens_the_original_only_with_a_citation_of_it(
+    client: TestClient,
+) -> None:
+    path = f"/v1/documents/{PDF.name}/raw"
+    assert client.get(path, headers=key(WIDGET)).status_code == 403
+    token = CitationTokens(SECRETS, 3600).issue(PDF.name, 2, 1, time.time())
+    opened = client.get(path, params={"paragraph": 2, "token": token}, headers=key(WIDGET))
+    assert opened.status_code == 200 and opened.content == PDF.read_bytes()
+    other = CitationTokens(SECRETS, 3600).issue("other.pdf", 2, 1, time.time())
+    swapped = client.get(path, params={"paragraph": 2, "token": other}, headers=key(WIDGET))
+    assert swapped.status_code == 403
+
+
+def test_a_text_document_is_a_download_never_a_page_of_the_service(client: TestClient) -> None:
+    listed = client.get("/v1/documents", headers=key(ADMIN)).json()["documents"]
+    demo = next(d["file"] for d in listed if d["file"].endswith(".txt"))
+    raw = client.get(f"/v1/documents/{demo}/raw", headers=key(ADMIN))
+    assert raw.status_code == 200
+    assert raw.headers["content-disposition"].startswith("attachment;")
+    assert raw.headers["content-type"] == "application/octet-stream"
+    assert raw.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_original_changed_since_ingest_is_not_served(client: TestClient, tmp_path: Path) -> None:
+    upload = client.post(
+        "/v1/documents",
+        files=[("files", ("changing.txt", "质量是基础。\n".encode(), "text/plain"))],
+        headers=key(ADMIN),
+    )
+    assert wait_job(client, upload.json()["job_id"])["status"] == "done"
+    uploads = Path(client.app.state.service.settings.uploads)  # type: ignore[attr-defined]
+    (uploads / "changing.txt").write_text("安全是底线。\n", encoding="utf-8")
+    gone = client.get("/v1/documents/changing.txt/raw", headers=key(ADMIN))
+    assert gone.status_code == 404 and "changed" in gone.json()["detail"]
