@@ -208,7 +208,10 @@ INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/t
     response_class=Response,
     responses={
         **NOT_FOUND,
-        200: {"description": "The original file", "content": {"application/octet-stream": {}}},
+        200: {
+            "description": "The original file",
+            "content": {t: {} for t in (*sorted(INLINE_TYPES), "application/octet-stream")},
+        },
     },
 )
 def read_raw(
