@@ -34,6 +34,7 @@
     paragraphFailed: "原文没能载入，请稍后再试。",
     // A citation's token expires (an hour by default): a new answer brings fresh ones.
     citationRefused: "这条出处已失效，请重新提问后再打开。",
+    openOriginal: (page) => `打开原文第 ${page} 页`,
     unsupported: "这句话没有注明出处，文档中未必有依据。",
     status: {
       401: "问答服务需要有效的访问密钥。",
@@ -147,6 +148,19 @@
       const refusals = { ...MESSAGES.status, 403: MESSAGES.citationRefused };
       const response = await this.#fetch(path, { signal }, refusals);
       return response.json();
+    }
+
+    /**
+     * The original file of a cited paragraph, as a blob URL the browser's PDF viewer opens
+     * (a link could not carry the key, which travels in a header).
+     */
+    async original(file, number, token) {
+      const id = file.split("/").map(encodeURIComponent).join("/");
+      const query = new URLSearchParams({ paragraph: String(number) });
+      if (token) query.set("token", token);
+      const refusals = { ...MESSAGES.status, 403: MESSAGES.citationRefused };
+      const response = await this.#fetch(`v1/documents/${id}/raw?${query}`, {}, refusals);
+      return URL.createObjectURL(await response.blob());
     }
 
     async #fetch(path, init, statusMessages = MESSAGES.status) {
@@ -396,6 +410,7 @@
     .reader-body p { margin: 0 0 12px; white-space: pre-wrap; }
     .reader-body .context { color: #71717a; font-size: 14px; }
     .reader-body .cited { padding-left: 10px; border-left: 3px solid var(--accent); }
+    .reader-body .original { font: inherit; padding: 6px 12px; cursor: pointer; }
     mark { background: #fde68a; color: inherit; padding: 0 1px; }
 
     @media (max-width: 480px) {
@@ -568,13 +583,18 @@
       const reading = (this.#reading = new AbortController());
       ui.conversation.hidden = true;
       ui.reader.hidden = false;
-      ui.source.textContent = `${citation.file} · 第 ${citation.paragraph} 段`;
+      const sheet = citation.sheet == null ? "" : ` · 工作表 ${citation.sheet}`;
+      const page = citation.page == null ? "" : ` · 第 ${citation.page} 页`;
+      ui.source.textContent = `${citation.file}${sheet}${page} · 第 ${citation.paragraph} 段`;
       ui.paragraphs.replaceChildren(h("p", { class: "pending" }, MESSAGES.loadingParagraph));
       ui.source.focus();
       try {
         const { file, paragraph, token } = citation;
         const found = await this.#client.paragraph(file, paragraph, token, reading.signal);
         ui.paragraphs.replaceChildren(...paragraphView(found, citation.quote));
+        if (citation.page != null && /\.pdf$/i.test(file)) {
+          ui.paragraphs.append(this.#originalButton(citation));
+        }
         (ui.paragraphs.querySelector("mark") ?? ui.paragraphs.querySelector(".cited"))
           .scrollIntoView({ block: "nearest" });
       } catch (error) {
@@ -583,6 +603,25 @@
         const message = error instanceof ServiceError ? error.message : MESSAGES.paragraphFailed;
         ui.paragraphs.replaceChildren(h("p", {}, message));
       }
+    }
+
+    /** A button opening the cited PDF at the cited page, in a new tab. */
+    #originalButton({ file, paragraph, token, page }) {
+      const button = h("button", { type: "button", part: "original", class: "original" },
+        MESSAGES.openOriginal(page));
+      button.addEventListener("click", async () => {
+        // Opened before the download: a window opened after an await is blocked as a popup.
+        const opened = window.open("", "_blank");
+        try {
+          const url = await this.#client.original(file, paragraph, token);
+          if (opened) opened.location.href = `${url}#page=${page}`;
+        } catch (error) {
+          opened?.close();
+          const message = error instanceof ServiceError ? error.message : MESSAGES.paragraphFailed;
+          this.#ui.paragraphs.append(h("p", {}, message));
+        }
+      });
+      return button;
     }
 
     #showConversation() {
