@@ -73,7 +73,8 @@ def build_hostile_corpus(folder: Path, one_line_mb: float = 2.0) -> dict[str, Ex
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("word/document.xml", b"\0" * (64 * MB))  # 64 MB from ~64 KB
-    put("bomb.docx", bomb.getvalue(), Expected("ignored", "unsupported type .docx"))
+    put("bomb.docx", bomb.getvalue(), Expected("skipped", "zip bomb"))
+    put("old.wps", b"\xd0\xcf\x11\xe0" + b"\0" * 64, Expected("ignored", "unsupported type .wps"))
     put("bomb.txt", bomb.getvalue(), Expected("skipped", "binary file"))
     (folder / "loop").mkdir(exist_ok=True)
     os.symlink("..", folder / "loop" / "back-up")

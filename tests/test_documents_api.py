@@ -105,7 +105,7 @@ def test_deleting_a_document_removes_it_from_answers(
 @pytest.mark.parametrize(
     ("files", "status", "message"),
     [
-        ([("notes.pdf", b"%PDF")], 415, "unsupported file type"),
+        ([("notes.wps", b"\xd0\xcf\x11\xe0")], 415, "unsupported file type"),
         ([(".hidden.txt", b"x")], 400, "not a usable file name"),
         ([("a.txt", b"x"), ("dir/a.txt", b"y")], 400, "same name"),
         ([(f"{i}.txt", b"x") for i in range(4)], 413, "the limit is 3"),

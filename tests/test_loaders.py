@@ -179,7 +179,7 @@ def test_a_bad_file_in_a_folder_is_reported_and_the_rest_load(tmp_path: Path) ->
 
 def test_iter_files_walks_sorted_skipping_hidden_and_unsupported(tmp_path: Path) -> None:
     for name in (
-        "b.txt", "a.md", "sub/c.html", "sub/deeper/d.htm", "notes.pdf", "tool.exe",
+        "b.txt", "a.md", "sub/c.html", "sub/deeper/d.htm", "notes.wps", "tool.exe",
         ".hidden.txt", ".git/config.txt", "sub/.cache/e.txt", "z.markdown",
     ):  # fmt: skip
         write(tmp_path / name, "正文")
