@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -575,3 +577,33 @@ def test_the_reader_shows_every_payload_of_the_document_literally(
         expect(reader).to_contain_text(payload)
     expect(reader.locator("script, img, a, svg, iframe")).to_have_count(0)
     assert page.evaluate("() => window.__pwned") is None
+
+
+def test_a_pdf_citation_names_its_page_and_opens_the_original_at_it(
+    page: Page, tmp_path: Path
+) -> None:
+    from bench.service import RAG
+    from tests.formats_samples import chromium_pdf
+
+    body = (
+        "<p>第一页讲质量是基础，安全是底线。</p>"
+        "<p style='break-before: page'>鲸鱼湾灯塔于一八九三年建成，由海关管理。</p>"
+    )
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    # Printed beside its HTML source: only the PDF goes into the folder ingested.
+    chromium_pdf(tmp_path, body, name="灯塔").rename(folder / "灯塔.pdf")
+    index = tmp_path / "index"
+    subprocess.run([str(RAG), "ingest", str(folder), "--index", str(index)], check=True)
+    with running_service(index) as url:
+        page.goto(url)
+        open_widget(page)
+        ask(page, "鲸鱼湾灯塔是哪一年建成的？")
+        chip = part(page, "citation").first
+        expect(chip).to_contain_text("灯塔.pdf p.2 ¶")
+        chip.click()
+        expect(page.locator("rag-chat .reader-bar h3")).to_contain_text("第 2 页")
+        with page.context.expect_page() as opened:
+            part(page, "original").click()
+        # The tab opens blank (a popup must open on the click), then shows the fetched PDF.
+        expect(opened.value).to_have_url(re.compile(r"^blob:http://127\.0\.0\.1:\d+/.+#page=2$"))
