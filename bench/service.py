@@ -59,7 +59,7 @@ def service_process(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log, timeout)
+        wait_ready(url, process, log, timeout)
         yield url, process
     finally:
         process.terminate()
@@ -70,7 +70,8 @@ def service_process(
             process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Return once `url` answers /readyz; raise with its log if the process dies or stalls."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

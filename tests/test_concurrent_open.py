@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.service import RAG, free_port
+from bench.service import RAG, free_port, wait_ready
 from rag.index.check import check_index
 from tests.busy import busy_cores
 from tests.crash import document_states
@@ -32,19 +31,6 @@ RAW_ERRORS = ("Traceback", "OperationalError", "database is locked", "index stor
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen([str(RAG), *args], env=ENV, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_ready(url: str, service: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert service.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    raise AssertionError(f"service never ready:\n{log.read_text()}")
 
 
 def run_round(root: Path) -> None:
@@ -64,7 +50,7 @@ def run_round(root: Path) -> None:
     }
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, processes["serve"], logs["serve"])
+        wait_ready(url, processes["serve"], logs["serve"], timeout=300)
         for name in ("a", "b", "rm", "check"):
             processes[name].wait(timeout=300)
         found = httpx.post(f"{url}/v1/search", json={"query": "乙方负责什么？"}, timeout=60)
