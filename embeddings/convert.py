@@ -82,6 +82,7 @@ def ensure_converted(data_dir: Path, source: Path | None = None) -> Converted:
         staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=models))
         try:
             write_folder(read_model(source), staging)
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from other users
             if target.exists():  # a leftover without its marker: never complete, replace it
                 shutil.rmtree(target)
             os.rename(staging, target)
