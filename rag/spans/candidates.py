@@ -1,0 +1,194 @@
+"""Candidate answer spans in a text: names, dates, numbers with units, titles, noun phrases."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from rag.script import fold_script
+
+SpanKind = Literal["person", "org", "place", "date", "number", "title", "noun", "phrase"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """`text[start:end]` of the text it was found in, and what kind of thing it names."""
+
+    start: int
+    end: int
+    kind: SpanKind
+
+
+_CN_DIGITS = "〇零一二两三四五六七八九十百千万亿"
+_NUM = rf"(?:\d[\d,，.]*|[{_CN_DIGITS}]+)"
+_UNIT = (
+    r"(?:%|％|‰|余?万?亿?(?:多|余)?"
+    r"(?:个|名|位|人|次|件|项|条|种|部|本|首|场|座|所|家|架|艘|辆|台|只|头|匹|颗|枚|张|层|级|届|"
+    r"期|集|章|节|篇|卷|册|字|分|秒|分钟|小时|天|日|周|星期|个月|月|年|岁|世纪|代|元|美元|港元|"
+    r"英镑|欧元|日元|块|角|米|公里|千米|厘米|毫米|英里|英尺|公尺|平方公里|平方米|公顷|亩|吨|"
+    r"公斤|千克|克|磅|升|毫升|度|倍|成|票|分贝|瓦|千瓦|伏|赫兹|卡|强|号|户|口|股|册|门|球|分钟))"
+)
+_PATTERNS: tuple[tuple[SpanKind, re.Pattern[str]], ...] = (
+    # Ranges first: "2011-2020年" is one answer, not two years.
+    (
+        "date",
+        re.compile(
+            r"(?:公元前?)?\d{1,4}\s*年?\s*[-–—~至到]\s*\d{1,4}\s*年(?:代)?"
+            r"|(?:公元前?)?\d{1,4}年(?:代|初|末|底|中)?(?:\d{1,2}月(?:\d{1,2}[日号])?)?"
+            r"|\d{1,2}月\d{1,2}[日号]|\d{1,2}月(?:份|初|底|中旬|下旬|上旬)?"
+            rf"|[{_CN_DIGITS}]+年(?:代)?(?:[{_CN_DIGITS}]+月(?:[{_CN_DIGITS}]+[日号])?)?"
+            rf"|[{_CN_DIGITS}\d]+世纪(?:[{_CN_DIGITS}\d]+年代)?(?:初|末|中叶|前期|后期)?"
+            r"|\d{4}[/.]\d{1,2}(?:[/.]\d{1,2})?"
+            r"|(?:周|星期)[一二三四五六日天]"
+        ),
+    ),
+    ("number", re.compile(rf"(?:约|近|逾|超过|大约)?{_NUM}\s*{_UNIT}")),
+    ("number", re.compile(rf"{_NUM}(?:\s*[-–~至到]\s*{_NUM})?")),
+    # Transliterated foreign names: jieba cuts "格奥尔基·伊万诺夫" at the dot.
+    ("person", re.compile(r"[\u4e00-\u9fff]{1,8}(?:[·•．][\u4e00-\u9fff]{1,10})+")),
+    ("title", re.compile(r"《[^《》]{1,40}》|“[^“”]{1,30}”|「[^「」]{1,30}」|『[^『』]{1,30}』")),
+)
+
+# jieba part-of-speech tags that make a name of each kind.
+_NAME_TAGS: dict[str, SpanKind] = {
+    "nr": "person",
+    "nrfg": "person",
+    "nrt": "person",
+    "ns": "place",
+    "nt": "org",
+    "nz": "noun",
+}
+# Tags that may be part of a noun phrase ("国家质检总局", "质量月活动").
+_NOUN_TAGS = frozenset(
+    {"n", "nr", "nrfg", "nrt", "ns", "nt", "nz", "vn", "an", "ng", "eng", "j", "l", "i"}
+)
+_PLACE_SUFFIX = re.compile(r"[省市县区镇乡村州国洲岛山河湖海江]$")
+_ORG_SUFFIX = re.compile(
+    r"(?:公司|集团|大学|学院|学校|医院|银行|协会|委员会|政府|部|局|署|厅|院|会|党|队|社|所|中心|组织)$"
+)
+MAX_NOUN_CHARS = 20
+# Phrases: runs of up to this many words inside one clause, which is how most answers that are
+# neither names nor numbers look (CMRC 2018: 98% of the gold answers start and end at jieba
+# word boundaries).
+MAX_PHRASE_WORDS = 8
+MAX_PHRASE_CHARS = 30
+_CLAUSE_END = frozenset("，,。；;：:！!？?、（）()\n")
+# Words a phrase does not start or end with: particles and function words.
+_LOOSE_START = frozenset("的了是在和与及或于对把被将也都就要会能从向以为由之其这那着过呢吗而且并但")
+_LOOSE_END = frozenset("的了是在和与及或于对把被将也都就要会能从向以为由之其着过呢吗而且并但地得")
+
+
+def foldable(text: str) -> str:
+    """`text` folded to simplified script character by character where the lengths differ.
+
+    Offsets found in the folded text must index the original one, so a folding that
+    changed the length (NFKC of a ligature) falls back to folding each character alone.
+    """
+    folded = fold_script(text)
+    if len(folded) == len(text):
+        return folded
+    chars = (fold_script(c) for c in text)
+    return "".join(f if len(f) == 1 else c for f, c in zip(chars, text, strict=True))
+
+
+@lru_cache(maxsize=1)
+def _posseg() -> object:
+    import logging
+
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba.posseg
+
+
+def tagged_words(folded: str) -> list[tuple[int, int, str]]:
+    """(start, end, part-of-speech tag) of each jieba word of `folded`, in order."""
+    posseg = _posseg()
+    out = []
+    at = 0
+    for pair in posseg.lcut(folded):  # type: ignore[attr-defined]
+        word, flag = pair.word, pair.flag
+        out.append((at, at + len(word), flag))
+        at += len(word)
+    return out
+
+
+def find_candidates(
+    text: str, phrases_in: Sequence[tuple[int, int]] | None = None
+) -> list[Candidate]:
+    """Every candidate answer span of `text` (any script), deduplicated, in text order.
+
+    Pattern spans (dates, numbers, titles) come first; jieba then adds names and noun
+    phrases, i.e. maximal runs of noun-like words, which also gives each of their words;
+    last, any run of words inside a clause (a "phrase"), within the `phrases_in` regions
+    only (all of `text` when None), since they are many.
+    """
+    folded = foldable(text)
+    found: dict[tuple[int, int], SpanKind] = {}
+    for kind, pattern in _PATTERNS:
+        for m in pattern.finditer(folded):
+            a, b = m.span()
+            if b > a and (a, b) not in found:
+                found[(a, b)] = kind
+                if kind == "title" and b - a > 2:
+                    found.setdefault((a + 1, b - 1), "title")  # the name without its quotes
+    words = tagged_words(folded)
+    run: list[tuple[int, int, str]] = []
+    for word in [*words, (len(folded), len(folded), "x")]:
+        if word[2] in _NOUN_TAGS and folded[word[0] : word[1]].strip():
+            run.append(word)
+            continue
+        _add_run(run, folded, found)
+        run = []
+    for lo, hi in [(0, len(folded))] if phrases_in is None else phrases_in:
+        _add_phrases([w for w in words if lo <= w[0] and w[1] <= hi], folded, found)
+    return [Candidate(a, b, kind) for (a, b), kind in sorted(found.items())]
+
+
+def _add_run(
+    run: list[tuple[int, int, str]], folded: str, found: dict[tuple[int, int], SpanKind]
+) -> None:
+    """A run of noun-like words as its words, its names, and its suffixes as phrases."""
+    for a, b, flag in run:
+        kind = _NAME_TAGS.get(flag) or _kind_of(folded[a:b])
+        found.setdefault((a, b), kind)
+    end = run[-1][1] if run else 0
+    for i in range(len(run) - 1):
+        a = run[i][0]
+        if end - a <= MAX_NOUN_CHARS:
+            found.setdefault((a, end), _kind_of(folded[a:end], run[-1][2]))
+    # Prefixes too: "支树平局长" answers a "who" with 支树平 first.
+    for j in range(1, len(run) - 1):
+        a, b = run[0][0], run[j][1]
+        if b - a <= MAX_NOUN_CHARS:
+            found.setdefault((a, b), _kind_of(folded[a:b], run[j][2]))
+
+
+def _add_phrases(
+    words: list[tuple[int, int, str]], folded: str, found: dict[tuple[int, int], SpanKind]
+) -> None:
+    """Runs of words inside each clause, not starting or ending with a particle."""
+    for i, (a, _, _) in enumerate(words):
+        if folded[a] in _CLAUSE_END or folded[a] in _LOOSE_START or not folded[a].strip():
+            continue
+        for j in range(i, min(i + MAX_PHRASE_WORDS, len(words))):
+            b = words[j][1]
+            if b - a > MAX_PHRASE_CHARS or folded[words[j][0]] in _CLAUSE_END:
+                break
+            if folded[b - 1] not in _LOOSE_END and folded[b - 1].strip():
+                found.setdefault((a, b), "phrase")
+
+
+def _kind_of(phrase: str, head_tag: str = "n") -> SpanKind:
+    """A phrase's kind from its head (last) word: a place or an organisation by suffix."""
+    if head_tag in _NAME_TAGS:
+        return _NAME_TAGS[head_tag]
+    if _ORG_SUFFIX.search(phrase):
+        return "org"
+    if _PLACE_SUFFIX.search(phrase) and len(phrase) <= 6:
+        return "place"
+    return "noun"
