@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,36 +22,13 @@ from typing import Any
 import numpy as np
 
 from eval.datasets import load_squad
-from rag.script import fold_script
+from eval.metrics import char_f1, exact_match
+from eval.metrics import normalise_answer as normalise
 from rag.spans.candidates import find_candidates, foldable
 from rag.spans.features import NAMES, candidate_features, phrase_regions, prepare
 from rag.spans.weights import WEIGHTS
 
-_NOISE = re.compile(r"[\s\W_]+")
 L2 = 1e-3
-
-
-def normalise(text: str) -> str:
-    """SQuAD-style answer normal form: script-folded, without white space or punctuation."""
-    return _NOISE.sub("", fold_script(text))
-
-
-def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    p = normalise(prediction)
-    return float(any(p == normalise(g) for g in golds))
-
-
-def char_f1(prediction: str, golds: Sequence[str]) -> float:
-    """Best character-overlap F1 against any gold answer (CMRC 2018's own measure)."""
-    p = normalise(prediction)
-    best = 0.0
-    for gold in golds:
-        g = normalise(gold)
-        common = sum((Counter(p) & Counter(g)).values())
-        if common:
-            precision, recall = common / len(p), common / len(g)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
 
 
 @dataclass(frozen=True)
@@ -78,7 +53,8 @@ def build(path: Path, limit: int | None) -> list[Item]:
         context = contexts[q.file or ""][(q.paragraph or 1) - 1]
         prepared = prepare(q.question)
         folded = cache.setdefault(context, foldable(context))
-        candidates = find_candidates(context, phrase_regions(prepared, folded))
+        regions = phrase_regions(prepared, folded, keep=1) if prepared.kind == "what" else ()
+        candidates = find_candidates(context, regions)
         rows = candidate_features(prepared, folded, candidates) if candidates else []
         golds = {normalise(a) for a in q.answers}
         y = [float(normalise(context[c.start : c.end]) in golds) for c in candidates]

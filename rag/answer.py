@@ -9,6 +9,9 @@ from typing import Protocol, runtime_checkable
 
 from rag.chunk import split_sentences
 from rag.script import fold_script
+from rag.spans.features import prepare
+from rag.spans.select import anchor_term, typed_answer_near
+from rag.spans.short import Quoted, short_answer
 from rag.tokenize import jieba_tokens
 from rag.types import Answer, Citation, ScoredPassage
 
@@ -20,15 +23,28 @@ _QUESTION_WORDS = re.compile(
     r"什么样的?|什么时候|什么|哪一?[天年个些种位里儿]|哪|谁|几[个项条月号日年次种名位]?|多少|"
     r"怎么样|怎样|怎么|如何|为什么|为何|何时|何地|何处|是否|吗|呢|请问"
 )
+# Words that frame a question rather than carry its content: "每年9月是什么活动月？" is
+# answered by "9月是全国“质量月”", which says neither 每年 nor 活动月. The noun after
+# 什么/哪些 names the answer's category (活动月, 年份), which the answer need not repeat.
+_FRAMING = re.compile(
+    r"每年|每月|每天|每周|每届|每个|一般|通常|主要|"
+    r"(?:什么|哪些|哪个|哪种|哪类|哪一种|哪一个)[\u4e00-\u9fff]{1,3}(?=[？?，,。的是]|$)"
+)
 _STOP_WORDS = frozenset("的了是在和与及或于对把被将有也都就要会能从向以为由之其这那个等呀啊")
 # What kind of answer a question expects, recognisable in a sentence: "几个/多少" wants a
 # number, "哪一天/何时/哪年" a date. A sentence that offers one covers that part of the question.
-_WANTS_DATE = re.compile(r"哪一?天|哪年|哪一年|何时|什么时候|几月|几号|几日|日期")
+_WANTS_DATE = re.compile(r"哪一?天|哪年|哪一年|何时|什么时候|几月|几号|几日|日期|年份")
 _WANTS_NUMBER = re.compile(r"几|多少")
 _DATE = re.compile(r"\d{4}[年/.-]\d{1,2}|\d{1,2}月\d{1,2}[日号]|\d{4}年")
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个项条名位次种件年月日天元岁倍]")
 DATE_SLOT = "<date>"
 NUMBER_SLOT = "<number>"
+# A sentence holding a span of the asked type next to the question word nearest the
+# wh-word (`rag.spans.select.typed_answer_near`) earns this slot, weighing
+# `ExtractiveConfig.typed_weight` of the question: it answers more than a sentence that
+# only repeats the question's words.
+ANSWER_SLOT = "<answer>"
+_SLOTS = (DATE_SLOT, NUMBER_SLOT, ANSWER_SLOT)
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
 
@@ -74,6 +90,10 @@ class ExtractiveConfig:
     # Grow the best sentence with its neighbours in its passage while the answer stays within
     # this many characters (0: never). See `ExtractiveComposer._expand`.
     context_chars: int = 120
+    # Share of the question's weight a sentence with a typed answer next to the question's
+    # anchor word gains (0: off), in the first `typed_passages` passages.
+    typed_weight: float = 0.5
+    typed_passages: int = 2
 
 
 @dataclass(frozen=True)
@@ -107,7 +127,8 @@ class ExtractiveComposer:
         slot (a number, a date) weighs the mean of the words.
         """
         folded = fold_script(question)
-        words = {w for w in jieba_tokens(_QUESTION_WORDS.sub(" ", folded)) if w not in _STOP_WORDS}
+        content = _QUESTION_WORDS.sub(" ", _FRAMING.sub(" ", folded))
+        words = {w for w in jieba_tokens(content) if w not in _STOP_WORDS}
         # Single characters are mostly function words or light verbs (抓, 说, 上), and a
         # bigram index has no statistics for them; keep them only if nothing else is left.
         longer = {w for w in words if len(w) > 1}
@@ -139,7 +160,12 @@ class ExtractiveComposer:
             a, b = self._trim(passage.passage.text[s.start : s.end], weights)
             citations.append(cite(len(citations) + 1, passage, s.start + a, s.start + b))
         text = "".join(f"{c.quote}[{c.n}]" for c in citations)
-        return Answer(question, text, False, tuple(citations), tuple(passages))
+        quoted = [
+            Quoted(c, passages[s.rank].passage.sources[0], s.start)
+            for c, s in zip(citations, chosen, strict=True)
+        ]
+        short = short_answer(question, quoted)
+        return Answer(question, text, False, tuple(citations), tuple(passages), short_answer=short)
 
     def answer_support(self, question: str, passages: Sequence[ScoredPassage]) -> float:
         """The support the answer to `question` would have, before any abstention rule."""
@@ -154,7 +180,34 @@ class ExtractiveComposer:
         total = sum(weights.values())
         if total <= 0:
             return weights, []
-        return weights, self._choose(self._sentences(passages, weights), weights, total)
+        sentences = self._sentences(passages, weights)
+        if self.config.typed_weight > 0:
+            sentences = self._typed(question, passages, sentences, weights)
+            if any(ANSWER_SLOT in s.terms for s in sentences):
+                # A bonus on top: shares of the question (`total`) keep their meaning.
+                weights = {**weights, ANSWER_SLOT: self.config.typed_weight * total}
+        return weights, self._choose(sentences, weights, total)
+
+    def _typed(
+        self,
+        question: str,
+        passages: Sequence[ScoredPassage],
+        sentences: list[_Sentence],
+        weights: dict[str, float],
+    ) -> list[_Sentence]:
+        """`sentences`, those holding a typed answer next to the anchor word with ANSWER_SLOT."""
+        q = prepare(question)
+        anchor = anchor_term(q, [w for w in weights if w not in _SLOTS])
+        if anchor is None:
+            return sentences
+        out = []
+        for s in sentences:
+            if s.rank < self.config.typed_passages and anchor in s.terms:
+                text = passages[s.rank].passage.text[s.start : s.end]
+                if typed_answer_near(q, text, anchor):
+                    s = _Sentence(s.rank, s.start, s.end, s.terms | {ANSWER_SLOT}, s.context)
+            out.append(s)
+        return out
 
     def support(self, chosen: Sequence[_Sentence], weights: dict[str, float]) -> float:
         """IDF-weighted share of the question's words that the chosen sentences cover.
@@ -163,7 +216,7 @@ class ExtractiveComposer:
         not count: a sentence offering a number is a candidate answer, not evidence that it
         answers *this* question.
         """
-        words = {w: v for w, v in weights.items() if w not in (DATE_SLOT, NUMBER_SLOT)}
+        words = {w: v for w, v in weights.items() if w not in _SLOTS}
         direct = set().union(*(s.terms for s in chosen)) if chosen else set()
         context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
         covered = sum(words.get(t, 0.0) for t in direct)

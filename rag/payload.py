@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rag.types import Answer, Citation, ScoredPassage, Source
+from rag.types import Answer, Citation, ScoredPassage, ShortAnswer, Source
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
@@ -45,6 +45,19 @@ def citation_payload(citation: Citation) -> dict[str, Any]:
     }
 
 
+def short_answer_payload(short: ShortAnswer | None) -> dict[str, Any] | None:
+    if short is None:
+        return None
+    return {
+        "text": short.text,
+        "citation": short.citation,
+        "quote_start": short.quote_start,
+        "quote_end": short.quote_end,
+        "char_start": short.char_start,
+        "char_end": short.char_end,
+    }
+
+
 def answer_payload(answer: Answer) -> dict[str, Any]:
     return {
         "question": answer.question,
@@ -56,6 +69,7 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
         "composer": answer.composer,
         "unsupported": list(answer.unsupported),
         "note": answer.note,
+        "short_answer": short_answer_payload(answer.short_answer),
     }
 
 

@@ -105,6 +105,15 @@ class CitationOut(BaseModel):
     also_in: list[PlaceOut] = Field(description="Other files holding the same passage")
 
 
+class ShortAnswerOut(BaseModel):
+    text: str = Field(description="The words that answer the question, as in the quote")
+    citation: int = Field(description="The `n` of the citation whose quote holds them")
+    quote_start: int = Field(description="Offset of the short answer in that quote")
+    quote_end: int
+    char_start: int = Field(description="Offset of the short answer in the original file")
+    char_end: int
+
+
 class AnswerOut(BaseModel):
     question: str
     answer: str
@@ -121,6 +130,11 @@ class AnswerOut(BaseModel):
     note: str | None = Field(
         description="Why the answer differs from what was configured (LLM unavailable, "
         "citations of passages that were not given removed), else null"
+    )
+    short_answer: ShortAnswerOut | None = Field(
+        default=None,
+        description="The answer itself (a name, date, number...) inside a cited quote; "
+        "null for why/how questions or when no span fits",
     )
 
 

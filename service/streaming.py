@@ -12,7 +12,12 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 
-from rag.payload import answer_payload, citation_payload, passage_payload
+from rag.payload import (
+    answer_payload,
+    citation_payload,
+    passage_payload,
+    short_answer_payload,
+)
 from rag.types import Answer, StreamStart
 
 log = logging.getLogger("rag.service")
@@ -72,6 +77,7 @@ def answer_extras(answer: Answer) -> dict[str, Any]:
         "composer": answer.composer,
         "unsupported": list(answer.unsupported),
         "note": answer.note,
+        "short_answer": short_answer_payload(answer.short_answer),
     }
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from rag.spans.candidates import SpanKind, find_candidates, foldable
 from rag.spans.features import NAMES, Question, candidate_features, phrase_regions, prepare
+from rag.spans.question_type import QuestionType
 from rag.spans.weights import WEIGHTS
 
 # Below this probability-like score no span fits: the sentence stays the answer.
@@ -29,17 +31,16 @@ def score_spans(
 ) -> list[Span]:
     """Every candidate span of `text`, best first, scored softmax-style over the candidates."""
     folded = foldable(text)
-    regions = phrase_regions(question, folded)
+    # Phrases (many candidates, slow to score) only where no name, date or number answers.
+    regions = phrase_regions(question, folded, keep=1) if question.kind == "what" else ()
     candidates = [c for c in find_candidates(text, regions) if folded[c.start : c.end].strip()]
     if not candidates:
         return []
-    rows = candidate_features(question, folded, candidates)
-    w = [weights.get(name, 0.0) for name in NAMES]
-    logits = [sum(x * y for x, y in zip(row, w, strict=True)) for row in rows]
-    top = max(logits)
-    exp = [math.exp(v - top) for v in logits]
-    norm = sum(exp)
-    spans = [Span(c.start, c.end, c.kind, e / norm) for c, e in zip(candidates, exp, strict=True)]
+    rows = np.asarray(candidate_features(question, folded, candidates))
+    logits = rows @ np.asarray([weights.get(name, 0.0) for name in NAMES])
+    exp = np.exp(logits - logits.max())
+    share = exp / exp.sum()
+    spans = [Span(c.start, c.end, c.kind, float(p)) for c, p in zip(candidates, share, strict=True)]
     spans.sort(key=lambda s: (-s.score, s.start))
     return spans
 
@@ -65,6 +66,59 @@ def best_span(
     if not spans or spans[0].score < min_score:
         return None
     return spans[0]
+
+
+# The kinds of span that answer each question type outright ("what" only by a quoted name).
+EXPECTED: dict[QuestionType, frozenset[SpanKind]] = {
+    "who": frozenset({"person", "org"}),
+    "when": frozenset({"date"}),
+    "where": frozenset({"place", "org"}),
+    "number": frozenset({"number", "date"}),
+    "what": frozenset({"title"}),
+    "why_how": frozenset(),
+}
+
+
+def anchor_term(question: Question, terms: Iterable[str]) -> str | None:
+    """The question word nearest its wh-word: in the text the answer stands next to it."""
+    wh_start, wh_end = len(question.left), len(question.folded) - len(question.right)
+    best: tuple[int, str] | None = None
+    for term in terms:
+        at = question.folded.find(term)
+        if at < 0:
+            continue
+        end = at + len(term)
+        gap = wh_start - end if end <= wh_start else at - wh_end
+        if best is None or abs(gap) < best[0]:
+            best = (abs(gap), term)
+    return best[1] if best else None
+
+
+def typed_answer_near(question: Question, text: str, anchor: str, within: int = 6) -> bool:
+    """Whether `text` holds a span of the asked type within `within` characters of `anchor`.
+
+    Such a sentence answers the question even when it repeats few of its words
+    ("梅克保主持会议" for "谁主持了...座谈会？"). Only names, dates, numbers and titles are
+    looked at (no phrases), which keeps it cheap enough to run on a few sentences.
+    """
+    kinds = EXPECTED[question.kind]
+    folded = foldable(text)
+    at = folded.find(anchor)
+    if not kinds or at < 0:
+        return False
+    spots = []
+    while at >= 0:
+        spots.append((at, at + len(anchor)))
+        at = folded.find(anchor, at + 1)
+    for c in find_candidates(text, phrases_in=()):
+        if c.kind not in kinds or folded[c.start : c.end] in question.folded:
+            continue
+        if any(
+            (c.end <= a and a - c.end <= within) or (b <= c.start and c.start - b <= within)
+            for a, b in spots
+        ):
+            return True
+    return False
 
 
 def span_text(text: str, span: Span) -> str:

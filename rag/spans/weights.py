@@ -1,4 +1,4 @@
-"""The span scorer's weights by feature name (hand-set; `python -m eval.spans --write` fits them)."""
+"""The span scorer's weights by feature name (hand-set until `python -m eval.spans --write`)."""
 
 WEIGHTS: dict[str, float] = {
     "who:person": 3.0,
