@@ -24,8 +24,9 @@ import numpy as np
 from eval.datasets import load_squad
 from eval.metrics import char_f1, exact_match
 from eval.metrics import normalise_answer as normalise
-from rag.spans.candidates import find_candidates, foldable
-from rag.spans.features import NAMES, candidate_features, phrase_regions, prepare
+from rag.spans.candidates import foldable
+from rag.spans.features import NAMES, candidate_features, prepare
+from rag.spans.select import candidates_for
 from rag.spans.weights import WEIGHTS
 
 L2 = 1e-3
@@ -53,8 +54,7 @@ def build(path: Path, limit: int | None) -> list[Item]:
         context = contexts[q.file or ""][(q.paragraph or 1) - 1]
         prepared = prepare(q.question)
         folded = cache.setdefault(context, foldable(context))
-        regions = phrase_regions(prepared, folded, keep=1) if prepared.kind == "what" else ()
-        candidates = find_candidates(context, regions)
+        candidates = candidates_for(prepared, context, folded)
         rows = candidate_features(prepared, folded, candidates) if candidates else []
         golds = {normalise(a) for a in q.answers}
         y = [float(normalise(context[c.start : c.end]) in golds) for c in candidates]
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
     print()
     if args.write:
-        body = "\n".join(f"    {k!r}: {v}," for k, v in fitted["cmrc2018_dev"].items())
+        body = "\n".join(f"    {json.dumps(k)}: {v}," for k, v in fitted["cmrc2018_dev"].items())
         Path("rag/spans/weights.py").write_text(
             '"""The span scorer\'s weights by feature name, fit on CMRC 2018 dev by '
             "`python -m eval.spans --write`\n(DRCD dev is held out: docs/benchmarks.md)."

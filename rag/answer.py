@@ -200,9 +200,15 @@ class ExtractiveComposer:
         anchor = anchor_term(q, [w for w in weights if w not in _SLOTS])
         if anchor is None:
             return sentences
+        # The few sentences that say most of the question and its anchor word are looked
+        # into: cutting words is what costs here.
+        looked = sorted(
+            (s for s in sentences if s.rank < self.config.typed_passages and anchor in s.terms),
+            key=lambda s: (-sum(weights.get(t, 0.0) for t in s.terms), s.rank, s.start),
+        )[:3]
         out = []
         for s in sentences:
-            if s.rank < self.config.typed_passages and anchor in s.terms:
+            if s in looked:
                 text = passages[s.rank].passage.text[s.start : s.end]
                 if typed_answer_near(q, text, anchor):
                     s = _Sentence(s.rank, s.start, s.end, s.terms | {ANSWER_SLOT}, s.context)

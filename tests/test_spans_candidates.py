@@ -9,7 +9,7 @@ from rag.spans.candidates import find_candidates, foldable
 
 
 def spans(text: str, **kwargs: object) -> dict[str, str]:
-    return {text[c.start : c.end]: c.kind for c in find_candidates(text, **kwargs)}  # type: ignore[arg-type]
+    return {text[c.start : c.end]: c.kind for c in find_candidates(text, **kwargs)}
 
 
 def test_person_names_come_from_the_tagger_even_when_the_dictionary_lacks_them() -> None:

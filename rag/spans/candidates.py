@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -142,15 +141,17 @@ def _guess_tag(word: str) -> str:
     return "n" if len(word) > 1 else "x"
 
 
+@lru_cache(maxsize=512)
 def find_candidates(
-    text: str, phrases_in: Sequence[tuple[int, int]] | None = None
-) -> list[Candidate]:
+    text: str, phrases_in: tuple[tuple[int, int], ...] | None = None, words: bool = True
+) -> tuple[Candidate, ...]:
     """Every candidate answer span of `text` (any script), deduplicated, in text order.
 
     Pattern spans (dates, numbers, titles) come first; jieba then adds names and noun
     phrases, i.e. maximal runs of noun-like words, which also gives each of their words;
     last, any run of words inside a clause (a "phrase"), within the `phrases_in` regions
-    only (all of `text` when None), since they are many.
+    only (all of `text` when None), since they are many. `words=False` skips jieba: only
+    the patterns. Cached: a sentence is looked into when chosen, then as a quote.
     """
     folded = foldable(text)
     found: dict[tuple[int, int], SpanKind] = {}
@@ -167,17 +168,19 @@ def find_candidates(
                     dot = min(folded.find(d, a, b) for d in "·•．" if folded.find(d, a, b) >= 0)
                     for k in range(a + 1, dot):
                         found.setdefault((k, b), "person")
-    words = tagged_words(folded)
+    if not words:
+        return tuple(Candidate(a, b, kind) for (a, b), kind in sorted(found.items()))
+    tagged = tagged_words(folded)
     run: list[tuple[int, int, str]] = []
-    for word in [*words, (len(folded), len(folded), "x")]:
+    for word in [*tagged, (len(folded), len(folded), "x")]:
         if word[2] in _NOUN_TAGS and folded[word[0] : word[1]].strip():
             run.append(word)
             continue
         _add_run(run, folded, found)
         run = []
     for lo, hi in [(0, len(folded))] if phrases_in is None else phrases_in:
-        _add_phrases([w for w in words if lo <= w[0] and w[1] <= hi], folded, found)
-    return [Candidate(a, b, kind) for (a, b), kind in sorted(found.items())]
+        _add_phrases([w for w in tagged if lo <= w[0] and w[1] <= hi], folded, found)
+    return tuple(Candidate(a, b, kind) for (a, b), kind in sorted(found.items()))
 
 
 def _add_run(

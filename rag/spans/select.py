@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.spans.candidates import SpanKind, find_candidates, foldable
+from rag.spans.candidates import Candidate, SpanKind, find_candidates, foldable
 from rag.spans.features import NAMES, Question, candidate_features, phrase_regions, prepare
 from rag.spans.question_type import QuestionType
 from rag.spans.weights import WEIGHTS
 
 # Below this probability-like score no span fits: the sentence stays the answer.
 MIN_SCORE = 0.05
+SENTENCES_SEARCHED = 2
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,30 @@ class Span:
     score: float
 
 
+def candidates_for(question: Question, text: str, folded: str) -> list[Candidate]:
+    """The candidate spans of `text` (`folded` is its folded form) worth scoring.
+
+    Only the sentences holding the most question words are looked into (the answer is
+    nearly always there, and a quote grown with its neighbours is long); phrases (many
+    candidates, slow to score) only where no name, date or number answers.
+    """
+    phrases = None if question.kind == "what" else ()
+    out = []
+    for lo, hi in phrase_regions(question, folded, keep=SENTENCES_SEARCHED):
+        out += [
+            Candidate(lo + c.start, lo + c.end, c.kind)
+            for c in find_candidates(text[lo:hi], phrases)
+            if folded[lo + c.start : lo + c.end].strip()
+        ]
+    return out
+
+
 def score_spans(
     question: Question, text: str, weights: Mapping[str, float] = WEIGHTS
 ) -> list[Span]:
     """Every candidate span of `text`, best first, scored softmax-style over the candidates."""
     folded = foldable(text)
-    # Phrases (many candidates, slow to score) only where no name, date or number answers.
-    regions = phrase_regions(question, folded, keep=1) if question.kind == "what" else ()
-    candidates = [c for c in find_candidates(text, regions) if folded[c.start : c.end].strip()]
+    candidates = candidates_for(question, text, folded)
     if not candidates:
         return []
     rows = np.asarray(candidate_features(question, folded, candidates))
@@ -110,7 +127,9 @@ def typed_answer_near(question: Question, text: str, anchor: str, within: int = 
     while at >= 0:
         spots.append((at, at + len(anchor)))
         at = folded.find(anchor, at + 1)
-    for c in find_candidates(text, phrases_in=()):
+    # Dates and numbers are found by patterns alone: no need to cut words.
+    names = not kinds <= {"date", "number"}
+    for c in find_candidates(text, phrases_in=(), words=names):
         if c.kind not in kinds or folded[c.start : c.end] in question.folded:
             continue
         if any(

@@ -10,6 +10,8 @@ from rag.spans.select import MIN_SCORE, best_span
 from rag.spans.weights import WEIGHTS
 from rag.types import Citation, ShortAnswer, Source
 
+_QUOTE_PAIRS = frozenset({"“”", "「」", "『』", "《》", '""', "‘’"})
+
 
 @dataclass(frozen=True)
 class Quoted:
@@ -42,6 +44,8 @@ def short_answer(
         raw = quote[span.start : span.end]
         a = span.start + len(raw) - len(raw.lstrip())
         b = span.start + len(raw.rstrip())
+        if b - a > 2 and quote[a] + quote[b - 1] in _QUOTE_PAIRS:
+            a, b = a + 1, b - 1  # 质量月, not “质量月”: the marks are the text's, not the answer's
         at = item.source.text.find(quote, item.near)
         if b <= a or at < 0:
             continue
