@@ -26,10 +26,13 @@ _QUESTION_WORDS = re.compile(
 # Words that frame a question rather than carry its content: "每年9月是什么活动月？" is
 # answered by "9月是全国“质量月”", which says neither 每年 nor 活动月. The noun after
 # 什么/哪些 names the answer's category (活动月, 年份), which the answer need not repeat.
-_FRAMING = re.compile(
-    r"每年|每月|每天|每周|每届|每个|一般|通常|主要|"
-    r"(?:什么|哪些|哪个|哪种|哪类|哪一种|哪一个)[\u4e00-\u9fff]{1,3}(?=[？?，,。的是]|$)"
+_FRAMING = re.compile(r"每年|每月|每天|每周|每届|每个|一般|通常|主要")
+# The category stays a question word for choosing the sentence (哪些意识 prefers the
+# sentence about 意识) but does not count in `support`.
+_CATEGORY = re.compile(
+    r"(?:什么|哪些|哪个|哪种|哪类|哪一种|哪一个)([\u4e00-\u9fff]{1,3})(?=[？?，,。的是]|$)"
 )
+_DATE_WORD = re.compile(r"\d+[年月日号]")
 _STOP_WORDS = frozenset("的了是在和与及或于对把被将有也都就要会能从向以为由之其这那个等呀啊")
 # What kind of answer a question expects, recognisable in a sentence: "几个/多少" wants a
 # number, "哪一天/何时/哪年" a date. A sentence that offers one covers that part of the question.
@@ -129,6 +132,8 @@ class ExtractiveComposer:
         folded = fold_script(question)
         content = _QUESTION_WORDS.sub(" ", _FRAMING.sub(" ", folded))
         words = {w for w in jieba_tokens(content) if w not in _STOP_WORDS}
+        # jieba cuts "9月" into 9 and 月, which the single-character rule below would drop.
+        words |= set(_DATE_WORD.findall(content))
         # Single characters are mostly function words or light verbs (抓, 说, 上), and a
         # bigram index has no statistics for them; keep them only if nothing else is left.
         longer = {w for w in words if len(w) > 1}
@@ -150,7 +155,8 @@ class ExtractiveComposer:
         if not passages or passages[0].score < self.config.abstain_below:
             return abstain
         weights, chosen = self._select(question, passages)
-        if not chosen or self.support(chosen, weights) < self.config.min_support:
+        support = self.support(chosen, weights, self.framing_words(question))
+        if not chosen or support < self.config.min_support:
             return abstain
         if self.config.context_chars:
             chosen = self._expand(chosen, passages)
@@ -170,7 +176,12 @@ class ExtractiveComposer:
     def answer_support(self, question: str, passages: Sequence[ScoredPassage]) -> float:
         """The support the answer to `question` would have, before any abstention rule."""
         weights, chosen = self._select(question, passages)
-        return self.support(chosen, weights) if chosen else 0.0
+        return self.support(chosen, weights, self.framing_words(question)) if chosen else 0.0
+
+    def framing_words(self, question: str) -> frozenset[str]:
+        """The words of the category a question asks within (年份 in "哪些年份")."""
+        found = _CATEGORY.search(fold_script(question))
+        return frozenset(jieba_tokens(found.group(1))) if found else frozenset()
 
     def _select(
         self, question: str, passages: Sequence[ScoredPassage]
@@ -215,14 +226,21 @@ class ExtractiveComposer:
             out.append(s)
         return out
 
-    def support(self, chosen: Sequence[_Sentence], weights: dict[str, float]) -> float:
+    def support(
+        self,
+        chosen: Sequence[_Sentence],
+        weights: dict[str, float],
+        framing: frozenset[str] = frozenset(),
+    ) -> float:
         """IDF-weighted share of the question's words that the chosen sentences cover.
 
         Words only in the sentences' passages count `context_weight`. The answer slot does
         not count: a sentence offering a number is a candidate answer, not evidence that it
-        answers *this* question.
+        answers *this* question. Nor do the `framing` words (the category asked within).
         """
-        words = {w: v for w, v in weights.items() if w not in _SLOTS}
+        words = {w: v for w, v in weights.items() if w not in _SLOTS and w not in framing}
+        if not words:  # nothing but the category was asked: it is the content then
+            words = {w: v for w, v in weights.items() if w not in _SLOTS}
         direct = set().union(*(s.terms for s in chosen)) if chosen else set()
         context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
         covered = sum(words.get(t, 0.0) for t in direct)
