@@ -20,7 +20,15 @@ from typing import Any
 
 from embeddings.factory import make_embedder
 from eval.datasets import Question, load_squad, write_corpus
-from eval.metrics import answer_hit, first_hit_rank, hit_at, mean, reciprocal_rank
+from eval.metrics import (
+    answer_hit,
+    char_f1,
+    exact_match,
+    first_hit_rank,
+    hit_at,
+    mean,
+    reciprocal_rank,
+)
 from rag.fusion import fuse_rankings
 from rag.pipeline import open_pipeline
 from rag.script import fold_script, to_script
@@ -36,6 +44,9 @@ def evaluate(
     hits: list[float] = []
     latencies: list[float] = []
     lengths: list[int] = []
+    short_em: list[float] = []
+    short_f1: list[float] = []
+    compose: list[float] = []
     sweep_ranks: dict[tuple[float, float], list[int | None]] = {w: [] for w in sweep}
     for q in questions:
         text = to_script(q.question, script) if script else q.question  # type: ignore[arg-type]
@@ -47,6 +58,10 @@ def evaluate(
         ranks.append(first_hit_rank(retrieved, gold))
         hits.append(answer_hit(answer.answer, q.answers))
         lengths.append(len(answer.answer))
+        short = answer.short_answer.text if answer.short_answer and not answer.abstained else ""
+        short_em.append(exact_match(short, q.answers))
+        short_f1.append(char_f1(short, q.answers))
+        compose.append(answer.timings_ms.get("compose", 0.0))
         if sweep:
             index = pipeline.index
             folded = fold_script(text)
@@ -68,6 +83,9 @@ def evaluate(
         "answer_hit": round(mean(hits), 4),
         "answer_chars_median": sorted(lengths)[len(lengths) // 2] if lengths else 0,
         "latency_ms_p50": round(latencies[len(latencies) // 2], 2) if latencies else 0,
+        "short_em": round(mean(short_em), 4),
+        "short_f1": round(mean(short_f1), 4),
+        "compose_ms_p50": round(sorted(compose)[len(compose) // 2], 2) if compose else 0,
     }
     if sweep:
         out["sweep"] = {
@@ -93,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-bare",
         action="store_true",
         help="do not re-embed every passage with the bare embedder (saves the model's time)",
+    )
+    parser.add_argument(
+        "--original-only", action="store_true", help="ask in the original script only"
     )
     args = parser.parse_args(argv)
 
@@ -139,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                     questions, min(args.limit, len(questions))
                 )
             other = FILES[s.name][1]
+            if args.original_only:
+                summary[s.name] = {"original": evaluate(pipeline, questions, None, sweep)}
+                print(json.dumps({s.name: summary[s.name]}, ensure_ascii=False), file=sys.stderr)
+                continue
             summary[s.name] = {
                 "original": evaluate(pipeline, questions, None, sweep),
                 f"to_{other}": evaluate(pipeline, questions, other, []),
