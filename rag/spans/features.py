@@ -33,6 +33,7 @@ WH_WORD = re.compile(
 FRAMING = re.compile(
     r"请问|是否|吗|呢|每年|每个|哪些|一般|通常|主要|分别|大约|大概|具体|被称为|称为|叫做|叫|是"
 )
+_DATE_WORD = re.compile(r"\d+[年月日号]")
 _STOP = frozenset("的了是在和与及或于对把被将有也都就要会能从向以为由之其这那个等呀啊？?，,。")
 _PUNCT = frozenset("，,。；;：:！!？?、（）()《》“”「」『』\"' \t")
 
@@ -63,6 +64,7 @@ def prepare(question: str, weights: Mapping[str, float] | None = None) -> Questi
     right = folded[wh.end() :] if wh else ""
     stripped = FRAMING.sub(" ", WH_WORD.sub(" ", folded))
     words = {w for w in jieba_tokens(stripped) if w not in _STOP and w.strip()}
+    words |= set(_DATE_WORD.findall(stripped))  # jieba cuts "9月" into 9 and 月
     longer = {w for w in words if len(w) > 1}
     words = longer or words
     terms = {w: (weights.get(w, 1.0) if weights else float(min(len(w), 4))) for w in words}
@@ -116,13 +118,15 @@ INDEX = {name: i for i, name in enumerate(NAMES)}
 
 def phrase_regions(question: Question, folded: str, keep: int = 2) -> list[tuple[int, int]]:
     """The `keep` sentences of `folded` that hold the most question weight (where to look
-    for phrase candidates)."""
+    for candidates)."""
     scored = []
     for a, b in split_sentences(folded) or [(0, len(folded))]:
         seen = sum(w for t, w in question.terms.items() if t in folded[a:b])
         scored.append((-seen, a, b))
     scored.sort()
-    return sorted((a, b) for _, a, b in scored[:keep])
+    # A sentence without any question word is looked into only when no sentence has one.
+    kept = [t for t in scored[:keep] if t[0] < 0] or scored[:keep]
+    return sorted((a, b) for _, a, b in kept)
 
 
 def candidate_features(
