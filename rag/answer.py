@@ -81,7 +81,7 @@ class Lexicon(Protocol):
 
 @dataclass(frozen=True)
 class ExtractiveConfig:
-    abstain_below: float = 0.35  # fused score of the best passage
+    abstain_below: float = 0.5  # fused score of the best passage (eval/abstention.py)
     min_support: float = 0.35  # IDF-weighted share of the question's words the answer covers
     min_gain: float = 0.2  # share of the question a further sentence must add
     max_sentences: int = 2

@@ -43,6 +43,7 @@ def test_ask_json_is_the_answer_object(index: Path) -> None:
         "composer",
         "unsupported",
         "note",
+        "short_answer",
     }
     assert (answer["composer"], answer["unsupported"], answer["note"]) == ("extractive", [], None)
     assert "支树平" in answer["answer"]
