@@ -127,8 +127,8 @@ def typed_answer_near(question: Question, text: str, anchor: str, within: int = 
     while at >= 0:
         spots.append((at, at + len(anchor)))
         at = folded.find(anchor, at + 1)
-    # Dates and numbers are found by patterns alone: no need to cut words.
-    names = not kinds <= {"date", "number"}
+    # Dates, numbers and titles are found by patterns alone: no need to cut words.
+    names = not kinds <= {"date", "number", "title"}
     for c in find_candidates(text, phrases_in=(), words=names):
         if c.kind not in kinds or folded[c.start : c.end] in question.folded:
             continue
