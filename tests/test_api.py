@@ -94,6 +94,7 @@ def test_chat_completion_answers_the_last_user_message(client: TestClient) -> No
     assert body["choices"][0]["message"] == {"role": "assistant", "content": ask["answer"]}
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["citations"] == ask["citations"]
+    assert body["short_answer"] == ask["short_answer"]
 
 
 def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
@@ -108,6 +109,7 @@ def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
     ask = client.post("/v1/ask", json={"question": QUESTION}).json()
     assert text == ask["answer"]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["short_answer"] == ask["short_answer"]
     assert chunks[-1]["citations"] == ask["citations"]
 
 
