@@ -99,16 +99,19 @@ EXPECTED: dict[QuestionType, frozenset[SpanKind]] = {
 def anchor_term(question: Question, terms: Iterable[str]) -> str | None:
     """The question word nearest its wh-word: in the text the answer stands next to it."""
     wh_start, wh_end = len(question.left), len(question.folded) - len(question.right)
-    best: tuple[int, str] | None = None
+    # Ties go to the word after the wh-word (the category in "哪些意识"), then by the word
+    # itself: `terms` may come from a set, whose order changes from one process to another.
+    best: tuple[int, int, str] | None = None
     for term in terms:
         at = question.folded.find(term)
         if at < 0:
             continue
         end = at + len(term)
         gap = wh_start - end if end <= wh_start else at - wh_end
-        if best is None or abs(gap) < best[0]:
-            best = (abs(gap), term)
-    return best[1] if best else None
+        key = (abs(gap), int(end <= wh_start), term)
+        if best is None or key < best:
+            best = key
+    return best[2] if best else None
 
 
 def typed_answer_near(question: Question, text: str, anchor: str, within: int = 6) -> bool:
