@@ -61,3 +61,9 @@ def sse_events(body: str) -> list[tuple[str | None, str]]:
         data = "\n".join(ln[len("data: ") :] for ln in lines if ln.startswith("data: "))
         events.append((event, data))
     return events
+
+
+def without_tokens(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Citations less their tokens: each request signs from its own clock, so two askings
+    a second apart carry different tokens for the same citation."""
+    return [{k: v for k, v in c.items() if k != "token"} for c in citations]

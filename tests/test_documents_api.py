@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import ServiceSettings
-from tests.api import api_client
+from tests.api import api_client, without_tokens
 from tests.fakes import GatedEmbedder, HashEmbedder
 
 NEW_DOC = "熊猫基地位于成都北郊。\n\n大熊猫每天要吃十二个小时的竹子。\n".encode()
@@ -169,7 +169,8 @@ def test_readers_see_the_last_committed_index_while_a_job_writes(tmp_path: Path)
                 )
             )
         assert "panda.txt" not in files_listed(client)
-        assert all(a["citations"] == before["citations"] for a in answers)
+        expected = without_tokens(before["citations"])
+        assert all(without_tokens(a["citations"]) == expected for a in answers)
         assert client.get("/v1/documents/panda.txt/paragraphs/1").status_code == 404
 
         embedder.release.set()
