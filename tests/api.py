@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -19,6 +20,23 @@ LOOPBACK = ("127.0.0.1", 50000)
 # A service without keys answers only requests addressed to a loopback name (DNS
 # rebinding); TestClient's default `http://testserver` is not one.
 LOCAL_URL = "http://127.0.0.1:8000"
+# A service with keys, called from the network: one key of each role, one allowed site.
+ADMIN, QUERY, WIDGET = "admin-secret-1", "query-secret-2", "pk_widget_3"
+SITE = "https://shop.example.com"
+NETWORK_CLIENT = ("203.0.113.9", 4000)  # with keys configured, the network may call
+
+
+def keyed_settings(index_dir: Path, **overrides: Any) -> ServiceSettings:
+    """Settings with the ADMIN, QUERY and WIDGET keys, WIDGET allowed on SITE."""
+    return ServiceSettings(
+        index_dir=index_dir,
+        dense_floor=0.0,
+        admin_keys=[ADMIN],
+        query_keys=[QUERY],
+        publishable_keys=[WIDGET],
+        allowed_origins=[SITE],
+        **overrides,
+    )
 
 
 def demo_loader(embedder: Embedder) -> Any:

@@ -9,11 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import ServiceSettings
-from tests.api import api_client
+from tests.api import ADMIN, NETWORK_CLIENT, QUERY, SITE, WIDGET, api_client, keyed_settings
 from tests.fakes import HashEmbedder
 
-ADMIN, QUERY, WIDGET = "admin-secret-1", "query-secret-2", "pk_widget_3"
-SITE = "https://shop.example.com"
 ASK = {"question": "质检总局局长是谁？"}
 
 
@@ -26,17 +24,11 @@ def bearer(key: str, origin: str | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = ServiceSettings(
-        index_dir=tmp_path_factory.mktemp("auth") / "index",
-        dense_floor=0.0,
-        admin_keys=[ADMIN],
-        query_keys=[QUERY],
-        publishable_keys=[WIDGET],
-        allowed_origins=[SITE],
-        widget_rate_limit="1000/minute",
+    settings = keyed_settings(
+        tmp_path_factory.mktemp("auth") / "index", widget_rate_limit="1000/minute"
     )
     # A non-loopback client: with keys configured, the network may call the service.
-    with api_client(settings, HashEmbedder(), client=("203.0.113.9", 4000)) as test_client:
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as test_client:
         yield test_client
 
 

@@ -20,11 +20,18 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.citation_tokens import CitationTokens, InvalidCitationToken
 from service.settings import ServiceSettings
-from tests.api import api_client, sse_events
+from tests.api import (
+    ADMIN,
+    NETWORK_CLIENT,
+    QUERY,
+    SITE,
+    WIDGET,
+    api_client,
+    keyed_settings,
+    sse_events,
+)
 from tests.fakes import HashEmbedder
 
-ADMIN, QUERY, WIDGET = "admin-secret-1", "query-secret-2", "pk_widget_3"
-SITE = "https://shop.example.com"
 ASK = {"question": "质检总局局长是谁？"}
 SECRETS = ["current-citation-secret", "previous-citation-secret"]
 
@@ -38,17 +45,12 @@ def bearer(key: str, origin: str | None = SITE) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = ServiceSettings(
-        index_dir=tmp_path_factory.mktemp("citations") / "index",
-        dense_floor=0.0,
-        admin_keys=[ADMIN],
-        query_keys=[QUERY],
-        publishable_keys=[WIDGET],
-        allowed_origins=[SITE],
+    settings = keyed_settings(
+        tmp_path_factory.mktemp("citations") / "index",
         widget_rate_limit="10000/minute",
         citation_secrets=SECRETS,
     )
-    with api_client(settings, HashEmbedder(), client=("203.0.113.9", 4000)) as test_client:
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as test_client:
         yield test_client
 
 

@@ -16,12 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.citation_tokens import CitationTokens
-from service.settings import ServiceSettings
-from tests.api import api_client
+from tests.api import ADMIN, NETWORK_CLIENT, QUERY, SITE, WIDGET, api_client, keyed_settings
 from tests.fakes import HashEmbedder
 
-ADMIN, QUERY, WIDGET = "admin-secret-1", "query-secret-2", "pk_widget_3"
-SITE = "https://shop.example.com"
 SECRETS = ["files-citation-secret-0001"]
 PDF = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "langchain.pdf"
 
@@ -32,17 +29,12 @@ def key(value: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = ServiceSettings(
-        index_dir=tmp_path_factory.mktemp("files") / "index",
-        dense_floor=0.0,
-        admin_keys=[ADMIN],
-        query_keys=[QUERY],
-        publishable_keys=[WIDGET],
-        allowed_origins=[SITE],
+    settings = keyed_settings(
+        tmp_path_factory.mktemp("files") / "index",
         widget_rate_limit="10000/minute",
         citation_secrets=SECRETS,
     )
-    with api_client(settings, HashEmbedder(), client=("203.0.113.9", 4000)) as test_client:
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as test_client:
         upload = test_client.post(
             "/v1/documents",
             files=[("files", (PDF.name, PDF.read_bytes(), "application/pdf"))],
