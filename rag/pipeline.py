@@ -27,6 +27,7 @@ from rag.loaders.walk import Ignored, iter_files
 from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
 from rag.settings import Settings
 from rag.store.base import DocumentRow, ParagraphRow
+from rag.store.locking import make_write_lock
 from rag.text.script import fold_script
 from rag.types import Answer, Passage, StreamStart
 
@@ -327,10 +328,12 @@ def open_pipeline(
 
     `on_wait` is told who holds the index when a write has to wait for another process.
     """
+    directory = directory or settings.index_dir
     index = Index(
-        directory or settings.index_dir,
+        directory,
         index_config(settings, embedder),
         lock_timeout=settings.lock_timeout,
         on_wait=on_wait,
+        lock=make_write_lock(settings, directory, on_wait),
     )
     return Pipeline(index, embedder, settings)

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     # Seconds a write (ingest, delete) waits for another process writing the same index.
     lock_timeout: float = Field(default=600.0, ge=0)
 
+    # Stateless service replicas (issue 15, part 3): with a Redis URL (redis://host:6379/0,
+    # rediss:// for TLS), the service keeps its jobs, uploads in flight and widget rate
+    # limits in Redis, and every writer (service or CLI) takes the index's write lock there
+    # as well, so several replicas, on any machines, act as one. Unset: in this process.
+    # A core setting, not only the service's: `rag ingest` beside the replicas must take
+    # the same lock.
+    redis_url: str | None = None
+    # Prefix of every key, so that several deployments can share one Redis.
+    redis_prefix: str = Field(default="rag", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -27,6 +27,7 @@ from service.metrics import MetricsMiddleware
 from service.redact import SERVER_LOGGERS, RedactKeys
 from service.routes import ask, chat, documents, ops, widget
 from service.settings import ServiceSettings, get_service_settings
+from service.shared import StateUnavailable, describe_state, make_rate_storage
 from service.state import LoadPipeline, ServiceState, load_default_pipeline
 
 log = logging.getLogger("rag.service")
@@ -42,7 +43,7 @@ def create_app(
         load_pipeline: opens the pipeline from settings; tests inject a fake-embedder one.
     """
     settings = settings or get_service_settings()
-    state = ServiceState(settings, Gate(settings))
+    state = ServiceState(settings, Gate(settings, make_rate_storage(settings)))
     # Keys stay out of the logs, even when a client puts one in a URL.
     llm_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
     redaction = RedactKeys(
@@ -68,6 +69,7 @@ def create_app(
                 "secret of this process, so they stop working when it restarts and are not "
                 "accepted by other replicas"
             )
+        log.info("state: %s", describe_state(settings))
         loading = asyncio.create_task(asyncio.to_thread(state.load, load_pipeline))
         for name in SERVER_LOGGERS:
             logging.getLogger(name).addFilter(redaction)
@@ -110,6 +112,15 @@ def create_app(
             {"detail": "the index store is unavailable; try again later"},
             503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StateUnavailable)
+    async def state_unavailable(request: Request, err: StateUnavailable) -> JSONResponse:
+        # Redis is down or unreachable: the request may succeed once it is back. Queries
+        # need no shared state and keep being answered meanwhile.
+        log.error("shared state unavailable on %s %s: %s", request.method, request.url.path, err)
+        return JSONResponse(
+            {"detail": f"{err}; try again later"}, 503, headers={"Retry-After": "5"}
         )
 
     @app.exception_handler(Exception)

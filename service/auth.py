@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from service.settings import ServiceSettings
+from service.shared import StateUnavailable
 
 
 class Role(StrEnum):
@@ -51,9 +53,15 @@ class AccessDenied(Exception):
 
 
 class Gate:
-    """Decides, per request, whether a key may take an action."""
+    """Decides, per request, whether a key may take an action.
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    Args:
+        settings: The keys, origins and widget rate limit.
+        counters: Where the rate limit counts requests (`service.shared.make_rate_storage`:
+            in Redis, replicas share one count per key and client); default: this process.
+    """
+
+    def __init__(self, settings: ServiceSettings, counters: Storage | None = None) -> None:
         self.open = settings.open_access
         self._keys = [
             *((key, Role.ADMIN) for key in settings.admin_keys),
@@ -68,7 +76,7 @@ class Gate:
                 f"RAG_WIDGET_RATE_LIMIT {settings.widget_rate_limit!r} is not a rate "
                 "such as '30/minute'"
             ) from err
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(counters or MemoryStorage())
 
     def role_of(self, key: str) -> Role | None:
         # Constant-time comparisons: response timing must not reveal a key's prefix.
@@ -106,14 +114,24 @@ class Gate:
                 403,
                 f"publishable keys are accepted only from allowed origins, not {origin or 'none'}",
             )
-        if not self._limiter.hit(self._rate, key, client):
-            reset = self._limiter.get_window_stats(self._rate, key, client).reset_time
+        try:
+            admitted = self._limiter.hit(self._rate, key, client)
+            reset = 0.0 if admitted else self._window_reset(key, client)
+        except StorageError as err:
+            raise StateUnavailable(
+                f"the shared rate limiter is unavailable ({type(err.storage_error).__name__}: "
+                f"{err.storage_error})"
+            ) from err
+        if not admitted:
             retry = max(1, math.ceil(reset - time.time()))
             raise AccessDenied(
                 429,
                 f"rate limit of {self._rate} exceeded; retry in {retry} s",
                 {"Retry-After": str(retry)},
             )
+
+    def _window_reset(self, key: str, client: str) -> float:
+        return float(self._limiter.get_window_stats(self._rate, key, client).reset_time)
 
     @property
     def allowed_origins(self) -> list[str]:

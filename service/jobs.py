@@ -1,88 +1,224 @@
-"""Background ingestion: uploads become jobs run one at a time by a single worker thread."""
+"""Background ingestion: uploads become jobs, kept in a job store, run by a worker thread.
+
+The store (`JobStore`) holds the jobs, their uploaded files until they run, and their
+status; the worker (`JobQueue`) claims one job at a time from it, ingests its files and
+records the outcome. With the in-memory store (`service.jobs_memory`) that is one process,
+as it always was; with the Redis store (`service.jobs_redis`) every replica's worker claims
+from one queue, each job is claimed by exactly one of them, and any replica can tell a
+job's status. One job at a time per worker because the index has one writer at a time
+anyway (the write lock); queries keep being served meanwhile.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal, Protocol
 
-from rag.pipeline import IngestReport
+from rag.pipeline import IngestReport, Skipped
+from service.shared import StateUnavailable
 
 log = logging.getLogger("rag.service")
 
 Status = Literal["queued", "running", "done", "failed"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed")
 Ingest = Callable[[Sequence[Path]], IngestReport]
 
 # Finished jobs kept for `GET /v1/jobs/{id}`; older ones are forgotten first.
 KEEP_JOBS = 1000
+# A worker looks for jobs submitted through other replicas this often (one small request
+# to the store); a job submitted through its own replica wakes it at once.
+POLL_S = 0.5
+# A running job's worker renews its lease this often; a job whose lease ran out (its
+# worker's process died) is marked failed by the next worker that looks (see `reap`).
+HEARTBEAT_S = 5.0
+LEASE_S = 30.0
+# How long a worker waits before asking an unavailable store again.
+RETRY_S = 2.0
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
     id: str
     files: list[str]
     status: Status = "queued"
-    created_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=now)
     started_at: str | None = None
     finished_at: str | None = None
     report: IngestReport | None = None
     error: str | None = None
+    worker: str | None = None  # which replica's worker claimed it
+
+
+def new_job(files: list[str]) -> Job:
+    return Job(uuid.uuid4().hex, list(files))
+
+
+class JobStore(Protocol):
+    """Jobs, their files until they run, and their status; shared or not (`shared`).
+
+    Raises `service.shared.StateUnavailable` when the place it keeps them cannot be reached.
+    """
+
+    shared: bool  # whether other processes (replicas) see the same jobs
+
+    def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
+        """Keep the files (name, content) and queue a job to ingest them."""
+        ...
+
+    def claim(self, worker: str) -> Job | None:
+        """The oldest queued job, now running for `worker`, or None; each job goes to one."""
+        ...
+
+    def take_files(self, job: Job, directory: Path) -> list[Path]:
+        """Write a claimed job's files into `directory` (once) and return their paths."""
+        ...
+
+    def heartbeat(self, job: Job) -> None:
+        """Renew the lease of a running job: its worker is alive."""
+        ...
+
+    def finish(self, job: Job, report: IngestReport | None, error: str | None) -> None:
+        """Record how a claimed job ended: `report` if it ran, `error` if it failed."""
+        ...
+
+    def reap(self) -> int:
+        """Mark failed the running jobs whose worker stopped renewing; how many."""
+        ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def counts(self) -> dict[Status, int]: ...
+
+    def close(self) -> None: ...
+
+
+def report_to_json(report: IngestReport) -> dict[str, Any]:
+    return asdict(report)
+
+
+def report_from_json(data: dict[str, Any]) -> IngestReport:
+    kinds = ("skipped", "ignored", "notes")
+    lists = {key: [Skipped(**item) for item in data[key]] for key in kinds}
+    return IngestReport(**{**data, **lists})
+
+
+def worker_name() -> str:
+    """Names this process's worker in job records: which host and process ran a job."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class JobQueue:
-    """Runs ingestion jobs in submission order on one thread, remembering recent jobs.
+    """Submits jobs to a store, and runs the jobs it claims from it on one thread.
 
-    One worker because the index has one writer; queries keep being served meanwhile.
+    Args:
+        store: Where jobs wait and what became of them.
+        ingest: Ingests a list of files (the pipeline's `ingest`).
+        uploads: This process's upload directory: a claimed job's files are written there
+            and ingested from there (their path is what `/raw` serves).
     """
 
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(
+        self, store: JobStore, ingest: Ingest, uploads: Path, poll_s: float = POLL_S
+    ) -> None:
+        self.store = store
+        self.worker = worker_name()
         self._ingest = ingest
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._lock = threading.Lock()
+        self._uploads = uploads
+        self._poll_s = poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
+        self._thread.start()
 
-    def submit(self, files: list[str], paths: Sequence[Path]) -> Job:
-        job = Job(uuid.uuid4().hex, files)
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > KEEP_JOBS:
-                self._jobs.popitem(last=False)
-        self._executor.submit(self._run, job, list(paths))
+    def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
+        job = self.store.submit(files)
+        self._wake.set()
         return job
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+        return self.store.get(job_id)
 
     def counts(self) -> dict[Status, int]:
-        with self._lock:
-            counts: dict[Status, int] = {"queued": 0, "running": 0, "done": 0, "failed": 0}
-            for job in self._jobs.values():
-                counts[job.status] += 1
-            return counts
-
-    def _run(self, job: Job, paths: list[Path]) -> None:
-        job.status, job.started_at = "running", _now()
-        try:
-            job.report = self._ingest(paths)
-            job.status = "done"
-        except Exception as err:  # a failed job is reported, never kills the worker
-            log.exception("ingestion job %s failed", job.id)
-            job.error, job.status = f"{type(err).__name__}: {err}", "failed"
-        finally:
-            job.finished_at = _now()
+        return self.store.counts()
 
     def shutdown(self) -> None:
-        """Finish the running job (the index stays consistent either way), drop queued ones."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Finish the running job (the index stays consistent either way), then stop.
+
+        Queued jobs stay in a shared store for the other replicas; an in-memory store's
+        are dropped with the process, as before.
+        """
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    # -- the worker -----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        outage = False
+        while not self._stop.is_set():
+            try:
+                self.store.reap()
+                job = self.store.claim(self.worker)
+            except StateUnavailable as err:
+                if not outage:
+                    log.error("ingestion paused: %s", err)
+                outage = True
+                self._stop.wait(RETRY_S)
+                continue
+            if outage:
+                log.info("ingestion resumed: the job store answers again")
+                outage = False
+            if job is None:
+                self._wake.wait(self._poll_s)
+                self._wake.clear()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        beating = threading.Event()
+        heart = threading.Thread(
+            target=self._beat, args=(job, beating), name="ingest-heartbeat", daemon=True
+        )
+        heart.start()
+        report: IngestReport | None = None
+        error: str | None = None
+        try:
+            report = self._ingest(self.store.take_files(job, self._uploads))
+        except Exception as err:  # a failed job is reported, never kills the worker
+            log.exception("ingestion job %s failed", job.id)
+            error = f"{type(err).__name__}: {err}"
+        finally:
+            beating.set()
+            heart.join()
+        self._record(job, report, error)
+
+    def _beat(self, job: Job, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                self.store.heartbeat(job)
+            except StateUnavailable as err:
+                log.warning("could not renew job %s's lease: %s", job.id, err)
+
+    def _record(self, job: Job, report: IngestReport | None, error: str | None) -> None:
+        # The work is done: keep trying to say so (until shutdown), rather than leave the
+        # job to be reaped as if its worker had died.
+        while True:
+            try:
+                self.store.finish(job, report, error)
+                return
+            except StateUnavailable as err:
+                log.error("could not record the end of job %s: %s; retrying", job.id, err)
+                if self._stop.wait(RETRY_S):
+                    return

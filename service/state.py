@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from rag.pipeline import Pipeline
 from service.auth import Gate
 from service.citation_tokens import CitationTokens
-from service.jobs import JobQueue
+from service.jobs import JobQueue, JobStore
 from service.metrics import Metrics
 from service.settings import ServiceSettings
+from service.shared import StateUnavailable, make_job_store
 
 log = logging.getLogger("rag.service")
 
@@ -33,8 +34,11 @@ class ServiceState:
     pipeline: Pipeline | None = None
     jobs: JobQueue | None = None
     error: str | None = None  # why loading failed, for /readyz
+    job_store: JobStore = field(init=False)
 
     def __post_init__(self) -> None:
+        # In this process, or in Redis shared by every replica (service/shared.py).
+        self.job_store = make_job_store(self.settings)
         self.metrics = Metrics(self.gauges)
         # Without configured secrets tokens still work, until this process ends (see
         # the warning at start-up).
@@ -50,7 +54,7 @@ class ServiceState:
             log.critical("could not load the index or the model: %s", err)
             self.error = f"{type(err).__name__}: {err}"
             return
-        self.jobs = JobQueue(pipeline.ingest)
+        self.jobs = JobQueue(self.job_store, pipeline.ingest, self.settings.uploads)
         self.pipeline = pipeline  # set last: a non-None pipeline means ready
         log.info("ready: %d passages in %s", len(pipeline), pipeline.directory)
 
@@ -59,6 +63,7 @@ class ServiceState:
             self.jobs.shutdown()
         if self.pipeline is not None:
             self.pipeline.close()
+        self.job_store.close()
 
     def gauges(self) -> Mapping[str, Mapping[str, float]]:
         values: dict[str, Mapping[str, float]] = {
@@ -69,7 +74,11 @@ class ServiceState:
             values["rag_index_documents"] = {"": counts["documents"]}
             values["rag_index_passages"] = {"": counts["passages"]}
         if self.jobs is not None:
-            values["rag_ingest_jobs"] = {k: float(v) for k, v in self.jobs.counts().items()}
+            try:
+                jobs = self.jobs.counts()
+                values["rag_ingest_jobs"] = {k: float(v) for k, v in jobs.items()}
+            except StateUnavailable:
+                pass  # Redis is away: no gauge, rather than no metrics at all
         return values
 
 

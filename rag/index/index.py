@@ -24,6 +24,7 @@ from rag.index.writer import EmbedPassages, IndexWriter, build_caches
 from rag.store.base import DocumentRow
 from rag.store.factory import Backend, make_backend
 from rag.store.lock import WriteLock
+from rag.store.locking import IndexLock
 from rag.store.snapshot import Caches
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 from rag.text.tokenize import get_tokenizer
@@ -38,6 +39,8 @@ class Index:
             storage backend (`rag.store.factory`).
         lock_timeout: Seconds a write waits for another process's write to finish.
         on_wait: Told who holds the lock when a write has to wait.
+        lock: The write lock (`rag.store.locking.make_write_lock`); default: the
+            directory's file lock, with `lock_timeout` and `on_wait`.
     """
 
     def __init__(
@@ -46,12 +49,13 @@ class Index:
         config: IndexConfig,
         lock_timeout: float = 600.0,
         on_wait: Callable[[str], None] | None = None,
+        lock: IndexLock | None = None,
     ) -> None:
         self.directory = directory
         self.config = config
         backend = make_backend(config.backend)
         directory.mkdir(parents=True, exist_ok=True)
-        self._lock = WriteLock(directory, lock_timeout, on_wait)
+        self._lock = lock if lock is not None else WriteLock(directory, lock_timeout, on_wait)
         self._create_if_missing(backend)
         self.store = backend.open_store(directory, False)  # the writer's connection
         self._check_config()

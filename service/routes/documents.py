@@ -37,7 +37,7 @@ from service.schemas import (
     ParagraphContextOut,
     UploadAccepted,
 )
-from service.uploads import UploadError, safe_name, store_upload
+from service.uploads import UploadError, safe_name
 
 router = APIRouter(prefix="/v1", tags=["documents"], responses=ERRORS)
 
@@ -98,13 +98,11 @@ def upload_documents(
                 raise UploadError(
                     413, f"{name} is larger than the {settings.max_upload_mb} MB limit"
                 )
-        # Checked all before storing any: a refused request leaves nothing behind.
-        paths = [
-            store_upload(settings.uploads, n, f.file) for f, n in zip(files, names, strict=True)
-        ]
+        # Checked all before storing any: a refused request leaves nothing behind. The job
+        # store keeps the files until a worker (of any replica, with Redis) ingests them.
+        job = jobs.submit([(n, f.file) for f, n in zip(files, names, strict=True)])
     except UploadError as err:
         raise HTTPException(err.status, err.detail) from err
-    job = jobs.submit(names, paths)
     return {"job_id": job.id, "files": names}
 
 
