@@ -118,9 +118,9 @@ class Gate:
             admitted = self._limiter.hit(self._rate, key, client)
             reset = 0.0 if admitted else self._window_reset(key, client)
         except StorageError as err:
+            cause = err.storage_error
             raise StateUnavailable(
-                f"the shared rate limiter is unavailable ({type(err.storage_error).__name__}: "
-                f"{err.storage_error})"
+                f"the shared rate limiter (Redis) is unavailable ({type(cause).__name__}: {cause})"
             ) from err
         if not admitted:
             retry = max(1, math.ceil(reset - time.time()))

@@ -1,0 +1,94 @@
+"""The service with its state in Redis, in process: what it says at start, and Redis down.
+
+When Redis is away, what needs it (uploads, jobs, the widget's rate limit, writes) is
+answered 503 with a reason and Retry-After, never 500; queries need no shared state and go
+on. When Redis is back, so is everything, with no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.settings import ServiceSettings
+from tests.api import ADMIN, NETWORK_CLIENT, SITE, WIDGET, api_client, keyed_settings
+from tests.fakes import HashEmbedder
+from tests.redis_server import RedisServer
+
+DOC = "熊猫基地位于成都北郊。\n".encode()
+
+
+def bearer(key: str, origin: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **({"Origin": origin} if origin else {})}
+
+
+def upload(client: TestClient, name: str) -> Any:
+    return client.post(
+        "/v1/documents", files=[("files", (name, DOC, "text/plain"))], headers=bearer(ADMIN)
+    )
+
+
+def wait_job(client: TestClient, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=bearer(ADMIN)).json()
+        if job["status"] in {"done", "failed"}:
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(job_id)
+
+
+def test_without_redis_the_service_says_its_state_is_its_own(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = ServiceSettings(index_dir=tmp_path / "index", dense_floor=0.0)
+    with caplog.at_level(logging.INFO, "rag.service"), api_client(settings, HashEmbedder()):
+        pass
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "in this process's memory" in said and "would not share" in said
+
+
+def test_redis_down_is_503_for_what_needs_it_and_queries_go_on(
+    redis_server: RedisServer, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    password_free = redis_server.url
+    settings = keyed_settings(tmp_path / "index", redis_url=password_free)
+    with (
+        caplog.at_level(logging.INFO, "rag.service"),
+        api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as client,
+    ):
+        assert f"shared in Redis at {password_free}" in caplog.text
+        before = upload(client, "before.txt")
+        assert before.status_code == 202
+        assert wait_job(client, before.json()["job_id"])["status"] == "done"
+
+        redis_server.stop()
+        refused = {
+            "upload": upload(client, "during.txt"),
+            "job": client.get(f"/v1/jobs/{before.json()['job_id']}", headers=bearer(ADMIN)),
+            "widget ask": client.post(
+                "/v1/ask", json={"question": "熊猫基地在哪里？"}, headers=bearer(WIDGET, SITE)
+            ),
+            "delete": client.delete("/v1/documents/before.txt", headers=bearer(ADMIN)),
+        }
+        for what, response in refused.items():
+            assert response.status_code == 503, (what, response.text)
+            assert "Redis" in response.json()["detail"], what
+            assert response.headers["Retry-After"], what
+        search = client.post("/v1/search", json={"query": "熊猫基地"}, headers=bearer(ADMIN))
+        assert search.status_code == 200
+        assert search.json()["passages"][0]["sources"][0]["file"] == "before.txt"
+        assert client.get("/metrics", headers=bearer(ADMIN)).status_code == 200
+
+        redis_server.start()  # same port: the service reconnects by itself
+        after = upload(client, "after.txt")
+        assert after.status_code == 202, after.text
+        assert wait_job(client, after.json()["job_id"])["status"] == "done"
+        widget = client.post(
+            "/v1/ask", json={"question": "熊猫基地在哪里？"}, headers=bearer(WIDGET, SITE)
+        )
+        assert widget.status_code == 200
