@@ -24,6 +24,7 @@ def serve(
 
     from service.app import create_app
     from service.settings import get_service_settings
+    from service.shared import describe_state
 
     settings = get_service_settings()
     if index is not None:
@@ -37,6 +38,7 @@ def serve(
         host = "127.0.0.1"
     port = settings.port if port is None else port
     errors.print(f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)")
+    errors.print(f"state: {describe_state(settings)}")
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -69,7 +69,10 @@ def create_app(
                 "secret of this process, so they stop working when it restarts and are not "
                 "accepted by other replicas"
             )
-        log.info("state: %s", describe_state(settings))
+        if settings.redis_url:
+            log.info("state: %s", describe_state(settings))
+        else:
+            log.warning("state: %s", describe_state(settings))
         loading = asyncio.create_task(asyncio.to_thread(state.load, load_pipeline))
         for name in SERVER_LOGGERS:
             logging.getLogger(name).addFilter(redaction)
