@@ -1,4 +1,4 @@
-"""The job store of a single replica: jobs in this process, uploaded files on its disk.
+"""The job store of a single replica: jobs in this process, uploaded files in its directory.
 
 The default without `RAG_REDIS_URL`. Nothing is shared: another replica would neither see
 these jobs nor run them, and queued jobs end with the process.
@@ -6,7 +6,6 @@ these jobs nor run them, and queued jobs end with the process.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections import OrderedDict, deque
@@ -21,30 +20,25 @@ from service.uploads import store_upload
 
 
 class MemoryJobStore:
-    """Jobs in a dict, the queue in a deque, files staged under `staging/<job id>/`.
+    """Jobs in a dict, the queue in a deque, files written to the upload directory at once.
 
     Args:
-        staging: Where uploaded files wait for their job (on the same file system as the
-            upload directory, so that taking them is a rename).
+        uploads: The upload directory: a file is stored there when it is submitted (as
+            before job stores), and ingested from there.
     """
 
     shared = False
 
-    def __init__(self, staging: Path) -> None:
-        self._staging = staging
+    def __init__(self, uploads: Path) -> None:
+        self._uploads = uploads
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
 
     def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
         job = new_job([name for name, _ in files])
-        folder = self._staging / job.id
-        try:
-            for name, content in files:
-                store_upload(folder, name, content)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        for name, content in files:
+            store_upload(self._uploads, name, content)
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job.id)
@@ -63,15 +57,11 @@ class MemoryJobStore:
         return None
 
     def take_files(self, job: Job, directory: Path) -> list[Path]:
-        folder = self._staging / job.id
+        stored = [self._uploads / name for name in job.files]
+        if directory.resolve() == self._uploads.resolve():
+            return stored
         directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name in job.files:
-            target = directory / name
-            os.replace(folder / name, target)
-            paths.append(target)
-        shutil.rmtree(folder, ignore_errors=True)
-        return paths
+        return [Path(shutil.move(path, directory / path.name)) for path in stored]
 
     def heartbeat(self, job: Job) -> None:
         pass  # the worker is this process: it cannot die without the store

@@ -66,9 +66,7 @@ def make_job_store(settings: ServiceSettings) -> JobStore:
         )
     from service.jobs_memory import MemoryJobStore
 
-    # Beside the uploads, so that taking a job's files is a rename; a dot name, which no
-    # upload can have (`safe_name`).
-    return MemoryJobStore(settings.uploads / ".staging")
+    return MemoryJobStore(settings.uploads)
 
 
 def make_rate_storage(settings: ServiceSettings) -> Storage:

@@ -35,7 +35,7 @@ def redis_store(url: str, lease_s: float = 30.0) -> RedisJobStore:
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     made: list[JobStore] = []
     if request.param == "memory":
-        memory = MemoryJobStore(tmp_path / "staging")
+        memory = MemoryJobStore(tmp_path / "submitted")
 
         def make(n: int) -> list[JobStore]:
             made.append(memory)

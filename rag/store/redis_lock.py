@@ -85,7 +85,8 @@ class RedisWriteLock:
     ) -> RedisWriteLock:
         import redis
 
-        return cls(redis.Redis.from_url(url, socket_timeout=10), name, timeout, on_wait)
+        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+        return cls(client, name, timeout, on_wait)
 
     @property
     def held(self) -> bool:
