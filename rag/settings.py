@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     # as well, so several replicas, on any machines, act as one. Unset: in this process.
     # A core setting, not only the service's: `rag ingest` beside the replicas must take
     # the same lock.
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://")
     # Prefix of every key, so that several deployments can share one Redis.
     redis_prefix: str = Field(default="rag", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.redis_server import RedisServer, have_redis_server
+from bench.redis_server import redis_server as start_redis
 from embeddings.base import Embedder
 from rag.pipeline import Pipeline, open_pipeline
 from service.settings import ServiceSettings
 from tests.fakes import HashEmbedder
-from tests.redis_server import RedisServer, have_redis_server
-from tests.redis_server import redis_server as start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.redis_server import RedisServer
 from rag.pipeline import IngestReport, Skipped
 from service.jobs import Job, JobQueue, JobStore
 from service.jobs_memory import MemoryJobStore
 from service.jobs_redis import RedisJobStore
 from service.shared import StateUnavailable
-from tests.redis_server import RedisServer
 
 Stores = Callable[[int], list[JobStore]]
 PREFIX = "test:jobs:"

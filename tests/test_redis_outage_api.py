@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from bench.redis_server import RedisServer
 from service.settings import ServiceSettings
+from service.shared import describe_url
 from tests.api import ADMIN, NETWORK_CLIENT, SITE, WIDGET, api_client, keyed_settings
 from tests.fakes import HashEmbedder
-from tests.redis_server import RedisServer
 
 DOC = "熊猫基地位于成都北郊。\n".encode()
 
@@ -92,3 +94,16 @@ def test_redis_down_is_503_for_what_needs_it_and_queries_go_on(
             "/v1/ask", json={"question": "熊猫基地在哪里？"}, headers=bearer(WIDGET, SITE)
         )
         assert widget.status_code == 200
+
+
+def test_a_redis_password_never_reaches_the_log() -> None:
+    assert describe_url("redis://:s3cret-pw@redis.internal:6379/0") == (
+        "redis://:***@redis.internal:6379/0"
+    )
+    assert "s3cret" not in describe_url("rediss://app:s3cret@redis.internal/1")
+    assert describe_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_redis_url_that_is_not_one_is_refused_at_start(tmp_path: Any) -> None:
+    with pytest.raises(ValidationError, match="redis_url"):
+        ServiceSettings(index_dir=tmp_path, redis_url="http://redis.internal:6379")

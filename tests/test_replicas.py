@@ -23,8 +23,8 @@ import httpx
 import pytest
 import redis
 
+from bench.redis_server import have_redis_server, redis_server
 from bench.service import service_process
-from tests.redis_server import have_redis_server, redis_server
 
 pytestmark = [
     pytest.mark.reliability,

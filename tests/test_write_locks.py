@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.redis_server import RedisServer
 from rag.settings import Settings
 from rag.store.lock import IndexBusyError, WriteLock
 from rag.store.locking import IndexLock, LayeredLock, lock_key, make_write_lock
 from rag.store.redis_lock import LockUnavailableError, RedisWriteLock
-from tests.redis_server import RedisServer
 
 MakeLock = Callable[..., IndexLock]
 

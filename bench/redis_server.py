@@ -1,7 +1,7 @@
-"""A real redis-server for a test: on a free port of 127.0.0.1, in a temporary directory.
+"""A real redis-server for tests and benchmarks: a free port of 127.0.0.1, a temp directory.
 
 Debian's `redis-server` (the Makefile's `redis` target installs it). Nothing is persisted;
-the server is stopped when the test ends, and can be stopped early to test an outage.
+the server is stopped when the block ends, and can be stopped early to test an outage.
 """
 
 from __future__ import annotations
