@@ -177,6 +177,10 @@ class JobQueue:
                 outage = True
                 self._stop.wait(RETRY_S)
                 continue
+            except Exception:  # a bad record, a bug: never a silently dead worker
+                log.exception("the ingestion worker could not claim a job; retrying")
+                self._stop.wait(RETRY_S)
+                continue
             if outage:
                 log.info("ingestion resumed: the job store answers again")
                 outage = False

@@ -54,7 +54,7 @@ redis.call('HSET', ARGV[1] .. 'job:' .. id, 'status', 'running', 'started_at', A
            'worker', ARGV[2])
 redis.call('SET', ARGV[1] .. 'lease:' .. id, ARGV[2], 'PX', ARGV[4])
 redis.call('SADD', KEYS[2], id)
-return id
+return redis.call('HGETALL', ARGV[1] .. 'job:' .. id)
 """
 
 FINISH = """
@@ -158,13 +158,16 @@ class RedisJobStore:
 
     def claim(self, worker: str) -> Job | None:
         with self._reaching():
+            # The claimed job's record comes back from the same script: a claim is never
+            # lost between two calls (it would be reaped as its worker's, 30 s later).
             found = self._claim(
                 keys=[self._key("queue"), self._key("running")],
                 args=[self._prefix, worker, now(), self._lease_ms],
             )
-            if not found:
-                return None
-            return self.get(_text(found))
+        if not found:
+            return None
+        fields = cast(list[bytes], found)
+        return _job(dict(zip(fields[::2], fields[1::2], strict=True)))
 
     def take_files(self, job: Job, directory: Path) -> list[Path]:
         key = self._key("files", job.id)
@@ -210,23 +213,7 @@ class RedisJobStore:
     def get(self, job_id: str) -> Job | None:
         with self._reaching():
             raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key("job", job_id)))
-        if not raw:
-            return None
-        record = {_text(k): _text(v) for k, v in raw.items()}
-        report: dict[str, Any] | None = None
-        if record.get("report"):
-            report = json.loads(record["report"])
-        return Job(
-            id=record["id"],
-            files=json.loads(record["files"]),
-            status=cast(Status, record["status"]),
-            created_at=record["created_at"],
-            started_at=record.get("started_at") or None,
-            finished_at=record.get("finished_at") or None,
-            report=None if report is None else report_from_json(report),
-            error=record.get("error") or None,
-            worker=record.get("worker") or None,
-        )
+        return _job(raw) if raw else None
 
     def counts(self) -> dict[Status, int]:
         with self._reaching():
@@ -240,6 +227,25 @@ class RedisJobStore:
 
     def close(self) -> None:
         self._redis.close()
+
+
+def _job(raw: dict[bytes, bytes]) -> Job:
+    """A job from its hash in Redis."""
+    record = {_text(k): _text(v) for k, v in raw.items()}
+    report: dict[str, Any] | None = None
+    if record.get("report"):
+        report = json.loads(record["report"])
+    return Job(
+        id=record["id"],
+        files=json.loads(record["files"]),
+        status=cast(Status, record["status"]),
+        created_at=record["created_at"],
+        started_at=record.get("started_at") or None,
+        finished_at=record.get("finished_at") or None,
+        report=None if report is None else report_from_json(report),
+        error=record.get("error") or None,
+        worker=record.get("worker") or None,
+    )
 
 
 def _text(value: bytes | str) -> str:
