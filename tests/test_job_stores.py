@@ -207,16 +207,21 @@ def test_a_job_whose_worker_died_is_marked_failed_not_running(
 
 
 def test_a_lease_runs_out_unless_renewed(redis_server: RedisServer) -> None:
-    store = redis_store(redis_server.url, lease_s=0.2)
-    alive, dead = store.submit(files("a.txt")), store.submit(files("b.txt"))
-    first, second = store.claim("w1"), store.claim("w2")
-    assert first is not None and second is not None
-    store._lease_ms = 60_000  # from now on a heartbeat renews for a minute
-    store.heartbeat(first)
+    renewed, short = redis_store(redis_server.url, lease_s=60), redis_store(redis_server.url, 0.2)
+    client = redis.Redis.from_url(redis_server.url)
+    alive = renewed.submit(files("a.txt"))
+    alive_job = renewed.claim("w1")
+    dead = renewed.submit(files("b.txt"))
+    assert alive_job is not None and short.claim("w2") is not None
+    client.pexpire(f"{PREFIX}lease:{alive.id}", 500)  # as if about to run out
+
+    renewed.heartbeat(alive_job)
+    assert client.pttl(f"{PREFIX}lease:{alive.id}") > 30_000  # a full lease again
     time.sleep(1.0)  # well past the 0.2 s lease of the job nobody renewed
 
-    assert store.reap() == 1
-    assert [store.get(j.id).status for j in (alive, dead)] == ["running", "failed"]  # type: ignore[union-attr]
+    assert renewed.reap() == 1
+    statuses = [renewed.get(j.id).status for j in (alive, dead)]  # type: ignore[union-attr]
+    assert statuses == ["running", "failed"]
 
 
 def test_files_gone_from_redis_fail_the_job_with_a_reason(

@@ -102,10 +102,10 @@ def test_a_waiting_writer_gets_the_lock_when_it_is_released(make_lock: MakeLock)
 
 
 def test_a_held_lock_outlives_its_lease_while_renewed(redis_server: RedisServer) -> None:
-    holder = RedisWriteLock(redis.Redis.from_url(redis_server.url), "test:lock", 0, lease_s=1.5)
+    holder = RedisWriteLock(redis.Redis.from_url(redis_server.url), "test:lock", 0, lease_s=3)
     other = RedisWriteLock.from_url(redis_server.url, "test:lock", 0)
     with holder():
-        for _ in range(8):  # 4 s: more than twice the lease
+        for _ in range(16):  # 8 s: more than twice the lease (renewed every second)
             assert not other.try_acquire()
             time.sleep(0.5)
     assert other.try_acquire()
