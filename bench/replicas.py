@@ -22,7 +22,8 @@ from pathlib import Path
 
 from bench.redis_server import redis_server
 from rag.pipeline import IngestReport
-from rag.store.locking import make_write_lock
+from rag.store.lock import IndexLock, WriteLock
+from rag.store.locking import shared_write_lock
 from service.auth import Action, Gate
 from service.jobs import JobStore
 from service.settings import ServiceSettings
@@ -59,7 +60,8 @@ def measure(settings: ServiceSettings, rounds: int) -> dict[str, tuple[float, fl
         store.reap()
         store.claim("bench")
 
-    lock = make_write_lock(settings, settings.index_dir)
+    own = WriteLock(settings.index_dir, settings.lock_timeout)
+    lock: IndexLock = shared_write_lock(settings, str(settings.index_dir), own) or own
 
     def write_lock() -> None:
         lock.acquire()

@@ -27,7 +27,8 @@ from rag.loaders.walk import Ignored, iter_files
 from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
 from rag.settings import Settings
 from rag.store.base import DocumentRow, ParagraphRow
-from rag.store.locking import make_write_lock
+from rag.store.lock import IndexLock, WriteLock
+from rag.store.locking import shared_write_lock
 from rag.text.script import fold_script
 from rag.types import Answer, Passage, StreamStart
 
@@ -323,17 +324,23 @@ def open_pipeline(
     embedder: Embedder,
     directory: Path | None = None,
     on_wait: Callable[[str], None] | None = None,
+    lock: IndexLock | None = None,
 ) -> Pipeline:
     """Open (or create) the index at `directory` (default: settings.index_dir).
 
-    `on_wait` is told who holds the index when a write has to wait for another process.
+    `on_wait` is told who holds the index when a write has to wait for another process;
+    `lock` replaces the index's write lock. Unset, with `RAG_REDIS_URL` the lock is also
+    taken in Redis, so that replicas take turns (`rag.store.locking`).
     """
     directory = directory or settings.index_dir
+    if lock is None:
+        own = WriteLock(directory, settings.lock_timeout, on_wait)
+        lock = shared_write_lock(settings, str(directory.resolve()), own, on_wait)
     index = Index(
         directory,
         index_config(settings, embedder),
         lock_timeout=settings.lock_timeout,
         on_wait=on_wait,
-        lock=make_write_lock(settings, directory, on_wait),
+        lock=lock,
     )
     return Pipeline(index, embedder, settings)

@@ -16,10 +16,12 @@ import pytest
 import redis
 
 from bench.redis_server import RedisServer
+from rag.pipeline import open_pipeline
 from rag.settings import Settings
-from rag.store.lock import IndexBusyError, WriteLock
-from rag.store.locking import IndexLock, LayeredLock, lock_key, make_write_lock
+from rag.store.lock import IndexBusyError, IndexLock, WriteLock
+from rag.store.locking import LayeredLock, lock_key, shared_write_lock
 from rag.store.redis_lock import LockUnavailableError, RedisWriteLock
+from tests.fakes import HashEmbedder
 
 MakeLock = Callable[..., IndexLock]
 
@@ -41,9 +43,11 @@ def make_lock(request: pytest.FixtureRequest, tmp_path: Path) -> MakeLock:
         return redis_lock
 
     def layered(timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> IndexLock:
-        return make_write_lock(
-            settings.model_copy(update={"lock_timeout": timeout}), directory, on_wait
-        )
+        own = WriteLock(directory, timeout, on_wait)
+        timed = settings.model_copy(update={"lock_timeout": timeout})
+        lock = shared_write_lock(timed, str(directory.resolve()), own, on_wait)
+        assert lock is not None
+        return lock
 
     return layered
 
@@ -138,15 +142,21 @@ def test_redis_down_refuses_the_write_clearly(redis_server: RedisServer) -> None
     assert isinstance(LockUnavailableError("x"), IndexBusyError)  # callers answer it as busy
 
 
-def test_without_redis_the_index_takes_its_file_lock_only(tmp_path: Path) -> None:
-    lock = make_write_lock(Settings(index_dir=tmp_path), tmp_path)
-    assert isinstance(lock, WriteLock)
+def test_without_redis_an_index_takes_its_file_lock_only(
+    tmp_path: Path, fake_embedder: HashEmbedder
+) -> None:
+    pipeline = open_pipeline(Settings(index_dir=tmp_path), fake_embedder)
+    assert isinstance(pipeline._index._lock, WriteLock)
+    pipeline.close()
 
 
 def test_with_redis_a_writer_that_knows_only_the_file_lock_is_still_excluded(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, tmp_path: Path, fake_embedder: HashEmbedder
 ) -> None:
-    shared = make_write_lock(Settings(redis_url=redis_server.url), tmp_path)
+    pipeline = open_pipeline(
+        Settings(index_dir=tmp_path, redis_url=redis_server.url), fake_embedder
+    )
+    shared = pipeline._index._lock
     assert isinstance(shared, LayeredLock)
     plain = WriteLock(tmp_path, 0)  # `rag ingest` run without RAG_REDIS_URL
 
@@ -158,3 +168,4 @@ def test_with_redis_a_writer_that_knows_only_the_file_lock_is_still_excluded(
         )
     with shared():
         assert not plain.try_acquire()
+    pipeline.close()

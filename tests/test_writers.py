@@ -35,13 +35,15 @@ def two_pipelines(
 
 
 def test_a_second_writer_waits_for_the_first_and_sees_its_work(
-    fake_settings: Settings, fake_embedder: HashEmbedder, tmp_path: Path
+    two_pipelines: tuple[Pipeline, Pipeline], tmp_path: Path
 ) -> None:
-    waited: list[str] = []
-    first = open_pipeline(fake_settings, fake_embedder)
-    second = open_pipeline(fake_settings, fake_embedder, on_wait=waited.append)
+    first, second = two_pipelines
     a = write(tmp_path / "a", "a.txt", "甲方负责质量检测。\n")
     b = write(tmp_path / "b", "b.txt", "乙方负责安全监督。\n")
+    waited: list[str] = []
+    lock = second._index._lock
+    assert isinstance(lock, WriteLock)  # the local backend's file lock
+    lock.on_wait = waited.append
     with first.writing():
         worker = threading.Thread(target=second.ingest, args=([b],))
         worker.start()

@@ -23,8 +23,7 @@ from rag.index.reader import IndexReader
 from rag.index.writer import EmbedPassages, IndexWriter, build_caches
 from rag.store.base import DocumentRow
 from rag.store.factory import Backend, make_backend
-from rag.store.lock import WriteLock
-from rag.store.locking import IndexLock
+from rag.store.lock import IndexLock, WriteLock
 from rag.store.snapshot import Caches
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 from rag.text.tokenize import get_tokenizer
@@ -39,8 +38,8 @@ class Index:
             storage backend (`rag.store.factory`).
         lock_timeout: Seconds a write waits for another process's write to finish.
         on_wait: Told who holds the lock when a write has to wait.
-        lock: The write lock (`rag.store.locking.make_write_lock`); default: the
-            directory's file lock, with `lock_timeout` and `on_wait`.
+        lock: The write lock, when not the directory's file lock (a Redis lock shared by
+            replicas: `rag.store.locking.shared_write_lock`).
     """
 
     def __init__(

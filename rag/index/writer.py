@@ -20,7 +20,7 @@ from rag.index.reader import IndexReader
 from rag.ingest.dedupe import NearDuplicateIndex, signature_bytes, signature_from_bytes
 from rag.store.base import PassageStore, VectorIndex
 from rag.store.factory import Backend
-from rag.store.locking import IndexLock
+from rag.store.lock import IndexLock
 from rag.store.snapshot import Caches, Snapshots
 from rag.store.sqlite import vectors_from_rows
 from rag.text.identity import content_hash

@@ -15,8 +15,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from filelock import FileLock, Timeout
 
@@ -26,6 +27,27 @@ OWNER_FILE = "write.owner"  # who holds the lock, for the message a waiting writ
 
 class IndexBusyError(RuntimeError):
     """Another writer held the index for longer than we were willing to wait."""
+
+
+class IndexLock(Protocol):
+    """The index's write lock: one writer at a time across processes, reentrant per thread."""
+
+    @property
+    def held(self) -> bool: ...
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free right now (for work that may be skipped)."""
+        ...
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` (default: the lock's) or raise `IndexBusyError`."""
+        ...
+
+    def release(self) -> None: ...
+
+    def __call__(self, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Hold the lock for a block."""
+        ...
 
 
 class WriteLock:

@@ -1,44 +1,21 @@
-"""Which write lock an index takes: the interface, and the factory that picks one.
+"""The write lock shared by replicas: a Redis lock, layered over the index's own lock.
 
-Every writer of an index (ingest, delete, cache rebuild) holds its write lock. Without Redis
-it is the index directory's file lock (`rag.store.lock`), as it always was. With
-`RAG_REDIS_URL` it is a lock in Redis (`rag.store.redis_lock`), which replicas on other
-machines see too, layered over the file lock for an index that lives in a directory, so
-that a writer started without `RAG_REDIS_URL` on the same machine is still kept out.
+Every writer of an index (ingest, delete, cache rebuild) holds its write lock. Without
+`RAG_REDIS_URL` that is the backend's own (the index directory's file lock), as it always
+was. With it, writers also take a lock in Redis (`rag.store.redis_lock`), which replicas on
+other machines see too. The Redis lock is taken first and the index's own second, so that a
+writer started without `RAG_REDIS_URL` on the same machine is still kept out; an index with
+no lock of its own that every writer sees (a Milvus server) takes the Redis lock alone.
+`Index(lock=...)` and `open_pipeline(lock=...)` take the result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
-from typing import Protocol
+from contextlib import contextmanager
 
 from rag.settings import Settings
-from rag.store.lock import WriteLock
-
-
-class IndexLock(Protocol):
-    """One writer at a time per index, across processes; reentrant within a thread."""
-
-    @property
-    def held(self) -> bool:
-        """Whether this process holds it."""
-        ...
-
-    def try_acquire(self) -> bool:
-        """Take it if it is free right now."""
-        ...
-
-    def acquire(self, timeout: float | None = None) -> None:
-        """Take it, waiting up to `timeout` (default: the lock's own); `IndexBusyError`."""
-        ...
-
-    def release(self) -> None: ...
-
-    def __call__(self, timeout: float | None = None) -> AbstractContextManager[None]:
-        """Hold it for a block."""
-        ...
+from rag.store.lock import IndexLock
 
 
 class LayeredLock:
@@ -91,15 +68,26 @@ def lock_key(prefix: str, index: str) -> str:
     return f"{prefix}:write-lock:{index}"
 
 
-def make_write_lock(
-    settings: Settings, directory: Path, on_wait: Callable[[str], None] | None = None
-) -> IndexLock:
-    """The write lock of the index in `directory`, as `settings` configure it."""
-    file_lock = WriteLock(directory, settings.lock_timeout, on_wait)
+def shared_write_lock(
+    settings: Settings,
+    index: str,
+    own: IndexLock | None,
+    on_wait: Callable[[str], None] | None = None,
+) -> IndexLock | None:
+    """The write lock every replica sees, or None without `RAG_REDIS_URL`.
+
+    Args:
+        settings: `redis_url`, `redis_prefix` and `lock_timeout`.
+        index: What names the index the same way on every replica (its resolved
+            directory; for Milvus, its target and collection).
+        own: The index's own lock, taken inside the Redis one; None if it has none that
+            every writer sees.
+        on_wait: Told who holds the lock when a write has to wait.
+    """
     if not settings.redis_url:
-        return file_lock
+        return None
     from rag.store.redis_lock import RedisWriteLock
 
-    name = lock_key(settings.redis_prefix, str(directory.resolve()))
+    name = lock_key(settings.redis_prefix, index)
     shared = RedisWriteLock.from_url(settings.redis_url, name, settings.lock_timeout, on_wait)
-    return LayeredLock(shared, file_lock)
+    return shared if own is None else LayeredLock(shared, own)

@@ -48,7 +48,7 @@ class RedisWriteLock:
     """The write lock of one index, in Redis; reentrant within a thread.
 
     The same interface as the file lock (`rag.store.lock.WriteLock`), so an `Index` takes
-    either (`rag.store.locking.make_write_lock` chooses).
+    either (`rag.store.locking.shared_write_lock` layers it over the index's own).
 
     Args:
         client: A redis-py client.
