@@ -7,11 +7,12 @@ command lives in its own module; this one registers them.
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 import typer
 
 from cli.common import errors
-from cli.documents import check, docs_list, docs_rm, ingest
+from cli.documents import check, docs_list, docs_rm, ingest, ray_argv
 from cli.eval import bench_command, bench_load_command, eval_command
 from cli.query import ask, search
 from cli.serve import serve
@@ -39,7 +40,7 @@ def main() -> None:
     means the file itself is in trouble (disk full or read-only, a damaged file).
     """
     try:
-        app()
+        app(args=ray_argv(sys.argv[1:]))
     except sqlite3.Error as err:
         errors.print(f"[red]error:[/red] the index store failed: {err}")
         raise SystemExit(1) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -20,24 +22,60 @@ from cli.common import (
     open_pipeline_at,
     print_json,
 )
+from rag.distributed.ray_ingest import connect, disconnect, ingest_on_ray
 from rag.index.check import CheckReport, check_index, repair_index
 from rag.index.config import NoIndexError
 from rag.loaders.walk import iter_files
+from rag.pipeline import IngestReport, Pipeline
 from rag.settings import get_settings
 from rag.store.lock import IndexBusyError
+
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Ingest on a Ray cluster: parse in tasks, embed in actors, write here. ADDRESS: "
+        "host:port of its head, 'auto' (the cluster `ray start` runs on this machine), or "
+        "none (Ray's default: $RAY_ADDRESS, else a new cluster of this machine). Needs the "
+        "'ray' extra; the files must be readable at the same paths on every node.",
+    ),
+]
+# `--ray` standing alone (typer options cannot have an optional value: `main` fills it in).
+RAY_DEFAULT = "default"
+
+
+def ray_argv(argv: list[str]) -> list[str]:
+    """`argv` with Ray's default address after a `--ray` that has none."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(RAY_DEFAULT)
+    return out
 
 
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
     index: IndexOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Ingest files into the index; unchanged files are skipped, changed ones replaced."""
     missing = [p for p in paths if not p.exists()]
     if missing:
         errors.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
+    if ray is not None and Path(ray).exists():
+        errors.print(
+            f"[red]error:[/red] --ray takes a cluster address, not a path ({ray}): "
+            "write the paths first, or --ray=ADDRESS"
+        )
+        raise typer.Exit(2)
     pipeline = open_pipeline_at(index)
     total = sum(1 for _ in iter_files(paths))
+    if ray is not None:
+        _ingest_on_ray(pipeline, paths, None if ray == RAY_DEFAULT else ray, total)
+        return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -60,8 +98,71 @@ def ingest(
         except IndexBusyError as err:
             raise busy(err) from err
         progress.update(task, completed=total)
-    table = Table(title=f"Ingested into {pipeline.directory}", show_header=False)
-    rows = [
+    _print_report(report, pipeline.directory)
+
+
+def _ingest_on_ray(pipeline: Pipeline, paths: list[Path], address: str | None, total: int) -> None:
+    """`rag ingest --ray`: the same report, with what the cluster did."""
+    from embeddings.factory import make_embedder
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rates]}"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting on Ray", total=total, rates="")
+        started, files, passages = time.perf_counter(), 0, 0
+
+        def on_file(_: str, chunks: int) -> None:
+            nonlocal files, passages
+            files, passages = files + 1, passages + chunks
+            seconds = max(time.perf_counter() - started, 1e-9)
+            rates = f"{files / seconds:.2f} files/s, {passages / seconds:.1f} passages/s"
+            progress.update(task, completed=files, rates=rates)
+
+        try:
+            connect(address)
+            result = ingest_on_ray(
+                pipeline,
+                paths,
+                functools.partial(make_embedder, pipeline.settings.embedder),
+                on_file=on_file,
+            )
+        except IndexBusyError as err:
+            raise busy(err) from err
+        except (ImportError, ValueError, ConnectionError) as err:
+            errors.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from err
+        finally:
+            disconnect()
+    plan = result.plan
+    _print_report(
+        result.report,
+        pipeline.directory,
+        [
+            (
+                "Ray cluster",
+                f"{result.nodes} nodes; {plan.actors} embedding actors "
+                f"({plan.cpus:g} CPU, {plan.gpus:g} GPU each)",
+            ),
+            (
+                "embedded on the cluster",
+                f"{result.embedded} passages on {len(result.actor_nodes)} nodes "
+                f"({result.actor_seconds:.1f} actor-seconds)",
+            ),
+        ],
+    )
+
+
+def _print_report(
+    report: IngestReport, directory: Path, extra: list[tuple[str, str]] | None = None
+) -> None:
+    table = Table(title=f"Ingested into {directory}", show_header=False)
+    rows: list[tuple[str, object]] = [
         ("files read", report.files),
         ("unchanged (skipped)", report.unchanged),
         ("paragraphs", report.paragraphs),
@@ -75,6 +176,7 @@ def ingest(
         ),
         ("files skipped", len(report.skipped)),
         ("time", f"{report.seconds:.1f} s (embedding {report.embed_seconds:.1f} s)"),
+        *(extra or []),
     ]
     for name, value in rows:
         table.add_row(name, str(value))

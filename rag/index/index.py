@@ -158,6 +158,13 @@ class Index:
     def unchanged(self, file: str, content_hash_: str) -> bool:
         return self.writer.unchanged(file, content_hash_)
 
+    def indexed_hash(self, file: str) -> str | None:
+        return self.writer.indexed_hash(file)
+
+    def indexed_hashes(self) -> dict[str, str]:
+        """Every indexed file's content hash, by file name."""
+        return {row.file: row.content_hash for row in self.writer.store.documents()}
+
     def add_documents(self, batch: Sequence[NewDocument], embed: EmbedPassages) -> AddResult:
         return self.writer.add_documents(batch, embed)
 

@@ -148,8 +148,12 @@ class IndexWriter:
     # -- adding and removing --------------------------------------------------------------
 
     def unchanged(self, file: str, content_hash_: str) -> bool:
+        return self.indexed_hash(file) == content_hash_
+
+    def indexed_hash(self, file: str) -> str | None:
+        """The content hash of the indexed version of `file`; None if it is not indexed."""
         row = self.store.find_document(file)
-        return row is not None and row.content_hash == content_hash_
+        return None if row is None else row.content_hash
 
     def add_documents(self, batch: Sequence[NewDocument], embed: EmbedPassages) -> AddResult:
         """Store documents' chunks as passages, merging duplicates; replaces older versions.

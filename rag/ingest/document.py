@@ -81,7 +81,17 @@ def load_document(path: Path, options: LoadOptions | int) -> Document:
     """
     if isinstance(options, int):
         options = LoadOptions(options)
-    data, extraction = extract(path, options)
+    return parse_document(path, read_bytes(path, options.max_bytes), options)
+
+
+def parse_document(path: Path, data: bytes, options: LoadOptions) -> Document:
+    """`load_document` of bytes already read (and hashed) by the caller.
+
+    Raises:
+        LoadError: The bytes cannot be decoded, or no text is left once they are parsed
+            and cleaned.
+    """
+    extraction = loader_for(path).extract(path, data, options)
     source = SourceText(str(path), extraction.text, extraction.encoding, extraction.format)
     paragraphs = clean_paragraphs(number_blocks(extraction.blocks), source.path)
     if not paragraphs:

@@ -1,0 +1,1 @@
+"""Running the pipeline's steps on a cluster: ingestion on Ray (`ray_ingest`)."""
