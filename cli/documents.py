@@ -46,11 +46,13 @@ RAY_DEFAULT = "default"
 
 
 def ray_argv(argv: list[str]) -> list[str]:
-    """`argv` with Ray's default address after a `--ray` that has none."""
+    """`argv` with Ray's default address after a `--ray` that has none: one followed by
+    nothing, another option, or a path that exists (a file or folder to ingest)."""
     out: list[str] = []
     for i, arg in enumerate(argv):
         out.append(arg)
-        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+        after = argv[i + 1] if i + 1 < len(argv) else None
+        if arg == "--ray" and (after is None or after.startswith("-") or Path(after).exists()):
             out.append(RAY_DEFAULT)
     return out
 
@@ -66,10 +68,7 @@ def ingest(
         errors.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     if ray is not None and Path(ray).exists():
-        errors.print(
-            f"[red]error:[/red] --ray takes a cluster address, not a path ({ray}): "
-            "write the paths first, or --ray=ADDRESS"
-        )
+        errors.print(f"[red]error:[/red] --ray takes a cluster address, not a path ({ray})")
         raise typer.Exit(2)
     pipeline = open_pipeline_at(index)
     total = sum(1 for _ in iter_files(paths))

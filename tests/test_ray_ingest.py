@@ -23,6 +23,7 @@ import pytest
 
 from bench.ray_cluster import local_cluster
 from bench.service import RAG
+from cli.documents import RAY_DEFAULT, ray_argv
 from embeddings.base import Embedder, Kind, Vectors
 from embeddings.factory import make_embedder
 from rag.distributed.ray_ingest import (
@@ -75,6 +76,19 @@ def test_the_first_file_in_order_holding_a_passage_embeds_it_whoever_asks_first(
     assert first.claim([(1, ["b", "c"])]) == [[True, True]]
     # ... but once file 1 holds "b", later files are not, in whatever order they ask.
     assert first.claim([(5, ["b", "c"]), (2, ["c", "d"])]) == [[False, False], [False, True]]
+
+
+def test_ray_without_an_address_means_rays_default() -> None:
+    assert ray_argv(["ingest", "docs", "--ray"]) == ["ingest", "docs", "--ray", RAY_DEFAULT]
+    assert ray_argv(["ingest", "docs", "--ray", "--index", "i"])[3] == RAY_DEFAULT
+    # A path after it is one to ingest, not an address.
+    assert ray_argv(["ingest", "--ray", str(DEMO)]) == ["ingest", "--ray", RAY_DEFAULT, str(DEMO)]
+    assert ray_argv(["ingest", "docs", "--ray", "10.0.0.1:6379"]) == [
+        "ingest",
+        "docs",
+        "--ray",
+        "10.0.0.1:6379",
+    ]
 
 
 class CountingEmbedder(Embedder):
@@ -281,14 +295,3 @@ def test_rag_ingest_ray_reports_the_cluster_and_each_file_it_could_not_read(
         timeout=300,
     )
     assert [row["file"] for row in json.loads(listed.stdout)] == [first.name]
-
-
-def test_ray_wants_an_address_not_a_path(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(RAG), "ingest", "--ray", str(DEMO), "--index", str(tmp_path / "i")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2
-    assert "--ray takes a cluster address" in done.stderr

@@ -7,10 +7,13 @@ and hands it to the pipeline's own writer (`Pipeline.ingest_prepared`): the same
 the same duplicate merging (exact and near, against the store and the MinHash index of
 the one writer), the same names, ids and report as a local ingest of the same files.
 
-Dedupe runs on the driver because it needs the whole index: the actors embed every chunk of
-a changed file, and the writer keeps the vectors of the passages that turn out to be new
-(duplicates cost their embedding, not a second passage). A file whose content hash is the
-indexed one is neither parsed nor embedded, so a re-run after a crash redoes only the
+Dedupe runs on the driver because it needs the whole index and one writer. The actors
+embed ahead, before the writer decides what is new: each passage (by content hash) is
+embedded by the file of its first occurrence in the walk's order (`FirstOccurrences`), which
+is the one the writer needs a vector for; near duplicates and duplicates of passages indexed
+by earlier runs are embedded and then dropped (a cost, never a second passage). A vector
+the writer needs and did not get is embedded on the driver. A file whose content hash is
+the indexed one is neither parsed nor embedded, so a re-run after a crash redoes only the
 batches that were not committed.
 
 Every node reads the files itself: the paths must name the same files on every node (a
@@ -23,7 +26,7 @@ import logging
 import math
 import pickle
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +77,9 @@ class RayIngestReport:
     actor_nodes: set[str] = field(default_factory=set)
     embedded: int = 0
     actor_seconds: float = 0.0
+    # Of the report's `seconds`, those the driver spent waiting for the cluster's next
+    # file; the rest it spent writing (dedupe, store, vector index): the serial part.
+    waited_seconds: float = 0.0
 
 
 def _import_ray() -> Any:
@@ -182,15 +188,24 @@ def ingest_on_ray(
             {"order": order, "path": str(path), "key": key, "indexed": indexed.get(key, "")}
             for order, (path, key) in enumerate(files)
         ]
-        for row in _stream(rows, settings, plan, make_embedder):
-            item: PreparedFile = pickle.loads(row["item"])
-            if row["node"]:
-                result.actor_nodes.add(str(row["node"]))
-            result.embedded += int(row["embedded"])
-            result.actor_seconds += float(row["seconds"])
-            if on_file is not None:
-                on_file(item.key, len(item.chunks))
-            yield item
+        stream = _stream(rows, settings, plan, make_embedder)
+        try:
+            while True:
+                waiting = time.perf_counter()
+                row = next(stream, None)
+                result.waited_seconds += time.perf_counter() - waiting
+                if row is None:
+                    return
+                item: PreparedFile = pickle.loads(row["item"])
+                if row["node"]:
+                    result.actor_nodes.add(str(row["node"]))
+                result.embedded += int(row["embedded"])
+                result.actor_seconds += float(row["seconds"])
+                if on_file is not None:
+                    on_file(item.key, len(item.chunks))
+                yield item
+        finally:
+            stream.close()  # a failed write stops the cluster's work too
 
     if files:
         pipeline.ingest_prepared(received(), report)
@@ -201,7 +216,7 @@ def ingest_on_ray(
 
 def _stream(
     rows: list[dict[str, Any]], settings: Settings, plan: ActorPlan, make_embedder: MakeEmbedder
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """The Ray Data pipeline: files -> parse tasks -> embedding actors -> here, in order."""
     ray = _import_ray()
     context = ray.data.DataContext.get_current()
