@@ -3,12 +3,13 @@
     nice -n 10 python -m bench.ray_ingest ../shared/datasets [--contexts N] [--rounds R]
 
 Writes the first N contexts of DRCD dev and CMRC 2018 dev as documents, then ingests them
-into fresh indexes (timed from loading the model to the index committed), alternating: locally with one model thread, on a one-node Ray cluster
+into fresh indexes, alternating: locally with one model thread, on a one-node Ray cluster
 (one CPU), locally with two threads, on a two-node cluster (one CPU each); `--rounds`
-times. Each run is its own process (the model's thread count is fixed when it loads) and
-each cluster is real (`bench.ray_cluster`), started before its run is timed. Prints one
-table, with the load average over each run (the machine may be shared), and the figures
-the projection to N nodes in docs/benchmarks.md is made from.
+times. A run is timed from loading the model(s) to the index committed; each runs in its
+own process (the model's thread count is fixed when it loads) and each cluster is real
+(`bench.ray_cluster`), started before its run. Prints one table, with the load average over
+each run (the machine may be shared), and the figures the projection to N nodes in
+docs/benchmarks.md is made from.
 """
 
 from __future__ import annotations
