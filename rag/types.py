@@ -160,6 +160,17 @@ class Answer:
     # Why the answer is not quite what was configured (the LLM failed, citations were
     # removed), for the reader; None when there is nothing to say.
     note: str | None = None
+    # Conversations (rag/conversation/): what was searched and answered, the question
+    # rewritten to stand alone from the previous turns; the question itself without any.
+    standalone_question: str | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation: what was asked and what was answered."""
+
+    question: str
+    answer: str
 
 
 @dataclass(frozen=True)

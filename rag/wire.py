@@ -9,11 +9,11 @@ citations alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from rag.types import Answer, Citation, Location, ScoredPassage, Source
+from rag.types import Answer, Citation, Location, ScoredPassage, Source, Turn
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
@@ -67,6 +67,8 @@ def answer_payload(answer: Answer, sign: CitationSigner | None = None) -> dict[s
         "composer": answer.composer,
         "unsupported": list(answer.unsupported),
         "note": answer.note,
+        # The question as searched and answered: rewritten from the conversation's history.
+        "standalone_question": answer.standalone_question,
     }
 
 
@@ -81,7 +83,29 @@ def search_payload(
 
 
 def ask_payload(
-    pipeline: Pipeline, question: str, top_k: int, sign: CitationSigner | None = None
+    pipeline: Pipeline,
+    question: str,
+    top_k: int,
+    sign: CitationSigner | None = None,
+    history: Sequence[Turn] = (),
 ) -> dict[str, Any]:
     """What `POST /v1/ask` answers to a valid question; `rag eval` asks through it too."""
-    return answer_payload(pipeline.ask(question, top_k), sign)
+    return answer_payload(pipeline.ask(question, top_k, history), sign)
+
+
+def turns_from_payload(rows: Sequence[dict[str, Any]]) -> tuple[Turn, ...]:
+    """`history` as the wire writes it (`[{"question", "answer"}]`) as turns.
+
+    Raises:
+        ValueError: a row is not an object with string `question` and `answer`.
+    """
+    turns = []
+    for n, row in enumerate(rows, 1):
+        question, answer = (row.get(k) if isinstance(row, dict) else None for k in TURN_FIELDS)
+        if not isinstance(question, str) or not isinstance(answer, str):
+            raise ValueError(f"history turn {n} needs a string question and answer")
+        turns.append(Turn(question, answer))
+    return tuple(turns)
+
+
+TURN_FIELDS = ("question", "answer")

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.store",),
     ("rag.index",),
     ("rag.retrieve",),
-    ("rag.answer",),
+    ("rag.answer", "rag.conversation"),  # the rewrite uses the LLM client of rag.answer.llm
     ("rag.pipeline", "rag.wire"),
     ("rag.integrations", "rag"),  # `rag` is the package itself: `rag.open`
     ("service",),

@@ -26,8 +26,14 @@ _WANTS_DATE = re.compile(r"哪一?天|哪年|哪一年|何时|什么时候|几�
 _WANTS_NUMBER = re.compile(r"几|多少")
 _DATE = re.compile(r"\d{4}[年/.-]\d{1,2}|\d{1,2}月\d{1,2}[日号]|\d{4}年")
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个项条名位次种件年月日天元岁倍]")
+# "他在会上说了什么？" wants what was said: a sentence where a speech verb opens its content
+# ("王岐山指出，质量是基础"), not a headline that only announces it ("王岐山在座谈会上指出").
+_WANTS_SPEECH = re.compile(r"(?:说|讲|谈|指出|表示|强调|提出|认为|称)(?:了|过|到)?(?:些)?什么")
+_SPEECH = re.compile(r"(?:说|讲|谈到|指出|表示|强调|提出|认为|称)[，,:：]")
 DATE_SLOT = "<date>"
 NUMBER_SLOT = "<number>"
+SPEECH_SLOT = "<speech>"
+_SLOTS = (DATE_SLOT, NUMBER_SLOT, SPEECH_SLOT)
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
 
@@ -93,6 +99,8 @@ class ExtractiveComposer:
                 weights[DATE_SLOT] = slot_weight
             elif _WANTS_NUMBER.search(folded):
                 weights[NUMBER_SLOT] = slot_weight
+            elif _WANTS_SPEECH.search(folded):
+                weights[SPEECH_SLOT] = slot_weight
         return weights
 
     def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer:
@@ -125,7 +133,13 @@ class ExtractiveComposer:
         total = sum(weights.values())
         if total <= 0:
             return weights, []
-        return weights, self._choose(self._sentences(passages, weights), weights, total)
+        sentences = self._sentences(passages, weights)
+        if SPEECH_SLOT in weights:
+            # What someone said is only in a sentence that reports it: when there is one,
+            # the others (the headline announcing the speech) cannot answer.
+            reported = [s for s in sentences if SPEECH_SLOT in s.terms]
+            sentences = reported or sentences
+        return weights, self._choose(sentences, weights, total)
 
     def support(self, chosen: Sequence[_Sentence], weights: dict[str, float]) -> float:
         """IDF-weighted share of the question's words that the chosen sentences cover.
@@ -134,7 +148,7 @@ class ExtractiveComposer:
         not count: a sentence offering a number is a candidate answer, not evidence that it
         answers *this* question.
         """
-        words = {w: v for w, v in weights.items() if w not in (DATE_SLOT, NUMBER_SLOT)}
+        words = {w: v for w, v in weights.items() if w not in _SLOTS}
         direct = set().union(*(s.terms for s in chosen)) if chosen else set()
         context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
         covered = sum(words.get(t, 0.0) for t in direct)
@@ -149,6 +163,8 @@ class ExtractiveComposer:
             covered.add(DATE_SLOT)
         if NUMBER_SLOT in weights and _NUMBER.search(folded):
             covered.add(NUMBER_SLOT)
+        if SPEECH_SLOT in weights and _SPEECH.search(folded):
+            covered.add(SPEECH_SLOT)
         return frozenset(covered)
 
     def _sentences(

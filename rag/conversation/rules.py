@@ -1,0 +1,241 @@
+"""The deterministic rewrite of a follow-up: pronouns and ellipsis resolved from earlier turns.
+
+"他在会上说了什么？" after "王岐山在哪里主持召开质量工作座谈会？" becomes "王岐山在会上说了什么？":
+retrieval and the composer then see who is meant. Only a question with a reference in it
+(他/她/它/其, 这/该/此/那 + noun, "那…呢", or, with `ellipsis`, no entity of its own) is
+rewritten; any other question is returned exactly as it came.
+
+The antecedent comes from jieba's part-of-speech tags on the script-folded previous turns: a
+person pronoun takes the first person name (nr) of the previous question, else of its answer;
+any other reference takes the previous question's topic, its first noun phrase (questions in
+Chinese name their subject first: "大莱龙铁路一共投资多少亿元？"). Earlier turns are resolved
+in order, so the third turn of a conversation sees the second one already rewritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rag.text.script import Script, detect_script, fold_script, to_script
+from rag.types import Turn
+
+_PERSON_PRONOUNS = frozenset({"他", "她", "他们", "她们"})
+_THING_PRONOUNS = frozenset({"它", "它们"})
+# 其 as a word is "its"/"his"; inside 其他, 其中, 其实, 其余 jieba keeps it in one word.
+_POSSESSIVE = "其"
+# 该/这/此/那, alone or with a classifier (这部, 该位), before a noun: "该铁路", "这部电影".
+_DEMONSTRATIVE = re.compile(
+    r"(?:该|这|此|那)(?:个|位|部|本|座|家|条|所|种|项|些|名|首|只|场|款|支|片)?"
+)
+# Elliptical "what about X?": 那X呢 / 那么X呢 / X呢.
+_WHAT_ABOUT = re.compile(r"^(?:那么?|那)?(?P<x>[^，,。？?！!呢]{1,20})呢[？?。！!]*$")
+# Noun-like tags of jieba's posseg: nouns and names (n, nr, ns, nt, nz, nrt, nrfg, ...),
+# Latin words. `vn` (a verb used as a noun) continues a phrase but does not start one.
+_NOUN = re.compile(r"n[a-z]*|eng")
+_PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng")
+_PERSON = re.compile(r"nr[a-z]*")
+_TITLE = re.compile(r"《[^》]{1,40}》")
+# Question words a noun tagger may call nouns (什么 is `r`, but 时候, 地方 are `n`).
+_NOT_TOPIC = frozenset({"时候", "地方", "时间", "原因", "名字", "问题", "东西", "人"})
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    # Give a question with no noun of its own the previous topic as subject
+    # ("一共投资多少亿元？"). Off, such a question is left as it is.
+    ellipsis: bool = True
+    # Earlier turns read, the latest last: older ones rarely hold what a pronoun means.
+    turns: int = 3
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    flag: str
+    start: int
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    text: str
+    person: bool
+    proper: bool
+
+
+@lru_cache(maxsize=1)
+def _posseg() -> object:
+    from rag.text.tokenize import jieba_tokens
+
+    jieba_tokens("")  # loads jieba's dictionary quietly, once
+    import jieba.posseg
+
+    return jieba.posseg
+
+
+@lru_cache(maxsize=4096)
+def _tag(folded: str) -> tuple[_Word, ...]:
+    words = []
+    at = 0
+    for pair in _posseg().cut(folded):  # type: ignore[attr-defined]
+        words.append(_Word(pair.word, pair.flag, at))
+        at += len(pair.word)
+    return tuple(words)
+
+
+def noun_phrases(folded: str) -> list[_Phrase]:
+    """Titles in 《》 and runs of noun-like words, in order, in folded text."""
+    phrases: list[tuple[int, _Phrase]] = []
+    taken: list[tuple[int, int]] = []
+    for m in _TITLE.finditer(folded):
+        phrases.append((m.start(), _Phrase(m.group(0), False, True)))
+        taken.append(m.span())
+    run: list[_Word] = []
+
+    def close() -> None:
+        while run and not _NOUN.fullmatch(run[-1].flag):
+            run.pop()  # a phrase ends on a noun
+        text = "".join(w.text for w in run)
+        if len(text) >= 2 and text not in _NOT_TOPIC:
+            person = all(_PERSON.fullmatch(w.flag) for w in run)  # a name alone
+            proper = any(_PROPER.fullmatch(w.flag) for w in run)
+            phrases.append((run[0].start, _Phrase(text, person, proper)))
+        run.clear()
+
+    for word in _tag(folded):
+        inside = any(a <= word.start < b for a, b in taken)
+        if not inside and (_NOUN.fullmatch(word.flag) or (run and word.flag == "vn")):
+            if _headed(run):
+                close()  # "广茂铁路" ends there: "全长" is what is asked about it
+            run.append(word)
+        else:
+            close()
+    close()
+    return [p for _, p in sorted(phrases, key=lambda item: item[0])]
+
+
+def _headed(run: Sequence[_Word]) -> bool:
+    """Whether a phrase is complete: a name followed by its common noun ("广茂" "铁路").
+
+    A name takes at most one noun after it; the next one is an attribute of it ("全长",
+    "面积"), not part of its name.
+    """
+    return (
+        len(run) >= 2
+        and any(_PROPER.fullmatch(w.flag) for w in run[:-1])
+        and not _PROPER.fullmatch(run[-1].flag)
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the previous turn offers a reference: its topic and the person it names."""
+
+    question: str  # folded, already resolved
+    phrases: tuple[_Phrase, ...]  # of the question, in order
+    topic: _Phrase | None
+    person: _Phrase | None
+    thing: _Phrase | None
+
+    @classmethod
+    def of(cls, question: str, answer: str) -> _Context:
+        asked = noun_phrases(question)
+        said = noun_phrases(answer)
+        topic = asked[0] if asked else None
+        person = next((p for p in asked + said if p.person), None)
+        thing = next((p for p in asked if not p.person), topic)
+        return cls(question, tuple(asked), topic, person, thing)
+
+
+class RuleRewriter:
+    """Rewrites a follow-up into a standalone question without a model (see the module)."""
+
+    def __init__(self, config: RuleConfig | None = None) -> None:
+        self.config = config or RuleConfig()
+
+    def condense(self, question: str, history: Sequence[Turn]) -> str:
+        """`question` made to stand alone; itself, unchanged, when it already does."""
+        turns = list(history)[-self.config.turns :]
+        if not turns:
+            return question
+        context: _Context | None = None
+        for turn in turns:
+            folded = fold_script(turn.question)
+            resolved = self._resolve(folded, context) if context else None
+            context = _Context.of(resolved or folded, fold_script(turn.answer))
+        assert context is not None
+        folded = fold_script(question)
+        resolved = self._resolve(folded, context)
+        if resolved is None:
+            return question
+        return _in_script(question, folded, resolved, turns[-1].question)
+
+    def _resolve(self, folded: str, context: _Context) -> str | None:
+        """The folded question with its references replaced; None if it has none."""
+        about = _WHAT_ABOUT.match(folded.strip())
+        if about and context.topic and context.topic.text in context.question:
+            subject = about.group("x").strip()
+            if subject and subject not in _PERSON_PRONOUNS | _THING_PRONOUNS:
+                return context.question.replace(context.topic.text, subject, 1)
+        words = _tag(folded)
+        out: list[str] = []
+        changed = False
+        i = 0
+        while i < len(words):
+            word = words[i]
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            replacement = None
+            skip = 1
+            if word.text in _PERSON_PRONOUNS:
+                replacement = _text(context.person or context.topic)
+            elif word.text in _THING_PRONOUNS:
+                replacement = _text(context.thing)
+            elif word.text == _POSSESSIVE:
+                thing = _text(context.thing)
+                replacement = None if thing is None else thing + "的"
+            elif _DEMONSTRATIVE.fullmatch(word.text) and nxt and _NOUN.fullmatch(nxt.flag):
+                # 该铁路 -> 大莱龙铁路; 这部电影 (about 阿凡达) -> 阿凡达电影.
+                named = (p for p in context.phrases if p.text.endswith(nxt.text))
+                thing = _text(next(named, context.thing))
+                if thing is not None:
+                    replacement = thing if thing.endswith(nxt.text) else thing + nxt.text
+                    skip = 2
+            if replacement is None:
+                out.append(word.text)
+            else:
+                out.append(replacement)
+                changed = True
+            i += skip
+        if changed:
+            return "".join(out)
+        if self.config.ellipsis and context.topic and not noun_phrases(folded):
+            return context.topic.text + folded.lstrip()
+        return None
+
+
+def _text(phrase: _Phrase | None) -> str | None:
+    return None if phrase is None else phrase.text
+
+
+def _in_script(question: str, folded: str, resolved: str, previous: str) -> str:
+    """`resolved` (folded) in the script the user wrote `question` in.
+
+    Folding maps characters one to one for nearly every question; then the words the user
+    typed are kept as typed and only the inserted antecedent is converted.
+    """
+    script: Script | None = detect_script(question) or detect_script(previous)
+    if len(folded) == len(question):
+        # Equal stretches come from the question as typed; the rest was inserted.
+        out = []
+        matcher = difflib.SequenceMatcher(None, folded, resolved, autojunk=False)
+        for op, a1, a2, b1, b2 in matcher.get_opcodes():
+            if op == "equal":
+                out.append(question[a1:a2])
+            elif op in ("replace", "insert"):
+                inserted = resolved[b1:b2]
+                out.append(to_script(inserted, script) if script == "hant" else inserted)
+        return "".join(out)
+    return to_script(resolved, script) if script == "hant" else resolved
