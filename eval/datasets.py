@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.types import Turn
+from rag.wire import turns_from_payload
+
 
 @dataclass(frozen=True)
 class Question:
@@ -17,6 +20,10 @@ class Question:
     paragraph: int | None = None  # gold paragraph number, when known
     evidence: str | None = None
     kind: str | None = None
+    # Conversation sets (eval/conversations.py): the earlier turns, and the question as it
+    # would be asked alone (the gold of the rewrite).
+    history: tuple[Turn, ...] = ()
+    standalone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,9 @@ def write_corpus(sets: list[SquadSet], directory: Path) -> None:
 
 
 def load_jsonl(path: Path) -> list[Question]:
-    """JSONL question sets: `id`, `question`, optional `answers`, `file`, `evidence`, `kind`."""
+    """JSONL question sets: `id`, `question`, optional `answers`, `file`, `paragraph`,
+    `evidence`, `kind`, and for conversations `history` (`[{"question", "answer"}]`, the
+    earlier turns) and `standalone` (the question as it would be asked alone)."""
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -94,14 +103,21 @@ def load_jsonl(path: Path) -> list[Question]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{n}: not JSON: {err}") from err
+        try:
+            history = turns_from_payload(row.get("history") or [])
+        except ValueError as err:
+            raise ValueError(f"{path}:{n}: {err}") from err
         out.append(
             Question(
                 id=str(row.get("id", n)),
                 question=row["question"],
                 answers=tuple(row.get("answers") or ()),
                 file=row.get("file"),
+                paragraph=row.get("paragraph"),
                 evidence=row.get("evidence"),
                 kind=row.get("kind"),
+                history=history,
+                standalone=row.get("standalone"),
             )
         )
     return out

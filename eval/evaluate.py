@@ -200,7 +200,12 @@ def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Tar
     def source_text(file: str) -> str | None:
         return _read_text(docs / file)
 
-    return Target(baseline.ask, source_text, {"embedder": embedder.name, "recipe": "chatchat"})
+    # The stock recipe has no conversations: a follow-up is asked as it is.
+    return Target(
+        lambda question, top_k, _history: baseline.ask(question, top_k),
+        source_text,
+        {"embedder": embedder.name, "recipe": "chatchat"},
+    )
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -225,6 +230,8 @@ def evaluate(
         def on_outcome(outcome: Outcome) -> None:
             if sink is not None:
                 record = {"id": outcome.question.id, "question": outcome.question.question}
+                if outcome.question.standalone is not None:  # a conversation set's gold
+                    record["gold_standalone"] = outcome.question.standalone
                 record |= outcome.answer or {"error": outcome.error}
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             if tick is not None:

@@ -12,10 +12,11 @@ import httpx
 
 from eval.datasets import Question
 from rag.pipeline import Pipeline
+from rag.types import Turn
 from rag.wire import ask_payload
 
-# question text, top_k -> the answer object of `POST /v1/ask`
-Ask = Callable[[str, int], dict[str, Any]]
+# question text, top_k, the conversation's earlier turns -> the answer object of `POST /v1/ask`
+Ask = Callable[[str, int, Sequence[Turn]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,19 @@ class Outcome:
 
 def local_asker(pipeline: Pipeline) -> Ask:
     """In process, through the very function behind `POST /v1/ask`."""
-    return lambda question, top_k: ask_payload(pipeline, question.strip(), top_k)
+    return lambda question, top_k, history: ask_payload(
+        pipeline, question.strip(), top_k, history=history
+    )
 
 
 def http_asker(client: httpx.Client) -> Ask:
     """A running service's `POST /v1/ask` (the client carries base URL and key)."""
 
-    def ask(question: str, top_k: int) -> dict[str, Any]:
-        response = client.post("/v1/ask", json={"question": question, "top_k": top_k})
+    def ask(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        body: dict[str, Any] = {"question": question, "top_k": top_k}
+        if history:
+            body["history"] = [{"question": t.question, "answer": t.answer} for t in history]
+        response = client.post("/v1/ask", json=body)
         if response.is_error:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
         answer: dict[str, Any] = response.json()
@@ -50,7 +56,7 @@ def http_asker(client: httpx.Client) -> Ask:
 def ask_one(ask: Ask, question: Question, asked: str, top_k: int) -> Outcome:
     started = time.perf_counter()
     try:
-        answer, error = ask(asked, top_k), None
+        answer, error = ask(asked, top_k, question.history), None
     except Exception as err:  # one failed question is a result, not the end of the run
         answer, error = None, f"{type(err).__name__}: {err}"
     return Outcome(question, asked, answer, error, time.perf_counter() - started)

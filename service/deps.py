@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request
 
 from rag.pipeline import Pipeline
+from rag.types import Turn
 from rag.wire import CitationSigner
 from service.admission import Admission, Overloaded
 from service.auth import AccessDenied, Action, Caller, Role
 from service.jobs import JobQueue
-from service.schemas import AskRequest, ChatRequest, unicode_text
+from service.schemas import AskRequest, ChatRequest, TurnIn, unicode_text
 from service.settings import ServiceSettings
 from service.state import ServiceState
 
@@ -172,10 +173,34 @@ async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAcces
             f"a publishable key may ask for at most {settings.publishable_max_top_k} passages "
             f"(top_k), not {body.top_k}",
         )
-    return AskRequest(question=checked_question(body.question, settings), top_k=body.top_k)
+    checked_history([(t.question, t.answer) for t in body.history], settings)
+    return AskRequest(
+        question=checked_question(body.question, settings), top_k=body.top_k, history=body.history
+    )
 
 
 AskBody = Annotated[AskRequest, Depends(ask_question)]
+
+
+def checked_history(turns: list[tuple[str, str]], settings: ServiceSettings) -> None:
+    """A 422 naming the limit if the history has too many turns or characters."""
+    if len(turns) > settings.max_history_turns:
+        raise HTTPException(
+            422,
+            f"the history has {len(turns)} turns; the limit is {settings.max_history_turns} "
+            "(RAG_MAX_HISTORY_TURNS)",
+        )
+    chars = sum(len(q) + len(a) for q, a in turns)
+    if chars > settings.max_history_chars:
+        raise HTTPException(
+            422,
+            f"the history holds {chars} characters; the limit is {settings.max_history_chars} "
+            "(RAG_MAX_HISTORY_CHARS)",
+        )
+
+
+def history_turns(history: list[TurnIn]) -> tuple[Turn, ...]:
+    return tuple(Turn(t.question, t.answer) for t in history)
 
 
 async def chat_question(body: ChatRequest, settings: SettingsDep) -> str:
@@ -186,3 +211,35 @@ async def chat_question(body: ChatRequest, settings: SettingsDep) -> str:
 
 
 ChatQuestion = Annotated[str, Depends(chat_question)]
+
+
+async def chat_history(body: ChatRequest, settings: SettingsDep) -> tuple[Turn, ...]:
+    """The turns before the last user message: each user message with the reply after it.
+
+    System and tool messages are not turns; a user message without a reply is a turn with an
+    empty answer.
+    """
+    last = max(i for i, m in enumerate(body.messages) if m.role == "user")
+    turns: list[tuple[str, str]] = []
+    question: str | None = None
+    for message in body.messages[:last]:
+        if message.role == "user":
+            if question is not None:
+                turns.append((question, ""))
+            question = message.text()
+        elif message.role == "assistant" and question is not None:
+            turns.append((question, message.text()))
+            question = None
+    if question is not None:
+        turns.append((question, ""))
+    checked_history(turns, settings)
+    try:
+        for q, a in turns:
+            unicode_text(q + a)  # the text parts of chat content are not `Text`
+    except ValueError as err:
+        raise HTTPException(422, str(err)) from err
+    return tuple(Turn(q, a) for q, a in turns)
+
+
+# Declared after `ChatQuestion` in a route: a request without a user message is refused there.
+ChatHistory = Annotated[tuple[Turn, ...], Depends(chat_history)]

@@ -39,9 +39,22 @@ class Strict(BaseModel):
 # -- requests -----------------------------------------------------------------------------
 
 
+class TurnIn(Strict):
+    """An earlier exchange of the conversation, as the client showed it."""
+
+    question: Text = Field(description="A question asked earlier in the conversation")
+    answer: Text = Field(description="The answer's text it was given")
+
+
 class AskRequest(Strict):
     question: str = Field(min_length=1, description="The question, simplified or traditional")
     top_k: int = TopK
+    history: list[TurnIn] = Field(
+        default_factory=list,
+        description="The conversation's earlier turns, oldest first: a follow-up is rewritten "
+        "to stand alone from them (see `standalone_question`). At most "
+        "RAG_MAX_HISTORY_TURNS turns and RAG_MAX_HISTORY_CHARS characters (422 beyond)",
+    )
 
 
 class SearchRequest(Strict):
@@ -133,6 +146,10 @@ class AnswerOut(BaseModel):
     note: str | None = Field(
         description="Why the answer differs from what was configured (LLM unavailable, "
         "citations of passages that were not given removed), else null"
+    )
+    standalone_question: str | None = Field(
+        description="The question as searched and answered: a follow-up rewritten to stand "
+        "alone from `history`; the question itself when it has no history or needs no rewrite"
     )
 
 

@@ -51,6 +51,12 @@ class ServiceSettings(Settings):
     # so a large `top_k` would make asking a search, which that key may not do.
     publishable_max_top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=500, ge=1, le=10000)
+    # Conversations: the earlier turns a request may send (`history` of /v1/ask, the messages
+    # of /v1/chat/completions) and their characters in all, questions and answers. The
+    # rewrite reads only the last few turns: beyond these a request is refused (422) rather
+    # than parsed and carried for nothing.
+    max_history_turns: int = Field(default=20, ge=0, le=1000)
+    max_history_chars: int = Field(default=20_000, ge=0, le=1_000_000)
     max_upload_mb: int = Field(default=20, ge=1)
     max_upload_files: int = Field(default=20, ge=1)
     upload_dir: Path | None = None  # default: <index_dir>/uploads

@@ -72,6 +72,7 @@ def answer_extras(answer: Answer, sign: CitationSigner) -> dict[str, Any]:
         "composer": answer.composer,
         "unsupported": list(answer.unsupported),
         "note": answer.note,
+        "standalone_question": answer.standalone_question,
     }
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from eval.datasets import Question
 from eval.runner import Outcome, run_questions
+from rag.types import Turn
 
 QUESTIONS = [(Question(str(i), f"问题{i}", ()), f"问题{i}") for i in range(10)]
 
 
-def echo(question: str, top_k: int) -> dict[str, Any]:
+def echo(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
     if question == "问题3":
         raise ValueError("no answer for 3")
     return {"answer": question, "top_k": top_k}

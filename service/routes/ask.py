@@ -16,12 +16,15 @@ from service.deps import (
     AskBody,
     CitationSignerDep,
     SearchAccess,
+    history_turns,
 )
 from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut, SearchRequest
 from service.streaming import ask_events
 
-# JSON bodies here are a question and a number: anything bigger is refused unread (413).
-MAX_BODY = 64 * 1024
+# JSON bodies here are a question, a number and the conversation's history (at most
+# RAG_MAX_HISTORY_CHARS, 20,000 by default: up to 120 KB as JSON \u escapes): anything
+# bigger is refused unread (413).
+MAX_BODY = 192 * 1024
 
 # 400: a body that is not even text (invalid UTF-8), before it can be parsed as JSON.
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -36,8 +39,12 @@ router = APIRouter(prefix="/v1", tags=["ask"], max_body_size=MAX_BODY, responses
 def ask(
     _: AskAccess, body: AskBody, sign: CitationSignerDep, pipeline: AdmittedPipeline
 ) -> dict[str, Any]:
-    """Answer a question from the documents, citing file, paragraph and offsets."""
-    return ask_payload(pipeline, body.question, body.top_k, sign)
+    """Answer a question from the documents, citing file, paragraph and offsets.
+
+    A follow-up sent with the conversation's `history` is answered as its
+    `standalone_question`.
+    """
+    return ask_payload(pipeline, body.question, body.top_k, sign, history_turns(body.history))
 
 
 @router.post(
@@ -54,7 +61,8 @@ def ask_stream(
     _: AskAccess, body: AskBody, sign: CitationSignerDep, pipeline: AdmittedPipeline
 ) -> EventSourceResponse:
     """The answer as Server-Sent Events: passages first, then the text, then the answer."""
-    events = ask_events(partial(pipeline.ask_stream, body.question, body.top_k), sign)
+    history = history_turns(body.history)
+    events = ask_events(partial(pipeline.ask_stream, body.question, body.top_k, history), sign)
     return EventSourceResponse(events, headers={"Cache-Control": "no-cache"})
 
 

@@ -8,7 +8,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
-from service.deps import AdmittedPipeline, AskAccess, ChatQuestion, CitationSignerDep
+from service.deps import (
+    AdmittedPipeline,
+    AskAccess,
+    ChatHistory,
+    ChatQuestion,
+    CitationSignerDep,
+)
 from service.routes.ask import ERRORS, MAX_BODY
 from service.schemas import ChatRequest
 from service.streaming import chat_chunks, chat_completion
@@ -30,11 +36,14 @@ def chat_completions(
     _: AskAccess,
     body: ChatRequest,
     question: ChatQuestion,
+    history: ChatHistory,
     sign: CitationSignerDep,
     pipeline: AdmittedPipeline,
 ) -> dict[str, Any] | EventSourceResponse:
-    """The last user message is the question; citations ride in a `citations` field."""
+    """The last user message is the question, the messages before it its history (user
+    messages with the assistant's replies); citations ride in a `citations` field."""
     if body.stream:
-        chunks = chat_chunks(partial(pipeline.ask_stream, question), body.model, sign)
+        stream = partial(pipeline.ask_stream, question, None, history)
+        chunks = chat_chunks(stream, body.model, sign)
         return EventSourceResponse(chunks, headers={"Cache-Control": "no-cache"})
-    return chat_completion(pipeline.ask(question), body.model, sign)
+    return chat_completion(pipeline.ask(question, None, history), body.model, sign)

@@ -1,0 +1,138 @@
+"""Conversations over HTTP: history in /v1/ask, its stream and chat completions, and its limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.settings import ServiceSettings
+from tests.api import api_client, sse_events
+from tests.fakes import HashEmbedder
+
+FIRST = "王岐山在哪里主持召开质量工作座谈会？"
+FIRST_ANSWER = "9月27日,王岐山在北京主持召开质量工作座谈会。"
+FOLLOW_UP = "他在会上说了什么？"
+STANDALONE = "王岐山在会上说了什么？"
+HISTORY = [{"question": FIRST, "answer": FIRST_ANSWER}]
+TURN_LIMIT, CHAR_LIMIT = 4, 2000
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = ServiceSettings(
+        index_dir=tmp_path_factory.mktemp("conversations") / "index",
+        dense_floor=0.0,  # the fake embedder's scale
+        max_history_turns=TURN_LIMIT,
+        max_history_chars=CHAR_LIMIT,
+    )
+    with api_client(settings, HashEmbedder()) as test_client:
+        yield test_client
+
+
+def test_a_follow_up_is_answered_as_its_standalone_question(client: TestClient) -> None:
+    body = client.post("/v1/ask", json={"question": FOLLOW_UP, "history": HISTORY}).json()
+
+    assert body["question"] == FOLLOW_UP
+    assert body["standalone_question"] == STANDALONE
+    alone = client.post("/v1/ask", json={"question": STANDALONE}).json()
+    assert body["answer"] == alone["answer"]
+    assert "rewrite" in body["timings_ms"]
+
+
+def test_without_history_the_question_is_its_own_standalone_question(
+    client: TestClient,
+) -> None:
+    body = client.post("/v1/ask", json={"question": FOLLOW_UP}).json()
+
+    assert body["standalone_question"] == FOLLOW_UP
+    assert "rewrite" not in body["timings_ms"]
+
+
+def test_the_stream_answers_the_standalone_question(client: TestClient) -> None:
+    response = client.post("/v1/ask/stream", json={"question": FOLLOW_UP, "history": HISTORY})
+
+    events = dict(sse_events(response.text))
+    assert json.loads(events["answer"])["standalone_question"] == STANDALONE
+
+
+def test_chat_completions_take_the_earlier_messages_as_history(client: TestClient) -> None:
+    messages = [
+        {"role": "system", "content": "你是助手"},
+        {"role": "user", "content": FIRST},
+        {"role": "assistant", "content": FIRST_ANSWER},
+        {"role": "user", "content": [{"type": "text", "text": FOLLOW_UP}]},
+    ]
+    body = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages}).json()
+    assert body["standalone_question"] == STANDALONE
+
+    streamed = client.post(
+        "/v1/chat/completions", json={"model": "rag", "messages": messages, "stream": True}
+    )
+    chunks = [json.loads(data) for _, data in sse_events(streamed.text) if data != "[DONE]"]
+    assert chunks[-1]["standalone_question"] == STANDALONE
+
+
+@pytest.mark.parametrize("route", ["/v1/ask", "/v1/ask/stream"])
+def test_too_many_turns_is_422_naming_the_limit(client: TestClient, route: str) -> None:
+    history = HISTORY * (TURN_LIMIT + 1)
+    response = client.post(route, json={"question": FOLLOW_UP, "history": history})
+
+    assert response.status_code == 422
+    assert f"the limit is {TURN_LIMIT}" in response.json()["detail"]
+    assert "RAG_MAX_HISTORY_TURNS" in response.json()["detail"]
+
+
+def test_too_long_a_history_is_422_naming_the_limit(client: TestClient) -> None:
+    history = [{"question": FIRST, "answer": "很长" * CHAR_LIMIT}]
+    response = client.post("/v1/ask", json={"question": FOLLOW_UP, "history": history})
+
+    assert response.status_code == 422
+    assert f"the limit is {CHAR_LIMIT}" in response.json()["detail"]
+
+
+def test_chat_messages_beyond_the_limits_are_422(client: TestClient) -> None:
+    turns = [
+        {"role": role, "content": text}
+        for _ in range(TURN_LIMIT + 1)
+        for role, text in (("user", FIRST), ("assistant", FIRST_ANSWER))
+    ]
+    messages = [*turns, {"role": "user", "content": FOLLOW_UP}]
+    response = client.post("/v1/chat/completions", json={"messages": messages})
+
+    assert response.status_code == 422
+    assert "RAG_MAX_HISTORY_TURNS" in response.json()["detail"]
+
+
+def test_ten_thousand_turns_or_a_megabyte_are_refused_with_the_limit_named(
+    client: TestClient,
+) -> None:
+    many = {"question": FOLLOW_UP, "history": [{"question": "问", "answer": "答"}] * 10_000}
+    response = client.post("/v1/ask", json=many)
+    assert response.status_code in (413, 422)
+    assert "limit" in json.dumps(response.json()["detail"])
+
+    megabyte = {"question": FOLLOW_UP, "history": [{"question": FIRST, "answer": "答" * 1_000_000}]}
+    response = client.post("/v1/ask", json=megabyte)
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        [{"question": FIRST}],
+        [{"question": FIRST, "answer": 3}],
+        [{"question": FIRST, "answer": "", "extra": 1}],
+        "not a list",
+        [{"question": "\ud800", "answer": ""}],
+    ],
+)
+def test_malformed_history_is_422(client: TestClient, history: object) -> None:
+    # Sent as ASCII JSON: a lone surrogate travels escaped, as a client may send it.
+    body = json.dumps({"question": FOLLOW_UP, "history": history}).encode()
+    headers = {"content-type": "application/json"}
+    response = client.post("/v1/ask", content=body, headers=headers)
+    assert response.status_code == 422
