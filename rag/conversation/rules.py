@@ -81,8 +81,14 @@ def _tag(folded: str) -> tuple[_Word, ...]:
     words = []
     at = 0
     for pair in _posseg().cut(folded):  # type: ignore[attr-defined]
-        words.append(_Word(pair.word, pair.flag, at))
-        at += len(pair.word)
+        word, flag = pair.word, pair.flag
+        if len(word) > 1 and word.endswith("是") and _NOUN.fullmatch(flag):
+            # jieba glues the copula to a rare noun ("锣鼓经是什么" -> 锣鼓 / 经是): no noun
+            # ends in 是 (但是, 于是 are conjunctions), so it is split off.
+            words.append(_Word(word[:-1], flag, at))
+            word, flag, at = "是", "v", at + len(word) - 1
+        words.append(_Word(word, flag, at))
+        at += len(word)
     return tuple(words)
 
 
