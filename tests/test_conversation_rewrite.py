@@ -1,4 +1,4 @@
-"""The rewrite of follow-ups: the rules (no model), and the LLM through a STUB server on loopback."""
+"""The rewrite of follow-ups: the rules (no model), and the LLM against a STUB server."""
 
 from __future__ import annotations
 
