@@ -607,3 +607,46 @@ def test_a_pdf_citation_names_its_page_and_opens_the_original_at_it(
             part(page, "original").click()
         # The tab opens blank (a popup must open on the click), then shows the fetched PDF.
         expect(opened.value).to_have_url(re.compile(r"^blob:http://127\.0\.0\.1:\d+/.+#page=2$"))
+
+
+def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_conversation(
+    page: Page, live_service: str
+) -> None:
+    first, follow_up = "王岐山在哪里主持召开质量工作座谈会？", "他在会上说了什么？"
+    bodies: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda request: (
+            bodies.append(request.post_data_json)
+            if request.url.endswith("/v1/ask/stream")
+            else None
+        ),
+    )
+    page.goto(live_service)
+    open_widget(page)
+    ask(page, first)
+    answer = ask(page, follow_up)
+
+    # The follow-up went with the first turn, and was answered as the question it stands for.
+    assert "history" not in bodies[0]
+    assert bodies[1]["history"][0]["question"] == first
+    expect(answer.locator("[part=standalone]")).to_have_text("理解为：王岐山在会上说了什么？")
+    expect(answer.locator("[part=answer-text]")).not_to_have_text(
+        re.compile("^王岐山在質量工作座談會上指出")
+    )
+    expect(answer.locator("[part=citation]")).not_to_have_count(0)
+
+    page.reload()  # the tab's conversation comes back, citations included
+    open_widget(page)
+    expect(part(page, "question")).to_have_count(2)
+    expect(part(page, "answer").last.locator("[part=citation]")).not_to_have_count(0)
+    ask(page, "他还说了什么？")
+    assert [t["question"] for t in bodies[2]["history"]] == [first, follow_up]
+
+    part(page, "new-conversation").click()
+    expect(part(page, "question")).to_have_count(0)
+    page.reload()
+    open_widget(page)
+    expect(part(page, "question")).to_have_count(0)
+    ask(page, follow_up)
+    assert "history" not in bodies[3]

@@ -35,6 +35,9 @@
     // A citation's token expires (an hour by default): a new answer brings fresh ones.
     citationRefused: "这条出处已失效，请重新提问后再打开。",
     openOriginal: (page) => `打开原文第 ${page} 页`,
+    newConversation: "新对话",
+    // A follow-up is answered as the question it was understood as: say which.
+    understoodAs: (question) => `理解为：${question}`,
     unsupported: "这句话没有注明出处，文档中未必有依据。",
     status: {
       401: "问答服务需要有效的访问密钥。",
@@ -117,12 +120,16 @@
       this.key = key;
     }
 
-    /** Asks a question; yields the stream's events as `{type, data}` with `data` parsed. */
-    async *ask(question) {
+    /**
+     * Asks a question after the conversation's earlier turns (`[{question, answer}]`, which
+     * the service uses to understand a follow-up); yields the stream's events as
+     * `{type, data}` with `data` parsed.
+     */
+    async *ask(question, history = []) {
       const response = await this.#fetch("v1/ask/stream", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-        body: JSON.stringify({ question }),
+        body: JSON.stringify(history.length ? { question, history } : { question }),
       });
       try {
         for await (const event of readEventStream(response.body)) {
@@ -201,6 +208,65 @@
     return "未知错误";
   }
 
+  // -- The conversation --------------------------------------------------------------------------
+
+  /**
+   * The turns asked and answered so far, kept in sessionStorage: they survive a reload of the
+   * page (and are sent as the history of the next question) but not the closing of the tab.
+   */
+  class Conversation {
+    // Turns sent with a question: the service rewrites a follow-up from the last few only,
+    // and refuses more than RAG_MAX_HISTORY_TURNS (20 by default).
+    static SENT_TURNS = 6;
+    static ANSWER_CHARS = 500; // of each answer sent back: its opening names what it is about
+
+    constructor(key) {
+      this.key = key;
+      this.turns = this.#load();
+    }
+
+    /** What the service is sent as `history`: the last turns, answers cut short. */
+    history() {
+      return this.turns.slice(-Conversation.SENT_TURNS).map(({ question, answer }) => ({
+        question,
+        answer: answer.answer.slice(0, Conversation.ANSWER_CHARS),
+      }));
+    }
+
+    add(question, answer) {
+      // The passages are the bulk of an answer and are not shown again: not stored.
+      const { passages, ...shown } = answer;
+      this.turns.push({ question, answer: shown });
+      this.#save();
+    }
+
+    clear() {
+      this.turns = [];
+      try {
+        sessionStorage.removeItem(this.key);
+      } catch {
+        // Storage disabled: there is nothing to clear.
+      }
+    }
+
+    #load() {
+      try {
+        const turns = JSON.parse(sessionStorage.getItem(this.key) ?? "[]");
+        return Array.isArray(turns) ? turns.filter((t) => t?.question && t?.answer) : [];
+      } catch {
+        return []; // storage disabled or a damaged entry: start afresh
+      }
+    }
+
+    #save() {
+      try {
+        sessionStorage.setItem(this.key, JSON.stringify(this.turns));
+      } catch {
+        // Storage full or disabled: the conversation still works until the page is left.
+      }
+    }
+  }
+
   // -- DOM helpers -------------------------------------------------------------------------------
 
   /** An element with attributes and children; strings always go in as text nodes. */
@@ -259,6 +325,11 @@
       // checked answer, without citations of passages it was not given, or the fallback).
       this.#setText(answer.answer);
       this.#markUnsupported(answer.unsupported ?? []);
+      const standalone = answer.standalone_question;
+      if (standalone && standalone !== answer.question) {
+        const note = h("p", { part: "standalone", class: "standalone" }, MESSAGES.understoodAs(standalone));
+        this.text.before(note);
+      }
       if (answer.abstained) this.element.dataset.abstained = "";
       else if (answer.citations.length) this.element.append(this.#citations(answer.citations));
       this.element.dataset.state = "done";
@@ -360,6 +431,12 @@
       background: transparent; color: inherit; font-size: 22px; line-height: 1;
     }
     .icon-button:hover { background: rgb(255 255 255 / 0.15); }
+    .new-conversation {
+      padding: 4px 10px; border: 1px solid rgb(255 255 255 / 0.6); border-radius: 6px;
+      background: transparent; color: inherit; font-size: 13px; white-space: nowrap;
+    }
+    .new-conversation:hover { background: rgb(255 255 255 / 0.15); }
+    .new-conversation:disabled { opacity: 0.5; cursor: default; }
 
     .conversation, .reader { flex: 1; display: flex; flex-direction: column; min-height: 0; }
     .log {
@@ -374,6 +451,7 @@
     .answer[data-abstained] { background: #fffbeb; color: #78350f; border: 1px dashed #d97706; }
     .answer[data-state="error"] { background: #fef2f2; color: #991b1b; }
     .pending { color: var(--muted); }
+    .bubble .standalone { margin-bottom: 4px; color: var(--muted); font-size: 13px; }
     .unsupported { text-decoration: underline dotted #b45309; text-underline-offset: 3px; }
     .citations {
       list-style: none; margin: 8px 0 0; padding: 0;
@@ -431,6 +509,7 @@
       <section part="panel" class="panel" id="panel" role="dialog" aria-labelledby="title" hidden>
         <header>
           <h2 id="title"></h2>
+          <button part="new-conversation" class="new-conversation" type="button"></button>
           <button part="close" class="icon-button" type="button" aria-label="关闭问答">×</button>
         </header>
         <div class="conversation">
@@ -456,6 +535,7 @@
 
   class RagChat extends HTMLElement {
     #client = new ServiceClient(config);
+    #conversation = new Conversation(`rag-chat:${config.base.href}`);
     #ui;
     #asking = false;
     #reading = null; // AbortController of the paragraph being loaded
@@ -472,6 +552,7 @@
         launcher: $("[part=launcher]"),
         panel: $("[part=panel]"),
         close: $("[part=close]"),
+        newConversation: $("[part=new-conversation]"),
         conversation: $(".conversation"),
         log: $("[part=log]"),
         form: $("form"),
@@ -484,13 +565,41 @@
       };
       $("#title").textContent = config.title;
       $(".hint").textContent = MESSAGES.hint;
+      this.#ui.newConversation.textContent = MESSAGES.newConversation;
       this.#bindEvents();
+      this.#restore();
+    }
+
+    /** Shows the turns of this tab's conversation again, after a reload. */
+    #restore() {
+      for (const { question, answer } of this.#conversation.turns) {
+        const bubble = this.#append(question);
+        bubble.finish(answer);
+      }
+    }
+
+    /** A question bubble and an answer bubble for it, appended to the log. */
+    #append(question) {
+      this.#ui.log.querySelector(".hint")?.remove();
+      const asked = h("div", { part: "question", class: "bubble question" }, h("p", {}, question));
+      const bubble = new AnswerBubble((citation, button) => this.#showCitation(citation, button));
+      this.#ui.log.append(asked, bubble.element);
+      return bubble;
+    }
+
+    /** Forgets the conversation: the next question is asked without history. */
+    #newConversation() {
+      if (this.#asking) return;
+      this.#conversation.clear();
+      this.#ui.log.replaceChildren(h("p", { class: "hint" }, MESSAGES.hint));
+      this.#ui.input.focus();
     }
 
     #bindEvents() {
       const ui = this.#ui;
       ui.launcher.addEventListener("click", () => (ui.panel.hidden ? this.#open() : this.#close()));
       ui.close.addEventListener("click", () => this.#close());
+      ui.newConversation.addEventListener("click", () => this.#newConversation());
       ui.back.addEventListener("click", () => this.#showConversation());
       ui.panel.addEventListener("keydown", (event) => {
         if (event.key === "Escape") this.#close();
@@ -534,10 +643,7 @@
 
     async #ask(question) {
       this.#setAsking(true);
-      this.#ui.log.querySelector(".hint")?.remove();
-      const asked = h("div", { part: "question", class: "bubble question" }, h("p", {}, question));
-      const bubble = new AnswerBubble((citation, button) => this.#showCitation(citation, button));
-      this.#ui.log.append(asked, bubble.element);
+      const bubble = this.#append(question);
       this.#ui.log.scrollTop = this.#ui.log.scrollHeight;
       try {
         await this.#stream(question, bubble);
@@ -551,10 +657,14 @@
     }
 
     async #stream(question, bubble) {
-      for await (const { type, data } of this.#client.ask(question)) {
+      const history = this.#conversation.history();
+      for await (const { type, data } of this.#client.ask(question, history)) {
         if (type === "retrieval") bubble.status(MESSAGES.composing);
         else if (type === "delta") bubble.append(data.text);
-        else if (type === "answer") return bubble.finish(data);
+        else if (type === "answer") {
+          this.#conversation.add(question, data);
+          return bubble.finish(data);
+        }
         else if (type === "error") throw new ServiceError(data.detail);
         this.#followLog();
       }
@@ -564,6 +674,7 @@
     #setAsking(asking) {
       this.#asking = asking;
       this.#ui.send.disabled = asking;
+      this.#ui.newConversation.disabled = asking;
       // Screen readers then announce the finished answer, not every streamed piece.
       this.#ui.log.setAttribute("aria-busy", String(asking));
     }
