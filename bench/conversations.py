@@ -9,7 +9,7 @@ and asks every follow-up through each way of making it stand alone:
 - `gold`: the gold standalone question (the target: the same question asked alone);
 - `none`: the follow-up as it is (a service without conversations);
 - `concat`: the previous question and the follow-up, one after the other;
-- `rules`, `rules-no-ellipsis`: the deterministic rewrite, with and without its ellipsis rule.
+- `rules-ellipsis-<mode>`: the deterministic rewrite, with each ellipsis rule (`Ellipsis`).
 
 `switch` asks each conversation's first question after another conversation's last turn
 (a new topic): a rewrite should leave it alone. Retrievals are cached by query text, so a
@@ -23,10 +23,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from eval.datasets import Question, load_jsonl
-from rag.conversation.rules import RuleConfig, RuleRewriter
+from rag.conversation.rules import Ellipsis, RuleConfig, RuleRewriter
 from rag.pipeline import Pipeline
 from rag.retrieve.retriever import Retrieval
 from rag.text.script import fold_script
@@ -42,15 +42,19 @@ def _concat(question: str, history: Sequence[Turn]) -> str:
 
 
 def rewrites() -> dict[str, Rewrite]:
-    rules = RuleRewriter(RuleConfig(ellipsis=True)).condense
-    plain = RuleRewriter(RuleConfig(ellipsis=False)).condense
-    return {
+    variants: dict[str, Rewrite] = {
         "gold": lambda q: q.standalone or q.question,
         "none": lambda q: q.question,
         "concat": lambda q: _concat(q.question, q.history),
-        "rules": lambda q: rules(q.question, q.history),
-        "rules-no-ellipsis": lambda q: plain(q.question, q.history),
     }
+    for mode in get_args(Ellipsis):
+        variants[f"rules-ellipsis-{mode}"] = _rules(mode)
+    return variants
+
+
+def _rules(mode: Ellipsis) -> Rewrite:
+    rules = RuleRewriter(RuleConfig(ellipsis=mode))
+    return lambda q: rules.condense(q.question, q.history)
 
 
 class Asker:

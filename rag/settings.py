@@ -94,10 +94,11 @@ class Settings(BaseSettings):
     ray_files_per_batch: int = Field(default=16, ge=1)
 
     # Conversations (rag/conversation/): a follow-up is rewritten to stand alone before it is
-    # searched. With `rewrite_ellipsis`, a follow-up with no noun phrase of its own takes the
-    # previous question's topic as its subject ("一共投资多少亿元？"); see docs/benchmarks.md,
-    # "Conversations", for the measurement that chose it.
-    rewrite_ellipsis: bool = True
+    # searched. `rewrite_ellipsis`: which follow-ups without a pronoun take the previous
+    # question's topic as their subject ("一共投资多少亿元？"): "no-name", those naming no
+    # person, place, organisation or title of their own; "no-noun", those with no noun at
+    # all; "off", none. Chosen by measurement: docs/benchmarks.md, "Conversations".
+    rewrite_ellipsis: Literal["no-name", "no-noun", "off"] = "no-name"
 
 
 @lru_cache

@@ -75,7 +75,7 @@ def test_a_question_that_stands_alone_is_left_exactly_as_it_is(question: str) ->
 
 
 def test_without_ellipsis_a_question_with_no_pronoun_is_left_alone() -> None:
-    rules = RuleRewriter(RuleConfig(ellipsis=False))
+    rules = RuleRewriter(RuleConfig(ellipsis="off"))
     assert rules.condense("一共投资多少亿元？", RAILWAY) == "一共投资多少亿元？"
     assert rules.condense("它一共投资多少亿元？", RAILWAY) == "大莱龙铁路一共投资多少亿元？"
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 from rag.text.script import Script, detect_script, fold_script, to_script
 from rag.types import Turn
@@ -43,11 +44,16 @@ _TITLE = re.compile(r"《[^》]{1,40}》")
 _NOT_TOPIC = frozenset({"时候", "地方", "时间", "原因", "名字", "问题", "东西", "人"})
 
 
+# When a follow-up without a pronoun is taken to have dropped its subject ("一共投资多少亿
+# 元？"): "no-name", it names nothing of its own (no person, place, organisation, title or
+# Latin word); "no-noun", it has no noun phrase at all; "off", never.
+Ellipsis = Literal["no-name", "no-noun", "off"]
+
+
 @dataclass(frozen=True)
 class RuleConfig:
-    # Give a question with no noun of its own the previous topic as subject
-    # ("一共投资多少亿元？"). Off, such a question is left as it is.
-    ellipsis: bool = True
+    # A follow-up that dropped its subject gets the previous topic as subject; see `Ellipsis`.
+    ellipsis: Ellipsis = "no-name"
     # Earlier turns read, the latest last: older ones rarely hold what a pronoun means.
     turns: int = 3
 
@@ -217,9 +223,18 @@ class RuleRewriter:
             i += skip
         if changed:
             return "".join(out)
-        if self.config.ellipsis and context.topic and not noun_phrases(folded):
+        if context.topic and self._elliptical(folded):
             return context.topic.text + folded.lstrip()
         return None
+
+    def _elliptical(self, folded: str) -> bool:
+        mode = self.config.ellipsis
+        if mode == "off":
+            return False
+        phrases = noun_phrases(folded)
+        if mode == "no-noun":
+            return not phrases
+        return not any(p.proper for p in phrases)
 
 
 def _text(phrase: _Phrase | None) -> str | None:
