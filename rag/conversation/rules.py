@@ -37,7 +37,9 @@ _WHAT_ABOUT = re.compile(r"^(?:那么?|那)?(?P<x>[^，,。？?！!呢]{1,20})�
 # Noun-like tags of jieba's posseg: nouns and names (n, nr, ns, nt, nz, nrt, nrfg, ...),
 # Latin words. `vn` (a verb used as a noun) continues a phrase but does not start one.
 _NOUN = re.compile(r"n[a-z]*|eng")
-_PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng")
+# Names: of people, places, organisations, other proper nouns, Latin words, and jieba's
+# abbreviations (`j`: 质检 of 质检总局) when a noun follows them.
+_PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
 # Question words a noun tagger may call nouns (什么 is `r`, but 时候, 地方 are `n`).
@@ -119,7 +121,8 @@ def noun_phrases(folded: str) -> list[_Phrase]:
 
     for word in _tag(folded):
         inside = any(a <= word.start < b for a, b in taken)
-        if not inside and (_NOUN.fullmatch(word.flag) or (run and word.flag == "vn")):
+        noun_like = _NOUN.fullmatch(word.flag) or word.flag == "j"
+        if not inside and (noun_like or (run and word.flag == "vn")):
             if _headed(run):
                 close()  # "广茂铁路" ends there: "全长" is what is asked about it
             run.append(word)
