@@ -28,7 +28,8 @@ _DATE = re.compile(r"\d{4}[年/.-]\d{1,2}|\d{1,2}月\d{1,2}[日号]|\d{4}年")
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个项条名位次种件年月日天元岁倍]")
 # "他在会上说了什么？" wants what was said: a sentence where a speech verb opens its content
 # ("王岐山指出，质量是基础"), not a headline that only announces it ("王岐山在座谈会上指出").
-_WANTS_SPEECH = re.compile(r"(?:说|讲|谈|指出|表示|强调|提出|认为|称)(?:了|过|到)?(?:些)?什么")
+# Only verbs of speaking: 称/表示/提出 + 什么 mostly ask what a thing is called or denotes.
+_WANTS_SPEECH = re.compile(r"(?:说|讲|谈|指出|强调)(?:了|过|到)?(?:些)?什么")
 _SPEECH = re.compile(r"(?:说|讲|谈到|指出|表示|强调|提出|认为|称)[，,:：]")
 DATE_SLOT = "<date>"
 NUMBER_SLOT = "<number>"
