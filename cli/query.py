@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,7 +17,20 @@ from cli.common import (
     open_pipeline_at,
     print_json,
 )
-from rag.wire import answer_payload, search_payload
+from rag.types import Turn
+from rag.wire import answer_payload, search_payload, turns_from_payload
+
+
+def read_history(path: Path) -> tuple[Turn, ...]:
+    """The turns of a JSONL file, one `{"question", "answer"}` a line, oldest first."""
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not JSON: {err}") from err
+    return turns_from_payload(rows)
 
 
 def ask(
@@ -25,12 +40,27 @@ def ask(
     index: IndexOption = None,
     top_k: TopKOption = None,
     as_json: JsonOption = False,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            help="Earlier turns of the conversation: JSONL, one {question, answer} a line",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Answer a question with cited sentences from the documents."""
-    answer = open_pipeline_at(index).ask(question, top_k)
+    try:
+        turns = read_history(history) if history else ()
+    except (ValueError, UnicodeDecodeError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    answer = open_pipeline_at(index).ask(question, top_k, turns)
     if as_json:
         print_json(answer_payload(answer))
         return
+    if answer.standalone_question not in (None, question):
+        errors.print(f"[dim]understood as: {answer.standalone_question}[/dim]", highlight=False)
     console.print(answer.answer, highlight=False)
     for c in answer.citations:
         console.print(

@@ -43,8 +43,10 @@ def test_ask_json_is_the_answer_object(index: Path) -> None:
         "composer",
         "unsupported",
         "note",
+        "standalone_question",
     }
     assert (answer["composer"], answer["unsupported"], answer["note"]) == ("extractive", [], None)
+    assert answer["standalone_question"] == "质检总局局长是谁？"  # no history: itself
     assert "支树平" in answer["answer"]
     citation = answer["citations"][0]
     assert {
@@ -72,6 +74,37 @@ def test_ask_prints_the_answer_and_its_citations(index: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "支树平" in result.stdout
     assert f"[1] {SEED} ¶" in result.stdout
+
+
+def test_ask_with_a_history_file_answers_the_standalone_question(
+    index: Path, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.jsonl"
+    turn = {"question": "质检总局局长是谁？", "answer": "质检总局局长支树平出席会议并讲话。"}
+    history.write_text(json.dumps(turn, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    result = runner.invoke(
+        app,
+        ["ask", "他出席了什么会议？", "--index", str(index), "--json", "--history", str(history)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["standalone_question"] == "支树平出席了什么会议？"
+
+
+@pytest.mark.parametrize("line", ["not json", '{"question": "只有问题"}'])
+def test_a_bad_history_file_is_refused_with_its_line(
+    index: Path, tmp_path: Path, line: str
+) -> None:
+    history = tmp_path / "history.jsonl"
+    history.write_text(line + "\n", encoding="utf-8")
+
+    result = runner.invoke(
+        app, ["ask", "他是谁？", "--index", str(index), "--history", str(history)]
+    )
+
+    assert result.exit_code == 2
+    assert "history" in result.output
 
 
 def test_search_json_lists_passages(index: Path) -> None:
