@@ -21,6 +21,7 @@ from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.answer.factory import make_composer
 from rag.conversation.base import Rewriter
 from rag.conversation.factory import make_rewriter
+from rag.conversation.rules import RuleRewriter
 from rag.index.config import IndexConfig, NewDocument
 from rag.index.index import Index
 from rag.ingest.chunk import chunk_document
@@ -350,7 +351,7 @@ class Pipeline:
         self.close()
 
     def warm_up(self, question: str) -> None:
-        """Load what a first question would: the model, the caches, jieba's dictionary.
+        """Load what a first question would: the model, the caches, jieba's dictionaries.
 
         Answers extractively even when an LLM composes: readiness must not wait on (or pay
         for) a remote model.
@@ -359,6 +360,8 @@ class Pipeline:
         ExtractiveComposer(ExtractiveConfig(), self._index.reader).compose(
             question, retrieval.passages
         )
+        # The rules' part-of-speech tagger (a second to load), never a remote model.
+        RuleRewriter().condense(question, [Turn(question, "")])
 
     def standalone(self, question: str, history: Sequence[Turn] = ()) -> str:
         """`question` rewritten to stand alone after `history`; itself without history."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,13 @@ import pytest
 
 from eval import evaluate as evaluate_module
 from eval.evaluate import EvalError, EvalOptions, Target, evaluate, load_question_set, select
+from rag.types import Turn
 from tests.conftest import SEEDS_DEV
 
 pytestmark = pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
 
 
-def fake_answer(question: str, top_k: int) -> dict[str, Any]:
+def fake_answer(question: str, top_k: int, history: Sequence[Turn] = ()) -> dict[str, Any]:
     """TEST FAKE: answers every question with its own text, citing nothing."""
     return {
         "question": question,
@@ -59,12 +60,43 @@ def test_a_run_writes_report_predictions_and_html(
     assert "<svg" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
 
+def test_a_conversation_set_is_asked_with_its_history(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    histories: list[Sequence[Turn]] = []
+
+    def remembering(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        histories.append(history)
+        return fake_answer(question, top_k)
+
+    questions = tmp_path / "followups.jsonl"
+    row = {
+        "id": "c1",
+        "question": "它在哪？",
+        "history": [{"question": "大莱龙铁路有多长？", "answer": "157公里"}],
+        "standalone": "大莱龙铁路在哪？",
+        "answers": ["山东"],
+        "file": "a.txt",
+        "paragraph": 2,
+    }
+    questions.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    use_target(monkeypatch, remembering)
+
+    evaluate(EvalOptions(inputs=[questions], predictions=tmp_path / "p.jsonl"))
+
+    assert histories == [(Turn("大莱龙铁路有多长？", "157公里"),)]
+    prediction = json.loads((tmp_path / "p.jsonl").read_text(encoding="utf-8"))
+    assert prediction["gold_standalone"] == "大莱龙铁路在哪？"
+
+
 def test_ctrl_c_leaves_a_valid_partial_report(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     asked: list[str] = []
 
-    def interrupted_after_three(question: str, top_k: int) -> dict[str, Any]:
+    def interrupted_after_three(
+        question: str, top_k: int, history: Sequence[Turn]
+    ) -> dict[str, Any]:
         if len(asked) == 3:
             raise KeyboardInterrupt
         asked.append(question)
