@@ -20,6 +20,7 @@ from playwright.sync_api import (
     FloatRect,
     Locator,
     Page,
+    Request,
     Route,
     ViewportSize,
     expect,
@@ -614,14 +615,12 @@ def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_convers
 ) -> None:
     first, follow_up = "王岐山在哪里主持召开质量工作座谈会？", "他在会上说了什么？"
     bodies: list[dict[str, Any]] = []
-    page.on(
-        "request",
-        lambda request: (
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/v1/ask/stream"):
             bodies.append(request.post_data_json)
-            if request.url.endswith("/v1/ask/stream")
-            else None
-        ),
-    )
+
+    page.on("request", record)
     page.goto(live_service)
     open_widget(page)
     ask(page, first)
