@@ -614,7 +614,7 @@ def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_convers
     page: Page, live_service: str
 ) -> None:
     first, follow_up = "王岐山在哪里主持召开质量工作座谈会？", "他在会上说了什么？"
-    bodies: list[dict[str, Any]] = []
+    bodies: list[Any] = []  # the JSON bodies of the questions asked
 
     def record(request: Request) -> None:
         if request.url.endswith("/v1/ask/stream"):
