@@ -219,7 +219,8 @@ async def chat_history(body: ChatRequest, settings: SettingsDep) -> tuple[Turn, 
     System and tool messages are not turns; a user message without a reply is a turn with an
     empty answer.
     """
-    last = max(i for i, m in enumerate(body.messages) if m.role == "user")
+    users = [i for i, m in enumerate(body.messages) if m.role == "user"]
+    last = users[-1] if users else len(body.messages)  # no question: `chat_question` says so
     turns: list[tuple[str, str]] = []
     question: str | None = None
     for message in body.messages[:last]:
