@@ -6,6 +6,7 @@ A new backend is proven by adding its factory to the parameter lists below (one 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from rag.ingest.clean import clean_paragraphs
 from rag.ingest.paragraphs import RawParagraph
 from rag.store.base import LexicalIndex, PassageStore, VectorIndex
 from rag.store.factory import BACKENDS
+from rag.store.faiss import FaissVectorIndex
 from rag.text.offsets import MappedText
 from rag.types import Document, SourceText
 
@@ -24,6 +26,8 @@ DIM = 8
 VECTOR_INDEXES: dict[str, Callable[[int, Sequence[int], np.ndarray], VectorIndex]] = {
     name: backend.build_vectors for name, backend in BACKENDS.items()
 }
+# The local backend's approximate index, held to the same contract from its first vector.
+VECTOR_INDEXES["local-ivf"] = partial(FaissVectorIndex.build, approximate_from=1)
 LEXICAL_INDEXES: dict[str, Callable[[Sequence[int], Sequence[list[str]]], LexicalIndex]] = {
     name: backend.build_lexical for name, backend in BACKENDS.items()
 }

@@ -1,0 +1,61 @@
+"""The local vector index changes type with the corpus size and stays exact where it matters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.synthetic import clustered_vectors
+from rag.store.faiss import FaissVectorIndex, index_kind
+
+DIM = 32
+N = 3000
+THRESHOLD = 1000
+
+
+def corpus() -> tuple[list[int], np.ndarray]:
+    # Clustered like real embeddings (bench/synthetic.py); ids far from row numbers.
+    return [7 + 3 * i for i in range(N)], clustered_vectors(N, DIM, seed=3)
+
+
+def test_the_kind_follows_the_size_with_hysteresis() -> None:
+    assert index_kind(999, approximate_from=THRESHOLD) == "flat"
+    assert index_kind(1000, approximate_from=THRESHOLD) == "ivf"
+    assert index_kind(600, "ivf", approximate_from=THRESHOLD) == "ivf"
+    assert index_kind(499, "ivf", approximate_from=THRESHOLD) == "flat"
+
+
+def test_a_large_enough_index_is_approximate_and_still_finds_each_stored_vector() -> None:
+    ids, vectors = corpus()
+    index = FaissVectorIndex.build(DIM, ids, vectors, approximate_from=THRESHOLD)
+    assert index.kind == "ivf" and len(index) == N
+    for row in range(0, N, 60):
+        (pid, score), *_ = index.search(vectors[row], 5)
+        assert pid == ids[row] and abs(score - 1.0) < 1e-5
+    # Every vector stays recoverable by id (`rag check`, edits reusing vectors).
+    assert sorted(index.ids().tolist()) == ids
+    assert np.allclose(index.vectors(ids[::97]), vectors[::97], atol=1e-6)
+
+
+def test_an_index_that_grows_past_the_threshold_switches_and_keeps_everything() -> None:
+    ids, vectors = corpus()
+    index = FaissVectorIndex.build(DIM, ids[:800], vectors[:800], approximate_from=THRESHOLD)
+    assert index.kind == "flat"
+    index.add(ids[800:], vectors[800:])
+    assert index.kind == "ivf" and sorted(index.ids().tolist()) == ids
+    assert index.search(vectors[2500], 1)[0][0] == ids[2500]
+
+
+def test_removals_work_and_shrink_it_back_to_exact_search(tmp_path: Path) -> None:
+    ids, vectors = corpus()
+    index = FaissVectorIndex.build(DIM, ids, vectors, approximate_from=THRESHOLD)
+    index.remove(ids[:2000])
+    assert index.kind == "ivf" and len(index) == 1000
+    assert ids[0] not in {pid for pid, _ in index.search(vectors[0], 10)}
+    index.save(tmp_path / "v.faiss")
+    loaded = FaissVectorIndex.load(tmp_path / "v.faiss")
+    assert loaded.kind == "ivf" and loaded.search(vectors[2100], 1)[0][0] == ids[2100]
+    index.remove(ids[2000:2600])
+    assert index.kind == "flat" and sorted(index.ids().tolist()) == ids[2600:]
+    assert index.search(vectors[2700], 1)[0][0] == ids[2700]
