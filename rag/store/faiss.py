@@ -28,6 +28,8 @@ EXACT_BELOW = APPROXIMATE_FROM // 2
 # at 10^5..10^6 clustered passages took 1/32 (bench/scale.py); 1/16 leaves a margin for
 # real embeddings, at ~3 ms per query at 10^6.
 PROBE_SHARE = 1 / 16
+# ...and never fewer lists than this (a small IVF index has few, large lists).
+MIN_PROBES = 8
 # k-means on at most this many training vectors per list, 10 iterations: a minute at 10^6.
 TRAIN_PER_LIST = 40
 # An IVF index is rebuilt (new lists) when the corpus outgrows its lists by this factor.
@@ -199,5 +201,5 @@ def _ivf(dim: int, ids: np.ndarray, vectors: np.ndarray) -> faiss.IndexIVF:
     # The hash-table direct map keeps `reconstruct` and `remove_ids` working by passage id.
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
     ivf.add_with_ids(vectors, ids)
-    ivf.nprobe = max(1, math.ceil(lists * PROBE_SHARE))
+    ivf.nprobe = min(lists, max(MIN_PROBES, math.ceil(lists * PROBE_SHARE)))
     return ivf
