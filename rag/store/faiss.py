@@ -18,12 +18,11 @@ import faiss
 import numpy as np
 
 # Passages from which an IVF index replaces exact search. Measured on 384-dimensional
-# clustered vectors (bench/scale.py): flat search costs ~0.1 ms per 1000 passages per
-# query on one core, so ~20 ms at 200,000, the service's whole retrieval budget.
+# clustered vectors (bench/scale.py, docs/benchmarks.md "Scale"): flat search costs
+# 0.05-0.08 ms of CPU per 1000 passages per query on one core, 80 ms at 10^6, so it
+# passes the 20 ms retrieval budget near 250,000. An IVF index goes back to flat below
+# half this (hysteresis: a corpus hovering at the threshold is not retrained every commit).
 APPROXIMATE_FROM = 200_000
-# Below half the threshold an IVF index goes back to flat (hysteresis, so a corpus
-# hovering at the threshold is not retrained on every commit).
-EXACT_BELOW = APPROXIMATE_FROM // 2
 # Lists probed per query, as a share of the lists: recall@10 >= 0.98 against exact search
 # at 10^5..10^6 clustered passages took 1/32 (bench/scale.py); 1/16 leaves a margin for
 # real embeddings, at ~3 ms per query at 10^6.
