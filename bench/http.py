@@ -113,7 +113,9 @@ def in_process_calls(pipeline: Pipeline) -> dict[str, Call]:
 
 def run(index_dir: Path, rounds: int, clients: int) -> dict[str, Any]:
     settings = Settings(index_dir=index_dir)
-    pipeline = open_pipeline(settings, make_embedder(settings.embedder))
+    pipeline = open_pipeline(
+        settings, make_embedder(settings.embedder, settings.embedder_options())
+    )
     if not len(pipeline):
         pipeline.ingest([DEMO])
     local = in_process_calls(pipeline)

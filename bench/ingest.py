@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contexts", type=int, default=60, help="contexts per dataset")
     args = parser.parse_args(argv)
     settings = Settings()
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embedder_options())
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         write_corpus(

@@ -33,7 +33,12 @@ def open_pipeline_at(index: Path | None) -> Pipeline:
     from embeddings.factory import make_embedder
 
     try:
-        return open_pipeline(settings, make_embedder(settings.embedder), index, on_wait=waiting)
+        return open_pipeline(
+            settings,
+            make_embedder(settings.embedder, settings.embedder_options()),
+            index,
+            on_wait=waiting,
+        )
     except IndexBusyError as err:  # creating a new index waits for the write lock
         raise busy(err) from err
     except (IndexMismatchError, ValueError, ImportError) as err:

