@@ -114,7 +114,9 @@ def run(directory: Path) -> dict[str, Any]:
     followups = load_jsonl(directory / "followups.jsonl")
     switch = load_jsonl(directory / "switch.jsonl")
     settings = get_settings()
-    pipeline = open_pipeline(settings, make_embedder(settings.embedder), directory / "index")
+    pipeline = open_pipeline(
+        settings, make_embedder(settings.embedder, settings.embedder_options()), directory / "index"
+    )
     started = time.perf_counter()
     with pipeline:
         if not len(pipeline):

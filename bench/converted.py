@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
     settings = Settings()
-    embedder = CachedEmbedder(make_embedder(settings.embedder))
+    embedder = CachedEmbedder(make_embedder(settings.embedder, settings.embedder_options()))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()

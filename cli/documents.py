@@ -128,7 +128,11 @@ def _ingest_on_ray(pipeline: Pipeline, paths: list[Path], address: str | None, t
             result = ingest_on_ray(
                 pipeline,
                 paths,
-                functools.partial(make_embedder, pipeline.settings.embedder),
+                functools.partial(
+                    make_embedder,
+                    pipeline.settings.embedder,
+                    pipeline.settings.embedder_options(),
+                ),
                 on_file=on_file,
             )
         except IndexBusyError as err:
