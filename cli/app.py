@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from cli.collections import collections_create, collections_list, collections_rm
 from cli.common import errors
 from cli.documents import check, docs_list, docs_rm, ingest, ray_argv
 from cli.eval import bench_command, bench_load_command, eval_command
@@ -20,12 +21,17 @@ from cli.serve import serve
 app = typer.Typer(help="Question answering over Chinese documents, with cited answers.")
 docs_app = typer.Typer(help="List or remove ingested documents.")
 app.add_typer(docs_app, name="docs")
+collections_app = typer.Typer(help="List, create or remove collections (knowledge bases).")
+app.add_typer(collections_app, name="collections")
 app.command()(ingest)
 app.command()(ask)
 app.command()(search)
 docs_app.command("list")(docs_list)
 docs_app.command("rm")(docs_rm)
 app.command()(check)
+collections_app.command("list")(collections_list)
+collections_app.command("create")(collections_create)
+collections_app.command("rm")(collections_rm)
 app.command()(serve)
 # Batch evaluation lives in eval/ (its heavy imports wait until the command runs).
 app.command("eval")(eval_command)

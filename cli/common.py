@@ -9,10 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from rag.collections import (
+    DEFAULT,
+    CollectionExists,
+    Collections,
+    InvalidCollectionName,
+    NoSuchCollection,
+)
 from rag.index.config import IndexMismatchError, NoIndexError
 from rag.index.index import Index, open_index
-from rag.pipeline import Pipeline, open_pipeline
-from rag.settings import get_settings
+from rag.pipeline import Pipeline, index_config, open_pipeline
+from rag.settings import Settings, get_settings
 from rag.store.lock import IndexBusyError
 
 console = Console()
@@ -22,23 +29,50 @@ IndexOption = Annotated[
     Path | None,
     typer.Option("--index", help="Index directory [default: $RAG_INDEX_DIR or .rag-index]"),
 ]
+CollectionOption = Annotated[
+    str,
+    typer.Option(
+        "--collection",
+        "-c",
+        help="Collection (knowledge base); `default` is the index directory itself",
+    ),
+]
 TopKOption = Annotated[
     int | None, typer.Option("--top-k", min=1, max=50, help="Passages to retrieve")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 
-def open_pipeline_at(index: Path | None) -> Pipeline:
+def collection_settings(index: Path | None, collection: str = DEFAULT) -> Settings:
+    """The settings that open an existing `collection` under `index` (or RAG_INDEX_DIR)."""
     settings = get_settings()
+    if index is not None:
+        settings = settings.model_copy(update={"index_dir": index})
+    try:
+        return Collections.of(settings).settings_for(collection, settings)
+    except NoSuchCollection as err:
+        errors.print(
+            f"[red]error:[/red] {err}; create it with `rag collections create {collection}` "
+            "or by ingesting into it"
+        )
+        raise typer.Exit(2) from err
+    except (InvalidCollectionName, ValueError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+def open_pipeline_at(
+    index: Path | None, collection: str = DEFAULT, create: bool = False
+) -> Pipeline:
+    """The pipeline of `collection`; with `create`, a missing collection is created first."""
     from embeddings.factory import make_embedder
 
+    if create and collection != DEFAULT:
+        _create_missing(index, collection)
+    settings = collection_settings(index, collection)
     try:
-        return open_pipeline(
-            settings,
-            make_embedder(settings.embedder, settings.embedder_options()),
-            index,
-            on_wait=waiting,
-        )
+        embedder = make_embedder(settings.embedder, settings.embedder_options())
+        return open_pipeline(settings, embedder, on_wait=waiting)
     except IndexBusyError as err:  # creating a new index waits for the write lock
         raise busy(err) from err
     except (IndexMismatchError, ValueError, ImportError) as err:
@@ -46,11 +80,48 @@ def open_pipeline_at(index: Path | None) -> Pipeline:
         raise typer.Exit(2) from err
 
 
-def open_index_at(index: Path | None) -> Index:
-    """The index as it was built, without loading the model: enough to list or remove."""
-    settings = get_settings()
+def create_collection(
+    index: Path | None, collection: str, settings: Settings | None = None
+) -> Path:
+    """Create `collection`, recording `settings` (default: the configured ones) in it."""
+    from embeddings.factory import make_embedder
+
+    base = settings or get_settings()
+    if index is not None:
+        base = base.model_copy(update={"index_dir": index})
+    collections = Collections.of(base)
     try:
-        return open_index(index or settings.index_dir, settings.lock_timeout, waiting)
+        collections.location(collection)
+        if collections.exists(collection):  # before loading a model for nothing
+            raise CollectionExists(f"collection {collection!r} already exists")
+        embedder = make_embedder(base.embedder)
+        return collections.create(collection, index_config(base, embedder))
+    except IndexBusyError as err:
+        raise busy(err) from err
+    except (InvalidCollectionName, CollectionExists, ValueError, ImportError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+
+
+def _create_missing(index: Path | None, collection: str) -> None:
+    settings = get_settings()
+    if index is not None:
+        settings = settings.model_copy(update={"index_dir": index})
+    try:
+        exists = Collections.of(settings).exists(collection)
+    except InvalidCollectionName as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    if not exists:
+        create_collection(index, collection)
+        errors.print(f"created collection {collection}")
+
+
+def open_index_at(index: Path | None, collection: str = DEFAULT) -> Index:
+    """The index as it was built, without loading the model: enough to list or remove."""
+    settings = collection_settings(index, collection)
+    try:
+        return open_index(settings.index_dir, settings.lock_timeout, waiting)
     except IndexBusyError as err:
         raise busy(err) from err
     except (NoIndexError, ValueError) as err:

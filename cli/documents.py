@@ -13,21 +13,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import (
+    CollectionOption,
     IndexOption,
     JsonOption,
     busy,
+    collection_settings,
     console,
     errors,
     open_index_at,
     open_pipeline_at,
     print_json,
 )
+from rag.collections import DEFAULT
 from rag.distributed.ray_ingest import connect, disconnect, ingest_on_ray
 from rag.index.check import CheckReport, check_index, repair_index
 from rag.index.config import NoIndexError
 from rag.loaders.walk import iter_files
 from rag.pipeline import IngestReport, Pipeline
-from rag.settings import get_settings
 from rag.store.lock import IndexBusyError
 
 RayOption = Annotated[
@@ -61,6 +63,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
     index: IndexOption = None,
     ray: RayOption = None,
+    collection: CollectionOption = DEFAULT,
 ) -> None:
     """Ingest files into the index; unchanged files are skipped, changed ones replaced."""
     missing = [p for p in paths if not p.exists()]
@@ -70,7 +73,7 @@ def ingest(
     if ray is not None and Path(ray).exists():
         errors.print(f"[red]error:[/red] --ray takes a cluster address, not a path ({ray})")
         raise typer.Exit(2)
-    pipeline = open_pipeline_at(index)
+    pipeline = open_pipeline_at(index, collection, create=True)
     total = sum(1 for _ in iter_files(paths))
     if ray is not None:
         _ingest_on_ray(pipeline, paths, None if ray == RAY_DEFAULT else ray, total)
@@ -194,9 +197,11 @@ def _print_report(
         errors.print(f"[dim]ignored {len(report.ignored)} entries: {summary}[/dim]")
 
 
-def docs_list(index: IndexOption = None, as_json: JsonOption = False) -> None:
+def docs_list(
+    index: IndexOption = None, collection: CollectionOption = DEFAULT, as_json: JsonOption = False
+) -> None:
     """List ingested documents."""
-    rows = open_index_at(index).documents()
+    rows = open_index_at(index, collection).documents()
     if as_json:
         print_json([row.__dict__ for row in rows])
         return
@@ -211,9 +216,10 @@ def docs_list(index: IndexOption = None, as_json: JsonOption = False) -> None:
 def docs_rm(
     files: Annotated[list[str], typer.Argument(help="Files as `rag docs list` names them")],
     index: IndexOption = None,
+    collection: CollectionOption = DEFAULT,
 ) -> None:
     """Remove documents: their passages, vectors and lexical postings."""
-    opened = open_index_at(index)
+    opened = open_index_at(index, collection)
     try:
         missing = [f for f in files if not opened.remove(f)]
     except IndexBusyError as err:
@@ -228,6 +234,7 @@ def docs_rm(
 
 def check(
     index: IndexOption = None,
+    collection: CollectionOption = DEFAULT,
     repair: Annotated[
         bool, typer.Option("--repair", help="Rebuild the caches from the store first")
     ] = False,
@@ -237,8 +244,8 @@ def check(
 
     Exits 0 when the index is sound, 1 when something is wrong, 2 when there is no index.
     """
-    settings = get_settings()
-    directory = index or settings.index_dir
+    settings = collection_settings(index, collection)
+    directory = settings.index_dir
     try:
         if repair:
             report = repair_index(directory, settings.lock_timeout)

@@ -72,6 +72,15 @@ def eval_command(
     ] = "original",
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50)] = 10,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Questions in parallel")] = 1,
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            "--collection",
+            "-c",
+            help="Collection to evaluate (under --index or RAG_INDEX_DIR; built from --docs "
+            "if missing), or to ask with --url",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate retrieval, answers and citations on a question set; JSON summary on stdout."""
     if pipeline not in get_args(PipelineName):
@@ -99,6 +108,7 @@ def eval_command(
         script=script,  # type: ignore[arg-type]  # checked above
         top_k=top_k,
         workers=workers,
+        collection=collection,
     )
     with Progress(
         TextColumn("[progress.description]{task.description}"),

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import (
+    CollectionOption,
     IndexOption,
     JsonOption,
     TopKOption,
@@ -17,6 +18,7 @@ from cli.common import (
     open_pipeline_at,
     print_json,
 )
+from rag.collections import DEFAULT
 from rag.types import Turn
 from rag.wire import answer_payload, search_payload, turns_from_payload
 
@@ -38,6 +40,7 @@ def ask(
         str, typer.Argument(help="The question, in simplified or traditional Chinese")
     ],
     index: IndexOption = None,
+    collection: CollectionOption = DEFAULT,
     top_k: TopKOption = None,
     as_json: JsonOption = False,
     history: Annotated[
@@ -55,7 +58,7 @@ def ask(
     except (ValueError, UnicodeDecodeError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
-    answer = open_pipeline_at(index).ask(question, top_k, turns)
+    answer = open_pipeline_at(index, collection).ask(question, top_k, turns)
     if as_json:
         print_json(answer_payload(answer))
         return
@@ -76,11 +79,12 @@ def ask(
 def search(
     query: Annotated[str, typer.Argument(help="Search text")],
     index: IndexOption = None,
+    collection: CollectionOption = DEFAULT,
     top_k: TopKOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the passages retrieved for a query, with their fused 0-1 scores."""
-    pipeline = open_pipeline_at(index)
+    pipeline = open_pipeline_at(index, collection)
     retrieval = pipeline.search(query, top_k)
     if as_json:
         print_json(search_payload(retrieval))

@@ -49,6 +49,9 @@ class EvalOptions:
     script: ScriptName = "original"
     top_k: int = 10
     workers: int = 1
+    # A collection (rag/collections.py): asked of the service, or opened (created, with
+    # `docs`) under `index` or RAG_INDEX_DIR instead of a temporary index.
+    collection: str | None = None
 
 
 class EvalError(ValueError):
@@ -136,6 +139,8 @@ def open_target(
                 raise EvalError("the baseline needs the documents: give --docs DIR")
             yield _baseline_target(docs, index, log)
         else:
+            if options.collection is not None:
+                index = _collection_index(options, docs is not None)
             with _ours_target(docs, index, log) as target:
                 yield target
 
@@ -147,7 +152,30 @@ def _http_target(options: EvalOptions) -> Target:
 
     headers = {"Authorization": f"Bearer {options.key}"} if options.key else {}
     client = httpx.Client(base_url=options.url or "", headers=headers, timeout=60)
-    return Target(http_asker(client), lambda _: None, {"url": options.url})
+    asker = http_asker(client, options.collection)
+    return Target(asker, lambda _: None, {"url": options.url, "collection": options.collection})
+
+
+def _collection_index(options: EvalOptions, create: bool) -> Path:
+    """The directory of `options.collection`, created first if `create` and missing."""
+    from embeddings.factory import make_embedder
+    from rag.collections import Collections, InvalidCollectionName
+    from rag.pipeline import index_config
+    from rag.settings import get_settings
+
+    name = options.collection or ""
+    settings = get_settings()
+    if options.index is not None:
+        settings = settings.model_copy(update={"index_dir": options.index})
+    collections = Collections.of(settings)
+    try:
+        if not collections.exists(name):
+            if not create:
+                raise EvalError(f"no collection {name!r}: give --docs DIR to build it")
+            collections.create(name, index_config(settings, make_embedder(settings.embedder)))
+        return collections.location(name)
+    except InvalidCollectionName as err:
+        raise EvalError(str(err)) from err
 
 
 @contextlib.contextmanager

@@ -37,11 +37,12 @@ def local_asker(pipeline: Pipeline) -> Ask:
     )
 
 
-def http_asker(client: httpx.Client) -> Ask:
+def http_asker(client: httpx.Client, collection: str | None = None) -> Ask:
     """A running service's `POST /v1/ask` (the client carries base URL and key)."""
+    extra = {} if collection is None else {"collection": collection}
 
     def ask(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
-        body: dict[str, Any] = {"question": question, "top_k": top_k}
+        body: dict[str, Any] = {"question": question, "top_k": top_k, **extra}
         if history:
             body["history"] = [{"question": t.question, "answer": t.answer} for t in history]
         response = client.post("/v1/ask", json=body)

@@ -25,7 +25,7 @@ from service.auth import Gate
 from service.errors import JsonTooLarge, writable_errors
 from service.metrics import MetricsMiddleware
 from service.redact import SERVER_LOGGERS, RedactKeys
-from service.routes import ask, chat, documents, ops, widget
+from service.routes import ask, chat, collections, documents, ops, widget
 from service.settings import ServiceSettings, get_service_settings
 from service.shared import StateUnavailable, describe_state, make_rate_storage
 from service.state import LoadPipeline, ServiceState, load_default_pipeline
@@ -93,13 +93,13 @@ def create_app(
         max_body_size=settings.max_upload_files * settings.max_upload_mb * 1024 * 1024,
     )
     app.state.service = state
-    # Bounds the query routes (their `AdmittedPipeline` dependency); other routes are never
+    # Bounds the query routes (their `AskCollection`-like dependencies); other routes are never
     # shed by it.
     app.state.admission = admission = Admission(
         settings.max_inflight, settings.max_queue, settings.queue_timeout_s
     )
     state.metrics.track_admission(admission)
-    for module in (ask, chat, documents, ops, widget):
+    for module in (ask, chat, documents, collections, ops, widget):
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)

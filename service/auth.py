@@ -1,4 +1,5 @@
-"""Who may do what: API keys mapped to roles, the widget key's origin check and rate limit."""
+"""Who may do what: API keys mapped to roles and collections, the widget key's origin check
+and rate limits."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from service.keys import ScopedKey, key_digest, load_keys
 from service.settings import ServiceSettings
 from service.shared import StateUnavailable
 
@@ -42,6 +44,11 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 class Caller:
     role: Role
     key: str | None  # None when the service runs without keys
+    # The collections the key may use; None: every one (keys from the environment).
+    collections: frozenset[str] | None = None
+
+    def may_use(self, collection: str) -> bool:
+        return self.collections is None or collection in self.collections
 
 
 class AccessDenied(Exception):
@@ -69,14 +76,17 @@ class Gate:
             *((key, Role.PUBLISHABLE) for key in settings.publishable_keys),
         ]
         self._origins = frozenset(o.rstrip("/") for o in settings.allowed_origins)
-        try:
-            self._rate = parse(settings.widget_rate_limit)
-        except ValueError as err:
-            raise ValueError(
-                f"RAG_WIDGET_RATE_LIMIT {settings.widget_rate_limit!r} is not a rate "
-                "such as '30/minute'"
-            ) from err
+        self._rate = _rate(settings.widget_rate_limit, "RAG_WIDGET_RATE_LIMIT")
         self._limiter = MovingWindowRateLimiter(counters or MemoryStorage())
+        # Keys of RAG_KEYS_FILE, known by their hash only, each with its own scope.
+        self._scoped: list[ScopedKey] = []
+        self._scoped_rates: dict[bytes, RateLimitItem] = {}
+        if settings.keys_file is not None:
+            self._scoped = load_keys(settings.keys_file)
+            for scoped in self._scoped:
+                if scoped.rate_limit is not None:
+                    where = f"rate_limit of key {scoped.name or scoped.digest.hex()[:8]}"
+                    self._scoped_rates[scoped.digest] = _rate(scoped.rate_limit, where)
 
     def role_of(self, key: str) -> Role | None:
         # Constant-time comparisons: response timing must not reveal a key's prefix.
@@ -84,6 +94,14 @@ class Gate:
         for known, role in self._keys:
             if hmac.compare_digest(known.encode(), key.encode()):
                 found = role
+        return found
+
+    def _scoped_key(self, key: str) -> ScopedKey | None:
+        # Every entry compared, no early exit: timing must not tell which one matched.
+        digest, found = key_digest(key), None
+        for scoped in self._scoped:
+            if hmac.compare_digest(scoped.digest, digest):
+                found = scoped
         return found
 
     def check(
@@ -99,24 +117,39 @@ class Gate:
                 {"WWW-Authenticate": "Bearer"},
             )
         role = self.role_of(key)
+        # A key of the environment reaches every collection; one of the file only its own.
+        scoped = self._scoped_key(key) if role is None and self._scoped else None
+        if scoped is not None:
+            role = Role(scoped.role)
         if role is None:
             raise AccessDenied(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
         if action not in PERMISSIONS[role]:
             raise AccessDenied(403, f"a {role.value} key may not {action.value}")
+        scope = scoped.collections if scoped is not None else None
         if role is Role.PUBLISHABLE:
-            self._check_widget(key, origin, own_origin, client)
-        return Caller(role, key)
+            origins = scoped.origins if scoped is not None else None
+            self._check_origin(origin, own_origin, self._origins if origins is None else origins)
+        rate = self._rate if role is Role.PUBLISHABLE else None
+        if scoped is not None and scoped.digest in self._scoped_rates:
+            rate = self._scoped_rates[scoped.digest]
+        if rate is not None:
+            self._check_rate(rate, key, client)
+        return Caller(role, key, scope)
 
-    def _check_widget(self, key: str, origin: str | None, own_origin: str, client: str) -> None:
+    def _check_origin(self, origin: str | None, own_origin: str, allowed: frozenset[str]) -> None:
         origin = (origin or "").rstrip("/")
-        if origin != own_origin and origin not in self._origins:
+        if origin != own_origin and origin not in allowed:
             raise AccessDenied(
                 403,
                 f"publishable keys are accepted only from allowed origins, not {origin or 'none'}",
             )
+
+    def _check_rate(self, rate: RateLimitItem, key: str, client: str) -> None:
+        # Counted under the key's hash: the counters (in Redis too) never hold a key.
+        bucket = key_digest(key).hex()
         try:
-            admitted = self._limiter.hit(self._rate, key, client)
-            reset = 0.0 if admitted else self._window_reset(key, client)
+            admitted = self._limiter.hit(rate, bucket, client)
+            reset = 0.0 if admitted else self._window_reset(rate, bucket, client)
         except StorageError as err:
             cause = err.storage_error
             raise StateUnavailable(
@@ -126,13 +159,24 @@ class Gate:
             retry = max(1, math.ceil(reset - time.time()))
             raise AccessDenied(
                 429,
-                f"rate limit of {self._rate} exceeded; retry in {retry} s",
+                f"rate limit of {rate} exceeded; retry in {retry} s",
                 {"Retry-After": str(retry)},
             )
 
-    def _window_reset(self, key: str, client: str) -> float:
-        return float(self._limiter.get_window_stats(self._rate, key, client).reset_time)
+    def _window_reset(self, rate: RateLimitItem, bucket: str, client: str) -> float:
+        return float(self._limiter.get_window_stats(rate, bucket, client).reset_time)
 
     @property
     def allowed_origins(self) -> list[str]:
-        return sorted(self._origins)
+        """Every origin some key is accepted from (for CORS)."""
+        origins = set(self._origins)
+        for scoped in self._scoped:
+            origins |= scoped.origins or set()
+        return sorted(origins)
+
+
+def _rate(text: str, where: str) -> RateLimitItem:
+    try:
+        return parse(text)
+    except ValueError as err:
+        raise ValueError(f"{where} {text!r} is not a rate such as '30/minute'") from err

@@ -1,4 +1,5 @@
-"""Named FastAPI dependencies: the state, the pipeline, access checks, validated questions.
+"""Named FastAPI dependencies: the state, access checks, the collection a request uses and
+its pipeline, validated questions.
 
 They are `async def` although none awaits: FastAPI runs a plain `def` dependency in the
 thread pool, and half a dozen thread hops per request showed up in the HTTP overhead.
@@ -6,22 +7,37 @@ thread pool, and half a dozen thread hops per request showed up in the HTTP over
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
+from rag.collections import (
+    DEFAULT,
+    NAME_PATTERN,
+    NAME_RULE,
+    InvalidCollectionName,
+    NoSuchCollection,
+    check_name,
+)
 from rag.pipeline import Pipeline
 from rag.types import Turn
 from rag.wire import CitationSigner
 from service.admission import Admission, Overloaded
 from service.auth import AccessDenied, Action, Caller, Role
 from service.jobs import JobQueue
-from service.schemas import AskRequest, ChatRequest, TurnIn, unicode_text
+from service.pipelines import Pipelines
+from service.schemas import AskRequest, ChatRequest, SearchRequest, TurnIn, unicode_text
 from service.settings import ServiceSettings
 from service.state import ServiceState
+
+# `model` values of /v1/chat/completions that mean the default collection: what OpenAI
+# clients of this service sent before collections existed.
+DEFAULT_MODELS = frozenset({"rag", ""})
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -45,41 +61,89 @@ def _not_ready(state: ServiceState) -> HTTPException:
     return HTTPException(503, "the index and the model are still loading", {"Retry-After": "2"})
 
 
-async def get_pipeline(state: StateDep) -> Pipeline:
-    if state.pipeline is None:
+async def get_pipelines(state: StateDep) -> Pipelines:
+    if state.pipelines is None:
         raise _not_ready(state)
-    return state.pipeline
+    return state.pipelines
 
 
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+PipelinesDep = Annotated[Pipelines, Depends(get_pipelines)]
 
 
-async def admitted_pipeline(
-    request: Request, state: StateDep, pipeline: PipelineDep
-) -> AsyncIterator[Pipeline]:
-    """The pipeline, with a query slot held until the response has been sent.
+@dataclass(frozen=True)
+class InCollection:
+    """The collection a request uses, its open pipeline, and how to sign its citations."""
 
-    Declared after the access check and the body in a route's signature, so that a caller
-    without a key, rate-limited, or with a bad body is answered without taking a slot or a
-    place in the queue. For a stream the slot covers the answer's events too: they are
-    written as soon as the pipeline returns, so that is pipeline time plus the writes (see
-    docs/benchmarks.md, "Load").
+    name: str
+    pipeline: Pipeline
+    sign: CitationSigner
+
+
+def out_of_scope(name: str) -> HTTPException:
+    """The one answer to a key asking for a collection outside its scope, whether or not
+    that collection exists: it learns nothing about what exists."""
+    return HTTPException(403, f"this key may not use collection {name!r}")
+
+
+def scoped_collection(name: str, caller: Caller, state: ServiceState, exists: bool = True) -> str:
+    """`name` if `caller` may use it (and, with `exists`, it exists), else the 4xx to send.
+
+    422 for a name breaking the rule, 403 for one outside the key's scope (existing or
+    not), then 404 for a missing one the key could use.
     """
+    try:
+        check_name(name)
+    except InvalidCollectionName as err:
+        raise HTTPException(422, str(err)) from err
+    if not caller.may_use(name):
+        raise out_of_scope(name)
+    if exists and not state.collections.exists(name):
+        raise HTTPException(404, f"no collection {name!r}")
+    return name
+
+
+@asynccontextmanager
+async def _leased(
+    request: Request, state: ServiceState, name: str, admitted: bool
+) -> AsyncIterator[InCollection]:
+    """The pipeline of collection `name`, leased until the response has been sent; with
+    `admitted`, with a query slot held as long."""
+    pipelines = await get_pipelines(state)
     admission: Admission = request.app.state.admission
+    if admitted:
+        try:
+            await admission.acquire()
+        except Overloaded as err:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            state.metrics.shed.labels(route, err.reason.value).inc()
+            raise HTTPException(503, err.detail, {"Retry-After": str(err.retry_after_s)}) from err
     try:
-        await admission.acquire()
-    except Overloaded as err:
+        try:
+            if name == DEFAULT:
+                lease = pipelines.acquire(name)
+            else:  # may open the collection: not on the event loop
+                lease = await asyncio.to_thread(pipelines.acquire, name)
+        except NoSuchCollection as err:  # removed since the check
+            raise HTTPException(404, f"no collection {name!r}") from err
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        state.metrics.shed.labels(route, err.reason.value).inc()
-        raise HTTPException(503, err.detail, {"Retry-After": str(err.retry_after_s)}) from err
-    try:
-        yield pipeline
+        state.metrics.collection_requests.labels(name, route).inc()
+        try:
+            yield InCollection(name, lease.pipeline, state.signer(name))
+        finally:
+            pipelines.release(lease)
     finally:
-        admission.release()
+        if admitted:
+            admission.release()
 
 
-# The query routes' pipeline: ask, stream, search and chat run under admission control.
-AdmittedPipeline = Annotated[Pipeline, Depends(admitted_pipeline)]
+# The `?collection=` of the routes without a JSON body.
+CollectionParam = Annotated[
+    str,
+    Query(
+        description=f"The collection: {NAME_RULE}",
+        json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
+    ),
+]
 
 
 async def get_jobs(state: StateDep) -> JobQueue:
@@ -136,16 +200,42 @@ CiteAccess = Annotated[Caller, _access(Action.CITE)]
 ManageAccess = Annotated[Caller, _access(Action.MANAGE)]
 
 
-async def citation_signer(state: StateDep) -> CitationSigner:
-    """Signs each citation of this request's answer with a token valid from now."""
-    tokens, now = state.citations, time.time()
-    return lambda citation: tokens.issue(
-        citation.file, citation.paragraph, citation.passage_id, now
-    )
+# -- the collection of each kind of request -----------------------------------------------
+#
+# The query routes' collection comes from their JSON body and runs under admission control
+# (declared after the access check and the body, so that a caller without a key, rate-limited,
+# or with a bad body is answered without taking a slot or a place in the queue; for a stream
+# the slot covers the answer's events too: see docs/benchmarks.md, "Load"). The document
+# routes take `?collection=` and are never shed.
 
 
-# The `token` of every citation an answer returns (see service/citation_tokens.py).
-CitationSignerDep = Annotated[CitationSigner, Depends(citation_signer)]
+async def _manage_target(
+    request: Request, state: StateDep, caller: ManageAccess, collection: CollectionParam = DEFAULT
+) -> AsyncIterator[InCollection]:
+    name = scoped_collection(collection, caller, state)
+    async with _leased(request, state, name, False) as target:
+        yield target
+
+
+async def _cite_target(
+    request: Request, state: StateDep, caller: CiteAccess, collection: CollectionParam = DEFAULT
+) -> AsyncIterator[InCollection]:
+    name = scoped_collection(collection, caller, state)
+    async with _leased(request, state, name, False) as target:
+        yield target
+
+
+async def _read_target(
+    request: Request, state: StateDep, caller: SearchAccess, collection: CollectionParam = DEFAULT
+) -> AsyncIterator[InCollection]:
+    name = scoped_collection(collection, caller, state)
+    async with _leased(request, state, name, False) as target:
+        yield target
+
+
+ManagedCollection = Annotated[InCollection, Depends(_manage_target)]
+CitedCollection = Annotated[InCollection, Depends(_cite_target)]
+ReadCollection = Annotated[InCollection, Depends(_read_target)]
 
 
 def checked_question(text: str, settings: ServiceSettings) -> str:
@@ -174,9 +264,8 @@ async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAcces
             f"(top_k), not {body.top_k}",
         )
     checked_history([(t.question, t.answer) for t in body.history], settings)
-    return AskRequest(
-        question=checked_question(body.question, settings), top_k=body.top_k, history=body.history
-    )
+    # model_copy: every other field of the body is kept as sent.
+    return body.model_copy(update={"question": checked_question(body.question, settings)})
 
 
 AskBody = Annotated[AskRequest, Depends(ask_question)]
@@ -201,6 +290,38 @@ def checked_history(turns: list[tuple[str, str]], settings: ServiceSettings) -> 
 
 def history_turns(history: list[TurnIn]) -> tuple[Turn, ...]:
     return tuple(Turn(t.question, t.answer) for t in history)
+
+
+async def _ask_target(
+    request: Request, state: StateDep, caller: AskAccess, body: AskBody
+) -> AsyncIterator[InCollection]:
+    name = scoped_collection(body.collection, caller, state)
+    async with _leased(request, state, name, True) as target:
+        yield target
+
+
+async def _search_target(
+    request: Request, state: StateDep, caller: SearchAccess, body: SearchRequest
+) -> AsyncIterator[InCollection]:
+    name = scoped_collection(body.collection, caller, state)
+    async with _leased(request, state, name, True) as target:
+        yield target
+
+
+async def _chat_target(
+    request: Request, state: StateDep, caller: AskAccess, body: ChatRequest
+) -> AsyncIterator[InCollection]:
+    # OpenAI clients name a model: here, the collection to answer from.
+    name = DEFAULT if body.model in DEFAULT_MODELS else body.model
+    name = scoped_collection(name, caller, state)
+    async with _leased(request, state, name, True) as target:
+        yield target
+
+
+# The query routes' collection and pipeline, with a query slot.
+AskCollection = Annotated[InCollection, Depends(_ask_target)]
+SearchCollection = Annotated[InCollection, Depends(_search_target)]
+ChatCollection = Annotated[InCollection, Depends(_chat_target)]
 
 
 async def chat_question(body: ChatRequest, settings: SettingsDep) -> str:

@@ -22,15 +22,18 @@ def writable_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """FastAPI's 422 body, less the echoed input of errors whose input JSON cannot carry.
 
     FastAPI echoes each invalid value back, and some cannot be written as JSON: NaN and
-    Infinity (which Python's JSON parser accepts) and lone surrogates ("\\ud800").
+    Infinity (which Python's JSON parser accepts) and lone surrogates ("\\ud800"). Each
+    error once: FastAPI reports a body error again for every dependency that reads the body
+    (the route and the one that finds its collection).
     """
-    written = []
+    written: list[dict[str, Any]] = []
     for error in jsonable_encoder(errors):
         try:
             json.dumps(error, ensure_ascii=False, allow_nan=False).encode("utf-8")
         except ValueError:  # UnicodeEncodeError is one
             error = {k: v for k, v in error.items() if k not in {"input", "ctx"}}
-        written.append(error)
+        if error not in written:
+            written.append(error)
     return written
 
 

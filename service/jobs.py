@@ -19,9 +19,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
+from rag.collections import DEFAULT
 from rag.pipeline import IngestReport, Skipped
 from service.shared import StateUnavailable
 
@@ -30,6 +32,10 @@ log = logging.getLogger("rag.service")
 Status = Literal["queued", "running", "done", "failed"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed")
 Ingest = Callable[[Sequence[Path]], IngestReport]
+# A claimed job's files, written into the directory given (`JobStore.take_files`).
+TakeFiles = Callable[[Path], list[Path]]
+# Ingests a job's files into a collection other than default: (collection, take_files).
+IngestInto = Callable[[str, TakeFiles], IngestReport]
 
 # Finished jobs kept for `GET /v1/jobs/{id}`; older ones are forgotten first.
 KEEP_JOBS = 1000
@@ -59,10 +65,11 @@ class Job:
     report: IngestReport | None = None
     error: str | None = None
     worker: str | None = None  # which replica's worker claimed it
+    collection: str = DEFAULT  # the collection it ingests into (rag/collections.py)
 
 
-def new_job(files: list[str]) -> Job:
-    return Job(uuid.uuid4().hex, list(files))
+def new_job(files: list[str], collection: str = DEFAULT) -> Job:
+    return Job(uuid.uuid4().hex, list(files), collection=collection)
 
 
 class JobStore(Protocol):
@@ -73,8 +80,8 @@ class JobStore(Protocol):
 
     shared: bool  # whether other processes (replicas) see the same jobs
 
-    def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
-        """Keep the files (name, content) and queue a job to ingest them."""
+    def submit(self, files: Sequence[tuple[str, BinaryIO]], collection: str = DEFAULT) -> Job:
+        """Keep the files (name, content) and queue a job to ingest them into `collection`."""
         ...
 
     def claim(self, worker: str) -> Job | None:
@@ -127,14 +134,22 @@ class JobQueue:
         ingest: Ingests a list of files (the pipeline's `ingest`).
         uploads: This process's upload directory: a claimed job's files are written there
             and ingested from there (their path is what `/raw` serves).
+        into_collection: Runs a job of a collection other than default (which chooses
+            where its files go); unset, such a job fails.
     """
 
     def __init__(
-        self, store: JobStore, ingest: Ingest, uploads: Path, poll_s: float = POLL_S
+        self,
+        store: JobStore,
+        ingest: Ingest,
+        uploads: Path,
+        poll_s: float = POLL_S,
+        into_collection: IngestInto | None = None,
     ) -> None:
         self.store = store
         self.worker = worker_name()
         self._ingest = ingest
+        self._into_collection = into_collection
         self._uploads = uploads
         self._poll_s = poll_s
         self._wake = threading.Event()
@@ -142,8 +157,8 @@ class JobQueue:
         self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._thread.start()
 
-    def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
-        job = self.store.submit(files)
+    def submit(self, files: Sequence[tuple[str, BinaryIO]], collection: str = DEFAULT) -> Job:
+        job = self.store.submit(files, collection)
         self._wake.set()
         return job
 
@@ -199,7 +214,13 @@ class JobQueue:
         report: IngestReport | None = None
         error: str | None = None
         try:
-            report = self._ingest(self.store.take_files(job, self._uploads))
+            if job.collection == DEFAULT:
+                report = self._ingest(self.store.take_files(job, self._uploads))
+            elif self._into_collection is None:
+                raise RuntimeError(f"this worker cannot ingest into {job.collection!r}")
+            else:
+                take = partial(self.store.take_files, job)
+                report = self._into_collection(job.collection, take)
         except Exception as err:  # a failed job is reported, never kills the worker
             log.exception("ingestion job %s failed", job.id)
             error = f"{type(err).__name__}: {err}"

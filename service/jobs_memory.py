@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
+from rag.collections import DEFAULT
 from rag.pipeline import IngestReport
 from service.jobs import KEEP_JOBS, STATUSES, Job, Status, new_job, now
 from service.uploads import store_upload
@@ -35,8 +36,8 @@ class MemoryJobStore:
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
 
-    def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
-        job = new_job([name for name, _ in files])
+    def submit(self, files: Sequence[tuple[str, BinaryIO]], collection: str = DEFAULT) -> Job:
+        job = new_job([name for name, _ in files], collection)
         for name, content in files:
             store_upload(self._uploads, name, content)
         with self._lock:

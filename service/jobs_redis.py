@@ -25,6 +25,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from rag.collections import DEFAULT
 from rag.pipeline import IngestReport
 from service.jobs import (
     KEEP_JOBS,
@@ -141,11 +142,12 @@ class RedisJobStore:
                 f"{type(err).__name__}: {err}"
             ) from err
 
-    def submit(self, files: Sequence[tuple[str, BinaryIO]]) -> Job:
-        job = new_job([name for name, _ in files])
+    def submit(self, files: Sequence[tuple[str, BinaryIO]], collection: str = DEFAULT) -> Job:
+        job = new_job([name for name, _ in files], collection)
         contents = {name: content.read() for name, content in files}
         record = {"id": job.id, "files": json.dumps(job.files), "status": job.status}
         record["created_at"] = job.created_at
+        record["collection"] = job.collection
         with self._reaching():
             pipe = self._redis.pipeline(transaction=True)
             if contents:
@@ -245,6 +247,7 @@ def _job(raw: dict[bytes, bytes]) -> Job:
         report=None if report is None else report_from_json(report),
         error=record.get("error") or None,
         worker=record.get("worker") or None,
+        collection=record.get("collection") or DEFAULT,
     )
 
 

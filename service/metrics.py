@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latencies by route, plus index and job gauges."""
+"""Prometheus metrics: request counts and latencies by route, requests and index gauges by
+collection, job gauges."""
 
 from __future__ import annotations
 
@@ -53,6 +54,14 @@ class Metrics:
             ["route", "reason"],
             registry=self.registry,
         )
+        # Query and document requests by the collection they used (only existing collections
+        # a key may use get this far, so the series stay bounded).
+        self.collection_requests = Counter(
+            "rag_collection_requests",
+            "Requests served from a collection, by collection and route",
+            ["collection", "route"],
+            registry=self.registry,
+        )
         # Resident memory, CPU seconds and open files of the process: whether memory stays
         # bounded under load shows here (process_resident_memory_bytes).
         ProcessCollector(registry=self.registry)
@@ -75,10 +84,16 @@ class _GaugeCollector(Collector):
     """Reads gauges at scrape time: {metric name: {label value: number}}."""
 
     HELP: ClassVar[dict[str, str]] = {
-        "rag_index_documents": "Documents in the index",
-        "rag_index_passages": "Passages in the index (after deduplication)",
+        "rag_index_documents": "Documents in the index, by open collection",
+        "rag_index_passages": "Passages in the index (after deduplication), by open collection",
         "rag_ingest_jobs": "Ingestion jobs remembered, by status",
         "rag_ready": "1 once the index and the model are loaded",
+    }
+
+    LABELS: ClassVar[dict[str, str]] = {
+        "rag_index_documents": "collection",
+        "rag_index_passages": "collection",
+        "rag_ingest_jobs": "status",
     }
 
     def __init__(self, gauges: Gauges) -> None:
@@ -86,8 +101,9 @@ class _GaugeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for name, values in self._gauges().items():
-            if name == "rag_ingest_jobs":
-                family = GaugeMetricFamily(name, self.HELP[name], labels=["status"])
+            label = self.LABELS.get(name)
+            if label is not None:
+                family = GaugeMetricFamily(name, self.HELP[name], labels=[label])
                 for status, value in values.items():
                     family.add_metric([status], value)
             else:

@@ -11,7 +11,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from rag.collections import DEFAULT, NAME_PATTERN, NAME_RULE
+
 TopK = Field(default=5, ge=1, le=50, description="How many passages to retrieve")
+
+
+def collection_field() -> Any:
+    """The `collection` of a JSON body: checked by the route, so that a bad name, one outside
+    the key's scope and a missing one each get their own answer (422, 403, 404)."""
+    return Field(
+        default=DEFAULT,
+        max_length=1000,  # a long name is refused by the rule; a huge one unread
+        description=f"The collection (knowledge base) to use: {NAME_RULE}",
+        json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
+    )
 
 
 def unicode_text(value: str) -> str:
@@ -55,11 +68,13 @@ class AskRequest(Strict):
         "to stand alone from them (see `standalone_question`). At most "
         "RAG_MAX_HISTORY_TURNS turns and RAG_MAX_HISTORY_CHARS characters (422 beyond)",
     )
+    collection: str = collection_field()
 
 
 class SearchRequest(Strict):
     query: str = Field(min_length=1)
     top_k: int = TopK
+    collection: str = collection_field()
 
 
 class ChatMessage(BaseModel):
@@ -77,7 +92,12 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     # Other OpenAI parameters (temperature, ...) are accepted and ignored: the answer is
     # extracted from the documents, or written by the LLM the service is configured with.
-    model: Text = "rag"
+    model: Text = Field(
+        default="rag",
+        max_length=1000,
+        description="The collection to answer from (`GET /v1/models` lists them); "
+        '"rag" means `default`',
+    )
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
 
@@ -205,6 +225,7 @@ class ReportOut(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    collection: str
     status: Literal["queued", "running", "done", "failed"]
     files: list[str]
     created_at: str
@@ -234,6 +255,40 @@ class ParagraphContextOut(BaseModel):
     paragraph: ParagraphOut
     before: list[ParagraphOut]
     after: list[ParagraphOut]
+
+
+# -- collections ----------------------------------------------------------------------------
+
+
+class CollectionCreate(Strict):
+    name: str = Field(max_length=1000, description=f"The new collection's name: {NAME_RULE}")
+    # Unset: the service's own settings. Retrieval of a collection keeps these for good.
+    embedder: str | None = Field(default=None, max_length=300)
+    tokenizer: Literal["bigram", "jieba", "bigram+jieba"] | None = None
+    chunk_size: int | None = Field(default=None, ge=50, le=4000)
+
+
+class CollectionOut(BaseModel):
+    name: str
+    embedder: str | None = Field(description="null: `default` before its first document")
+    tokenizer: str | None
+    chunk_size: int | None
+
+
+class CollectionsOut(BaseModel):
+    collections: list[CollectionOut]
+
+
+class ModelOut(BaseModel):
+    id: str = Field(description="A collection name, for the `model` of chat completions")
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "rag"
+
+
+class ModelsOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
 
 
 # -- operations -----------------------------------------------------------------------------

@@ -79,6 +79,15 @@ class ServiceSettings(Settings):
     # traffic first. 0: no limit.
     max_connections: int = Field(default=512, ge=0)
 
+    # -- Collections and scoped keys (issue 16; rag/collections.py, service/keys.py) --
+    # A TOML or JSON file of API keys (by SHA-256 hash), each scoped to collections, with
+    # its own origins and rate limit; in addition to the keys above, which reach every
+    # collection.
+    keys_file: Path | None = None
+    # Collections other than `default` kept open at once; the least recently used one is
+    # closed (once its running queries end) to open another.
+    open_collections: int = Field(default=8, ge=1, le=1000)
+
     @field_validator(
         "admin_keys",
         "query_keys",
@@ -124,7 +133,7 @@ class ServiceSettings(Settings):
 
     @property
     def open_access(self) -> bool:
-        return not (self.admin_keys or self.query_keys or self.publishable_keys)
+        return not (self.admin_keys or self.query_keys or self.publishable_keys or self.keys_file)
 
 
 @lru_cache

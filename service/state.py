@@ -1,18 +1,23 @@
 """What the app holds between requests: settings, the gate, metrics, and, once loaded, the
-pipeline and its ingestion queue."""
+pipelines of the collections and the ingestion queue."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from rag.pipeline import Pipeline
+from embeddings.base import Embedder
+from rag.collections import Collections
+from rag.pipeline import IngestReport, Pipeline
+from rag.wire import CitationSigner
 from service.auth import Gate
 from service.citation_tokens import CitationTokens
-from service.jobs import JobQueue, JobStore
+from service.jobs import JobQueue, JobStore, TakeFiles
 from service.metrics import Metrics
+from service.pipelines import MakeEmbedder, Pipelines
 from service.settings import ServiceSettings
 from service.shared import StateUnavailable, make_job_store
 
@@ -31,10 +36,13 @@ class ServiceState:
     gate: Gate
     metrics: Metrics = field(init=False)
     citations: CitationTokens = field(init=False)
-    pipeline: Pipeline | None = None
+    pipeline: Pipeline | None = None  # the default collection's
+    pipelines: Pipelines | None = None  # every collection's, `pipeline` among them
     jobs: JobQueue | None = None
     error: str | None = None  # why loading failed, for /readyz
     job_store: JobStore = field(init=False)
+    # Builds the embedder of a collection created with another one than `pipeline`'s.
+    make_embedder: MakeEmbedder = field(default=lambda name: _make_embedder(name))
 
     def __post_init__(self) -> None:
         # In this process, or in Redis shared by every replica (service/shared.py).
@@ -45,22 +53,47 @@ class ServiceState:
         signing: list[str | bytes] = [*self.settings.citation_secrets] or [secrets.token_bytes(32)]
         self.citations = CitationTokens(signing, self.settings.citation_token_ttl_s)
 
+    @property
+    def collections(self) -> Collections:
+        return Collections.of(self.settings)
+
+    def signer(self, collection: str) -> CitationSigner:
+        """Signs each citation of one answer from `collection` with a token valid from now."""
+        tokens, now = self.citations, time.time()
+        return lambda citation: tokens.issue(
+            citation.file, citation.paragraph, citation.passage_id, now, collection
+        )
+
     def load(self, load_pipeline: LoadPipeline) -> None:
         """Load the index and the model (in a worker thread: /healthz answers meanwhile)."""
         try:
+            swept = self.collections.sweep()  # finish removals a crash interrupted
+            if swept:
+                log.warning("deleted what interrupted collection changes left: %s", swept)
             pipeline = load_pipeline(self.settings)
             pipeline.warm_up(WARM_UP_QUESTION)
         except Exception as err:
             log.critical("could not load the index or the model: %s", err)
             self.error = f"{type(err).__name__}: {err}"
             return
-        self.jobs = JobQueue(self.job_store, pipeline.ingest, self.settings.uploads)
+        self.pipelines = pipelines = Pipelines(self.settings, pipeline, self.make_embedder)
+
+        def ingest_into(collection: str, take_files: TakeFiles) -> IngestReport:
+            # The collection's pipeline when the job runs: it fails cleanly if removed.
+            with pipelines.lease(collection) as opened:
+                return opened.ingest(take_files(pipelines.settings_for(collection).uploads))
+
+        self.jobs = JobQueue(
+            self.job_store, pipeline.ingest, self.settings.uploads, into_collection=ingest_into
+        )
         self.pipeline = pipeline  # set last: a non-None pipeline means ready
         log.info("ready: %d passages in %s", len(pipeline), pipeline.directory)
 
     def close(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
+        if self.pipelines is not None:
+            self.pipelines.close()
         if self.pipeline is not None:
             self.pipeline.close()
         self.job_store.close()
@@ -69,10 +102,12 @@ class ServiceState:
         values: dict[str, Mapping[str, float]] = {
             "rag_ready": {"": float(self.pipeline is not None)}
         }
-        if self.pipeline is not None:
-            counts = self.pipeline.counts()
-            values["rag_index_documents"] = {"": counts["documents"]}
-            values["rag_index_passages"] = {"": counts["passages"]}
+        if self.pipelines is not None:
+            # By collection, for those open in this process (opened by a request since it
+            # started, or default).
+            counts = self.pipelines.counts()
+            values["rag_index_documents"] = {n: c["documents"] for n, c in counts.items()}
+            values["rag_index_passages"] = {n: c["passages"] for n, c in counts.items()}
         if self.jobs is not None:
             try:
                 jobs = self.jobs.counts()
@@ -80,6 +115,12 @@ class ServiceState:
             except StateUnavailable:
                 pass  # Redis is away: no gauge, rather than no metrics at all
         return values
+
+
+def _make_embedder(name: str) -> Embedder:
+    from embeddings.factory import make_embedder
+
+    return make_embedder(name)
 
 
 def load_default_pipeline(settings: ServiceSettings) -> Pipeline:

@@ -202,7 +202,7 @@ def test_metrics_count_requests_by_route_and_report_the_index(client: TestClient
     client.get("/v1/documents/x.txt/paragraphs/1")
     text = client.get("/metrics").text
 
-    assert "rag_index_documents 5.0" in text
+    assert 'rag_index_documents{collection="default"} 5.0' in text
     assert 'rag_http_requests_total{method="GET",route="/v1/documents/{file:path}/' in text
     assert 'route="/healthz",status="200"' in text
     assert "rag_http_request_duration_seconds_bucket" in text

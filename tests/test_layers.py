@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.index",),
     ("rag.retrieve",),
     ("rag.answer", "rag.conversation"),  # the rewrite uses the LLM client of rag.answer.llm
-    ("rag.pipeline", "rag.wire"),
+    ("rag.pipeline", "rag.wire", "rag.collections"),
     ("rag.integrations", "rag"),  # `rag` is the package itself: `rag.open`
     ("service",),
     ("eval",),

@@ -11,11 +11,11 @@ from fastapi.sse import EventSourceResponse
 
 from rag.wire import ask_payload, search_payload
 from service.deps import (
-    AdmittedPipeline,
     AskAccess,
     AskBody,
-    CitationSignerDep,
+    AskCollection,
     SearchAccess,
+    SearchCollection,
     history_turns,
 )
 from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut, SearchRequest
@@ -28,7 +28,7 @@ MAX_BODY = 192 * 1024
 
 # 400: a body that is not even text (invalid UTF-8), before it can be parsed as JSON.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    **{code: {"model": ErrorOut} for code in (400, 401, 403, 413, 429, 503)},
+    **{code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 429, 503)},
     422: {"model": InvalidOut},
 }
 
@@ -36,15 +36,14 @@ router = APIRouter(prefix="/v1", tags=["ask"], max_body_size=MAX_BODY, responses
 
 
 @router.post("/ask", response_model=AnswerOut)
-def ask(
-    _: AskAccess, body: AskBody, sign: CitationSignerDep, pipeline: AdmittedPipeline
-) -> dict[str, Any]:
-    """Answer a question from the documents, citing file, paragraph and offsets.
+def ask(_: AskAccess, body: AskBody, target: AskCollection) -> dict[str, Any]:
+    """Answer a question from a collection's documents, citing file, paragraph and offsets.
 
     A follow-up sent with the conversation's `history` is answered as its
     `standalone_question`.
     """
-    return ask_payload(pipeline, body.question, body.top_k, sign, history_turns(body.history))
+    history = history_turns(body.history)
+    return ask_payload(target.pipeline, body.question, body.top_k, target.sign, history)
 
 
 @router.post(
@@ -57,19 +56,18 @@ def ask(
         }
     },
 )
-def ask_stream(
-    _: AskAccess, body: AskBody, sign: CitationSignerDep, pipeline: AdmittedPipeline
-) -> EventSourceResponse:
+def ask_stream(_: AskAccess, body: AskBody, target: AskCollection) -> EventSourceResponse:
     """The answer as Server-Sent Events: passages first, then the text, then the answer."""
     history = history_turns(body.history)
-    events = ask_events(partial(pipeline.ask_stream, body.question, body.top_k, history), sign)
+    stream = partial(target.pipeline.ask_stream, body.question, body.top_k, history)
+    events = ask_events(stream, target.sign)
     return EventSourceResponse(events, headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/search", response_model=SearchOut)
-def search(_: SearchAccess, body: SearchRequest, pipeline: AdmittedPipeline) -> dict[str, Any]:
-    """Passages for a query, best first, without composing an answer."""
+def search(_: SearchAccess, body: SearchRequest, target: SearchCollection) -> dict[str, Any]:
+    """Passages of a collection for a query, best first, without composing an answer."""
     started = time.perf_counter()
-    retrieval = pipeline.search(body.query, body.top_k)
+    retrieval = target.pipeline.search(body.query, body.top_k)
     timings = {**retrieval.timings_ms, "total": round((time.perf_counter() - started) * 1000, 3)}
     return search_payload(retrieval, timings)

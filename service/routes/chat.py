@@ -8,13 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
-from service.deps import (
-    AdmittedPipeline,
-    AskAccess,
-    ChatHistory,
-    ChatQuestion,
-    CitationSignerDep,
-)
+from service.deps import AskAccess, ChatCollection, ChatHistory, ChatQuestion
 from service.routes.ask import ERRORS, MAX_BODY
 from service.schemas import ChatRequest
 from service.streaming import chat_chunks, chat_completion
@@ -37,11 +31,12 @@ def chat_completions(
     body: ChatRequest,
     question: ChatQuestion,
     history: ChatHistory,
-    sign: CitationSignerDep,
-    pipeline: AdmittedPipeline,
+    target: ChatCollection,
 ) -> dict[str, Any] | EventSourceResponse:
     """The last user message is the question, the messages before it its history (user
-    messages with the assistant's replies); citations ride in a `citations` field."""
+    messages with the assistant's replies), `model` the collection (see `GET /v1/models`);
+    citations ride in a `citations` field."""
+    pipeline, sign = target.pipeline, target.sign
     if body.stream:
         stream = partial(pipeline.ask_stream, question, None, history)
         chunks = chat_chunks(stream, body.model, sign)

@@ -1,4 +1,7 @@
-"""Documents: list, upload (ingested in the background), delete, read a cited paragraph."""
+"""Documents: list, upload (ingested in the background), delete, read a cited paragraph.
+
+Each route works on one collection, named by `?collection=` (default `default`).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ from service.auth import Role
 from service.citation_tokens import CitationTokens, InvalidCitationToken
 from service.deps import (
     CiteAccess,
+    CitedCollection,
     JobsDep,
     ManageAccess,
-    PipelineDep,
+    ManagedCollection,
+    PipelinesDep,
+    ReadCollection,
     SearchAccess,
     SettingsDep,
     StateDep,
@@ -49,7 +55,7 @@ DELETE_WAIT_S = 10.0
 
 
 @router.get("/documents", response_model=DocumentsOut)
-def list_documents(_: ManageAccess, pipeline: PipelineDep) -> dict[str, Any]:
+def list_documents(_: ManageAccess, target: ManagedCollection) -> dict[str, Any]:
     return {
         "documents": [
             {
@@ -62,7 +68,7 @@ def list_documents(_: ManageAccess, pipeline: PipelineDep) -> dict[str, Any]:
                 "format": row.format,
                 "ingested_at": row.ingested_at,
             }
-            for row in pipeline.documents()
+            for row in target.pipeline.documents()
         ]
     }
 
@@ -83,8 +89,11 @@ def upload_documents(
     ],
     settings: SettingsDep,
     jobs: JobsDep,
+    pipelines: PipelinesDep,
+    target: ManagedCollection,
 ) -> dict[str, Any]:
-    """Store the files and queue their ingestion; poll `GET /v1/jobs/{job_id}`."""
+    """Store the files and queue their ingestion into the collection; poll
+    `GET /v1/jobs/{job_id}`."""
     if len(files) > settings.max_upload_files:
         raise HTTPException(
             413, f"{len(files)} files sent; the limit is {settings.max_upload_files} per request"
@@ -99,34 +108,37 @@ def upload_documents(
                     413, f"{name} is larger than the {settings.max_upload_mb} MB limit"
                 )
         # Checked all before storing any: a refused request leaves nothing behind. The job
-        # store keeps the files until a worker (of any replica, with Redis) ingests them.
-        job = jobs.submit([(n, f.file) for f, n in zip(files, names, strict=True)])
+        # store keeps the files until a worker (of any replica, with Redis) ingests them
+        # into the collection (from its own upload directory).
+        sent = [(n, f.file) for f, n in zip(files, names, strict=True)]
+        job = jobs.submit(sent, target.name)
     except UploadError as err:
         raise HTTPException(err.status, err.detail) from err
     return {"job_id": job.id, "files": names}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=NOT_FOUND)
-def get_job(_: ManageAccess, job_id: str, jobs: JobsDep) -> dict[str, Any]:
+def get_job(caller: ManageAccess, job_id: str, jobs: JobsDep) -> dict[str, Any]:
     job = jobs.get(job_id)
-    if job is None:
+    if job is None or not caller.may_use(job.collection):  # out of scope: as if missing
         raise HTTPException(404, f"no job {job_id}")
     return _job_payload(job)
 
 
 @router.delete("/documents/{file:path}", response_model=DeletedOut, responses=NOT_FOUND)
 def delete_document(
-    _: ManageAccess, file: str, pipeline: PipelineDep, settings: SettingsDep
+    _: ManageAccess, file: str, target: ManagedCollection, pipelines: PipelinesDep
 ) -> dict[str, Any]:
     """Remove a document: its vectors, lexical postings and passages no other file holds."""
     try:
-        removed = pipeline.remove(file, timeout=DELETE_WAIT_S)
+        removed = target.pipeline.remove(file, timeout=DELETE_WAIT_S)
     except IndexBusyError as err:
         raise HTTPException(503, str(err), headers={"Retry-After": "30"}) from err
     if not removed:
         raise HTTPException(404, f"no document {file!r}")
-    uploaded = settings.uploads / file
-    if uploaded.parent.resolve() == settings.uploads.resolve():
+    uploads = pipelines.settings_for(target.name).uploads
+    uploaded = uploads / file
+    if uploaded.parent.resolve() == uploads.resolve():
         uploaded.unlink(missing_ok=True)  # an uploaded copy would come back on re-ingest
     return {"deleted": file}
 
@@ -141,7 +153,7 @@ def read_paragraph(
     file: str,
     number: int,
     state: StateDep,
-    pipeline: PipelineDep,
+    target: CitedCollection,
     context: Annotated[int, Query(ge=0, le=5, description="Neighbours on each side")] = 1,
     token: Annotated[
         str | None,
@@ -160,9 +172,9 @@ def read_paragraph(
     if caller.role is Role.PUBLISHABLE:
         # Checked before the index is read: a refused caller learns nothing, not even
         # whether the file exists.
-        _check_citation(state.citations, token, file, number)
+        _check_citation(state.citations, token, file, number, target.name)
         context = min(context, state.settings.citation_context)
-    found = pipeline.paragraph(file, number, context)
+    found = target.pipeline.paragraph(file, number, context)
     if found is None:
         raise HTTPException(404, f"no document {file!r}")
     before, paragraph, after = found
@@ -177,17 +189,17 @@ def read_paragraph(
 
 
 @router.get("/documents/{file:path}/text", response_model=DocumentTextOut, responses=NOT_FOUND)
-def read_text(_: SearchAccess, file: str, pipeline: PipelineDep) -> dict[str, Any]:
+def read_text(_: SearchAccess, file: str, target: ReadCollection) -> dict[str, Any]:
     """The document's extracted text: what every citation's `char_start`/`char_end` index.
 
     For a PDF, Word or Excel file this is the text its loader extracted (pages separated by
     a line holding a form feed), not the file's bytes. Not for publishable keys: they read
     cited paragraphs only.
     """
-    row = pipeline.document(file)
+    row = target.pipeline.document(file)
     if row is None:
         raise HTTPException(404, f"no document {file!r}")
-    text = pipeline.document_text(file)
+    text = target.pipeline.document_text(file)
     if text is None:
         raise HTTPException(
             404, f"{file!r} was ingested before extracted texts were kept; ingest it again"
@@ -216,7 +228,7 @@ def read_raw(
     caller: CiteAccess,
     file: str,
     state: StateDep,
-    pipeline: PipelineDep,
+    target: CitedCollection,
     paragraph: Annotated[
         int | None, Query(ge=1, description="With a publishable key: the cited paragraph")
     ] = None,
@@ -231,8 +243,8 @@ def read_raw(
     its `paragraph` and `token`.
     """
     if caller.role is Role.PUBLISHABLE:
-        _check_citation(state.citations, token, file, paragraph or 0)
-    row = pipeline.document(file)
+        _check_citation(state.citations, token, file, paragraph or 0, target.name)
+    row = target.pipeline.document(file)
     if row is None:
         raise HTTPException(404, f"no document {file!r}")
     try:
@@ -256,7 +268,9 @@ def read_raw(
     )
 
 
-def _check_citation(tokens: CitationTokens, token: str | None, file: str, number: int) -> None:
+def _check_citation(
+    tokens: CitationTokens, token: str | None, file: str, number: int, collection: str
+) -> None:
     if not token:
         raise HTTPException(
             403,
@@ -264,7 +278,7 @@ def _check_citation(tokens: CitationTokens, token: str | None, file: str, number
             "token as ?token=",
         )
     try:
-        tokens.verify(token, file, number, time.time())
+        tokens.verify(token, file, number, time.time(), collection)
     except InvalidCitationToken as err:
         raise HTTPException(403, str(err)) from err
 
@@ -291,6 +305,7 @@ def _report(report: IngestReport) -> dict[str, Any]:
 def _job_payload(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
+        "collection": job.collection,
         "status": job.status,
         "files": job.files,
         "created_at": job.created_at,

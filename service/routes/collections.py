@@ -1,0 +1,134 @@
+"""Collections (knowledge bases): list, create, remove; and `GET /v1/models`, the collections
+a key may use as OpenAI clients expect them."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from rag.collections import DEFAULT, CollectionExists, NoSuchCollection
+from rag.pipeline import index_config
+from rag.store.lock import IndexBusyError
+from service.auth import Caller
+from service.deps import AskAccess, ManageAccess, PipelinesDep, StateDep, scoped_collection
+from service.routes.ask import ERRORS
+from service.routes.documents import DELETE_WAIT_S
+from service.schemas import (
+    CollectionCreate,
+    CollectionOut,
+    CollectionsOut,
+    ErrorOut,
+    ModelsOut,
+)
+from service.state import ServiceState
+
+router = APIRouter(prefix="/v1", tags=["collections"], max_body_size=64 * 1024, responses=ERRORS)
+
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut}}
+
+
+def _visible(caller: Caller, state: ServiceState) -> list[str]:
+    return [name for name in state.collections.names() if caller.may_use(name)]
+
+
+@router.get("/collections", response_model=CollectionsOut)
+def list_collections(caller: ManageAccess, state: StateDep) -> dict[str, Any]:
+    """The collections this key may use, with the settings each was built with."""
+    collections = state.collections
+    out = []
+    for name in _visible(caller, state):
+        try:
+            config = collections.config(name)
+        except NoSuchCollection:
+            continue  # removed while listing
+        out.append(
+            {
+                "name": name,
+                "embedder": config.embedder if config else None,
+                "tokenizer": config.tokenizer if config else None,
+                "chunk_size": config.chunk_size if config else None,
+            }
+        )
+    return {"collections": out}
+
+
+@router.post("/collections", status_code=201, response_model=CollectionOut, responses=CONFLICT)
+def create_collection(
+    caller: ManageAccess, body: CollectionCreate, state: StateDep, pipelines: PipelinesDep
+) -> dict[str, Any]:
+    """Create an empty collection, built with the service's settings or those given.
+
+    Upload into it with `POST /v1/documents?collection=NAME`.
+    """
+    name = scoped_collection(body.name, caller, state, exists=False)
+    overrides = {
+        k: v
+        for k, v in (
+            ("embedder", body.embedder),
+            ("tokenizer", body.tokenizer),
+            ("chunk_size", body.chunk_size),
+        )
+        if v is not None
+    }
+    if state.collections.exists(name):  # before loading a model for nothing
+        raise HTTPException(409, f"collection {name!r} already exists")
+    settings = state.settings.model_copy(update=overrides)
+    try:
+        embedder = pipelines.embedder(settings.embedder)
+    except (ValueError, ImportError) as err:  # an unknown embedder, or one not installed
+        raise HTTPException(422, str(err)) from err
+    try:
+        state.collections.create(name, index_config(settings, embedder))
+    except CollectionExists as err:
+        raise HTTPException(409, str(err)) from err
+    return {
+        "name": name,
+        "embedder": embedder.name,
+        "tokenizer": settings.tokenizer,
+        "chunk_size": settings.chunk_size,
+    }
+
+
+@router.delete(
+    "/collections/{name:path}",
+    status_code=200,
+    responses={404: {"model": ErrorOut}, **CONFLICT},
+)
+def delete_collection(
+    caller: ManageAccess, name: str, state: StateDep, pipelines: PipelinesDep
+) -> dict[str, str]:
+    """Remove a collection and everything of it: documents, passages, vectors, uploads.
+
+    Waits for an ingestion running on it (503 past a few seconds); queries running on it
+    finish on the files they have open.
+    """
+    name = scoped_collection(name, caller, state)
+    if name == DEFAULT:
+        raise HTTPException(409, "the default collection cannot be removed; delete its documents")
+    uploads = pipelines.settings_for(name).uploads
+    collections = replace(state.collections, lock_timeout=DELETE_WAIT_S)
+    try:
+        collections.remove(name)
+    except NoSuchCollection as err:  # removed by someone else meanwhile
+        raise HTTPException(404, f"no collection {name!r}") from err
+    except IndexBusyError as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": "30"}) from err
+    pipelines.retire(name)
+    if state.settings.upload_dir is not None:  # else they were inside the collection
+        shutil.rmtree(uploads, ignore_errors=True)
+    return {"deleted": name}
+
+
+@router.get("/models", response_model=ModelsOut, tags=["openai"])
+def list_models(caller: AskAccess, state: StateDep) -> dict[str, Any]:
+    """The collections this key may ask, as OpenAI models: pass one as a chat's `model`."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "rag"}
+            for name in _visible(caller, state)
+        ],
+    }
