@@ -261,9 +261,14 @@ class ParagraphContextOut(BaseModel):
 
 
 class CollectionCreate(Strict):
-    name: str = Field(max_length=1000, description=f"The new collection's name: {NAME_RULE}")
-    # Unset: the service's own settings. Retrieval of a collection keeps these for good.
-    embedder: str | None = Field(default=None, max_length=300)
+    name: str = Field(
+        max_length=1000,
+        description=f"The new collection's name: {NAME_RULE}",
+        json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
+    )
+    # Unset: the service's own settings; a collection keeps these for good. The embedder is
+    # the service's (one model per process; `rag collections create --embedder` picks
+    # another, which the service then loads when the collection is first used).
     tokenizer: Literal["bigram", "jieba", "bigram+jieba"] | None = None
     chunk_size: int | None = Field(default=None, ge=50, le=4000)
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
+from fastapi import Path as PathParam
 
-from rag.collections import DEFAULT, CollectionExists, NoSuchCollection
+from rag.collections import (
+    DEFAULT,
+    NAME_PATTERN,
+    NAME_RULE,
+    CollectionExists,
+    NoSuchCollection,
+)
 from rag.pipeline import index_config
 from rag.store.lock import IndexBusyError
 from service.auth import Caller
@@ -59,27 +66,19 @@ def list_collections(caller: ManageAccess, state: StateDep) -> dict[str, Any]:
 def create_collection(
     caller: ManageAccess, body: CollectionCreate, state: StateDep, pipelines: PipelinesDep
 ) -> dict[str, Any]:
-    """Create an empty collection, built with the service's settings or those given.
+    """Create an empty collection, built with the service's embedder and settings, or the
+    tokenizer and chunk size given.
 
     Upload into it with `POST /v1/documents?collection=NAME`.
     """
     name = scoped_collection(body.name, caller, state, exists=False)
     overrides = {
-        k: v
-        for k, v in (
-            ("embedder", body.embedder),
-            ("tokenizer", body.tokenizer),
-            ("chunk_size", body.chunk_size),
-        )
-        if v is not None
+        k: v for k, v in (("tokenizer", body.tokenizer), ("chunk_size", body.chunk_size)) if v
     }
     if state.collections.exists(name):  # before loading a model for nothing
         raise HTTPException(409, f"collection {name!r} already exists")
     settings = state.settings.model_copy(update=overrides)
-    try:
-        embedder = pipelines.embedder(settings.embedder)
-    except (ValueError, ImportError) as err:  # an unknown embedder, or one not installed
-        raise HTTPException(422, str(err)) from err
+    embedder = pipelines.default.embedder
     try:
         state.collections.create(name, index_config(settings, embedder))
     except CollectionExists as err:
@@ -98,7 +97,16 @@ def create_collection(
     responses={404: {"model": ErrorOut}, **CONFLICT},
 )
 def delete_collection(
-    caller: ManageAccess, name: str, state: StateDep, pipelines: PipelinesDep
+    caller: ManageAccess,
+    name: Annotated[
+        str,
+        PathParam(
+            description=f"The collection: {NAME_RULE}",
+            json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
+        ),
+    ],
+    state: StateDep,
+    pipelines: PipelinesDep,
 ) -> dict[str, str]:
     """Remove a collection and everything of it: documents, passages, vectors, uploads.
 
