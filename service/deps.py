@@ -79,10 +79,10 @@ class InCollection:
     sign: CitationSigner
 
 
-def out_of_scope(name: str) -> HTTPException:
+def out_of_scope() -> HTTPException:
     """The one answer to a key asking for a collection outside its scope, whether or not
     that collection exists: it learns nothing about what exists."""
-    return HTTPException(403, f"this key may not use collection {name!r}")
+    return HTTPException(403, "this key may not use that collection")
 
 
 def scoped_collection(name: str, caller: Caller, state: ServiceState, exists: bool = True) -> str:
@@ -96,7 +96,7 @@ def scoped_collection(name: str, caller: Caller, state: ServiceState, exists: bo
     except InvalidCollectionName as err:
         raise HTTPException(422, str(err)) from err
     if not caller.may_use(name):
-        raise out_of_scope(name)
+        raise out_of_scope()
     if exists and not state.collections.exists(name):
         raise HTTPException(404, f"no collection {name!r}")
     return name

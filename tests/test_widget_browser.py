@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -28,6 +29,9 @@ from playwright.sync_api import (
 )
 
 from bench.service import free_port, running_service
+from embeddings.base import Embedder
+from rag.collections import Collections
+from rag.pipeline import index_config, open_pipeline
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.api import demo_loader
@@ -96,6 +100,41 @@ def keyed_service(demo_index: Path) -> Iterator[str]:
     shutil.copytree(demo_index, index)
     keys = {"RAG_ADMIN_KEYS": ADMIN_KEY, "RAG_PUBLISHABLE_KEYS": PUBLISHABLE_KEY}
     with running_service(index, keys) as url:
+        yield url
+
+
+# A collection of its own, and a publishable key (from a keys file) that reaches only it.
+REGULATIONS = "regulations"
+REGULATIONS_DOC = "员工手册.txt"
+REGULATIONS_TEXT = "第一章 休假\n\n员工每年享有十五天带薪年假，须提前一周向部门经理申请。\n"
+REGULATIONS_QUESTION = "员工每年享有多少天带薪年假？"
+SCOPED_KEY = "pk-regulations-only"
+
+
+@pytest.fixture(scope="session")
+def scoped_service(
+    e5: Embedder, demo_index: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The demo index plus a `regulations` collection; SCOPED_KEY may use only that one."""
+    index = tmp_path_factory.mktemp("scoped") / "index"
+    shutil.copytree(demo_index, index)
+    settings = ServiceSettings(index_dir=index)
+    collections = Collections.of(settings)
+    collections.create(REGULATIONS, index_config(settings, e5))
+    docs = tmp_path_factory.mktemp("regulations")
+    (docs / REGULATIONS_DOC).write_text(REGULATIONS_TEXT, encoding="utf-8")
+    with open_pipeline(collections.settings_for(REGULATIONS, settings), e5) as pipeline:
+        pipeline.ingest([docs])
+    keys_file = index.parent / "keys.toml"
+    keys_file.write_text(
+        f'''[[keys]]
+sha256 = "{hashlib.sha256(SCOPED_KEY.encode()).hexdigest()}"
+role = "publishable"
+collections = ["{REGULATIONS}"]
+''',
+        encoding="utf-8",
+    )
+    with running_service(index, {"RAG_KEYS_FILE": str(keys_file)}) as url:
         yield url
 
 
@@ -377,6 +416,38 @@ def test_a_refused_citation_token_gets_a_friendly_message(page: Page, keyed_serv
     expect(answer).to_have_attribute("data-state", "done")
     answer.locator("[part=citation]").first.click()
     expect(part(page, "reader")).to_contain_text("这条出处已失效，请重新提问后再打开。")
+
+
+def test_the_widget_answers_from_its_data_collection_with_a_key_scoped_to_it(
+    page: Page, scoped_service: str
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    tag = f'<script src="/widget.js" data-key="{SCOPED_KEY}" data-collection="{REGULATIONS}" defer>'
+    route_page(page, f"{scoped_service}/help.html", host_page(f"{tag}</script>"))
+    page.goto(f"{scoped_service}/help.html")
+    open_widget(page)
+    answer = ask(page, REGULATIONS_QUESTION)
+
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer).to_contain_text("十五天")
+    answer.locator("[part=citation]").first.click()
+    expect(part(page, "reader").locator("mark")).to_contain_text("十五天带薪年假")
+    opened = [u for u in requested if "/paragraphs/" in u]
+    assert len(opened) == 1 and f"collection={REGULATIONS}" in opened[0], opened
+
+
+def test_a_widget_pointed_at_a_collection_outside_its_key_is_refused(
+    page: Page, scoped_service: str
+) -> None:
+    tag = f'<script src="/widget.js" data-key="{SCOPED_KEY}" defer></script>'  # default
+    route_page(page, f"{scoped_service}/other.html", host_page(tag))
+    page.goto(f"{scoped_service}/other.html")
+    open_widget(page)
+    answer = ask(page, SIMPLIFIED_QUESTION)
+
+    expect(answer).to_have_attribute("data-state", "error")
+    expect(answer).to_contain_text("此网页无权使用问答服务。")
 
 
 def test_a_refused_key_gets_a_friendly_message(page: Page, keyed_service: str) -> None:

@@ -6,7 +6,8 @@
  * Adds a <rag-chat> element: a floating button that opens a panel where visitors ask questions
  * and read the cited paragraphs. Everything lives in an open shadow root so the host page's CSS
  * and the widget's cannot reach each other. No dependencies and no globals besides the element.
- * Optional attributes: data-key (omit it when the service has no keys), data-title.
+ * Optional attributes: data-key (omit it when the service has no keys), data-title, and
+ * data-collection (the knowledge base to answer from; default "default").
  */
 (() => {
   "use strict";
@@ -20,6 +21,7 @@
     // The service is wherever this file was served from, also under a path prefix.
     base: new URL(".", script.src),
     key: script.dataset.key ?? "",
+    collection: script.dataset.collection || "default",
     title: script.dataset.title || "文档问答",
   };
 
@@ -39,6 +41,8 @@
     // A follow-up is answered as the question it was understood as: say which.
     understoodAs: (question) => `理解为：${question}`,
     unsupported: "这句话没有注明出处，文档中未必有依据。",
+    // data-collection names a knowledge base the service does not have.
+    noCollection: "问答服务中没有这个知识库。",
     status: {
       401: "问答服务需要有效的访问密钥。",
       403: "此网页无权使用问答服务。",
@@ -115,22 +119,29 @@
   // -- The service -------------------------------------------------------------------------------
 
   class ServiceClient {
-    constructor({ base, key }) {
+    constructor({ base, key, collection }) {
       this.base = base;
       this.key = key;
+      this.collection = collection;
     }
 
     /**
-     * Asks a question after the conversation's earlier turns (`[{question, answer}]`, which
-     * the service uses to understand a follow-up); yields the stream's events as
-     * `{type, data}` with `data` parsed.
+     * Asks a question of the widget's collection after the conversation's earlier turns
+     * (`[{question, answer}]`, which the service uses to understand a follow-up); yields the
+     * stream's events as `{type, data}` with `data` parsed.
      */
     async *ask(question, history = []) {
-      const response = await this.#fetch("v1/ask/stream", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-        body: JSON.stringify(history.length ? { question, history } : { question }),
-      });
+      const body = { question, collection: this.collection };
+      if (history.length) body.history = history;
+      const response = await this.#fetch(
+        "v1/ask/stream",
+        {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+          body: JSON.stringify(body),
+        },
+        { ...MESSAGES.status, 404: MESSAGES.noCollection },
+      );
       try {
         for await (const event of readEventStream(response.body)) {
           yield { type: event.type, data: JSON.parse(event.data) };
@@ -149,7 +160,7 @@
     async paragraph(file, number, token, signal) {
       // File names may contain folders: keep the slashes, encode everything else.
       const id = file.split("/").map(encodeURIComponent).join("/");
-      const query = new URLSearchParams({ context: "1" });
+      const query = new URLSearchParams({ context: "1", collection: this.collection });
       if (token) query.set("token", token);
       const path = `v1/documents/${id}/paragraphs/${number}?${query}`;
       const refusals = { ...MESSAGES.status, 403: MESSAGES.citationRefused };
@@ -163,7 +174,10 @@
      */
     async original(file, number, token) {
       const id = file.split("/").map(encodeURIComponent).join("/");
-      const query = new URLSearchParams({ paragraph: String(number) });
+      const query = new URLSearchParams({
+        paragraph: String(number),
+        collection: this.collection,
+      });
       if (token) query.set("token", token);
       const refusals = { ...MESSAGES.status, 403: MESSAGES.citationRefused };
       const response = await this.#fetch(`v1/documents/${id}/raw?${query}`, {}, refusals);
