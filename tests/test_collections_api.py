@@ -157,7 +157,7 @@ def test_search_and_document_routes_take_the_collection(client: TestClient) -> N
 
 
 def test_chat_completions_map_the_model_to_the_collection(client: TestClient) -> None:
-    def chat(model: str) -> httpx.Response:
+    def chat(model: str) -> Any:
         body = {"model": model, "messages": [{"role": "user", "content": HANDBOOK_QUESTION}]}
         return client.post("/v1/chat/completions", json=body, headers=auth(QUERY))
 
@@ -302,7 +302,7 @@ def test_an_unknown_collection_is_404_for_a_key_that_may_use_any(client: TestCli
 def test_a_scoped_key_gets_the_same_403_for_a_forbidden_and_a_missing_collection(
     client: TestClient,
 ) -> None:
-    def ask(collection: str) -> httpx.Response:
+    def ask(collection: str) -> Any:
         body = {"question": DEMO_QUESTION, "collection": collection}
         return client.post("/v1/ask", json=body, headers=auth(REGS_QUERY))
 
