@@ -82,6 +82,8 @@ class Pipelines:
             NoSuchCollection: There is none (removed meanwhile, perhaps by another process).
         """
         if name == DEFAULT:
+            with self._lock:
+                self._default.leases += 1
             return self._default
         return self._acquire(name)
 

@@ -491,3 +491,13 @@ def test_a_collection_removed_by_another_process_is_404_and_a_new_one_is_not_the
     fresh = client.post("/v1/ask", json=body, headers=auth(QUERY)).json()
     assert fresh["citations"] == []  # the new, empty collection; not the cached old one
     assert client.delete("/v1/collections/twice", headers=auth(ADMIN)).status_code == 200
+
+
+def test_rag_eval_asks_a_service_in_the_collection_named(client: TestClient) -> None:
+    from eval.runner import http_asker
+
+    asking = TestClient(client.app, client=NETWORK_CLIENT, headers=auth(QUERY))
+
+    answer = http_asker(asking, REGS)(HANDBOOK_QUESTION, 5)  # type: ignore[arg-type]
+
+    assert cited_files(answer) == {HANDBOOK}
