@@ -136,8 +136,11 @@ class Pipelines:
     # -- inside ---------------------------------------------------------------------------
 
     def _acquire(self, name: str) -> Lease:
-        location = self.collections.require(name)
-        identity = _identity(location)
+        try:
+            identity = _identity(self.collections.require(name))
+        except NoSuchCollection:
+            self.retire(name)  # removed by another process: let its files go
+            raise
         with self._lock:
             entry = self._open.get(name)
             if entry is not None and entry.identity == identity:
