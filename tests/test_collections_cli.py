@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from tests.conftest import DEMO
+from tests.conftest import DEMO, SEEDS_DEV
 
 runner = CliRunner()
 HANDBOOK = "员工手册.txt"
@@ -140,3 +140,19 @@ def test_the_default_collection_cannot_be_removed(index: Path) -> None:
 
     assert code == 2
     assert "default collection cannot be removed" in " ".join(output.split())
+
+
+@pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
+def test_eval_builds_and_evaluates_the_collection_named(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    args = ("eval", SEEDS_DEV, "--docs", DEMO, "--index", index, "--limit", "2")
+
+    code, output = rag(*args, "--collection", "kb", "--out", tmp_path / "r.json")
+
+    assert code == 0, output
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["run"]["questions"] == 2
+    listed = json.loads(rag("docs", "list", "--index", index, "-c", "kb", "--json")[1])
+    assert len(listed) == 5
+    assert not (index / "store.sqlite").exists()  # default was left alone
+    code, output = rag("eval", SEEDS_DEV, "--index", index, "--collection", "absent")
+    assert code == 2 and "no collection 'absent'" in output
