@@ -69,6 +69,18 @@ def test_a_submitted_job_is_queued_with_its_files(stores: Stores) -> None:
     assert store.get("no-such-job") is None
 
 
+def test_a_job_keeps_the_collection_it_ingests_into(stores: Stores) -> None:
+    submitting, claiming = stores(2)  # with Redis, another replica claims it
+    job = submitting.submit(files("a.txt"), "regs")
+
+    claimed = claiming.claim("worker-1")
+    seen = submitting.get(job.id)
+
+    assert claimed is not None and claimed.collection == "regs"
+    assert seen is not None and seen.collection == "regs"
+    assert submitting.submit(files("b.txt")).collection == "default"
+
+
 def test_jobs_are_claimed_oldest_first_and_each_once(stores: Stores) -> None:
     first_store, second_store = stores(2)
     first = first_store.submit(files("a.txt"))
