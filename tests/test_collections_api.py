@@ -498,6 +498,6 @@ def test_rag_eval_asks_a_service_in_the_collection_named(client: TestClient) -> 
 
     asking = TestClient(client.app, client=NETWORK_CLIENT, headers=auth(QUERY))
 
-    answer = http_asker(asking, REGS)(HANDBOOK_QUESTION, 5)  # type: ignore[arg-type]
+    answer = http_asker(asking, REGS)(HANDBOOK_QUESTION, 5, ())  # type: ignore[arg-type]
 
     assert cited_files(answer) == {HANDBOOK}
