@@ -94,7 +94,7 @@ def create_collection(
         collections.location(collection)
         if collections.exists(collection):  # before loading a model for nothing
             raise CollectionExists(f"collection {collection!r} already exists")
-        embedder = make_embedder(base.embedder)
+        embedder = make_embedder(base.embedder, base.embedder_options())
         return collections.create(collection, index_config(base, embedder))
     except IndexBusyError as err:
         raise busy(err) from err

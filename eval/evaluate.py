@@ -172,7 +172,12 @@ def _collection_index(options: EvalOptions, create: bool) -> Path:
         if not collections.exists(name):
             if not create:
                 raise EvalError(f"no collection {name!r}: give --docs DIR to build it")
-            collections.create(name, index_config(settings, make_embedder(settings.embedder)))
+            collections.create(
+                name,
+                index_config(
+                    settings, make_embedder(settings.embedder, settings.embedder_options())
+                ),
+            )
         return collections.location(name)
     except InvalidCollectionName as err:
         raise EvalError(str(err)) from err

@@ -42,7 +42,7 @@ class ServiceState:
     error: str | None = None  # why loading failed, for /readyz
     job_store: JobStore = field(init=False)
     # Builds the embedder of a collection created with another one than `pipeline`'s.
-    make_embedder: MakeEmbedder = field(default=lambda name: _make_embedder(name))
+    make_embedder: MakeEmbedder | None = None
 
     def __post_init__(self) -> None:
         # In this process, or in Redis shared by every replica (service/shared.py).
@@ -76,7 +76,8 @@ class ServiceState:
             log.critical("could not load the index or the model: %s", err)
             self.error = f"{type(err).__name__}: {err}"
             return
-        self.pipelines = pipelines = Pipelines(self.settings, pipeline, self.make_embedder)
+        make = self.make_embedder or (lambda name: _make_embedder(name, self.settings))
+        self.pipelines = pipelines = Pipelines(self.settings, pipeline, make)
 
         def ingest_into(collection: str, take_files: TakeFiles) -> IngestReport:
             # The collection's pipeline when the job runs: it fails cleanly if removed.
@@ -117,10 +118,10 @@ class ServiceState:
         return values
 
 
-def _make_embedder(name: str) -> Embedder:
+def _make_embedder(name: str, settings: ServiceSettings) -> Embedder:
     from embeddings.factory import make_embedder
 
-    return make_embedder(name)
+    return make_embedder(name, settings.embedder_options())
 
 
 def load_default_pipeline(settings: ServiceSettings) -> Pipeline:
