@@ -30,6 +30,8 @@ HEADLINE = (
     "hit@5",
     "mrr@10",
     "answer_hit",
+    "short_em",
+    "short_f1",
     "citation_accuracy",
     "quotes_valid",
     "duplicate_rate",

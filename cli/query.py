@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cli.common import (
     CollectionOption,
@@ -64,6 +65,9 @@ def ask(
         return
     if answer.standalone_question not in (None, question):
         errors.print(f"[dim]understood as: {answer.standalone_question}[/dim]", highlight=False)
+    if answer.short_answer is not None:
+        # The answer itself first, then the cited sentences as its evidence.
+        console.print(f"[bold]{escape(answer.short_answer.text)}[/bold]", highlight=False)
     console.print(answer.answer, highlight=False)
     for c in answer.citations:
         console.print(

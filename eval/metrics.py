@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 from rag.text.script import fold_script
 
 _SPACE = re.compile(r"\s+")
+_NOISE = re.compile(r"[\s\W_]+")
 
 
 def first_hit_rank(retrieved: Sequence[set[tuple[str, int]]], gold: tuple[str, int]) -> int | None:
@@ -34,3 +36,27 @@ def answer_hit(answer: str, golds: Sequence[str]) -> float:
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def normalise_answer(text: str) -> str:
+    """SQuAD-style answer normal form: script-folded, without white space or punctuation."""
+    return _NOISE.sub("", fold_script(text))
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    """1 if the prediction equals a gold answer once both are normalised."""
+    p = normalise_answer(prediction)
+    return float(bool(p) and any(p == normalise_answer(g) for g in golds))
+
+
+def char_f1(prediction: str, golds: Sequence[str]) -> float:
+    """Best character-overlap F1 against any gold answer (CMRC 2018's own measure)."""
+    p = normalise_answer(prediction)
+    best = 0.0
+    for gold in golds:
+        g = normalise_answer(gold)
+        common = sum((Counter(p) & Counter(g)).values())
+        if common:
+            precision, recall = common / len(p), common / len(g)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best

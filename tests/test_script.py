@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.text.script import detect_script, fold_script, to_script
+from rag.text.script import detect_script, fold_chars, fold_script, to_script
 
 
 def test_traditional_and_simplified_fold_alike() -> None:
@@ -28,3 +28,17 @@ def test_script_detection_and_conversion() -> None:
     assert detect_script("质量是基础") == "hans"
     assert detect_script("2012") is None
     assert to_script("质量是基础", "hant") == "質量是基礎"
+
+
+def test_folding_by_characters_folds_scripts_width_and_case_in_place() -> None:
+    assert fold_chars("國務院副總理王岐山") == "国务院副总理王岐山"
+    assert fold_chars("ＡＢ１２質量月") == "ab12质量月"
+    assert fold_chars("面积㎡") == "面积㎡"  # NFKC would make it longer: kept as it is
+
+
+@given(st.text(alphabet=st.sampled_from("質量月国國务務ＡＢab１2㎡ﬁ 。，乾隆發髮"), max_size=30))
+def test_folding_by_characters_keeps_every_offset(text: str) -> None:
+    folded = fold_chars(text)
+    assert len(folded) == len(text)
+    assert fold_chars(folded) == folded
+    assert all(fold_chars(text[i]) == folded[i] for i in range(len(text)))

@@ -262,6 +262,28 @@ def test_demo_page_answers_with_citations_and_opens_the_cited_paragraph(
     expect(citations.first).to_be_focused()
 
 
+def test_the_short_answer_shows_first_in_bold_and_is_marked_in_its_sentence(
+    page: Page, live_service: str, tmp_path: Path
+) -> None:
+    question = "质检总局局长是谁？"
+    expected = httpx.post(f"{live_service}/v1/ask", json={"question": question}, timeout=30).json()
+    assert expected["short_answer"]["text"] == "支树平", expected
+
+    page.goto(live_service)
+    open_widget(page)
+    answer = ask(page, question)
+
+    short = answer.locator("[part=short-answer]")
+    expect(short.locator("strong")).to_have_text("支树平")
+    text = answer.locator("[part=answer-text]")
+    expect(text).to_have_text(expected["answer"])  # the sentence below, whole
+    expect(text.locator("[part=short-mark]")).to_have_text("支树平")
+    short_box, text_box = short.bounding_box(), text.bounding_box()
+    assert short_box is not None and text_box is not None
+    assert short_box["y"] < text_box["y"]
+    screenshot(page, tmp_path / "widget-short-answer.png")
+
+
 def test_a_traditional_question_gets_a_cited_answer(page: Page, live_service: str) -> None:
     page.goto(live_service)
     open_widget(page)
@@ -532,7 +554,7 @@ HOSTILE_QUESTIONS = {
 }
 # What the widget builds from its own markup; anything else would have come from a document.
 WIDGET_TAGS = {"style", "div", "button", "svg", "path", "section", "header", "h2", "h3"}
-WIDGET_TAGS |= {"p", "form", "textarea", "ol", "li", "mark"}
+WIDGET_TAGS |= {"p", "form", "textarea", "ol", "li", "mark", "strong"}
 
 SHADOW_TAGS_JS = """() => Array.from(
   document.querySelector("rag-chat").shadowRoot.querySelectorAll("*"),
@@ -607,7 +629,9 @@ def test_markup_in_a_document_shows_as_text_and_never_runs(
         expect(answer).to_have_attribute("data-state", "done")
         text = answer.locator("[part=answer-text]")
         expect(text).to_have_text(expected["answer"])
-        expect(text.locator("*")).to_have_count(0)
+        # No element but the widget's own mark of the short answer (its text set as text).
+        expect(text.locator("*:not([part=short-mark])")).to_have_count(0)
+        expect(text.locator("[part=short-mark] *")).to_have_count(0)
         citation = answer.locator("[part=citation]").first
         expect(citation).to_have_text(f"[{cited['n']}] {HOSTILE_FILE} ¶{cited['paragraph']}")
 

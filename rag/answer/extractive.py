@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 from rag.answer.base import ABSTAIN_TEXT, Lexicon
 from rag.answer.cite import cite
-from rag.text.script import fold_script
+from rag.answer.spans.candidates import foldable
+from rag.answer.spans.features import prepare
+from rag.answer.spans.select import Span, anchor_term, best_span, typed_answer_near
+from rag.answer.spans.short import Quoted, place_span, short_answer
 from rag.text.sentences import split_sentences
 from rag.text.tokenize import jieba_tokens
 from rag.types import Answer, Citation, ScoredPassage
@@ -19,10 +22,20 @@ _QUESTION_WORDS = re.compile(
     r"什么样的?|什么时候|什么|哪一?[天年个些种位里儿]|哪|谁|几[个项条月号日年次种名位]?|多少|"
     r"怎么样|怎样|怎么|如何|为什么|为何|何时|何地|何处|是否|吗|呢|请问"
 )
+# Words that frame a question rather than carry its content: "每年9月是什么活动月？" is
+# answered by "9月是全国“质量月”", which says neither 每年 nor 活动月. The noun after
+# 什么/哪些 names the answer's category (活动月, 年份), which the answer need not repeat.
+_FRAMING = re.compile(r"每年|每月|每天|每周|每届|每个|一般|通常|主要")
+# The category stays a question word for choosing the sentence (哪些意识 prefers the
+# sentence about 意识) but does not count in `support`.
+_CATEGORY = re.compile(
+    r"(?:什么|哪些|哪个|哪种|哪类|哪一种|哪一个)([\u4e00-\u9fff]{1,3})(?=[？?，,。的是]|$)"
+)
+_DATE_WORD = re.compile(r"\d+[年月日号]")
 _STOP_WORDS = frozenset("的了是在和与及或于对把被将有也都就要会能从向以为由之其这那个等呀啊")
 # What kind of answer a question expects, recognisable in a sentence: "几个/多少" wants a
 # number, "哪一天/何时/哪年" a date. A sentence that offers one covers that part of the question.
-_WANTS_DATE = re.compile(r"哪一?天|哪年|哪一年|何时|什么时候|几月|几号|几日|日期")
+_WANTS_DATE = re.compile(r"哪一?天|哪年|哪一年|何时|什么时候|几月|几号|几日|日期|年份")
 _WANTS_NUMBER = re.compile(r"几|多少")
 _DATE = re.compile(r"\d{4}[年/.-]\d{1,2}|\d{1,2}月\d{1,2}[日号]|\d{4}年")
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个项条名位次种件年月日天元岁倍]")
@@ -34,13 +47,18 @@ _SPEECH = re.compile(r"(?:说|讲|谈到|指出|表示|强调|提出|认为|称)
 DATE_SLOT = "<date>"
 NUMBER_SLOT = "<number>"
 SPEECH_SLOT = "<speech>"
-_SLOTS = (DATE_SLOT, NUMBER_SLOT, SPEECH_SLOT)
+# A sentence holding a span of the asked type next to the question word nearest the
+# wh-word (`rag.answer.spans.select.typed_answer_near`) earns this slot, weighing
+# `ExtractiveConfig.typed_weight` of the question: it answers more than a sentence that
+# only repeats the question's words.
+ANSWER_SLOT = "<answer>"
+_SLOTS = (DATE_SLOT, NUMBER_SLOT, SPEECH_SLOT, ANSWER_SLOT)
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
 
 @dataclass(frozen=True)
 class ExtractiveConfig:
-    abstain_below: float = 0.35  # fused score of the best passage
+    abstain_below: float = 0.5  # fused score of the best passage (eval/studies/abstention.py)
     min_support: float = 0.35  # IDF-weighted share of the question's words the answer covers
     min_gain: float = 0.2  # share of the question a further sentence must add
     max_sentences: int = 2
@@ -52,6 +70,19 @@ class ExtractiveConfig:
     # Grow the best sentence with its neighbours in its passage while the answer stays within
     # this many characters (0: never). See `ExtractiveComposer._expand`.
     context_chars: int = 120
+    # Share of the question's weight a sentence with a typed answer next to the question's
+    # anchor word gains (0: off), in the first `typed_passages` passages.
+    typed_weight: float = 0.5
+    typed_passages: int = 2
+    # Look for the answer span in the cited quotes (`Answer.short_answer`).
+    short_answers: bool = True
+    # The span scorer's best span in the top passage, when it scores at least
+    # `span_min_score`, gives its sentence the answer slot too (0: off), and is then the
+    # short answer if the cited quote holds it. Off: 0.2 gained a point of answer hit in
+    # the open domain (docs/benchmarks.md), but a short passage (a title line) has few
+    # candidates, so its best takes a high share without being an answer, and it broke
+    # the issue's demo examples (tests/test_spans_demo.py).
+    span_min_score: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -84,8 +115,11 @@ class ExtractiveComposer:
         rarest part); a word the corpus never saw gets the highest IDF. The expected answer
         slot (a number, a date) weighs the mean of the words.
         """
-        folded = fold_script(question)
-        words = {w for w in jieba_tokens(_QUESTION_WORDS.sub(" ", folded)) if w not in _STOP_WORDS}
+        folded = foldable(question)
+        content = _QUESTION_WORDS.sub(" ", _FRAMING.sub(" ", folded))
+        words = {w for w in jieba_tokens(content) if w not in _STOP_WORDS}
+        # jieba cuts "9月" into 9 and 月, which the single-character rule below would drop.
+        words |= set(_DATE_WORD.findall(content))
         # Single characters are mostly function words or light verbs (抓, 说, 上), and a
         # bigram index has no statistics for them; keep them only if nothing else is left.
         longer = {w for w in words if len(w) > 1}
@@ -108,8 +142,9 @@ class ExtractiveComposer:
         abstain = Answer(question, ABSTAIN_TEXT, True, (), tuple(passages))
         if not passages or passages[0].score < self.config.abstain_below:
             return abstain
-        weights, chosen = self._select(question, passages)
-        if not chosen or self.support(chosen, weights) < self.config.min_support:
+        weights, chosen, span = self._select_span(question, passages)
+        support = self.support(chosen, weights, self.framing_words(question))
+        if not chosen or support < self.config.min_support:
             return abstain
         if self.config.context_chars:
             chosen = self._expand(chosen, passages)
@@ -119,46 +154,134 @@ class ExtractiveComposer:
             a, b = self._trim(passage.passage.text[s.start : s.end], weights)
             citations.append(cite(len(citations) + 1, passage, s.start + a, s.start + b))
         text = "".join(f"{c.quote}[{c.n}]" for c in citations)
-        return Answer(question, text, False, tuple(citations), tuple(passages))
+        quoted = [
+            Quoted(c, passages[s.rank].passage.sources[0], s.start, passages[s.rank].passage.id)
+            for c, s in zip(citations, chosen, strict=True)
+        ]
+        short = None
+        if self.config.short_answers:
+            # The span that chose the sentence, if a quote holds it; else the best in the quotes.
+            if span is not None:
+                short = place_span(quoted, passages[0].passage.id, span.start, span.end)
+            short = short or short_answer(question, quoted)
+        return Answer(question, text, False, tuple(citations), tuple(passages), short_answer=short)
 
     def answer_support(self, question: str, passages: Sequence[ScoredPassage]) -> float:
         """The support the answer to `question` would have, before any abstention rule."""
         weights, chosen = self._select(question, passages)
-        return self.support(chosen, weights) if chosen else 0.0
+        return self.support(chosen, weights, self.framing_words(question)) if chosen else 0.0
+
+    def framing_words(self, question: str) -> frozenset[str]:
+        """The words of the category a question asks within (年份 in "哪些年份")."""
+        found = _CATEGORY.search(foldable(question))
+        return frozenset(jieba_tokens(found.group(1))) if found else frozenset()
 
     def _select(
         self, question: str, passages: Sequence[ScoredPassage]
     ) -> tuple[dict[str, float], list[_Sentence]]:
         """The question's weighted words and the sentences chosen to answer it."""
+        weights, chosen, _ = self._select_span(question, passages)
+        return weights, chosen
+
+    def _select_span(
+        self, question: str, passages: Sequence[ScoredPassage]
+    ) -> tuple[dict[str, float], list[_Sentence], Span | None]:
+        """`_select`, and the best span of the top passage when it guided the choice."""
         weights = self.question_terms(question)
         total = sum(weights.values())
         if total <= 0:
-            return weights, []
+            return weights, [], None
         sentences = self._sentences(passages, weights)
         if SPEECH_SLOT in weights:
             # What someone said is only in a sentence that reports it: when there is one,
             # the others (the headline announcing the speech) cannot answer.
             reported = [s for s in sentences if SPEECH_SLOT in s.terms]
             sentences = reported or sentences
-        return weights, self._choose(sentences, weights, total)
+        span = None
+        if self.config.typed_weight > 0:
+            sentences = self._typed(question, passages, sentences, weights)
+            # A typed answer next to the question's anchor word is the surer evidence; the
+            # scorer's best span guides only where none was found (a short passage of few
+            # candidates gives its best a high share without it being an answer).
+            if self.config.span_min_score > 0 and not any(
+                ANSWER_SLOT in s.terms for s in sentences
+            ):
+                sentences, span = self._spanned(question, passages, sentences)
+            if any(ANSWER_SLOT in s.terms for s in sentences):
+                # A bonus on top: shares of the question (`total`) keep their meaning.
+                weights = {**weights, ANSWER_SLOT: self.config.typed_weight * total}
+        return weights, self._choose(sentences, weights, total), span
 
-    def support(self, chosen: Sequence[_Sentence], weights: dict[str, float]) -> float:
+    def _spanned(
+        self, question: str, passages: Sequence[ScoredPassage], sentences: list[_Sentence]
+    ) -> tuple[list[_Sentence], Span | None]:
+        """`sentences`, the one holding the top passage's best span with ANSWER_SLOT."""
+        q = prepare(question)
+        if q.kind == "why_how" or not passages:
+            return sentences, None
+        text = passages[0].passage.text
+        span = best_span(q, text, min_score=self.config.span_min_score, folded=foldable(text))
+        if span is None:
+            return sentences, None
+        out = [
+            _Sentence(s.rank, s.start, s.end, s.terms | {ANSWER_SLOT}, s.context)
+            if s.rank == 0 and s.start <= span.start < s.end
+            else s
+            for s in sentences
+        ]
+        return out, span
+
+    def _typed(
+        self,
+        question: str,
+        passages: Sequence[ScoredPassage],
+        sentences: list[_Sentence],
+        weights: dict[str, float],
+    ) -> list[_Sentence]:
+        """`sentences`, those holding a typed answer next to the anchor word with ANSWER_SLOT."""
+        q = prepare(question)
+        anchor = anchor_term(q, [w for w in weights if w not in _SLOTS])
+        if anchor is None:
+            return sentences
+        # The few sentences that say most of the question and its anchor word are looked
+        # into: cutting words is what costs here.
+        looked = sorted(
+            (s for s in sentences if s.rank < self.config.typed_passages and anchor in s.terms),
+            key=lambda s: (-sum(weights.get(t, 0.0) for t in s.terms), s.rank, s.start),
+        )[:3]
+        out = []
+        for s in sentences:
+            if s in looked:
+                full = passages[s.rank].passage.text
+                text, folded = full[s.start : s.end], foldable(full)[s.start : s.end]
+                if typed_answer_near(q, text, anchor, folded=folded):
+                    s = _Sentence(s.rank, s.start, s.end, s.terms | {ANSWER_SLOT}, s.context)
+            out.append(s)
+        return out
+
+    def support(
+        self,
+        chosen: Sequence[_Sentence],
+        weights: dict[str, float],
+        framing: frozenset[str] = frozenset(),
+    ) -> float:
         """IDF-weighted share of the question's words that the chosen sentences cover.
 
         Words only in the sentences' passages count `context_weight`. The answer slot does
         not count: a sentence offering a number is a candidate answer, not evidence that it
-        answers *this* question.
+        answers *this* question. Nor do the `framing` words (the category asked within).
         """
-        words = {w: v for w, v in weights.items() if w not in _SLOTS}
+        words = {w: v for w, v in weights.items() if w not in _SLOTS and w not in framing}
+        if not words:  # nothing but the category was asked: it is the content then
+            words = {w: v for w, v in weights.items() if w not in _SLOTS}
         direct = set().union(*(s.terms for s in chosen)) if chosen else set()
         context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
         covered = sum(words.get(t, 0.0) for t in direct)
         covered += self.config.context_weight * sum(words.get(t, 0.0) for t in context)
         return covered / (sum(words.values()) or 1.0)
 
-    def _covered(self, text: str, weights: dict[str, float]) -> frozenset[str]:
-        """The question words (and answer slot) that occur in `text`."""
-        folded = fold_script(text)
+    def _covered(self, folded: str, weights: dict[str, float]) -> frozenset[str]:
+        """The question words (and answer slot) that occur in `folded` (folded text)."""
         covered = {w for w in weights if w in folded}
         if DATE_SLOT in weights and _DATE.search(folded):
             covered.add(DATE_SLOT)
@@ -174,10 +297,13 @@ class ExtractiveComposer:
         out = []
         for rank, sp in enumerate(passages[: self.config.passages_considered]):
             text = sp.passage.text
-            in_passage = self._covered(text, weights)
+            # Folded once per passage by characters (`rag.text.script.fold_chars`), its
+            # sentences sliced from it.
+            folded = foldable(text)
+            in_passage = self._covered(folded, weights)
             for a, b in split_sentences(text):
                 if text[a:b].strip():
-                    terms = self._covered(text[a:b], weights)
+                    terms = self._covered(folded[a:b], weights)
                     out.append(_Sentence(rank, a, b, terms, in_passage - terms))
         return out
 
@@ -255,13 +381,14 @@ class ExtractiveComposer:
         if len(sentence) <= max_chars:
             return (0, len(sentence))
         clauses = [m.span() for m in _CLAUSE.finditer(sentence)]
+        folded = foldable(sentence)
         best, best_key = (0, max_chars), (-1.0, 0)
         for i in range(len(clauses)):
             for j in range(i, len(clauses)):
                 a, b = clauses[i][0], clauses[j][1]
                 if b - a > max_chars and j > i:
                     break
-                covered = self._covered(sentence[a:b], weights)
+                covered = self._covered(folded[a:b], weights)
                 key = (sum(weights.get(t, 0.0) for t in covered), -(b - a))
                 if key > best_key:
                     best, best_key = (a, min(b, a + max_chars)), key

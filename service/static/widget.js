@@ -344,6 +344,9 @@
         const note = h("p", { part: "standalone", class: "standalone" }, MESSAGES.understoodAs(standalone));
         this.text.before(note);
       }
+      if (!answer.abstained && answer.short_answer) {
+        this.#showShort(answer.short_answer, answer.citations);
+      }
       if (answer.abstained) this.element.dataset.abstained = "";
       else if (answer.citations.length) this.element.append(this.#citations(answer.citations));
       this.element.dataset.state = "done";
@@ -357,6 +360,23 @@
     #setText(text) {
       this.text.classList.remove("pending");
       this.text.textContent = text;
+    }
+
+    /**
+     * The short answer first, in bold, above the cited sentence, where it is marked: found
+     * through its citation's quote in the text, then its offsets inside that quote.
+     */
+    #showShort(short, citations) {
+      const cited = citations.find((c) => c.n === short.citation);
+      const text = this.text.textContent;
+      const at = cited ? text.indexOf(cited.quote) : -1;
+      if (at < 0 || this.text.childNodes.length > 1) return;
+      const [a, b] = [at + short.quote_start, at + short.quote_end];
+      if (text.slice(a, b) !== short.text) return;
+      const mark = h("mark", { part: "short-mark" }, short.text);
+      this.text.replaceChildren(text.slice(0, a), mark, text.slice(b));
+      const head = h("p", { part: "short-answer", class: "short" }, h("strong", {}, short.text));
+      this.element.insertBefore(head, this.text);
     }
 
     /** Wraps each sentence that cites no passage (an LLM's unsupported claim) in a mark-up. */
@@ -504,6 +524,8 @@
     .reader-body .cited { padding-left: 10px; border-left: 3px solid var(--accent); }
     .reader-body .original { font: inherit; padding: 6px 12px; cursor: pointer; }
     mark { background: #fde68a; color: inherit; padding: 0 1px; }
+    .short { margin: 0 0 4px; font-size: 17px; }
+    .short + [part=answer-text] { color: var(--muted); font-size: 14px; }
 
     @media (max-width: 480px) {
       .panel { inset: 0; width: auto; height: auto; border: 0; border-radius: 0; }

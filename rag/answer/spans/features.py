@@ -1,0 +1,352 @@
+"""Features of a candidate span: type fit, closeness to the question's words, anchors, shape."""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from rag.answer.spans.candidates import UNIT, Candidate, SpanKind, foldable, tagged_words
+from rag.answer.spans.question_type import QuestionType, question_type
+from rag.text.sentences import split_sentences
+from rag.text.tokenize import jieba_tokens
+
+QUESTION_TYPES: tuple[QuestionType, ...] = ("who", "when", "where", "number", "what", "why_how")
+SPAN_KINDS: tuple[SpanKind, ...] = (
+    "person",
+    "org",
+    "place",
+    "date",
+    "number",
+    "title",
+    "noun",
+    "phrase",
+    "list",
+)
+# The word (or phrase) that stands where the answer would: its neighbours in the question
+# are the answer's neighbours in the text ("局长是谁" -> "局长支树平").
+WH_WORD = re.compile(
+    r"什么样的?|什么时候|什么地方|什么人|什么|哪一?[个位天年月日里儿些种国家座条部所]?|谁|"
+    r"几[个项条月号日年次种名位岁]?|多少[个项条名位次种年钱人]?|多[大长高重远久]|何[时地处人种]?"
+)
+# Framing words: they make a question a question without saying what it is about.
+FRAMING = re.compile(
+    r"请问|是否|吗|呢|每年|每个|哪些|一般|通常|主要|分别|大约|大概|具体|被称为|称为|叫做|叫|是"
+)
+_DATE_WORD = re.compile(r"\d+[年月日号]")
+# The unit a number question asks in ("多少平方公里" -> 平方公里): the answer carries it.
+_ASKED_UNIT = re.compile(rf"(?:多少|几)({UNIT})")
+# "哪些/有哪几/几种" ask for several things: an enumeration may be the answer.
+_PLURAL = re.compile(r"哪些|哪几|几[种个项类]|有什么|分别")
+# The category asked within: the noun right after the wh-word ("什么龙科", "哪个队伍").
+_CATEGORY_AFTER = re.compile(r"(?:什么|哪一?[个些种类位家所座条部]?)$")
+_NOUN_TAGS = frozenset({"n", "nr", "ns", "nt", "nz", "vn", "ng", "j", "l"})
+# Characters before which an answer usually starts: function words and punctuation.
+_BEFORE = frozenset("为是的与和由在被了及或把将从于对到向即称叫乃")
+_LOOSE = frozenset("的了是在和与及或于对把被将也都就要会能从向以为由之其这那着过呢吗而且并但地得")
+_STOP = frozenset("的了是在和与及或于对把被将有也都就要会能从向以为由之其这那个等呀啊？?，,。")
+_PUNCT = frozenset("，,。；;：:！!？?、（）()《》“”「」『』\"' \t")
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question prepared once for scoring every candidate against it."""
+
+    text: str
+    folded: str
+    kind: QuestionType
+    terms: Mapping[str, float]  # content words (folded) and their weights
+    left: str  # folded question text just before the wh-word
+    right: str  # and just after it (after the unit asked, if any)
+    unit: str = ""  # the unit a number question asks in ("平方公里"), else ""
+    category: str = ""  # the noun after the wh-word ("龙科" in "什么龙科"), else ""
+    plural: bool = False  # asks for several things ("哪些")
+
+
+@lru_cache(maxsize=256)
+def prepare(question: str, weights: Mapping[str, float] | None = None) -> Question:
+    """The question's type, content words and wh-word anchors.
+
+    Args:
+        question: the question as asked, in either script.
+        weights: word weights (e.g. IDF from the index); by default a word weighs its
+            length, capped at 4, since longer words are rarer. Must be hashable to be
+            given (cached: the composer prepares a question for sentence choice, then
+            for the short answer).
+    """
+    folded = foldable(question).rstrip("？?。 ")
+    wh = WH_WORD.search(folded)
+    left = folded[: wh.start()] if wh else folded
+    right = folded[wh.end() :] if wh else ""
+    unit_m = _ASKED_UNIT.search(folded)
+    unit = unit_m.group(1) if unit_m else ""
+    if wh and unit_m and unit_m.start() <= wh.start() < unit_m.end():
+        right = folded[max(wh.end(), unit_m.end()) :]
+    category = ""
+    at = 0
+    for a, b, tag in tagged_words(folded):
+        if a == at and b > a and _CATEGORY_AFTER.search(folded[:a]) and tag in _NOUN_TAGS:
+            category = folded[a:b]
+            break
+        at = b
+    stripped = FRAMING.sub(" ", WH_WORD.sub(" ", folded))
+    words = {w for w in jieba_tokens(stripped) if w not in _STOP and w.strip()}
+    words |= set(_DATE_WORD.findall(stripped))  # jieba cuts "9月" into 9 and 月
+    longer = {w for w in words if len(w) > 1}
+    words = longer or words
+    terms = {w: (weights.get(w, 1.0) if weights else float(min(len(w), 4))) for w in words}
+    kind = question_type(question)
+    plural = bool(_PLURAL.search(folded))
+    return Question(question, folded, kind, terms, left, right, unit, category, plural)
+
+
+def _anchor(a: str, b: str) -> int:
+    """Length of the common suffix of `a` and `b` (at most 6)."""
+    n = 0
+    while n < min(len(a), len(b), 6) and a[len(a) - 1 - n] == b[len(b) - 1 - n]:
+        n += 1
+    return n
+
+
+def _prefix(a: str, b: str) -> int:
+    """Length of the common prefix of `a` and `b` (at most 6)."""
+    n = 0
+    while n < min(len(a), len(b), 6) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _strip_copula(text: str) -> str:
+    return text.rstrip("是为了在由于：:，, ")
+
+
+NAMES: tuple[str, ...] = (
+    *(f"{q}:{k}" for q in QUESTION_TYPES for k in SPAN_KINDS),
+    *(f"{q}:log_len" for q in QUESTION_TYPES),
+    "overlap",
+    "in_question",
+    "near",
+    "log_dist",
+    "window15",
+    "window40",
+    "sentence_cover",
+    "best_sentence",
+    "left_anchor",
+    "left_words",
+    "right_words",
+    "right_anchor",
+    "log_len",
+    "len1",
+    "len_long",
+    "boundary_left",
+    "boundary_right",
+    "first_in_sentence",
+    "unit_match",
+    "unit_missing",
+    "ordinal",
+    "category_suffix",
+    "category_inside",
+    "plural_list",
+    "list_balance",
+    "word_start",
+    "word_end",
+    "after_function",
+    "loose_start",
+    "loose_end",
+    "left_chars",
+    "right_chars",
+    "right_next",
+    *(f"{q}:log_len2" for q in QUESTION_TYPES),
+)
+INDEX = {name: i for i, name in enumerate(NAMES)}
+
+
+def phrase_regions(question: Question, folded: str, keep: int = 2) -> list[tuple[int, int]]:
+    """The `keep` sentences of `folded` that hold the most question weight (where to look
+    for candidates)."""
+    scored = []
+    for a, b in split_sentences(folded) or [(0, len(folded))]:
+        seen = sum(w for t, w in question.terms.items() if t in folded[a:b])
+        scored.append((-seen, a, b))
+    scored.sort()
+    # A sentence without any question word is looked into only when no sentence has one.
+    kept = [t for t in scored[:keep] if t[0] < 0] or scored[:keep]
+    return sorted((a, b) for _, a, b in kept)
+
+
+def word_boundaries(folded: str, regions: Sequence[tuple[int, int]]) -> frozenset[int]:
+    """Where jieba's words start or end in the `regions` of `folded` (cached per region)."""
+    out: set[int] = set()
+    for lo, hi in regions:
+        for a, b, _ in tagged_words(folded[lo:hi]):
+            out.add(lo + a)
+            out.add(lo + b)
+    return frozenset(out)
+
+
+def _list_balance(text: str) -> float:
+    """How alike the items of an enumeration are in length (1: all the same)."""
+    items = re.split(r"、|和|及|与|或", text)
+    if len(items) < 2:
+        return 0.0
+    mid = sorted(len(i) for i in items)[len(items) // 2]
+    gap = abs(len(items[0]) - mid) + abs(len(items[-1]) - mid)
+    return 1.0 / (1.0 + gap)
+
+
+def candidate_features(
+    question: Question,
+    folded: str,
+    candidates: Sequence[Candidate],
+    boundaries: frozenset[int] = frozenset(),
+) -> np.ndarray:
+    """One feature row per candidate of `folded` (the text, folded), in `NAMES` order.
+
+    `boundaries` are the offsets where jieba's words start or end (`word_boundaries`).
+    The features over the question's words found in the text are computed for all
+    candidates at once (candidates x hits arrays): a quote has hundreds of candidates.
+    """
+    total = sum(question.terms.values()) or 1.0
+    words = list(question.terms)
+    hit_list: list[tuple[int, int, int]] = []  # start, end, index into `words`
+    for w, word in enumerate(words):
+        at = folded.find(word)
+        while at >= 0:
+            hit_list.append((at, at + len(word), w))
+            at = folded.find(word, at + 1)
+    sentences = split_sentences(folded) or [(0, len(folded))]
+    cover = []
+    for a, b in sentences:
+        seen = {w for h0, h1, w in hit_list if a <= h0 and h1 <= b}
+        cover.append(sum(question.terms[words[w]] for w in seen) / total)
+    best = max(cover)
+    n = len(candidates)
+    out = np.zeros((n, len(NAMES)))
+    if not n:
+        return out
+    cs = np.fromiter((c.start for c in candidates), dtype=np.int64, count=n)[:, None]
+    ce = np.fromiter((c.end for c in candidates), dtype=np.int64, count=n)[:, None]
+    if hit_list:
+        hits = np.asarray(hit_list, dtype=np.int64)
+        hs, he, hw_index = hits[:, 0][None, :], hits[:, 1][None, :], hits[:, 2]
+        weight = np.asarray([question.terms[w] for w in words])
+        hw = weight[hw_index]
+        onehot = np.zeros((len(hit_list), len(words)))
+        onehot[np.arange(len(hit_list)), hw_index] = 1.0
+        outside = (he <= cs) | (hs >= ce)
+        gap = np.maximum(np.maximum(cs - he, hs - ce), 0)
+        dist = np.where(outside, gap, len(folded)).min(axis=1).astype(float)
+        for name, width in (("window15", 15), ("window40", 40)):
+            near = outside & (he > cs - width) & (hs < ce + width)
+            out[:, INDEX[name]] = ((near.astype(float) @ onehot) > 0) @ weight / total
+        # The question's words on the wh-word's left should precede the answer in the
+        # text, and those on its right follow it ("谁主持了X" -> "梅克保主持会议").
+        in_left = np.asarray([words[w] in question.left for w in hw_index])[None, :]
+        in_right = np.asarray([words[w] in question.right for w in hw_index])[None, :]
+        left = outside & (hs >= cs - 12) & (he <= cs) & in_left
+        right = outside & (hs >= ce) & (hs < ce + 12) & in_right
+        out[:, INDEX["left_words"]] = left.astype(float) @ hw / total
+        out[:, INDEX["right_words"]] = right.astype(float) @ hw / total
+    else:
+        dist = np.full(n, float(len(folded)))
+    out[:, INDEX["near"]] = 1.0 / (1.0 + dist)
+    out[:, INDEX["log_dist"]] = np.log1p(dist) / 5
+    starts = [a for a, _ in sentences]
+    qchars = {c for c in question.folded if c not in _STOP}
+    # The question's characters just around its wh-word, for a paraphrase-tolerant match
+    # of the answer's surroundings ("担任了什么院系的教授" ~ "任...表演系教授").
+    left_near = {ch for ch in question.left[-6:] if ch not in _STOP}
+    right_near = {ch for ch in question.right.lstrip("是的")[:6] if ch not in _STOP}
+    right_first = question.right.lstrip("是的")[:2]
+    left_q = _strip_copula(question.left)
+    right_q = question.right.lstrip("是的")
+    kind = question.kind
+    ordinal = "第几" in question.folded
+    kind_col = {k: INDEX[f"{kind}:{k}"] for k in SPAN_KINDS}
+    col = INDEX  # one look-up per name below; a quote has hundreds of candidates
+    c_overlap, c_inq, c_cover, c_best = (
+        col["overlap"],
+        col["in_question"],
+        col["sentence_cover"],
+        col["best_sentence"],
+    )
+    c_la, c_ra, c_ll, c_kll, c_kll2 = (
+        col["left_anchor"],
+        col["right_anchor"],
+        col["log_len"],
+        col[f"{kind}:log_len"],
+        col[f"{kind}:log_len2"],
+    )
+    c_len1, c_long, c_bl, c_br, c_first = (
+        col["len1"],
+        col["len_long"],
+        col["boundary_left"],
+        col["boundary_right"],
+        col["first_in_sentence"],
+    )
+    c_ws, c_we, c_af, c_ls, c_le = (
+        col["word_start"],
+        col["word_end"],
+        col["after_function"],
+        col["loose_start"],
+        col["loose_end"],
+    )
+    c_lc, c_rc, c_rn = col["left_chars"], col["right_chars"], col["right_next"]
+    end = len(folded)
+    width = len(NAMES)
+    rows = []  # plain lists: setting numpy elements one by one is slower than the rest
+    for c in candidates:
+        row = [0.0] * width
+        rows.append(row)
+        text = folded[c.start : c.end]
+        length = len(text)
+        log_len = math.log(length)
+        row[kind_col[c.kind]] = 1.0
+        row[c_overlap] = sum(ch in qchars for ch in text) / length
+        row[c_inq] = text in question.folded
+        s = bisect_right(starts, c.start) - 1
+        row[c_cover] = cover[s]
+        row[c_best] = cover[s] == best and best > 0
+        before = folded[max(0, c.start - 8) : c.start]
+        after = folded[c.end : c.end + 8]
+        stripped = _strip_copula(before)
+        row[c_la] = _anchor(left_q, stripped) / 3 if left_q and stripped else 0.0
+        if question.right:
+            row[c_ra] = _prefix(right_q, after.lstrip("是的")) / 3
+        row[c_ll] = log_len
+        row[c_kll] = log_len
+        row[c_kll2] = log_len * log_len / 4
+        row[c_len1] = length == 1
+        row[c_long] = length > 10
+        row[c_bl] = c.start == 0 or folded[c.start - 1] in _PUNCT
+        row[c_br] = c.end == end or folded[c.end] in _PUNCT
+        row[c_first] = c.start == sentences[s][0]
+        if question.unit:
+            # "70.99" before "平方公里" leaves out the unit the question asked in.
+            row[col["unit_match"]] = text.endswith(question.unit)
+            row[col["unit_missing"]] = after.startswith(question.unit)
+        if ordinal:
+            row[col["ordinal"]] = text[0] == "第"
+        if question.category:
+            row[col["category_suffix"]] = text[-1] == question.category[-1]
+            row[col["category_inside"]] = question.category in text
+        if c.kind == "list":
+            row[col["plural_list"]] = question.plural
+            row[col["list_balance"]] = _list_balance(text)
+        row[c_ws] = c.start in boundaries
+        row[c_we] = c.end in boundaries
+        row[c_af] = c.start > 0 and folded[c.start - 1] in _BEFORE
+        row[c_ls] = text[0] in _LOOSE
+        row[c_le] = text[-1] in _LOOSE
+        if left_near:
+            row[c_lc] = len(left_near.intersection(before)) / len(left_near)
+        if right_near:
+            row[c_rc] = len(right_near.intersection(after)) / len(right_near)
+            row[c_rn] = bool(after) and after[0] in right_first
+    out += np.asarray(rows, dtype=float)
+    return out
