@@ -32,7 +32,9 @@ from rag.loaders.walk import Ignored, iter_files
 from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
 from rag.settings import Settings
 from rag.store.base import DocumentRow, ParagraphRow
-from rag.store.lock import IndexLock, WriteLock
+from rag.store.factory import make_backend
+from rag.store.location import location_from_settings
+from rag.store.lock import IndexLock, RefusingLock
 from rag.store.locking import shared_write_lock
 from rag.text.script import fold_chars, fold_script
 from rag.types import Answer, Chunk, Document, Passage, StreamStart, Turn
@@ -453,16 +455,28 @@ def open_pipeline(
 ) -> Pipeline:
     """Open (or create) the index at `directory` (default: settings.index_dir).
 
-    `on_wait` is told who holds the index when a write has to wait for another process;
-    `lock` replaces the index's write lock. Unset, with `RAG_REDIS_URL` the lock is also
-    taken in Redis, so that replicas take turns (`rag.store.locking`).
+    With `RAG_BACKEND=milvus` the index is in Milvus (`rag.store.location`). `on_wait` is
+    told who holds the index when a write has to wait for another process; `lock` replaces
+    the backend's write lock (a lock shared by replicas).
+    Unset, with `RAG_REDIS_URL` the lock is also taken in Redis, so that replicas take
+    turns (`rag.store.locking`); a Milvus server index takes the Redis lock alone.
     """
-    directory = directory or settings.index_dir
+    location = location_from_settings(settings, directory)
     if lock is None:
-        own = WriteLock(directory, settings.lock_timeout, on_wait)
-        lock = shared_write_lock(settings, str(directory.resolve()), own, on_wait)
+        own: IndexLock | None = make_backend(location.backend).lock(
+            location, settings.lock_timeout, on_wait
+        )
+        if isinstance(own, RefusingLock):
+            own = None  # a Milvus server: the Redis lock alone, or refuse (below)
+        name = (
+            str(location.directory.resolve())
+            if location.milvus is None
+            else f"milvus:{location.milvus.uri}/{location.milvus.db}/{location.milvus.prefix}"
+            f"{location.collection}"
+        )
+        lock = shared_write_lock(settings, name, own, on_wait)
     index = Index(
-        directory,
+        location,
         index_config(settings, embedder),
         lock_timeout=settings.lock_timeout,
         on_wait=on_wait,

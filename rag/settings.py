@@ -126,6 +126,14 @@ class Settings(BaseSettings):
             threads=self.embed_threads,
         )
 
+    # Milvus backend (issue 15; `RAG_BACKEND=milvus`). The URI is a file path for Milvus Lite
+    # (embedded, one process per file; default: milvus.db in the index directory) or
+    # http://host:19530 for a Milvus server. Collections are named prefix + collection name.
+    milvus_uri: str | None = None
+    milvus_token: SecretStr | None = None
+    milvus_db: str = "default"
+    milvus_prefix: str = Field(default="rag_", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -5,6 +5,10 @@ every stored passage has its vector (the same vector) in FAISS and a row in the 
 index, and neither cache holds a passage the store does not. A stale stamp (the store is
 newer than the published caches) is not damage: a write is running or was killed between
 its commit and its publish, and the next writer, or `rag check --repair`, rebuilds them.
+
+A Milvus index has no caches: its collections are searched in place. There the check
+verifies the collections' own invariants (`rag.store.milvus_check`), and an interrupted
+write (rows the next writer collects) is reported as stale, like unpublished caches.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from rag.index.config import IndexConfig, NoIndexError
-from rag.index.index import open_index
+from rag.index.index import open_index, read_config
 from rag.store.base import LexicalIndex, VectorIndex
+from rag.store.factory import make_backend
+from rag.store.location import Location
 from rag.store.snapshot import load_caches, published_generation
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 
@@ -41,12 +47,17 @@ class CheckReport:
         return not self.problems
 
 
-def check_index(directory: Path) -> CheckReport:
-    """Compare an index directory's store with its published caches, changing nothing.
+def check_index(location: Location | Path) -> CheckReport:
+    """Compare an index's store with its published caches, changing nothing.
 
     Raises:
-        NoIndexError: `directory` holds no store.
+        NoIndexError: there is no index at `location`.
     """
+    if isinstance(location, Path):
+        location = Location.local(location)
+    if location.backend != "local":
+        return _check_in_place(location)
+    directory = location.directory
     path = directory / STORE_FILE
     if not path.is_file():
         raise NoIndexError(f"no index at {directory} (no store.sqlite)")
@@ -77,17 +88,38 @@ def check_index(directory: Path) -> CheckReport:
     return report
 
 
-def repair_index(directory: Path, lock_timeout: float) -> CheckReport:
+def repair_index(location: Location | Path, lock_timeout: float) -> CheckReport:
     """Rebuild the caches from the store (waiting for a running writer), then check.
 
-    Damage inside the store itself cannot be rebuilt from anything and stays reported.
+    On Milvus, collect what an interrupted write left. Damage inside the store itself
+    cannot be rebuilt from anything and stays reported.
     """
-    index = open_index(directory, lock_timeout)  # NoIndexError before anything is created
+    index = open_index(location, lock_timeout)  # NoIndexError before anything is created
     try:
         index.rebuild_caches()
     finally:
         index.close()
-    return check_index(directory)
+    return check_index(location)
+
+
+def _check_in_place(location: Location) -> CheckReport:
+    """A backend whose store is its index: check the store's invariants."""
+    config = read_config(location)
+    report = CheckReport(location.describe())
+    store = make_backend(location.backend).open_store(location, True)
+    try:
+        report.generation = store.generation()
+        report.documents = store.count("documents")
+        report.passages = store.count("passages")
+        dirty = store.get_meta("dirty") == "1"
+        # An interrupted write's leftovers are what the next writer collects: not damage.
+        report.published = None if dirty else report.generation
+        report.vectors = report.lexical = report.passages
+        if not dirty:
+            report.problems += store.integrity_problems(config.dim)
+    finally:
+        store.close()
+    return report
 
 
 def _compare(

@@ -10,6 +10,9 @@ A write commits to the store first, then publishes the next generation's snapsho
 killed at any point leaves either the old stamp (the next writer rebuilds the caches from the
 store) or the new one. `Index` opens the directory and joins the two halves: the read front
 (`rag.index.reader`) and the write coordination (`rag.index.writer`).
+
+An index is named by a `Location` (`rag.store.location`): the layout above is the local
+backend's; the Milvus backend keeps everything in Milvus collections (`rag.store.milvus`).
 """
 
 from __future__ import annotations
@@ -22,49 +25,68 @@ from rag.index.config import AddResult, IndexConfig, IndexMismatchError, NewDocu
 from rag.index.reader import IndexReader
 from rag.index.writer import EmbedPassages, IndexWriter, build_caches
 from rag.store.base import DocumentRow
-from rag.store.factory import Backend, make_backend
-from rag.store.lock import IndexLock, WriteLock
+from rag.store.factory import BACKENDS, Backend, make_backend
+from rag.store.location import Location
+from rag.store.lock import IndexLock
 from rag.store.snapshot import Caches
-from rag.store.sqlite import STORE_FILE, SQLiteStore
 from rag.text.tokenize import get_tokenizer
 
 
 class Index:
-    """An index directory, opened for reading and (one writer at a time) writing.
+    """An index, opened for reading and (one writer at a time) writing.
 
     Args:
-        directory: Created if missing.
+        location: Where the index is (a directory: the local backend there); created if
+            missing.
         config: What the index is (or will be) built with; `config.backend` names the
-            storage backend (`rag.store.factory`).
+            storage backend (`rag.store.factory`) and must be the location's.
         lock_timeout: Seconds a write waits for another process's write to finish.
         on_wait: Told who holds the lock when a write has to wait.
-        lock: The write lock, when not the directory's file lock (a Redis lock shared by
+        lock: The write lock, when not the backend's own (a Redis lock shared by
             replicas: `rag.store.locking.shared_write_lock`).
+
+    Raises:
+        IndexMismatchError: The index was built with another backend or other settings.
     """
 
     def __init__(
         self,
-        directory: Path,
+        location: Location | Path,
         config: IndexConfig,
         lock_timeout: float = 600.0,
         on_wait: Callable[[str], None] | None = None,
         lock: IndexLock | None = None,
     ) -> None:
-        self.directory = directory
+        if isinstance(location, Path):
+            if config.backend != "local":
+                raise ValueError(
+                    f"a {config.backend} index is opened by a Location "
+                    f"(rag.store.location.location_from_settings), not a directory"
+                )
+            location = Location.local(location)
+        self.location = location
+        self.directory = location.directory
         self.config = config
         backend = make_backend(config.backend)
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock = lock if lock is not None else WriteLock(directory, lock_timeout, on_wait)
+        if location.backend != config.backend:
+            raise IndexMismatchError(
+                f"index at {location.describe()} is a {location.backend} index; "
+                f"settings ask backend {config.backend}"
+            )
+        _refuse_other_backends(location)
+        if location.backend == "local":
+            location.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = lock if lock is not None else backend.lock(location, lock_timeout, on_wait)
         self._create_if_missing(backend)
-        self.store = backend.open_store(directory, False)  # the writer's connection
+        self.store = backend.open_store(location, False)  # the writer's connection
         self._check_config()
-        self._snapshots = backend.snapshots(directory)
+        self._snapshots = backend.snapshots(location, self.store)
         tokenize = get_tokenizer(config.tokenizer)
         self._backend, self._tokenize = backend, tokenize
         self.reader = IndexReader(
             self._open_caches(),
             self._snapshots,
-            lambda: backend.open_store(directory, True),
+            lambda: backend.open_store(location, True),
             tokenize,
         )
         self.writer = IndexWriter(
@@ -79,11 +101,11 @@ class Index:
         The others wait for the write lock (or are refused after `lock_timeout`, like any
         writer) and then find the store complete.
         """
-        if backend.store_exists(self.directory):
+        if backend.store_exists(self.location):
             return
         with self._lock():
-            if not backend.store_exists(self.directory):
-                backend.create_store(self.directory, self.config.as_meta())
+            if not backend.store_exists(self.location):
+                backend.create_store(self.location, self.config.as_meta())
 
     def _check_config(self) -> None:
         wanted = self.config.as_meta()
@@ -105,7 +127,7 @@ class Index:
                 f"{k}: index has {a}, settings ask {b}" for k, (a, b) in diff.items()
             )
             raise IndexMismatchError(
-                f"index at {self.directory} was built differently ({details}); "
+                f"index at {self.location.describe()} was built differently ({details}); "
                 "use the settings it was built with, or re-ingest into a new index directory"
             )
 
@@ -189,24 +211,51 @@ class Index:
         self.store.close()
 
 
+def read_config(location: Location) -> IndexConfig:
+    """What the index at `location` was built with.
+
+    Raises:
+        NoIndexError: There is no index there; nothing is created.
+        IndexMismatchError: The index there is of another backend.
+    """
+    backend = make_backend(location.backend)
+    if not backend.store_exists(location):
+        _refuse_other_backends(location)
+        raise NoIndexError(f"no index at {location.describe()}")
+    store = backend.open_store(location, True)
+    try:
+        return IndexConfig.from_store(store)
+    finally:
+        store.close()
+
+
 def open_index(
-    directory: Path, lock_timeout: float = 600.0, on_wait: Callable[[str], None] | None = None
+    location: Location | Path,
+    lock_timeout: float = 600.0,
+    on_wait: Callable[[str], None] | None = None,
+    lock: IndexLock | None = None,
 ) -> Index:
     """Open an existing index as it was built, without an embedder (to list or remove).
 
     Raises:
-        NoIndexError: `directory` holds no index; nothing is created.
+        NoIndexError: There is no index at `location`; nothing is created.
     """
-    path = directory / STORE_FILE
-    if not path.is_file():
-        raise NoIndexError(f"no index at {directory} (no store.sqlite)")
-
-    store = SQLiteStore(path, readonly=True)
-    try:
-        config = IndexConfig.from_store(store)
-    finally:
-        store.close()
-    return Index(directory, config, lock_timeout, on_wait)
+    if isinstance(location, Path):
+        location = Location.local(location)
+    return Index(location, read_config(location), lock_timeout, on_wait, lock)
 
 
-__all__ = ["Index", "IndexMismatchError", "NoIndexError", "open_index"]
+def _refuse_other_backends(location: Location) -> None:
+    """An index directory that holds another backend's index is an error that says so."""
+    milvus = location.milvus
+    if milvus is not None and not (milvus.lite and milvus.lite_path.parent == location.directory):
+        return  # the index is elsewhere: what the directory holds is not this index
+    for name, other in BACKENDS.items():
+        if name != location.backend and other.claims(location.directory):
+            raise IndexMismatchError(
+                f"{location.directory} holds a {name} index; settings ask backend "
+                f"{location.backend} (RAG_BACKEND={name} opens it)"
+            )
+
+
+__all__ = ["Index", "IndexMismatchError", "NoIndexError", "open_index", "read_config"]

@@ -33,7 +33,10 @@ EmbedPassages = Callable[[list[str]], np.ndarray]
 def build_caches(
     store: PassageStore, config: IndexConfig, backend: Backend, tokenize: Tokenizer
 ) -> Caches:
-    """Vector and lexical indexes of the committed store, in memory."""
+    """Vector and lexical indexes of the committed store: in memory, or the store's own."""
+    if backend.live_caches is not None:
+        return backend.live_caches(store, store.generation())
+    assert backend.build_vectors is not None and backend.build_lexical is not None
     # One read transaction: the generation and the rows come from the same snapshot.
     with store.snapshot():
         generation = store.generation()
@@ -81,12 +84,21 @@ class IndexWriter:
     def rebuild_caches(self) -> None:
         """Rebuild the caches from the store and publish them (`rag check --repair`)."""
         with self.writing():
+            with self.store.transaction():
+                pass  # opening one recovers an interrupted write where the store must
+
             self._reader.adopt(self.rebuild_and_publish())
             self._working = None
 
     def commit(self) -> None:
         """Publish pending writes: rebuild the lexical index, save caches, swap the snapshot."""
         if self._working is None:
+            return
+        if self._backend.build_lexical is None:  # the store is the index: nothing to build
+            caches = build_caches(self.store, self.config, self._backend, self._tokenize)
+            self._snapshots.publish(caches)
+            self._reader.adopt(caches)
+            self._working = None
             return
         ids, folded = self.store.folded_texts()
         lexical = self._backend.build_lexical(ids, [self._tokenize(f) for f in folded])

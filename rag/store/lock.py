@@ -1,4 +1,4 @@
-"""One writer per index directory, across processes: an advisory file lock.
+"""One writer per index, across processes: the `IndexLock` protocol and its file lock.
 
 Two `rag ingest` runs, or the service and the CLI, may point at one index. SQLite alone
 would serialise their transactions, but each writer also holds in-memory state (the working
@@ -6,6 +6,12 @@ FAISS copy, the MinHash index) and publishes cache files; two of them interleavi
 stamp caches that miss the other's passages. So a writer holds `write.lock` for the whole of
 an ingest or delete. The kernel drops the lock when its process dies, even by SIGKILL, so a
 crashed writer never wedges the index.
+
+The lock is pluggable (`IndexLock`): the local backend uses `WriteLock` in the index
+directory, Milvus Lite the same file lock beside its database file, and writers on several
+machines sharing a Milvus server need a lock they all see (a Redis lock implementing
+`IndexLock`, passed to `rag.index.Index`). Without one, `RefusingLock` refuses to write
+rather than let two writers interleave.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ class IndexBusyError(RuntimeError):
     """Another writer held the index for longer than we were willing to wait."""
 
 
+class WritesRefusedError(RuntimeError):
+    """The index has no write lock shared by every writer, so it refuses to be written."""
+
+
 class IndexLock(Protocol):
     """The index's write lock: one writer at a time across processes, reentrant per thread."""
 
@@ -50,13 +60,39 @@ class IndexLock(Protocol):
         ...
 
 
+class RefusingLock:
+    """A lock that never grants writing: reads work, every write fails with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    @property
+    def held(self) -> bool:
+        return False
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def acquire(self, timeout: float | None = None) -> None:
+        raise WritesRefusedError(self.reason)
+
+    def release(self) -> None:
+        raise RuntimeError("release of a lock never held")
+
+    @contextmanager
+    def __call__(self, timeout: float | None = None) -> Iterator[None]:
+        self.acquire(timeout)
+        yield
+
+
 class WriteLock:
-    """The index directory's write lock; reentrant within a thread.
+    """A file lock in a directory (the index's, or a Milvus Lite file's); reentrant per thread.
 
     Args:
         directory: The index directory.
         timeout: Seconds to wait for another writer; 0 refuses at once.
         on_wait: Called once, with a description of the holder, if the lock is busy.
+        prefix: Prepended to the lock and owner file names (several locks in one folder).
     """
 
     def __init__(
@@ -64,11 +100,13 @@ class WriteLock:
         directory: Path,
         timeout: float,
         on_wait: Callable[[str], None] | None = None,
+        prefix: str = "",
     ) -> None:
         self.directory = directory
         self.timeout = timeout
         self.on_wait = on_wait
-        self._lock = FileLock(directory / LOCK_FILE)
+        self._owner = f"{prefix}{OWNER_FILE}"
+        self._lock = FileLock(directory / f"{prefix}{LOCK_FILE}")
 
     @property
     def held(self) -> bool:
@@ -85,7 +123,7 @@ class WriteLock:
 
     def release(self) -> None:
         if self._lock.lock_counter == 1:
-            (self.directory / OWNER_FILE).unlink(missing_ok=True)
+            (self.directory / self._owner).unlink(missing_ok=True)
         self._lock.release()
 
     @contextmanager
@@ -101,7 +139,7 @@ class WriteLock:
         if self.try_acquire():
             return
         wait = self.timeout if timeout is None else timeout
-        holder = describe_holder(self.directory)
+        holder = describe_holder(self.directory, self._owner)
         if self.on_wait is not None and wait > 0:
             self.on_wait(holder)
         try:
@@ -118,14 +156,14 @@ class WriteLock:
         if self._lock.lock_counter > 1:
             return  # reentrant: the outer acquisition already wrote the owner
         owner = {"pid": os.getpid(), "command": " ".join(sys.argv[:3]), "since": time.time()}
-        tmp = self.directory / f"{OWNER_FILE}.tmp"
+        tmp = self.directory / f"{self._owner}.tmp"
         tmp.write_text(json.dumps(owner))
-        os.replace(tmp, self.directory / OWNER_FILE)
+        os.replace(tmp, self.directory / self._owner)
 
 
-def describe_holder(directory: Path) -> str:
+def describe_holder(directory: Path, owner_file: str = OWNER_FILE) -> str:
     try:
-        owner = json.loads((directory / OWNER_FILE).read_text())
+        owner = json.loads((directory / owner_file).read_text())
         since = time.time() - float(owner["since"])
         return f"another process (pid {owner['pid']}, `{owner['command']}`, for {since:.0f} s)"
     except (OSError, ValueError, KeyError, TypeError):

@@ -323,6 +323,55 @@ class SQLiteStore:
         row = self._db.execute("SELECT text FROM documents WHERE file = ?", (file,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
 
+    # -- export (`rag migrate` copies an index to another backend) -------------------------
+
+    def export_document(self, doc_id: int) -> tuple[str | None, list[ParagraphRow]]:
+        """A document's kept text and its paragraph rows, in order."""
+        row = self._db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        paragraphs = self._db.execute(
+            "SELECT number, text, line_start, line_end, char_start, char_end, page, sheet "
+            "FROM paragraphs WHERE document_id = ? ORDER BY number",
+            (doc_id,),
+        ).fetchall()
+        return (None if row is None else row[0]), [ParagraphRow(*r) for r in paragraphs]
+
+    def export_sources(self, doc_id: int) -> list[tuple[int, Source]]:
+        """(passage id, source) of a document, in ingestion order."""
+        file = self._db.execute("SELECT file FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        out = []
+        for row in self._db.execute(
+            "SELECT passage_id, paragraph, line_start, line_end, char_start, char_end, text, "
+            "origin, page, sheet, ocr_confidence FROM sources WHERE document_id = ? "
+            "ORDER BY rowid",
+            (doc_id,),
+        ):
+            origin = json.loads(row[7])
+            paragraph, line_start, line_end, char_start, char_end, text = row[1:7]
+            source = Source(
+                file[0],
+                paragraph,
+                line_start,
+                line_end,
+                char_start,
+                char_end,
+                text,
+                OffsetMap.from_json(origin) if origin else None,
+                page=row[8],
+                sheet=row[9],
+                ocr_confidence=row[10],
+            )
+            out.append((int(row[0]), source))
+        return out
+
+    def export_passages(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str, bytes, bytes]]:
+        """Passage id -> (text, folded, content hash, signature, vector) as stored."""
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(
+            f"SELECT id, text, folded, hash, signature, vector FROM passages WHERE id IN ({marks})",
+            list(ids),
+        )
+        return {int(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
     def count(self, table: str) -> int:
         if table not in {"documents", "paragraphs", "passages", "sources"}:
             raise ValueError(table)
