@@ -15,6 +15,7 @@ from cli.collections import collections_create, collections_list, collections_rm
 from cli.common import errors
 from cli.documents import check, docs_list, docs_rm, ingest, ray_argv
 from cli.eval import bench_command, bench_load_command, eval_command
+from cli.migrate import migrate
 from cli.query import ask, search
 from cli.serve import serve
 
@@ -33,6 +34,7 @@ collections_app.command("list")(collections_list)
 collections_app.command("create")(collections_create)
 collections_app.command("rm")(collections_rm)
 app.command()(serve)
+app.command()(migrate)
 # Batch evaluation lives in eval/ (its heavy imports wait until the command runs).
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)

@@ -20,6 +20,7 @@ from rag.index.config import IndexMismatchError, NoIndexError
 from rag.index.index import Index, open_index
 from rag.pipeline import Pipeline, index_config, open_pipeline
 from rag.settings import Settings, get_settings
+from rag.store.location import location_from_settings
 from rag.store.lock import IndexBusyError
 
 console = Console()
@@ -75,7 +76,7 @@ def open_pipeline_at(
         return open_pipeline(settings, embedder, on_wait=waiting)
     except IndexBusyError as err:  # creating a new index waits for the write lock
         raise busy(err) from err
-    except (IndexMismatchError, ValueError, ImportError) as err:
+    except (IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 
@@ -121,10 +122,11 @@ def open_index_at(index: Path | None, collection: str = DEFAULT) -> Index:
     """The index as it was built, without loading the model: enough to list or remove."""
     settings = collection_settings(index, collection)
     try:
-        return open_index(settings.index_dir, settings.lock_timeout, waiting)
+        location = location_from_settings(settings, settings.index_dir, collection)
+        return open_index(location, settings.lock_timeout, waiting)
     except IndexBusyError as err:
         raise busy(err) from err
-    except (NoIndexError, ValueError) as err:
+    except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
 

@@ -30,6 +30,7 @@ from rag.index.check import CheckReport, check_index, repair_index
 from rag.index.config import NoIndexError
 from rag.loaders.walk import iter_files
 from rag.pipeline import IngestReport, Pipeline
+from rag.store.location import location_from_settings
 from rag.store.lock import IndexBusyError
 
 RayOption = Annotated[
@@ -245,13 +246,11 @@ def check(
     Exits 0 when the index is sound, 1 when something is wrong, 2 when there is no index.
     """
     settings = collection_settings(index, collection)
-    directory = settings.index_dir
     try:
-        if repair:
-            report = repair_index(directory, settings.lock_timeout)
-        else:
-            report = check_index(directory)
-    except (NoIndexError, ValueError) as err:
+        location = location_from_settings(settings, settings.index_dir, collection)
+        repaired = repair_index(location, settings.lock_timeout) if repair else None
+        report = repaired or check_index(location)
+    except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     except IndexBusyError as err:

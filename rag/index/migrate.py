@@ -55,8 +55,12 @@ def migrate(
         try:
             with index.writing():
                 documents = sorted(src.documents(), key=lambda d: d.id)
+                # Passages keep their ids (citations and links that name them stay valid)
+                # when the target has none that could collide.
+                keep_ids = index.store.count("passages") == 0
                 for start in range(0, len(documents), BATCH_DOCUMENTS):
-                    _copy_batch(src, index, documents[start : start + BATCH_DOCUMENTS], report)
+                    batch = documents[start : start + BATCH_DOCUMENTS]
+                    _copy_batch(src, index, batch, report, keep_ids)
                     if on_document is not None:
                         for row in documents[start : start + BATCH_DOCUMENTS]:
                             on_document(row.file)
@@ -69,7 +73,11 @@ def migrate(
 
 
 def _copy_batch(
-    src: SQLiteStore, index: Index, documents: list[DocumentRow], report: MigrateReport
+    src: SQLiteStore,
+    index: Index,
+    documents: list[DocumentRow],
+    report: MigrateReport,
+    keep_ids: bool,
 ) -> None:
     store = index.store
     import_document = getattr(store, "import_document", None)
@@ -100,8 +108,13 @@ def _copy_batch(
                 text_, folded, digest, signature, vector = stored[pid]
                 found = store.passage_id_by_hash(digest)
                 if found is None:
-                    found = store.insert_passage(
-                        text_, folded, digest, signature, np.frombuffer(vector, np.float32)
+                    found = store.insert_passage(  # type: ignore[call-arg]
+                        text_,
+                        folded,
+                        digest,
+                        signature,
+                        np.frombuffer(vector, np.float32),
+                        keep_id=pid if keep_ids else None,
                     )
                     report.passages += 1
                 copied[pid] = found

@@ -35,8 +35,12 @@ class IndexBusyError(RuntimeError):
     """Another writer held the index for longer than we were willing to wait."""
 
 
-class WritesRefusedError(RuntimeError):
-    """The index has no write lock shared by every writer, so it refuses to be written."""
+class WritesRefusedError(IndexBusyError):
+    """The index has no write lock shared by every writer, so it refuses to be written.
+
+    An `IndexBusyError`, so every caller that reports a busy index reports this too (with
+    its own message, which says what to configure).
+    """
 
 
 class IndexLock(Protocol):

@@ -458,10 +458,21 @@ class MilvusStore:
         return ids[0] if ids else None
 
     def insert_passage(
-        self, text: str, folded: str, content_hash: str, signature: bytes, vector: np.ndarray
+        self,
+        text: str,
+        folded: str,
+        content_hash: str,
+        signature: bytes,
+        vector: np.ndarray,
+        keep_id: int | None = None,
     ) -> int:
+        """Stage a passage; `keep_id` keeps the id it had elsewhere (`rag migrate`, into an
+        index that has no passages yet), and ids allocated later stay above it."""
         batch = self._staging()
-        pid = batch.new_id()
+        if keep_id is None:
+            pid = batch.new_id()
+        else:
+            pid, batch.next_id = keep_id, max(batch.next_id, keep_id + 1)
         if self._tokenize is None:  # the index's tokenizer, from its config
             self._tokenize = get_tokenizer(self.get_meta("tokenizer") or "bigram")
         tokenize = self._tokenize

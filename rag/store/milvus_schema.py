@@ -71,6 +71,9 @@ def acquire_client(target: MilvusTarget) -> Any:
             # pymilvus logs every failed call at ERROR (and Lite's iterators warn on each
             # use) before raising; the exception is what callers act on.
             logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+            # Milvus Lite's in-process gRPC server logs a traceback for each call it does
+            # not implement (the iterator's timestamp request, which then falls back).
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
             if target.lite:
                 target.lite_path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -194,16 +197,18 @@ def create_collections(client: Any, location: Location, dim: int) -> None:
     collection(
         "passages",
         [
+            # Defaults: a vector written alone (`VectorIndex.add` of a new id) makes a row.
             ("id", i64, pk),
-            ("hash", text, short),
-            ("text", text, long),
-            ("folded", text, long),
-            ("signature", text, {"max_length": 16384}),
+            ("hash", text, {**short, "default_value": ""}),
+            ("text", text, {**long, "default_value": ""}),
+            ("folded", text, {**long, "default_value": ""}),
+            ("signature", text, {"max_length": 16384, "default_value": ""}),
             (
                 "lexical",
                 text,
                 {
                     **long,
+                    "default_value": "",
                     "enable_analyzer": True,
                     "enable_match": True,
                     # Our tokens arrive hex-encoded and space-separated: the standard
