@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.store.location import Location, MilvusTarget
+from tests.crash import DocumentStates
+
+if TYPE_CHECKING:
+    from rag.store.milvus import MilvusStore
 
 
 def _missing() -> str | None:
@@ -34,11 +39,11 @@ def store_passages(
     ids: Sequence[int],
     vectors: np.ndarray,
     tokens: Sequence[list[str]],
-) -> object:
+) -> MilvusStore:
     """A Milvus store holding bare passages `ids` (no documents): for index contract tests."""
     from rag.store.factory import BACKENDS
     from rag.store.milvus import MilvusStore
-    from rag.store.milvus_schema import PAD, encode_tokens
+    from rag.store.milvus_schema import encode_tokens
 
     where = lite_location(directory)
     BACKENDS["milvus"].create_store(where, {"dim": str(dim), "tokenizer": "bigram"})
@@ -58,5 +63,39 @@ def store_passages(
     if rows:
         store.client.insert(store.names["passages"], rows)
     store.client.flush(store.names["passages"])
-    del PAD
     return store
+
+
+def milvus_document_states(location: Location) -> DocumentStates:
+    """Every current document with exactly what it contributes (`tests.crash.DocumentStates`),
+    read straight from the collections, as readers follow them."""
+    from rag.store.milvus import MilvusStore
+
+    store = MilvusStore(location, readonly=True)
+    try:
+        states: DocumentStates = {}
+        for row in store.documents():
+            sources = store.query(
+                "sources",
+                f"doc_id == {row.id}",
+                ["passage_id", "paragraph", "char_start", "char_end"],
+            )
+            hashes = {
+                int(p["id"]): str(p["hash"])
+                for p in store.query_ids(
+                    "passages", "id", [int(s["passage_id"]) for s in sources], ["id", "hash"]
+                )
+            }
+            held = sorted(
+                (
+                    int(s["paragraph"]),
+                    int(s["char_start"]),
+                    int(s["char_end"]),
+                    hashes.get(int(s["passage_id"]), "<missing passage>"),
+                )
+                for s in sources
+            )
+            states[row.file] = (row.content_hash, tuple(held))
+        return states
+    finally:
+        store.close()

@@ -119,6 +119,7 @@ class MilvusStore:
         self._batch: _Batch | None = None
         self._paragraphs: dict[int, list[ParagraphRow]] = {}  # versions never change
         self._tokenize: Tokenizer | None = None
+
         self._dim = 0
 
     @property
@@ -225,6 +226,8 @@ class MilvusStore:
 
     def _apply(self, batch: _Batch) -> None:
         c, n = self._client, self._n
+        # BM25's mean passage length: the token total moves with the passages.
+        tokens = self.token_total()
         self._set_meta({"next_id": str(batch.next_id), "dirty": "1"})
         missing = [pid for pid, row in batch.passages.items() if row.get("dense") is None]
         if missing:
@@ -245,8 +248,13 @@ class MilvusStore:
                 c.delete(n["files"], filter=f"file == {literal(file)}")
             else:
                 c.upsert(n["files"], [{"file": file, "doc_id": version, "pad": PAD}])
+        tokens += sum(len(str(row["lexical"]).split()) for row in batch.passages.values())
+        for row in self.query_ids("passages", "id", batch.old_passages, ["lexical"]):
+            tokens -= len(str(row["lexical"]).split())
         self._drop_versions(batch.old_documents, batch.retext)
         self.delete_ids("passages", "id", batch.old_passages)
+        batch.meta["tokens"] = str(tokens)
+
         self._set_meta({**batch.meta, "dirty": "0"})
 
     def _drop_versions(self, doc_ids: set[int], retext: set[int]) -> None:
@@ -278,8 +286,20 @@ class MilvusStore:
         dead = {int(r["id"]) for r in self.query("passages", "", ["id"])} - live
         self.delete_ids("passages", "id", dead)
         self._drop_versions(set(), affected & live)
-        self._set_meta({"dirty": "0", "generation": str(self.generation() + 1)})
+        tokens = self._count_tokens()
+        self._set_meta(
+            {"dirty": "0", "generation": str(self.generation() + 1), "tokens": str(tokens)}
+        )
         return len(stale) + len(dead)
+
+    def token_total(self) -> int:
+        """Lexical tokens over all passages (BM25's mean length is this over their count)."""
+        stored = self.get_meta("tokens")
+        return int(stored) if stored is not None else self._count_tokens()
+
+    def _count_tokens(self) -> int:
+        rows = self.query("passages", "", ["lexical"])
+        return sum(len(str(r["lexical"]).split()) for r in rows)
 
     # -- documents ------------------------------------------------------------------------
 

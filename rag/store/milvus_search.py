@@ -10,19 +10,21 @@ the local backend (docs/benchmarks.md, "Milvus backend").
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.store.milvus_schema import chunks, encode_tokens, literal
+from rag.store.milvus_schema import BM25_PARAMS, encode_tokens, literal
 from rag.store.snapshot import Caches
 
 if TYPE_CHECKING:
     from rag.store.milvus import MilvusStore
 
 SEARCH_WINDOW = 16384  # Milvus's largest `limit`
+BM25_K1, BM25_B = BM25_PARAMS["bm25_k1"], BM25_PARAMS["bm25_b"]
 
 
 class MilvusVectorIndex:
@@ -83,13 +85,23 @@ class MilvusVectorIndex:
         return self  # the server's index is the truth: writers write to it through the store
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Query:
-    text: str  # the encoded query terms, each once (bm25s counts a query term once)
+    terms: list[str]  # each query term once (bm25s counts a query term once)
+    idf: dict[str, float] = field(default_factory=dict)
+    mean_length: float = 0.0
 
 
 class MilvusLexicalIndex:
-    """BM25 by Milvus over the passages' `lexical` tokens."""
+    """BM25 over the passages' `lexical` tokens: Milvus's BM25 picks, exact BM25 scores.
+
+    Milvus's built-in BM25 function finds the top passages in the engine. Its statistics
+    (passage count, mean length, document frequencies) lag behind deletions, and so would
+    scores and answers (measured: docs/benchmarks.md, "Milvus backend"); so the candidates
+    are scored again here with bm25s's formula (Lucene IDF, k1 = 1.5, b = 0.75) over the
+    live collection: the count of passages, Milvus's text-match count of each query term
+    and the token total kept in `meta`. Both backends then score every passage alike.
+    """
 
     def __init__(self, store: MilvusStore) -> None:
         self._store = store
@@ -108,43 +120,46 @@ class MilvusLexicalIndex:
 
     def scores(self, tokens: Sequence[str]) -> _Query | None:
         terms = list(dict.fromkeys(tokens))
-        return _Query(encode_tokens(terms)) if terms else None
-
-    def _search(self, query: _Query, k: int, expr: str = "") -> list[tuple[int, float]]:
-        hits = self._store.client.search(
-            self._store.names["passages"],
-            data=[query.text],
-            anns_field="sparse",
-            limit=min(k, SEARCH_WINDOW),
-            filter=expr,
-            search_params={"metric_type": "BM25"},
-            output_fields=[],
-        )[0]
-        # Milvus Lite reports BM25 as a negated distance; a server as the score itself.
-        scored = [(int(h["id"]), abs(float(h["distance"]))) for h in hits]
-        return [(pid, s) for pid, s in scored if s > 0]
+        if not terms:
+            return None
+        query = _Query(terms)
+        n = len(self)
+        query.idf = self._idf(terms, n)
+        query.mean_length = self._store.token_total() / n if n else 0.0
+        return query
 
     def top(self, scores: _Query | None, k: int) -> list[tuple[int, float]]:
         if scores is None or k <= 0:
             return []
-        return sorted(self._search(scores, k), key=lambda h: (-h[1], h[0]))
+        hits = self._store.client.search(
+            self._store.names["passages"],
+            data=[encode_tokens(scores.terms)],
+            anns_field="sparse",
+            limit=min(k, SEARCH_WINDOW),
+            search_params={"metric_type": "BM25"},
+            output_fields=["lexical"],
+        )[0]
+        exact = {int(h["id"]): self._score(scores, str(h["entity"]["lexical"])) for h in hits}
+        ranked = sorted(exact.items(), key=lambda h: (-h[1], h[0]))
+        return [(pid, s) for pid, s in ranked if s > 0]
 
     def score_of(self, scores: _Query | None, ids: Iterable[int]) -> dict[int, float]:
         if scores is None:
             return {}
-        out: dict[int, float] = {}
-        for chunk in chunks(sorted(set(ids))):
-            out.update(self._search(scores, len(chunk), f"id in {chunk}"))
-        return out
+        rows = self._store.query_ids("passages", "id", ids, ["id", "lexical"])
+        out = {int(r["id"]): self._score(scores, str(r["lexical"])) for r in rows}
+        return {pid: s for pid, s in out.items() if s > 0}
 
     def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         return self.top(self.scores(tokens), k)
 
     def idf(self, tokens: Iterable[str]) -> dict[str, float]:
         """bm25s's IDF, with document frequencies counted by Milvus's text match."""
-        n = len(self)
+        return self._idf(list(dict.fromkeys(tokens)), len(self))
+
+    def _idf(self, terms: Sequence[str], n: int) -> dict[str, float]:
         out: dict[str, float] = {}
-        for t in dict.fromkeys(tokens):
+        for t in terms:
             rows = self._store.client.query(
                 self._store.names["passages"],
                 filter=f"TEXT_MATCH(lexical, {literal(encode_tokens([t]))})",
@@ -153,6 +168,20 @@ class MilvusLexicalIndex:
             d = int(rows[0]["count(*)"]) if rows else 0
             out[t] = math.log(1 + (n - d + 0.5) / (d + 0.5))
         return out
+
+    @staticmethod
+    def _score(query: _Query, lexical: str) -> float:
+        words = lexical.split()
+        if not words or query.mean_length <= 0:
+            return 0.0
+        counts = Counter(words)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * len(words) / query.mean_length)
+        score = 0.0
+        for t in query.terms:
+            tf = counts.get(encode_tokens([t]), 0)
+            if tf:
+                score += query.idf[t] * tf / (tf + norm)
+        return score
 
 
 class MilvusSnapshots:
@@ -171,8 +200,8 @@ class MilvusSnapshots:
         return live_caches(self._store, generation)
 
     def publish(self, caches: Caches) -> None:
-        """Seal what was written: BM25 over a growing segment uses its own statistics, and
-        only sealed segments score exactly as bm25s does (measured: docs/benchmarks.md)."""
+        """Seal what was written: Milvus's BM25 keeps a growing segment's statistics apart,
+        and its candidates are best picked over sealed segments."""
         self._store.client.flush(self._store.names["passages"])
 
 

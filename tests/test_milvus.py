@@ -1,0 +1,189 @@
+"""The Milvus backend, on real Milvus Lite: the same answers as the local backend, the
+backend recorded and enforced, a Milvus server refusing unlocked writes, `rag migrate`
+and `rag check`, and collections kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.index.check import check_index, repair_index
+from rag.index.config import IndexMismatchError
+from rag.index.migrate import migrate
+from rag.pipeline import Pipeline, open_pipeline
+from rag.settings import Settings
+from rag.store.factory import BACKENDS
+from rag.store.location import Location, MilvusTarget, location_from_settings
+from rag.store.lock import IndexBusyError, WritesRefusedError
+from tests.conftest import DEMO
+from tests.fakes import HashEmbedder
+from tests.milvus import MILVUS_MISSING, lite_location
+
+pytestmark = pytest.mark.skipif(MILVUS_MISSING is not None, reason=str(MILVUS_MISSING))
+
+QUESTIONS = ["质量和安全年活动是什么", "食品安全监管信息化平台", "检测活动有哪些", "2009年"]
+
+
+def settings(directory: Path, backend: str) -> Settings:
+    return Settings(index_dir=directory, backend=backend, dense_floor=0.0)
+
+
+def answers(pipeline: Pipeline, ids: bool = False) -> list[Any]:
+    """What a user sees, with passage ids only if asked (each backend numbers its own)."""
+    out: list[Any] = []
+    for question in QUESTIONS:
+        a = pipeline.ask(question)
+        out.append(
+            (
+                a.answer,
+                a.abstained,
+                [(c.file, c.paragraph, c.char_start, c.char_end, c.quote) for c in a.citations],
+                [
+                    (p.passage.text, p.score, p.dense, p.lexical, p.passage.sources)
+                    + ((p.passage.id,) if ids else ())
+                    for p in a.passages
+                ],
+            )
+        )
+    out.append(pipeline.counts())
+    out.append([(d.file, d.content_hash, d.paragraphs, d.passages) for d in pipeline.documents()])
+    return out
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[dict[str, Pipeline]]:
+    opened = {b: open_pipeline(settings(tmp_path / b, b), HashEmbedder()) for b in BACKENDS}
+    yield opened
+    for pipeline in opened.values():
+        pipeline.close()
+
+
+def test_milvus_answers_exactly_like_the_local_backend_through_edits_and_removals(
+    both: dict[str, Pipeline], demo_copy: Path
+) -> None:
+    for pipeline in both.values():
+        pipeline.ingest([demo_copy])
+    assert answers(both["milvus"]) == answers(both["local"])
+    edited = sorted(demo_copy.iterdir())[1]
+    with edited.open("a", encoding="utf-8") as f:
+        f.write("\n补充说明：质量和安全年活动的新增段落。\n")
+    removed = sorted(p.name for p in demo_copy.iterdir())[0]
+    for pipeline in both.values():
+        report = pipeline.ingest([demo_copy])
+        assert report.unchanged == 4 and report.reused_vectors > 0
+        assert pipeline.remove(removed)
+    assert answers(both["milvus"]) == answers(both["local"])
+    milvus = both["milvus"]
+    assert milvus.document_text(edited.name) == edited.read_text(encoding="utf-8")
+    assert milvus.paragraph(edited.name, 2, 1) == both["local"].paragraph(edited.name, 2, 1)
+    checked = check_index(location_from_settings(milvus.settings))
+    assert checked.ok and not checked.stale and checked.passages == len(milvus)
+
+
+def test_an_index_opened_with_another_backend_is_an_error_that_says_so(tmp_path: Path) -> None:
+    open_pipeline(settings(tmp_path / "a", "local"), HashEmbedder()).close()
+    with pytest.raises(IndexMismatchError, match=r"holds a local index.*RAG_BACKEND=local"):
+        open_pipeline(settings(tmp_path / "a", "milvus"), HashEmbedder())
+    open_pipeline(settings(tmp_path / "b", "milvus"), HashEmbedder()).close()
+    with pytest.raises(IndexMismatchError, match=r"holds a milvus index.*RAG_BACKEND=milvus"):
+        open_pipeline(settings(tmp_path / "b", "local"), HashEmbedder())
+
+
+def test_a_milvus_server_without_a_shared_lock_refuses_writes_and_says_what_to_set(
+    tmp_path: Path,
+) -> None:
+    server = Location("milvus", tmp_path, MilvusTarget("http://127.0.0.1:19530"))
+    lock = BACKENDS["milvus"].lock(server, 1.0, None)
+    assert not lock.try_acquire()
+    with pytest.raises(WritesRefusedError, match="RAG_REDIS_URL") as refused:
+        lock.acquire()
+    assert isinstance(refused.value, IndexBusyError)  # callers report it like a busy index
+
+
+def test_milvus_lite_writers_take_turns_through_a_file_lock_beside_the_database(
+    tmp_path: Path,
+) -> None:
+    lite = lite_location(tmp_path / "index")
+    lock = BACKENDS["milvus"].lock(lite, 0.0, None)
+    other = BACKENDS["milvus"].lock(lite, 0.0, None)
+    with lock():
+        assert list((tmp_path / "index").glob("milvus.db.default.write.lock"))
+        assert not other.try_acquire()
+    assert other.try_acquire()
+    other.release()
+
+
+def test_migrate_copies_a_local_index_without_embedding_again_and_reruns_cleanly(
+    tmp_path: Path,
+) -> None:
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([DEMO])
+    expected = answers(local, ids=True)
+    local.close()
+    target = lite_location(tmp_path / "milvus")
+    report = migrate(tmp_path / "local", target)
+    assert report.documents == 5 and report.skipped == 0
+    assert report.sources >= report.passages > 0
+    counting = HashEmbedder()
+    milvus = open_pipeline(settings(tmp_path / "milvus", "milvus"), counting)
+    try:
+        assert answers(milvus, ids=True) == expected  # passage ids kept too
+        assert counting.texts_embedded == len(QUESTIONS)  # the questions, no passage
+    finally:
+        milvus.close()
+    again = migrate(tmp_path / "local", target)
+    assert (again.documents, again.skipped, again.passages) == (0, 5, 0)
+    assert check_index(target).ok
+
+
+def test_check_reports_damage_in_a_milvus_index_and_repair_collects_leftovers(
+    tmp_path: Path,
+) -> None:
+    pipeline = open_pipeline(settings(tmp_path, "milvus"), HashEmbedder())
+    pipeline.ingest([DEMO])
+    pipeline.close()
+    where = lite_location(tmp_path)
+    store = BACKENDS["milvus"].open_store(where, False)
+    client, names = store.client, store.names  # type: ignore[attr-defined]
+    [source] = client.query(names["sources"], filter="", limit=1, output_fields=["passage_id"])
+    client.delete(names["sources"], filter=f"passage_id == {source['passage_id']}")
+    store.close()
+    report = check_index(where)
+    assert any("passages without a source" in p for p in report.problems)
+
+    store = BACKENDS["milvus"].open_store(where, False)
+    store.set_meta("dirty", "1")  # as a writer killed mid-write leaves it
+    store.close()
+    assert check_index(where).stale and not check_index(where).problems
+    repaired = repair_index(where, 10.0)
+    assert repaired.ok and not repaired.stale  # the sourceless passage was collected
+
+
+def test_collections_are_kept_apart_in_one_milvus(tmp_path: Path) -> None:
+    lite = Settings(index_dir=tmp_path, backend="milvus")
+    names = {
+        BACKENDS["milvus"].store_exists(location_from_settings(lite, None, c)): c
+        for c in ("default",)
+    }
+    assert names == {False: "default"}
+    from rag.store.milvus_schema import names as collection_names
+
+    a_b = collection_names(location_from_settings(lite, None, "a_b"))["passages"]
+    a_dash_b = collection_names(location_from_settings(lite, None, "a-b"))["passages"]
+    assert a_b != a_dash_b and a_b.startswith("rag_")
+    with pytest.raises(ValueError, match="invalid collection name"):
+        location_from_settings(lite, None, "No Spaces")
+
+
+def test_a_vector_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
+    pipeline = open_pipeline(settings(tmp_path, "milvus"), HashEmbedder())
+    try:
+        store = pipeline._index.store
+        with pytest.raises(ValueError, match="shape"), store.transaction():
+            store.set_vectors([1], np.ones((1, 3), dtype=np.float32))
+    finally:
+        pipeline.close()
