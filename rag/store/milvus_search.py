@@ -185,13 +185,14 @@ class MilvusLexicalIndex:
 
 
 class MilvusSnapshots:
-    """Nothing to publish: readers search the collections themselves."""
+    """Nothing to copy: readers search the collections themselves. A write that was killed
+    leaves the index unpublished (`dirty`) until a writer collects what it left."""
 
     def __init__(self, store: MilvusStore) -> None:
         self._store = store
 
     def published(self) -> int | None:
-        return self._store.generation()
+        return None if self._store.dirty else self._store.generation()
 
     def stamp_signature(self) -> tuple[int, int, int] | None:
         return None  # never a snapshot to adopt: every query searches the live collection
@@ -201,7 +202,10 @@ class MilvusSnapshots:
 
     def publish(self, caches: Caches) -> None:
         """Seal what was written: Milvus's BM25 keeps a growing segment's statistics apart,
-        and its candidates are best picked over sealed segments."""
+        and its candidates are best picked over sealed segments. Called with the write
+        lock held: what an interrupted write left is collected first."""
+        if self._store.dirty:
+            self._store.collect_garbage()
         self._store.client.flush(self._store.names["passages"])
 
 
