@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.store.milvus_schema import BM25_PARAMS, encode_tokens, literal
+from rag.store.milvus_schema import BM25_PARAMS, chunks, encode_tokens, literal
 from rag.store.snapshot import Caches
 
 if TYPE_CHECKING:
@@ -103,6 +103,9 @@ class MilvusLexicalIndex:
     and the token total kept in `meta`. Both backends then score every passage alike.
     """
 
+    # False scores with Milvus's own BM25 (bench/milvus.py measures what that costs).
+    exact = True
+
     def __init__(self, store: MilvusStore) -> None:
         self._store = store
 
@@ -139,19 +142,38 @@ class MilvusLexicalIndex:
             search_params={"metric_type": "BM25"},
             output_fields=["lexical"],
         )[0]
-        exact = {int(h["id"]): self._score(scores, str(h["entity"]["lexical"])) for h in hits}
-        ranked = sorted(exact.items(), key=lambda h: (-h[1], h[0]))
+        if self.exact:
+            found = {int(h["id"]): self._score(scores, str(h["entity"]["lexical"])) for h in hits}
+        else:  # Lite reports BM25 as a negated distance
+            found = {int(h["id"]): abs(float(h["distance"])) for h in hits}
+        ranked = sorted(found.items(), key=lambda h: (-h[1], h[0]))
         return [(pid, s) for pid, s in ranked if s > 0]
 
     def score_of(self, scores: _Query | None, ids: Iterable[int]) -> dict[int, float]:
         if scores is None:
             return {}
+        if not self.exact:
+            return self._milvus_scores(scores, ids)
         rows = self._store.query_ids("passages", "id", ids, ["id", "lexical"])
         out = {int(r["id"]): self._score(scores, str(r["lexical"])) for r in rows}
         return {pid: s for pid, s in out.items() if s > 0}
 
     def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         return self.top(self.scores(tokens), k)
+
+    def _milvus_scores(self, query: _Query, ids: Iterable[int]) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for chunk in chunks(sorted(set(ids))):
+            hits = self._store.client.search(
+                self._store.names["passages"],
+                data=[encode_tokens(query.terms)],
+                anns_field="sparse",
+                limit=len(chunk),
+                filter=f"id in {chunk}",
+                search_params={"metric_type": "BM25"},
+            )[0]
+            out.update({int(h["id"]): abs(float(h["distance"])) for h in hits})
+        return {pid: s for pid, s in out.items() if s > 0}
 
     def idf(self, tokens: Iterable[str]) -> dict[str, float]:
         """bm25s's IDF, with document frequencies counted by Milvus's text match."""
