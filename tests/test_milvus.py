@@ -187,3 +187,35 @@ def test_a_vector_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
             store.set_vectors([1], np.ones((1, 3), dtype=np.float32))
     finally:
         pipeline.close()
+
+
+def test_rag_migrate_and_rag_check_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from rag.settings import get_settings
+
+    runner = CliRunner()
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([DEMO])
+    local.close()
+    missing = runner.invoke(app, ["migrate", "--from", str(tmp_path / "nope"), "--to", "x.db"])
+    assert missing.exit_code == 2 and "no index" in missing.output
+    target = tmp_path / "lite" / "milvus.db"
+    copied = runner.invoke(app, ["migrate", "--from", str(tmp_path / "local"), "--to", str(target)])
+    assert copied.exit_code == 0, copied.output
+    assert "copied 5 documents" in copied.output
+
+    monkeypatch.setenv("RAG_BACKEND", "milvus")
+    monkeypatch.setenv("RAG_MILVUS_URI", str(target))
+    get_settings.cache_clear()
+    try:
+        checked = runner.invoke(app, ["check", "--json"])
+        listed = runner.invoke(app, ["docs", "list", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert checked.exit_code == 0, checked.output
+    assert '"ok": true' in checked.output
+    assert listed.exit_code == 0 and listed.output.count('"file"') == 5
