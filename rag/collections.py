@@ -28,6 +28,7 @@ from rag.index.config import IndexConfig
 from rag.index.index import Index
 from rag.settings import Settings
 from rag.store.factory import make_backend
+from rag.store.location import Location
 from rag.store.lock import WriteLock
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 
@@ -95,15 +96,30 @@ class Collections:
         return self.root / SUBDIRECTORY
 
     def location(self, name: str) -> Path:
-        """The index directory of collection `name`, whether or not it exists yet."""
+        """The index directory of collection `name`, whether or not it exists yet.
+
+        Raises:
+            InvalidCollectionName: A bad name, or a collection other than `default` asked
+                of a backend that does not keep them yet (Milvus).
+        """
         check_name(name)
-        return self.root if name == DEFAULT else self.parent / name
+        if name == DEFAULT:
+            return self.root
+        if self.backend != "local":
+            # Each collection is a directory of its own; on Milvus it would be its own
+            # Milvus collections (`Location.collection`), not wired through here yet.
+            raise InvalidCollectionName(
+                f"collection {name!r}: collections other than 'default' need the local "
+                f"backend for now (this index uses {self.backend!r}); on Milvus, give each "
+                "corpus its own RAG_MILVUS_PREFIX"
+            )
+        return self.parent / name
 
     def exists(self, name: str) -> bool:
         """`default` always exists; another collection once it has been created whole."""
         if name == DEFAULT:
             return True
-        return make_backend(self.backend).store_exists(self.location(name))
+        return make_backend(self.backend).store_exists(Location.local(self.location(name)))
 
     def require(self, name: str) -> Path:
         """The location of an existing collection, or NoSuchCollection."""
