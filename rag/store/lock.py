@@ -64,6 +64,25 @@ class IndexLock(Protocol):
         ...
 
 
+class BlockLock:
+    """`with lock():` for the locks below: acquire (waiting up to `timeout`), run, release."""
+
+    def acquire(self, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def __call__(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the lock for a block; `timeout` overrides the default wait."""
+        self.acquire(timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class RefusingLock:
     """A lock that never grants writing: reads work, every write fails with `reason`."""
 
@@ -89,7 +108,7 @@ class RefusingLock:
         yield
 
 
-class WriteLock:
+class WriteLock(BlockLock):
     """A file lock in a directory (the index's, or a Milvus Lite file's); reentrant per thread.
 
     Args:
@@ -129,15 +148,6 @@ class WriteLock:
         if self._lock.lock_counter == 1:
             (self.directory / self._owner).unlink(missing_ok=True)
         self._lock.release()
-
-    @contextmanager
-    def __call__(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the lock for a block; `timeout` overrides the default wait."""
-        self.acquire(timeout)
-        try:
-            yield
-        finally:
-            self.release()
 
     def acquire(self, timeout: float | None = None) -> None:
         if self.try_acquire():

@@ -11,14 +11,13 @@ no lock of its own that every writer sees (a Milvus server) takes the Redis lock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from rag.settings import Settings
-from rag.store.lock import IndexLock
+from rag.store.lock import BlockLock, IndexLock
 
 
-class LayeredLock:
+class LayeredLock(BlockLock):
     """Two locks taken as one: `outer` first, released last (one order, so no deadlock).
 
     A writer that knows only `inner` (the file lock) still excludes and is excluded.
@@ -53,14 +52,6 @@ class LayeredLock:
             self.inner.release()
         finally:
             self.outer.release()
-
-    @contextmanager
-    def __call__(self, timeout: float | None = None) -> Iterator[None]:
-        self.acquire(timeout)
-        try:
-            yield
-        finally:
-            self.release()
 
 
 def lock_key(prefix: str, index: str) -> str:

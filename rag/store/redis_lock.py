@@ -23,11 +23,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rag.store.lock import IndexBusyError
+from rag.store.lock import BlockLock, IndexBusyError
 
 if TYPE_CHECKING:
     import redis
@@ -44,7 +43,7 @@ class LockUnavailableError(IndexBusyError):
     """Redis could not be asked for the lock: no write is safe, so none is made."""
 
 
-class RedisWriteLock:
+class RedisWriteLock(BlockLock):
     """The write lock of one index, in Redis; reentrant within a thread.
 
     The same interface as the file lock (`rag.store.lock.WriteLock`), so an `Index` takes
@@ -109,15 +108,6 @@ class RedisWriteLock:
                 f"gave up after {wait:g} s (RAG_LOCK_TIMEOUT). "
                 "Wait for it to finish, or stop it, and try again."
             )
-
-    @contextmanager
-    def __call__(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the lock for a block; `timeout` overrides the default wait."""
-        self.acquire(timeout)
-        try:
-            yield
-        finally:
-            self.release()
 
     def release(self) -> None:
         self._depth -= 1
