@@ -16,6 +16,7 @@ import numpy as np
 
 from embeddings.batching import FloatArray
 from embeddings.device import Placement
+from embeddings.quiet import quiet_model_loading
 
 Backend: TypeAlias = Literal["torch", "torch-bf16", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "torch-bf16", "onnx", "onnx-int8")
@@ -66,6 +67,7 @@ class TorchEngine:
             raise ImportError(MISSING_TORCH) from exc
         if placement.device == "cpu":
             torch.set_num_threads(threads)
+        quiet_model_loading()
         model = SentenceTransformer(str(folder), device=placement.device, local_files_only=True)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(placement.precision)
         if dtype is not None:
@@ -101,6 +103,7 @@ class _PooledModel:
         import torch
         from transformers import AutoModel
 
+        quiet_model_loading()
         # Eager attention: it traces to plain ONNX ops with dynamic batch and length.
         encoder = AutoModel.from_pretrained(
             str(folder), attn_implementation="eager", local_files_only=True

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.base import Embedder, Kind, Vectors
+from embeddings.quiet import quiet_model_loading
 
 MISSING_BACKEND = (
     "the sentence-transformers backend needs the 'st' extra: "
@@ -47,6 +48,7 @@ class SentenceTransformerEmbedder(Embedder):
         except ImportError as exc:
             raise ImportError(MISSING_BACKEND) from exc
         self.name = f"sentence-transformers:{model}"
+        quiet_model_loading()
         self._model: Any = SentenceTransformer(model, device="cpu")
         prompts: dict[str, str | None] = dict(self._model.prompts or {})
         # An explicit prompt per role, "" for plain text, so that a model's
