@@ -202,6 +202,10 @@ def _contents(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
+VECTOR_ATOL = 2e-3
+SCORE_ATOL = 3.5 * VECTOR_ATOL
+
+
 def _assert_same_index(got: Pipeline, expected: Pipeline) -> None:
     ours, theirs = _contents(got), _contents(expected)
     assert ours["documents"] == theirs["documents"]
@@ -209,9 +213,12 @@ def _assert_same_index(got: Pipeline, expected: Pipeline) -> None:
     assert ours["sources"] == theirs["sources"]
     # The actors embed other batches of texts than the local writer: vectors, and the
     # scores that follow from them, are equal within float tolerance; the rest exactly.
+    # The tolerance is the engine's own across batches (bf16 rounding follows the padding:
+    # 1e-3 per component, tests/test_embeddings.py), and a fused score scales a cosine
+    # difference by dense_weight / (1 - dense_floor) = 3.5.
     for a, b in zip(ours["answers"], theirs["answers"], strict=True):
         for pa, pb in zip(a.pop("passages"), b.pop("passages"), strict=True):
-            assert pa.pop("score") == pytest.approx(pb.pop("score"), abs=1e-4)
+            assert pa.pop("score") == pytest.approx(pb.pop("score"), abs=SCORE_ATOL)
             assert pa == pb
         assert a == b
     vectors, expected_vectors = _vectors(got.directory), _vectors(expected.directory)
@@ -220,7 +227,7 @@ def _assert_same_index(got: Pipeline, expected: Pipeline) -> None:
         np.testing.assert_allclose(
             np.frombuffer(blob, np.float32),
             np.frombuffer(expected_vectors[pid], np.float32),
-            atol=1e-4,
+            atol=VECTOR_ATOL,
         )
 
 

@@ -20,6 +20,7 @@ import pytest
 from bench.service import service_process
 from service.auth import Gate, Role
 from service.redact import REDACTED, RedactKeys
+from service.routes.ask import MAX_BODY
 from service.settings import ServiceSettings
 
 ADMIN = "sk-admin-5d41402abc4b2a76"
@@ -83,7 +84,7 @@ CALLS = [
     # Valid keys on failing requests.
     Call("POST", "/v1/ask", bearer(ADMIN), 422, {"question": "   "}),
     Call("POST", "/v1/ask", bearer(QUERY), 422, {"question": 42, "top_k": "x"}),
-    Call("POST", "/v1/ask", bearer(QUERY), 413, b'{"question": "' + b"q" * 100_000 + b'"}'),
+    Call("POST", "/v1/ask", bearer(QUERY), 413, b'{"question": "' + b"q" * (MAX_BODY + 1) + b'"}'),
     Call("GET", "/v1/documents/none.txt/paragraphs/1", bearer(QUERY), 404),
     Call("DELETE", "/v1/documents/none.txt", {"X-API-Key": ADMIN}, 404),
     Call("GET", "/v1/jobs/none", bearer(ADMIN), 404),
