@@ -41,10 +41,9 @@ from bench.formats import article_html, char_accuracy, chromium_pdf, scanned_pdf
 from embeddings.base import Embedder, Kind
 from embeddings.factory import make_embedder
 from rag.ingest.clean import clean_text
-from rag.loaders.layout import join_wrapped_lines
+from rag.loaders.layout import read_span
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
-from rag.text.offsets import MappedText
 
 _SPACE = re.compile(r"\s+")
 _UNSAFE = re.compile(r"[^\w-]+")
@@ -67,15 +66,17 @@ class Article:
     contexts: list[str]
     two_columns: bool
     gold_pages: dict[int, set[int]] = field(default_factory=dict)  # question index -> pages
+    page_texts: list[str] = field(default_factory=list)  # PDFium's, white space removed
 
 
-def load_slice(datasets: Path, per_set: int) -> tuple[list[Article], list[Question]]:
-    """The first `per_set` articles of CMRC 2018 dev and of DRCD dev, with their questions."""
+def load_slice(datasets: Path, per_set: int, skip: int = 0) -> tuple[list[Article], list[Question]]:
+    """`per_set` articles of CMRC 2018 dev and of DRCD dev after the first `skip`, with their
+    questions."""
     articles: list[Article] = []
     questions: list[Question] = []
     for name in ("cmrc2018_dev", "drcd_dev"):
         data = json.loads((datasets / f"{name}.json").read_text(encoding="utf-8"))["data"]
-        for a, raw in enumerate(data[:per_set]):
+        for a, raw in enumerate(data[skip : skip + per_set], skip):
             title = str(raw.get("title") or raw.get("id") or a)
             stem = f"{name}_{a:03d}_{_UNSAFE.sub('_', title)[:20]}"
             contexts = [" ".join(p["context"].split()) for p in raw["paragraphs"]]
@@ -165,7 +166,7 @@ def page_texts(pdf: Path) -> list[str]:
 
 def locate_gold_pages(article: Article, questions: list[tuple[int, Question]], pdf: Path) -> int:
     """Fill `article.gold_pages`; return how many answers could not be placed on a page."""
-    pages = page_texts(pdf)
+    pages = article.page_texts = page_texts(pdf)
     lost = 0
     for index, q in questions:
         context = article.contexts[q.context]
@@ -206,8 +207,12 @@ def ask_all(
 ) -> dict[str, Any]:
     """hit@1, hit@5, gold page of the first citation, and quote validity."""
     hit1 = hit5 = page_right = page_asked = quotes = quotes_valid = quotes_exact = 0
+    answer_quoted = 0  # the first citation's quote holds the answer (any format)
+    gold_context = 0  # the first citation quotes the gold context (any format)
+    quote_on_page = 0  # the first citation's quote starts on the page it names
     texts: dict[str, str | None] = {}
     misses: list[str] = []
+    page_misses: list[dict[str, Any]] = []
     for index, q in questions:
         answer = pipeline.ask(q.question, 10)
         files: list[str] = []
@@ -221,9 +226,29 @@ def ask_all(
             misses.append(f"{q.question} -> {files[:2]} (gold {q.stem})")
         gold = articles[q.stem].gold_pages.get(index)
         first = answer.citations[0] if answer.citations else None
+        answer_quoted += first is not None and _SPACE.sub("", q.answer) in _SPACE.sub(
+            "", first.quote
+        )
+        if first is not None and Path(first.file).stem == q.stem:
+            quoted = _SPACE.sub("", first.quote)
+            gold_context += quoted in _SPACE.sub("", articles[q.stem].contexts[q.context])
+            pages = articles[q.stem].page_texts
+            if first.page and first.page <= len(pages):
+                quote_on_page += quoted[:10] in pages[first.page - 1]
         if gold and first is not None and first.page and Path(first.file).stem == q.stem:
             page_asked += 1
             page_right += first.page in gold
+            if first.page not in gold and len(page_misses) < 20:
+                page_misses.append(
+                    {
+                        "question": q.question,
+                        "answer": q.answer,
+                        "gold_pages": sorted(gold),
+                        "cited_page": first.page,
+                        "answer_in_quote": _SPACE.sub("", q.answer) in _SPACE.sub("", first.quote),
+                        "quote": first.quote[:80],
+                    }
+                )
         for citation in answer.citations:
             if citation.file not in texts:
                 texts[citation.file] = pipeline.document_text(citation.file)
@@ -242,16 +267,23 @@ def ask_all(
         "hit@5": round(hit5 / n, 4),
         "gold_page_first_citation": round(page_right / page_asked, 4) if page_asked else None,
         "gold_page_asked": page_asked,
+        "answer_in_first_quote": round(answer_quoted / n, 4),
+        "first_quote_in_gold_context": round(gold_context / n, 4),
+        "first_quote_starts_on_its_page": (
+            round(quote_on_page / page_asked, 4) if page_asked else None
+        ),
         "quotes": quotes,
         "quotes_valid": round(quotes_valid / quotes, 4) if quotes else None,
         "quotes_verbatim": round(quotes_exact / quotes, 4) if quotes else None,
         "misses": misses,
+        "page_misses": page_misses,
     }
 
 
 def reads_as(span: str) -> str:
-    """What the pipeline makes of extracted text: wrapped lines joined, then cleaned."""
-    return clean_text(join_wrapped_lines(MappedText.from_source(span))).text
+    """What the pipeline makes of extracted text: wrapped lines (and a paragraph continued
+    over a column or page break) joined, then cleaned."""
+    return clean_text(read_span(span)).text
 
 
 def loader_pages_per_s(folder: Path, ocr: str) -> tuple[float, int, dict[str, str]]:
@@ -278,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("datasets", type=Path)
     parser.add_argument("--articles", type=int, default=20, help="first N of each dataset")
+    parser.add_argument(
+        "--skip", type=int, default=0, help="skip the first K of each (a held-out slice)"
+    )
     parser.add_argument("--scanned", type=int, default=5, help="first N of each, also scanned")
     parser.add_argument("--out", type=Path, help="write the JSON report here too")
     parser.add_argument(
@@ -287,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.getLogger("pdfminer").setLevel(logging.ERROR)
-    articles, questions = load_slice(args.datasets, args.articles)
+    articles, questions = load_slice(args.datasets, args.articles, args.skip)
     by_stem = {a.stem: a for a in articles}
     scanned = {
         a.stem

@@ -39,10 +39,21 @@ class Paragraph:
     page: int | None = field(default=None, kw_only=True)
     sheet: str | None = field(default=None, kw_only=True)
     ocr_confidence: float | None = field(default=None, kw_only=True)
+    # A paragraph continued over a page break: (source offset, page) where each later page's
+    # part starts; `page` is where the paragraph starts.
+    page_breaks: tuple[tuple[int, int], ...] = field(default=(), kw_only=True)
 
     def source_span(self, start: int = 0, end: int | None = None) -> tuple[int, int]:
         """Source character span of `text[start:end]`."""
         return self.origin.source_span(start, len(self.text) if end is None else end)
+
+    def page_at(self, source_offset: int) -> int | None:
+        """The page that the source character at `source_offset` stands on."""
+        page = self.page
+        for offset, later in self.page_breaks:
+            if source_offset >= offset:
+                page = later
+        return page
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@ def check_extraction(extraction: Extraction, sample: int = 5_000) -> None:
         same = (sources == chars[copied]) | (sources == ord("\n")) | (sources == 0xAD)
         assert bool(same.all())
         first, last = mapped.source_span()
-        assert "\f" not in text[first:last]
+        # Only a paragraph continued on the next page crosses a page break, once per break.
+        assert text[first:last].count("\f") == len(block.page_breaks)
+        assert all(first < offset < last for offset, _ in block.page_breaks)
         # The block's lines are those it was written on (an edit may drop a first or last
         # line break, never reach outside them).
         assert block.line_start <= _line_of(line_starts, first)

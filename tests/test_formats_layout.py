@@ -6,10 +6,20 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rag.ingest.chunk import chunk_document
+from rag.ingest.clean import clean_paragraphs
+from rag.ingest.paragraphs import number_blocks
 from rag.loaders.base import Extraction
 from rag.loaders.geometry import Line, paragraphs, reading_order
-from rag.loaders.layout import TextBuilder, join_wrapped_lines, normalise_block_text
+from rag.loaders.layout import (
+    TextBuilder,
+    add_pages,
+    join_wrapped_lines,
+    normalise_block_text,
+    read_span,
+)
 from rag.text.offsets import MappedText
+from rag.types import Document, SourceText
 from tests.formats_samples import check_extraction
 
 _piece = st.text(
@@ -101,3 +111,65 @@ def test_paragraph_breaks_on_short_line_indent_and_gap() -> None:
     ]
     groups = [[line.text[:3] for line in group] for group in paragraphs(column)]
     assert groups == [["　　第", "第一段"], ["第二段", "第二段"], ["第三段"]]
+
+
+def _page(texts: list[tuple[str, float, float]], top: float = 0) -> list[Line]:
+    """One column of lines `(text, x0, x1)`, 14 apart, the column from x=50 to x=300."""
+    return [_line(text, x0, top + 14 * i, x1) for i, (text, x0, x1) in enumerate(texts)]
+
+
+def test_a_paragraph_cut_by_the_page_end_is_continued_on_the_next_page() -> None:
+    first = _page(
+        [
+            ("　　长江是亚洲第一长河和世界第三长", 70, 300),
+            ("河，全长六千三百多千米。", 50, 200),  # short: this paragraph ends
+            ("　　黄河是中国第二长河，发源于青藏", 70, 300),
+            ("高原巴颜喀拉山脉北麓的约古宗列盆", 50, 300),  # runs to the edge: cut by the page
+        ]
+    )
+    second = _page(
+        [
+            ("地，最后流入渤海。故宫又称紫禁城", 50, 300),  # not indented: the same paragraph
+            ("，是明清两代的皇家宫殿。", 50, 190),
+            ("　　北京大学创办于一八九八年，初名", 70, 300),
+            ("京师大学堂。", 50, 120),
+        ]
+    )
+    builder = TextBuilder()
+    add_pages(builder, [(1, first), (2, second)])
+    extraction = builder.build("pdf", "pdf")
+    check_extraction(extraction)
+    blocks = extraction.blocks
+    assert [b.text.text.lstrip("\u3000") for b in blocks] == [
+        "长江是亚洲第一长河和世界第三长河，全长六千三百多千米。",
+        "黄河是中国第二长河，发源于青藏高原巴颜喀拉山脉北麓的约古宗列盆地，最后流入渤海。"
+        "故宫又称紫禁城，是明清两代的皇家宫殿。",
+        "北京大学创办于一八九八年，初名京师大学堂。",
+    ]
+    # The page break stays in the text where it was; the paragraph keeps the page it starts
+    # on and where it crosses to the next.
+    assert extraction.text.split("\f")[1].lstrip().startswith("地，最后流入渤海")
+    assert [b.page for b in blocks] == [1, 1, 2]
+    (offset, page), *_ = blocks[1].page_breaks
+    assert page == 2 and extraction.text[offset] == "地"
+    # Its chunks: the first sentence starting on page 2 starts a chunk cited on page 2.
+    raw = number_blocks(blocks)
+    paragraphs_ = clean_paragraphs(raw, "a.pdf")
+    document = Document(SourceText("a.pdf", extraction.text, "pdf", "pdf"), tuple(paragraphs_), "")
+    chunks = [c for c in chunk_document(document, 400) if c.source.paragraph == 2]
+    assert [(c.text, c.source.page) for c in chunks] == [
+        ("黄河是中国第二长河，发源于青藏高原巴颜喀拉山脉北麓的约古宗列盆地，最后流入渤海。", 1),
+        ("故宫又称紫禁城，是明清两代的皇家宫殿。", 2),
+    ]
+    quoted = chunks[1].source
+    assert read_span(extraction.text[quoted.char_start : quoted.char_end]).text == quoted.text
+
+
+def test_a_new_paragraph_at_the_top_of_a_page_is_not_joined() -> None:
+    # The last line fills the line by chance; the next page starts with an indent.
+    first = _page([("　　长江是亚洲第一长河和世界第三", 70, 300), ("长河，全长六千米。", 50, 300)])
+    second = _page([("　　黄河是中国第二长河，发源于青藏", 70, 300), ("高原。", 50, 100)])
+    builder = TextBuilder()
+    add_pages(builder, [(1, first), (2, second)])
+    blocks = builder.build("pdf", "pdf").blocks
+    assert [(b.page, b.page_breaks) for b in blocks] == [(1, ()), (2, ())]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from rag.text.sentences import CLAUSE_END, SENTENCE_END
+from rag.text.sentences import CLAUSE_END, SENTENCE_END, split_sentences
 from rag.types import Chunk, Document, Paragraph, Source
 
 
@@ -45,6 +45,30 @@ def chunk_spans(text: str, splitter: RecursiveCharacterTextSplitter) -> list[tup
     return spans
 
 
+def split_at_pages(paragraph: Paragraph, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Cut chunk spans of a paragraph continued over a page break where the first sentence
+    starting on the next page begins: a chunk's page (where it starts) is then the page of
+    every sentence in it, so a quote's page is that of its sentence (a sentence running over
+    the break stays on the page where it starts)."""
+    if not paragraph.page_breaks or not paragraph.text:
+        return spans
+    cuts: list[int] = []
+    page = paragraph.page
+    for a, _ in split_sentences(paragraph.text)[1:]:
+        here = paragraph.page_at(paragraph.source_span(a, a + 1)[0])
+        if here != page:
+            cuts.append(a)
+            page = here
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        for cut in cuts:
+            if a < cut < b:
+                out.append((a, cut))
+                a = cut
+        out.append((a, b))
+    return out
+
+
 class LineIndex:
     """Turns character offsets of a source text into 1-based line numbers."""
 
@@ -59,7 +83,7 @@ def paragraph_chunks(
     paragraph: Paragraph, lines: LineIndex, splitter: RecursiveCharacterTextSplitter
 ) -> Iterator[Chunk]:
     """Chunks of one paragraph, white space trimmed, each with its exact source span."""
-    for a, b in chunk_spans(paragraph.text, splitter):
+    for a, b in split_at_pages(paragraph, chunk_spans(paragraph.text, splitter)):
         piece = paragraph.text[a:b]
         lead = len(piece) - len(piece.lstrip())
         a, b = a + lead, a + len(piece.rstrip())
@@ -77,7 +101,8 @@ def paragraph_chunks(
                 char_end=char_end,
                 text=paragraph.text[a:b],
                 origin=paragraph.origin.slice(a, b),
-                page=paragraph.page,
+                # A paragraph continued on the next page: the page this chunk starts on.
+                page=paragraph.page_at(char_start),
                 sheet=paragraph.sheet,
                 ocr_confidence=paragraph.ocr_confidence,
             ),

@@ -188,6 +188,7 @@ def clean_paragraphs(raw: Sequence[RawParagraph], file: str) -> list[Paragraph]:
             page=paragraph.page,
             sheet=paragraph.sheet,
             ocr_confidence=paragraph.ocr_confidence,
+            page_breaks=paragraph.page_breaks,
         )
         for paragraph, mapped in zip(raw[:end], cleaned[:end], strict=True)
         if mapped.text

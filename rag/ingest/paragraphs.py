@@ -21,6 +21,7 @@ class RawParagraph:
     page: int | None = None
     sheet: str | None = None
     ocr_confidence: float | None = None
+    page_breaks: tuple[tuple[int, int], ...] = ()  # see `Block.page_breaks`
 
 
 # `str.isspace` already covers nbsp and the ideographic space; zero-width characters are not
@@ -46,6 +47,7 @@ def number_blocks(blocks: Iterable[Block]) -> list[RawParagraph]:
                     block.page,
                     block.sheet,
                     block.ocr_confidence,
+                    block.page_breaks,
                 )
             )
     return paragraphs

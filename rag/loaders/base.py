@@ -46,6 +46,9 @@ class Block:
     page: int | None = None  # 1-based PDF page or slide; None where a format has none
     sheet: str | None = None  # spreadsheet sheet name
     ocr_confidence: float | None = None  # set when the text came from OCR (mean, 0-1)
+    # A paragraph that runs on over a page break: (offset in Extraction.text, page) where each
+    # later page's part starts; `page` is the page it starts on.
+    page_breaks: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from statistics import median
 
 _CJK_END = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]\Z")
+_SENTENCE_END = re.compile(r"[。！？!?.…:：][」』”’\")）)]*\Z")
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,22 @@ def _aligned(lines: list[Line]) -> bool:
     return sum(1 for line in lines if abs(line.x0 - edge) < 2 * size) >= 0.6 * len(lines)
 
 
-def paragraphs(column: list[Line]) -> list[list[Line]]:
-    """Split one column's lines (top to bottom) into paragraphs."""
+def column_edges(column: list[Line]) -> tuple[float, float]:
+    """The left edge of a column and its right edge (where most full lines end)."""
+    rights = sorted(line.x1 for line in column)
+    return min(line.x0 for line in column), rights[int(0.9 * (len(rights) - 1))]
+
+
+def paragraphs(column: list[Line], indents: bool = False) -> list[list[Line]]:
+    """Split one column's lines (top to bottom) into paragraphs.
+
+    `indents`: the document marks its paragraphs by first-line indents (`uses_indents`), so
+    a line that stops short mid-sentence before a line that is not indented (pushed short by
+    a long Latin word, or by a character that may not start a line) ends no paragraph.
+    """
     if not column:
         return []
-    col_left = min(line.x0 for line in column)
-    rights = sorted(line.x1 for line in column)
-    col_right = rights[int(0.9 * (len(rights) - 1))]
+    col_left, col_right = column_edges(column)
     pitches = [
         cur.top - prev.top
         for prev, cur in itertools.pairwise(column)
@@ -168,14 +178,65 @@ def paragraphs(column: list[Line]) -> list[list[Line]]:
     pitch = median(pitches) if pitches else None
     groups: list[list[Line]] = [[column[0]]]
     for prev, cur in itertools.pairwise(column):
-        if _breaks(prev, cur, col_left, col_right, pitch):
+        if _breaks(prev, cur, col_left, col_right, pitch, indents):
             groups.append([cur])
         else:
             groups[-1].append(cur)
     return groups
 
 
-def _breaks(prev: Line, cur: Line, col_left: float, col_right: float, pitch: float | None) -> bool:
+def is_indented(line: Line, col_left: float) -> bool:
+    """Whether `line` starts right of its column's edge (a first-line indent)."""
+    return line.x0 - col_left > 1.0 * line.size
+
+
+def runs_on(
+    last: Line,
+    last_edges: tuple[float, float],
+    first: Line,
+    first_edges: tuple[float, float],
+    indents: bool,
+) -> bool:
+    """Whether a column's first line `first` continues the paragraph that ended the column
+    before (on the same page or the page before) with `last`.
+
+    It does when `last` runs to its column's right edge (a paragraph's last line stops short),
+    `first` is not indented and both are set alike (size, text layer or OCR). When paragraphs
+    of the document are not marked by indents (`indents` false), a sentence-final `last`
+    that happens to fill the line is read as the end of its paragraph.
+    """
+    if (last.confidence is None) != (first.confidence is None):
+        return False
+    # Stricter than inside a column: the same type size, and a last line that truly runs to
+    # the edge (a column or page may end on a paragraph's last line by chance).
+    if abs(last.size - first.size) > 0.1 * max(last.size, first.size):
+        return False
+    left, right = last_edges
+    short = 2.0 * last.size if _CJK_END.search(last.text) else 0.1 * (right - left)
+    if right - last.x1 > short or is_indented(first, first_edges[0]):
+        return False
+    return indents or not _SENTENCE_END.search(last.text)
+
+
+def uses_indents(columns: list[list[Line]]) -> bool:
+    """Whether most paragraphs of these columns (of more than one line) start indented."""
+    starts = [
+        is_indented(group[0], column_edges(column)[0])
+        for column in columns
+        for group in paragraphs(column)[1:]
+        if len(group) > 1
+    ]
+    return bool(starts) and sum(starts) >= 0.5 * len(starts)
+
+
+def _breaks(
+    prev: Line,
+    cur: Line,
+    col_left: float,
+    col_right: float,
+    pitch: float | None,
+    indents: bool = False,
+) -> bool:
     size = max(prev.size, cur.size)
     if (prev.confidence is None) != (cur.confidence is None):
         return True  # OCR'd text never joins a text-layer line
@@ -186,7 +247,14 @@ def _breaks(prev: Line, cur: Line, col_left: float, col_right: float, pitch: flo
         return False  # the same row, split in two boxes
     if step > (1.4 * pitch if pitch else 1.8 * size) and step > 1.3 * size:
         return True
-    if cur.x0 - col_left > 1.0 * cur.size and cur.x0 - prev.x0 > 0.8 * cur.size:
+    if is_indented(cur, col_left) and cur.x0 - prev.x0 > 0.8 * cur.size:
         return True  # first-line indent
     short = 2.0 * prev.size if _CJK_END.search(prev.text) else 0.25 * (col_right - col_left)
-    return col_right - prev.x1 > short
+    if col_right - prev.x1 <= short:
+        return False
+    return not (
+        indents
+        and not is_indented(cur, col_left)
+        and not _SENTENCE_END.search(prev.text)
+        and prev.x1 - col_left > 0.5 * (col_right - col_left)
+    )

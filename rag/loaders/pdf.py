@@ -24,7 +24,7 @@ from typing import Any
 from rag.loaders.base import Extraction, LoadError, LoadOptions
 from rag.loaders.garbage import is_garbage
 from rag.loaders.geometry import Line
-from rag.loaders.layout import TextBuilder, add_page_lines
+from rag.loaders.layout import TextBuilder, add_pages
 from rag.loaders.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
 from rag.loaders.pdf_text import PdfminerReader, text_lines
 
@@ -142,9 +142,7 @@ class PdfLoader:
                 f"running headers, footers and page numbers left out ({dropped} lines)"
             )
         builder = TextBuilder()
-        for page in pages:
-            builder.new_page()
-            add_page_lines(builder, page.lines, page.number)
+        add_pages(builder, [(page.number, page.lines) for page in pages])
         if not builder.block_count:
             reasons = "; ".join(notes.render())
             raise LoadError(path, f"no text found in the PDF ({reasons or 'pages are blank'})")

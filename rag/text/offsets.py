@@ -145,6 +145,15 @@ class MappedText:
         text = "".join(piece for piece, _, _ in pieces)
         return cls(text, _joined(starts), _joined(ends))
 
+    @classmethod
+    def concat(cls, parts: list[MappedText]) -> MappedText:
+        """The parts one after the other, each character keeping its own source span."""
+        return cls(
+            "".join(part.text for part in parts),
+            _joined([part.starts for part in parts]),
+            _joined([part.ends for part in parts]),
+        )
+
     def __len__(self) -> int:
         return len(self.text)
 
