@@ -94,7 +94,7 @@ def test_two_columns_running_header_and_page_numbers(tmp_path: Path) -> None:
     # the next column or page is continued there, not cut.
     assert found[1:] == PARAGRAPHS * 10
     crossing = [b for b in extraction.blocks if b.page_breaks]
-    assert crossing and all(b.page_breaks[0][1] == b.page + 1 for b in crossing)
+    assert crossing and all(b.page_breaks[0][1] == (b.page or 0) + 1 for b in crossing)
 
 
 @needs_chromium
