@@ -97,6 +97,39 @@ def test_two_columns_running_header_and_page_numbers(tmp_path: Path) -> None:
     assert crossing and all(b.page_breaks[0][1] == (b.page or 0) + 1 for b in crossing)
 
 
+TABLE = """
+<p>价格表如下。</p>
+<table><tr><th>产品</th><th>规格</th><th colspan="2">价格</th></tr>
+<tr><td>螺丝</td><td>M3</td><td>12元</td><td>批发10元</td></tr>
+<tr><td>不锈钢六角螺母</td><td>M4</td><td>8元</td><td>批发6元</td></tr></table>
+<p>以上价格含税。</p>
+"""
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    "borders",
+    [
+        "table { border-collapse: collapse; } td, th { border: 1px solid black; padding: 4px; }",
+        "table { border-spacing: 2px; } td, th { border: 1px solid #888; width: 6em; }",
+    ],
+    ids=["collapsed-rules", "separate-boxes"],
+)
+def test_ruled_table_rows_are_paragraphs_with_their_column_headers(
+    tmp_path: Path, borders: str
+) -> None:
+    extraction = extract(chromium_pdf(tmp_path, TABLE, "table", borders))
+    # The header cell over two columns names both; the text layer alone would read a row as
+    # `螺丝M3 12元批发10元`.
+    assert texts(extraction) == [
+        "价格表如下。",
+        "产品: 螺丝；规格: M3；价格: 12元；价格: 批发10元",
+        "产品: 不锈钢六角螺母；规格: M4；价格: 8元；价格: 批发6元",
+        "以上价格含税。",
+    ]
+    assert {b.page for b in extraction.blocks} == {1}
+
+
 @needs_chromium
 def test_page_limit_reads_the_first_pages_and_notes_the_rest(one_column: Path) -> None:
     options = LoadOptions(max_bytes=1 << 30, max_pages=1)

@@ -30,6 +30,7 @@ class Line:
     bottom: float
     size: float  # character height (font size for PDF text, box height for OCR)
     confidence: float | None = None  # OCR confidence; None for a text layer
+    table: bool = False  # a table row written as `列名: 值；…`: always a paragraph of its own
 
     @property
     def middle(self) -> float:
@@ -205,7 +206,7 @@ def runs_on(
     of the document are not marked by indents (`indents` false), a sentence-final `last`
     that happens to fill the line is read as the end of its paragraph.
     """
-    if (last.confidence is None) != (first.confidence is None):
+    if (last.confidence is None) != (first.confidence is None) or last.table or first.table:
         return False
     # Stricter than inside a column: the same type size, and a last line that truly runs to
     # the edge (a column or page may end on a paragraph's last line by chance).
@@ -240,6 +241,8 @@ def _breaks(
     size = max(prev.size, cur.size)
     if (prev.confidence is None) != (cur.confidence is None):
         return True  # OCR'd text never joins a text-layer line
+    if prev.table or cur.table:
+        return True
     if abs(prev.size - cur.size) > 0.2 * size:
         return True  # a heading, a caption or a footnote
     step = cur.top - prev.top

@@ -26,6 +26,7 @@ from rag.loaders.garbage import is_garbage
 from rag.loaders.geometry import Line
 from rag.loaders.layout import TextBuilder, add_pages
 from rag.loaders.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
+from rag.loaders.pdf_table import find_tables
 from rag.loaders.pdf_text import PdfminerReader, text_lines
 
 OCR_DPI = 200
@@ -165,7 +166,7 @@ def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: Pdfminer
     result = _Page(number, height)
     textpage = page.get_textpage()
     try:
-        lines = text_lines(textpage, height)
+        lines = text_lines(textpage, height, find_tables(page, height))
     finally:
         textpage.close()
     text = "".join(line.text for line in lines)

@@ -16,15 +16,74 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rag.loaders.geometry import Line
+from rag.loaders.pdf_table import Grid
+from rag.loaders.table import table_rows
 
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 Char = tuple[str, float, float, float, float, bool]  # text, left, top, right, bottom, generated
 
 
-def text_lines(textpage: Any, height: float) -> list[Line]:
-    """The page's characters as PDFium reads them, grouped into lines by position."""
-    return _group_chars(_pdfium_chars(textpage, height))
+def text_lines(textpage: Any, height: float, tables: list[Grid] | None = None) -> list[Line]:
+    """The page's characters as PDFium reads them, grouped into lines by position; those in
+    a ruled table (`pdf_table.find_tables`) are read cell by cell, a line per table row."""
+    chars = _pdfium_chars(textpage, height)
+    if not tables:
+        return _group_chars(chars)
+    lines = _group_chars(_outside_tables(chars, tables))
+    for grid in tables:
+        lines += _table_lines(grid)
+    return lines
+
+
+def _outside_tables(chars: Iterable[Char], tables: list[Grid]) -> Iterator[Char]:
+    """The characters outside `tables`; those inside go to their table's cells."""
+    for char in chars:
+        x, y = (char[1] + char[3]) / 2, (char[2] + char[4]) / 2
+        for grid in tables:
+            if char[0] != "\n" and grid.contains(x, y):
+                grid.cells.setdefault(grid.cell_of(x, y), []).append(char)
+                break
+        else:
+            yield char
+
+
+def _table_lines(grid: Grid) -> list[Line]:
+    """A table's rows as lines: the first non-empty row names the columns (table.py)."""
+    from rag.loaders.layout import join_wrapped_lines
+    from rag.text.offsets import MappedText
+
+    rows: list[tuple[int, list[str | None]]] = []
+    sizes: list[float] = []
+    for r in range(len(grid.ys) - 1):
+        # A cell merged over several columns holds the characters of all of them; the
+        # columns it covers after its first are None (table.py names them after it).
+        spans: list[list[Char]] = []
+        row: list[str | None] = []
+        for c in range(len(grid.xs) - 1):
+            cell = grid.cells.get((r, c), [])
+            sizes += [char[4] - char[2] for char in cell]
+            if spans and grid.merged(r, c):
+                spans[-1] += cell
+                row.append(None)
+            else:
+                spans.append(list(cell))
+                row.append("")
+        pieces = iter(spans)
+        for c, value in enumerate(row):
+            if value is not None:
+                text = "\n".join(line.text for line in _group_chars(next(pieces)))
+                row[c] = join_wrapped_lines(MappedText.from_source(text)).text
+        if any(row):
+            rows.append((r, row))
+    texts = table_rows([row for _, row in rows])
+    placed = rows[1:] if len(texts) == len(rows) - 1 else rows
+    size = sorted(sizes)[len(sizes) // 2] if sizes else 10.0
+    return [
+        Line(text, grid.xs[0], grid.ys[r], grid.xs[-1], grid.ys[r + 1], size, table=True)
+        for text, (r, _) in zip(texts, placed, strict=True)
+        if text
+    ]
 
 
 def _pdfium_chars(textpage: Any, height: float) -> Iterator[Char]:
