@@ -29,6 +29,7 @@ def test_every_extension_has_exactly_one_loader() -> None:
         ".jpeg",
         ".tif",
         ".tiff",
+        ".epub",
     ):
         assert ext in EXTENSIONS
     assert loader_for(Path("报告.PDF")).format == "pdf"

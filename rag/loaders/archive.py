@@ -18,7 +18,9 @@ MAX_MEMBERS = 10_000
 MAX_UNPACKED = 512 * _MB
 
 
-def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
+def open_package(
+    path: Path, data: bytes, kind: str, marker: str = "[Content_Types].xml"
+) -> zipfile.ZipFile:
     """Check an Office Open XML file before any parser reads it.
 
     Only the zip's central directory is read here: the declared uncompressed sizes are what
@@ -28,7 +30,8 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
     Args:
         path: For error messages.
         data: The file's bytes.
-        kind: "Word", "Excel" or "PowerPoint", for error messages.
+        kind: "Word", "Excel", "PowerPoint" or "EPUB", for error messages.
+        marker: A part every package of the kind holds (EPUB: `META-INF/container.xml`).
 
     Returns:
         The open package, members checked.
@@ -65,8 +68,8 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
                 f"zip bomb: part {member.filename} inflates {member.compress_size} bytes to "
                 f"{member.file_size / _MB:.0f} MB",
             )
-    if "[Content_Types].xml" not in package.namelist():
-        raise LoadError(path, f"not a {kind} file (a zip archive without Office content)")
+    if marker not in package.namelist():
+        raise LoadError(path, f"not a {kind} file (a zip archive without {marker})")
     if unpacked > MAX_UNPACKED:
         raise LoadError(
             path,

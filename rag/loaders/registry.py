@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rag.loaders.base import Loader, LoadError
 from rag.loaders.docx import DocxLoader
+from rag.loaders.epub import EpubLoader
 from rag.loaders.html import HtmlLoader
 from rag.loaders.image import ImageLoader
 from rag.loaders.markdown import MarkdownLoader
@@ -28,6 +29,7 @@ LOADERS: tuple[Loader, ...] = (
     CsvLoader(),
     PptxLoader(),
     ImageLoader(),
+    EpubLoader(),
 )
 
 # Extension (lower case, with the dot) -> its loader.
