@@ -30,6 +30,7 @@ def test_every_extension_has_exactly_one_loader() -> None:
         ".tif",
         ".tiff",
         ".epub",
+        ".xls",
     ):
         assert ext in EXTENSIONS
     assert loader_for(Path("报告.PDF")).format == "pdf"

@@ -17,6 +17,7 @@ from rag.loaders.markdown import MarkdownLoader
 from rag.loaders.pdf import PdfLoader
 from rag.loaders.pptx import PptxLoader
 from rag.loaders.text import TextLoader
+from rag.loaders.xls import XlsLoader
 from rag.loaders.xlsx import CsvLoader, XlsxLoader
 
 LOADERS: tuple[Loader, ...] = (
@@ -30,6 +31,7 @@ LOADERS: tuple[Loader, ...] = (
     PptxLoader(),
     ImageLoader(),
     EpubLoader(),
+    XlsLoader(),
 )
 
 # Extension (lower case, with the dot) -> its loader.
