@@ -208,6 +208,7 @@ def ask_all(
     """hit@1, hit@5, gold page of the first citation, and quote validity."""
     hit1 = hit5 = page_right = page_asked = quotes = quotes_valid = quotes_exact = 0
     answer_quoted = 0  # the first citation's quote holds the answer (any format)
+    page_spanned = 0  # the gold page is among the pages the first citation's quote spans
     gold_context = 0  # the first citation quotes the gold context (any format)
     quote_on_page = 0  # the first citation's quote starts on the page it names
     texts: dict[str, str | None] = {}
@@ -238,6 +239,11 @@ def ask_all(
         if gold and first is not None and first.page and Path(first.file).stem == q.stem:
             page_asked += 1
             page_right += first.page in gold
+            # A quote running over a page break stands on each page it spans.
+            if first.file not in texts:
+                texts[first.file] = pipeline.document_text(first.file)
+            span = (texts[first.file] or "")[first.char_start : first.char_end]
+            page_spanned += bool(gold & set(range(first.page, first.page + span.count("\f") + 1)))
             if first.page not in gold and len(page_misses) < 20:
                 page_misses.append(
                     {
@@ -267,6 +273,9 @@ def ask_all(
         "hit@5": round(hit5 / n, 4),
         "gold_page_first_citation": round(page_right / page_asked, 4) if page_asked else None,
         "gold_page_asked": page_asked,
+        "gold_page_in_first_quote_pages": (
+            round(page_spanned / page_asked, 4) if page_asked else None
+        ),
         "answer_in_first_quote": round(answer_quoted / n, 4),
         "first_quote_in_gold_context": round(gold_context / n, 4),
         "first_quote_starts_on_its_page": (
