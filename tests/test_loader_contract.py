@@ -65,6 +65,37 @@ def _pdf() -> bytes:
         return path.read_bytes()
 
 
+def _epub() -> bytes:
+    from tests.formats_samples import zip_bytes
+
+    opf = (
+        '<package xmlns="http://www.idpf.org/2007/opf"><manifest>'
+        '<item id="c" href="c.xhtml" media-type="application/xhtml+xml"/></manifest>'
+        '<spine><itemref idref="c"/></spine></package>'
+    )
+    container = '<container><rootfiles><rootfile full-path="c.opf"/></rootfiles></container>'
+    chapter = "<html><body>" + "".join(f"<p>{w}。</p>" for w in WORDS) + "</body></html>"
+    return zip_bytes(
+        {
+            "META-INF/container.xml": container.encode(),
+            "c.opf": opf.encode(),
+            "c.xhtml": chapter.encode(),
+        }
+    )
+
+
+def _xls() -> bytes:
+    import xlwt  # the dev extra
+
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("要点")
+    for row, text in enumerate(("要点", *WORDS)):
+        sheet.write(row, 0, text)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 def _png() -> bytes:
     from PIL import Image, ImageDraw, ImageFont
 
@@ -91,6 +122,8 @@ MAKE_SAMPLE: dict[str, Callable[[], bytes]] = {
     "pptx": _pptx,
     "pdf": _pdf,
     "image": _png,
+    "epub": _epub,
+    "xls": _xls,
 }
 CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 OPTIONS = LoadOptions(max_bytes=1 << 20)
