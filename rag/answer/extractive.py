@@ -83,6 +83,12 @@ class ExtractiveConfig:
     # candidates, so its best takes a high share without being an answer, and it broke
     # the issue's demo examples (tests/test_spans_demo.py).
     span_min_score: float = 0.0
+    # A sentence's gain is discounted by this factor for each place its passage stands below
+    # the first when sentences are compared (1: no discount). Retrieval puts the passage
+    # holding the answer first for 91-98% of the questions, yet another passage's sentence
+    # that repeats more of the question's words took the first place in 6% of them
+    # (docs/benchmarks.md, issue 17).
+    rank_discount: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -324,12 +330,12 @@ class ExtractiveComposer:
                 )
                 gain /= total
                 # Earlier passages win ties: the retrieval already judged them more relevant.
-                key = (gain, -s.rank)
+                key = (gain * self.config.rank_discount**s.rank, -s.rank)
                 if key > best_key:
                     best, best_key = s, key
             if best is None:
                 break
-            gain = best_key[0]
+            gain = best_key[0] / self.config.rank_discount**best.rank
             size = min(best.end - best.start, self.config.max_chars)
             if chosen and (gain < self.config.min_gain or length + size > self.config.max_chars):
                 break

@@ -121,6 +121,26 @@ def _prefix(a: str, b: str) -> int:
     return n
 
 
+# Coarse classes of jieba's part-of-speech tags, for the words around a candidate.
+WORD_CLASSES = ("noun", "name", "verb", "function", "number", "edge", "other")
+WORD_SIDES = ("before", "after", "first", "last")
+_TAG_CLASS = {
+    **dict.fromkeys(("n", "vn", "an", "ng", "nz", "j", "l", "i", "eng"), "noun"),
+    **dict.fromkeys(("nr", "nrfg", "nrt", "ns", "nt"), "name"),
+    **dict.fromkeys(("v", "vd", "vg", "vi", "vq", "a", "ad", "ag", "d"), "verb"),
+    **dict.fromkeys(("u", "uj", "ul", "uz", "ug", "uv", "ud", "p", "c", "r", "y", "e"), "function"),
+    **dict.fromkeys(("m", "mq", "q", "t", "tg"), "number"),
+    "x": "edge",
+}
+
+
+def word_class(tag: str, word: str) -> str:
+    """The coarse class of a word from its tag; punctuation and white space are an edge."""
+    if not word.strip() or word[0] in _PUNCT:
+        return "edge"
+    return _TAG_CLASS.get(tag, "other")
+
+
 def _strip_copula(text: str) -> str:
     return text.rstrip("是为了在由于：:，, ")
 
@@ -162,6 +182,10 @@ NAMES: tuple[str, ...] = (
     "right_chars",
     "right_next",
     *(f"{q}:log_len2" for q in QUESTION_TYPES),
+    # The part of speech of the words on either side of the candidate and of its own first
+    # and last words: "华盛顿" before "海军工厂" (a noun) is cut short, "为安东尼" starts
+    # with a preposition (`word_classes`).
+    *(f"{side}:{cls}" for side in WORD_SIDES for cls in WORD_CLASSES),
 )
 INDEX = {name: i for i, name in enumerate(NAMES)}
 
@@ -179,14 +203,20 @@ def phrase_regions(question: Question, folded: str, keep: int = 2) -> list[tuple
     return sorted((a, b) for _, a, b in kept)
 
 
-def word_boundaries(folded: str, regions: Sequence[tuple[int, int]]) -> frozenset[int]:
-    """Where jieba's words start or end in the `regions` of `folded` (cached per region)."""
-    out: set[int] = set()
+Edges = Mapping[int, tuple[str, str]]
+
+
+def word_boundaries(folded: str, regions: Sequence[tuple[int, int]]) -> Edges:
+    """Where jieba's words start or end in the `regions` of `folded` (cached per region):
+    each offset with the classes (`word_class`) of the word ending there and of the word
+    starting there ("edge" at a region's ends)."""
+    out: dict[int, tuple[str, str]] = {}
     for lo, hi in regions:
-        for a, b, _ in tagged_words(folded[lo:hi]):
-            out.add(lo + a)
-            out.add(lo + b)
-    return frozenset(out)
+        for a, b, tag in tagged_words(folded[lo:hi]):
+            cls = word_class(tag, folded[lo + a : lo + b])
+            out[lo + a] = (out.get(lo + a, ("edge", "edge"))[0], cls)
+            out[lo + b] = (cls, out.get(lo + b, ("edge", "edge"))[1])
+    return out
 
 
 def _list_balance(text: str) -> float:
@@ -203,14 +233,16 @@ def candidate_features(
     question: Question,
     folded: str,
     candidates: Sequence[Candidate],
-    boundaries: frozenset[int] = frozenset(),
+    boundaries: Edges | None = None,
 ) -> np.ndarray:
     """One feature row per candidate of `folded` (the text, folded), in `NAMES` order.
 
-    `boundaries` are the offsets where jieba's words start or end (`word_boundaries`).
+    `boundaries` are the offsets where jieba's words start or end, with the classes of
+    the words on either side (`word_boundaries`).
     The features over the question's words found in the text are computed for all
     candidates at once (candidates x hits arrays): a quote has hundreds of candidates.
     """
+    boundaries = boundaries or {}
     total = sum(question.terms.values()) or 1.0
     words = list(question.terms)
     hit_list: list[tuple[int, int, int]] = []  # start, end, index into `words`
@@ -297,6 +329,8 @@ def candidate_features(
         col["loose_end"],
     )
     c_lc, c_rc, c_rn = col["left_chars"], col["right_chars"], col["right_next"]
+    side_col = {(side, cls): col[f"{side}:{cls}"] for side in WORD_SIDES for cls in WORD_CLASSES}
+    no_edge = ("other", "other")  # inside a word: neither side is known
     end = len(folded)
     width = len(NAMES)
     rows = []  # plain lists: setting numpy elements one by one is slower than the rest
@@ -340,6 +374,12 @@ def candidate_features(
             row[col["list_balance"]] = _list_balance(text)
         row[c_ws] = c.start in boundaries
         row[c_we] = c.end in boundaries
+        before_cls, first_cls = boundaries.get(c.start, no_edge)
+        last_cls, after_cls = boundaries.get(c.end, no_edge)
+        row[side_col[("before", before_cls)]] = 1.0
+        row[side_col[("first", first_cls)]] = 1.0
+        row[side_col[("last", last_cls)]] = 1.0
+        row[side_col[("after", after_cls)]] = 1.0
         row[c_af] = c.start > 0 and folded[c.start - 1] in _BEFORE
         row[c_ls] = text[0] in _LOOSE
         row[c_le] = text[-1] in _LOOSE

@@ -10,6 +10,7 @@ import numpy as np
 from rag.answer.spans.candidates import Candidate, SpanKind, find_candidates, foldable
 from rag.answer.spans.features import (
     NAMES,
+    Edges,
     Question,
     candidate_features,
     phrase_regions,
@@ -36,9 +37,9 @@ class Span:
 
 def candidates_for(
     question: Question, text: str, folded: str, keep: int = SENTENCES_SEARCHED
-) -> tuple[list[Candidate], frozenset[int]]:
+) -> tuple[list[Candidate], Edges]:
     """The candidate spans of `text` (`folded` is its folded form) worth scoring, and the
-    offsets of its word boundaries there.
+    offsets of its word boundaries there, with the classes of the words around them.
 
     Only the `keep` sentences holding the most question words are looked into (the answer
     is nearly always there, and a quote grown with its neighbours is long). Phrases are
