@@ -84,6 +84,25 @@ _LOOSE_START = frozenset("的了是在和与及或于对把被将也都就要会
 _LOOSE_END = frozenset("的了是在和与及或于对把被将也都就要会能从向以为由之其着过呢吗而且并但地得")
 
 
+_PAIRS = (
+    ("《", "》"),
+    ("“", "”"),
+    ("「", "」"),
+    ("『", "』"),
+    ("（", "）"),
+    ("(", ")"),
+    ("【", "】"),
+)
+
+
+def balanced(text: str) -> bool:
+    """Whether every bracket or quote mark opened in `text` is closed there, and the reverse.
+
+    A span that cuts a title in two ("1946年在《自然") is no answer.
+    """
+    return all(text.count(a) == text.count(b) for a, b in _PAIRS)
+
+
 def foldable(text: str) -> str:
     """`text` folded to simplified script character by character (`fold_chars`).
 

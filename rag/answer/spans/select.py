@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer.spans.candidates import Candidate, SpanKind, find_candidates, foldable
+from rag.answer.spans.candidates import (
+    Candidate,
+    SpanKind,
+    balanced,
+    find_candidates,
+    foldable,
+)
 from rag.answer.spans.features import (
     NAMES,
     Edges,
@@ -53,6 +59,7 @@ def candidates_for(
             Candidate(lo + c.start, lo + c.end, c.kind)
             for c in find_candidates(text[lo:hi], folded=folded[lo:hi])
             if folded[lo + c.start : lo + c.end].strip()
+            and balanced(folded[lo + c.start : lo + c.end])
         ]
     return out, word_boundaries(folded, regions)
 
