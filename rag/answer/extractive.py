@@ -69,7 +69,7 @@ class ExtractiveConfig:
     context_weight: float = 0.5
     # Grow the best sentence with its neighbours in its passage while the answer stays within
     # this many characters (0: never). See `ExtractiveComposer._expand`.
-    context_chars: int = 120
+    context_chars: int = 100
     # Share of the question's weight a sentence with a typed answer next to the question's
     # anchor word gains (0: off), in the first `typed_passages` passages.
     typed_weight: float = 0.5
@@ -88,7 +88,7 @@ class ExtractiveConfig:
     # holding the answer first for 91-98% of the questions, yet another passage's sentence
     # that repeats more of the question's words took the first place in 6% of them
     # (docs/benchmarks.md, issue 17).
-    rank_discount: float = 1.0
+    rank_discount: float = 0.9
 
 
 @dataclass(frozen=True)
