@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.answer.spans.candidates import find_candidates, foldable
+from rag.answer.spans.candidates import balanced, find_candidates, foldable
+from rag.answer.spans.features import prepare, word_boundaries
+from rag.answer.spans.select import candidates_for
 
 
 def spans(text: str, **kwargs: object) -> dict[str, str]:
@@ -79,3 +81,24 @@ def test_every_candidate_is_a_non_empty_span_inside_the_text(text: str) -> None:
     assert len(foldable(text)) == len(text)
     for c in find_candidates(text):
         assert 0 <= c.start < c.end <= len(text)
+
+
+def test_a_span_that_cuts_a_title_or_bracket_in_two_is_no_candidate() -> None:
+    question = prepare("Aeronomy这个词是在哪个期刊发表的文章中首次提及？")
+    text = "这个词在1946年在《自然》发表的文章中首次提及（见附录）。"
+    candidates, _ = candidates_for(question, text, foldable(text))
+    found = {text[c.start : c.end] for c in candidates}
+    assert "《自然》" in found and "自然" in found
+    assert not any(not balanced(span) for span in found)
+    assert "1946年在《自然" not in found
+    assert balanced("《自然》（见附录）") and not balanced("见附录）")
+
+
+def test_word_edges_carry_the_class_of_the_words_on_either_side() -> None:
+    text = "他在华盛顿海军工厂工作。"
+    edges = word_boundaries(text, [(0, len(text))])
+    at = text.index("海军")
+    # 华盛顿 ends where a noun starts: a candidate ending there is cut short.
+    assert edges[at] == ("name", "noun")
+    assert edges[0][0] == "edge"  # nothing before the text
+    assert edges[text.index("。")][1] == "edge"  # punctuation is an edge
