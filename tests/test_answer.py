@@ -108,3 +108,18 @@ def test_a_second_sentence_inside_the_grown_window_is_not_repeated() -> None:
     answer = composer.compose("韩志英的文章发布于哪一天？", passages)
 
     assert answer.answer == "韩志英是驻马店市质监局局长。文章发布于2012/07/02。[1]"
+
+
+def test_a_lower_passage_must_cover_more_by_the_rank_discount_to_be_quoted_first() -> None:
+    # The top passage's sentence says 全长/公里/a number and names the railway elsewhere;
+    # the second passage's repeats every question word but is about a part of the line.
+    passages = [
+        scored(1, "德龙烟铁路是山东省境内的铁路。线路全长548公里，设计时速160公里。", 0.8),
+        scored(2, "龙烟铁路是德龙烟铁路的组成部分，正线全长112.7公里。", 0.7, file="b.txt"),
+    ]
+    question = "德龙烟铁路全长多少公里？"
+    flat = ExtractiveComposer(ExtractiveConfig(context_chars=0, rank_discount=1.0), FlatLexicon())
+    assert flat.compose(question, passages).citations[0].file == "b.txt"
+    steep = ExtractiveComposer(ExtractiveConfig(context_chars=0, rank_discount=0.5), FlatLexicon())
+    answer = steep.compose(question, passages)
+    assert answer.citations[0].quote == "线路全长548公里，设计时速160公里。"
