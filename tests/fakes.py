@@ -41,9 +41,28 @@ class HashEmbedder(Embedder):
         return vectors
 
 
-def _bucket(bigram: str, dim: int) -> int:
-    digest = hashlib.blake2b(bigram.encode("utf-8"), digest_size=8).digest()
+def _bucket(bigram: str, dim: int, salt: bytes = b"") -> int:
+    digest = hashlib.blake2b(bigram.encode("utf-8"), digest_size=8, salt=salt).digest()
     return int.from_bytes(digest, "little") % dim
+
+
+class OtherHashEmbedder(HashEmbedder):
+    """TEST FAKE: another vector space (salted buckets, 48 dimensions), as a second model
+    would be: `rag reindex` moves an index from `HashEmbedder`'s space into this one."""
+
+    name = "fake-hash-other"
+    dim = 48
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in zip(vectors, texts, strict=True):
+            padded = f"\x02{text}\x03"
+            for start in range(len(padded) - 1):
+                row[_bucket(padded[start : start + 2], self.dim, b"other")] += 1.0
+            row /= np.linalg.norm(row)
+        return vectors
 
 
 class GatedEmbedder(HashEmbedder):

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
+
+import numpy as np
 
 from rag.index.config import AddResult, IndexConfig, IndexMismatchError, NewDocument, NoIndexError
 from rag.index.reader import IndexReader
@@ -30,6 +33,9 @@ from rag.store.location import Location
 from rag.store.lock import IndexLock
 from rag.store.snapshot import Caches
 from rag.text.tokenize import get_tokenizer
+
+# What `rag reindex` can change in place: the vectors, not the passages or their tokens.
+REEMBEDDABLE = frozenset({"embedder", "dim"})
 
 
 class Index:
@@ -79,6 +85,10 @@ class Index:
         self._lock = lock if lock is not None else backend.lock(location, lock_timeout, on_wait)
         self._create_if_missing(backend)
         self.store = backend.open_store(location, False)  # the writer's connection
+        if self.store.replace_pending():  # a `rag reindex` killed in its swap: finish it
+            with self._lock():
+                if self.store.replace_pending():
+                    self.store.finish_replace()
         self._check_config()
         self._snapshots = backend.snapshots(location, self.store)
         tokenize = get_tokenizer(config.tokenizer)
@@ -126,9 +136,17 @@ class Index:
             details = ", ".join(
                 f"{k}: index has {a}, settings ask {b}" for k, (a, b) in diff.items()
             )
+            if set(diff) <= REEMBEDDABLE:
+                advice = (
+                    f"run `rag reindex` to re-embed its passages with {wanted['embedder']} "
+                    "(no file is read again), or use the embedder it was built with"
+                )
+            else:
+                advice = (
+                    "use the settings it was built with, or re-ingest into a new index directory"
+                )
             raise IndexMismatchError(
-                f"index at {self.location.describe()} was built differently ({details}); "
-                "use the settings it was built with, or re-ingest into a new index directory"
+                f"index at {self.location.describe()} was built differently ({details}); {advice}"
             )
 
     def _open_caches(self) -> Caches:
@@ -205,6 +223,43 @@ class Index:
 
     def rebuild_caches(self) -> None:
         self.writer.rebuild_caches()
+
+    def reembed(
+        self,
+        config: IndexConfig,
+        embed: EmbedPassages,
+        batch: int = 256,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Re-embed every stored passage into `config`'s embedder (`rag reindex`).
+
+        Holds the write lock throughout; readers keep the old vectors until the new ones
+        replace them all at once (`PassageStore.replace_vectors`). Returns the passages.
+
+        Raises:
+            IndexMismatchError: `config` differs from the index's in more than the embedder.
+        """
+        other = {
+            f.name
+            for f in fields(IndexConfig)
+            if f.name not in REEMBEDDABLE
+            and getattr(config, f.name) != getattr(self.config, f.name)
+        }
+        if other:
+            raise IndexMismatchError(
+                "rag reindex changes only the embedder; the index also differs in "
+                f"{', '.join(sorted(other))}: re-ingest into a new index directory"
+            )
+        with self.writing():
+            ids, folded = self.store.folded_texts()
+            matrix = np.zeros((len(ids), config.dim), dtype=np.float32)
+            for start in range(0, len(ids), batch):
+                matrix[start : start + batch] = embed(folded[start : start + batch])
+                if on_progress is not None:
+                    on_progress(min(start + batch, len(ids)), len(ids))
+            self.writer.replace_vectors(ids, matrix, config)
+            self.config = config
+        return len(ids)
 
     def close(self) -> None:
         self.reader.close()

@@ -107,6 +107,14 @@ class IndexWriter:
         self._reader.adopt(caches)
         self._working = None
 
+    def replace_vectors(self, ids: Sequence[int], matrix: np.ndarray, config: IndexConfig) -> None:
+        """Every passage's vector at once, into `config`'s embedder; with the lock held."""
+        meta = {"embedder": config.embedder, "dim": str(config.dim)}
+        self.state_generation = self.store.replace_vectors(ids, matrix, meta)
+        self.config = config
+        self._forget()
+        self._reader.adopt(self.rebuild_and_publish())
+
     # -- the lock and the writer's state --------------------------------------------------
 
     @contextmanager

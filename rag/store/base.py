@@ -167,6 +167,23 @@ class PassageStore(Protocol):
 
     def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
 
+    def replace_vectors(self, ids: Sequence[int], vectors: np.ndarray, meta: dict[str, str]) -> int:
+        """Every passage's vector and the config keys `meta` at once (`rag reindex`).
+
+        `ids` must be every stored passage. Readers and a process killed at any moment see
+        all the old vectors with the old config or all the new with the new, never a mix.
+        Called with the write lock held; returns the new generation.
+        """
+        ...
+
+    def replace_pending(self) -> bool:
+        """A `replace_vectors` was killed past its point of no return (`finish_replace`)."""
+        ...
+
+    def finish_replace(self) -> None:
+        """Complete an interrupted `replace_vectors`; called with the write lock held."""
+        ...
+
     def insert_source(self, passage_id: int, doc_id: int, source: Source) -> None: ...
 
     def passages(self, ids: Sequence[int]) -> dict[int, Passage]: ...

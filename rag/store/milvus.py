@@ -11,6 +11,10 @@ order that keeps every reader's view whole (`_Batch.apply`):
 4. the old versions, their sources and the passages left with no source are deleted;
 5. `generation` is bumped and `dirty` cleared.
 
+`rag reindex` changes every vector at once, which no per-row order can keep whole: it
+fills a second passages collection aside (`replace_vectors`), then swaps it in by renaming,
+after a marker in `meta` that makes the swap go forward whoever finishes it.
+
 A writer killed anywhere leaves `dirty` set; the next writer first collects what the dead
 one left (`collect_garbage`), and `rag check` reports it as an interrupted write. Writers
 are serialised by the index's `IndexLock`, so only one batch is ever applied at a time.
@@ -35,6 +39,7 @@ from rag.store.milvus_schema import (
     PAD,
     acquire_client,
     chunks,
+    create_passages,
     encode_tokens,
     literal,
     load_all,
@@ -256,6 +261,63 @@ class MilvusStore:
         batch.meta["tokens"] = str(tokens)
 
         self._set_meta({**batch.meta, "dirty": "0"})
+
+    # -- replacing every vector (`rag reindex`) -------------------------------------------
+
+    def replace_vectors(self, ids: Sequence[int], vectors: np.ndarray, meta: dict[str, str]) -> int:
+        """Fill `<passages>_next` with the new vectors, then swap it in (`finish_replace`).
+
+        Until the marker is written the live collection is untouched: a process killed
+        before it leaves the old index whole (the next run drops the half-filled copy).
+        From the marker on, whoever opens the index next finishes the swap.
+        """
+        c, live = self._client, self._n["passages"]
+        staging = f"{live}_next"
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if c.has_collection(staging):
+            c.drop_collection(staging)
+        create_passages(c, staging, int(matrix.shape[1]))
+        fields = ["id", "hash", "text", "folded", "signature", "lexical"]
+        rows = self.query("passages", "", fields)
+        position = {int(pid): i for i, pid in enumerate(ids)}
+        if len(position) != len(ids) or {int(r["id"]) for r in rows} != set(position):
+            c.drop_collection(staging)
+            raise ValueError("replace_vectors takes every stored passage")
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            c.insert(
+                staging,
+                [{**r, "dense": matrix[position[int(r["id"])]].tolist()} for r in batch],
+            )
+        c.flush(staging)  # sealed: BM25 statistics as the live collection's
+        target = {**meta, "generation": str(self.generation() + 1)}
+        self._set_meta({"replacing": json.dumps(target)})  # the point of no return
+        self.finish_replace()
+        return int(target["generation"])
+
+    def replace_pending(self) -> bool:
+        return bool(self.get_meta("replacing"))
+
+    def finish_replace(self) -> None:
+        """Rename the filled copy into place (each step skipped once done), then the config."""
+        c, live = self._client, self._n["passages"]
+        staging, old = f"{live}_next", f"{live}_old"
+        pending = self.get_meta("replacing")
+        if not pending:
+            if c.has_collection(staging):  # a copy killed before its marker: never used
+                c.drop_collection(staging)
+            return
+        if c.has_collection(staging):
+            if c.has_collection(live):
+                if c.has_collection(old):
+                    c.drop_collection(old)
+                c.rename_collection(live, old)
+            c.rename_collection(staging, live)
+        c.load_collection(live)  # a renamed collection comes back released
+        self._set_meta({**json.loads(pending), "replacing": ""})
+        self._dim = 0
+        if c.has_collection(old):
+            c.drop_collection(old)
 
     def _drop_versions(self, doc_ids: set[int], retext: set[int]) -> None:
         """Delete superseded versions; merged passages show their first remaining source."""

@@ -112,54 +112,21 @@ def exists(client: Any, location: Location) -> bool:
 def create_collections(client: Any, location: Location, dim: int) -> None:
     """Create every collection but `meta`, which the caller creates last (it marks the
     index as existing), dropping any half-made set a killed creation left."""
-    pymilvus = _import()
-    data_type, function, function_type = (
-        pymilvus.DataType,
-        pymilvus.Function,
-        pymilvus.FunctionType,
-    )
+    data_type = _import().DataType
     n = names(location)
     for name in n.values():
         if client.has_collection(name):
             client.drop_collection(name)
-
-    def collection(part: str, fields: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
-        schema = client.create_schema(auto_id=False)
-        for field, kind, extra in fields:
-            schema.add_field(field, kind, **extra)
-        index = client.prepare_index_params()
-        if part == "passages":
-            schema.add_function(
-                function(
-                    name="bm25",
-                    function_type=function_type.BM25,
-                    input_field_names=["lexical"],
-                    output_field_names=["sparse"],
-                )
-            )
-            index.add_index("dense", index_type="FLAT", metric_type="IP")
-            index.add_index(
-                "sparse",
-                index_type="SPARSE_INVERTED_INDEX",
-                metric_type="BM25",
-                params=BM25_PARAMS,
-            )
-        else:
-            schema.add_field("pad", data_type.FLOAT_VECTOR, dim=2)
-            index.add_index("pad", index_type="FLAT", metric_type="L2")
-        client.create_collection(
-            n[part], schema=schema, index_params=index, consistency_level="Strong"
-        )
-
     i64, text = data_type.INT64, data_type.VARCHAR
     pk: dict[str, Any] = {"is_primary": True}
     long: dict[str, Any] = {"max_length": MAX_VARCHAR}
     path: dict[str, Any] = {"max_length": 4096}
     short: dict[str, Any] = {"max_length": 256}
     nullable: dict[str, Any] = {"nullable": True}
-    collection("files", [("file", text, {**path, **pk}), ("doc_id", i64, {})])
-    collection(
-        "documents",
+    _create(client, n["files"], [("file", text, {**path, **pk}), ("doc_id", i64, {})])
+    _create(
+        client,
+        n["documents"],
         [
             ("id", i64, pk),
             ("file", text, path),
@@ -172,8 +139,9 @@ def create_collections(client: Any, location: Location, dim: int) -> None:
             ("ingested_at", text, short),
         ],
     )
-    collection(
-        "blobs",
+    _create(
+        client,
+        n["blobs"],
         [
             ("key", text, {**short, **pk}),
             ("doc_id", i64, {}),
@@ -182,8 +150,9 @@ def create_collections(client: Any, location: Location, dim: int) -> None:
             ("data", text, long),
         ],
     )
-    collection(
-        "sources",
+    _create(
+        client,
+        n["sources"],
         [("id", i64, pk), ("passage_id", i64, {}), ("doc_id", i64, {})]
         + [(f, i64, {}) for f in ("paragraph", "line_start", "line_end", "char_start", "char_end")]
         + [
@@ -194,12 +163,21 @@ def create_collections(client: Any, location: Location, dim: int) -> None:
             ("ocr_confidence", data_type.DOUBLE, nullable),
         ],
     )
-    collection(
-        "passages",
+    create_passages(client, n["passages"], dim)
+
+
+def create_passages(client: Any, name: str, dim: int) -> None:
+    """The passages collection, under `name` (`rag reindex` builds a second one aside)."""
+    data_type = _import().DataType
+    i64, text = data_type.INT64, data_type.VARCHAR
+    long: dict[str, Any] = {"max_length": MAX_VARCHAR}
+    _create(
+        client,
+        name,
         [
             # Defaults: a vector written alone (`VectorIndex.add` of a new id) makes a row.
-            ("id", i64, pk),
-            ("hash", text, {**short, "default_value": ""}),
+            ("id", i64, {"is_primary": True}),
+            ("hash", text, {"max_length": 256, "default_value": ""}),
             ("text", text, {**long, "default_value": ""}),
             ("folded", text, {**long, "default_value": ""}),
             ("signature", text, {"max_length": 16384, "default_value": ""}),
@@ -219,7 +197,38 @@ def create_collections(client: Any, location: Location, dim: int) -> None:
             ("sparse", data_type.SPARSE_FLOAT_VECTOR, {}),
             ("dense", data_type.FLOAT_VECTOR, {"dim": dim}),
         ],
+        passages=True,
     )
+
+
+def _create(
+    client: Any,
+    name: str,
+    fields: Sequence[tuple[str, Any, dict[str, Any]]],
+    passages: bool = False,
+) -> None:
+    pymilvus = _import()
+    schema = client.create_schema(auto_id=False)
+    for field, kind, extra in fields:
+        schema.add_field(field, kind, **extra)
+    index = client.prepare_index_params()
+    if passages:
+        schema.add_function(
+            pymilvus.Function(
+                name="bm25",
+                function_type=pymilvus.FunctionType.BM25,
+                input_field_names=["lexical"],
+                output_field_names=["sparse"],
+            )
+        )
+        index.add_index("dense", index_type="FLAT", metric_type="IP")
+        index.add_index(
+            "sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS
+        )
+    else:
+        schema.add_field("pad", pymilvus.DataType.FLOAT_VECTOR, dim=2)
+        index.add_index("pad", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
 
 
 def create_meta(client: Any, location: Location, meta: dict[str, str]) -> None:
@@ -243,15 +252,25 @@ def create_meta(client: Any, location: Location, meta: dict[str, str]) -> None:
 
 
 def load_all(client: Any, location: Location) -> None:
-    """Load every collection for search and query (a no-op for those already loaded)."""
+    """Load every collection for search and query (a no-op for those already loaded).
+
+    The passages may be missing while `rag reindex` swaps in their replacement (renamed
+    aside, the new one not yet in place): whoever opens the index next finishes the swap.
+    """
+    passages = names(location)["passages"]
     for name in names(location).values():
+        swapping = name == passages and client.has_collection(f"{name}_next")
+        if swapping and not client.has_collection(name):
+            continue
         state = client.get_load_state(name).get("state")
         if str(state) != "Loaded":
             client.load_collection(name)
 
 
 def drop_all(client: Any, location: Location) -> None:
-    for name in names(location).values():
+    passages = names(location)["passages"]
+    # With what an interrupted `rag reindex` may have left beside the passages.
+    for name in [*names(location).values(), f"{passages}_next", f"{passages}_old"]:
         if client.has_collection(name):
             client.drop_collection(name)
 

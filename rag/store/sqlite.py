@@ -237,6 +237,22 @@ class SQLiteStore:
             [(matrix[i].tobytes(), pid) for i, pid in enumerate(ids)],
         )
 
+    def replace_vectors(self, ids: Sequence[int], vectors: np.ndarray, meta: dict[str, str]) -> int:
+        """One transaction: SQLite's commit is the switch from the old vectors to the new."""
+        with self.transaction():
+            if len(set(ids)) != self.count("passages"):
+                raise ValueError("replace_vectors takes every stored passage")
+            self.set_vectors(ids, vectors)
+            for key, value in meta.items():
+                self.set_meta(key, value)
+            return self.bump_generation()
+
+    def replace_pending(self) -> bool:
+        return False  # a killed transaction leaves nothing to finish
+
+    def finish_replace(self) -> None:
+        pass
+
     def insert_source(self, passage_id: int, doc_id: int, source: Source) -> None:
         self._db.execute(
             "INSERT INTO sources(passage_id, document_id, paragraph, line_start, line_end, "

@@ -1,0 +1,79 @@
+"""`rag reindex`: re-embed an index's stored passages with the configured embedder."""
+
+from __future__ import annotations
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.common import (
+    CollectionOption,
+    IndexOption,
+    JsonOption,
+    busy,
+    collection_settings,
+    console,
+    errors,
+    print_json,
+    waiting,
+)
+from rag.collections import DEFAULT
+from rag.index.config import IndexMismatchError, NoIndexError
+from rag.pipeline import reindex as reindex_index
+from rag.settings import get_settings
+from rag.store.lock import IndexBusyError
+
+
+def reindex(
+    index: IndexOption = None,
+    collection: CollectionOption = DEFAULT,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-embed every stored passage with the configured embedder (RAG_EMBEDDER,
+    RAG_E5_BACKEND) and record it in the index; no source file is read again.
+
+    Readers keep answering with the old vectors until the new ones replace them all at
+    once; an interrupted run leaves the old index whole, and running it again finishes.
+    Exits 2 when there is no index, 3 when another writer keeps the index busy.
+    """
+    from embeddings.factory import make_embedder
+
+    # The collection's location and build settings, but the embedder configured now: a
+    # collection otherwise opens with the embedder it was built with.
+    configured = get_settings()
+    settings = collection_settings(index, collection).model_copy(
+        update={
+            "embedder": configured.embedder,
+            "e5_backend": configured.e5_backend,
+            "device": configured.device,
+        }
+    )
+    try:
+        embedder = make_embedder(settings.embedder, settings.embedder_options())
+        with Progress(
+            TextColumn("re-embedding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("passages", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = reindex_index(settings, embedder, on_wait=waiting, on_progress=on_progress)
+    except IndexBusyError as err:
+        raise busy(err) from err
+    except (NoIndexError, IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
+        errors.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    if as_json:
+        print_json(report.__dict__)
+        return
+    console.print(
+        f"re-embedded {report.passages} passages: {report.old_embedder} -> "
+        f"{report.new_embedder} in {report.seconds:.1f} s",
+        highlight=False,
+    )
