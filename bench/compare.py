@@ -83,10 +83,17 @@ def _ingest(passages: int, chars: int, seconds: float, bare: dict[str, float]) -
 
 
 def _bare(embed: Callable[[list[str]], object], texts: list[str]) -> dict[str, float]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     embed(texts)
-    seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 2), "passages_per_s": round(len(texts) / seconds, 2)}
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(len(texts) / seconds, 2),
+        # CPU time of the whole process (every engine thread): steadier than wall time on
+        # a shared machine, where waiting for a core inflates the wall clock.
+        "cpu_s": round(cpu_s, 2),
+        "passages_per_cpu_s": round(len(texts) / cpu_s, 2) if cpu_s else 0.0,
+    }
 
 
 def engine_info(embedder: object) -> dict[str, Any]:
@@ -114,11 +121,18 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
     embedder = make_embedder(settings.embedder, settings.embedder_options())
     embedder.embed(["预热"], kind="passage")  # load the model before timing
     pipeline = open_pipeline(settings, embedder)
+    cpu = time.process_time()
     report = pipeline.ingest([corpus])
+    ingest_cpu_s = time.process_time() - cpu
     _, folded = pipeline.passage_texts()  # what the pipeline embedded
     chars = sum(len(t) for t in folded)
     bare = _bare(lambda t: embedder.embed(t, kind="passage", batch_size=EMBED_BATCH), folded)
     pipeline.ask(questions[0])  # jieba and the first query out of the way
+    query_cpu_ms = []
+    for question in questions[:60]:  # the query embedding alone, in CPU time
+        cpu = time.process_time()
+        embedder.embed_query(question)
+        query_cpu_ms.append((time.process_time() - cpu) * 1000)
 
     def ask(question: str) -> dict[str, Any]:
         return ask_payload(pipeline, question, 5)
@@ -131,7 +145,12 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
     )
     result = {
         "embedder": {"name": settings.embedder, **engine},
-        "ingest": _ingest(report.new_passages, chars, report.seconds, bare),
+        "ingest": {
+            **_ingest(report.new_passages, chars, report.seconds, bare),
+            "cpu_s": round(ingest_cpu_s, 2),
+            "chars_per_cpu_s": round(chars / ingest_cpu_s, 1) if ingest_cpu_s else 0.0,
+        },
+        "query_embed_cpu_ms": percentiles(query_cpu_ms),
         "latency_ms": _latency(ask, questions),
         "in_process_1_thread": _throughput(ask, questions, 1, 120),
         f"in_process_{clients}_threads": _throughput(ask, questions, clients, 120),

