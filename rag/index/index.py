@@ -98,6 +98,7 @@ class Index:
             self._snapshots,
             lambda: backend.open_store(location, True),
             tokenize,
+            config.embedder,
         )
         self.writer = IndexWriter(
             self.store, config, backend, self._snapshots, self.reader, self._lock, tokenize

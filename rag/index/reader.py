@@ -8,6 +8,7 @@ nothing changed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,8 @@ from rag.store.snapshot import Caches, Snapshots
 from rag.text.tokenize import Tokenizer
 from rag.types import Passage
 
+logger = logging.getLogger(__name__)
+
 # Opens one read-only store connection (each reading thread gets its own).
 OpenReader = Callable[[], PassageStore]
 
@@ -27,9 +30,17 @@ class IndexReader:
     """Searches the published snapshot and reads the committed store."""
 
     def __init__(
-        self, caches: Caches, snapshots: Snapshots, open_reader: OpenReader, tokenize: Tokenizer
+        self,
+        caches: Caches,
+        snapshots: Snapshots,
+        open_reader: OpenReader,
+        tokenize: Tokenizer,
+        embedder: str | None = None,
     ) -> None:
         self.caches = caches
+        # The vector space this process embeds questions in: a snapshot published after a
+        # `rag reindex` into another is not adopted (its vectors would not match them).
+        self.embedder = embedder
         self._snapshots = snapshots
         self._open_reader = open_reader
         self._tokenize = tokenize
@@ -56,11 +67,29 @@ class IndexReader:
                 return
             published = self._snapshots.published()
             if published is not None and published > self.caches.generation:
+                if self._reindexed():
+                    self._stamp_seen = seen  # keep the last snapshot of our vector space
+                    return
                 caches = self._snapshots.load(published)
                 if caches is None:
                     return  # superseded while we looked: try again on the next query
                 self.caches = caches
             self._stamp_seen = seen
+
+    def _reindexed(self) -> bool:
+        """Another process re-embedded the index into another vector space."""
+        if self.embedder is None:
+            return False
+        current = self._reader().get_meta("embedder")
+        if current is None or current == self.embedder:
+            return False
+        logger.warning(
+            "the index was re-embedded with %s; this process embeds questions with %s and "
+            "keeps answering from the last snapshot before: restart it",
+            current,
+            self.embedder,
+        )
+        return True
 
     def tokenize(self, folded: str) -> list[str]:
         return self._tokenize(folded)

@@ -113,6 +113,7 @@ class IndexWriter:
         self.state_generation = self.store.replace_vectors(ids, matrix, meta)
         self.config = config
         self._forget()
+        self._reader.embedder = config.embedder
         self._reader.adopt(self.rebuild_and_publish())
 
     # -- the lock and the writer's state --------------------------------------------------
