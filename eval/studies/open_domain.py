@@ -74,6 +74,24 @@ class QueryCache(Embedder):
 FILES = {"cmrc2018_dev": ("cmrc2018_dev.json", "hant"), "drcd_dev": ("drcd_dev.json", "hans")}
 
 
+def evaluate_retrieval(pipeline: Any, questions: list[Question]) -> dict[str, Any]:
+    """hit@k and MRR of the passages `ask` would compose from, without composing."""
+    ranks: list[int | None] = []
+    for q in questions:
+        retrieval = pipeline.search(q.question, 10)
+        retrieved = [{(s.file, s.paragraph) for s in p.passage.sources} for p in retrieval.passages]
+        ranks.append(first_hit_rank(retrieved, (q.file or "", q.paragraph or 0)))
+    return {
+        "questions": len(questions),
+        "hit@1": round(mean([hit_at(r, 1) for r in ranks]), 4),
+        "hit@5": round(mean([hit_at(r, 5) for r in ranks]), 4),
+        "hit@10": round(mean([hit_at(r, 10) for r in ranks]), 4),
+        "mrr@10": round(mean([reciprocal_rank(r) for r in ranks]), 4),
+        "hits_at_1": sum(hit_at(r, 1) for r in ranks),
+        "hits_at_5": sum(hit_at(r, 5) for r in ranks),
+    }
+
+
 def evaluate(
     pipeline: Any, questions: list[Question], script: str | None, sweep: list[tuple[float, float]]
 ) -> dict[str, Any]:
@@ -165,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--original-only", action="store_true", help="ask in the original script only"
     )
+    parser.add_argument(
+        "--retrieval-only",
+        action="store_true",
+        help="hit@k and MRR only (original script): search without composing answers",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -216,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             other = FILES[s.name][1]
             if isinstance(embedder, QueryCache):  # in batches: many times faster than one by one
                 embedder.embed([fold_script(q.question) for q in questions], kind="query")
+            if args.retrieval_only:
+                summary[s.name] = {"original": evaluate_retrieval(pipeline, questions)}
+                print(json.dumps({s.name: summary[s.name]}, ensure_ascii=False), file=sys.stderr)
+                continue
             if args.original_only:
                 summary[s.name] = {"original": evaluate(pipeline, questions, None, sweep)}
                 print(json.dumps({s.name: summary[s.name]}, ensure_ascii=False), file=sys.stderr)
