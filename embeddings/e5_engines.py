@@ -136,6 +136,9 @@ def export_onnx(folder: Path, quantized: bool) -> Path:
     target = folder / (ONNX_INT8 if quantized else ONNX_FP32)
     if target.is_file():
         return target
+    # int8 is quantised from the fp32 export: make that first, outside the lock below (the
+    # lock is not reentrant: filelock refuses a second acquisition in the same thread).
+    source = export_onnx(folder, quantized=False) if quantized else None
     target.parent.mkdir(exist_ok=True)
     with FileLock(str(folder / ".onnx.lock")):
         if target.is_file():
@@ -149,10 +152,9 @@ def export_onnx(folder: Path, quantized: bool) -> Path:
         os.close(fd)
         staging = Path(staging_name)
         try:
-            if quantized:
+            if source is not None:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-                source = export_onnx(folder, quantized=False)
                 quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
             else:
                 sample = torch.tensor([[0, 6, 2], [0, 2, 1]])

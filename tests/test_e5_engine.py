@@ -271,3 +271,38 @@ def test_instruction_set_names_the_best_one() -> None:
     assert instruction_set(frozenset({"avx2", "avx512f", "avx512_vnni"})) == "AVX512-VNNI"
     assert instruction_set(frozenset({"avx2", "avx512_bf16", "amx_bf16"})) == "AMX-BF16"
     assert instruction_set(frozenset()) == "baseline"
+
+
+def test_int8_export_on_a_fresh_folder_exports_fp32_first_then_quantises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first start of the default int8 backend: no ONNX file yet. (torch's exporter and
+    ONNX Runtime's quantiser are stubbed: this is about the order and the lock, which once
+    deadlocked because the int8 export asked for the fp32 one while holding the lock.)"""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime.quantization
+    import torch
+
+    from embeddings import e5_engines
+
+    calls: list[str] = []
+
+    def export(_model: object, _args: object, path: str, **_: object) -> None:
+        calls.append("export")
+        Path(path).write_bytes(b"fp32")
+
+    def quantize(source: Path, target: Path, **_: object) -> None:
+        calls.append("quantize")
+        Path(target).write_bytes(Path(source).read_bytes() + b"->int8")
+
+    monkeypatch.setattr(e5_engines._PooledModel, "build", staticmethod(lambda folder: None))
+    monkeypatch.setattr(torch.onnx, "export", export)
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", quantize)
+    path = e5_engines.export_onnx(tmp_path, quantized=True)
+    assert calls == ["export", "quantize"]
+    assert path.read_bytes() == b"fp32->int8"
+    assert e5_engines.export_onnx(tmp_path, quantized=True) == path and len(calls) == 2
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
+        "model.onnx",
+        "model_qint8.onnx",
+    ]
