@@ -12,12 +12,6 @@ Precision: TypeAlias = Literal["fp32", "bf16", "fp16", "int8"]
 # to be large enough to amortise the per-call overhead, and smaller ones pad less.
 CPU_BATCH = 32
 CUDA_BATCH = 256
-# int8 runs one text per forward pass: ONNX Runtime quantises activations with one scale per
-# tensor, so in a batch a text's vector would depend on its neighbours (and on the padding):
-# cosine 0.993 between the same text alone and in a batch. Alone, a text always gets the
-# same vector, and without padding it is faster too (11.9 against 9.1 passages per
-# CPU-second, docs/benchmarks.md).
-INT8_BATCH = 1
 
 
 @dataclass(frozen=True)
@@ -53,4 +47,5 @@ def select_placement(
         )
     if requested != "cpu" and cuda_available:
         return Placement("cuda", "fp16", CUDA_BATCH)
-    return Placement("cpu", cpu_precision, INT8_BATCH if cpu_precision == "int8" else CPU_BATCH)
+    # int8 groups CPU_BATCH texts too, but its engine runs each one alone (`OnnxEngine`).
+    return Placement("cpu", cpu_precision, CPU_BATCH)

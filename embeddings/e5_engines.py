@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -179,7 +180,16 @@ def export_onnx(folder: Path, quantized: bool) -> Path:
 
 
 class OnnxEngine:
-    """The exported model on ONNX Runtime's CPU provider, with one pool of `threads`."""
+    """The exported model on ONNX Runtime's CPU provider, using `threads` cores.
+
+    fp32 runs padded batches on one ONNX Runtime pool of `threads`. int8 runs one text per
+    forward pass (its activations are quantised with one scale per tensor, so in a batch a
+    text's vector would depend on its neighbours), and a single text is too small a job to
+    split across cores: one pass is one core's work, on one ONNX Runtime thread, and
+    `threads` texts run at once. Measured on 2 cores: a pool of two spinning threads on one
+    text at a time gave 3.3 passages/s, against 11.7 per CPU-second on one thread
+    (docs/benchmarks.md).
+    """
 
     def __init__(self, folder: Path, quantized: bool, threads: int, pad: int) -> None:
         try:
@@ -188,15 +198,29 @@ class OnnxEngine:
             raise ImportError(MISSING_ONNX) from exc
         path = export_onnx(folder, quantized)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1 if quantized else threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One session serves every worker: `run` is thread-safe and releases the GIL.
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._pad = pad
+        self._quantized = quantized
+        self._workers = (
+            ThreadPoolExecutor(threads, thread_name_prefix="e5-int8")
+            if quantized and threads > 1
+            else None
+        )
         self.description = f"onnxruntime {ort.__version__} {'int8' if quantized else 'fp32'} on cpu"
 
     def pooled(self, ids: Sequence[Sequence[int]]) -> FloatArray:
+        if not self._quantized:
+            return self._run(ids)
+        if self._workers is None or len(ids) == 1:
+            return np.vstack([self._run([row]) for row in ids])
+        return np.vstack(list(self._workers.map(lambda row: self._run([row]), ids)))
+
+    def _run(self, ids: Sequence[Sequence[int]]) -> FloatArray:
         input_ids, mask = _padded(ids, self._pad)
         (vectors,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
         return np.asarray(vectors, dtype=np.float32)

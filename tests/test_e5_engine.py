@@ -217,8 +217,9 @@ def test_device_selection() -> None:
     assert select_placement("auto", cuda_available=False, cpu_precision="bf16") == Placement(
         "cpu", "bf16", CPU_BATCH
     )
-    # int8 embeds each text alone: its vectors never depend on the batch around them.
-    assert select_placement("cpu", False, "int8") == Placement("cpu", "int8", 1)
+    # int8 groups texts like the others; its engine runs each alone (test_embeddings checks
+    # that a text's vector does not depend on the batch around it).
+    assert select_placement("cpu", False, "int8") == Placement("cpu", "int8", CPU_BATCH)
     assert select_placement("auto", cuda_available=True) == Placement("cuda", "fp16", CUDA_BATCH)
     assert select_placement("cuda", cuda_available=True) == Placement("cuda", "fp16", CUDA_BATCH)
     assert select_placement("cpu", cuda_available=True).device == "cpu"
