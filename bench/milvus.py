@@ -34,6 +34,7 @@ from rag.store.location import location_from_settings
 from rag.types import Answer
 
 FILES = ("cmrc2018_dev.json", "drcd_dev.json")
+PROGRESS_EVERY = 200
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,13 +48,27 @@ def seen(answer: Answer) -> Any:
     )
 
 
+def hit_rates(ranks: dict[str, list[int | None]], same: int) -> dict[str, Any]:
+    """Hit rates so far of each backend, and how many answers were identical."""
+    return {
+        "identical_answers": same,
+        **{
+            name: {
+                "hit@1": round(mean([hit_at(r, 1) for r in ranks[name]]), 4),
+                "hit@5": round(mean([hit_at(r, 5) for r in ranks[name]]), 4),
+            }
+            for name in ranks
+        },
+    }
+
+
 def compare(
     pipelines: dict[str, Pipeline], questions: list[Question], k: int = 5
 ) -> dict[str, Any]:
     ranks: dict[str, list[int | None]] = {name: [] for name in pipelines}
     retrieval_ms: dict[str, list[float]] = {name: [] for name in pipelines}
     same = 0
-    for q in questions:
+    for done, q in enumerate(questions, 1):
         answers = {}
         for name, pipeline in pipelines.items():
             answer = pipeline.ask(q.question, k)
@@ -65,6 +80,10 @@ def compare(
                 first_hit_rank(places, (q.file or "", q.paragraph or 0)) if q.file else None
             )
         same += seen(answers["local"]) == seen(answers["milvus"])
+        if done % PROGRESS_EVERY == 0:
+            # A long run that is stopped still leaves figures: the questions are a random
+            # sample, so every prefix of them is one too.
+            print(json.dumps({"done": done, **hit_rates(ranks, same)}), file=sys.stderr)
     return {
         "questions": len(questions),
         "identical_answers": same,
@@ -132,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         write_corpus(sets, root / "corpus")
         pipelines = both(root, root / "corpus", embedder)
         summary["passages"] = pipelines["local"].counts()["passages"]
+        print(json.dumps({"passages": summary["passages"]}), file=sys.stderr)
         for s in sets:
             questions = list(s.questions)
             questions = random.Random(args.seed).sample(
