@@ -84,6 +84,34 @@ def test_milvus_answers_exactly_like_the_local_backend_through_edits_and_removal
     assert checked.ok and not checked.stale and checked.passages == len(milvus)
 
 
+def test_near_duplicates_merge_on_milvus_as_on_the_local_backend(tmp_path: Path) -> None:
+    # A file, then after a reopen its copy with one character changed in each long
+    # paragraph: the writer's MinHash index is rebuilt from the signatures each store keeps.
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    lines = (DEMO / "001_f59391d5d2b02854.txt").read_text(encoding="utf-8").splitlines()
+    (corpus / "a.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for backend in BACKENDS:
+        first = open_pipeline(settings(tmp_path / backend, backend), HashEmbedder())
+        first.ingest([corpus])
+        first.close()
+    edited = [line[:20] + "某" + line[21:] if len(line) > 100 else line for line in lines]
+    (corpus / "b.txt").write_text("\n".join(edited) + "\n", encoding="utf-8")
+    reports, seen = {}, {}
+    for backend in BACKENDS:
+        pipeline = open_pipeline(settings(tmp_path / backend, backend), HashEmbedder())
+        try:
+            reports[backend] = pipeline.ingest([corpus])
+            seen[backend] = answers(pipeline)
+        finally:
+            pipeline.close()
+    near = sum(len(line) > 100 for line in lines)
+    assert reports["local"].near_duplicates == near > 0 and reports["local"].new_passages == 0
+    for field in ("near_duplicates", "exact_duplicates", "new_passages"):
+        assert getattr(reports["milvus"], field) == getattr(reports["local"], field)
+    assert seen["milvus"] == seen["local"]  # merged passages cite both files alike
+
+
 def test_an_index_opened_with_another_backend_is_an_error_that_says_so(tmp_path: Path) -> None:
     open_pipeline(settings(tmp_path / "a", "local"), HashEmbedder()).close()
     with pytest.raises(IndexMismatchError, match=r"holds a local index.*RAG_BACKEND=local"):
