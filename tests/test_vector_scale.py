@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from bench.synthetic import clustered_vectors
@@ -38,6 +39,19 @@ def test_a_large_enough_index_is_approximate_and_still_finds_each_stored_vector(
     assert np.allclose(index.vectors(ids[::97]), vectors[::97], atol=1e-6)
 
 
+def test_candidates_come_from_8_bit_codes_and_scores_from_the_exact_vectors() -> None:
+    ids, vectors = corpus()
+    index = FaissVectorIndex.build(DIM, ids, vectors, approximate_from=THRESHOLD)
+    assert isinstance(index.coarse, faiss.IndexIVFScalarQuantizer)
+    rows = {pid: row for row, pid in enumerate(ids)}
+    query = vectors[1234] + vectors[77]
+    query /= np.linalg.norm(query)
+    found = index.search(query, 10)
+    assert len(found) == 10 and [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    for pid, score in found:
+        assert abs(score - float(vectors[rows[pid]] @ query)) < 1e-5
+
+
 def test_an_index_that_grows_past_the_threshold_switches_and_keeps_everything() -> None:
     ids, vectors = corpus()
     index = FaissVectorIndex.build(DIM, ids[:800], vectors[:800], approximate_from=THRESHOLD)
@@ -56,6 +70,23 @@ def test_removals_work_and_shrink_it_back_to_exact_search(tmp_path: Path) -> Non
     index.save(tmp_path / "v.faiss")
     loaded = FaissVectorIndex.load(tmp_path / "v.faiss")
     assert loaded.kind == "ivf" and loaded.search(vectors[2100], 1)[0][0] == ids[2100]
+    assert sorted(loaded.ids().tolist()) == ids[2000:]
+    assert loaded.coarse is not None and loaded.coarse.ntotal == 1000
     index.remove(ids[2000:2600])
     assert index.kind == "flat" and sorted(index.ids().tolist()) == ids[2600:]
     assert index.search(vectors[2700], 1)[0][0] == ids[2700]
+
+
+def test_an_index_saved_in_the_earlier_single_ivf_layout_still_loads(tmp_path: Path) -> None:
+    # Before the 8-bit candidate index, an approximate index was one `IVF,Flat` file.
+    ids, vectors = corpus()
+    old = faiss.index_factory(DIM, "IVF20,Flat", faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+    old.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+    faiss.write_index(old, str(tmp_path / "v.faiss"))
+    loaded = FaissVectorIndex.load(tmp_path / "v.faiss")
+    assert loaded.kind == "ivf" and sorted(loaded.ids().tolist()) == ids
+    assert np.allclose(loaded.vectors(ids[::97]), vectors[::97], atol=1e-6)
+    loaded.remove(ids[:10])
+    assert loaded.search(vectors[500], 1)[0][0] == ids[500] and len(loaded) == N - 10
