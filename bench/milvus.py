@@ -20,6 +20,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ def compare(
         if done % PROGRESS_EVERY == 0:
             # A long run that is stopped still leaves figures: the questions are a random
             # sample, so every prefix of them is one too.
-            print(json.dumps({"done": done, **hit_rates(ranks, same)}), file=sys.stderr)
+            cpu = round(time.process_time())
+            print(
+                json.dumps({"done": done, "cpu_s": cpu, **hit_rates(ranks, same)}), file=sys.stderr
+            )
     return {
         "questions": len(questions),
         "identical_answers": same,
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         write_corpus(sets, root / "corpus")
         pipelines = both(root, root / "corpus", embedder)
         summary["passages"] = pipelines["local"].counts()["passages"]
-        print(json.dumps({"passages": summary["passages"]}), file=sys.stderr)
+        cpu = round(time.process_time())
+        print(json.dumps({"passages": summary["passages"], "cpu_s": cpu}), file=sys.stderr)
         for s in sets:
             questions = list(s.questions)
             questions = random.Random(args.seed).sample(
