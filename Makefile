@@ -28,8 +28,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# An index left by an earlier default model (e.g. e5-small before int8) is refused by
+# `rag ingest` with exit 2: re-embed its stored passages (`rag reindex`), then ingest.
 ingest-demo: install
-	$(VENV)/bin/rag ingest $(DEMO) --index $(INDEX)
+	$(VENV)/bin/rag ingest $(DEMO) --index $(INDEX) || \
+		($(VENV)/bin/rag reindex --index $(INDEX) && $(VENV)/bin/rag ingest $(DEMO) --index $(INDEX))
 
 # The service on the demo corpus: demo page with the chat widget at http://127.0.0.1:8000/.
 run: ingest-demo
