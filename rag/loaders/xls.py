@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.loaders.base import Extraction, LoadError, LoadOptions
-from rag.loaders.xlsx import _RowWriter, _Sheet
+from rag.loaders.xlsx import SheetRows, _Sheet, write_workbook
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -43,28 +43,18 @@ class XlsLoader:
             raise LoadError(
                 path, f"not a readable Excel file ({message or type(e).__name__})"
             ) from None
-        writer = _RowWriter(options)
         try:
-            names = book.sheet_names()
-            for i, name in enumerate(names):
-                if writer.full:
-                    writer.notes.append(
-                        f"row limit reached: sheets not read: {', '.join(names[i:])}"
-                    )
-                    break
+
+            def read(i: int) -> SheetRows:
+                if i:  # sheets are parsed one by one: let the last one go first
+                    book.unload_sheet(i - 1)
                 sheet = book.sheet_by_index(i)
                 merges = [(r1, c1, r2 - 1, c2 - 1) for r1, r2, c1, c2 in sheet.merged_cells]
-                writer.sheet(_Sheet(name, merges), _rows(book, sheet), sheet.nrows or None)
-                book.unload_sheet(i)
-        except LoadError:
-            raise
-        except Exception as e:
-            raise LoadError(path, f"damaged Excel file ({type(e).__name__}: {e})") from None
+                return _Sheet(sheet.name, merges), _rows(book, sheet), sheet.nrows or None
+
+            return write_workbook(path, self.format, options, book.sheet_names(), read)
         finally:
             book.release_resources()
-        if not writer.builder.block_count:
-            raise LoadError(path, "no text in the workbook (all sheets empty)")
-        return writer.builder.build("xls", self.format, writer.notes)
 
 
 def _rows(book: Any, sheet: Any) -> Iterator[list[Any]]:

@@ -15,7 +15,7 @@ import datetime as dt
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,38 @@ def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, i
     return merges
 
 
+# One sheet to write: its name and merged cells, its rows, and its row count if known.
+SheetRows = tuple[_Sheet, Iterable[Sequence[Any]], int | None]
+
+
+def write_workbook(
+    path: Path,
+    fmt: str,
+    options: LoadOptions,
+    names: Sequence[str],
+    read: Callable[[int], SheetRows],
+) -> Extraction:
+    """Every sheet's rows as blocks (`read(i)` opens sheet i), `options.max_rows` in all.
+
+    Shared by the `.xlsx` and `.xls` loaders: the row limit noted with the sheets it left
+    unread, any failure of the parser inside a sheet reported as a damaged file.
+    """
+    writer = _RowWriter(options)
+    try:
+        for i in range(len(names)):
+            if writer.full:
+                writer.notes.append(f"row limit reached: sheets not read: {', '.join(names[i:])}")
+                break
+            writer.sheet(*read(i))
+    except LoadError:
+        raise
+    except Exception as e:  # the parsers raise anything from KeyError to XML errors
+        raise LoadError(path, f"damaged Excel file ({type(e).__name__}: {e})") from None
+    if not writer.builder.block_count:
+        raise LoadError(path, "no text in the workbook (all sheets empty)")
+    return writer.builder.build(fmt, fmt, writer.notes)
+
+
 class XlsxLoader:
     """Excel `.xlsx` and macro-enabled `.xlsm` (read with openpyxl in read-only mode)."""
 
@@ -200,29 +232,21 @@ class XlsxLoader:
             )
         except Exception as e:  # openpyxl raises anything from KeyError to XML errors
             raise LoadError(path, f"not a readable Excel file ({type(e).__name__}: {e})") from None
-        writer = _RowWriter(options)
         try:
             sheets = list(workbook.worksheets)
-            for i, worksheet in enumerate(sheets):
-                if writer.full:
-                    rest = ", ".join(ws.title for ws in sheets[i:])
-                    writer.notes.append(f"row limit reached: sheets not read: {rest}")
-                    break
+
+            def read(i: int) -> SheetRows:
+                worksheet = sheets[i]
                 part = _sheet_part(workbook, worksheet)
                 sheet = _Sheet(worksheet.title, _sheet_merges(package, part) if part else [])
                 total = worksheet.max_row if worksheet.max_row and worksheet.max_row > 1 else None
                 # The stored dimension can be wrong (some writers say A1); read every cell.
                 worksheet.reset_dimensions()
-                writer.sheet(sheet, worksheet.iter_rows(values_only=True), total)
-        except LoadError:
-            raise
-        except Exception as e:
-            raise LoadError(path, f"damaged Excel file ({type(e).__name__}: {e})") from None
+                return sheet, worksheet.iter_rows(values_only=True), total
+
+            return write_workbook(path, "xlsx", options, [ws.title for ws in sheets], read)
         finally:
             workbook.close()
-        if not writer.builder.block_count:
-            raise LoadError(path, "no text in the workbook (all sheets empty)")
-        return writer.builder.build("xlsx", self.format, writer.notes)
 
 
 def _sheet_part(workbook: Any, worksheet: Any) -> str | None:
