@@ -36,6 +36,7 @@ from rag.store.location import Location
 from rag.store.milvus_check import integrity_problems
 from rag.store.milvus_schema import (
     BLOB_CHARS,
+    IN_CHUNK,
     PAD,
     acquire_client,
     chunks,
@@ -65,6 +66,8 @@ SOURCE_FIELDS = [
     "sheet",
     "ocr_confidence",
 ]
+# Rows `query_ids` reads in one plain query (more: through the iterator), two chunks' worth.
+ROWS_AT_ONCE = 2 * IN_CHUNK
 DOCUMENT_FIELDS = [
     "id",
     "file",
@@ -164,7 +167,16 @@ class MilvusStore:
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for chunk in chunks(sorted(set(ids))):
-            rows += self.query(part, f"{column} in {chunk}", fields)
+            expr = f"{column} in {chunk}"
+            # One plain query answers most chunks; the iterator costs Lite several calls
+            # (15 ms of CPU each time), so it only takes over when a chunk has more rows.
+            found = self._client.query(
+                self._n[part], filter=expr, output_fields=fields, limit=ROWS_AT_ONCE
+            )
+            if len(found) < ROWS_AT_ONCE:
+                rows += [dict(r) for r in found]
+            else:
+                rows += self.query(part, expr, fields)
         return rows
 
     def delete_ids(self, part: str, column: str, ids: Iterable[int]) -> None:
