@@ -247,3 +247,39 @@ def test_rag_migrate_and_rag_check_on_the_command_line(
     assert checked.exit_code == 0, checked.output
     assert '"ok": true' in checked.output
     assert listed.exit_code == 0 and listed.output.count('"file"') == 5
+
+
+def test_bm25_statistics_follow_writes_made_under_an_open_lexical_view(tmp_path: Path) -> None:
+    """Document frequencies are cached per collection state: a removal, and a write that
+    keeps the passage count, must both be seen, as a fresh local index sees them."""
+    from rag.store.milvus_search import MilvusLexicalIndex
+    from rag.text.tokenize import get_tokenizer
+    from tests.milvus import store_passages
+
+    tokenize = get_tokenizer("bigram")
+    texts = {7: "质量安全年活动", 8: "食品安全监管", 9: "质量检测活动"}
+    vectors = np.ones((3, 4), dtype=np.float32) / 2
+    store = store_passages(tmp_path, 4, list(texts), vectors, [tokenize(t) for t in texts.values()])
+    lexical = MilvusLexicalIndex(store)
+    terms = ["质量", "安全", "活动", "检测", "不存在"]
+
+    def local_idf() -> dict[str, float]:
+        local = BACKENDS["local"].build_lexical
+        assert local is not None
+        return local(list(texts), [tokenize(t) for t in texts.values()]).idf(terms)
+
+    try:
+        assert lexical.idf(terms) == local_idf()
+        store.delete_passages([9])  # outside a batch: only the passage count moves
+        del texts[9]
+        assert lexical.idf(terms) == local_idf()
+        with store.transaction():  # one passage for another: the count stays 2
+            store.delete_passages([8])
+            new = store.insert_passage("检测活动", "检测活动", "h", b"", vectors[0])
+            store.bump_generation()
+        del texts[8]
+        texts[new] = "检测活动"
+        assert len(lexical) == 2
+        assert lexical.idf(terms) == local_idf()
+    finally:
+        store.close()
