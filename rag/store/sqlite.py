@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -296,26 +297,7 @@ class SQLiteStore:
             f"ON d.id = s.document_id WHERE s.passage_id IN ({marks}) ORDER BY s.rowid",
             list(ids),
         ):
-            (pid, file, paragraph, line_start, line_end, char_start, char_end, text, origin) = row[
-                :9
-            ]
-            page, sheet, ocr_confidence = row[9:]
-            origin_map = json.loads(origin)
-            sources[pid].append(
-                Source(
-                    file,
-                    paragraph,
-                    line_start,
-                    line_end,
-                    char_start,
-                    char_end,
-                    text,
-                    OffsetMap.from_json(origin_map) if origin_map else None,
-                    page=page,
-                    sheet=sheet,
-                    ocr_confidence=ocr_confidence,
-                )
-            )
+            sources[row[0]].append(_source(row[1], row[2:]))
         return {pid: Passage(pid, texts[pid], tuple(sources[pid])) for pid in texts}
 
     def folded_texts(self) -> tuple[list[int], list[str]]:
@@ -361,21 +343,7 @@ class SQLiteStore:
             "ORDER BY rowid",
             (doc_id,),
         ):
-            origin = json.loads(row[7])
-            paragraph, line_start, line_end, char_start, char_end, text = row[1:7]
-            source = Source(
-                file[0],
-                paragraph,
-                line_start,
-                line_end,
-                char_start,
-                char_end,
-                text,
-                OffsetMap.from_json(origin) if origin else None,
-                page=row[8],
-                sheet=row[9],
-                ocr_confidence=row[10],
-            )
+            source = _source(file[0], row[1:])
             out.append((int(row[0]), source))
         return out
 
@@ -441,3 +409,23 @@ def vectors_from_rows(rows: Iterable[StoredPassage], dim: int) -> tuple[list[int
         blobs.append(row.vector)
     matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dim)
     return ids, matrix
+
+
+def _source(file: str, columns: Sequence[Any]) -> Source:
+    """A source from its stored columns, in the order both readers select them: paragraph,
+    lines, chars, text, origin (offset map as JSON), page, sheet, OCR confidence."""
+    paragraph, line_start, line_end, char_start, char_end, text, origin, page, sheet, ocr = columns
+    origin_map = json.loads(origin)
+    return Source(
+        file,
+        paragraph,
+        line_start,
+        line_end,
+        char_start,
+        char_end,
+        text,
+        OffsetMap.from_json(origin_map) if origin_map else None,
+        page=page,
+        sheet=sheet,
+        ocr_confidence=ocr,
+    )
