@@ -4,6 +4,7 @@ and `rag check`, and collections kept apart."""
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,28 @@ def test_bm25_statistics_follow_writes_made_under_an_open_lexical_view(tmp_path:
         assert lexical.idf(terms) == local_idf()
     finally:
         store.close()
+
+
+def _answer_in_child(index: str) -> str:
+    pipeline = open_pipeline(settings(Path(index), "milvus"), HashEmbedder())
+    try:
+        return pipeline.ask(QUESTIONS[0]).citations[0].file
+    finally:
+        pipeline.close()
+
+
+def test_a_closed_milvus_lite_index_is_whole_on_disk_and_free_for_another_process(
+    tmp_path: Path,
+) -> None:
+    # Milvus Lite serves a file from a server inside the process that opened it, and keeps
+    # that server (its background index builds, its lock on the file) after the client
+    # closes, unless the store stops it: then a copy taken after close() could hold a
+    # half-written index file, and another process could not open the index at all.
+    index = tmp_path / "index"
+    pipeline = open_pipeline(settings(index, "milvus"), HashEmbedder())
+    pipeline.ingest([DEMO])
+    expected = pipeline.ask(QUESTIONS[0]).citations[0].file
+    pipeline.close()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        assert pool.apply(_answer_in_child, (str(index),)) == expected

@@ -101,8 +101,23 @@ def release_client(target: MilvusTarget) -> None:
         if users <= 1:
             del _clients[target]
             client.close()
+            if target.lite:
+                _stop_lite(target)
         else:
             _clients[target] = (client, users - 1)
+
+
+def _stop_lite(target: MilvusTarget) -> None:
+    """Stops Milvus Lite's server of `target`, which runs in this process and outlives its
+    clients: stopping it drains its background flushes and index builds and frees the file.
+
+    Without this a closed store was not yet whole on disk: a copy taken after `close()`
+    (found by the reliability loop) held a half-written index file, and Milvus Lite then
+    refused to load the collection.
+    """
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(target.lite_path))
 
 
 def exists(client: Any, location: Location) -> bool:
