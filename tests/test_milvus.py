@@ -297,10 +297,10 @@ def _answer_in_child(index: str) -> str:
 def test_a_closed_milvus_lite_index_is_whole_on_disk_and_free_for_another_process(
     tmp_path: Path,
 ) -> None:
-    # Milvus Lite serves a file from a server inside the process that opened it, and keeps
-    # that server (its background index builds, its lock on the file) after the client
-    # closes, unless the store stops it: then a copy taken after close() could hold a
-    # half-written index file, and another process could not open the index at all.
+    # Milvus Lite serves a file from a server inside the process that opened it, and that
+    # server (its background index builds, its lock on the file) outlives the client unless
+    # the store stops it. Left running, a copy taken after close() could hold a half-written
+    # index file, and another process could not open the index at all.
     index = tmp_path / "index"
     pipeline = open_pipeline(settings(index, "milvus"), HashEmbedder())
     pipeline.ingest([DEMO])
