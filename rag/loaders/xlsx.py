@@ -244,7 +244,7 @@ class XlsxLoader:
                 worksheet.reset_dimensions()
                 return sheet, worksheet.iter_rows(values_only=True), total
 
-            return write_workbook(path, "xlsx", options, [ws.title for ws in sheets], read)
+            return write_workbook(path, self.format, options, [ws.title for ws in sheets], read)
         finally:
             workbook.close()
 
