@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import MinHash
 
 from rag.index.config import AddResult, IndexConfig, NewDocument
 from rag.index.reader import IndexReader
@@ -26,6 +26,9 @@ from rag.store.sqlite import vectors_from_rows
 from rag.text.identity import content_hash
 from rag.text.script import fold_script
 from rag.text.tokenize import Tokenizer
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 EmbedPassages = Callable[[list[str]], np.ndarray]
 

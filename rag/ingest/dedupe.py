@@ -1,11 +1,19 @@
-"""Duplicate detection: one identity for exact duplicates, MinHash LSH for near duplicates."""
+"""Duplicate detection: one identity for exact duplicates, MinHash LSH for near duplicates.
+
+datasketch is imported where a signature is made, not at import: it pulls in scipy and
+redis (0.4 s), which every `rag` command would pay, and only writing needs it.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from rag.text.identity import normalise
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 
 def shingles(text: str, size: int) -> list[bytes]:
@@ -25,6 +33,8 @@ SCHEME = "affine32"
 
 
 def minhash(text: str, size: int, num_perm: int) -> MinHash:
+    from datasketch import MinHash
+
     m = MinHash(num_perm=num_perm, scheme=SCHEME)
     m.update_batch(shingles(text, size))
     return m
@@ -41,6 +51,8 @@ class NearDuplicateIndex:
         self.threshold = threshold
         self.num_perm = num_perm
         self.shingle_size = shingle_size
+        from datasketch import MinHashLSH
+
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._hashes: dict[int, MinHash] = {}
 
@@ -74,6 +86,8 @@ def signature_bytes(signature: MinHash) -> bytes:
 
 
 def signature_from_bytes(data: bytes, num_perm: int) -> MinHash:
+    from datasketch import MinHash
+
     return MinHash(
         num_perm=num_perm, hashvalues=np.frombuffer(data, dtype=np.uint64), scheme=SCHEME
     )
