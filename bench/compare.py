@@ -110,6 +110,17 @@ def engine_info(embedder: object) -> dict[str, Any]:
     }
 
 
+def warm_ingest_libraries() -> None:
+    """Imports what only ingest imports (datasketch, LangChain's splitter: 0.5 s), so that a
+    throughput figure over a small corpus does not carry it, as it does not carry the model's
+    loading."""
+    from rag.ingest.chunk import make_splitter
+    from rag.ingest.dedupe import minhash
+
+    make_splitter(100)
+    minhash("预热", 5, 128)
+
+
 def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) -> dict[str, Any]:
     """Runs in a child process."""
     from embeddings.factory import make_embedder
@@ -120,6 +131,7 @@ def bench_ours(corpus: Path, index: Path, questions: list[str], clients: int) ->
     settings = Settings(index_dir=index)
     embedder = make_embedder(settings.embedder, settings.embedder_options())
     embedder.embed(["预热"], kind="passage")  # load the model before timing
+    warm_ingest_libraries()
     pipeline = open_pipeline(settings, embedder)
     cpu = time.process_time()
     report = pipeline.ingest([corpus])
