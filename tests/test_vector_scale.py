@@ -90,3 +90,39 @@ def test_an_index_saved_in_the_earlier_single_ivf_layout_still_loads(tmp_path: P
     assert np.allclose(loaded.vectors(ids[::97]), vectors[::97], atol=1e-6)
     loaded.remove(ids[:10])
     assert loaded.search(vectors[500], 1)[0][0] == ids[500] and len(loaded) == N - 10
+
+
+class _Threads:
+    """Stands in front of a FAISS index and notes the OpenMP team each search would get."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+        self.seen: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.index, name)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.seen.append(faiss.omp_get_max_threads())
+        scores, ids = self.index.search(q, k)
+        return scores, ids
+
+
+def test_a_query_is_searched_on_this_thread_alone_and_the_setting_is_restored() -> None:
+    # One query is never split across threads, but waking FAISS's OpenMP team for it cost
+    # 5-7 ms at p95 on busy cores (docs/benchmarks.md).
+    ids, vectors = corpus()
+    flat = FaissVectorIndex.build(DIM, ids[:500], vectors[:500], approximate_from=THRESHOLD)
+    ivf = FaissVectorIndex.build(DIM, ids, vectors, approximate_from=THRESHOLD)
+    assert ivf._coarse is not None
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        flat._exact = spy_flat = _Threads(flat._exact)  # type: ignore[assignment]
+        ivf._coarse = spy_ivf = _Threads(ivf._coarse)  # type: ignore[assignment]
+        assert flat.search(vectors[3], 5)[0][0] == ids[3]
+        assert ivf.search(vectors[700], 5)[0][0] == ids[700]
+        assert spy_flat.seen == spy_ivf.seen == [1]
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -156,9 +157,11 @@ class FaissVectorIndex:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if self._coarse is None:
-            scores, ids = self._exact.search(q, min(k, len(self)))
+            with one_omp_thread():
+                scores, ids = self._exact.search(q, min(k, len(self)))
             return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        _, found = self._coarse.search(q, min(k * self.rerank, len(self)))
+        with one_omp_thread():
+            _, found = self._coarse.search(q, min(k * self.rerank, len(self)))
         candidates = found[0][found[0] >= 0]
         exact = self.vectors(candidates) @ q[0]
         best = np.argsort(-exact, kind="stable")[:k]
@@ -249,6 +252,24 @@ def _flat_copy(ivf: faiss.IndexIVF) -> faiss.IndexIDMap2:
     if len(ids):
         flat.add_with_ids(ivf.reconstruct_batch(ids), ids)
     return flat
+
+
+@contextmanager
+def one_omp_thread() -> Iterator[None]:
+    """FAISS's OpenMP team cut to this thread for a search of one query.
+
+    One query is never split across threads (FAISS parallelises over queries), yet entering
+    the parallel region wakes the team and waits at its barrier for a thread that may not
+    get a core soon: on two busy cores, dense search took 5-7 ms at p95 instead of 0.35
+    (0.3 ms at p50 either way; docs/benchmarks.md). The setting is the calling thread's own
+    (an OpenMP ICV), restored after.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _ivf(dim: int, ids: np.ndarray, vectors: np.ndarray) -> faiss.IndexIVF:
