@@ -17,7 +17,7 @@ from rag.collections import (
     NoSuchCollection,
 )
 from rag.index.config import IndexMismatchError, NoIndexError
-from rag.index.index import Index, open_index
+from rag.index.index import Index, open_index, read_config
 from rag.pipeline import Pipeline, index_config, open_pipeline
 from rag.settings import Settings, get_settings
 from rag.store.location import location_from_settings
@@ -65,17 +65,26 @@ def collection_settings(index: Path | None, collection: str = DEFAULT) -> Settin
 def open_pipeline_at(
     index: Path | None, collection: str = DEFAULT, create: bool = False
 ) -> Pipeline:
-    """The pipeline of `collection`; with `create`, a missing collection is created first."""
+    """The pipeline of `collection`; with `create`, a missing collection is created first.
+
+    Without `create` there must be an index already: asking a mistyped `--index` would
+    otherwise build an empty one there and answer that nothing was found.
+    """
     from embeddings.factory import make_embedder
 
     if create and collection != DEFAULT:
         _create_missing(index, collection)
     settings = collection_settings(index, collection)
     try:
+        if not create:
+            read_config(location_from_settings(settings, settings.index_dir, collection))
         embedder = make_embedder(settings.embedder, settings.embedder_options())
         return open_pipeline(settings, embedder, on_wait=waiting)
     except IndexBusyError as err:  # creating a new index waits for the write lock
         raise busy(err) from err
+    except NoIndexError as err:
+        errors.print(f"[red]error:[/red] {err}; build one with `rag ingest <folder>`")
+        raise typer.Exit(2) from err
     except (IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err

@@ -150,6 +150,19 @@ def test_ingesting_a_missing_path_fails_clearly(tmp_path: Path) -> None:
     assert "no such file or folder" in result.output
 
 
+@pytest.mark.parametrize("command", ["ask", "search"])
+def test_asking_a_missing_index_fails_clearly_and_creates_nothing(
+    command: str, tmp_path: Path
+) -> None:
+    # A mistyped --index used to get an empty index built there, and "nothing found".
+    missing = tmp_path / "typo"
+    result = runner.invoke(app, [command, "质检总局局长是谁？", "--index", str(missing)])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert f"no index at {missing}; build one with `rag ingest <folder>`" in said
+    assert not missing.exists()
+
+
 def test_a_bad_setting_is_named_in_one_line_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
