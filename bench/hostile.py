@@ -81,6 +81,9 @@ def build_hostile_corpus(folder: Path, one_line_mb: float = 2.0) -> dict[str, Ex
     files["loop/back-up"] = Expected("ignored", "folder already walked")
     os.symlink("/nonexistent/gone.txt", folder / "dangling.txt")
     files["dangling.txt"] = Expected("skipped", "no such file")
+    # A Linux file name may hold any bytes; this one is not UTF-8 (reported as \xff).
+    (folder / os.fsdecode(b"bad-\xffname.txt")).write_text("质量。", encoding="utf-8")
+    files["bad-\\xffname.txt"] = Expected("skipped", "its name is not valid UTF-8")
     return files
 
 

@@ -7,6 +7,7 @@ nothing outside `rag/` reaches the index or the retriever behind it.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -189,10 +190,13 @@ class Pipeline:
         options = load_options(self.settings)
 
         def ignore(path: Path, reason: str) -> None:
-            report.ignored.append(Skipped(str(path), reason))
+            report.ignored.append(Skipped(shown(path), reason))
+
+        def skip(path: Path, reason: str) -> None:
+            report.skipped.append(Skipped(shown(path), reason))
 
         def prepared() -> Iterator[PreparedFile]:
-            for path, key in walk_files([Path(p) for p in paths], ignore):
+            for path, key in walk_files([Path(p) for p in paths], ignore, skip):
                 if on_file is not None:
                     on_file(key)
                 indexed = self._index.indexed_hash(key)
@@ -439,11 +443,34 @@ def _timed(
     return replace(answer, timings_ms=timings)
 
 
-def walk_files(paths: Iterable[Path], ignored: Ignored) -> Iterator[tuple[Path, str]]:
-    """The files `ingest` reads, in its order, each with the name citations use."""
+def walk_files(
+    paths: Iterable[Path], ignored: Ignored, skipped: Ignored
+) -> Iterator[tuple[Path, str]]:
+    """The files `ingest` reads, in its order, each with the name citations use.
+
+    A file whose name is not UTF-8 (bytes a Linux file name may hold) is `skipped`: its name
+    could be neither stored nor shown, and one such file must not stop the others.
+    """
     for root in paths:
         for path in iter_files([root], ignored):
-            yield path, file_key(path, root)
+            key = file_key(path, root)
+            if _utf8(key):
+                yield path, key
+            else:
+                skipped(path, "its name is not valid UTF-8: rename the file")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a file name, as lone surrogates
+        return False
+    return True
+
+
+def shown(path: Path | str) -> str:
+    """`path` as a report shows it: undecodable bytes of its name as \\x escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ class CountingEmbedder(Embedder):
 def _prepared_with_vectors(folder: Path, settings: Settings, embedder: Embedder) -> list[Any]:
     """What the parse tasks and embedding actors hand the driver, made here."""
     items = []
-    for path, key in walk_files([folder], lambda *_: None):
+    for path, key in walk_files([folder], lambda *_: None, lambda *_: None):
         item = prepare_file(path, key, load_options(settings), settings.chunk_size)
         texts = list(dict.fromkeys(fold_script(c.text) for c in item.chunks))
         vectors = embedder.embed(texts)

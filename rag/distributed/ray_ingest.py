@@ -43,6 +43,7 @@ from rag.pipeline import (
     Skipped,
     load_options,
     prepare_file,
+    shown,
     walk_files,
 )
 from rag.settings import Settings
@@ -175,9 +176,12 @@ def ingest_on_ray(
     report = result.report
 
     def ignore(path: Path, reason: str) -> None:
-        report.ignored.append(Skipped(str(path), reason))
+        report.ignored.append(Skipped(shown(path), reason))
 
-    files = list(walk_files([Path(p) for p in paths], ignore))
+    def skip(path: Path, reason: str) -> None:
+        report.skipped.append(Skipped(shown(path), reason))
+
+    files = list(walk_files([Path(p) for p in paths], ignore, skip))
     started = time.perf_counter()
 
     def received() -> Iterator[PreparedFile]:
