@@ -74,8 +74,9 @@ def content_key(source: Path) -> str:
     except importlib.metadata.PackageNotFoundError:
         recorded = []
     for entry in recorded:
-        located = entry.name == source.name and Path(str(entry.locate())).resolve()
-        if entry.hash is not None and located == source.resolve():
+        if entry.hash is None or entry.name != source.name:
+            continue
+        if Path(str(entry.locate())).resolve() == source.resolve():
             return f"{entry.hash.mode}-{entry.hash.value[:16]}"
     stat = source.stat()
     return f"{stat.st_size:x}-{int(stat.st_mtime):x}"
