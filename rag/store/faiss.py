@@ -258,10 +258,11 @@ def _flat_copy(ivf: faiss.IndexIVF) -> faiss.IndexIDMap2:
 def one_omp_thread() -> Iterator[None]:
     """FAISS's OpenMP team cut to this thread for a search of one query.
 
-    One query is never split across threads (FAISS parallelises over queries), yet entering
-    the parallel region wakes the team and waits at its barrier for a thread that may not
-    get a core soon: on two busy cores, dense search took 5-7 ms at p95 instead of 0.35
-    (0.3 ms at p50 either way; docs/benchmarks.md). The setting is the calling thread's own
+    The team of two makes one query slower, not faster (flat search of one query on these
+    two cores: 2.9 against 1.2 ms wall at 20,000 vectors, 21.5 against 13.9 ms at 150,000,
+    with 3-5x the CPU), and entering its parallel region waits at a barrier for a thread
+    that may not get a core soon: on cores busy with the embedding, dense search took 3-7
+    ms at p95 instead of 0.35 (docs/benchmarks.md). The setting is the calling thread's own
     (an OpenMP ICV), restored after.
     """
     before = faiss.omp_get_max_threads()
