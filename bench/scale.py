@@ -5,8 +5,9 @@
 
 Synthetic corpora (`bench.synthetic`): clustered 384-dimensional unit vectors shaped like
 e5-small's, and passages resampled from CMRC 2018 / DRCD sentences. For each size it
-measures, one query at a time on one FAISS thread (the service runs each query on a thread
-of its own): p50/p95 latency and recall@10 against exact search of
+measures, one query at a time on one FAISS thread (as the service searches: one query per
+thread, on that thread alone, `rag.store.faiss.one_omp_thread`): p50/p95 latency and
+recall@10 against exact search of
 
 - FAISS flat (exact); the local backend's automatic choice (`ivf`: candidates from
   `IVF,SQ8`, re-scored from the exact vectors), with sweeps of `nprobe` and of the
