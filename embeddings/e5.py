@@ -166,11 +166,12 @@ def _cuda_available(requested: str) -> bool:
     return bool(torch.cuda.is_available())
 
 
-# What a GPU driver leaves on Linux: NVIDIA's (CUDA) and AMD's (ROCm, which torch also
-# reports through `torch.cuda`).
+# What a GPU driver leaves on Linux: NVIDIA's (CUDA), WSL 2's GPU bridge (CUDA under
+# Windows) and AMD's (ROCm, which torch also reports through `torch.cuda`).
 GPU_DRIVER_PATHS = (
     Path("/proc/driver/nvidia/version"),
     Path("/dev/nvidiactl"),
+    Path("/dev/dxg"),
     Path("/dev/kfd"),
 )
 
