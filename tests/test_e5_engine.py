@@ -384,3 +384,73 @@ def test_no_gpu_driver_means_no_gpu_without_asking_torch(tmp_path: Path) -> None
     assert not gpu_driver_present([driver, tmp_path / "kfd"])
     driver.touch()
     assert gpu_driver_present([driver, tmp_path / "kfd"])
+
+
+# --- the first start, in child processes ---
+
+
+def test_the_first_start_exports_in_children_and_leaves_this_process_small(
+    e5_engine: E5Embedder, tmp_path: Path
+) -> None:
+    # Exporting and quantising in the embedder's own process left it with torch imported and
+    # 1.55 GB resident for good (3.7 GB at the peak). The converted folder is copied without
+    # its ONNX files, so this start exports and quantises for real (about 20 s).
+    import subprocess
+    import sys
+
+    if e5_engine.info.backend != "onnx-int8":
+        pytest.skip("the session's e5-small runs torch (a CPU without VNNI)")
+    target = tmp_path / "models" / e5_engine.folder.name
+    shutil.copytree(e5_engine.folder, target, ignore=shutil.ignore_patterns("onnx"))
+    script = (
+        "import re, sys\n"
+        "from pathlib import Path\n"
+        "from embeddings.e5 import E5Embedder\n"
+        "from embeddings.options import EmbedderOptions\n"
+        f"e5 = E5Embedder(EmbedderOptions(backend='onnx-int8', data_dir=Path({str(tmp_path)!r})))\n"
+        "print(e5.embed_query('质检总局局长是谁？').tolist())\n"
+        "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "print(int(peak) // 1024, 'torch' in sys.modules, e5.info.first_start_seconds > 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    vector, facts = result.stdout.strip().splitlines()[-2:]
+    peak_mb, torch_imported, first_start = facts.split()
+    assert (torch_imported, first_start) == ("False", "True")
+    assert int(peak_mb) < 1200  # the int8 session and the tokenizer; the export peaks near 3 GB
+    assert (target / "onnx" / "model_qint8.onnx").is_file()
+    expected = e5_engine.embed_query("质检总局局长是谁？")
+    np.testing.assert_array_equal(np.array(json.loads(vector), dtype=np.float32), expected)
+
+
+def test_first_start_steps_are_only_those_not_done(tmp_path: Path, converted: Path) -> None:
+    from embeddings.first_start import steps_needed
+
+    assert steps_needed(tmp_path, onnx=True, quantized=True) == ["convert", "onnx", "onnx-int8"]
+    assert steps_needed(tmp_path, onnx=False, quantized=False) == ["convert"]
+    assert steps_needed(converted.parent.parent, onnx=True, quantized=True) == []
+
+
+def test_a_failed_first_start_step_says_which_and_why(tmp_path: Path) -> None:
+    import subprocess
+
+    from embeddings.first_start import MISSING, Run, prepare
+
+    calls: list[list[str]] = []
+
+    def child(code: int, stderr: str) -> Run:
+        def run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+            calls.append(argv[-2:])
+            return subprocess.CompletedProcess(argv, code, "", stderr)
+
+        return run
+
+    with pytest.raises(ImportError, match=r"^needs torch$"):
+        prepare(tmp_path, onnx=True, quantized=True, run=child(MISSING, "needs torch\n"))
+    with pytest.raises(RuntimeError, match="failed at 'convert': OSError: disk full"):
+        prepare(
+            tmp_path, onnx=False, quantized=False, run=child(1, "Traceback\nOSError: disk full")
+        )
+    assert calls == [["convert", str(tmp_path)], ["convert", str(tmp_path)]]
