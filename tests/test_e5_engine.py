@@ -327,32 +327,45 @@ def test_int8_export_on_a_fresh_folder_exports_fp32_first_then_quantises(
     ]
 
 
-def test_the_onnx_engine_starts_without_importing_torch(e5_engine: E5Embedder) -> None:
-    # sentence-transformers brings torch, transformers and scikit-learn: 6 s and 500 MB at
-    # every `rag ask` and service start, for an engine that never calls them. A fresh
-    # process, so that nothing else has imported them; the export is cached by `e5_engine`.
+@pytest.fixture(scope="session")
+def int8_engine(e5_engine: E5Embedder) -> E5Embedder:
+    """The session's e5-small where it is the int8 ONNX engine (its export cached)."""
+    if e5_engine.info.backend != "onnx-int8":
+        pytest.skip("the session's e5-small runs torch (a CPU without VNNI)")
+    return e5_engine
+
+
+def in_fresh_process(data_dir: Path, then: str) -> list[str]:
+    """Starts the int8 e5-small over `data_dir` in a fresh Python process, where nothing
+    else has imported anything, as `e5`; runs the lines `then`; returns what they printed."""
     import subprocess
     import sys
 
-    if e5_engine.info.backend != "onnx-int8":
-        # The default elsewhere is torch; the export this test needs is not cached then.
-        pytest.skip("the session's e5-small runs torch (a CPU without VNNI)")
-    data_dir = e5_engine.folder.parents[1]
     script = (
-        "import sys\n"
+        "import re, sys\n"
         "from pathlib import Path\n"
         "from embeddings.e5 import E5Embedder\n"
         "from embeddings.options import EmbedderOptions\n"
         f"options = EmbedderOptions(backend='onnx-int8', data_dir=Path({str(data_dir)!r}))\n"
-        "assert E5Embedder(options).embed_query('北京大学').shape == (384,)\n"
-        "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
-        "print(sorted(name for name in heavy if name in sys.modules))\n"
-    )
+        "e5 = E5Embedder(options)\n"
+    ) + then
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip().splitlines()
+
+
+def test_the_onnx_engine_starts_without_importing_torch(int8_engine: E5Embedder) -> None:
+    # sentence-transformers brings torch, transformers and scikit-learn: 6 s and 500 MB at
+    # every `rag ask` and service start, for an engine that never calls them.
+    printed = in_fresh_process(
+        int8_engine.folder.parents[1],
+        "assert e5.embed_query('北京大学').shape == (384,)\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n",
+    )
+    assert printed[-1] == "[]"
 
 
 def test_a_missing_engine_is_named_before_anything_is_converted(
@@ -390,38 +403,25 @@ def test_no_gpu_driver_means_no_gpu_without_asking_torch(tmp_path: Path) -> None
 
 
 def test_the_first_start_exports_in_children_and_leaves_this_process_small(
-    e5_engine: E5Embedder, tmp_path: Path
+    int8_engine: E5Embedder, tmp_path: Path
 ) -> None:
     # Exporting and quantising in the embedder's own process left it with torch imported and
     # 1.55 GB resident for good (3.7 GB at the peak). The converted folder is copied without
     # its ONNX files, so this start exports and quantises for real (about 20 s).
-    import subprocess
-    import sys
-
-    if e5_engine.info.backend != "onnx-int8":
-        pytest.skip("the session's e5-small runs torch (a CPU without VNNI)")
-    target = tmp_path / "models" / e5_engine.folder.name
-    shutil.copytree(e5_engine.folder, target, ignore=shutil.ignore_patterns("onnx"))
-    script = (
-        "import re, sys\n"
-        "from pathlib import Path\n"
-        "from embeddings.e5 import E5Embedder\n"
-        "from embeddings.options import EmbedderOptions\n"
-        f"e5 = E5Embedder(EmbedderOptions(backend='onnx-int8', data_dir=Path({str(tmp_path)!r})))\n"
+    target = tmp_path / "models" / int8_engine.folder.name
+    shutil.copytree(int8_engine.folder, target, ignore=shutil.ignore_patterns("onnx"))
+    printed = in_fresh_process(
+        tmp_path,
         "print(e5.embed_query('质检总局局长是谁？').tolist())\n"
         "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-        "print(int(peak) // 1024, 'torch' in sys.modules, e5.info.first_start_seconds > 0)\n"
+        "print(int(peak) // 1024, 'torch' in sys.modules, e5.info.first_start_seconds > 0)\n",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr
-    vector, facts = result.stdout.strip().splitlines()[-2:]
+    vector, facts = printed[-2:]
     peak_mb, torch_imported, first_start = facts.split()
     assert (torch_imported, first_start) == ("False", "True")
     assert int(peak_mb) < 1200  # the int8 session and the tokenizer; the export peaks near 3 GB
     assert (target / "onnx" / "model_qint8.onnx").is_file()
-    expected = e5_engine.embed_query("质检总局局长是谁？")
+    expected = int8_engine.embed_query("质检总局局长是谁？")
     np.testing.assert_array_equal(np.array(json.loads(vector), dtype=np.float32), expected)
 
 
