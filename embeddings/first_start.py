@@ -13,6 +13,7 @@ the largest step's (quantising, 2.8 GB).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from embeddings.convert import converted_folder, ensure_converted, is_converted
 from embeddings.e5_engines import MISSING_EXPORT, ONNX_FP32, ONNX_INT8, export_onnx
 
+log = logging.getLogger("embeddings")
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
 # A child's exit status when what it needs is not installed: its message is the error.
 MISSING = 3
@@ -50,6 +52,15 @@ def prepare(data_dir: Path, onnx: bool, quantized: bool, run: Run = subprocess.r
     if "onnx" in steps and importlib.util.find_spec("torch") is None:
         raise ImportError(MISSING_EXPORT)
     started = time.perf_counter()
+    if steps:
+        # A warning, so that it shows where nothing configured logging (the CLI): half a
+        # minute of silence at the first `rag ingest` would look like a hang.
+        log.warning(
+            "first start: preparing the bundled e5-small model in %s (%s; once, about 25 s "
+            "on two cores)",
+            data_dir,
+            ", ".join(steps),
+        )
     for step in steps:
         done = run(
             [sys.executable, "-m", "embeddings.first_start", step, str(data_dir)],

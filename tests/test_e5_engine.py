@@ -454,3 +454,25 @@ def test_a_failed_first_start_step_says_which_and_why(tmp_path: Path) -> None:
             tmp_path, onnx=False, quantized=False, run=child(1, "Traceback\nOSError: disk full")
         )
     assert calls == [["convert", str(tmp_path)], ["convert", str(tmp_path)]]
+
+
+def test_a_first_start_says_what_it_prepares_and_a_cached_one_says_nothing(
+    tmp_path: Path, converted: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Half a minute of silence at the first `rag ingest` would look like a hang.
+    import subprocess
+
+    from embeddings.first_start import prepare
+
+    def done(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    with caplog.at_level("WARNING", logger="embeddings"):
+        prepare(tmp_path, onnx=False, quantized=False, run=done)
+        assert [r.getMessage() for r in caplog.records] == [
+            f"first start: preparing the bundled e5-small model in {tmp_path} "
+            "(convert; once, about 25 s on two cores)"
+        ]
+        caplog.clear()
+        assert prepare(converted.parents[1], onnx=False, quantized=False, run=done) == 0.0
+        assert caplog.records == []
