@@ -121,6 +121,27 @@ class LexicalIndex(Protocol):
         ...
 
 
+class MetaGeneration:
+    """`generation()` as the meta key "generation": a base for stores whose meta table holds it.
+
+    A store subclassing it implements `get_meta` and `set_meta`.
+    """
+
+    def get_meta(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def set_meta(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def bump_generation(self) -> int:
+        gen = self.generation() + 1
+        self.set_meta("generation", str(gen))
+        return gen
+
+
 class PassageStore(Protocol):
     """The source of truth: documents, paragraphs, passages with their sources and vectors.
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.base import DocumentRow, ParagraphRow, StoredPassage
+from rag.store.base import DocumentRow, MetaGeneration, ParagraphRow, StoredPassage
 from rag.store.location import Location
 from rag.store.milvus_check import integrity_problems
 from rag.store.milvus_schema import (
@@ -108,7 +108,7 @@ class _Batch:
         return not (self.documents or self.passages or self.flips or self.vectors or self.meta)
 
 
-class MilvusStore:
+class MilvusStore(MetaGeneration):
     """One index's collections on one Milvus; each process shares one client per Milvus.
 
     Args:
@@ -225,14 +225,6 @@ class MilvusStore:
     def _set_meta(self, values: dict[str, str]) -> None:
         rows = [{"key": k, "value": v, "pad": PAD} for k, v in values.items()]
         self._client.upsert(self._n["meta"], rows)
-
-    def generation(self) -> int:
-        return int(self.get_meta("generation") or 0)
-
-    def bump_generation(self) -> int:
-        gen = self.generation() + 1
-        self.set_meta("generation", str(gen))
-        return gen
 
     @property
     def dirty(self) -> bool:

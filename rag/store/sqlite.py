@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.base import DocumentRow, ParagraphRow, StoredPassage
+from rag.store.base import DocumentRow, MetaGeneration, ParagraphRow, StoredPassage
 from rag.store.sqlite_schema import SCHEMA, add_columns, integrity_problems
 from rag.text.offsets import OffsetMap
 from rag.types import Document, Passage, Source
@@ -27,7 +27,7 @@ STORE_FILE = "store.sqlite"
 BUSY_TIMEOUT_S = 30.0
 
 
-class SQLiteStore:
+class SQLiteStore(MetaGeneration):
     """One SQLite connection: the writer's, or (`readonly=True`) one reader thread's.
 
     In WAL mode a reader's connection sees the last committed state while a writer's
@@ -87,14 +87,6 @@ class SQLiteStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-    def generation(self) -> int:
-        return int(self.get_meta("generation") or 0)
-
-    def bump_generation(self) -> int:
-        gen = self.generation() + 1
-        self.set_meta("generation", str(gen))
-        return gen
 
     # -- documents ----------------------------------------------------------------------
 
