@@ -39,7 +39,7 @@ NORMALIZATION_FILE = "normalization.json"
 
 @dataclass(frozen=True)
 class Converted:
-    """A converted model folder, and how long converting it took (0.0 when it was cached)."""
+    """A converted model folder, and how long making it took (0.0 when it was cached)."""
 
     path: Path
     seconds: float

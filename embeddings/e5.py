@@ -26,7 +26,7 @@ from embeddings.batching import (
     length_batches,
     token_windows,
 )
-from embeddings.convert import PROMPTS, ensure_converted, normalization_table
+from embeddings.convert import PROMPTS, normalization_table
 from embeddings.device import Precision, select_placement
 from embeddings.e5_engines import make_engine, missing_engine, runs_on_torch
 from embeddings.first_start import prepare
@@ -94,9 +94,10 @@ class E5Embedder(Embedder):
         from tokenizers import Tokenizer
 
         onnx = not runs_on_torch(options.backend, self.placement)
-        first_start = prepare(options.data_dir, onnx, quantized=options.backend == "onnx-int8")
-        converted = ensure_converted(options.data_dir)
-        self.folder = converted.path
+        # Converts and exports in child processes where not done before; here only the
+        # finished folder is read.
+        prepared = prepare(options.data_dir, onnx, quantized=options.backend == "onnx-int8")
+        self.folder = prepared.path
         self._tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self._normalization = normalization_table(self.folder)
         self._bos, self._eos, self._pad, self._unk = (
@@ -113,7 +114,7 @@ class E5Embedder(Embedder):
             precision=self.placement.precision,
             threads=threads,
             instruction_set=instruction_set(flags) if self.placement.device == "cpu" else "cuda",
-            first_start_seconds=round(first_start + converted.seconds, 1),
+            first_start_seconds=round(prepared.seconds, 1),
         )
         self._thread = EngineThread(self._forward, max_windows=self.placement.batch_size)
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from embeddings.convert import converted_folder, ensure_converted, is_converted
+from embeddings.convert import Converted, converted_folder, ensure_converted, is_converted
 from embeddings.e5_engines import MISSING_EXPORT, ONNX_FP32, ONNX_INT8, export_onnx
 
 log = logging.getLogger("embeddings")
@@ -29,9 +29,9 @@ Run = Callable[..., "subprocess.CompletedProcess[str]"]
 MISSING = 3
 
 
-def steps_needed(data_dir: Path, onnx: bool, quantized: bool) -> list[str]:
-    """The steps not yet done for an engine (ONNX `onnx`, int8 with `quantized`), in order."""
-    folder = converted_folder(data_dir)
+def steps_needed(folder: Path, onnx: bool, quantized: bool) -> list[str]:
+    """The steps not yet done in the converted `folder` for an engine (ONNX `onnx`, int8 with
+    `quantized`), in order."""
     steps = [] if is_converted(folder) else ["convert"]
     if onnx and not (folder / ONNX_FP32).is_file():
         steps.append("onnx")
@@ -40,15 +40,17 @@ def steps_needed(data_dir: Path, onnx: bool, quantized: bool) -> list[str]:
     return steps
 
 
-def prepare(data_dir: Path, onnx: bool, quantized: bool, run: Run = subprocess.run) -> float:
-    """Does the missing first-start steps, each in a child process; returns the seconds spent.
+def prepare(data_dir: Path, onnx: bool, quantized: bool, run: Run = subprocess.run) -> Converted:
+    """Does the missing first-start steps, each in a child process; returns the converted
+    folder and the seconds spent (0.0 when all was done before).
 
     Raises:
         ImportError: a step needs what is not installed (torch, to export), named before
             anything is done.
         RuntimeError: a step failed; the message ends with the child's last words.
     """
-    steps = steps_needed(data_dir, onnx, quantized)
+    folder = converted_folder(data_dir)
+    steps = steps_needed(folder, onnx, quantized)
     if "onnx" in steps and importlib.util.find_spec("torch") is None:
         raise ImportError(MISSING_EXPORT)
     started = time.perf_counter()
@@ -72,7 +74,7 @@ def prepare(data_dir: Path, onnx: bool, quantized: bool, run: Run = subprocess.r
             raise ImportError(said[0])
         if done.returncode != 0:
             raise RuntimeError(f"the first start of e5-small failed at {step!r}: {said[0]}")
-    return time.perf_counter() - started if steps else 0.0
+    return Converted(folder, time.perf_counter() - started if steps else 0.0)
 
 
 def run_step(step: str, data_dir: Path) -> None:

@@ -426,11 +426,13 @@ def test_the_first_start_exports_in_children_and_leaves_this_process_small(
 
 
 def test_first_start_steps_are_only_those_not_done(tmp_path: Path, converted: Path) -> None:
+    from embeddings.convert import converted_folder
     from embeddings.first_start import steps_needed
 
-    assert steps_needed(tmp_path, onnx=True, quantized=True) == ["convert", "onnx", "onnx-int8"]
-    assert steps_needed(tmp_path, onnx=False, quantized=False) == ["convert"]
-    assert steps_needed(converted.parent.parent, onnx=True, quantized=True) == []
+    fresh = converted_folder(tmp_path)
+    assert steps_needed(fresh, onnx=True, quantized=True) == ["convert", "onnx", "onnx-int8"]
+    assert steps_needed(fresh, onnx=False, quantized=False) == ["convert"]
+    assert steps_needed(converted, onnx=True, quantized=True) == []
 
 
 def test_a_failed_first_start_step_says_which_and_why(tmp_path: Path) -> None:
@@ -474,5 +476,6 @@ def test_a_first_start_says_what_it_prepares_and_a_cached_one_says_nothing(
             "(convert; once, about 25 s on two cores)"
         ]
         caplog.clear()
-        assert prepare(converted.parents[1], onnx=False, quantized=False, run=done) == 0.0
+        cached = prepare(converted.parents[1], onnx=False, quantized=False, run=done)
+        assert (cached.path, cached.seconds) == (converted, 0.0)
         assert caplog.records == []
