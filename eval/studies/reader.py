@@ -203,15 +203,19 @@ def read(
     import torch
 
     model.eval()
-    em = f1 = 0.0
+    spans = []
     with torch.inference_mode():
         for batch in batches(data, 16):
             enc = encode(tokenizer, batch, args.window, args.stride)
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            spans = best_span(enc, out.start_logits.numpy(), out.end_logits.numpy(), batch)
-            for ex, span in zip(batch, spans, strict=True):
-                em += exact_match(span, ex.answers)
-                f1 += char_f1(span, ex.answers)
+            spans += best_span(enc, out.start_logits.numpy(), out.end_logits.numpy(), batch)
+    return scores(spans, data)
+
+
+def scores(spans: Sequence[str], data: Sequence[Example]) -> tuple[float, float]:
+    """Mean exact match and character F1 of `spans` against each question's gold answers."""
+    em = sum(exact_match(span, ex.answers) for span, ex in zip(spans, data, strict=True))
+    f1 = sum(char_f1(span, ex.answers) for span, ex in zip(spans, data, strict=True))
     return em / len(data), f1 / len(data)
 
 
@@ -262,8 +266,7 @@ def onnx_read(
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
-    em = f1 = 0.0
-    times = []
+    spans, times = [], []
     for ex in data:
         enc = encode(tokenizer, [ex], args.window, args.stride)
         feed = {
@@ -273,10 +276,8 @@ def onnx_read(
         t = time.thread_time()
         start, end = session.run(None, feed)
         times.append(time.thread_time() - t)
-        span = best_span(enc, start, end, [ex])[0]
-        em += exact_match(span, ex.answers)
-        f1 += char_f1(span, ex.answers)
-    return em / len(data), f1 / len(data), 1000 * float(np.median(times))
+        spans += best_span(enc, start, end, [ex])
+    return (*scores(spans, data), 1000 * float(np.median(times)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
