@@ -194,10 +194,15 @@ def _access(action: Action) -> object:
     return Depends(check)
 
 
-AskAccess = Annotated[Caller, _access(Action.ASK)]
-SearchAccess = Annotated[Caller, _access(Action.SEARCH)]
-CiteAccess = Annotated[Caller, _access(Action.CITE)]
-ManageAccess = Annotated[Caller, _access(Action.MANAGE)]
+# One dependency per action, so that a route and its collection's dependency share it and
+# FastAPI checks the key once per request.
+_ASK, _SEARCH, _CITE, _MANAGE = (
+    _access(a) for a in (Action.ASK, Action.SEARCH, Action.CITE, Action.MANAGE)
+)
+AskAccess = Annotated[Caller, _ASK]
+SearchAccess = Annotated[Caller, _SEARCH]
+CiteAccess = Annotated[Caller, _CITE]
+ManageAccess = Annotated[Caller, _MANAGE]
 
 
 # -- the collection of each kind of request -----------------------------------------------
@@ -209,33 +214,26 @@ ManageAccess = Annotated[Caller, _access(Action.MANAGE)]
 # routes take `?collection=` and are never shed.
 
 
-async def _manage_target(
-    request: Request, state: StateDep, caller: ManageAccess, collection: CollectionParam = DEFAULT
-) -> AsyncIterator[InCollection]:
-    name = scoped_collection(collection, caller, state)
-    async with _leased(request, state, name, False) as target:
-        yield target
+def _document_target(access: object) -> object:
+    """The dependency giving a document route its collection (`?collection=`), for a caller
+    that `access` lets in."""
+
+    async def target(
+        request: Request,
+        state: StateDep,
+        caller: Caller = access,  # type: ignore[assignment]  # a FastAPI dependency
+        collection: CollectionParam = DEFAULT,
+    ) -> AsyncIterator[InCollection]:
+        name = scoped_collection(collection, caller, state)
+        async with _leased(request, state, name, False) as leased:
+            yield leased
+
+    return Depends(target)
 
 
-async def _cite_target(
-    request: Request, state: StateDep, caller: CiteAccess, collection: CollectionParam = DEFAULT
-) -> AsyncIterator[InCollection]:
-    name = scoped_collection(collection, caller, state)
-    async with _leased(request, state, name, False) as target:
-        yield target
-
-
-async def _read_target(
-    request: Request, state: StateDep, caller: SearchAccess, collection: CollectionParam = DEFAULT
-) -> AsyncIterator[InCollection]:
-    name = scoped_collection(collection, caller, state)
-    async with _leased(request, state, name, False) as target:
-        yield target
-
-
-ManagedCollection = Annotated[InCollection, Depends(_manage_target)]
-CitedCollection = Annotated[InCollection, Depends(_cite_target)]
-ReadCollection = Annotated[InCollection, Depends(_read_target)]
+ManagedCollection = Annotated[InCollection, _document_target(_MANAGE)]
+CitedCollection = Annotated[InCollection, _document_target(_CITE)]
+ReadCollection = Annotated[InCollection, _document_target(_SEARCH)]
 
 
 def checked_question(text: str, settings: ServiceSettings) -> str:

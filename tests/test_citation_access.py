@@ -110,6 +110,22 @@ def test_the_widget_key_opens_a_cited_paragraph_with_its_token(client: TestClien
         assert citation["quote"] in response.json()["paragraph"]["text"]
 
 
+def test_opening_a_cited_paragraph_counts_once_against_the_widget_rate_limit(
+    tmp_path: Path,
+) -> None:
+    # The route and its collection's dependency both need the caller: one key check serves
+    # both, or each paragraph would count twice against the widget's limit.
+    settings = keyed_settings(
+        tmp_path / "index", widget_rate_limit="3/minute", citation_secrets=SECRETS
+    )
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as limited:
+        citation = widget_answer(limited)["citations"][0]
+        path = paragraph_path(citation["file"], citation["paragraph"], citation["token"])
+        statuses = [limited.get(path, headers=bearer(WIDGET)).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]  # the answer took the first of the three
+
+
 def test_a_token_for_one_file_or_paragraph_opens_no_other(client: TestClient) -> None:
     citation = widget_answer(client)["citations"][0]
     other_file = next(f for f in documents(client) if f != citation["file"])
