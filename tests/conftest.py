@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,25 @@ DEMO = ROOT / "data" / "demo"
 SHARED = ROOT.parent / "shared"
 SEEDS_DEV = SHARED / "qa" / "seeds-dev.jsonl"
 DATASETS = SHARED / "datasets"
+
+
+def pytest_report_header() -> list[str]:
+    # A full disk fails every test that makes a folder after it, and CI shows only part of
+    # the output: the header says how much room there was. A run needs about 2 GB: the
+    # converted model (1.1 GB in the data directory, once), tests that export it again
+    # (0.6 GB), indexes and clusters in temporary folders.
+    from rag.settings import Settings
+
+    lines = []
+    for what, folder in (
+        ("temporary", Path(tempfile.gettempdir())),
+        ("data", Settings().data_dir),
+    ):
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        free = shutil.disk_usage(existing).free / 1e9
+        low = " (low: the suite needs about 2 GB)" if free < 2 else ""
+        lines.append(f"free disk: {free:.1f} GB for {what} files ({folder}){low}")
+    return lines
 
 
 def seed_questions() -> list[dict[str, object]]:
