@@ -36,3 +36,20 @@ def test_signatures_survive_storage() -> None:
     index = NearDuplicateIndex(threshold=0.85, num_perm=64, shingle_size=3)
     signature = index.signature(TEXT)
     assert signature_from_bytes(signature_bytes(signature), 64).jaccard(signature) == 1.0
+
+
+def test_signatures_are_datasketchs_own_with_the_hash_functions_drawn_once() -> None:
+    # Stored signatures must stay comparable with those of earlier versions, which let
+    # datasketch draw its hash functions for every signature (0.1 ms each).
+    from datasketch import MinHash
+
+    from rag.ingest.dedupe import SCHEME, minhash, shingles
+
+    own = MinHash(num_perm=64, scheme=SCHEME)
+    own.update_batch(shingles(TEXT, 3))
+    made, other = minhash(TEXT, 3, 64), minhash("完全不同的一段文字", 3, 64)
+    loaded = signature_from_bytes(signature_bytes(made), 64)
+
+    assert (made.hashvalues == own.hashvalues).all()
+    assert made.permutations is other.permutations is loaded.permutations
+    assert loaded.jaccard(own) == 1.0
