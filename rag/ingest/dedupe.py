@@ -36,8 +36,8 @@ SCHEME = "affine32"
 @lru_cache(maxsize=4)
 def _permutations(num_perm: int) -> np.ndarray:
     """The parameters of the `num_perm` hash functions (datasketch's, from its default seed),
-    drawn once. datasketch draws them again for every MinHash it makes, 0.1 ms each: loading
-    the stored signatures at the first write to an index of 10^5 passages spent 12 s on it."""
+    drawn once. datasketch draws them again for every MinHash it makes, 0.1 ms each: about
+    12 s of loading the stored signatures at the first write to an index of 10^5 passages."""
     from datasketch import MinHash
 
     drawn: np.ndarray = MinHash(num_perm=num_perm, scheme=SCHEME).permutations
