@@ -93,6 +93,7 @@ _PAIRS = (
     ("(", ")"),
     ("【", "】"),
 )
+_MARKS = frozenset(mark for pair in _PAIRS for mark in pair)
 
 
 def balanced(text: str) -> bool:
@@ -100,6 +101,8 @@ def balanced(text: str) -> bool:
 
     A span that cuts a title in two ("1946年在《自然") is no answer.
     """
+    if _MARKS.isdisjoint(text):  # most spans hold none: one pass instead of 14 counts
+        return True
     return all(text.count(a) == text.count(b) for a, b in _PAIRS)
 
 
