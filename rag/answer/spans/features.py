@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -256,7 +255,6 @@ def candidate_features(
     for a, b in sentences:
         seen = {w for h0, h1, w in hit_list if a <= h0 and h1 <= b}
         cover.append(sum(question.terms[words[w]] for w in seen) / total)
-    best = max(cover)
     n = len(candidates)
     out = np.zeros((n, len(NAMES)))
     if not n:
@@ -288,105 +286,137 @@ def candidate_features(
         dist = np.full(n, float(len(folded)))
     out[:, INDEX["near"]] = 1.0 / (1.0 + dist)
     out[:, INDEX["log_dist"]] = np.log1p(dist) / 5
-    starts = [a for a, _ in sentences]
-    qchars = {c for c in question.folded if c not in _STOP}
-    # The question's characters just around its wh-word, for a paraphrase-tolerant match
-    # of the answer's surroundings ("担任了什么院系的教授" ~ "任...表演系教授").
-    left_near = {ch for ch in question.left[-6:] if ch not in _STOP}
-    right_near = {ch for ch in question.right.lstrip("是的")[:6] if ch not in _STOP}
-    right_first = question.right.lstrip("是的")[:2]
-    left_q = _strip_copula(question.left)
-    right_q = question.right.lstrip("是的")
-    kind = question.kind
-    ordinal = "第几" in question.folded
-    kind_col = {k: INDEX[f"{kind}:{k}"] for k in SPAN_KINDS}
-    col = INDEX  # one look-up per name below; a quote has hundreds of candidates
-    c_overlap, c_inq, c_cover, c_best = (
-        col["overlap"],
-        col["in_question"],
-        col["sentence_cover"],
-        col["best_sentence"],
-    )
-    c_la, c_ra, c_ll, c_kll, c_kll2 = (
-        col["left_anchor"],
-        col["right_anchor"],
-        col["log_len"],
-        col[f"{kind}:log_len"],
-        col[f"{kind}:log_len2"],
-    )
-    c_len1, c_long, c_bl, c_br, c_first = (
-        col["len1"],
-        col["len_long"],
-        col["boundary_left"],
-        col["boundary_right"],
-        col["first_in_sentence"],
-    )
-    c_ws, c_we, c_af, c_ls, c_le = (
-        col["word_start"],
-        col["word_end"],
-        col["after_function"],
-        col["loose_start"],
-        col["loose_end"],
-    )
-    c_lc, c_rc, c_rn = col["left_chars"], col["right_chars"], col["right_next"]
-    side_col = {(side, cls): col[f"{side}:{cls}"] for side in WORD_SIDES for cls in WORD_CLASSES}
-    no_edge = ("other", "other")  # inside a word: neither side is known
-    end = len(folded)
-    width = len(NAMES)
-    rows = []  # plain lists: setting numpy elements one by one is slower than the rest
-    for c in candidates:
-        row = [0.0] * width
-        rows.append(row)
-        text = folded[c.start : c.end]
-        length = len(text)
-        log_len = math.log(length)
-        row[kind_col[c.kind]] = 1.0
-        row[c_overlap] = sum(ch in qchars for ch in text) / length
-        row[c_inq] = text in question.folded
-        s = bisect_right(starts, c.start) - 1
-        row[c_cover] = cover[s]
-        row[c_best] = cover[s] == best and best > 0
-        before = folded[max(0, c.start - 8) : c.start]
-        after = folded[c.end : c.end + 8]
-        stripped = _strip_copula(before)
-        row[c_la] = _anchor(left_q, stripped) / 3 if left_q and stripped else 0.0
-        if question.right:
-            row[c_ra] = _prefix(right_q, after.lstrip("是的")) / 3
-        row[c_ll] = log_len
-        row[c_kll] = log_len
-        row[c_kll2] = log_len * log_len / 4
-        row[c_len1] = length == 1
-        row[c_long] = length > 10
-        row[c_bl] = c.start == 0 or folded[c.start - 1] in _PUNCT
-        row[c_br] = c.end == end or folded[c.end] in _PUNCT
-        row[c_first] = c.start == sentences[s][0]
-        if question.unit:
-            # "70.99" before "平方公里" leaves out the unit the question asked in.
-            row[col["unit_match"]] = text.endswith(question.unit)
-            row[col["unit_missing"]] = after.startswith(question.unit)
-        if ordinal:
-            row[col["ordinal"]] = text[0] == "第"
-        if question.category:
-            row[col["category_suffix"]] = text[-1] == question.category[-1]
-            row[col["category_inside"]] = question.category in text
-        if c.kind == "list":
-            row[col["plural_list"]] = question.plural
-            row[col["list_balance"]] = _list_balance(text)
-        row[c_ws] = c.start in boundaries
-        row[c_we] = c.end in boundaries
-        before_cls, first_cls = boundaries.get(c.start, no_edge)
-        last_cls, after_cls = boundaries.get(c.end, no_edge)
-        row[side_col[("before", before_cls)]] = 1.0
-        row[side_col[("first", first_cls)]] = 1.0
-        row[side_col[("last", last_cls)]] = 1.0
-        row[side_col[("after", after_cls)]] = 1.0
-        row[c_af] = c.start > 0 and folded[c.start - 1] in _BEFORE
-        row[c_ls] = text[0] in _LOOSE
-        row[c_le] = text[-1] in _LOOSE
-        if left_near:
-            row[c_lc] = len(left_near.intersection(before)) / len(left_near)
-        if right_near:
-            row[c_rc] = len(right_near.intersection(after)) / len(right_near)
-            row[c_rn] = bool(after) and after[0] in right_first
-    out += np.asarray(rows, dtype=float)
+    out += _own_features(question, folded, candidates, sentences, cover)
+    out += _edge_features(question, folded, cs[:, 0], boundaries, start=True)
+    out += _edge_features(question, folded, ce[:, 0], boundaries, start=False)
     return out
+
+
+def _own_features(
+    question: Question,
+    folded: str,
+    candidates: Sequence[Candidate],
+    sentences: Sequence[tuple[int, int]],
+    cover: Sequence[float],
+) -> np.ndarray:
+    """The features of each candidate's own text and of the sentence it starts in."""
+    n, col = len(candidates), INDEX
+    out = np.zeros((n, len(NAMES)))
+    spans = [(c.start, c.end) for c in candidates]
+    texts = [folded[a:b] for a, b in spans]
+    start = np.fromiter((a for a, _ in spans), dtype=np.int64, count=n)
+    stop = np.fromiter((b for _, b in spans), dtype=np.int64, count=n)
+    length = stop - start
+    rows = np.arange(n)
+    kind_col = {k: col[f"{question.kind}:{k}"] for k in SPAN_KINDS}
+    out[rows, np.fromiter((kind_col[c.kind] for c in candidates), np.int64, n)] = 1.0
+    # Characters of the text that are among the question's, counted up to each offset.
+    qchars = {ch for ch in question.folded if ch not in _STOP}
+    counted = np.zeros(len(folded) + 1, dtype=np.int64)
+    counted[1:] = np.cumsum([ch in qchars for ch in folded])
+    out[:, col["overlap"]] = (counted[stop] - counted[start]) / length
+    out[:, col["in_question"]] = [t in question.folded for t in texts]
+    sentence = np.searchsorted([a for a, _ in sentences], start, side="right") - 1
+    covered = np.asarray(cover)[sentence]
+    best = max(cover)
+    out[:, col["sentence_cover"]] = covered
+    out[:, col["best_sentence"]] = (covered == best) & (best > 0)
+    out[:, col["first_in_sentence"]] = start == np.asarray([a for a, _ in sentences])[sentence]
+    log_len = np.fromiter(map(math.log, length.tolist()), dtype=float, count=n)  # libm's log
+    out[:, col["log_len"]] = log_len
+    out[:, col[f"{question.kind}:log_len"]] = log_len
+    out[:, col[f"{question.kind}:log_len2"]] = log_len * log_len / 4
+    out[:, col["len1"]] = length == 1
+    out[:, col["len_long"]] = length > 10
+    out[:, col["loose_start"]] = [t[0] in _LOOSE for t in texts]
+    out[:, col["loose_end"]] = [t[-1] in _LOOSE for t in texts]
+    if question.unit:
+        # "70.99" before "平方公里" leaves out the unit the question asked in.
+        out[:, col["unit_match"]] = [t.endswith(question.unit) for t in texts]
+    if "第几" in question.folded:
+        out[:, col["ordinal"]] = [t[0] == "第" for t in texts]
+    if question.category:
+        out[:, col["category_suffix"]] = [t[-1] == question.category[-1] for t in texts]
+        out[:, col["category_inside"]] = [question.category in t for t in texts]
+    for i, c in enumerate(candidates):
+        if c.kind == "list":
+            out[i, col["plural_list"]] = question.plural
+            out[i, col["list_balance"]] = _list_balance(texts[i])
+    return out
+
+
+def _edge_features(
+    question: Question, folded: str, offsets: np.ndarray, boundaries: Edges, start: bool
+) -> np.ndarray:
+    """The features of what lies before each candidate (`start`: `offsets` are the
+    candidates' starts) or after it (their ends). They depend on the offset alone, and a
+    quote's hundreds of candidates have far fewer distinct offsets: each is worked out once."""
+    distinct, which = np.unique(offsets, return_inverse=True)
+    rows = np.zeros((len(distinct), len(NAMES)))
+    side = _Before(question) if start else _After(question)
+    for row, at in zip(rows, distinct.tolist(), strict=True):
+        for index, value in side.features(folded, at, boundaries):
+            row[index] = value
+    return rows[which]
+
+
+_NO_EDGE = ("other", "other")  # inside a word: neither side is known
+
+
+class _Before:
+    """The features of the text before a candidate, for one question."""
+
+    def __init__(self, question: Question) -> None:
+        self.left_q = _strip_copula(question.left)
+        # The question's characters just around its wh-word, for a paraphrase-tolerant
+        # match of the answer's surroundings ("担任了什么院系的教授" ~ "任...表演系教授").
+        self.near = {ch for ch in question.left[-6:] if ch not in _STOP}
+
+    def features(self, folded: str, at: int, boundaries: Edges) -> list[tuple[int, float]]:
+        """(column, value) of the features of a candidate starting at `at`."""
+        col = INDEX
+        before = folded[max(0, at - 8) : at]
+        stripped = _strip_copula(before)
+        before_cls, first_cls = boundaries.get(at, _NO_EDGE)
+        anchor = _anchor(self.left_q, stripped) / 3 if self.left_q and stripped else 0.0
+        pairs = [
+            (col["left_anchor"], anchor),
+            (col["boundary_left"], at == 0 or folded[at - 1] in _PUNCT),
+            (col["word_start"], at in boundaries),
+            (col[f"before:{before_cls}"], 1.0),
+            (col[f"first:{first_cls}"], 1.0),
+            (col["after_function"], at > 0 and folded[at - 1] in _BEFORE),
+        ]
+        if self.near:
+            pairs.append((col["left_chars"], len(self.near.intersection(before)) / len(self.near)))
+        return pairs
+
+
+class _After:
+    """The features of the text after a candidate, for one question."""
+
+    def __init__(self, question: Question) -> None:
+        self.has_right = bool(question.right)
+        self.right_q = question.right.lstrip("是的")
+        self.near = {ch for ch in self.right_q[:6] if ch not in _STOP}
+        self.unit = question.unit
+
+    def features(self, folded: str, at: int, boundaries: Edges) -> list[tuple[int, float]]:
+        """(column, value) of the features of a candidate ending at `at`."""
+        col = INDEX
+        after = folded[at : at + 8]
+        last_cls, after_cls = boundaries.get(at, _NO_EDGE)
+        pairs = [
+            (col["boundary_right"], at == len(folded) or folded[at] in _PUNCT),
+            (col["word_end"], at in boundaries),
+            (col[f"last:{last_cls}"], 1.0),
+            (col[f"after:{after_cls}"], 1.0),
+        ]
+        if self.has_right:
+            pairs.append((col["right_anchor"], _prefix(self.right_q, after.lstrip("是的")) / 3))
+        if self.unit:
+            pairs.append((col["unit_missing"], after.startswith(self.unit)))
+        if self.near:
+            pairs.append((col["right_chars"], len(self.near.intersection(after)) / len(self.near)))
+            pairs.append((col["right_next"], bool(after) and after[0] in self.right_q[:2]))
+        return pairs
