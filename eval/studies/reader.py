@@ -112,13 +112,19 @@ def encode(tokenizer: Any, batch: Sequence[Example], window: int, stride: int) -
     )
 
 
+def windows(
+    enc: Any, batch: Sequence[Example]
+) -> Iterator[tuple[int, int, Example, list[int | None], list[list[int]]]]:
+    """Each tokenised window of `batch`: its index, its question's index in `batch` and the
+    question, the sequence of each token (1: the context) and each token's character offsets."""
+    for w, ex_index in enumerate(enc["overflow_to_sample_mapping"].tolist()):
+        yield w, ex_index, batch[ex_index], enc.sequence_ids(w), enc["offset_mapping"][w].tolist()
+
+
 def labels(enc: Any, batch: Sequence[Example]) -> tuple[list[int], list[int]]:
     """Start/end token of the gold answer in each window, or 0 (the <s> token) if outside."""
     starts, ends = [], []
-    for w, ex_index in enumerate(enc["overflow_to_sample_mapping"].tolist()):
-        ex = batch[ex_index]
-        seq = enc.sequence_ids(w)
-        offsets = enc["offset_mapping"][w].tolist()
+    for _, _, ex, seq, offsets in windows(enc, batch):
         a0, a1 = ex.start, ex.start + len(ex.answers[0])
         s = e = 0
         if ex.start >= 0:
@@ -178,10 +184,7 @@ def train(model: Any, tokenizer: Any, data: list[Example], args: argparse.Namesp
 def best_span(enc: Any, start: np.ndarray, end: np.ndarray, batch: Sequence[Example]) -> list[str]:
     """The highest start+end logit span inside the context, over every window of a question."""
     best: dict[int, tuple[float, str]] = {}
-    for w, ex_index in enumerate(enc["overflow_to_sample_mapping"].tolist()):
-        ex = batch[ex_index]
-        seq = enc.sequence_ids(w)
-        offsets = enc["offset_mapping"][w].tolist()
+    for w, ex_index, ex, seq, offsets in windows(enc, batch):
         inside = np.array([k == 1 for k in seq])
         s = np.where(inside, start[w], -1e9)
         e = np.where(inside, end[w], -1e9)
