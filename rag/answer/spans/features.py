@@ -286,7 +286,7 @@ def candidate_features(
         dist = np.full(n, float(len(folded)))
     out[:, INDEX["near"]] = 1.0 / (1.0 + dist)
     out[:, INDEX["log_dist"]] = np.log1p(dist) / 5
-    out += _own_features(question, folded, candidates, sentences, cover)
+    out += _own_features(question, folded, candidates, cs[:, 0], ce[:, 0], sentences, cover)
     out += _edge_features(question, folded, cs[:, 0], boundaries, start=True)
     out += _edge_features(question, folded, ce[:, 0], boundaries, start=False)
     return out
@@ -296,16 +296,16 @@ def _own_features(
     question: Question,
     folded: str,
     candidates: Sequence[Candidate],
+    start: np.ndarray,
+    stop: np.ndarray,
     sentences: Sequence[tuple[int, int]],
     cover: Sequence[float],
 ) -> np.ndarray:
-    """The features of each candidate's own text and of the sentence it starts in."""
+    """The features of each candidate's own text (`folded[start:stop]`) and of the sentence
+    it starts in."""
     n, col = len(candidates), INDEX
     out = np.zeros((n, len(NAMES)))
-    spans = [(c.start, c.end) for c in candidates]
-    texts = [folded[a:b] for a, b in spans]
-    start = np.fromiter((a for a, _ in spans), dtype=np.int64, count=n)
-    stop = np.fromiter((b for _, b in spans), dtype=np.int64, count=n)
+    texts = [folded[c.start : c.end] for c in candidates]
     length = stop - start
     rows = np.arange(n)
     kind_col = {k: col[f"{question.kind}:{k}"] for k in SPAN_KINDS}
@@ -316,12 +316,13 @@ def _own_features(
     counted[1:] = np.cumsum([ch in qchars for ch in folded])
     out[:, col["overlap"]] = (counted[stop] - counted[start]) / length
     out[:, col["in_question"]] = [t in question.folded for t in texts]
-    sentence = np.searchsorted([a for a, _ in sentences], start, side="right") - 1
+    sentence_starts = np.asarray([a for a, _ in sentences])
+    sentence = np.searchsorted(sentence_starts, start, side="right") - 1
     covered = np.asarray(cover)[sentence]
     best = max(cover)
     out[:, col["sentence_cover"]] = covered
     out[:, col["best_sentence"]] = (covered == best) & (best > 0)
-    out[:, col["first_in_sentence"]] = start == np.asarray([a for a, _ in sentences])[sentence]
+    out[:, col["first_in_sentence"]] = start == sentence_starts[sentence]
     log_len = np.fromiter(map(math.log, length.tolist()), dtype=float, count=n)  # libm's log
     out[:, col["log_len"]] = log_len
     out[:, col[f"{question.kind}:log_len"]] = log_len
