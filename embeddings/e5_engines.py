@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -34,6 +35,8 @@ MISSING_EXPORT = (
 )
 ONNX_FP32 = "onnx/model.onnx"
 ONNX_INT8 = "onnx/model_qint8.onnx"
+# The fp32 export made only to be quantised, deleted once it is (`export_int8_source`).
+ONNX_INT8_SOURCE = "onnx/int8-source.onnx"
 
 
 class Engine(Protocol):
@@ -133,57 +136,94 @@ def export_onnx(folder: Path, quantized: bool) -> Path:
     """Writes the ONNX model (once) into `folder/onnx`, atomically; returns its path.
 
     fp32: torch's exporter, the pooled output included. int8: ONNX Runtime's dynamic
-    quantisation of it (weights int8 per channel, activations quantised at run time), which
-    the VNNI instructions run.
+    quantisation of an fp32 export (weights int8 per channel, activations quantised at run
+    time), which the VNNI instructions run.
     """
+    if not quantized:
+        return _write_once(folder / ONNX_FP32, folder, partial(_export_fp32, folder))
+    target = folder / ONNX_INT8
+    if not target.is_file():
+        source = export_int8_source(folder)
+        _write_once(target, folder, partial(_quantize, source))
+        (folder / ONNX_INT8_SOURCE).unlink(missing_ok=True)
+    return target
+
+
+def export_int8_source(folder: Path) -> Path:
+    """The fp32 export that int8 is quantised from: the fp32 backend's own where it exists,
+    else one made for the purpose, which `export_onnx` deletes once quantised (the int8
+    engine never reads it: it left 450 MB in every data directory). Nothing is exported
+    when the int8 model is already there."""
+    kept = folder / ONNX_FP32
+    if kept.is_file():
+        return kept
+    return _write_once(
+        folder / ONNX_INT8_SOURCE,
+        folder,
+        partial(_export_fp32, folder),
+        unless=folder / ONNX_INT8,
+    )
+
+
+def _write_once(
+    target: Path, folder: Path, write: Callable[[Path], None], unless: Path | None = None
+) -> Path:
+    """Has `write` make `target` unless it (or `unless`) exists: under the folder's lock, into
+    a staging file renamed into place, so a reader sees a whole file or none."""
     from filelock import FileLock
 
-    target = folder / (ONNX_INT8 if quantized else ONNX_FP32)
-    if target.is_file():
+    def done() -> bool:
+        return target.is_file() or (unless is not None and unless.is_file())
+
+    if done():
         return target
-    # int8 is quantised from the fp32 export: make that first, outside the lock below (the
-    # lock is not reentrant: filelock refuses a second acquisition in the same thread).
-    source = export_onnx(folder, quantized=False) if quantized else None
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(MISSING_ONNX) from exc
     target.parent.mkdir(exist_ok=True)
+    # Not reentrant (filelock refuses a second acquisition in the same thread): int8's
+    # source is made before the quantising takes the lock, never inside it.
     with FileLock(str(folder / ".onnx.lock")):
-        if target.is_file():
+        if done():
             return target
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(MISSING_ONNX) from exc
-        try:
-            import torch
-        except ImportError as exc:
-            raise ImportError(MISSING_EXPORT) from exc
         fd, staging_name = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
         os.close(fd)
         staging = Path(staging_name)
         try:
-            if source is not None:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                quantize_dynamic(source, staging, weight_type=QuantType.QInt8, per_channel=True)
-            else:
-                sample = torch.tensor([[0, 6, 2], [0, 2, 1]])
-                torch.onnx.export(
-                    _PooledModel.build(folder),
-                    (sample, (sample != 1).long()),
-                    str(staging),
-                    input_names=["input_ids", "attention_mask"],
-                    output_names=["pooled"],
-                    dynamic_axes={
-                        "input_ids": {0: "batch", 1: "tokens"},
-                        "attention_mask": {0: "batch", 1: "tokens"},
-                        "pooled": {0: "batch"},
-                    },
-                    opset_version=17,
-                    dynamo=False,
-                )
+            write(staging)
             os.replace(staging, target)
         finally:
             staging.unlink(missing_ok=True)
     return target
+
+
+def _export_fp32(folder: Path, path: Path) -> None:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(MISSING_EXPORT) from exc
+    sample = torch.tensor([[0, 6, 2], [0, 2, 1]])
+    torch.onnx.export(
+        _PooledModel.build(folder),
+        (sample, (sample != 1).long()),
+        str(path),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["pooled"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "tokens"},
+            "attention_mask": {0: "batch", 1: "tokens"},
+            "pooled": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def _quantize(source: Path, path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(source, path, weight_type=QuantType.QInt8, per_channel=True)
 
 
 class OnnxEngine:

@@ -7,7 +7,11 @@ after a start from the cache), having peaked at 3.7 GB: a service started on an 
 directory carried that. A child per step returns its memory when it exits, and the peak is
 the largest step's (quantising, 2.8 GB).
 
-    python -m embeddings.first_start STEP DATA_DIR      (STEP: convert, onnx, onnx-int8)
+    python -m embeddings.first_start STEP DATA_DIR   (STEP: convert, onnx, int8-source, onnx-int8)
+
+The int8 default exports an fp32 graph only to quantise it, and deletes it after: its
+engine never reads it (450 MB). The fp32 backend's own export (`onnx`) is kept, and int8
+is quantised from it where it exists.
 """
 
 from __future__ import annotations
@@ -21,10 +25,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from embeddings.convert import Converted, converted_folder, ensure_converted, is_converted
-from embeddings.e5_engines import MISSING_EXPORT, ONNX_FP32, ONNX_INT8, export_onnx
+from embeddings.e5_engines import (
+    MISSING_EXPORT,
+    ONNX_FP32,
+    ONNX_INT8,
+    ONNX_INT8_SOURCE,
+    export_int8_source,
+    export_onnx,
+)
 
 log = logging.getLogger("embeddings")
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
+STEPS = ("convert", "onnx", "int8-source", "onnx-int8")
 # A child's exit status when what it needs is not installed: its message is the error.
 MISSING = 3
 
@@ -33,11 +45,14 @@ def steps_needed(folder: Path, onnx: bool, quantized: bool) -> list[str]:
     """The steps not yet done in the converted `folder` for an engine (ONNX `onnx`, int8 with
     `quantized`), in order."""
     steps = [] if is_converted(folder) else ["convert"]
-    if onnx and not (folder / ONNX_FP32).is_file():
-        steps.append("onnx")
-    if onnx and quantized and not (folder / ONNX_INT8).is_file():
-        steps.append("onnx-int8")
-    return steps
+    if not onnx:
+        return steps
+    if not quantized:
+        return steps + ([] if (folder / ONNX_FP32).is_file() else ["onnx"])
+    if (folder / ONNX_INT8).is_file():
+        return steps
+    have_source = any((folder / name).is_file() for name in (ONNX_FP32, ONNX_INT8_SOURCE))
+    return steps + ([] if have_source else ["int8-source"]) + ["onnx-int8"]
 
 
 def prepare(data_dir: Path, onnx: bool, quantized: bool, run: Run = subprocess.run) -> Converted:
@@ -51,7 +66,7 @@ def prepare(data_dir: Path, onnx: bool, quantized: bool, run: Run = subprocess.r
     """
     folder = converted_folder(data_dir)
     steps = steps_needed(folder, onnx, quantized)
-    if "onnx" in steps and importlib.util.find_spec("torch") is None:
+    if {"onnx", "int8-source"}.intersection(steps) and importlib.util.find_spec("torch") is None:
         raise ImportError(MISSING_EXPORT)
     started = time.perf_counter()
     if steps:
@@ -81,8 +96,10 @@ def run_step(step: str, data_dir: Path) -> None:
     folder = ensure_converted(data_dir).path
     if step in ("onnx", "onnx-int8"):
         export_onnx(folder, quantized=step == "onnx-int8")
+    elif step == "int8-source":
+        export_int8_source(folder)
     elif step != "convert":
-        raise ValueError(f"unknown step {step!r}; steps: convert, onnx, onnx-int8")
+        raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

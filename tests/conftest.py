@@ -27,7 +27,7 @@ DATASETS = SHARED / "datasets"
 def pytest_report_header() -> list[str]:
     # A full disk fails every test that makes a folder after it, and CI shows only part of
     # the output: the header says how much room there was. A run needs about 2 GB: the
-    # converted model (1.1 GB in the data directory, once), tests that export it again
+    # converted model (0.6 GB in the data directory, once), tests that export it again
     # (0.6 GB), indexes and clusters in temporary folders.
     from rag.settings import Settings
 

@@ -337,10 +337,20 @@ def test_int8_export_on_a_fresh_folder_exports_fp32_first_then_quantises(
     assert calls == ["export", "quantize"]
     assert path.read_bytes() == b"fp32->int8"
     assert e5_engines.export_onnx(tmp_path, quantized=True) == path and len(calls) == 2
+    # The fp32 graph was made only to be quantised: 450 MB the int8 engine never reads.
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == ["model_qint8.onnx"]
+    assert e5_engines.export_int8_source(tmp_path) and len(calls) == 2  # int8 is there
+
+    # Where the fp32 backend exported its own model, int8 is quantised from it, and it stays.
+    (tmp_path / "onnx" / "model_qint8.onnx").unlink()
+    fp32 = e5_engines.export_onnx(tmp_path, quantized=False)
+    assert e5_engines.export_onnx(tmp_path, quantized=True) == path
+    assert calls == ["export", "quantize", "export", "quantize"]
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
         "model.onnx",
         "model_qint8.onnx",
     ]
+    assert fp32.read_bytes() == b"fp32"
 
 
 @pytest.fixture(scope="session")
@@ -436,7 +446,7 @@ def test_the_first_start_exports_in_children_and_leaves_this_process_small(
     peak_mb, torch_imported, first_start = facts.split()
     assert (torch_imported, first_start) == ("False", "True")
     assert int(peak_mb) < 1200  # the int8 session and the tokenizer; the export peaks near 3 GB
-    assert (target / "onnx" / "model_qint8.onnx").is_file()
+    assert [p.name for p in (target / "onnx").iterdir()] == ["model_qint8.onnx"]
     expected = int8_engine.embed_query("质检总局局长是谁？")
     np.testing.assert_array_equal(np.array(json.loads(vector), dtype=np.float32), expected)
 
@@ -446,7 +456,12 @@ def test_first_start_steps_are_only_those_not_done(tmp_path: Path, converted: Pa
     from embeddings.first_start import steps_needed
 
     fresh = converted_folder(tmp_path)
-    assert steps_needed(fresh, onnx=True, quantized=True) == ["convert", "onnx", "onnx-int8"]
+    assert steps_needed(fresh, onnx=True, quantized=True) == [
+        "convert",
+        "int8-source",
+        "onnx-int8",
+    ]
+    assert steps_needed(fresh, onnx=True, quantized=False) == ["convert", "onnx"]
     assert steps_needed(fresh, onnx=False, quantized=False) == ["convert"]
     assert steps_needed(converted, onnx=True, quantized=True) == []
 
