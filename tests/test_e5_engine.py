@@ -353,6 +353,54 @@ def test_int8_export_on_a_fresh_folder_exports_fp32_first_then_quantises(
     assert fp32.read_bytes() == b"fp32"
 
 
+def _first_start_int8(folder: Path, log: Path) -> None:
+    """One process's int8 first start, with torch's exporter and the quantiser stubbed to
+    take a moment and log each call (a forked child of the test below)."""
+    import os
+    import time
+
+    import onnxruntime.quantization
+    import torch
+
+    from embeddings import e5_engines
+
+    def logged(what: str, path: object, content: bytes) -> None:
+        with open(log, "a") as out:
+            out.write(f"{what} {os.getpid()}\n")
+        time.sleep(0.02)
+        Path(str(path)).write_bytes(content)
+
+    e5_engines._PooledModel.build = staticmethod(lambda folder: None)  # type: ignore[method-assign]
+    torch.onnx.export = lambda _m, _a, path, **_: logged("export", path, b"fp32")
+    onnxruntime.quantization.quantize_dynamic = lambda source, path, **_: logged(
+        "quantize", path, Path(source).read_bytes() + b"->int8"
+    )
+    e5_engines.export_onnx(folder, quantized=True)
+
+
+def test_processes_starting_together_export_and_quantise_once(tmp_path: Path) -> None:
+    # Each process runs int8's two steps (fp32 source, then quantise) while others may be
+    # anywhere in theirs: a late one must neither export again after the source was
+    # deleted nor quantise a half-written or deleted source.
+    import multiprocessing
+
+    pytest.importorskip("onnxruntime")
+    fork = multiprocessing.get_context("fork")
+    for round_ in range(8):
+        folder, log = tmp_path / f"round{round_}", tmp_path / f"round{round_}.log"
+        folder.mkdir()
+        starts = [fork.Process(target=_first_start_int8, args=(folder, log)) for _ in range(3)]
+        for process in starts:
+            process.start()
+        for process in starts:
+            process.join(60)
+        assert [process.exitcode for process in starts] == [0, 0, 0]
+        calls = sorted(line.split()[0] for line in log.read_text().splitlines())
+        assert calls == ["export", "quantize"]
+        assert [p.name for p in (folder / "onnx").iterdir()] == ["model_qint8.onnx"]
+        assert (folder / "onnx" / "model_qint8.onnx").read_bytes() == b"fp32->int8"
+
+
 @pytest.fixture(scope="session")
 def int8_engine(e5_engine: E5Embedder) -> E5Embedder:
     """The session's e5-small where it is the int8 ONNX engine (its export cached)."""
