@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from opencc import OpenCC
 
+from eval.datasets import load_squad
 from rag.text.script import detect_script, fold_chars, fold_script, to_script
+from tests.conftest import DATASETS, DEMO
 
 
 def test_traditional_and_simplified_fold_alike() -> None:
@@ -42,3 +48,31 @@ def test_folding_by_characters_keeps_every_offset(text: str) -> None:
     assert len(folded) == len(text)
     assert fold_chars(folded) == folded
     assert all(fold_chars(text[i]) == folded[i] for i in range(len(text)))
+
+
+def _opencc_fold(text: str) -> str:
+    return str(OpenCC("t2s").convert(unicodedata.normalize("NFKC", text).lower()))
+
+
+def test_folding_reads_phrases_where_a_text_holds_one_and_characters_elsewhere() -> None:
+    # 乾 alone is 干 (dry); in the phrase 乾隆 (an emperor) it stays.
+    assert fold_script("乾隆皇帝下江南") == "乾隆皇帝下江南"
+    assert fold_script("乾燥的天氣") == "干燥的天气"
+    assert fold_script("沈默是金") == _opencc_fold("沈默是金") == "沉默是金"
+    assert fold_script("發髮") == _opencc_fold("發髮")  # several forms: OpenCC's first
+
+
+@pytest.mark.skipif(not DATASETS.is_dir(), reason="../shared/datasets missing")
+@pytest.mark.parametrize("name", ["cmrc2018_dev", "drcd_dev"])
+def test_folding_gives_opencc_own_output_on_real_text(name: str) -> None:
+    squad = load_squad(DATASETS / f"{name}.json")
+    texts = [p for a in squad.articles[:40] for p in a.paragraphs]
+    texts += [q.question for q in squad.questions[:800]]
+    texts += [answer for q in squad.questions[:800] for answer in q.answers]
+    assert [fold_script(t) for t in texts] == [_opencc_fold(t) for t in texts]
+
+
+def test_folding_gives_opencc_own_output_on_the_demo_corpus() -> None:
+    for path in sorted(DEMO.rglob("*.*")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            assert fold_script(line) == _opencc_fold(line), (path.name, line)
