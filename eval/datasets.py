@@ -68,11 +68,14 @@ def load_squad(path: Path) -> SquadSet:
     return SquadSet(name, tuple(articles), tuple(questions))
 
 
-def first_contexts(squad: SquadSet, n: int) -> SquadSet:
-    """The first articles holding at least `n` contexts, with their questions."""
+def first_contexts(squad: SquadSet, n: int, after: int = 0) -> SquadSet:
+    """The first articles holding at least `n` contexts, with their questions; with `after`,
+    the first such articles behind those that `first_contexts(squad, after)` takes (a slice
+    disjoint from that one, to fit on one and measure on the other)."""
+    skipped = len(first_contexts(squad, after).articles) if after else 0
     articles: list[Article] = []
     taken = 0
-    for article in squad.articles:
+    for article in squad.articles[skipped:]:
         if taken >= n:
             break
         articles.append(article)

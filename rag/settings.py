@@ -55,8 +55,13 @@ class Settings(BaseSettings):
     # Answer composition: "llm" has a chat model write the answer from the passages
     # (rag/llm/, needs the `llm` extra), falling back to "extractive" when the model fails.
     answerer: str = "extractive"  # a name of `rag.answer.factory.COMPOSERS`
-    abstain_below: float = Field(default=0.5, ge=0, le=1)
-    min_support: float = Field(default=0.35, ge=0, le=1)
+    # Abstain when the best passage's score + `support_weight` x the answer's support is
+    # below `abstain_confidence` (`rag.answer.extractive.ExtractiveConfig`), or either is
+    # below its own floor (0: none). Chosen by measurement: docs/benchmarks.md, "Abstention".
+    abstain_confidence: float = Field(default=0.78, ge=0, le=2)
+    support_weight: float = Field(default=0.5, ge=0, le=1)
+    abstain_below: float = Field(default=0.0, ge=0, le=1)
+    min_support: float = Field(default=0.0, ge=0, le=1)
     answer_sentences: int = Field(default=2, ge=1, le=10)
     answer_max_chars: int = Field(default=150, ge=20)
     # Grow the best sentence with its neighbours up to this many characters (0: never).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rag.answer.base import ABSTAIN_TEXT
-from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
+from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig, confident
 from rag.text.offsets import OffsetMap
 from rag.text.tokenize import bigram_tokens
 from rag.types import Passage, ScoredPassage, Source
@@ -78,6 +78,23 @@ def test_abstains_when_retrieval_found_nothing_relevant_enough() -> None:
         "质检总局局长是谁？", [scored(1, "质检总局局长是支树平。", 0.1)]
     ).abstained
     assert COMPOSER.compose("质检总局局长是谁？", []).abstained
+
+
+def test_confidence_weighs_the_passage_score_and_the_answer_support_together() -> None:
+    config = ExtractiveConfig()  # score + 0.5 x support must reach 0.78
+    # A strong passage may answer in other words than the question's...
+    assert confident(config, best=0.90, support=0.20)
+    # ...and a passage just under the old 0.5 floor, by repeating them.
+    assert confident(config, best=0.45, support=0.80)
+    # Neither strong nor supported: abstain.
+    assert not confident(config, best=0.60, support=0.30)
+    assert not confident(config, best=0.30, support=0.90)
+
+
+def test_floors_on_the_score_and_the_support_still_apply_when_set() -> None:
+    assert not confident(ExtractiveConfig(abstain_below=0.5), best=0.45, support=1.0)
+    assert not confident(ExtractiveConfig(min_support=0.35), best=0.95, support=0.30)
+    assert confident(ExtractiveConfig(abstain_confidence=0.0), best=0.0, support=0.0)
 
 
 def test_a_long_sentence_is_cut_to_the_clauses_that_answer() -> None:

@@ -1,14 +1,17 @@
 """Calibrate abstention: answer support for answerable vs out-of-corpus questions.
 
-    python -m eval.studies.abstention ../shared/datasets data/demo
+    python -m eval.studies.abstention ../shared/datasets data/demo [--contexts N] [--after M]
 
-Answerable: questions of a CMRC 2018 + DRCD slice asked over an index of half its articles
-(every other one), about the indexed half. Unanswerable: the questions about the other half,
-asked over the same index (a corpus lacking their article, on the same kind of subjects),
-plus the questions of the whole slice asked over the demo corpus, plus a few everyday
-questions. For each threshold pair it prints the share of answerable questions still
-answered, of unanswerable ones abstained on, and the precision and recall of abstaining as
-a detector of unanswerable questions (what `rag eval` reports).
+Answerable: questions of a CMRC 2018 + DRCD slice (the first articles holding N contexts of
+each set, behind those holding the first M: `eval.datasets.first_contexts`) asked over an
+index of half its articles (every other one), about the indexed half. Unanswerable: the
+questions about the other half, asked over the same index (a corpus lacking their article,
+on the same kind of subjects), plus the questions of the whole slice asked over the demo
+corpus, plus a few everyday questions. For each rule (`rag.answer.extractive.confident`:
+a threshold on the best passage's score + a weight x the answer's support) it prints the
+share of answerable questions still answered, of unanswerable ones abstained on, and the
+precision and recall of abstaining as a detector of unanswerable questions (what `rag eval`
+reports).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from embeddings.factory import make_embedder
-from eval.datasets import SquadSet, load_squad, write_corpus
-from rag.answer.extractive import ExtractiveComposer
+from eval.datasets import SquadSet, first_contexts, load_squad, write_corpus
+from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig, confident
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
 
@@ -30,14 +35,8 @@ EVERYDAY = [
     "苹果公司的总部在哪里？",
     "2022年世界杯冠军是哪个国家？",
 ]
-SLICE = {"cmrc2018_dev.json": 40, "drcd_dev.json": 6}
-
-
-def sliced(path: Path, articles: int) -> SquadSet:
-    full = load_squad(path)
-    kept = full.articles[:articles]
-    files = {a.file for a in kept}
-    return SquadSet(full.name, kept, tuple(q for q in full.questions if q.file in files))
+SETS = ("cmrc2018_dev.json", "drcd_dev.json")
+WEIGHTS = (0.5, 1.0, 2.0)  # of the support against the best passage's score
 
 
 def signals(pipeline: Pipeline, question: str) -> tuple[float, float]:
@@ -54,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="abstention calibration")
     parser.add_argument("datasets", type=Path)
     parser.add_argument("demo", type=Path)
+    parser.add_argument("--contexts", type=int, default=200, help="contexts of each set")
+    parser.add_argument(
+        "--after", type=int, default=0, help="skip the articles holding the first M contexts"
+    )
     args = parser.parse_args(argv)
-    settings = Settings(abstain_below=0.0, min_support=0.0)
+    settings = Settings(abstain_confidence=0.0, abstain_below=0.0, min_support=0.0)
     embedder = make_embedder(settings.embedder, settings.embedder_options())
-    sets = [sliced(args.datasets / name, n) for name, n in SLICE.items()]
+    sets = [
+        first_contexts(load_squad(args.datasets / name), args.contexts, args.after) for name in SETS
+    ]
     indexed = [halved(s) for s in sets]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
@@ -74,16 +79,24 @@ def main(argv: list[str] | None = None) -> int:
         ]
         unanswerable += [signals(off_topic, q) for q in [q.question for q in questions] + EVERYDAY]
     print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable questions")
-    print("below support answered abstained(=recall) precision")
-    for below in (0.0, 0.35, 0.5, 0.6, 0.7):
-        for support in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7):
-            wrong = sum(b < below or s < support for b, s in answerable)
-            right = sum(b < below or s < support for b, s in unanswerable)
-            kept = 1 - wrong / len(answerable)
-            precision = right / ((right + wrong) or 1)
-            recall = right / len(unanswerable)
-            row = (below, support, kept, recall, precision)
-            print("{:5.2f} {:7.2f} {:8.3f} {:9.3f} {:9.3f}".format(*row))
+    print("rule                       answered abstained(=recall) precision")
+    before = ExtractiveConfig(abstain_confidence=0.0, abstain_below=0.5, min_support=0.35)
+    rules = [("either below 0.50 / 0.35 (before)", before)]
+    rules += [
+        (
+            f"score + {w} x support < {c:.2f}",
+            ExtractiveConfig(abstain_confidence=c, support_weight=w),
+        )
+        for w in WEIGHTS
+        for c in np.arange(0.60, 1.21, 0.02)
+    ]
+    for name, config in rules:
+        wrong = sum(not confident(config, b, s) for b, s in answerable)
+        right = sum(not confident(config, b, s) for b, s in unanswerable)
+        kept = 1 - wrong / len(answerable)
+        precision = right / ((right + wrong) or 1)
+        recall = right / len(unanswerable)
+        print(f"{name:32s} {kept:8.3f} {recall:9.3f} {precision:9.3f}")
     return 0
 
 

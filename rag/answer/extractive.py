@@ -58,8 +58,15 @@ _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
 @dataclass(frozen=True)
 class ExtractiveConfig:
-    abstain_below: float = 0.5  # fused score of the best passage (eval/studies/abstention.py)
-    min_support: float = 0.35  # IDF-weighted share of the question's words the answer covers
+    # Abstention (eval/studies/abstention.py): the answer's confidence is the best passage's
+    # fused score plus `support_weight` times its support (the IDF-weighted share of the
+    # question's words the answer covers); below `abstain_confidence` it abstains. One sum,
+    # not a floor on each: a strong passage may answer in other words than the question's,
+    # and a weaker one may answer by repeating them. Floors on each remain (0: none).
+    abstain_confidence: float = 0.78
+    support_weight: float = 0.5
+    abstain_below: float = 0.0  # floor on the best passage's fused score
+    min_support: float = 0.0  # floor on the support
     min_gain: float = 0.2  # share of the question a further sentence must add
     max_sentences: int = 2
     max_chars: int = 150
@@ -98,6 +105,15 @@ class _Sentence:
     end: int
     terms: frozenset[str]  # question words in the sentence
     context: frozenset[str]  # question words elsewhere in its passage only
+
+
+def confident(config: ExtractiveConfig, best: float, support: float) -> bool:
+    """Whether an answer with `support`, from passages led by a `best` fused score, is given."""
+    return (
+        best >= config.abstain_below
+        and support >= config.min_support
+        and best + config.support_weight * support >= config.abstain_confidence
+    )
 
 
 class ExtractiveComposer:
@@ -146,11 +162,12 @@ class ExtractiveComposer:
 
     def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer:
         abstain = Answer(question, ABSTAIN_TEXT, True, (), tuple(passages))
-        if not passages or passages[0].score < self.config.abstain_below:
+        best = passages[0].score if passages else 0.0
+        if not passages or not confident(self.config, best, 1.0):  # not even with full support
             return abstain
         weights, chosen, span = self._select_span(question, passages)
         support = self.support(chosen, weights, self.framing_words(question))
-        if not chosen or support < self.config.min_support:
+        if not chosen or not confident(self.config, best, support):
             return abstain
         if self.config.context_chars:
             chosen = self._expand(chosen, passages)

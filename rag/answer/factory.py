@@ -17,6 +17,8 @@ def extractive_composer(settings: Settings, lexicon: Lexicon) -> ExtractiveCompo
     """The extractive composer of `settings`; also every other composer's fallback."""
     return ExtractiveComposer(
         ExtractiveConfig(
+            abstain_confidence=settings.abstain_confidence,
+            support_weight=settings.support_weight,
             abstain_below=settings.abstain_below,
             min_support=settings.min_support,
             max_sentences=settings.answer_sentences,
