@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         unanswerable += [signals(off_topic, q) for q in [q.question for q in questions] + EVERYDAY]
     print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable questions")
-    print("rule                       answered abstained(=recall) precision")
+    print(f"{'rule':32s} answered abstained(=recall) precision")
     before = ExtractiveConfig(abstain_confidence=0.0, abstain_below=0.5, min_support=0.35)
     rules = [("either below 0.50 / 0.35 (before)", before)]
     rules += [
