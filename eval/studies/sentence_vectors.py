@@ -33,7 +33,7 @@ import numpy as np
 
 from embeddings.convert import PROMPTS, ensure_converted, normalization_table
 from embeddings.options import DEFAULT_DATA_DIR
-from rag.answer.extractive import ANSWER_SLOT, ExtractiveComposer, ExtractiveConfig
+from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.settings import Settings
 from rag.text.script import fold_script
 from rag.text.sentences import split_sentences
@@ -115,21 +115,13 @@ def composer_gains(
 ) -> tuple[dict[Span, float], Span | None]:
     """Each sentence's share of the question as the composer's first pick weighs it (its
     `_choose` with nothing covered yet), and the sentence it picks first."""
-    weights, chosen, _ = composer._select_span(question, [passage])
-    total = sum(weights.values()) or 1.0
-    sentences = composer._sentences([passage], weights)
-    if composer.config.typed_weight > 0:
-        sentences = composer._typed(question, [passage], sentences, weights)
-        if any(ANSWER_SLOT in s.terms for s in sentences):
-            weights = {**weights, ANSWER_SLOT: composer.config.typed_weight * total}
-    gains = {}
-    for s in sentences:
-        gain = sum(weights.get(t, 0.0) for t in s.terms)
-        gain += composer.config.context_weight * sum(
-            weights.get(t, 0.0) for t in s.context - s.terms
-        )
-        gains[(s.start, s.end)] = gain / total
-    return gains, ((chosen[0].start, chosen[0].end) if chosen else None)
+    selection = composer._select_span(question, [passage])
+    gains = {
+        (s.start, s.end): composer.gain(s, selection.weights, selection.total or 1.0)
+        for s in selection.sentences
+    }
+    first = selection.chosen[0] if selection.chosen else None
+    return gains, ((first.start, first.end) if first else None)
 
 
 def measure_set(path: Path, contexts: int, encoder: Encoder, seed: int) -> list[Row]:

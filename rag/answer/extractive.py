@@ -52,7 +52,7 @@ SPEECH_SLOT = "<speech>"
 # `ExtractiveConfig.typed_weight` of the question: it answers more than a sentence that
 # only repeats the question's words.
 ANSWER_SLOT = "<answer>"
-_SLOTS = (DATE_SLOT, NUMBER_SLOT, SPEECH_SLOT, ANSWER_SLOT)
+SLOTS = (DATE_SLOT, NUMBER_SLOT, SPEECH_SLOT, ANSWER_SLOT)
 _CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
 
 
@@ -105,6 +105,15 @@ class _Sentence:
     end: int
     terms: frozenset[str]  # question words in the sentence
     context: frozenset[str]  # question words elsewhere in its passage only
+
+
+@dataclass(frozen=True)
+class _Selection:
+    weights: dict[str, float]  # the question's words and slots, with their weights
+    total: float  # the question's weight (before the answer slot's bonus)
+    sentences: list[_Sentence]  # every sentence looked at, with what it covers
+    chosen: list[_Sentence]  # picked by cover, best first
+    span: Span | None  # the top passage's best span, when it guided the choice
 
 
 def confident(config: ExtractiveConfig, best: float, support: float) -> bool:
@@ -165,7 +174,8 @@ class ExtractiveComposer:
         best = passages[0].score if passages else 0.0
         if not passages or not confident(self.config, best, 1.0):  # not even with full support
             return abstain
-        weights, chosen, span = self._select_span(question, passages)
+        selection = self._select_span(question, passages)
+        weights, chosen, span = selection.weights, selection.chosen, selection.span
         support = self.support(chosen, weights, self.framing_words(question))
         if not chosen or not confident(self.config, best, support):
             return abstain
@@ -203,17 +213,16 @@ class ExtractiveComposer:
         self, question: str, passages: Sequence[ScoredPassage]
     ) -> tuple[dict[str, float], list[_Sentence]]:
         """The question's weighted words and the sentences chosen to answer it."""
-        weights, chosen, _ = self._select_span(question, passages)
-        return weights, chosen
+        selection = self._select_span(question, passages)
+        return selection.weights, selection.chosen
 
-    def _select_span(
-        self, question: str, passages: Sequence[ScoredPassage]
-    ) -> tuple[dict[str, float], list[_Sentence], Span | None]:
-        """`_select`, and the best span of the top passage when it guided the choice."""
+    def _select_span(self, question: str, passages: Sequence[ScoredPassage]) -> _Selection:
+        """`_select`, with every sentence looked at and the best span of the top passage
+        when it guided the choice."""
         weights = self.question_terms(question)
         total = sum(weights.values())
         if total <= 0:
-            return weights, [], None
+            return _Selection(weights, total, [], [], None)
         sentences = self._sentences(passages, weights)
         if SPEECH_SLOT in weights:
             # What someone said is only in a sentence that reports it: when there is one,
@@ -233,7 +242,22 @@ class ExtractiveComposer:
             if any(ANSWER_SLOT in s.terms for s in sentences):
                 # A bonus on top: shares of the question (`total`) keep their meaning.
                 weights = {**weights, ANSWER_SLOT: self.config.typed_weight * total}
-        return weights, self._choose(sentences, weights, total), span
+        return _Selection(weights, total, sentences, self._choose(sentences, weights, total), span)
+
+    def gain(
+        self,
+        s: _Sentence,
+        weights: dict[str, float],
+        total: float,
+        covered: frozenset[str] | set[str] = frozenset(),
+    ) -> float:
+        """Share of the question `s` adds to `covered`, its passage's words at
+        `context_weight`."""
+        gain = sum(weights.get(t, 0.0) for t in s.terms - covered)
+        gain += self.config.context_weight * sum(
+            weights.get(t, 0.0) for t in s.context - covered - s.terms
+        )
+        return gain / total
 
     def _spanned(
         self, question: str, passages: Sequence[ScoredPassage], sentences: list[_Sentence]
@@ -263,7 +287,7 @@ class ExtractiveComposer:
     ) -> list[_Sentence]:
         """`sentences`, those holding a typed answer next to the anchor word with ANSWER_SLOT."""
         q = prepare(question)
-        anchor = anchor_term(q, [w for w in weights if w not in _SLOTS])
+        anchor = anchor_term(q, [w for w in weights if w not in SLOTS])
         if anchor is None:
             return sentences
         # The few sentences that say most of the question and its anchor word are looked
@@ -294,9 +318,9 @@ class ExtractiveComposer:
         not count: a sentence offering a number is a candidate answer, not evidence that it
         answers *this* question. Nor do the `framing` words (the category asked within).
         """
-        words = {w: v for w, v in weights.items() if w not in _SLOTS and w not in framing}
+        words = {w: v for w, v in weights.items() if w not in SLOTS and w not in framing}
         if not words:  # nothing but the category was asked: it is the content then
-            words = {w: v for w, v in weights.items() if w not in _SLOTS}
+            words = {w: v for w, v in weights.items() if w not in SLOTS}
         direct = set().union(*(s.terms for s in chosen)) if chosen else set()
         context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
         covered = sum(words.get(t, 0.0) for t in direct)
@@ -341,11 +365,7 @@ class ExtractiveComposer:
             for s in sentences:
                 if s in chosen:
                     continue
-                gain = sum(weights.get(t, 0.0) for t in s.terms - covered)
-                gain += self.config.context_weight * sum(
-                    weights.get(t, 0.0) for t in s.context - covered - s.terms
-                )
-                gain /= total
+                gain = self.gain(s, weights, total, covered)
                 # Earlier passages win ties: the retrieval already judged them more relevant.
                 key = (gain * self.config.rank_discount**s.rank, -s.rank)
                 if key > best_key:
