@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 
 from rag.answer.base import ABSTAIN_TEXT
@@ -140,3 +143,43 @@ def test_a_lower_passage_must_cover_more_by_the_rank_discount_to_be_quoted_first
     steep = ExtractiveComposer(ExtractiveConfig(context_chars=0, rank_discount=0.5), FlatLexicon())
     answer = steep.compose(question, passages)
     assert answer.citations[0].quote == "线路全长548公里，设计时速160公里。"
+
+
+# IDFs whose plain float sum depends on the order of addition: (0.1 + 0.2) + 0.3 is
+# 0.6000000000000001, (0.3 + 0.2) + 0.1 is 0.6, and 深圳 alone weighs 0.6.
+_TIE = """
+from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
+from rag.text.offsets import OffsetMap
+from rag.types import Passage, ScoredPassage, Source
+
+class Lexicon:
+    def tokenize(self, folded):
+        return [folded]
+
+    def idf(self, tokens):
+        weights = {"北京": 0.1, "上海": 0.2, "广州": 0.3, "深圳": 0.6}
+        return {t: weights.get(t, 0.0) for t in tokens}
+
+config = ExtractiveConfig(context_chars=0, max_sentences=1)
+text = "深圳。北京上海广州。"
+origin = OffsetMap((0,), (0,), (len(text),), len(text))
+source = Source("a.txt", 1, 1, 1, 0, len(text), text, origin)
+passage = ScoredPassage(Passage(1, text, (source,)), 1.0)
+print(ExtractiveComposer(config, Lexicon()).compose("北京上海广州深圳？", [passage]).answer)
+"""
+
+
+def test_a_tie_is_broken_the_same_way_in_every_process() -> None:
+    # The question's words come from a set, iterated in another order in each process
+    # (PYTHONHASHSEED): sums of their weights must not depend on that order.
+    answers = {
+        subprocess.run(
+            [sys.executable, "-c", _TIE],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(8)
+    }
+    assert answers == {"深圳。[1]\n"}  # a tie: the earlier sentence

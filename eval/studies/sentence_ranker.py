@@ -34,7 +34,13 @@ import numpy as np
 
 from eval.metrics import answer_hit
 from eval.studies.sentence_vectors import SETS, _Lexicon
-from rag.answer.extractive import ANSWER_SLOT, SLOTS, ExtractiveComposer, ExtractiveConfig
+from rag.answer.extractive import (
+    ANSWER_SLOT,
+    SLOTS,
+    ExtractiveComposer,
+    ExtractiveConfig,
+    grow,
+)
 from rag.answer.spans.candidates import foldable
 from rag.answer.spans.features import Question, prepare
 from rag.answer.spans.select import Span as ScoredSpan
@@ -126,20 +132,6 @@ class Row:
     x: np.ndarray  # sentences x FEATURES
     spans: tuple[Span, ...]  # the sentences
     answer: Span | None  # the gold answer's offsets, when known (gold contexts)
-
-
-def window(spans: Sequence[Span], i: int, budget: int = 100) -> Span:
-    """Sentence `i` grown with its neighbours while it fits `budget` (the composer's
-    `_expand`)."""
-    lo = hi = i
-    grown = True
-    while grown:
-        grown = False
-        if lo > 0 and spans[hi][1] - spans[lo - 1][0] <= budget:
-            lo, grown = lo - 1, True
-        if hi + 1 < len(spans) and spans[hi + 1][1] - spans[lo][0] <= budget:
-            hi, grown = hi + 1, True
-    return spans[lo][0], spans[hi][1]
 
 
 def sentence_rows(
@@ -283,7 +275,7 @@ def accuracy(rows: Sequence[Row], unanswered: int, model: Model | None, budget: 
             w, mean, scale = model
             pick = int(np.argmax(((r.x - mean) / scale) @ w))  # ties: the earlier sentence
         if budget and r.answer is not None:
-            a, b = window(r.spans, pick, budget)
+            a, b = grow(r.spans, pick, budget)
             hits += a <= r.answer[0] and r.answer[1] <= b
         else:
             hits += bool(r.right[pick])

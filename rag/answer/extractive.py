@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import fsum
 
 from rag.answer.base import ABSTAIN_TEXT, Lexicon
 from rag.answer.cite import cite
@@ -116,6 +117,20 @@ class _Selection:
     span: Span | None  # the top passage's best span, when it guided the choice
 
 
+def grow(sentences: Sequence[tuple[int, int]], i: int, budget: int) -> tuple[int, int]:
+    """Sentence `i` of `sentences` (offsets, in order) grown with its neighbours on both
+    sides, one at a time, while the whole stays within `budget` characters: its offsets."""
+    lo = hi = i
+    grown = True
+    while grown:
+        grown = False
+        if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= budget:
+            lo, grown = lo - 1, True
+        if hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= budget:
+            hi, grown = hi + 1, True
+    return sentences[lo][0], sentences[hi][1]
+
+
 def confident(config: ExtractiveConfig, best: float, support: float) -> bool:
     """Whether an answer with `support`, from passages led by a `best` fused score, is given."""
     return (
@@ -138,6 +153,10 @@ class ExtractiveComposer:
         self.config = config
         self.lexicon = lexicon
 
+    # Every sum of weights below is `fsum`, exactly rounded: the question's words come from
+    # a set, whose order changes from one process to the next, and a plain float sum in
+    # another order can break a tie between two sentences the other way (the same question
+    # answered with another sentence after a restart).
     def question_terms(self, question: str) -> dict[str, float]:
         """The question's content words with their weights, plus the answer slot it expects.
 
@@ -160,7 +179,7 @@ class ExtractiveComposer:
             idf = self.lexicon.idf(self.lexicon.tokenize(word))
             weights[word] = max(idf.values(), default=0.0)
         if weights:
-            slot_weight = sum(weights.values()) / len(weights)
+            slot_weight = fsum(weights.values()) / len(weights)
             if _WANTS_DATE.search(folded):
                 weights[DATE_SLOT] = slot_weight
             elif _WANTS_NUMBER.search(folded):
@@ -220,7 +239,7 @@ class ExtractiveComposer:
         """`_select`, with every sentence looked at and the best span of the top passage
         when it guided the choice."""
         weights = self.question_terms(question)
-        total = sum(weights.values())
+        total = fsum(weights.values())
         if total <= 0:
             return _Selection(weights, total, [], [], None)
         sentences = self._sentences(passages, weights)
@@ -253,8 +272,8 @@ class ExtractiveComposer:
     ) -> float:
         """Share of the question `s` adds to `covered`, its passage's words at
         `context_weight`."""
-        gain = sum(weights.get(t, 0.0) for t in s.terms - covered)
-        gain += self.config.context_weight * sum(
+        gain = fsum(weights.get(t, 0.0) for t in s.terms - covered)
+        gain += self.config.context_weight * fsum(
             weights.get(t, 0.0) for t in s.context - covered - s.terms
         )
         return gain / total
@@ -294,7 +313,7 @@ class ExtractiveComposer:
         # into: cutting words is what costs here.
         looked = sorted(
             (s for s in sentences if s.rank < self.config.typed_passages and anchor in s.terms),
-            key=lambda s: (-sum(weights.get(t, 0.0) for t in s.terms), s.rank, s.start),
+            key=lambda s: (-fsum(weights.get(t, 0.0) for t in s.terms), s.rank, s.start),
         )[:3]
         out = []
         for s in sentences:
@@ -323,9 +342,9 @@ class ExtractiveComposer:
             words = {w: v for w, v in weights.items() if w not in SLOTS}
         direct = set().union(*(s.terms for s in chosen)) if chosen else set()
         context = set().union(*(s.context for s in chosen)) - direct if chosen else set()
-        covered = sum(words.get(t, 0.0) for t in direct)
-        covered += self.config.context_weight * sum(words.get(t, 0.0) for t in context)
-        return covered / (sum(words.values()) or 1.0)
+        covered = fsum(words.get(t, 0.0) for t in direct)
+        covered += self.config.context_weight * fsum(words.get(t, 0.0) for t in context)
+        return covered / (fsum(words.values()) or 1.0)
 
     def _covered(self, folded: str, weights: dict[str, float]) -> frozenset[str]:
         """The question words (and answer slot) that occur in `folded` (folded text)."""
@@ -400,15 +419,7 @@ class ExtractiveComposer:
         if (best.start, best.end) not in sentences:
             return chosen
         budget = self.config.context_chars - sum(s.end - s.start for s in others)
-        lo = hi = sentences.index((best.start, best.end))
-        grown = True
-        while grown:
-            grown = False
-            if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= budget:
-                lo, grown = lo - 1, True
-            if hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= budget:
-                hi, grown = hi + 1, True
-        start, end = sentences[lo][0], sentences[hi][1]
+        start, end = grow(sentences, sentences.index((best.start, best.end)), budget)
         window = _Sentence(best.rank, start, end, best.terms, best.context)
         # A second sentence now inside the window is already said.
         rest = [s for s in others if not (s.rank == best.rank and start <= s.start < end)]
@@ -432,7 +443,7 @@ class ExtractiveComposer:
                 if b - a > max_chars and j > i:
                     break
                 covered = self._covered(folded[a:b], weights)
-                key = (sum(weights.get(t, 0.0) for t in covered), -(b - a))
+                key = (fsum(weights.get(t, 0.0) for t in covered), -(b - a))
                 if key > best_key:
                     best, best_key = (a, min(b, a + max_chars)), key
         return best
