@@ -39,6 +39,7 @@ from rag.answer.extractive import (
     SLOTS,
     ExtractiveComposer,
     ExtractiveConfig,
+    Selection,
     grow,
 )
 from rag.answer.spans.candidates import foldable
@@ -135,7 +136,10 @@ class Row:
 
 
 def sentence_rows(
-    composer: ExtractiveComposer, question: str, passages: Sequence[ScoredPassage], selection: Any
+    composer: ExtractiveComposer,
+    question: str,
+    passages: Sequence[ScoredPassage],
+    selection: Selection,
 ) -> tuple[list[Any], np.ndarray]:
     """The sentences of the passage of the composer's first pick, and each one's FEATURES."""
     rank = selection.chosen[0].rank
@@ -176,7 +180,7 @@ def gold_context_rows(path: Path, contexts: int, seed: int) -> tuple[list[Row], 
             start = answer["answer_start"]
             if text[start : start + len(answer["text"])] != answer["text"]:
                 continue  # an offset that does not point at its answer
-            selection = composer._select_span(qa["question"], passages)
+            selection = composer.select(qa["question"], passages)
             if not selection.chosen:
                 unanswered += 1
                 continue
@@ -216,7 +220,7 @@ def open_domain_rows(
         rows, other = [], 0
         for q in squad.questions:
             passages = pipeline.search(q.question, 10).passages
-            selection = composer._select_span(q.question, passages)
+            selection = composer.select(q.question, passages)
             if not selection.chosen:
                 other += 1
                 continue

@@ -115,7 +115,7 @@ def composer_gains(
 ) -> tuple[dict[Span, float], Span | None]:
     """Each sentence's share of the question as the composer's first pick weighs it (its
     `_choose` with nothing covered yet), and the sentence it picks first."""
-    selection = composer._select_span(question, [passage])
+    selection = composer.select(question, [passage])
     gains = {
         (s.start, s.end): composer.gain(s, selection.weights, selection.total or 1.0)
         for s in selection.sentences

@@ -109,7 +109,9 @@ class _Sentence:
 
 
 @dataclass(frozen=True)
-class _Selection:
+class Selection:
+    """What the composer chose from, and what it chose, before abstaining or quoting."""
+
     weights: dict[str, float]  # the question's words and slots, with their weights
     total: float  # the question's weight (before the answer slot's bonus)
     sentences: list[_Sentence]  # every sentence looked at, with what it covers
@@ -193,7 +195,7 @@ class ExtractiveComposer:
         best = passages[0].score if passages else 0.0
         if not passages or not confident(self.config, best, 1.0):  # not even with full support
             return abstain
-        selection = self._select_span(question, passages)
+        selection = self.select(question, passages)
         weights, chosen, span = selection.weights, selection.chosen, selection.span
         support = self.support(chosen, weights, self.framing_words(question))
         if not chosen or not confident(self.config, best, support):
@@ -220,7 +222,8 @@ class ExtractiveComposer:
 
     def answer_support(self, question: str, passages: Sequence[ScoredPassage]) -> float:
         """The support the answer to `question` would have, before any abstention rule."""
-        weights, chosen = self._select(question, passages)
+        selection = self.select(question, passages)
+        weights, chosen = selection.weights, selection.chosen
         return self.support(chosen, weights, self.framing_words(question)) if chosen else 0.0
 
     def framing_words(self, question: str) -> frozenset[str]:
@@ -228,20 +231,13 @@ class ExtractiveComposer:
         found = _CATEGORY.search(foldable(question))
         return frozenset(jieba_tokens(found.group(1))) if found else frozenset()
 
-    def _select(
-        self, question: str, passages: Sequence[ScoredPassage]
-    ) -> tuple[dict[str, float], list[_Sentence]]:
-        """The question's weighted words and the sentences chosen to answer it."""
-        selection = self._select_span(question, passages)
-        return selection.weights, selection.chosen
-
-    def _select_span(self, question: str, passages: Sequence[ScoredPassage]) -> _Selection:
-        """`_select`, with every sentence looked at and the best span of the top passage
-        when it guided the choice."""
+    def select(self, question: str, passages: Sequence[ScoredPassage]) -> Selection:
+        """The question's weighted words, the sentences looked at and those chosen to answer
+        it, and the best span of the top passage when it guided the choice."""
         weights = self.question_terms(question)
         total = fsum(weights.values())
         if total <= 0:
-            return _Selection(weights, total, [], [], None)
+            return Selection(weights, total, [], [], None)
         sentences = self._sentences(passages, weights)
         if SPEECH_SLOT in weights:
             # What someone said is only in a sentence that reports it: when there is one,
@@ -261,7 +257,7 @@ class ExtractiveComposer:
             if any(ANSWER_SLOT in s.terms for s in sentences):
                 # A bonus on top: shares of the question (`total`) keep their meaning.
                 weights = {**weights, ANSWER_SLOT: self.config.typed_weight * total}
-        return _Selection(weights, total, sentences, self._choose(sentences, weights, total), span)
+        return Selection(weights, total, sentences, self._choose(sentences, weights, total), span)
 
     def gain(
         self,
@@ -318,9 +314,9 @@ class ExtractiveComposer:
         out = []
         for s in sentences:
             if s in looked:
-                full = passages[s.rank].passage.text
-                text, folded = full[s.start : s.end], foldable(full)[s.start : s.end]
-                if typed_answer_near(q, text, anchor, folded=folded):
+                # Folded by characters, a sentence folds as its slice of the folded passage.
+                text = passages[s.rank].passage.text[s.start : s.end]
+                if typed_answer_near(q, text, anchor):
                     s = _Sentence(s.rank, s.start, s.end, s.terms | {ANSWER_SLOT}, s.context)
             out.append(s)
         return out
