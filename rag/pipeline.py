@@ -45,6 +45,10 @@ from rag.types import Answer, Chunk, Document, Passage, ScoredPassage, StreamSta
 # every core, and single-passage calls were about 30% slower (docs/benchmarks.md).
 EMBED_BATCH = 32
 
+# Asked by `Pipeline.warm_up` before the first real question (the service's readiness,
+# `rag eval`'s timings).
+WARM_UP_QUESTION = "预热问题是什么？"
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -358,7 +362,7 @@ class Pipeline:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def warm_up(self, question: str) -> None:
+    def warm_up(self, question: str = WARM_UP_QUESTION) -> None:
         """Load what a first question would: the model, the caches, jieba's dictionaries.
 
         Answers extractively even when an LLM composes: readiness must not wait on (or pay

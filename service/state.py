@@ -25,10 +25,6 @@ log = logging.getLogger("rag.service")
 
 LoadPipeline = Callable[[ServiceSettings], Pipeline]
 
-# Asked once after loading, so the first real question does not pay for jieba's dictionary
-# and the model's first run (about a second).
-WARM_UP_QUESTION = "预热问题是什么？"
-
 
 @dataclass
 class ServiceState:
@@ -71,7 +67,9 @@ class ServiceState:
             if swept:
                 log.warning("deleted what interrupted collection changes left: %s", swept)
             pipeline = load_pipeline(self.settings)
-            pipeline.warm_up(WARM_UP_QUESTION)
+            # The first real question must not pay for jieba's dictionaries and the model's
+            # first run (about a second).
+            pipeline.warm_up()
         except Exception as err:
             log.critical("could not load the index or the model: %s", err)
             self.error = f"{type(err).__name__}: {err}"

@@ -128,3 +128,26 @@ def test_mixed_or_unknown_inputs_are_refused(tmp_path: Path) -> None:
         load_question_set([squad, SEEDS_DEV])
     with pytest.raises(EvalError, match="no questions"):
         load_question_set([tmp_path / "notes.txt"])
+
+
+def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from rag.pipeline import Pipeline
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("质检总局局长支树平出席会议并讲话。\n", encoding="utf-8")
+    events: list[str] = []
+    warm_up = Pipeline.warm_up
+
+    def recorded(self: Pipeline, question: str = "预热问题是什么？") -> None:
+        events.append("warm_up")
+        warm_up(self, question)
+
+    monkeypatch.setattr(Pipeline, "warm_up", recorded)
+    with evaluate_module._ours_target(docs, tmp_path / "index", lambda _: None) as target:
+        events.append("ready")
+        answer = target.ask("质检总局局长是谁？", 3, ())
+    assert events == ["warm_up", "ready"]
+    assert "支树平" in answer["answer"]
