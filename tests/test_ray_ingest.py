@@ -9,10 +9,12 @@ with vectors embedded ahead) are tested first, without a cluster.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import shutil
 import subprocess
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -89,6 +91,30 @@ def test_ray_without_an_address_means_rays_default() -> None:
         "--ray",
         "10.0.0.1:6379",
     ]
+
+
+def test_disconnecting_frees_what_reference_cycles_hold_before_ray_shuts_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Freed during the shutdown, a Ray reference in a cycle would end the whole process.
+    ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+
+    class Holder:
+        pass
+
+    held = Holder()
+    held.me = held  # type: ignore[attr-defined]
+    alive = weakref.ref(held)
+    del held
+    freed_at_shutdown = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "shutdown", lambda: freed_at_shutdown.append(alive() is None))
+    gc.disable()  # no collection by chance in between
+    try:
+        disconnect()
+    finally:
+        gc.enable()
+    assert freed_at_shutdown == [True]
 
 
 class CountingEmbedder(Embedder):

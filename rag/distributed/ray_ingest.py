@@ -22,6 +22,7 @@ shared or replicated filesystem), and every node needs this package installed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import pickle
@@ -140,6 +141,13 @@ def connect(address: str | None) -> None:
 def disconnect() -> None:
     ray = _import_ray()
     if ray.is_initialized():
+        # Free the object and actor references still held in reference cycles (Ray Data's
+        # execution leaves them) while the core worker is whole. Freed by a garbage
+        # collection that runs during the shutdown (Ray's own GC thread), such a reference
+        # reaches a core worker being torn down, and Ray then ends the whole process: seen
+        # once, when a test run's pytest process vanished mid-suite with "The core worker
+        # has already been shutdown ... The process will exit" in the driver's Ray log.
+        gc.collect()
         ray.shutdown()
 
 
