@@ -42,6 +42,9 @@ def free_port() -> int:
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report sent from tests
+    # A throwaway cluster on loopback needs no token; and a token that a local `ray.init()`
+    # left in ~/.ray would otherwise stop these nodes' drivers from joining.
+    env["RAY_AUTH_MODE"] = "disabled"
     env.pop("RAY_ADDRESS", None)
     return env
 
