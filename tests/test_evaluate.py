@@ -133,7 +133,7 @@ def test_mixed_or_unknown_inputs_are_refused(tmp_path: Path) -> None:
 def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from rag.pipeline import Pipeline
+    from rag.pipeline import WARM_UP_QUESTION, Pipeline
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -141,7 +141,7 @@ def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
     events: list[str] = []
     warm_up = Pipeline.warm_up
 
-    def recorded(self: Pipeline, question: str = "预热问题是什么？") -> None:
+    def recorded(self: Pipeline, question: str = WARM_UP_QUESTION) -> None:
         events.append("warm_up")
         warm_up(self, question)
 
