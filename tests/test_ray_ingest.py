@@ -35,6 +35,7 @@ from rag.distributed.ray_ingest import (
     ingest_on_ray,
     plan_actors,
 )
+from rag.index.config import IndexMismatchError
 from rag.pipeline import (
     IngestReport,
     Pipeline,
@@ -138,7 +139,8 @@ def _prepared_with_vectors(folder: Path, settings: Settings, embedder: Embedder)
         item = prepare_file(path, key, load_options(settings), settings.chunk_size)
         texts = list(dict.fromkeys(fold_script(c.text) for c in item.chunks))
         vectors = embedder.embed(texts)
-        items.append(replace(item, vectors=dict(zip(texts, vectors, strict=True))))
+        ahead = dict(zip(texts, vectors, strict=True))
+        items.append(replace(item, vectors=ahead, vector_space=embedder.name))
     return items
 
 
@@ -165,6 +167,21 @@ def test_the_writer_uses_vectors_embedded_ahead_and_embeds_only_what_is_missing(
         assert ahead.passage_texts() == local.passage_texts()
         assert _vectors(ahead.directory) == _vectors(local.directory)
     assert 0 < driver.texts_embedded < local_embedder.texts_embedded
+
+
+def test_vectors_embedded_ahead_in_another_space_are_refused_before_anything_is_written(
+    tmp_path: Path, demo_copy: Path
+) -> None:
+    # A worker that ran another embedder of the same dimension: a GPU turns e5-small into
+    # fp16 torch, the "e5-small" space, while a CPU index of int8 holds "e5-small-int8".
+    settings = Settings(index_dir=tmp_path / "ahead")
+    worker = HashEmbedder()
+    worker.name = "another-space"
+    items = _prepared_with_vectors(demo_copy, settings, worker)
+    with open_pipeline(settings, HashEmbedder()) as pipeline:
+        with pytest.raises(IndexMismatchError, match="another-space vectors, but the index"):
+            pipeline.ingest_prepared(items)
+        assert pipeline.counts()["passages"] == 0
 
 
 def _vectors(directory: Path) -> dict[int, bytes]:

@@ -343,7 +343,7 @@ class EmbedActor:
         for item, mine in zip(items, wanted, strict=True):
             if item.document is not None:
                 ahead = dict(zip(mine, vectors[at : at + len(mine)], strict=True))
-                item = replace(item, vectors=ahead)
+                item = replace(item, vectors=ahead, vector_space=self._embedder.name)
             at += len(mine)
             out["item"].append(pickle.dumps(item))
             out["node"].append(self._node if mine else "")
