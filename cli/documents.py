@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from cli.common import (
     CollectionOption,
@@ -69,7 +71,8 @@ def ingest(
     """Ingest files into the index; unchanged files are skipped, changed ones replaced."""
     missing = [p for p in paths if not p.exists()]
     if missing:
-        errors.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
+        names = escape(", ".join(map(str, missing)))
+        errors.print(f"[red]error:[/red] no such file or folder: {names}")
         raise typer.Exit(2)
     if ray is not None and Path(ray).exists():
         errors.print(f"[red]error:[/red] --ray takes a cluster address, not a path ({ray})")
@@ -189,13 +192,13 @@ def _print_report(
         table.add_row(name, str(value))
     console.print(table)
     for skipped in report.skipped:
-        errors.print(f"[yellow]skipped[/yellow] {skipped.path}: {skipped.reason}")
+        errors.print(f"[yellow]skipped[/yellow] {escape(skipped.path)}: {escape(skipped.reason)}")
     for noted in report.notes:
-        errors.print(f"[yellow]note[/yellow] {noted.path}: {noted.reason}")
+        errors.print(f"[yellow]note[/yellow] {escape(noted.path)}: {escape(noted.reason)}")
     if report.ignored:
         reasons = Counter(item.reason for item in report.ignored)
         summary = "; ".join(f"{reason} ×{n}" for reason, n in reasons.most_common())
-        errors.print(f"[dim]ignored {len(report.ignored)} entries: {summary}[/dim]")
+        errors.print(f"[dim]ignored {len(report.ignored)} entries: {escape(summary)}[/dim]")
 
 
 def docs_list(
@@ -209,7 +212,7 @@ def docs_list(
     table = Table("id", "file", "paragraphs", "passages", "encoding", "ingested at")
     for r in rows:
         table.add_row(
-            str(r.id), r.file, str(r.paragraphs), str(r.passages), r.encoding, r.ingested_at
+            str(r.id), Text(r.file), str(r.paragraphs), str(r.passages), r.encoding, r.ingested_at
         )
     console.print(table)
 
@@ -227,9 +230,9 @@ def docs_rm(
         raise busy(err) from err
     for f in files:
         if f not in missing:
-            console.print(f"removed {f}")
+            console.print(f"removed {escape(f)}")
     if missing:
-        errors.print(f"[red]error:[/red] not in the index: {', '.join(missing)}")
+        errors.print(f"[red]error:[/red] not in the index: {escape(', '.join(missing))}")
         raise typer.Exit(1)
 
 
@@ -277,5 +280,5 @@ def _print_check(report: CheckReport) -> None:
             "the next write or `rag check --repair` rebuilds them from the store"
         )
     for problem in report.problems:
-        errors.print(f"[red]problem:[/red] {problem}")
+        errors.print(f"[red]problem:[/red] {escape(problem)}")
     console.print("ok" if report.ok else f"{len(report.problems)} problems found")

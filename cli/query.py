@@ -64,20 +64,23 @@ def ask(
         print_json(answer_payload(answer))
         return
     if answer.standalone_question not in (None, question):
-        errors.print(f"[dim]understood as: {answer.standalone_question}[/dim]", highlight=False)
+        errors.print(
+            f"[dim]understood as: {escape(answer.standalone_question)}[/dim]", highlight=False
+        )
     if answer.short_answer is not None:
         # The answer itself first, then the cited sentences as its evidence.
         console.print(f"[bold]{escape(answer.short_answer.text)}[/bold]", highlight=False)
-    console.print(answer.answer, highlight=False)
+    # Documents' text and names are data: `[img]…[/img]` must print as is, not as markup.
+    console.print(answer.answer, highlight=False, markup=False)
     for c in answer.citations:
         console.print(
-            f"  [{c.n}] {c.label} (line {c.line_start}, chars {c.char_start}-{c.char_end})",
+            f"  [{c.n}] {escape(c.label)} (line {c.line_start}, chars {c.char_start}-{c.char_end})",
             highlight=False,
         )
     for sentence in answer.unsupported:
-        console.print(f"  [yellow]unsupported[/yellow] {sentence}", highlight=False)
+        console.print(f"  [yellow]unsupported[/yellow] {escape(sentence)}", highlight=False)
     if answer.note:
-        errors.print(f"[yellow]note[/yellow] {answer.note}", highlight=False)
+        errors.print(f"[yellow]note[/yellow] {escape(answer.note)}", highlight=False)
 
 
 def search(
@@ -95,5 +98,5 @@ def search(
         return
     for i, p in enumerate(retrieval.passages, 1):
         where = "; ".join(s.label for s in p.passage.sources)
-        console.print(f"[bold]{i}. {p.score:.3f}[/bold] {where}", highlight=False)
-        console.print(f"   {p.passage.text[:160]}", highlight=False)
+        console.print(f"[bold]{i}. {p.score:.3f}[/bold] {escape(where)}", highlight=False)
+        console.print(f"   {p.passage.text[:160]}", highlight=False, markup=False)

