@@ -473,15 +473,26 @@ def walk_files(
     """The files `ingest` reads, in its order, each with the name citations use.
 
     A file whose name is not UTF-8 (bytes a Linux file name may hold) is `skipped`: its name
-    could be neither stored nor shown, and one such file must not stop the others.
+    could be neither stored nor shown, and one such file must not stop the others. So is a
+    file whose name is that of another file earlier in the walk (`a/x.txt` and `b/x.txt`
+    given as files, both `x.txt`): indexing it would silently replace the first one.
     """
+    named: dict[str, Path] = {}
     for root in paths:
         for path in iter_files([root], ignored):
             key = file_key(path, root)
-            if lone_surrogate(key) is None:
-                yield path, key
-            else:  # undecodable bytes of the name, as `os.fsdecode` keeps them
+            if lone_surrogate(key) is not None:  # undecodable bytes, as `os.fsdecode` keeps them
                 skipped(path, "its name is not valid UTF-8: rename the file")
+                continue
+            first = named.setdefault(key, path)
+            if first != path and os.path.realpath(first) != os.path.realpath(path):
+                skipped(
+                    path,
+                    f"another file of this ingest is also named {key} ({shown(first)}): "
+                    "ingest the folder that holds both, so that their names differ",
+                )
+                continue
+            yield path, key
 
 
 def shown(path: Path | str) -> str:

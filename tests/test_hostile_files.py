@@ -87,3 +87,23 @@ def test_text_under_deeply_nested_html_is_found(
 ) -> None:
     found = fake_pipeline.search("深层嵌套的正文", 1).passages
     assert found[0].passage.sources[0].file == "deep.html"
+
+
+def test_a_second_file_of_the_same_name_is_skipped_not_put_over_the_first(
+    tmp_path: Path,
+) -> None:
+    # `rag ingest a/tea.txt b/tea.txt`: both are named tea.txt, and the second used to
+    # replace the first without a word (files read 2, one document, the first one's text gone).
+    first, second = tmp_path / "a" / "tea.txt", tmp_path / "b" / "tea.txt"
+    for path, text in ((first, "龙井茶产量增长了百分之十二。\n"), (second, "湟鱼每年六月洄游。\n")):
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+    with open_pipeline(settings, HashEmbedder()) as pipeline:
+        report = pipeline.ingest([first, second, first])  # the same file twice is harmless
+        assert [row.path for row in pipeline.documents()] == [str(first)]
+        assert "龙井茶" in pipeline.search("龙井茶产量", 1).passages[0].passage.text
+    assert [(s.path, s.reason.split(" (")[0]) for s in report.skipped] == [
+        (str(second), "another file of this ingest is also named tea.txt")
+    ]
+    assert str(first) in report.skipped[0].reason
