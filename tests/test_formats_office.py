@@ -41,6 +41,30 @@ def test_realdocs_pptx_slide_is_a_page_without_master_placeholders() -> None:
     assert not any("单击此处" in t or "Click to" in t for t in found)
 
 
+@needs_realdocs
+def test_a_picture_in_a_document_or_on_a_slide_starts_no_page(tmp_path: Path) -> None:
+    # Its OCR'd text was written after a form-feed line, so text.split("\f") no longer gave
+    # the slides back (two "pages" for one slide) and a Word file got a page break.
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    assert "\f" not in extract(REALDOCS / "ocr_test.docx").text
+    deck = Presentation()
+    for n in (1, 2):
+        slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank
+        box = slide.shapes.add_textbox(Inches(1), Inches(1), Inches(6), Inches(1))
+        box.text_frame.text = f"第{n}页正文"
+        if n == 1:
+            slide.shapes.add_picture(str(REALDOCS / "ocr_test.jpg"), Inches(1), Inches(3))
+    deck.save(str(tmp_path / "deck.pptx"))
+    extraction = extract(tmp_path / "deck.pptx")
+    slides = extraction.text.split("\f")
+    assert len(slides) == 2 and "横向文本框" in slides[0] and "第2页正文" in slides[1]
+    for block in extraction.blocks:
+        first, _ = block.text.source_span()
+        assert block.page == extraction.text.count("\f", 0, first) + 1, block.text.text
+
+
 def _docx(path: Path) -> Path:
     import docx
 

@@ -193,11 +193,15 @@ def _group_confidence(group: list[Line]) -> float | None:
 
 
 def add_page_lines(builder: TextBuilder, lines: list[Line], page: int | None) -> None:
-    """Write a page's positioned lines as paragraphs in reading order (OCR of an image)."""
-    add_pages(builder, [(page, lines)])
+    """Write positioned lines as paragraphs in reading order (OCR of an image) where the
+    builder stands: a picture in a Word document or on a slide starts no page of its own
+    (an image file's frames start theirs, `builder.new_page()`, before this)."""
+    add_pages(builder, [(page, lines)], new_pages=False)
 
 
-def add_pages(builder: TextBuilder, pages: list[tuple[int | None, list[Line]]]) -> None:
+def add_pages(
+    builder: TextBuilder, pages: list[tuple[int | None, list[Line]]], *, new_pages: bool = True
+) -> None:
     """Write pages of positioned lines as paragraphs in reading order (PDF pages, OCR).
 
     A paragraph that the end of a column or page cuts (its last line runs to the column's
@@ -214,7 +218,8 @@ def add_pages(builder: TextBuilder, pages: list[tuple[int | None, list[Line]]]) 
     ]
     last: tuple[Line, tuple[float, float]] | None = None
     for page, columns in laid_out:
-        builder.new_page()
+        if new_pages:
+            builder.new_page()
         for edges, groups in columns:
             for i, group in enumerate(groups):
                 continues = i == 0 and last is not None and runs_on(*last, group[0], edges, indents)
