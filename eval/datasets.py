@@ -106,6 +106,8 @@ def load_jsonl(path: Path) -> list[Question]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{n}: not JSON: {err}") from err
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+            raise ValueError(f'{path}:{n}: not a question: needs an object with a "question"')
         try:
             history = turns_from_payload(row.get("history") or [])
         except ValueError as err:

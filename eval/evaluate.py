@@ -75,14 +75,26 @@ class QuestionSet:
 
 
 def load_question_set(inputs: Sequence[Path]) -> QuestionSet:
-    squad = [load_squad(p) for p in inputs if p.suffix == ".json"]
-    jsonl = [q for p in inputs if p.suffix == ".jsonl" for q in load_jsonl(p)]
+    squad = [_squad(p) for p in inputs if p.suffix == ".json"]
+    try:
+        jsonl = [q for p in inputs if p.suffix == ".jsonl" for q in load_jsonl(p)]
+    except (ValueError, UnicodeDecodeError) as err:
+        raise EvalError(str(err)) from err
     if squad and jsonl:
         raise EvalError("give SQuAD .json files or JSONL question sets, not both")
     if not squad and not jsonl:
         raise EvalError("no questions: inputs must be SQuAD .json or .jsonl files")
     questions = [q for s in squad for q in s.questions] if squad else jsonl
     return QuestionSet(questions, squad)
+
+
+def _squad(path: Path) -> SquadSet:
+    try:
+        return load_squad(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise EvalError(f"{path}: {err}") from err
+    except (KeyError, TypeError, AttributeError) as err:
+        raise EvalError(f"{path}: not a SQuAD file ({type(err).__name__}: {err})") from err
 
 
 def select(questions: list[Question], options: EvalOptions) -> list[Question]:

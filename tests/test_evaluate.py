@@ -130,6 +130,27 @@ def test_mixed_or_unknown_inputs_are_refused(tmp_path: Path) -> None:
         load_question_set([tmp_path / "notes.txt"])
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("set.jsonl", '{"id": 1, "question": "甲？"}\nnot json\n', "set.jsonl:2: not JSON"),
+        ("set.jsonl", '{"id": 1, "answers": ["乙"]}\n', "set.jsonl:1: not a question"),
+        ("set.jsonl", '["甲？", "乙"]\n', "set.jsonl:1: not a question"),
+        ("set.json", '{"data": [{"title": "无段落"}]}', "set.json: not a SQuAD file"),
+        ("set.json", "{not json", "set.json: "),
+    ],
+)
+def test_a_malformed_question_set_is_refused_with_where(
+    tmp_path: Path, name: str, text: str, said: str
+) -> None:
+    # These ended `rag eval` in a KeyError or ValueError traceback instead of a message.
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalError) as refused:
+        load_question_set([path])
+    assert said in str(refused.value)
+
+
 def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
