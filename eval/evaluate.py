@@ -203,6 +203,15 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
     from rag.settings import get_settings
 
     settings = get_settings()
+    if docs is None:  # asked of an existing index: a mistyped --index must not build one
+        from rag.index.config import NoIndexError
+        from rag.index.index import read_config
+        from rag.store.location import location_from_settings
+
+        try:
+            read_config(location_from_settings(settings, index))
+        except NoIndexError as err:
+            raise EvalError(f"{err}: give --docs DIR to build one") from err
     pipeline = open_pipeline(
         settings, make_embedder(settings.embedder, settings.embedder_options()), index
     )

@@ -151,6 +151,17 @@ def test_a_malformed_question_set_is_refused_with_where(
     assert said in str(refused.value)
 
 
+def test_a_missing_index_without_docs_is_refused_and_not_built(tmp_path: Path) -> None:
+    # `rag eval set.jsonl --index typo` built an empty index at typo, then called it empty.
+    typo = tmp_path / "typo"
+    with (
+        pytest.raises(EvalError, match=r"no index at .*give --docs DIR"),
+        evaluate_module._ours_target(None, typo, lambda _: None),
+    ):
+        pass
+    assert not typo.exists()
+
+
 def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
