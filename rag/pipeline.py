@@ -475,7 +475,8 @@ def walk_files(
     A file whose name is not UTF-8 (bytes a Linux file name may hold) is `skipped`: its name
     could be neither stored nor shown, and one such file must not stop the others. So is a
     file whose name is that of another file earlier in the walk (`a/x.txt` and `b/x.txt`
-    given as files, both `x.txt`): indexing it would silently replace the first one.
+    given as files, both `x.txt`): indexing it would silently replace the first one. The
+    same file named again (`rag ingest docs docs`) is read once.
     """
     named: dict[str, Path] = {}
     for root in paths:
@@ -485,14 +486,16 @@ def walk_files(
                 skipped(path, "its name is not valid UTF-8: rename the file")
                 continue
             first = named.setdefault(key, path)
-            if first != path and os.path.realpath(first) != os.path.realpath(path):
+            if first is path:
+                yield path, key
+            elif os.path.realpath(first) == os.path.realpath(path):
+                ignored(path, "named twice in this ingest: read once")
+            else:
                 skipped(
                     path,
                     f"another file of this ingest is also named {key} ({shown(first)}): "
                     "ingest the folder that holds both, so that their names differ",
                 )
-                continue
-            yield path, key
 
 
 def shown(path: Path | str) -> str:

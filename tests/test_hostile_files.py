@@ -100,10 +100,14 @@ def test_a_second_file_of_the_same_name_is_skipped_not_put_over_the_first(
         path.write_text(text, encoding="utf-8")
     settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0)
     with open_pipeline(settings, HashEmbedder()) as pipeline:
-        report = pipeline.ingest([first, second, first])  # the same file twice is harmless
+        report = pipeline.ingest([first, second, first])  # the same file twice: read once
         assert [row.path for row in pipeline.documents()] == [str(first)]
         assert "龙井茶" in pipeline.search("龙井茶产量", 1).passages[0].passage.text
     assert [(s.path, s.reason.split(" (")[0]) for s in report.skipped] == [
         (str(second), "another file of this ingest is also named tea.txt")
     ]
     assert str(first) in report.skipped[0].reason
+    assert (report.files, report.paragraphs, report.unchanged) == (1, 1, 0)
+    assert [(i.path, i.reason) for i in report.ignored] == [
+        (str(first), "named twice in this ingest: read once")
+    ]
