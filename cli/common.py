@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rag.collections import (
     DEFAULT,
@@ -88,6 +89,8 @@ def open_pipeline_at(
     except (IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+    except OSError as err:
+        raise _cannot_open(settings.index_dir, err) from err
 
 
 def create_collection(
@@ -111,6 +114,8 @@ def create_collection(
     except (InvalidCollectionName, CollectionExists, ValueError, ImportError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+    except OSError as err:
+        raise _cannot_open(base.index_dir, err) from err
 
 
 def _create_missing(index: Path | None, collection: str) -> None:
@@ -138,6 +143,15 @@ def open_index_at(index: Path | None, collection: str = DEFAULT) -> Index:
     except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
         errors.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+
+
+def _cannot_open(directory: Path, err: OSError) -> typer.Exit:
+    """`--index` names a file, or a place that cannot be written: one sentence, exit 2."""
+    errors.print(
+        f"[red]error:[/red] cannot open the index at {escape(str(directory))}: "
+        f"{escape(err.strerror or str(err))} ({escape(str(err.filename))})"
+    )
+    return typer.Exit(2)
 
 
 def waiting(holder: str) -> None:

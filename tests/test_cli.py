@@ -203,3 +203,21 @@ def test_text_and_names_that_look_like_markup_print_as_they_are(tmp_path: Path) 
     assert "a[b].txt" in listed.stdout
     removed = runner.invoke(app, ["docs", "rm", "a[b].txt", "--index", str(directory)])
     assert removed.exit_code == 0 and "removed a[b].txt" in removed.stdout
+
+
+@pytest.mark.parametrize("collection", [[], ["-c", "regs"]])
+def test_an_index_path_that_cannot_be_a_folder_is_an_error_not_a_traceback(
+    tmp_path: Path, collection: list[str]
+) -> None:
+    # `--index` naming a file ended `rag ingest` in a FileExistsError (or, for a
+    # collection, NotADirectoryError) traceback, exit 1.
+    (tmp_path / "a.txt").write_text("泰山海拔一千五百四十五米。\n", encoding="utf-8")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("不是索引\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "a.txt"), "--index", str(a_file), *collection]
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"error: cannot open the index at {a_file}:" in said
+    assert a_file.read_text(encoding="utf-8") == "不是索引\n"
