@@ -236,11 +236,11 @@ CitedCollection = Annotated[InCollection, _document_target(_CITE)]
 ReadCollection = Annotated[InCollection, _document_target(_SEARCH)]
 
 
-def checked_question(text: str, settings: ServiceSettings) -> str:
-    """The question stripped, or a 422 saying why it cannot be asked."""
+def checked_question(text: str, settings: ServiceSettings, what: str = "question") -> str:
+    """The question (or search query: `what`) stripped, or a 422 saying why it cannot be asked."""
     question = text.strip()
     if not question:
-        raise HTTPException(422, "the question is empty")
+        raise HTTPException(422, f"the {what} is empty")
     try:
         unicode_text(question)  # the text parts of chat content are not `Text`
     except ValueError as err:
@@ -248,8 +248,7 @@ def checked_question(text: str, settings: ServiceSettings) -> str:
     if len(question) > settings.max_question_chars:
         raise HTTPException(
             422,
-            f"the question is {len(question)} characters; "
-            f"the limit is {settings.max_question_chars}",
+            f"the {what} is {len(question)} characters; the limit is {settings.max_question_chars}",
         )
     return question
 
@@ -267,6 +266,15 @@ async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAcces
 
 
 AskBody = Annotated[AskRequest, Depends(ask_question)]
+
+
+async def search_query(body: SearchRequest, settings: SettingsDep) -> SearchRequest:
+    """The body with its query checked as a question is: the embedder reads a long query in
+    windows, so an unbounded one held a query slot for seconds (60,000 characters: 19 s)."""
+    return body.model_copy(update={"query": checked_question(body.query, settings, "query")})
+
+
+SearchBody = Annotated[SearchRequest, Depends(search_query)]
 
 
 def checked_history(turns: list[tuple[str, str]], settings: ServiceSettings) -> None:
@@ -299,7 +307,7 @@ async def _ask_target(
 
 
 async def _search_target(
-    request: Request, state: StateDep, caller: SearchAccess, body: SearchRequest
+    request: Request, state: StateDep, caller: SearchAccess, body: SearchBody
 ) -> AsyncIterator[InCollection]:
     name = scoped_collection(body.collection, caller, state)
     async with _leased(request, state, name, True) as target:

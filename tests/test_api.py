@@ -124,6 +124,10 @@ def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
         ("/v1/ask", {"question": "问" * 501}, "the question is 501 characters; the limit is 500"),
         ("/v1/ask", {"question": "   "}, "the question is empty"),
         ("/v1/ask/stream", {"question": "问" * 501}, "the limit is 500"),
+        # A search query is read like a question: an unbounded one held a query slot for
+        # seconds while the embedder read it in windows, and blanks searched for nothing.
+        ("/v1/search", {"query": "问" * 501}, "the query is 501 characters; the limit is 500"),
+        ("/v1/search", {"query": " \u3000\n"}, "the query is empty"),
         (
             "/v1/chat/completions",
             {"messages": [{"role": "system", "content": "x"}]},

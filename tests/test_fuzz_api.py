@@ -53,6 +53,7 @@ RULES_OUTSIDE_THE_SCHEMA = {
     "POST /v1/ask": "a question of only spaces, or over RAG_MAX_QUESTION_CHARS, is 422",
     "POST /v1/ask/stream": "as /v1/ask",
     "POST /v1/chat/completions": "as /v1/ask, and some message must be the user's",
+    "POST /v1/search": "a query is held to the rules of a question",
     "POST /v1/documents": "a file needs an extension a loader reads and a usable name (415, 400)",
 }
 # `{file:path}` takes slashes (documents in folders), so DELETE on a paragraph's path is a

@@ -15,10 +15,11 @@ from service.deps import (
     AskBody,
     AskCollection,
     SearchAccess,
+    SearchBody,
     SearchCollection,
     history_turns,
 )
-from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut, SearchRequest
+from service.schemas import AnswerOut, ErrorOut, InvalidOut, SearchOut
 from service.streaming import ask_events
 
 # JSON bodies here are a question, a number and the conversation's history (at most
@@ -65,7 +66,7 @@ def ask_stream(_: AskAccess, body: AskBody, target: AskCollection) -> EventSourc
 
 
 @router.post("/search", response_model=SearchOut)
-def search(_: SearchAccess, body: SearchRequest, target: SearchCollection) -> dict[str, Any]:
+def search(_: SearchAccess, body: SearchBody, target: SearchCollection) -> dict[str, Any]:
     """Passages of a collection for a query, best first, without composing an answer."""
     started = time.perf_counter()
     retrieval = target.pipeline.search(body.query, body.top_k)
