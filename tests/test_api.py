@@ -196,6 +196,17 @@ def test_missing_documents_and_paragraphs_are_404(client: TestClient) -> None:
     assert client.get(f"/v1/documents/{file}/paragraphs/1?context=6").status_code == 422
 
 
+@pytest.mark.parametrize("number", [10**30, -(10**30), 2**63])
+def test_a_paragraph_number_beyond_64_bits_is_422_not_500(client: TestClient, number: int) -> None:
+    """SQLite cannot bind such a number: it was an OverflowError, a 500."""
+    file = client.get("/v1/documents").json()["documents"][0]["file"]
+
+    response = client.get(f"/v1/documents/{file}/paragraphs/{number}")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "number"]
+
+
 # -- operations -----------------------------------------------------------------------------
 
 

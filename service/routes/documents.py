@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
+from fastapi import Path as PathParam
 
 from rag.pipeline import IngestReport
 from rag.store.base import ParagraphRow
@@ -52,6 +53,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 # A delete is a request someone waits on: if another process (a `rag ingest` beside the
 # service) holds the index this long, answer 503 rather than hold the connection.
 DELETE_WAIT_S = 10.0
+# Paragraph numbers are stored as 64-bit integers: SQLite cannot even compare with a larger
+# one (OverflowError, a 500), and no document holds that many paragraphs.
+ParagraphNumber = Annotated[int, PathParam(ge=-(2**63), le=2**63 - 1)]
 
 
 @router.get("/documents", response_model=DocumentsOut)
@@ -151,7 +155,7 @@ def delete_document(
 def read_paragraph(
     caller: CiteAccess,
     file: str,
-    number: int,
+    number: ParagraphNumber,
     state: StateDep,
     target: CitedCollection,
     context: Annotated[int, Query(ge=0, le=5, description="Neighbours on each side")] = 1,
