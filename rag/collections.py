@@ -40,6 +40,10 @@ SUBDIRECTORY = "collections"
 # Hidden prefixes: never a valid name, so never listed, and found again by `sweep`.
 TRASH_PREFIX = ".trash-"
 NEW_PREFIX = ".new-"
+# Not a name to create: OpenAI clients of the service name the default collection "rag" (the
+# `model` they sent before collections existed), so a collection "rag" could not be reached
+# through chat completions, and `GET /v1/models` would list an id answering from `default`.
+RESERVED = frozenset({"rag"})
 
 S = TypeVar("S", bound=Settings)
 
@@ -183,6 +187,11 @@ class Collections:
             InvalidCollectionName, CollectionExists.
         """
         location = self.location(name)
+        if name in RESERVED:
+            raise InvalidCollectionName(
+                f"{name!r} is reserved: chat completions read the model {name!r} as the "
+                "default collection; choose another name"
+            )
         if self.exists(name):
             raise CollectionExists(f"collection {name!r} already exists")
         self.parent.mkdir(parents=True, exist_ok=True)

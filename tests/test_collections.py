@@ -124,6 +124,8 @@ def test_creating_twice_or_a_bad_name_fails_and_changes_nothing(settings: Servic
         create(settings, "kb")
     with pytest.raises(InvalidCollectionName):
         create(settings, "../kb")
+    with pytest.raises(InvalidCollectionName, match="reserved"):  # `model: "rag"` is default
+        create(settings, "rag")
     assert Collections.of(settings).names() == [DEFAULT, "kb"]
     assert sorted(p.name for p in (settings.index_dir / "collections").iterdir()) == ["kb"]
 

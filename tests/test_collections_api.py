@@ -229,6 +229,24 @@ def test_an_admin_creates_lists_and_removes_a_collection(client: TestClient) -> 
     assert client.delete("/v1/collections/scratch", headers=auth(ADMIN)).status_code == 404
 
 
+def test_a_collection_named_rag_is_refused_since_chat_completions_read_rag_as_default(
+    client: TestClient,
+) -> None:
+    """It was created, listed by GET /v1/models, and `model: "rag"` answered from `default`."""
+    response = client.post("/v1/collections", json={"name": "rag"}, headers=auth(ADMIN))
+
+    assert response.status_code == 422
+    assert "'rag' is reserved" in response.json()["detail"]
+    models = client.get("/v1/models", headers=auth(ADMIN)).json()["data"]
+    assert [m["id"] for m in models] == ["default", REGS]
+    upload = client.post(
+        "/v1/documents?collection=rag",
+        files={"files": (HANDBOOK, HANDBOOK_TEXT.encode(), "text/plain")},
+        headers=auth(ADMIN),
+    )
+    assert upload.status_code == 404  # the upload route never creates a collection
+
+
 def test_the_default_collection_cannot_be_removed(client: TestClient) -> None:
     response = client.delete("/v1/collections/default", headers=auth(ADMIN))
 

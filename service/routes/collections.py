@@ -15,6 +15,7 @@ from rag.collections import (
     NAME_PATTERN,
     NAME_RULE,
     CollectionExists,
+    InvalidCollectionName,
     NoSuchCollection,
 )
 from rag.pipeline import index_config
@@ -83,6 +84,8 @@ def create_collection(
         state.collections.create(name, index_config(settings, embedder))
     except CollectionExists as err:
         raise HTTPException(409, str(err)) from err
+    except InvalidCollectionName as err:  # a reserved name
+        raise HTTPException(422, str(err)) from err
     return {
         "name": name,
         "embedder": embedder.name,
