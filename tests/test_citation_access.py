@@ -144,6 +144,24 @@ def test_a_token_for_one_file_or_paragraph_opens_no_other(client: TestClient) ->
         assert "was not issued for paragraph" in response.json()["detail"]
 
 
+def test_a_token_without_its_paragraph_is_told_to_send_the_paragraph(client: TestClient) -> None:
+    """The original file (`/raw`) takes the cited paragraph beside the token; without it the
+    refusal called a genuine token forged ("not issued for paragraph 0")."""
+    citation = widget_answer(client)["citations"][0]
+    path = f"/v1/documents/{quote(citation['file'])}/raw"
+
+    alone = client.get(path, params={"token": citation["token"]}, headers=bearer(WIDGET))
+    both = client.get(
+        path,
+        params={"token": citation["token"], "paragraph": citation["paragraph"]},
+        headers=bearer(WIDGET),
+    )
+
+    assert alone.status_code == 403
+    assert "send the citation's paragraph as ?paragraph=" in alone.json()["detail"]
+    assert both.status_code == 200
+
+
 def test_an_expired_token_is_403(client: TestClient) -> None:
     citation = widget_answer(client)["citations"][0]
     signer = CitationTokens(SECRETS, ttl_s=3600)

@@ -247,6 +247,12 @@ def read_raw(
     its `paragraph` and `token`.
     """
     if caller.role is Role.PUBLISHABLE:
+        if token and paragraph is None:  # else "not issued for paragraph 0", as if forged
+            raise HTTPException(
+                403,
+                "a citation token opens the original with the paragraph it cites: send the "
+                "citation's paragraph as ?paragraph= beside its token",
+            )
         _check_citation(state.citations, token, file, paragraph or 0, target.name)
     row = target.pipeline.document(file)
     if row is None:
