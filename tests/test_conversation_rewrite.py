@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from rag.conversation import rules
 from rag.conversation.factory import make_rewriter
 from rag.conversation.llm import LLMRewriter, build_messages
 from rag.conversation.rules import RuleConfig, RuleRewriter
@@ -45,6 +46,24 @@ def test_a_follow_up_gets_the_entity_it_leans_on(
     history: list[Turn], follow_up: str, standalone: str
 ) -> None:
     assert RULES.condense(follow_up, history) == standalone
+
+
+def test_the_rules_read_only_the_opening_of_long_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tagger costs milliseconds a character on text outside jieba's dictionary: a public
+    widget key sending 20,000 characters of history held a core for over a minute."""
+    tagged: list[int] = []
+    tag = rules._tag
+
+    def spy(folded: str) -> object:
+        tagged.append(len(folded))
+        return tag(folded)
+
+    monkeypatch.setattr(rules, "_tag", spy)
+    filler = "资料" * 10_000
+    history = [Turn("王岐山在哪里主持召开质量工作座谈会？" + filler, "王岐山在北京。" + filler)]
+
+    assert RULES.condense("他在会上说了什么？", history) == "王岐山在会上说了什么？"
+    assert tagged and max(tagged) <= rules.QUESTION_CHARS
 
 
 def test_a_traditional_follow_up_stays_traditional() -> None:

@@ -42,6 +42,12 @@ _NOUN = re.compile(r"n[a-z]*|eng")
 _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
+# What is read of an earlier turn: the opening of its answer (as much as the LLM rewrite
+# is sent), and as much of its question as can be asked (the default
+# RAG_MAX_QUESTION_CHARS). jieba's tagger spends milliseconds a character on text outside
+# its dictionary: a whole 20,000-character answer of random hanzi took over a minute.
+ANSWER_CHARS = 300
+QUESTION_CHARS = 500
 # Question words a noun tagger may call nouns (什么 is `r`, but 时候, 地方 are `n`).
 _NOT_TOPIC = frozenset({"时候", "地方", "时间", "原因", "名字", "问题", "东西", "人"})
 
@@ -178,9 +184,10 @@ class RuleRewriter:
             return question
         context: _Context | None = None
         for turn in turns:
-            folded = fold_script(turn.question)
+            folded = fold_script(turn.question.strip()[:QUESTION_CHARS])
             resolved = self._resolve(folded, context) if context else None
-            context = _Context.of(resolved or folded, fold_script(turn.answer))
+            answer = fold_script(turn.answer.strip()[:ANSWER_CHARS])
+            context = _Context.of(resolved or folded, answer)
         assert context is not None
         folded = fold_script(question)
         resolved = self._resolve(folded, context)
