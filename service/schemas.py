@@ -77,16 +77,25 @@ class SearchRequest(Strict):
     collection: str = collection_field()
 
 
+def text_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`parts`, or ValueError if a text part's `text` is not a string (it was read as its
+    Python repr, "{'value': 'x'}", and answered)."""
+    for at, part in enumerate(parts):
+        if part.get("type") == "text" and not isinstance(part.get("text"), str):
+            raise ValueError(f"content part {at} is of type text but its `text` is not a string")
+    return parts
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     # OpenAI clients may send content as a list of typed parts; only text parts count.
-    content: Text | list[dict[str, Any]] | None = None
+    content: Text | Annotated[list[dict[str, Any]], AfterValidator(text_parts)] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
         parts = self.content or []
-        return "".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
+        return "".join(p["text"] for p in parts if p.get("type") == "text")
 
 
 class ChatRequest(BaseModel):

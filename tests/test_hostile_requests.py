@@ -281,6 +281,18 @@ def test_a_lone_surrogate_anywhere_in_a_chat_request_is_422(
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize("text", [{"value": QUESTION}, [QUESTION], 42, None])
+def test_a_text_part_whose_text_is_not_a_string_is_422(client: TestClient, text: Any) -> None:
+    """It was read as its Python repr ("{'value': '...'}") and answered."""
+    part = {"type": "text", "text": text}
+    body = {"messages": [{"role": "user", "content": [part]}]}
+
+    response = client.post("/v1/chat/completions", json=body)
+
+    assert response.status_code == 422
+    assert "its `text` is not a string" in response.text
+
+
 # -- keys -----------------------------------------------------------------------------------
 
 
