@@ -2,11 +2,18 @@
 
 The default without `RAG_REDIS_URL`. Nothing is shared: another replica would neither see
 these jobs nor run them, and queued jobs end with the process.
+
+A queued job's files wait under hidden names of their own and take their names when the job
+is claimed: stored under their names at once, a later upload of the same name replaced them
+before their job ran (a job into another collection then ingested the later file, and the
+later job found no file).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -17,15 +24,19 @@ from typing import BinaryIO
 from rag.collections import DEFAULT
 from rag.pipeline import IngestReport
 from service.jobs import KEEP_JOBS, STATUSES, Job, Status, new_job, now
-from service.uploads import store_upload
+from service.uploads import UploadError
+
+# The hidden prefix of a queued file (never walked, never taken for an upload's name).
+QUEUED_PREFIX = ".queued-"
 
 
 class MemoryJobStore:
     """Jobs in a dict, the queue in a deque, files written to the upload directory at once.
 
     Args:
-        uploads: The upload directory: a file is stored there when it is submitted (as
-            before job stores), and ingested from there.
+        uploads: The upload directory: a file is written there, under a hidden name of its
+            job's, when it is submitted, and takes its name there (or in its collection's
+            upload directory) when its job is claimed; it is ingested from there.
     """
 
     shared = False
@@ -34,13 +45,21 @@ class MemoryJobStore:
         self._uploads = uploads
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: deque[str] = deque()
+        self._waiting: dict[str, list[Path]] = {}  # job id -> its files, in `job.files` order
         self._lock = threading.Lock()
 
     def submit(self, files: Sequence[tuple[str, BinaryIO]], collection: str = DEFAULT) -> Job:
         job = new_job([name for name, _ in files], collection)
-        for name, content in files:
-            store_upload(self._uploads, name, content)
+        waiting: list[Path] = []
+        try:
+            for _, content in files:
+                waiting.append(self._hold(content))
+        except BaseException:
+            for path in waiting:
+                path.unlink(missing_ok=True)
+            raise
         with self._lock:
+            self._waiting[job.id] = waiting
             self._jobs[job.id] = job
             self._queue.append(job.id)
             while len(self._jobs) > KEEP_JOBS:
@@ -50,19 +69,44 @@ class MemoryJobStore:
     def claim(self, worker: str) -> Job | None:
         with self._lock:
             while self._queue:
-                job = self._jobs.get(self._queue.popleft())
-                if job is not None:
+                job_id = self._queue.popleft()
+                job = self._jobs.get(job_id)
+                if job is None:  # forgotten (KEEP_JOBS) before it ran: so are its files
+                    for path in self._waiting.pop(job_id, []):
+                        path.unlink(missing_ok=True)
+                else:
                     job = replace(job, status="running", started_at=now(), worker=worker)
                     self._jobs[job.id] = job
                     return job
         return None
 
     def take_files(self, job: Job, directory: Path) -> list[Path]:
-        stored = [self._uploads / name for name in job.files]
-        if directory.resolve() == self._uploads.resolve():
-            return stored
+        with self._lock:
+            waiting = self._waiting.pop(job.id, [])
+        if len(waiting) != len(job.files):
+            raise FileNotFoundError(f"the uploaded files of job {job.id} are gone")
         directory.mkdir(parents=True, exist_ok=True)
-        return [Path(shutil.move(path, directory / path.name)) for path in stored]
+        taken = []
+        for path, name in zip(waiting, job.files, strict=True):
+            target = directory / name
+            if not target.resolve().is_relative_to(directory.resolve()):  # over safe_name
+                raise UploadError(400, f"file name {name!r} leaves the upload directory")
+            # A rename within one file system: the file appears under its name whole.
+            taken.append(Path(shutil.move(path, target)))
+        return taken
+
+    def _hold(self, content: BinaryIO) -> Path:
+        """`content` written to a hidden file of its own in the upload directory."""
+        self._uploads.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self._uploads, prefix=QUEUED_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while block := content.read(1 << 20):
+                    out.write(block)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
 
     def heartbeat(self, job: Job) -> None:
         pass  # the worker is this process: it cannot die without the store
@@ -90,4 +134,9 @@ class MemoryJobStore:
         return counts
 
     def close(self) -> None:
-        pass
+        """Drop the files of the jobs still queued: they end with the process."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for paths in waiting.values():
+            for path in paths:
+                path.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -511,6 +512,7 @@ def test_an_upload_name_is_saved_as_its_base_name_inside_the_upload_directory(
 
     assert response.status_code == 202, response.text
     assert response.json()["files"] == [saved]
+    wait_job(client, response.json()["job_id"])  # a queued file takes its name when it runs
     assert (settings.uploads / saved).is_file()
     assert nothing_outside_the_uploads(root, settings)
     assert not Path(ABSOLUTE).exists()
@@ -573,6 +575,14 @@ def upload(client: TestClient, name: str) -> Any:
     return client.post(
         "/v1/documents", files=[("files", (name, "内容。\n".encode(), "text/plain"))]
     )
+
+
+def wait_job(client: TestClient, job_id: str) -> None:
+    for _ in range(500):
+        if client.get(f"/v1/jobs/{job_id}").json()["status"] in {"done", "failed"}:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(job_id)
 
 
 def uploaded(settings: ServiceSettings) -> dict[str, bytes]:

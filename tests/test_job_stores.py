@@ -132,6 +132,29 @@ def test_a_claimed_job_s_files_are_written_where_its_worker_ingests(
     assert all(p.parent == tmp_path / "uploads" for p in paths)
 
 
+def test_queued_jobs_of_one_file_name_each_take_their_own_file(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """In memory, both were written to the upload directory under their name at once: the
+    later replaced the earlier, which went into the earlier job's collection, and the later
+    job found no file ("no such file", its job "done")."""
+    [store] = stores(1)
+    store.submit([("x.txt", BytesIO("甲版本。".encode()))], "kb1")
+    store.submit([("x.txt", BytesIO("乙版本。".encode()))])
+
+    taken = []
+    for directory in (tmp_path / "kb1-uploads", tmp_path / "submitted"):
+        job = store.claim("worker")
+        assert job is not None
+        [path] = store.take_files(job, directory)
+        taken.append((path, path.read_text(encoding="utf-8")))
+
+    assert taken == [
+        (tmp_path / "kb1-uploads" / "x.txt", "甲版本。"),
+        (tmp_path / "submitted" / "x.txt", "乙版本。"),
+    ]
+
+
 def test_a_finished_job_keeps_its_report_or_its_error(stores: Stores) -> None:
     [store] = stores(1)
     good, bad = store.submit(files("a.txt")), store.submit(files("b.txt"))
