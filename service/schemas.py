@@ -87,7 +87,9 @@ def text_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    # "function": the results of OpenAI's deprecated function calling, which clients still
+    # send; like "tool", it is no turn of the conversation.
+    role: Literal["system", "user", "assistant", "tool", "function", "developer"]
     # OpenAI clients may send content as a list of typed parts; only text parts count.
     content: Text | Annotated[list[dict[str, Any]], AfterValidator(text_parts)] | None = None
 

@@ -75,6 +75,23 @@ def test_chat_completions_take_the_earlier_messages_as_history(client: TestClien
     assert chunks[-1]["standalone_question"] == STANDALONE
 
 
+def test_function_and_tool_messages_are_no_turns(client: TestClient) -> None:
+    """OpenAI's deprecated `function` role was a 422, though clients still send it."""
+    call = {"name": "lookup", "arguments": "{}"}
+    messages = [
+        {"role": "user", "content": FIRST},
+        {"role": "assistant", "content": None, "function_call": call},
+        {"role": "function", "name": "lookup", "content": "{}"},
+        {"role": "tool", "tool_call_id": "1", "content": "{}"},
+        {"role": "assistant", "content": FIRST_ANSWER},
+        {"role": "user", "content": FOLLOW_UP},
+    ]
+    response = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["standalone_question"] == STANDALONE
+
+
 @pytest.mark.parametrize("route", ["/v1/ask", "/v1/ask/stream"])
 def test_too_many_turns_is_422_naming_the_limit(client: TestClient, route: str) -> None:
     history = HISTORY * (TURN_LIMIT + 1)
