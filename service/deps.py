@@ -253,16 +253,26 @@ def checked_question(text: str, settings: ServiceSettings, what: str = "question
     return question
 
 
+def sent_top_k(body: AskRequest | SearchRequest, settings: ServiceSettings) -> int:
+    """The body's `top_k`, or RAG_TOP_K when it sent none (the schema's default is fixed)."""
+    return body.top_k if "top_k" in body.model_fields_set else settings.top_k
+
+
 async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAccess) -> AskRequest:
-    if caller.role is Role.PUBLISHABLE and body.top_k > settings.publishable_max_top_k:
-        raise HTTPException(
-            403,
-            f"a publishable key may ask for at most {settings.publishable_max_top_k} passages "
-            f"(top_k), not {body.top_k}",
-        )
+    top_k = sent_top_k(body, settings)
+    if caller.role is Role.PUBLISHABLE:
+        if "top_k" not in body.model_fields_set:  # the widget sends none: never a refusal
+            top_k = min(top_k, settings.publishable_max_top_k)
+        elif top_k > settings.publishable_max_top_k:
+            raise HTTPException(
+                403,
+                f"a publishable key may ask for at most {settings.publishable_max_top_k} "
+                f"passages (top_k), not {top_k}",
+            )
     checked_history([(t.question, t.answer) for t in body.history], settings)
     # model_copy: every other field of the body is kept as sent.
-    return body.model_copy(update={"question": checked_question(body.question, settings)})
+    question = checked_question(body.question, settings)
+    return body.model_copy(update={"question": question, "top_k": top_k})
 
 
 AskBody = Annotated[AskRequest, Depends(ask_question)]
@@ -271,7 +281,8 @@ AskBody = Annotated[AskRequest, Depends(ask_question)]
 async def search_query(body: SearchRequest, settings: SettingsDep) -> SearchRequest:
     """The body with its query checked as a question is: the embedder reads a long query in
     windows, so an unbounded one held a query slot for seconds (60,000 characters: 19 s)."""
-    return body.model_copy(update={"query": checked_question(body.query, settings, "query")})
+    query = checked_question(body.query, settings, "query")
+    return body.model_copy(update={"query": query, "top_k": sent_top_k(body, settings)})
 
 
 SearchBody = Annotated[SearchRequest, Depends(search_query)]

@@ -14,7 +14,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from rag.collections import DEFAULT, NAME_PATTERN, NAME_RULE
 from rag.text.surrogates import lone_surrogate
 
-TopK = Field(default=5, ge=1, le=50, description="How many passages to retrieve")
+# Unsent, the route uses RAG_TOP_K (`service.deps`); 5 is that setting's default.
+TopK = Field(
+    default=5, ge=1, le=50, description="How many passages to retrieve (unsent: RAG_TOP_K)"
+)
 
 
 def collection_field() -> Any:

@@ -15,7 +15,18 @@ from embeddings.base import Kind, Vectors
 from rag.wire import answer_payload
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.api import LOCAL_URL, api_client, sse_events, wait_ready, without_tokens
+from tests.api import (
+    LOCAL_URL,
+    NETWORK_CLIENT,
+    QUERY,
+    SITE,
+    WIDGET,
+    api_client,
+    keyed_settings,
+    sse_events,
+    wait_ready,
+    without_tokens,
+)
 from tests.fakes import HashEmbedder
 
 QUESTION = "质检总局局长是谁？"
@@ -116,6 +127,27 @@ def test_chat_stream_ends_with_citations_and_done(client: TestClient) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert without_tokens(chunks[-1]["citations"]) == without_tokens(ask["citations"])
     assert chunks[-1]["short_answer"] == ask["short_answer"]
+
+
+def test_a_request_without_top_k_gets_rag_top_k_passages(tmp_path: Path) -> None:
+    """The schema's default (5) was used whatever RAG_TOP_K said; chat completions obeyed it.
+    A widget key sending no top_k gets RAG_TOP_K up to its own cap, not a refusal."""
+    settings = keyed_settings(tmp_path / "index", top_k=8, widget_rate_limit="1000/minute")
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as client:
+        query = {"Authorization": f"Bearer {QUERY}"}
+        widget = {"Authorization": f"Bearer {WIDGET}", "Origin": SITE}
+
+        def passages(path: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+            response = client.post(path, json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            return len(response.json()["passages"])
+
+        assert passages("/v1/ask", {"question": QUESTION}, query) == 8
+        assert passages("/v1/search", {"query": QUESTION}, query) == 8
+        assert passages("/v1/ask", {"question": QUESTION, "top_k": 3}, query) == 3
+        assert passages("/v1/ask", {"question": QUESTION}, widget) == 5
+        refused = client.post("/v1/ask", json={"question": QUESTION, "top_k": 8}, headers=widget)
+        assert refused.status_code == 403
 
 
 @pytest.mark.parametrize(
