@@ -354,8 +354,8 @@ ChatQuestion = Annotated[str, Depends(chat_question)]
 async def chat_history(body: ChatRequest, settings: SettingsDep) -> tuple[Turn, ...]:
     """The turns before the last user message: each user message with the reply after it.
 
-    System and tool messages are not turns; a user message without a reply is a turn with an
-    empty answer.
+    System, tool and function messages are not turns, nor is an assistant message without
+    text (a tool call); a user message without a reply is a turn with an empty answer.
     """
     users = [i for i, m in enumerate(body.messages) if m.role == "user"]
     last = users[-1] if users else len(body.messages)  # no question: `chat_question` says so
@@ -366,7 +366,8 @@ async def chat_history(body: ChatRequest, settings: SettingsDep) -> tuple[Turn, 
             if question is not None:
                 turns.append((question, ""))
             question = message.text()
-        elif message.role == "assistant" and question is not None:
+        elif message.role == "assistant" and question is not None and message.text():
+            # A reply without text (a tool call) is not the answer: the one after its results is.
             turns.append((question, message.text()))
             question = None
     if question is not None:

@@ -75,6 +75,22 @@ def test_chat_completions_take_the_earlier_messages_as_history(client: TestClien
     assert chunks[-1]["standalone_question"] == STANDALONE
 
 
+def test_the_answer_of_a_turn_is_the_reply_after_its_tool_calls(client: TestClient) -> None:
+    """An assistant message calling a tool (no text) closed the turn with an empty answer, and
+    the reply written after the tool's result was dropped: "他" then found no person."""
+    call = [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    messages = [
+        {"role": "user", "content": "谁在北京主持召开质量工作座谈会？"},
+        {"role": "assistant", "content": None, "tool_calls": call},
+        {"role": "tool", "tool_call_id": "1", "content": "{}"},
+        {"role": "assistant", "content": "王岐山在北京主持召开质量工作座谈会。"},
+        {"role": "user", "content": FOLLOW_UP},
+    ]
+    response = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages})
+
+    assert response.json()["standalone_question"] == STANDALONE
+
+
 def test_function_and_tool_messages_are_no_turns(client: TestClient) -> None:
     """OpenAI's deprecated `function` role was a 422, though clients still send it."""
     call = {"name": "lookup", "arguments": "{}"}
