@@ -65,3 +65,7 @@ def main() -> None:
     except sqlite3.Error as err:
         errors.print(f"[red]error:[/red] the index store failed: {err}")
         raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # `python -m cli.app`, as the `rag` command
+    main()
