@@ -54,6 +54,7 @@ def ask(
     ] = None,
 ) -> None:
     """Answer a question with cited sentences from the documents."""
+    refuse_blank(question, "question")
     try:
         turns = read_history(history) if history else ()
     except (ValueError, UnicodeDecodeError) as err:
@@ -91,6 +92,7 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Show the passages retrieved for a query, with their fused 0-1 scores."""
+    refuse_blank(query, "query")
     pipeline = open_pipeline_at(index, collection)
     retrieval = pipeline.search(query, top_k)
     if as_json:
@@ -100,3 +102,10 @@ def search(
         where = "; ".join(s.label for s in p.passage.sources)
         console.print(f"[bold]{i}. {p.score:.3f}[/bold] {escape(where)}", highlight=False)
         console.print(f"   {p.passage.text[:160]}", highlight=False, markup=False)
+
+
+def refuse_blank(text: str, what: str) -> None:
+    """Exit 2 on a blank question or query, as the HTTP API answers 422: nothing to ask."""
+    if not text.strip():
+        errors.print(f"[red]error:[/red] the {what} is empty")
+        raise typer.Exit(2)

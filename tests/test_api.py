@@ -245,6 +245,10 @@ def test_a_paragraph_number_beyond_64_bits_is_422_not_500(client: TestClient, nu
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+    # Uptime monitors and load balancers probe with HEAD: the status, no body.
+    for path in ("/healthz", "/readyz"):
+        head = client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
 
 
 def test_metrics_count_requests_by_route_and_report_the_index(client: TestClient) -> None:

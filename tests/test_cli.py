@@ -114,6 +114,13 @@ def test_a_bad_history_file_is_refused_with_its_line(
     assert "history" in result.output
 
 
+@pytest.mark.parametrize("command", ["ask", "search"])
+def test_a_blank_question_is_refused_not_answered(index: Path, command: str) -> None:
+    result = runner.invoke(app, [command, "  ", "--index", str(index)])
+    assert result.exit_code == 2
+    assert "is empty" in result.output
+
+
 def test_search_json_lists_passages(index: Path) -> None:
     result = runner.invoke(
         app, ["search", "六个严格", "--index", str(index), "--json", "--top-k", "3"]

@@ -12,13 +12,24 @@ from service.schemas import ErrorOut, StatusOut
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz", response_model=StatusOut, response_model_exclude_none=True)
+# HEAD too: uptime monitors and load balancers probe with it (a GET route alone answers 405).
+@router.api_route(
+    "/healthz",
+    methods=["GET", "HEAD"],
+    response_model=StatusOut,
+    response_model_exclude_none=True,
+)
 async def healthz() -> dict[str, str]:
     """The process is up (it may still be loading; see /readyz)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=StatusOut, responses={503: {"model": StatusOut}})
+@router.api_route(
+    "/readyz",
+    methods=["GET", "HEAD"],
+    response_model=StatusOut,
+    responses={503: {"model": StatusOut}},
+)
 async def readyz(state: StateDep) -> JSONResponse:
     """The index and the model are loaded and queries can be answered."""
     if state.pipeline is not None:
