@@ -205,3 +205,24 @@ def test_truncated_and_malformed_office_files_are_refused(tmp_path: Path, suffix
         with pytest.raises(LoadError) as error:
             extract(path)
         assert error.value.reason
+
+
+@needs_realdocs
+@pytest.mark.parametrize(
+    ("sample", "named", "reason"),
+    [
+        ("langchain-ChatGLM_closed.xlsx", ".docx", "a .docx name on an Excel workbook"),
+        ("ocr_test.docx", ".pptx", "a .pptx name on a Word document"),
+        ("ocr_test.pptx", ".xlsx", "a .xlsx name on a PowerPoint deck"),
+    ],
+)
+def test_an_office_file_of_another_kind_is_refused_with_its_real_extension(
+    tmp_path: Path, sample: str, named: str, reason: str
+) -> None:
+    path = tmp_path / f"renamed{named}"
+    path.write_bytes((REALDOCS / sample).read_bytes())
+    with pytest.raises(LoadError) as error:
+        extract(path)
+    # Not a parser's message holding `<_io.BytesIO object at 0x…>`: what it is, and the fix.
+    assert error.value.reason.startswith(reason)
+    assert "rename it to" in error.value.reason

@@ -16,6 +16,13 @@ MAX_RATIO = 100
 MAX_MEMBERS = 10_000
 # Whatever the ratio, the unpacked parts are parsed in memory: cap their total.
 MAX_UNPACKED = 512 * _MB
+# The main part of each kind of Office package, and the extension it is saved with: a file
+# of one kind named as another (an .xlsx renamed .docx) is told apart by what it holds.
+_MAIN_PARTS = {
+    "Word": ("word/document.xml", ".docx", "a Word document"),
+    "Excel": ("xl/workbook.xml", ".xlsx", "an Excel workbook"),
+    "PowerPoint": ("ppt/presentation.xml", ".pptx", "a PowerPoint deck"),
+}
 
 
 def open_package(
@@ -68,8 +75,13 @@ def open_package(
                 f"zip bomb: part {member.filename} inflates {member.compress_size} bytes to "
                 f"{member.file_size / _MB:.0f} MB",
             )
-    if marker not in package.namelist():
+    names = set(package.namelist())
+    if marker not in names:
         raise LoadError(path, f"not a {kind} file (a zip archive without {marker})")
+    if kind in _MAIN_PARTS and _MAIN_PARTS[kind][0] not in names:
+        for part, extension, what in _MAIN_PARTS.values():
+            if part in names:
+                raise LoadError(path, f"a {path.suffix} name on {what}: rename it to {extension}")
     if unpacked > MAX_UNPACKED:
         raise LoadError(
             path,
