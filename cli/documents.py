@@ -67,6 +67,14 @@ def ingest(
     index: IndexOption = None,
     ray: RayOption = None,
     collection: CollectionOption = DEFAULT,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Then remove the indexed documents that are not among these files "
+            "(deleted or renamed since): the index holds exactly them",
+        ),
+    ] = False,
 ) -> None:
     """Ingest files into the index; unchanged files are skipped, changed ones replaced."""
     missing = [p for p in paths if not p.exists()]
@@ -80,7 +88,7 @@ def ingest(
     pipeline = open_pipeline_at(index, collection, create=True)
     total = sum(1 for _ in iter_files(paths))
     if ray is not None:
-        _ingest_on_ray(pipeline, paths, None if ray == RAY_DEFAULT else ray, total)
+        _ingest_on_ray(pipeline, paths, None if ray == RAY_DEFAULT else ray, total, prune)
         return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -100,14 +108,19 @@ def ingest(
             seen += 1
 
         try:
-            report = pipeline.ingest(paths, on_file=on_file)
+            report = pipeline.ingest(paths, on_file=on_file, prune=prune)
         except IndexBusyError as err:
             raise busy(err) from err
+        except ValueError as err:  # pruning after a run that found no file
+            errors.print(f"[red]error:[/red] {escape(str(err))}")
+            raise typer.Exit(2) from err
         progress.update(task, completed=total)
     _print_report(report, pipeline.directory)
 
 
-def _ingest_on_ray(pipeline: Pipeline, paths: list[Path], address: str | None, total: int) -> None:
+def _ingest_on_ray(
+    pipeline: Pipeline, paths: list[Path], address: str | None, total: int, prune: bool
+) -> None:
     """`rag ingest --ray`: the same report, with what the cluster did."""
     from embeddings.factory import make_embedder
 
@@ -141,6 +154,7 @@ def _ingest_on_ray(pipeline: Pipeline, paths: list[Path], address: str | None, t
                     pipeline.settings.embedder_options(),
                 ),
                 on_file=on_file,
+                prune=prune,
             )
         except IndexBusyError as err:
             raise busy(err) from err
@@ -185,6 +199,7 @@ def _print_report(
             f"({report.exact_duplicates} exact, {report.near_duplicates} near)",
         ),
         ("files skipped", len(report.skipped)),
+        *([("documents removed (--prune)", len(report.removed))] if report.removed else []),
         ("time", f"{report.seconds:.1f} s (embedding {report.embed_seconds:.1f} s)"),
         *(extra or []),
     ]
@@ -193,6 +208,8 @@ def _print_report(
     console.print(table)
     for skipped in report.skipped:
         errors.print(f"[yellow]skipped[/yellow] {escape(skipped.path)}: {escape(skipped.reason)}")
+    for removed in report.removed:
+        errors.print(f"[yellow]removed[/yellow] {escape(removed)}: not among the files ingested")
     for noted in report.notes:
         errors.print(f"[yellow]note[/yellow] {escape(noted.path)}: {escape(noted.reason)}")
     if report.ignored:

@@ -72,6 +72,8 @@ class IngestReport:
     # What was truncated or passed over inside files that were read (pages over
     # RAG_MAX_PAGES, pages OCR could not read, ...), one entry per note.
     notes: list[Skipped] = field(default_factory=list)
+    # Documents removed by a pruning ingest: their files were not among those it walked.
+    removed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -184,11 +186,13 @@ class Pipeline:
         self,
         paths: Sequence[Path | str],
         on_file: Callable[[str], None] | None = None,
+        prune: bool = False,
     ) -> IngestReport:
         """Load, clean, chunk, deduplicate, embed and index files and folders.
 
         A file that cannot be read is reported in `skipped` with its reason; the others are
         still ingested. An unchanged file (same content hash) costs only its hashing.
+        `prune`: see `ingest_prepared`.
 
         Raises:
             IndexBusyError: Another process kept the index's write lock for longer than
@@ -210,10 +214,13 @@ class Pipeline:
                 indexed = self._index.indexed_hash(key)
                 yield prepare_file(path, key, options, self.settings.chunk_size, indexed)
 
-        return self.ingest_prepared(prepared(), report)
+        return self.ingest_prepared(prepared(), report, prune)
 
     def ingest_prepared(
-        self, files: Iterable[PreparedFile], report: IngestReport | None = None
+        self,
+        files: Iterable[PreparedFile],
+        report: IngestReport | None = None,
+        prune: bool = False,
     ) -> IngestReport:
         """Deduplicate, embed (what was not embedded ahead) and index prepared files.
 
@@ -221,22 +228,44 @@ class Pipeline:
         batches, the same duplicate merging, the same report. `files` is consumed while the
         index's write lock is held.
 
+        With `prune`, every indexed document whose file was not among `files` is then removed
+        (`removed`), under the same lock: the index holds the files of this run and no
+        others (a file deleted or renamed since the last run stops being cited). A file of
+        the run that could not be read keeps its indexed version.
+
         Raises:
             IndexBusyError: Another process kept the index's write lock for longer than
                 `settings.lock_timeout`.
+            ValueError: `prune`, and the run had no file at all: it would empty the index
+                (a mistyped or unmounted folder), so nothing is removed.
             IndexMismatchError: A file's vectors were embedded ahead in another vector
                 space than the index's (a worker ran another embedder). The files before
                 it are indexed; the rest are not.
         """
         report = report if report is not None else IngestReport()
+        walked: set[str] = set()
         with self._index.writing():
             try:
-                return self._write(files, report)
+                self._write(files, report, walked)
+                if prune:
+                    self._prune(walked, report)
+                return report
             finally:
                 # Publish whatever was committed, even if a later file's batch failed.
                 self._index.commit()
 
-    def _write(self, files: Iterable[PreparedFile], report: IngestReport) -> IngestReport:
+    def _prune(self, walked: set[str], report: IngestReport) -> None:
+        if not walked:
+            raise ValueError(
+                "nothing to prune against: the run found no file, and pruning would remove "
+                "every document of the index"
+            )
+        gone = [file for file in self._index.indexed_hashes() if file not in walked]
+        report.removed.extend(self._index.remove_all(gone))
+
+    def _write(
+        self, files: Iterable[PreparedFile], report: IngestReport, walked: set[str]
+    ) -> IngestReport:
         started = time.perf_counter()
         options = load_options(self.settings)
         pending: list[PreparedFile] = []
@@ -265,6 +294,7 @@ class Pipeline:
                 pending.clear()
 
         for item in files:
+            walked.add(item.key)
             if item.error is not None or item.content_hash is None:
                 report.skipped.append(Skipped(item.path, item.error or "not read"))
                 continue

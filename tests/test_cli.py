@@ -149,6 +149,26 @@ def test_removing_an_unknown_document_fails_clearly(index: Path) -> None:
     assert "not in the index: nope.txt" in result.output
 
 
+def test_ingest_prune_removes_what_is_gone_and_says_so(tmp_path: Path) -> None:
+    docs, directory = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "keep.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    (docs / "gone.txt").write_text("香蕉是黄色的水果。", encoding="utf-8")
+    assert runner.invoke(app, ["ingest", str(docs), "--index", str(directory)]).exit_code == 0
+    (docs / "gone.txt").unlink()
+
+    result = runner.invoke(app, ["ingest", str(docs), "--index", str(directory), "--prune"])
+
+    assert result.exit_code == 0, result.output
+    assert "removed gone.txt" in result.output
+    listed = runner.invoke(app, ["docs", "list", "--index", str(directory), "--json"])
+    assert [d["file"] for d in json.loads(listed.stdout)] == ["keep.txt"]
+    (docs / "keep.txt").unlink()  # an empty folder: pruning would empty the index
+    refused = runner.invoke(app, ["ingest", str(docs), "--index", str(directory), "--prune"])
+    assert refused.exit_code == 2
+    assert "nothing to prune against" in refused.output
+
+
 def test_ingesting_a_missing_path_fails_clearly(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")]

@@ -165,6 +165,40 @@ def test_opening_with_another_embedder_or_tokenizer_is_a_clear_error(
         open_pipeline(other, fake_embedder)
 
 
+def test_pruning_removes_the_documents_whose_files_are_gone_and_keeps_the_unreadable(
+    fake_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    texts = {"apple.txt": "苹果是红色的水果。", "banana.txt": "香蕉是黄色的水果。"}
+    texts |= {"cherry.txt": "樱桃是小小的水果。"}
+    for name, text in texts.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    fake_pipeline.ingest([docs])
+    (docs / "banana.txt").unlink()  # deleted since
+    (docs / "cherry.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00" * 10)  # now unreadable
+
+    kept = fake_pipeline.ingest([docs])  # without --prune, a deleted file stays
+    assert kept.removed == [] and fake_pipeline.document("banana.txt") is not None
+    report = fake_pipeline.ingest([docs], prune=True)
+
+    assert report.removed == ["banana.txt"]
+    assert sorted(d.file for d in fake_pipeline.documents()) == ["apple.txt", "cherry.txt"]
+    found = {s.file for p in fake_pipeline.search("香蕉", 5).passages for s in p.passage.sources}
+    assert "banana.txt" not in found
+
+
+def test_pruning_after_a_run_that_found_no_file_is_refused_and_removes_nothing(
+    fake_pipeline: Pipeline, demo_copy: Path, tmp_path: Path
+) -> None:
+    fake_pipeline.ingest([demo_copy])
+    before = fake_pipeline.counts()
+    (tmp_path / "unmounted").mkdir()
+    with pytest.raises(ValueError, match="would remove every document"):
+        fake_pipeline.ingest([tmp_path / "unmounted"], prune=True)
+    assert fake_pipeline.counts() == before
+
+
 def test_a_bad_file_is_reported_and_the_rest_ingested(
     fake_pipeline: Pipeline, demo_copy: Path
 ) -> None:

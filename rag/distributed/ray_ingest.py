@@ -156,6 +156,7 @@ def ingest_on_ray(
     paths: Sequence[Path | str],
     make_embedder: MakeEmbedder,
     on_file: OnFile | None = None,
+    prune: bool = False,
 ) -> RayIngestReport:
     """Ingest files and folders on the connected Ray cluster (see `connect`).
 
@@ -165,13 +166,15 @@ def ingest_on_ray(
         make_embedder: Builds the model inside each actor; it must be picklable (a
             module-level function or a `functools.partial` of one) and build the embedder
             the index was built with.
+        prune: Then remove the documents not among these files (`Pipeline.ingest_prepared`).
 
     Returns:
         The pipeline's report (per-file failures in `skipped`, with their reasons; embedding
         seconds summed over the actors) and the cluster's share of the work.
 
     Raises:
-        ValueError: The cluster cannot hold the actor pool (`plan_actors`).
+        ValueError: The cluster cannot hold the actor pool (`plan_actors`), or `prune` with
+            no file found.
         IndexBusyError: Another process kept the index's write lock for too long.
     """
     ray = _import_ray()
@@ -220,7 +223,9 @@ def ingest_on_ray(
             stream.close()  # a failed write stops the cluster's work too
 
     if files:
-        pipeline.ingest_prepared(received(), report)
+        pipeline.ingest_prepared(received(), report, prune)
+    elif prune:  # refused there: pruning after a run that found no file empties the index
+        pipeline.ingest_prepared((), report, prune)
     report.embed_seconds += result.actor_seconds
     report.seconds = time.perf_counter() - started
     return result

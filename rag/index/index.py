@@ -219,6 +219,13 @@ class Index:
             self.commit()
             return removed
 
+    def remove_all(self, files: Sequence[str], timeout: float | None = None) -> list[str]:
+        """Drop documents and publish once; those there were. `timeout`: see `writing`."""
+        with self.writing(timeout):
+            removed = [file for file in files if self.writer.remove_document(file)]
+            self.commit()
+            return removed
+
     def commit(self) -> None:
         self.writer.commit()
 
