@@ -11,9 +11,6 @@ later job found no file).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -24,7 +21,7 @@ from typing import BinaryIO
 from rag.collections import DEFAULT
 from rag.pipeline import IngestReport
 from service.jobs import KEEP_JOBS, STATUSES, Job, Status, new_job, now
-from service.uploads import UploadError
+from service.uploads import hold_upload, place_upload
 
 # The hidden prefix of a queued file (never walked, never taken for an upload's name).
 QUEUED_PREFIX = ".queued-"
@@ -53,7 +50,7 @@ class MemoryJobStore:
         waiting: list[Path] = []
         try:
             for _, content in files:
-                waiting.append(self._hold(content))
+                waiting.append(hold_upload(self._uploads, content, QUEUED_PREFIX))
         except BaseException:
             for path in waiting:
                 path.unlink(missing_ok=True)
@@ -85,28 +82,10 @@ class MemoryJobStore:
             waiting = self._waiting.pop(job.id, [])
         if len(waiting) != len(job.files):
             raise FileNotFoundError(f"the uploaded files of job {job.id} are gone")
-        directory.mkdir(parents=True, exist_ok=True)
-        taken = []
-        for path, name in zip(waiting, job.files, strict=True):
-            target = directory / name
-            if not target.resolve().is_relative_to(directory.resolve()):  # over safe_name
-                raise UploadError(400, f"file name {name!r} leaves the upload directory")
-            # A rename within one file system: the file appears under its name whole.
-            taken.append(Path(shutil.move(path, target)))
-        return taken
-
-    def _hold(self, content: BinaryIO) -> Path:
-        """`content` written to a hidden file of its own in the upload directory."""
-        self._uploads.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self._uploads, prefix=QUEUED_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while block := content.read(1 << 20):
-                    out.write(block)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return Path(name)
+        return [
+            place_upload(held, directory, name)
+            for held, name in zip(waiting, job.files, strict=True)
+        ]
 
     def heartbeat(self, job: Job) -> None:
         pass  # the worker is this process: it cannot die without the store

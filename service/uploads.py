@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -49,17 +50,29 @@ def safe_name(raw: str | None) -> str:
 
 def store_upload(directory: Path, name: str, content: BinaryIO) -> Path:
     """Write `content` to `directory/name` atomically: ingestion never reads half a file."""
+    return place_upload(hold_upload(directory, content), directory, name)
+
+
+def hold_upload(directory: Path, content: BinaryIO, prefix: str = ".upload-") -> Path:
+    """`content` written whole to a hidden file of its own in `directory` (see `place_upload`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    target = (directory / name).resolve()
-    if not target.is_relative_to(directory.resolve()):  # belt and braces over safe_name
-        raise UploadError(400, f"file name {name!r} leaves the upload directory")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    fd, held = tempfile.mkstemp(dir=directory, prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as out:
             while block := content.read(1 << 20):
                 out.write(block)
-        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(held).unlink(missing_ok=True)
         raise
-    return target
+    return Path(held)
+
+
+def place_upload(held: Path, directory: Path, name: str) -> Path:
+    """Move a `hold_upload` file to `directory/name`: a rename within one file system, so
+    the file appears under its name whole."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = (directory / name).resolve()
+    if not target.is_relative_to(directory.resolve()):  # belt and braces over safe_name
+        held.unlink(missing_ok=True)
+        raise UploadError(400, f"file name {name!r} leaves the upload directory")
+    return Path(shutil.move(held, target))
