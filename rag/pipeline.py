@@ -243,10 +243,9 @@ class Pipeline:
                 it are indexed; the rest are not.
         """
         report = report if report is not None else IngestReport()
-        walked: set[str] = set()
         with self._index.writing():
             try:
-                self._write(files, report, walked)
+                walked = self._write(files, report)
                 if prune:
                     self._prune(walked, report)
                 return report
@@ -263,10 +262,10 @@ class Pipeline:
         gone = [file for file in self._index.indexed_hashes() if file not in walked]
         report.removed.extend(self._index.remove_all(gone))
 
-    def _write(
-        self, files: Iterable[PreparedFile], report: IngestReport, walked: set[str]
-    ) -> IngestReport:
+    def _write(self, files: Iterable[PreparedFile], report: IngestReport) -> set[str]:
+        """Index `files` into `report`; the names of every file among them, read or not."""
         started = time.perf_counter()
+        walked: set[str] = set()
         options = load_options(self.settings)
         pending: list[PreparedFile] = []
 
@@ -327,7 +326,7 @@ class Pipeline:
                 flush()
         flush()
         report.seconds = time.perf_counter() - started
-        return report
+        return walked
 
     @contextmanager
     def writing(self, timeout: float | None = None) -> Iterator[None]:

@@ -214,10 +214,7 @@ class Index:
 
         `timeout`: see `writing`.
         """
-        with self.writing(timeout):
-            removed = self.writer.remove_document(file)
-            self.commit()
-            return removed
+        return bool(self.remove_all([file], timeout))
 
     def remove_all(self, files: Sequence[str], timeout: float | None = None) -> list[str]:
         """Drop documents and publish once; those there were. `timeout`: see `writing`."""
