@@ -199,7 +199,7 @@ def _print_report(
             f"({report.exact_duplicates} exact, {report.near_duplicates} near)",
         ),
         ("files skipped", len(report.skipped)),
-        *([("documents removed (--prune)", len(report.removed))] if report.removed else []),
+        *([("documents removed", len(report.removed))] if report.removed else []),
         ("time", f"{report.seconds:.1f} s (embedding {report.embed_seconds:.1f} s)"),
         *(extra or []),
     ]
@@ -209,7 +209,7 @@ def _print_report(
     for skipped in report.skipped:
         errors.print(f"[yellow]skipped[/yellow] {escape(skipped.path)}: {escape(skipped.reason)}")
     for removed in report.removed:
-        errors.print(f"[yellow]removed[/yellow] {escape(removed)}: not among the files ingested")
+        errors.print(f"[yellow]removed[/yellow] {escape(removed.path)}: {escape(removed.reason)}")
     for noted in report.notes:
         errors.print(f"[yellow]note[/yellow] {escape(noted.path)}: {escape(noted.reason)}")
     if report.ignored:

@@ -28,7 +28,7 @@ from rag.index.config import IndexConfig, IndexMismatchError, NewDocument
 from rag.index.index import Index, read_config
 from rag.ingest.chunk import chunk_document
 from rag.ingest.document import parse_document, read_bytes
-from rag.loaders.base import LoadError, LoadOptions
+from rag.loaders.base import LoadError, LoadOptions, NoTextError
 from rag.loaders.walk import Ignored, iter_files
 from rag.retrieve.retriever import Retrieval, RetrievalConfig, Retriever
 from rag.settings import Settings
@@ -72,8 +72,9 @@ class IngestReport:
     # What was truncated or passed over inside files that were read (pages over
     # RAG_MAX_PAGES, pages OCR could not read, ...), one entry per note.
     notes: list[Skipped] = field(default_factory=list)
-    # Documents removed by a pruning ingest: their files were not among those it walked.
-    removed: list[str] = field(default_factory=list)
+    # Indexed documents this ingest removed, with why: their files were read and now hold
+    # no text, or (pruning) were not among the files it walked.
+    removed: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -98,6 +99,9 @@ class PreparedFile:
     document: Document | None = None
     chunks: tuple[Chunk, ...] = ()
     error: str | None = None  # why it could not be loaded: reported in `skipped`
+    # With `error`: the file was read whole and holds no text (`NoTextError`), so an indexed
+    # earlier version of it is removed rather than kept.
+    empty: bool = False
     # Passage vectors embedded ahead, by the folded text the writer embeds (see
     # `rag.distributed`); the writer embeds what it needs and finds missing here.
     vectors: Mapping[str, Vectors] | None = None
@@ -131,7 +135,7 @@ def prepare_file(
             return PreparedFile(str(path), key, digest)
         document = parse_document(path, data, options)
     except LoadError as err:
-        return PreparedFile(str(path), key, error=err.reason)
+        return PreparedFile(str(path), key, error=err.reason, empty=isinstance(err, NoTextError))
     chunks = tuple(chunk_document(document, chunk_size))
     return PreparedFile(str(path), key, digest, document, chunks)
 
@@ -260,7 +264,8 @@ class Pipeline:
                 "every document of the index"
             )
         gone = [file for file in self._index.indexed_hashes() if file not in walked]
-        report.removed.extend(self._index.remove_all(gone))
+        removed = self._index.remove_all(gone)
+        report.removed.extend(Skipped(file, "not among the files ingested") for file in removed)
 
     def _write(self, files: Iterable[PreparedFile], report: IngestReport) -> set[str]:
         """Index `files` into `report`; the names of every file among them, read or not."""
@@ -268,6 +273,7 @@ class Pipeline:
         walked: set[str] = set()
         options = load_options(self.settings)
         pending: list[PreparedFile] = []
+        emptied: list[PreparedFile] = []  # indexed files that were read and now hold no text
 
         def embed(texts: list[str]) -> np.ndarray:
             ahead: dict[str, np.ndarray] = {}
@@ -295,7 +301,10 @@ class Pipeline:
         for item in files:
             walked.add(item.key)
             if item.error is not None or item.content_hash is None:
-                report.skipped.append(Skipped(item.path, item.error or "not read"))
+                if item.empty and self._index.indexed_hash(item.key) is not None:
+                    emptied.append(item)  # its old text must stop being cited
+                else:
+                    report.skipped.append(Skipped(item.path, item.error or "not read"))
                 continue
             if item.vectors and item.vector_space != self.embedder.name:
                 # Same dimension, another space: the index would answer with garbage.
@@ -325,6 +334,10 @@ class Pipeline:
             if sum(len(p.chunks) for p in pending) >= EMBED_BATCH:
                 flush()
         flush()
+        if emptied:
+            self._index.remove_all([item.key for item in emptied])
+            reason = "the version indexed before is removed"
+            report.removed.extend(Skipped(i.key, f"{i.error}: {reason}") for i in emptied)
         report.seconds = time.perf_counter() - started
         return walked
 

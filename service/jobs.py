@@ -116,8 +116,9 @@ def report_to_json(report: IngestReport) -> dict[str, Any]:
 
 
 def report_from_json(data: dict[str, Any]) -> IngestReport:
-    kinds = ("skipped", "ignored", "notes")
-    lists = {key: [Skipped(**item) for item in data[key]] for key in kinds}
+    kinds = ("skipped", "ignored", "notes", "removed")
+    # A report stored by an older version may lack a later kind.
+    lists = {key: [Skipped(**item) for item in data.get(key, [])] for key in kinds}
     return IngestReport(**{**data, **lists})
 
 

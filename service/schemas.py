@@ -248,6 +248,8 @@ class ReportOut(BaseModel):
     skipped: list[SkippedOut]
     # Files read in part: what was truncated or passed over inside them, with why.
     notes: list[SkippedOut] = []
+    # Documents of the collection removed: files uploaded again that now hold no text.
+    removed: list[SkippedOut] = []
     seconds: float
 
 

@@ -87,6 +87,19 @@ def test_a_bad_file_among_good_ones_is_reported_and_skipped(client: TestClient) 
     assert "panda.txt" in files_listed(client) and "broken.txt" not in files_listed(client)
 
 
+def test_uploading_a_document_again_emptied_removes_it_and_says_so(client: TestClient) -> None:
+    wait_job(client, upload(client, ("panda.txt", NEW_DOC)).json()["job_id"])
+
+    job = wait_job(client, upload(client, ("panda.txt", b" \n\n ")).json()["job_id"])
+
+    assert job["status"] == "done" and job["report"]["skipped"] == []
+    [removed] = job["report"]["removed"]
+    assert removed["path"] == "panda.txt" and "removed" in removed["reason"]
+    assert "panda.txt" not in files_listed(client)
+    answer = client.post("/v1/ask", json={"question": PANDA}).json()
+    assert all(c["file"] != "panda.txt" for c in answer["citations"])
+
+
 def test_deleting_a_document_removes_it_from_answers(
     client: TestClient, settings: ServiceSettings
 ) -> None:

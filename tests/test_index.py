@@ -182,10 +182,44 @@ def test_pruning_removes_the_documents_whose_files_are_gone_and_keeps_the_unread
     assert kept.removed == [] and fake_pipeline.document("banana.txt") is not None
     report = fake_pipeline.ingest([docs], prune=True)
 
-    assert report.removed == ["banana.txt"]
+    assert [(r.path, r.reason) for r in report.removed] == [
+        ("banana.txt", "not among the files ingested")
+    ]
     assert sorted(d.file for d in fake_pipeline.documents()) == ["apple.txt", "cherry.txt"]
     found = {s.file for p in fake_pipeline.search("香蕉", 5).passages for s in p.passage.sources}
     assert "banana.txt" not in found
+
+
+@pytest.mark.parametrize(
+    ("emptied", "reason"),
+    [(b"", "empty file"), (b"  \n\t\n", "only white space"), (b"<p>  </p>", "no text left")],
+)
+def test_a_file_emptied_since_indexing_is_removed_and_reported(
+    fake_pipeline: Pipeline, tmp_path: Path, emptied: bytes, reason: str
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    name = "notice.html" if emptied.startswith(b"<") else "notice.txt"
+    (docs / name).write_text("香蕉是黄色的水果。", encoding="utf-8")
+    (docs / "apple.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    fake_pipeline.ingest([docs])
+    (docs / name).write_bytes(emptied)
+
+    report = fake_pipeline.ingest([docs])
+
+    assert [r.path for r in report.removed] == [name] and report.skipped == []
+    assert reason in report.removed[0].reason and "removed" in report.removed[0].reason
+    assert [d.file for d in fake_pipeline.documents()] == ["apple.txt"]
+    found = {s.file for p in fake_pipeline.search("香蕉", 5).passages for s in p.passage.sources}
+    assert found == {"apple.txt"}
+
+
+def test_an_empty_file_never_indexed_is_only_skipped(
+    fake_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    (tmp_path / "blank.txt").write_bytes(b"")
+    report = fake_pipeline.ingest([tmp_path / "blank.txt"])
+    assert report.removed == [] and [s.reason for s in report.skipped] == ["empty file"]
 
 
 def test_pruning_after_a_run_that_found_no_file_is_refused_and_removes_nothing(

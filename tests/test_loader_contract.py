@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag.ingest.document import load_document
-from rag.loaders.base import Extraction, Loader, LoadError, LoadOptions
+from rag.loaders.base import Extraction, Loader, LoadError, LoadOptions, NoTextError
 from rag.loaders.registry import EXTENSIONS, LOADERS, loader_for
 from tests.formats_samples import chromium_pdf, paragraphs_html
 
@@ -188,6 +188,66 @@ def test_an_unreadable_file_is_a_load_error_with_a_reason(loader: Loader, tmp_pa
     with pytest.raises(LoadError) as err:
         loader.extract(path, b"\x00\x01\x02\x00\xff\xfe\x00\x00binary", OPTIONS)
     assert err.value.reason and err.value.path == str(path)
+    # Not read is not empty: an indexed earlier version of the file is kept.
+    assert not isinstance(err.value, NoTextError)
+
+
+def _blank_docx() -> bytes:
+    import docx
+
+    out = io.BytesIO()
+    docx.Document().save(out)
+    return out.getvalue()
+
+
+def _blank_pptx() -> bytes:
+    import pptx
+
+    deck = pptx.Presentation()
+    deck.slides.add_slide(deck.slide_layouts[6])  # a blank layout
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def _blank_xlsx() -> bytes:
+    import openpyxl
+
+    out = io.BytesIO()
+    openpyxl.Workbook().save(out)
+    return out.getvalue()
+
+
+def _blank_pdf() -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+# Documents read whole that hold no text: what makes a re-ingest remove an indexed version.
+MAKE_BLANK: dict[str, Callable[[], bytes]] = {
+    "empty.txt": lambda: b"",
+    "spaces.txt": lambda: b" \n\t\n",
+    "markup.html": lambda: b"<html><body><p> </p><nav>  </nav></body></html>",
+    "blank.docx": _blank_docx,
+    "blank.pptx": _blank_pptx,
+    "blank.xlsx": _blank_xlsx,
+    "empty.csv": lambda: b"",
+    "blank.pdf": _blank_pdf,
+}
+
+
+@pytest.mark.parametrize("name", MAKE_BLANK)
+def test_a_document_read_whole_with_no_text_is_a_no_text_error(name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_bytes(MAKE_BLANK[name]())
+    with pytest.raises(NoTextError) as err:
+        load_document(path, OPTIONS)
+    assert err.value.reason
 
 
 def test_the_registry_refuses_an_unknown_extension() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rag.ingest.clean import clean_paragraphs
 from rag.ingest.paragraphs import RawParagraph, number_blocks
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.registry import loader_for
 from rag.types import Document, SourceText
 
@@ -38,7 +38,7 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise LoadError(path, f"file too large (over the {max_bytes / _MB:g} MB limit)")
     if not data:
-        raise LoadError(path, "empty file")
+        raise NoTextError(path, "empty file")
     return data
 
 
@@ -96,5 +96,5 @@ def parse_document(path: Path, data: bytes, options: LoadOptions) -> Document:
     paragraphs = clean_paragraphs(number_blocks(extraction.blocks), source.path)
     if not paragraphs:
         # Markup only, boilerplate only, or nesting deeper than the markdown parser follows.
-        raise LoadError(path, f"no text left after reading it as {source.format}")
+        raise NoTextError(path, f"no text left after reading it as {source.format}")
     return Document(source, tuple(paragraphs), hashlib.sha256(data).hexdigest(), extraction.notes)

@@ -28,6 +28,14 @@ class LoadError(Exception):
         return f"{self.path}: {self.reason}"
 
 
+class NoTextError(LoadError):
+    """A file that was read whole and holds no text: emptied, blank, or markup only.
+
+    Unlike the other load errors this says something about the document rather than about
+    the reading: an indexed earlier version of it no longer stands for the file.
+    """
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     max_bytes: int

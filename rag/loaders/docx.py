@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.loaders.archive import open_package, repackaged
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
 from rag.loaders.table import table_rows
@@ -90,7 +90,7 @@ class DocxLoader:
         except Exception as e:
             raise LoadError(path, f"damaged Word file ({type(e).__name__}: {e})") from None
         if not builder.block_count:
-            raise LoadError(path, "no text in the Word document")
+            raise NoTextError(path, "no text in the Word document")
         return builder.build("docx", self.format, sorted(set(images.notes)))
 
 

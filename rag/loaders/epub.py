@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from rag.loaders.archive import open_package
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.html import html_blocks
 from rag.loaders.layout import TextBuilder, join_wrapped_lines
 from rag.loaders.text import decode_text
@@ -66,7 +66,9 @@ class EpubLoader:
             if missing:
                 notes.append(f"chapters {', '.join(missing)} missing or damaged, skipped")
         if not builder.block_count:
-            raise LoadError(path, "no text found in the EPUB")
+            if missing:  # chapters it could not read
+                raise LoadError(path, f"no text found in the EPUB ({notes[-1]})")
+            raise NoTextError(path, "no text found in the EPUB")
         return builder.build("epub", self.format, notes)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, frame_count, image_from_bytes, ocr_lines
 
@@ -36,5 +36,5 @@ class ImageLoader:
             builder.new_page()
             add_page_lines(builder, lines, frame + 1 if frames > 1 else None)
         if not builder.block_count:
-            raise LoadError(path, "no text found in the image (OCR read nothing)")
+            raise NoTextError(path, "no text found in the image (OCR read nothing)")
         return builder.build("image", self.format, notes)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.garbage import is_garbage
 from rag.loaders.geometry import Line
 from rag.loaders.layout import TextBuilder, add_pages
@@ -145,8 +145,9 @@ class PdfLoader:
         builder = TextBuilder()
         add_pages(builder, [(page.number, page.lines) for page in pages])
         if not builder.block_count:
-            reasons = "; ".join(notes.render())
-            raise LoadError(path, f"no text found in the PDF ({reasons or 'pages are blank'})")
+            if reasons := "; ".join(notes.render()):  # pages it could not read
+                raise LoadError(path, f"no text found in the PDF ({reasons})")
+            raise NoTextError(path, "no text found in the PDF (pages are blank)")
         return builder.build("pdf", self.format, notes.render())
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.loaders.archive import open_package
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.docx import _Images
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.table import table_rows
@@ -63,7 +63,7 @@ class PptxLoader:
         except Exception as e:
             raise LoadError(path, f"damaged PowerPoint file ({type(e).__name__}: {e})") from None
         if not builder.block_count:
-            raise LoadError(path, "no text in the presentation")
+            raise NoTextError(path, "no text in the presentation")
         return builder.build("pptx", self.format, notes + sorted(set(images.notes)))
 
 

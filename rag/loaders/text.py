@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.loaders.base import Block, Extraction, LoadError, LoadOptions
+from rag.loaders.base import Block, Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.decode import decode
 from rag.loaders.lines import LineIndex
 from rag.text.offsets import MappedText
@@ -17,7 +17,7 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
     except ValueError as e:
         raise LoadError(path, str(e)) from None
     if not text.strip():
-        raise LoadError(path, "empty file (only white space)")
+        raise NoTextError(path, "empty file (only white space)")
     return text, encoding
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.loaders.archive import open_package
-from rag.loaders.base import Extraction, LoadError, LoadOptions
+from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.layout import TextBuilder
 from rag.loaders.table import header_names, row_text
 
@@ -208,7 +208,7 @@ def write_workbook(
     except Exception as e:  # the parsers raise anything from KeyError to XML errors
         raise LoadError(path, f"damaged Excel file ({type(e).__name__}: {e})") from None
     if not writer.builder.block_count:
-        raise LoadError(path, "no text in the workbook (all sheets empty)")
+        raise NoTextError(path, "no text in the workbook (all sheets empty)")
     return writer.builder.build(fmt, fmt, writer.notes)
 
 
@@ -294,7 +294,7 @@ def decode_csv(path: Path, data: bytes) -> tuple[str, str]:
     general detector (rag/loaders decode) may replace this at merge.
     """
     if not data:
-        raise LoadError(path, "empty file")
+        raise NoTextError(path, "empty file")
     for bom, encoding in (
         (b"\xef\xbb\xbf", "utf-8-sig"),
         (b"\xff\xfe", "utf-16"),

@@ -308,6 +308,7 @@ def _report(report: IngestReport) -> dict[str, Any]:
         # The name the client uploaded, not where the server keeps it.
         "skipped": [{"path": Path(s.path).name, "reason": s.reason} for s in report.skipped],
         "notes": [{"path": Path(n.path).name, "reason": n.reason} for n in report.notes],
+        "removed": [{"path": Path(r.path).name, "reason": r.reason} for r in report.removed],
         "seconds": round(report.seconds, 3),
     }
 
