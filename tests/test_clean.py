@@ -121,6 +121,26 @@ def test_001_read_more_links_are_removed_and_the_sentence_kept() -> None:
     assert clean("详见通知。更多>>") == "详见通知。"
 
 
+def test_encyclopedia_reference_marks_are_removed_and_reference_lists_kept() -> None:
+    marked = "该厂成立于1949年[1]，隶属于国务院[2-3][注 1]。"
+    assert clean(marked) == "该厂成立于1949年，隶属于国务院。"
+    assert clean("歷史[編輯] 該校創建於1902年[12]。") == "歷史 該校創建於1902年。"
+    assert clean("地球是圆的[来源请求]。") == "地球是圆的。"
+    # A reference list's entries, a link's text, and what is not a mark stay.
+    assert clean("[1] 张三：《质量论》，2010年。") == "[1] 张三：《质量论》，2010年。"
+    assert clean("见 [2] 第三章。") == "见 [2] 第三章。"
+    assert clean("详见[1](http://example.com)。") == "详见[1](http://example.com)。"
+    assert clean("数组a[1234]与标签[北京]。") == "数组a[1234]与标签[北京]。"
+
+
+def test_a_quote_cut_where_a_reference_mark_was_maps_over_it() -> None:
+    mapped = clean_text(MappedText.from_source("成立于1949年[1]，隶属于国务院。"))
+    assert mapped.text == "成立于1949年，隶属于国务院。"
+    start = mapped.text.index("1949")
+    assert mapped.source_span(start, start + 5) == (3, 8)  # 1949年: the mark is not quoted
+    assert mapped.source_span(start, start + 6) == (3, 12)  # 1949年，: the span holds it
+
+
 # --- Seeds 002, 003, 004: trailing footers and link lists -----------------------------------
 
 

@@ -74,6 +74,21 @@ def remove_nav_bars(mapped: MappedText) -> MappedText:
     return _apply(mapped, _NAV_BAR, "")
 
 
+_REFERENCE_MARK = re.compile(
+    r"(?<=\S)\[(?:\d{1,3}(?:\s?[-–,，]\s?\d{1,3})*|[注註]\s?\d{1,3}|"
+    r"编辑|編輯|来源请求|來源請求|需要引用|需要來源|需要来源)\](?!\()"
+)
+
+
+def remove_reference_marks(mapped: MappedText) -> MappedText:
+    """Drop footnote and editing marks scraped from encyclopedia pages: `成立[1]。` -> `成立。`."""
+    # `[1]`, `[2-3]`, `[注 1]` and `[编辑]` were links on the page they came from. As text
+    # they read like the answer's own citation markers ([1] is "the first citation") and
+    # split a sentence's words for search. Only a mark right after text is dropped: `[1]`
+    # opening a line is an entry of a reference list, which is content.
+    return _apply(mapped, _REFERENCE_MARK, "")
+
+
 _SOFT_BREAK = re.compile(rf"(?<=[{_HANZI}\u3001-\u303f\uff01-\uff60])[^\S\n]*\n\s*(?=[{_HANZI}])")
 
 
@@ -99,6 +114,7 @@ _PARAGRAPH_RULES: tuple[Callable[[MappedText], MappedText], ...] = (
     remove_pinyin_readings,
     remove_more_links,
     remove_nav_bars,
+    remove_reference_marks,
     join_soft_breaks,
     normalise_spaces,
 )
