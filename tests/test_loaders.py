@@ -89,6 +89,25 @@ def test_short_seed_lines_are_told_apart(encoding: str) -> None:
     assert checked >= 6
 
 
+KOREAN = "대한민국은 동아시아의 한반도 남부에 위치한 민주공화국이다. 수도는 서울특별시이다.\n"
+JAPANESE = "日本は東アジアに位置する島国である。首都は東京で、公用語は日本語である。\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "detected"),
+    [
+        (KOREAN, "euc-kr", "cp949"),
+        (JAPANESE, "shift_jis", "cp932"),
+        (JAPANESE, "euc-jp", "euc_jis_2004"),
+    ],
+)
+def test_japanese_and_korean_legacy_files_are_not_read_as_chinese(
+    text: str, encoding: str, detected: str
+) -> None:
+    # Their bytes also decode as GB18030 or Big5, into rare hanzi (대한민국 as 措茄刮惫).
+    assert decode(text.encode(encoding)) == (text, detected)
+
+
 def test_line_breaks_are_normalised_before_offsets_are_taken() -> None:
     text, _ = decode("第一行\r\n第二行\r第三行\n".encode("gb18030"))
     assert text == "第一行\n第二行\n第三行\n"

@@ -32,6 +32,20 @@ _COMMON_HANZI = frozenset(
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\ue000-\uf8ff]")
 _LEGACY_CANDIDATES = ("gb18030", "big5", "cp950", "big5hkscs")
 _LINE_BREAKS = re.compile(r"\r\n?")
+# Japanese and Korean legacy codecs (Shift-JIS, EUC-JP, EUC-KR) use the byte ranges of
+# GB18030 and Big5, so their text also reads as hanzi, rare ones: 대한민국 as 措茄刮惫. Chinese
+# text is about 70% common hanzi (no CMRC 2018 or DRCD context of 30 hanzi or more under
+# 49%), such misreadings 0-16%: below this share, over enough hanzi to judge (a name of a
+# few rare hanzi is Chinese too), the reading is checked against Japanese and Korean ones.
+_FOREIGN_BELOW = 0.3
+_FOREIGN_MIN_HANZI = 30
+_JAPANESE = frozenset(
+    {"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004"}
+    | {"euc_jisx0213", "iso2022_jp"}
+)
+_KOREAN = frozenset({"cp949", "euc_kr", "johab", "iso2022_kr"})
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\u3130-\u318f\uac00-\ud7af]")
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -40,7 +54,9 @@ def decode(data: bytes) -> tuple[str, str]:
     Tries, in order: a byte-order mark (UTF-8, UTF-32, UTF-16), UTF-16 without a mark (NUL
     bytes at alternate positions), strict UTF-8, UTF-8 lines mixed with GBK or Big5 lines
     (encoding `utf-8+gb18030`), then GB18030 against Big5, picking the reading made of common
-    hanzi (charset-normalizer breaks ties), then anything charset-normalizer trusts.
+    hanzi (charset-normalizer breaks ties) unless it has so few that the file is Japanese or
+    Korean (Shift-JIS, EUC-JP, EUC-KR: the reading charset-normalizer names, if it holds the
+    kana or hangul of such text), then anything charset-normalizer trusts.
 
     Args:
         data: The raw bytes of a file.
@@ -86,6 +102,8 @@ def _decode_raw(data: bytes) -> tuple[str, str]:
         return mixed
     legacy = _legacy_chinese(data)
     if legacy is not None:
+        if _few_common_hanzi(legacy[0]):
+            return _japanese_or_korean(data) or legacy
         return legacy
     best = from_bytes(data).best()
     if best is not None and best.encoding:
@@ -135,6 +153,30 @@ def _legacy_chinese(data: bytes) -> tuple[str, str] | None:
         if guess is not None and guess.encoding in tied:
             tied = [guess.encoding]
     return readings[tied[0]], tied[0]
+
+
+def _few_common_hanzi(text: str) -> bool:
+    hanzi = len(_CJK.findall(text))
+    return hanzi >= _FOREIGN_MIN_HANZI and _common_hanzi_share(text) < _FOREIGN_BELOW
+
+
+def _japanese_or_korean(data: bytes) -> tuple[str, str] | None:
+    """charset-normalizer's reading of `data`, if it is Japanese or Korean text."""
+    best = from_bytes(data).best()
+    if best is None or best.encoding not in _JAPANESE | _KOREAN:
+        return None
+    text = str(best)
+    hanzi = len(_CJK.findall(text))
+    # What a Chinese file read in their codecs lacks: Japanese writes a good share of kana
+    # (Chinese bytes give next to none: GBK's lead bytes are half-width katakana in
+    # Shift-JIS and kanji in EUC-JP), Korean few hanja (Chinese bytes give about as many
+    # hanja as hangul).
+    if best.encoding in _KOREAN:
+        native = len(_HANGUL.findall(text)) >= 4 * hanzi
+    else:
+        kana = len(_KANA.findall(text))
+        native = kana >= 0.2 * (kana + hanzi)
+    return (text, best.encoding) if native and _looks_like_text(text) else None
 
 
 def _utf8_mixed_with_legacy(data: bytes) -> tuple[str, str] | None:
