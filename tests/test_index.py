@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from embeddings.base import Kind, Vectors
+from rag.index.check import check_index
 from rag.index.config import IndexMismatchError
 from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
@@ -241,3 +244,39 @@ def test_a_bad_file_is_reported_and_the_rest_ingested(
     assert report.files == 5
     assert [Path(s.path).name for s in report.skipped] == ["broken.txt"]
     assert "binary" in report.skipped[0].reason
+
+
+def test_a_batch_that_fails_after_others_committed_leaves_them_searchable_and_published(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    class FailsOnce(HashEmbedder):
+        """Embeds the first batch of passages, fails on the second, then works again."""
+
+        def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+            if kind == "passage" and self.calls == 1:
+                self.calls += 1
+                raise RuntimeError("the embedder ran out of memory")
+            return super().embed_batch(texts, kind)
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(3):  # 16 passages each: the first two files fill the first batch
+        lines = [f"第{n}号文件的第{line}段说的是另外一件事情。" for line in range(16)]
+        (docs / f"{n}.txt").write_text("\n".join(lines), encoding="utf-8")
+    pipeline = open_pipeline(fake_settings, FailsOnce())
+    with pytest.raises(RuntimeError, match="out of memory"):
+        pipeline.ingest([docs])
+    assert [d.file for d in pipeline.documents()] == ["0.txt", "1.txt"]  # the first batch
+    committed = pipeline.counts()["passages"]
+    published = check_index(fake_settings.index_dir)  # ... and published
+    assert published.ok and not published.stale and len(pipeline) == committed
+
+    (tmp_path / "later.txt").write_text("后来又加了一个文件。", encoding="utf-8")
+    pipeline.ingest([tmp_path / "later.txt"])  # the next write in the same process
+
+    report = check_index(fake_settings.index_dir)
+    assert report.ok, report.problems
+    assert report.vectors == report.passages == committed + 1
+    [hit] = pipeline.search("第1号文件的第7段说的是另外一件事情。", 1).passages
+    assert hit.dense == 1.0  # found by its vector too
+    pipeline.close()

@@ -96,6 +96,11 @@ class IndexWriter:
     def commit(self) -> None:
         """Publish pending writes: rebuild the lexical index, save caches, swap the snapshot."""
         if self._working is None:
+            if self._reader.caches.generation != self.store.generation():
+                # A failed batch dropped the working vectors, which also held the batches
+                # committed before it: publish those from the store, or they stay unsearched
+                # and the next write's copy of the stale caches would publish without them.
+                self._reader.adopt(self.rebuild_and_publish())
             return
         if self._backend.build_lexical is None:  # the store is the index: nothing to build
             caches = build_caches(self.store, self.config, self._backend, self._tokenize)
