@@ -53,3 +53,11 @@ def test_signatures_are_datasketchs_own_with_the_hash_functions_drawn_once() -> 
     assert (made.hashvalues == own.hashvalues).all()
     assert made.permutations is other.permutations is loaded.permutations
     assert loaded.jaccard(own) == 1.0
+
+
+def test_texts_of_nothing_but_different_punctuation_have_different_identities() -> None:
+    assert content_hash("！！！") != content_hash("……") != content_hash("★★★")
+    assert content_hash("★ ★ ★") == content_hash("★★★")  # white space still does not count
+    index = NearDuplicateIndex(threshold=0.85, num_perm=128, shingle_size=3)
+    index.add(1, index.signature("！！！"))
+    assert index.find(index.signature("……")) is None

@@ -280,3 +280,25 @@ def test_a_batch_that_fails_after_others_committed_leaves_them_searchable_and_pu
     [hit] = pipeline.search("第1号文件的第7段说的是另外一件事情。", 1).passages
     assert hit.dense == 1.0  # found by its vector too
     pipeline.close()
+
+
+def test_lines_of_different_punctuation_are_not_one_passage(
+    fake_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # Punctuation-only lines normalised to "" alike: every separator line of the corpus
+    # became one passage, citing `……` and `★★★` as places that hold `！！！`.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("苹果是红色的水果。\n！！！\n★★★\n", encoding="utf-8")
+    (docs / "b.txt").write_text("樱桃很小。\n……\n★★★\n", encoding="utf-8")
+
+    report = fake_pipeline.ingest([docs])
+
+    assert (report.new_passages, report.exact_duplicates, report.near_duplicates) == (5, 1, 0)
+    held = {
+        hit.passage.text: [(s.file, s.paragraph, s.text) for s in hit.passage.sources]
+        for hit in fake_pipeline.search("！！！ …… ★★★", 10).passages
+    }
+    assert held["！！！"] == [("a.txt", 2, "！！！")]
+    assert held["……"] == [("b.txt", 2, "……")]
+    assert held["★★★"] == [("a.txt", 3, "★★★"), ("b.txt", 3, "★★★")]  # true copies still merge

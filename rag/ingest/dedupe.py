@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.text.identity import normalise
+from rag.text.identity import identity
 
 if TYPE_CHECKING:
     from datasketch import MinHash
 
 
 def shingles(text: str, size: int) -> list[bytes]:
-    """Character `size`-grams of the normalised text (the whole text if shorter)."""
-    return [gram.encode("utf-8") for gram in normalised_shingles(normalise(text), size)]
+    """Character `size`-grams of the text's identity (the whole of it if shorter)."""
+    return [gram.encode("utf-8") for gram in normalised_shingles(identity(text), size)]
 
 
 def normalised_shingles(norm: str, size: int) -> list[str]:
