@@ -126,6 +126,33 @@ def test_readers_keep_the_old_vectors_until_the_new_replace_them_all(tmp_path: P
     reader.close()
 
 
+@pytest.mark.parametrize(
+    "backend", ["local", pytest.param("milvus", marks=needs_milvus)], ids=["local", "milvus"]
+)
+def test_a_writer_opened_before_a_reindex_refuses_to_add_vectors_of_the_old_space(
+    tmp_path: Path, backend: str
+) -> None:
+    # A service opened with the old embedder ingested an upload after a CLI reindex: its
+    # vectors went silently into the new space (same width), unfindable by their meaning.
+    class SameWidthOther(HashEmbedder):
+        name, salt = "fake-hash-same-width", b"other"
+
+    config = ingested(tmp_path, backend)
+    running = open_pipeline(config, HashEmbedder())
+    reindex(config, SameWidthOther())
+    docs = tmp_path / "docs"
+    (docs / "new.txt").write_text("樱桃是一种小小的红色水果。", encoding="utf-8")
+
+    with pytest.raises(IndexMismatchError, match="re-embedded with fake-hash-same-width"):
+        running.ingest([docs])
+    assert running.document("new.txt") is None
+    running.close()
+    with open_pipeline(config, SameWidthOther()) as new:
+        assert new.ingest([docs]).new_passages == 1
+        [hit] = new.search("樱桃是一种小小的红色水果。", 1).passages
+        assert hit.dense == pytest.approx(1.0)
+
+
 def test_a_reindex_that_fails_half_way_leaves_the_old_index_and_a_rerun_finishes(
     tmp_path: Path,
 ) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.index.config import AddResult, IndexConfig, NewDocument
+from rag.index.config import AddResult, IndexConfig, IndexMismatchError, NewDocument
 from rag.index.reader import IndexReader
 from rag.ingest.dedupe import NearDuplicateIndex, signature_bytes, signature_from_bytes
 from rag.store.base import PassageStore, VectorIndex
@@ -146,12 +146,26 @@ class IndexWriter:
         current = self.store.generation()
         if current == self.state_generation:
             return
+        self._refuse_if_reembedded()
         self._forget()
         if self._reader.caches.generation != current:
             published = self._snapshots.published()
             caches = self._snapshots.load(current) if published == current else None
             self._reader.adopt(caches if caches is not None else self.rebuild_and_publish())
         self.state_generation = current
+
+    def _refuse_if_reembedded(self) -> None:
+        """Another process's `rag reindex` moved the index into another vector space.
+
+        This process embeds passages with the embedder it opened the index with: what it
+        added now would be vectors of the old space among the new, found by no question.
+        """
+        current = self.store.get_meta("embedder")
+        if current is not None and current != self.config.embedder:
+            raise IndexMismatchError(
+                f"the index was re-embedded with {current} after this process opened it "
+                f"with {self.config.embedder}: restart it with {current} to write to it"
+            )
 
     def _forget(self) -> None:
         """Drop the in-memory state; it is rebuilt from the store when next needed."""
