@@ -122,6 +122,22 @@ def test_an_index_opened_with_another_backend_is_an_error_that_says_so(tmp_path:
         open_pipeline(settings(tmp_path / "b", "local"), HashEmbedder())
 
 
+def test_checking_a_milvus_index_as_a_local_one_says_what_the_directory_holds(
+    tmp_path: Path,
+) -> None:
+    # `rag check` alone said "no index at ... (no store.sqlite)": as if the index were gone.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    open_pipeline(settings(tmp_path / "b", "milvus"), HashEmbedder()).close()
+    with pytest.raises(IndexMismatchError, match=r"holds a milvus index.*RAG_BACKEND=milvus"):
+        check_index(tmp_path / "b")
+    checked = CliRunner().invoke(app, ["check", "--index", str(tmp_path / "b")])
+    assert checked.exit_code == 2
+    assert "RAG_BACKEND=milvus" in " ".join(checked.output.split())
+
+
 def test_a_milvus_server_without_a_shared_lock_refuses_writes_and_says_what_to_set(
     tmp_path: Path,
 ) -> None:

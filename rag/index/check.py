@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index.config import IndexConfig, NoIndexError
 from rag.index.index import open_index, read_config
 from rag.store.base import LexicalIndex, VectorIndex
 from rag.store.factory import make_backend
@@ -52,19 +51,17 @@ def check_index(location: Location | Path) -> CheckReport:
 
     Raises:
         NoIndexError: there is no index at `location`.
+        IndexMismatchError: the directory holds another backend's index.
     """
     if isinstance(location, Path):
         location = Location.local(location)
     if location.backend != "local":
         return _check_in_place(location)
     directory = location.directory
-    path = directory / STORE_FILE
-    if not path.is_file():
-        raise NoIndexError(f"no index at {directory} (no store.sqlite)")
+    config = read_config(location)
     report = CheckReport(str(directory))
-    store = SQLiteStore(path, readonly=True)
+    store = SQLiteStore(directory / STORE_FILE, readonly=True)
     try:
-        config = IndexConfig.from_store(store)
         with store.snapshot():  # one committed state for every query below
             report.generation = store.generation()
             report.documents = store.count("documents")
