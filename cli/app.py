@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from cli.collections import collections_create, collections_list, collections_rm
-from cli.common import errors
+from cli.common import errors, print_error
 from cli.documents import check, docs_list, docs_rm, ingest, ray_argv
 from cli.eval import bench_command, bench_load_command, eval_command
 from cli.migrate import migrate
@@ -63,7 +63,7 @@ def main() -> None:
             )
         raise SystemExit(2) from None
     except sqlite3.Error as err:
-        errors.print(f"[red]error:[/red] the index store failed: {err}")
+        print_error(f"the index store failed: {err}")
         raise SystemExit(1) from None
 
 

@@ -53,13 +53,12 @@ def collection_settings(index: Path | None, collection: str = DEFAULT) -> Settin
     try:
         return Collections.of(settings).settings_for(collection, settings)
     except NoSuchCollection as err:
-        errors.print(
-            f"[red]error:[/red] {err}; create it with `rag collections create {collection}` "
-            "or by ingesting into it"
+        print_error(
+            f"{err}; create it with `rag collections create {collection}` or by ingesting into it"
         )
         raise typer.Exit(2) from err
     except (InvalidCollectionName, ValueError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
 
 
@@ -84,10 +83,10 @@ def open_pipeline_at(
     except IndexBusyError as err:  # creating a new index waits for the write lock
         raise busy(err) from err
     except NoIndexError as err:
-        errors.print(f"[red]error:[/red] {err}; build one with `rag ingest <folder>`")
+        print_error(f"{err}; build one with `rag ingest <folder>`")
         raise typer.Exit(2) from err
     except (IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     except OSError as err:
         raise _cannot_open(settings.index_dir, err) from err
@@ -112,7 +111,7 @@ def create_collection(
     except IndexBusyError as err:
         raise busy(err) from err
     except (InvalidCollectionName, CollectionExists, ValueError, ImportError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     except OSError as err:
         raise _cannot_open(base.index_dir, err) from err
@@ -125,7 +124,7 @@ def _create_missing(index: Path | None, collection: str) -> None:
     try:
         exists = Collections.of(settings).exists(collection)
     except InvalidCollectionName as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     if not exists:
         create_collection(index, collection)
@@ -141,7 +140,7 @@ def open_index_at(index: Path | None, collection: str = DEFAULT) -> Index:
     except IndexBusyError as err:
         raise busy(err) from err
     except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
 
 
@@ -155,12 +154,18 @@ def _cannot_open(directory: Path, err: OSError) -> typer.Exit:
 
 
 def waiting(holder: str) -> None:
-    errors.print(f"[yellow]waiting:[/yellow] the index is being written by {holder}")
+    errors.print(f"[yellow]waiting:[/yellow] the index is being written by {escape(holder)}")
 
 
 def busy(err: IndexBusyError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {err}")
+    print_error(err)
     return typer.Exit(3)
+
+
+def print_error(message: object) -> None:
+    """`error: message` on stderr, the message as it is: paths and error texts may hold
+    brackets that rich would take for its markup (`[b]` vanishes, `[/x]` is an error)."""
+    errors.print(f"[red]error:[/red] {escape(str(message))}")
 
 
 def print_json(data: Any) -> None:

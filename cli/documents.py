@@ -24,6 +24,7 @@ from cli.common import (
     errors,
     open_index_at,
     open_pipeline_at,
+    print_error,
     print_json,
 )
 from rag.collections import DEFAULT
@@ -83,7 +84,7 @@ def ingest(
         errors.print(f"[red]error:[/red] no such file or folder: {names}")
         raise typer.Exit(2)
     if ray is not None and Path(ray).exists():
-        errors.print(f"[red]error:[/red] --ray takes a cluster address, not a path ({ray})")
+        print_error(f"--ray takes a cluster address, not a path ({ray})")
         raise typer.Exit(2)
     pipeline = open_pipeline_at(index, collection, create=True)
     total = sum(1 for _ in iter_files(paths))
@@ -159,7 +160,7 @@ def _ingest_on_ray(
         except IndexBusyError as err:
             raise busy(err) from err
         except (ImportError, ValueError, ConnectionError) as err:
-            errors.print(f"[red]error:[/red] {err}")
+            print_error(err)
             raise typer.Exit(2) from err
         finally:
             disconnect()
@@ -185,7 +186,7 @@ def _ingest_on_ray(
 def _print_report(
     report: IngestReport, directory: Path, extra: list[tuple[str, str]] | None = None
 ) -> None:
-    table = Table(title=f"Ingested into {directory}", show_header=False)
+    table = Table(title=f"Ingested into {escape(str(directory))}", show_header=False)
     rows: list[tuple[str, object]] = [
         ("files read", report.files),
         ("unchanged (skipped)", report.unchanged),
@@ -271,7 +272,7 @@ def check(
         repaired = repair_index(location, settings.lock_timeout) if repair else None
         report = repaired or check_index(location)
     except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     except IndexBusyError as err:
         raise busy(err) from err
@@ -285,7 +286,8 @@ def check(
 
 def _print_check(report: CheckReport) -> None:
     console.print(
-        f"{report.directory}: generation {report.generation}, {report.documents} documents, "
+        f"{escape(report.directory)}: generation {report.generation}, "
+        f"{report.documents} documents, "
         f"{report.passages} passages; caches: {report.vectors} vectors, "
         f"{report.lexical} lexical entries",
         highlight=False,

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from cli.common import busy, console, errors
+from cli.common import busy, console, print_error
 from rag.index.config import IndexMismatchError, NoIndexError
 from rag.index.migrate import migrate as migrate_index
 from rag.settings import get_settings
@@ -44,10 +45,10 @@ def migrate(
     except IndexBusyError as err:
         raise busy(err) from err
     except (NoIndexError, IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     console.print(
         f"copied {report.documents} documents ({report.skipped} already there), "
-        f"{report.passages} passages, {report.sources} sources to {location.describe()}",
+        f"{report.passages} passages, {report.sources} sources to {escape(location.describe())}",
         highlight=False,
     )

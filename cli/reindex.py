@@ -13,6 +13,7 @@ from cli.common import (
     collection_settings,
     console,
     errors,
+    print_error,
     print_json,
     waiting,
 )
@@ -67,7 +68,7 @@ def reindex(
     except IndexBusyError as err:
         raise busy(err) from err
     except (NoIndexError, IndexMismatchError, ValueError, ImportError, ConnectionError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     if as_json:
         print_json(report.__dict__)

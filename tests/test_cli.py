@@ -248,3 +248,27 @@ def test_an_index_path_that_cannot_be_a_folder_is_an_error_not_a_traceback(
     said = " ".join(result.output.split())
     assert f"error: cannot open the index at {a_file}:" in said
     assert a_file.read_text(encoding="utf-8") == "不是索引\n"
+
+
+def test_an_index_directory_whose_name_looks_like_markup_is_named_as_it_is(
+    tmp_path: Path,
+) -> None:
+    # `[b]` vanished from the index directory's name, and a `[/x]` in it ended `rag check`
+    # in a MarkupError traceback (exit 1) instead of its report or its error.
+    from rag.pipeline import open_pipeline
+    from rag.settings import Settings
+    from tests.fakes import HashEmbedder
+
+    folder = tmp_path / "[b]notes[/x]"
+    (folder / "docs").mkdir(parents=True)
+    (folder / "docs" / "a.txt").write_text("泰山海拔一千五百四十五米。\n", encoding="utf-8")
+    with open_pipeline(Settings(index_dir=folder / "index"), HashEmbedder()) as pipeline:
+        pipeline.ingest([folder / "docs"])
+
+    checked = runner.invoke(app, ["check", "--index", str(folder / "index")])
+    assert checked.exit_code == 0, checked.output
+    assert f"{folder / 'index'}:generation" in "".join(checked.stdout.split())  # wrapped
+    for command in (["check"], ["docs", "list"], ["docs", "rm", "a.txt"]):
+        missing = runner.invoke(app, [*command, "--index", str(folder / "none")])
+        assert missing.exit_code == 2, missing.output
+        assert f"no index at {folder / 'none'}" in " ".join(missing.output.split())
