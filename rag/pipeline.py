@@ -6,6 +6,7 @@ nothing outside `rag/` reaches the index or the retriever behind it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -75,6 +76,9 @@ class IngestReport:
     # Indexed documents this ingest removed, with why: their files were read and now hold
     # no text, or (pruning) were not among the files it walked.
     removed: list[Skipped] = field(default_factory=list)
+    # Folders the walk could not read (also in `ignored`), by the names citations use for
+    # what they hold: their contents are unknown, not gone, so pruning keeps them.
+    unread_folders: list[str] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -212,7 +216,8 @@ class Pipeline:
             report.skipped.append(Skipped(shown(path), reason))
 
         def prepared() -> Iterator[PreparedFile]:
-            for path, key in walk_files([Path(p) for p in paths], ignore, skip):
+            walk = walk_files([Path(p) for p in paths], ignore, skip, report.unread_folders)
+            for path, key in walk:
                 if on_file is not None:
                     on_file(key)
                 indexed = self._index.indexed_hash(key)
@@ -235,7 +240,8 @@ class Pipeline:
         With `prune`, every indexed document whose file was not among `files` is then removed
         (`removed`), under the same lock: the index holds the files of this run and no
         others (a file deleted or renamed since the last run stops being cited). A file of
-        the run that could not be read keeps its indexed version.
+        the run that could not be read keeps its indexed version, and so do the files
+        under a folder the run could not read (`unread_folders`).
 
         Raises:
             IndexBusyError: Another process kept the index's write lock for longer than
@@ -263,7 +269,12 @@ class Pipeline:
                 "nothing to prune against: the run found no file, and pruning would remove "
                 "every document of the index"
             )
-        gone = [file for file in self._index.indexed_hashes() if file not in walked]
+        unread = report.unread_folders
+        gone = [
+            file
+            for file in self._index.indexed_hashes()
+            if file not in walked and not any(_within(file, folder) for folder in unread)
+        ]
         removed = self._index.remove_all(gone)
         report.removed.extend(Skipped(file, "not among the files ingested") for file in removed)
 
@@ -510,9 +521,15 @@ class _Retrieved:
 
 
 def walk_files(
-    paths: Iterable[Path], ignored: Ignored, skipped: Ignored
+    paths: Iterable[Path],
+    ignored: Ignored,
+    skipped: Ignored,
+    unread_folders: list[str] | None = None,
 ) -> Iterator[tuple[Path, str]]:
     """The files `ingest` reads, in its order, each with the name citations use.
+
+    A folder that cannot be read is `ignored`, and its name (as its files would be named:
+    "." for a whole folder named on the command line) added to `unread_folders`.
 
     A file whose name is not UTF-8 (bytes a Linux file name may hold) is `skipped`: its name
     could be neither stored nor shown, and one such file must not stop the others. So is a
@@ -522,7 +539,8 @@ def walk_files(
     """
     named: dict[str, Path] = {}
     for root in paths:
-        for path in iter_files([root], ignored):
+        unreadable = functools.partial(_unread_folder, root, ignored, unread_folders)
+        for path in iter_files([root], ignored, unreadable):
             key = file_key(path, root)
             if lone_surrogate(key) is not None:  # undecodable bytes, as `os.fsdecode` keeps them
                 skipped(path, "its name is not valid UTF-8: rename the file")
@@ -538,6 +556,19 @@ def walk_files(
                     f"another file of this ingest is also named {key} ({shown(first)}): "
                     "ingest the folder that holds both, so that their names differ",
                 )
+
+
+def _unread_folder(
+    root: Path, ignored: Ignored, unread_folders: list[str] | None, folder: Path, reason: str
+) -> None:
+    ignored(folder, reason)
+    if unread_folders is not None:
+        unread_folders.append(file_key(folder, root))
+
+
+def _within(file: str, folder: str) -> bool:
+    """Whether the file named `file` is in the folder named `folder` (`file_key` names)."""
+    return folder == "." or file.startswith(f"{folder}/")
 
 
 def shown(path: Path | str) -> str:

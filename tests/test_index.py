@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,6 +194,35 @@ def test_pruning_removes_the_documents_whose_files_are_gone_and_keeps_the_unread
     assert sorted(d.file for d in fake_pipeline.documents()) == ["apple.txt", "cherry.txt"]
     found = {s.file for p in fake_pipeline.search("香蕉", 5).passages for s in p.passage.sources}
     assert "banana.txt" not in found
+
+
+def test_pruning_keeps_the_documents_of_a_folder_that_could_not_be_read(
+    fake_pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unreadable (or unmounted) subfolder's files were "not among the files ingested":
+    # pruning removed every document in it.
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "apple.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    (docs / "sub" / "banana.txt").write_text("香蕉是黄色的水果。", encoding="utf-8")
+    (docs / "gone.txt").write_text("樱桃是小小的水果。", encoding="utf-8")
+    fake_pipeline.ingest([docs])
+    (docs / "gone.txt").unlink()
+    listing = os.scandir
+
+    def denied(path: Any) -> Any:  # os.scandir, also given descriptors (shutil.rmtree)
+        if isinstance(path, str | os.PathLike) and Path(path) == docs / "sub":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr("rag.loaders.walk.os.scandir", denied)
+    report = fake_pipeline.ingest([docs], prune=True)
+
+    assert [(r.path, r.reason) for r in report.removed] == [
+        ("gone.txt", "not among the files ingested")
+    ]
+    assert [i.reason for i in report.ignored] == ["cannot read folder (Permission denied)"]
+    assert sorted(d.file for d in fake_pipeline.documents()) == ["apple.txt", "sub/banana.txt"]
 
 
 @pytest.mark.parametrize(

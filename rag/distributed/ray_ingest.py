@@ -192,7 +192,7 @@ def ingest_on_ray(
     def skip(path: Path, reason: str) -> None:
         report.skipped.append(Skipped(shown(path), reason))
 
-    files = list(walk_files([Path(p) for p in paths], ignore, skip))
+    files = list(walk_files([Path(p) for p in paths], ignore, skip, report.unread_folders))
     started = time.perf_counter()
 
     def received() -> Iterator[PreparedFile]:

@@ -11,7 +11,9 @@ from rag.loaders.registry import EXTENSIONS
 Ignored = Callable[[Path, str], None]
 
 
-def iter_files(paths: Iterable[Path], ignored: Ignored | None = None) -> Iterator[Path]:
+def iter_files(
+    paths: Iterable[Path], ignored: Ignored | None = None, unreadable: Ignored | None = None
+) -> Iterator[Path]:
     """Yield the document files named by `paths`, walking folders.
 
     Folders are walked recursively in sorted order, skipping hidden files and folders and
@@ -23,6 +25,8 @@ def iter_files(paths: Iterable[Path], ignored: Ignored | None = None) -> Iterato
         paths: Files and folders.
         ignored: Told of each visible entry passed over, with why: an unsupported
             extension, a folder already walked (a symlink loop) or an unreadable folder.
+        unreadable: Told of each folder that could not be read, with why (default:
+            `ignored`): what it holds is unknown, not gone.
 
     Yields:
         File paths, each folder's files sorted by name, depth first.
@@ -31,27 +35,31 @@ def iter_files(paths: Iterable[Path], ignored: Ignored | None = None) -> Iterato
     tell = ignored or (lambda path, reason: None)
     for path in paths:
         if path.is_dir():
-            yield from _walk(path, seen, tell)
+            yield from _walk(path, seen, tell, unreadable or tell)
         else:
             yield path
 
 
-def _walk(root: Path, seen: set[tuple[int, int]], ignored: Ignored) -> Iterator[Path]:
+def _walk(
+    root: Path, seen: set[tuple[int, int]], ignored: Ignored, unreadable: Ignored
+) -> Iterator[Path]:
     # A stack of open folder listings instead of recursion: deep trees cannot overflow it.
-    stack = [iter(_listing(root, seen, ignored))]
+    stack = [iter(_listing(root, seen, ignored, unreadable))]
     while stack:
         entry = next(stack[-1], None)
         if entry is None:
             stack.pop()
         elif entry.is_dir():
-            stack.append(iter(_listing(entry, seen, ignored)))
+            stack.append(iter(_listing(entry, seen, ignored, unreadable)))
         elif entry.suffix.lower() in EXTENSIONS:
             yield entry
         else:
             ignored(entry, f"unsupported type {entry.suffix.lower() or '(no extension)'}")
 
 
-def _listing(folder: Path, seen: set[tuple[int, int]], ignored: Ignored) -> list[Path]:
+def _listing(
+    folder: Path, seen: set[tuple[int, int]], ignored: Ignored, unreadable: Ignored
+) -> list[Path]:
     """Visible entries of `folder` sorted by name, or none if this real folder was seen."""
     try:
         info = folder.stat()
@@ -64,6 +72,6 @@ def _listing(folder: Path, seen: set[tuple[int, int]], ignored: Ignored) -> list
         with os.scandir(folder) as it:
             names = sorted(e.name for e in it if not e.name.startswith("."))
     except OSError as e:
-        ignored(folder, f"cannot read folder ({e.strerror or e})")
+        unreadable(folder, f"cannot read folder ({e.strerror or e})")
         return []
     return [folder / name for name in names]
