@@ -12,9 +12,12 @@ from typer.testing import CliRunner
 from cli.app import app
 from rag.index.check import check_index, repair_index
 from rag.index.config import NoIndexError
-from rag.pipeline import Pipeline
+from rag.pipeline import Pipeline, open_pipeline
+from rag.settings import Settings
 from rag.store.bm25s import Bm25sLexicalIndex
 from rag.store.faiss import FaissVectorIndex
+from rag.store.snapshot import Caches, load_caches
+from tests.fakes import HashEmbedder
 
 
 @pytest.fixture
@@ -80,6 +83,26 @@ def test_a_stale_stamp_is_reported_but_is_not_damage(index: Path) -> None:
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
     report = check_index(index)
     assert report.stale and report.ok
+
+
+CHECKS_LOAD = "rag.index.check.load_caches"  # how `check_index` reads published caches
+
+
+def test_caches_a_writer_replaces_while_they_are_checked_are_not_damage(
+    index: Path, fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer publishing between the check's reading of the stamp and of the caches
+    # deletes the generation being read: `rag check` reported it unreadable (exit 1).
+    def read_after_a_write(directory: Path, generation: int) -> Caches:
+        monkeypatch.setattr(CHECKS_LOAD, load_caches)  # the one write, once
+        with open_pipeline(fake_settings, HashEmbedder()) as writer:
+            assert writer.remove(writer.documents()[0].file)
+        return load_caches(directory, generation)
+
+    monkeypatch.setattr(CHECKS_LOAD, read_after_a_write)
+    report = check_index(index)
+    assert report.ok, report.problems
+    assert not report.stale and report.documents == 4
 
 
 def test_repair_rebuilds_damaged_caches_from_the_store(index: Path) -> None:

@@ -76,6 +76,10 @@ def check_index(location: Location | Path) -> CheckReport:
     try:
         caches = load_caches(directory, report.generation)
     except (OSError, ValueError, RuntimeError) as err:
+        if published_generation(directory) != report.published:
+            # A writer published a newer generation meanwhile and deleted this one's
+            # files: not damage. Check the newer state.
+            return check_index(location)
         report.problems.append(
             f"published caches of generation {report.generation} unreadable: {err}"
         )
