@@ -185,6 +185,44 @@ def test_migrate_copies_a_local_index_without_embedding_again_and_reruns_cleanly
     assert check_index(target).ok
 
 
+def test_migrate_copies_one_state_of_a_source_that_is_written_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file re-ingested into the source after the migration listed its documents was
+    # copied as a document with its old hash and no paragraphs, passages or sources.
+    import rag.index.migrate as migrating
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("苹果是红色的水果。\n香蕉是黄色的水果。\n", encoding="utf-8")
+    source = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    source.ingest([docs])
+    copy_batch = migrating._copy_batch
+
+    def copy_after_an_edit(*args: Any) -> None:
+        (docs / "a.txt").write_text("樱桃是小小的水果。\n", encoding="utf-8")
+        source.ingest([docs])  # committed by another writer while the copy runs
+        copy_batch(*args)
+
+    monkeypatch.setattr(migrating, "_copy_batch", copy_after_an_edit)
+    target = lite_location(tmp_path / "milvus")
+    migrate(tmp_path / "local", target)
+    source.close()
+
+    checked = check_index(target)
+    assert checked.ok, checked.problems
+    milvus = open_pipeline(settings(tmp_path / "milvus", "milvus"), HashEmbedder())
+    try:
+        [document] = milvus.documents()
+        assert (document.paragraphs, document.passages) == (2, 2)  # the version listed
+        assert {p.passage.text for p in milvus.search("水果", 5).passages} == {
+            "苹果是红色的水果。",
+            "香蕉是黄色的水果。",
+        }
+    finally:
+        milvus.close()
+
+
 def test_check_reports_damage_in_a_milvus_index_and_repair_collects_leftovers(
     tmp_path: Path,
 ) -> None:

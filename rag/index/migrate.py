@@ -53,7 +53,10 @@ def migrate(
             raise IndexMismatchError(f"{source} is a {config.backend} index, not a local one")
         index = Index(target, replace(config, backend=target.backend), lock_timeout)
         try:
-            with index.writing():
+            # One read transaction on the source: a writer committing there meanwhile
+            # (an ingest replacing a document, whose new rows may reuse the old id) would
+            # otherwise have a document copied with one version's hash and another's rows.
+            with index.writing(), src.snapshot():
                 documents = sorted(src.documents(), key=lambda d: d.id)
                 # Passages keep their ids (citations and links that name them stay valid)
                 # when the target has none that could collide.
