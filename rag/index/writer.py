@@ -146,7 +146,6 @@ class IndexWriter:
         current = self.store.generation()
         if current == self.state_generation:
             return
-        self._refuse_if_reembedded()
         self._forget()
         if self._reader.caches.generation != current:
             published = self._snapshots.published()
@@ -159,6 +158,7 @@ class IndexWriter:
 
         This process embeds passages with the embedder it opened the index with: what it
         added now would be vectors of the old space among the new, found by no question.
+        (Removing needs no vectors, so it is not refused.)
         """
         current = self.store.get_meta("embedder")
         if current is not None and current != self.config.embedder:
@@ -210,6 +210,7 @@ class IndexWriter:
         files = [item.file for item in batch]
         if len(set(files)) != len(files):
             raise ValueError("a batch holds one version of each file")
+        self._refuse_if_reembedded()
         result = AddResult()
         near = self._near_duplicates()
         vectors = self._working_vectors()
