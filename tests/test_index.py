@@ -334,3 +334,24 @@ def test_lines_of_different_punctuation_are_not_one_passage(
     assert held["！！！"] == [("a.txt", 2, "！！！")]
     assert held["……"] == [("b.txt", 2, "……")]
     assert held["★★★"] == [("a.txt", 3, "★★★"), ("b.txt", 3, "★★★")]  # true copies still merge
+
+
+def test_an_index_whose_passages_hold_no_word_opens_answers_and_is_sound(
+    fake_settings: Settings, fake_embedder: HashEmbedder, tmp_path: Path
+) -> None:
+    # BM25 could not be built over passages without a single token: the ingest failed
+    # after its commit, and so did every later open of the index (rebuilding the caches).
+    (tmp_path / "stars.txt").write_text("★★★\n……\n", encoding="utf-8")
+    pipeline = open_pipeline(fake_settings, fake_embedder)
+    assert pipeline.ingest([tmp_path / "stars.txt"]).new_passages == 2
+    pipeline.close()
+    report = check_index(fake_settings.index_dir)
+    assert report.ok and not report.stale and report.lexical == 2
+
+    reopened = open_pipeline(fake_settings, fake_embedder)
+    assert reopened.search("★★★", 1).passages[0].passage.text == "★★★"
+    (tmp_path / "more.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    reopened.ingest([tmp_path / "more.txt"])
+    assert reopened.remove("more.txt")  # back to no word at all
+    reopened.close()
+    assert check_index(fake_settings.index_dir).ok

@@ -30,8 +30,10 @@ class Bm25sLexicalIndex:
 
     @classmethod
     def build(cls, ids: Sequence[int], tokens: Sequence[list[str]]) -> Bm25sLexicalIndex:
-        if not ids:
-            return cls(None, np.zeros(0, dtype=np.int64))
+        if not any(tokens):
+            # No passage holds a term (none, or only lines of symbols): bm25s cannot index an
+            # empty vocabulary, and no query could score anyway.
+            return cls(None, np.asarray(ids, dtype=np.int64))
         retriever = bm25s.BM25()
         retriever.index([list(t) for t in tokens], show_progress=False)
         return cls(retriever, np.asarray(ids, dtype=np.int64))
@@ -46,7 +48,7 @@ class Bm25sLexicalIndex:
     @property
     def matrix_rows(self) -> int:
         """Passages the BM25 matrix was built over; equals `len(self)` in a sound index."""
-        return 0 if self._bm25 is None else int(self._bm25.scores["num_docs"])
+        return len(self._ids) if self._bm25 is None else int(self._bm25.scores["num_docs"])
 
     def scores(self, tokens: Sequence[str]) -> np.ndarray | None:
         """BM25 score of every passage (in index order), or None if no query term is known."""
@@ -112,7 +114,8 @@ class Bm25sLexicalIndex:
         if self._bm25 is not None:
             self._bm25.save(str(tmp), show_progress=False)
         np.save(tmp / "ids.npy", self._ids)
-        (tmp / "ok").write_text(json.dumps({"passages": len(self._ids)}))
+        ok = {"passages": len(self._ids), "matrix": self._bm25 is not None}
+        (tmp / "ok").write_text(json.dumps(ok))
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
@@ -123,7 +126,8 @@ class Bm25sLexicalIndex:
     @classmethod
     def load(cls, directory: Path) -> Bm25sLexicalIndex:
         ids = np.load(directory / "ids.npy")
-        if len(ids) == 0:
+        # Written before "matrix" was: only an empty index had none.
+        if not json.loads((directory / "ok").read_text()).get("matrix", len(ids) > 0):
             return cls(None, ids)
         retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
         return cls(retriever, ids)
