@@ -10,7 +10,8 @@ Creating and removing are crash-safe. A collection is built under a hidden name 
 into place whole; it is removed by renaming it, under its write lock, to a hidden trash name
 (atomic: it is either listed whole or gone) and then deleting that. `sweep`, run when the
 service starts, finishes what a crash interrupted. An entry whose name is not a valid
-collection name (all hidden ones) is never listed.
+collection name (all hidden ones) is never listed. A build is write-locked until it is renamed
+into place, so that a sweep by another process leaves one still in progress alone.
 """
 
 from __future__ import annotations
@@ -194,17 +195,22 @@ class Collections:
             )
         if self.exists(name):
             raise CollectionExists(f"collection {name!r} already exists")
-        self.parent.mkdir(parents=True, exist_ok=True)
         building = self.parent / f"{NEW_PREFIX}{name}-{uuid.uuid4().hex}"
+        building.mkdir(parents=True)
+        # Held until the rename: a `sweep` in another process (a service starting, `rag
+        # collections list`) then passes over this build instead of deleting it midway.
+        lock = WriteLock(building, self.lock_timeout)
         try:
-            Index(building, config, self.lock_timeout).close()
-            try:
-                # rename(2) onto an empty directory replaces it (one left by a waiting
-                # writer's lock file only); onto a collection, it fails.
-                _drop_if_empty(location)
-                os.rename(building, location)
-            except OSError:
-                raise CollectionExists(f"collection {name!r} already exists") from None
+            with lock():
+                Index(building, config, self.lock_timeout, lock=lock).close()
+                try:
+                    # rename(2) onto an empty directory replaces it (one left by a waiting
+                    # writer's lock file only); onto a collection, it fails.
+                    _drop_if_empty(location)
+                    os.rename(building, location)
+                    lock.directory = location  # moved with it: released there
+                except OSError:
+                    raise CollectionExists(f"collection {name!r} already exists") from None
         finally:
             shutil.rmtree(building, ignore_errors=True)
         return location
@@ -235,10 +241,25 @@ class Collections:
         if not self.parent.is_dir():
             return swept
         for entry in self.parent.iterdir():
+            if entry.name.startswith(NEW_PREFIX) and _being_built(entry):
+                continue
             if entry.name.startswith((TRASH_PREFIX, NEW_PREFIX)):
                 shutil.rmtree(entry, ignore_errors=True)
                 swept.append(entry.name)
         return swept
+
+
+def _being_built(building: Path) -> bool:
+    """Whether a `create` is still building `building`: it holds the build's write lock,
+    which the kernel releases if that process dies."""
+    lock = WriteLock(building, 0)
+    try:
+        if not lock.try_acquire():
+            return True
+    except OSError:  # renamed into place or deleted meanwhile, or not a directory
+        return False
+    lock.release()
+    return False
 
 
 def _drop_if_empty(directory: Path) -> None:
