@@ -28,6 +28,13 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             RAILWAY, "该铁路一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="this-railway"
         ),
         pytest.param(
+            # jieba splits 这条 (这 / 条 / 铁路, 条 tagged a noun): "大莱龙铁路条铁路有多长？".
+            RAILWAY,
+            "这条铁路有多长？",
+            "大莱龙铁路有多长？",
+            id="this-classifier-railway",
+        ),
+        pytest.param(
             [Turn("锣鼓经是什么？", "记谱方法")],
             "其运用的程式是什么？",
             "锣鼓经的运用的程式是什么？",
@@ -72,6 +79,7 @@ def test_a_traditional_follow_up_stays_traditional() -> None:
     # The antecedent is written in the question's script even from a simplified turn.
     assert RULES.condense("它在哪年建成？", RAILWAY) == "大莱龙铁路在哪年建成？"
     assert RULES.condense("該鐵路由誰運營？", RAILWAY) == "大萊龍鐵路由誰運營？"
+    assert RULES.condense("這條鐵路有多長？", RAILWAY) == "大萊龍鐵路有多長？"
 
 
 def test_the_third_turn_leans_on_the_first_through_the_second() -> None:

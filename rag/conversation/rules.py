@@ -208,7 +208,6 @@ class RuleRewriter:
         i = 0
         while i < len(words):
             word = words[i]
-            nxt = words[i + 1] if i + 1 < len(words) else None
             replacement = None
             skip = 1
             if word.text in _PERSON_PRONOUNS:
@@ -218,13 +217,14 @@ class RuleRewriter:
             elif word.text == _POSSESSIVE:
                 thing = _text(context.thing)
                 replacement = None if thing is None else thing + "的"
-            elif _DEMONSTRATIVE.fullmatch(word.text) and nxt and _NOUN.fullmatch(nxt.flag):
+            elif _DEMONSTRATIVE.fullmatch(word.text) and (at := _noun_after(words, i)):
                 # 该铁路 -> 大莱龙铁路; 这部电影 (about 阿凡达) -> 阿凡达电影.
-                named = (p for p in context.phrases if p.text.endswith(nxt.text))
+                noun = words[at].text
+                named = (p for p in context.phrases if p.text.endswith(noun))
                 thing = _text(next(named, context.thing))
                 if thing is not None:
-                    replacement = thing if thing.endswith(nxt.text) else thing + nxt.text
-                    skip = 2
+                    replacement = thing if thing.endswith(noun) else thing + noun
+                    skip = at + 1 - i
             if replacement is None:
                 out.append(word.text)
             else:
@@ -245,6 +245,22 @@ class RuleRewriter:
         if mode == "no-noun":
             return not phrases
         return not any(p.proper for p in phrases)
+
+
+def _noun_after(words: Sequence[_Word], i: int) -> int | None:
+    """The index of the noun the demonstrative at `i` points at, or None.
+
+    jieba keeps some demonstrative-classifier pairs in one word (这部, 这位) and splits
+    others (这 / 条 / 铁路, tagging 条 a noun): a classifier of the demonstrative's is
+    passed over to the noun after it.
+    """
+    at = i + 1
+    classifier = at + 1 < len(words) and _DEMONSTRATIVE.fullmatch(words[i].text + words[at].text)
+    if classifier and _NOUN.fullmatch(words[at + 1].flag):
+        at += 1
+    if at < len(words) and _NOUN.fullmatch(words[at].flag):
+        return at
+    return None
 
 
 def _text(phrase: _Phrase | None) -> str | None:
