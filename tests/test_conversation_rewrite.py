@@ -191,3 +191,10 @@ def test_a_follow_up_naming_nothing_of_its_own_takes_the_previous_topic() -> Non
     # The ellipsis rule's price (docs/benchmarks.md): a new question naming nothing is read
     # as a follow-up, though the searched words are still all there.
     assert RULES.condense("其他部门有哪些？", DEMO) == "王岐山其他部门有哪些？"
+
+
+@pytest.mark.parametrize("follow_up", ["为什么呢？", "然后呢？", "还有呢？", "那天呢？"])
+def test_a_what_about_naming_nothing_does_not_take_the_topic_s_place(follow_up: str) -> None:
+    # It did: 为什么呢？ became 为什么在哪里主持召开质量工作座谈会？, 那天呢？ 天在哪里….
+    assert RULES.condense(follow_up, DEMO) == "王岐山" + follow_up  # the ellipsis rule
+    assert RuleRewriter(RuleConfig(ellipsis="off")).condense(follow_up, DEMO) == follow_up

@@ -200,7 +200,7 @@ class RuleRewriter:
         about = _WHAT_ABOUT.match(folded.strip())
         if about and context.topic and context.topic.text in context.question:
             subject = about.group("x").strip()
-            if subject and subject not in _PERSON_PRONOUNS | _THING_PRONOUNS:
+            if subject not in _PERSON_PRONOUNS | _THING_PRONOUNS and _names_something(about):
                 return context.question.replace(context.topic.text, subject, 1)
         words = _tag(folded)
         out: list[str] = []
@@ -245,6 +245,25 @@ class RuleRewriter:
         if mode == "no-noun":
             return not phrases
         return not any(p.proper for p in phrases)
+
+
+def _names_something(about: re.Match[str]) -> bool:
+    """Whether the X of a "what about X?" names something to ask about instead of the topic.
+
+    It holds a noun, a title or a person (其他人); 为什么呢, 然后呢, 还有呢, 那天呢 hold
+    none of these, and put in the topic's place made a question of nothing ("为什么在哪里
+    主持召开质量工作座谈会？").
+    """
+    start, end = about.span("x")
+    if _TITLE.search(about.group("x")):
+        return True
+    # Tagged whole: the 那 of 那天 is no "what about" but part of the word.
+    words = _tag(about.string)
+    return any(
+        _NOUN.fullmatch(w.flag) or w.flag in {"j", "rr"}
+        for w in words
+        if w.start < end and w.start + len(w.text) > start
+    )
 
 
 def _noun_after(words: Sequence[_Word], i: int) -> int | None:
