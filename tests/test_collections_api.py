@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from rag.collections import TRASH_PREFIX, Collections
 from rag.pipeline import index_config, open_pipeline
 from service.app import create_app
+from service.deps import scoped_collection
 from service.settings import ServiceSettings
 from tests.api import (
     ADMIN,
@@ -509,6 +510,28 @@ def test_a_collection_removed_by_another_process_is_404_and_a_new_one_is_not_the
     fresh = client.post("/v1/ask", json=body, headers=auth(QUERY)).json()
     assert fresh["citations"] == []  # the new, empty collection; not the cached old one
     assert client.delete("/v1/collections/twice", headers=auth(ADMIN)).status_code == 200
+
+
+def test_a_collection_removed_elsewhere_while_being_removed_is_404_not_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
+    created = client.post("/v1/collections", json={"name": "raced"}, headers=auth(ADMIN))
+    assert created.status_code == 201, created.text
+
+    def checked_then_removed_elsewhere(*args: Any, **kwargs: Any) -> str:
+        name = scoped_collection(*args, **kwargs)
+        Collections.of(settings).remove(name)  # another admin's DELETE, or `rag collections rm`
+        return name
+
+    monkeypatch.setattr(
+        "service.routes.collections.scoped_collection", checked_then_removed_elsewhere
+    )
+
+    response = client.delete("/v1/collections/raced", headers=auth(ADMIN))
+
+    assert response.status_code == 404, response.text
+    assert response.json() == {"detail": "no collection 'raced'"}
 
 
 def test_rag_eval_asks_a_service_in_the_collection_named(client: TestClient) -> None:

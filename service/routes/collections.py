@@ -119,9 +119,10 @@ def delete_collection(
     name = scoped_collection(name, caller, state)
     if name == DEFAULT:
         raise HTTPException(409, "the default collection cannot be removed; delete its documents")
-    uploads = pipelines.settings_for(name).uploads
     collections = replace(state.collections, lock_timeout=DELETE_WAIT_S)
     try:
+        # Read from the collection, so gone too if another process removed it since the check.
+        uploads = pipelines.settings_for(name).uploads
         collections.remove(name)
     except NoSuchCollection as err:  # removed by someone else meanwhile
         raise HTTPException(404, f"no collection {name!r}") from err
