@@ -28,7 +28,10 @@ def collections_list(index: IndexOption = None, as_json: JsonOption = False) -> 
     collections = _collections(index)
     rows = []
     for name in collections.names():
-        config = collections.config(name)
+        try:
+            config = collections.config(name)
+        except NoSuchCollection:
+            continue  # removed by another process while listing
         rows.append(
             {
                 "name": name,

@@ -10,7 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from rag.collections import Collections
+from rag.pipeline import index_config
+from rag.settings import Settings
 from tests.conftest import DEMO, SEEDS_DEV
+from tests.fakes import HashEmbedder
 
 runner = CliRunner()
 HANDBOOK = "员工手册.txt"
@@ -106,6 +110,27 @@ def test_a_collection_is_created_with_its_own_settings_and_removed(index: Path) 
         c["name"] for c in json.loads(rag("collections", "list", "--index", index, "--json")[1])
     ]
     assert names == ["default", "regs"]
+
+
+def test_a_collection_removed_while_listing_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a traceback (NoSuchCollection) when another process removed one meanwhile."""
+    settings = Settings(index_dir=tmp_path / "index")
+    Collections.of(settings).create("fleeting", index_config(settings, HashEmbedder()))
+    names = Collections.names
+
+    def listed_then_removed(self: Collections) -> list[str]:
+        found = names(self)
+        Collections.of(settings).remove("fleeting")  # by another process, meanwhile
+        return found
+
+    monkeypatch.setattr(Collections, "names", listed_then_removed)
+
+    code, output = rag("collections", "list", "--index", settings.index_dir, "--json")
+
+    assert code == 0, output
+    assert [c["name"] for c in json.loads(output)] == ["default"]
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "x" * 300, "Regs"])
