@@ -16,7 +16,6 @@ into place, so that a sweep by another process leaves one still in progress alon
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -185,7 +184,8 @@ class Collections:
         collection or a complete empty one (and a hidden leftover for `sweep`).
 
         Raises:
-            InvalidCollectionName, CollectionExists.
+            InvalidCollectionName, CollectionExists; IndexBusyError if a writer left of a
+            removed collection of that name is still writing after `lock_timeout`.
         """
         location = self.location(name)
         if name in RESERVED:
@@ -204,9 +204,8 @@ class Collections:
             with lock():
                 Index(building, config, self.lock_timeout, lock=lock).close()
                 try:
-                    # rename(2) onto an empty directory replaces it (one left by a waiting
-                    # writer's lock file only); onto a collection, it fails.
-                    _drop_if_empty(location)
+                    self._drop_leftover(location)
+                    # rename(2) onto a collection fails: one created meanwhile stays.
                     os.rename(building, location)
                     lock.directory = location  # moved with it: released there
                 except OSError:
@@ -235,6 +234,22 @@ class Collections:
             os.rename(location, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def _drop_leftover(self, location: Path) -> None:
+        """Delete what writers left at `location` of a removed collection, if anything.
+
+        A writer that had the collection open when it was removed (an upload job, a document
+        deletion) writes on, and its lock file and caches make the directory again, without
+        a store: no collection, yet in the way of the one being created.
+        """
+        if not location.is_dir():
+            return
+        trash = self.parent / f"{TRASH_PREFIX}{location.name}-{uuid.uuid4().hex}"
+        with WriteLock(location, self.lock_timeout)():  # that writer may still be at it
+            if make_backend(self.backend).store_exists(Location.local(location)):
+                return  # a collection, created meanwhile by another process
+            os.rename(location, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
     def sweep(self) -> list[str]:
         """Delete what interrupted creations and removals left; the names of what was."""
         swept: list[str] = []
@@ -260,9 +275,3 @@ def _being_built(building: Path) -> bool:
         return False
     lock.release()
     return False
-
-
-def _drop_if_empty(directory: Path) -> None:
-    # Missing (the usual case) or not empty (then the rename fails): nothing to do.
-    with contextlib.suppress(OSError):
-        directory.rmdir()

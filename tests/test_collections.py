@@ -159,6 +159,27 @@ def test_a_sweep_passes_over_a_collection_another_process_is_creating(
     assert sorted(p.name for p in collections.parent.iterdir()) == ["fresh"]
 
 
+def test_a_write_from_before_a_removal_does_not_keep_the_name_from_being_created_again(
+    settings: ServiceSettings,
+) -> None:
+    """An upload job or a document deletion that had the collection open when it was removed
+    writes on: its lock file and caches made the directory again, without a store. That was
+    no collection (not listed; `rm` found none), yet `create` said it already existed."""
+    collections = Collections.of(settings)
+    create(settings, "again")
+    with open_collection(settings, "again") as stale:
+        collections.remove("again")
+        stale.ingest([DEMO / "000_7045e455b641a377.txt"])
+    assert collections.names() == [DEFAULT]
+
+    create(settings, "again")
+
+    assert collections.names() == [DEFAULT, "again"]
+    with open_collection(settings, "again") as fresh:
+        assert fresh.counts()["documents"] == 0
+    assert sorted(p.name for p in collections.parent.iterdir()) == ["again"]
+
+
 def test_an_unknown_collection_is_no_such_collection(settings: ServiceSettings) -> None:
     collections = Collections.of(settings)
     with pytest.raises(NoSuchCollection):

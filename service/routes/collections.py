@@ -86,6 +86,8 @@ def create_collection(
         raise HTTPException(409, str(err)) from err
     except InvalidCollectionName as err:  # a reserved name
         raise HTTPException(422, str(err)) from err
+    except IndexBusyError as err:  # a writer of a removed namesake still at it
+        raise HTTPException(503, str(err), headers={"Retry-After": "30"}) from err
     return {
         "name": name,
         "embedder": embedder.name,
