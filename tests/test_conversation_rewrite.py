@@ -47,6 +47,13 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "广三铁路全长多少公里？",
             id="what-about",
         ),
+        pytest.param(
+            # jieba tags 微软 an adjective: a name all the same.
+            [Turn("苹果公司的总部在哪里？", "库比蒂诺")],
+            "那微软呢？",
+            "微软的总部在哪里？",
+            id="what-about-a-mistagged-name",
+        ),
     ],
 )
 def test_a_follow_up_gets_the_entity_it_leans_on(

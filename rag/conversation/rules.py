@@ -42,6 +42,11 @@ _NOUN = re.compile(r"n[a-z]*|eng")
 _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
+# Words that ask on rather than name what to ask about instead: question words and
+# demonstratives (为什么, 那天; not 其他人, `rr`), conjunctions (然后), adverbs, time and
+# locality words (后来, 之后), verbs (还有, 是什么) and set phrases (接下来, 怎么办).
+# Anything else may be a name jieba mistags (微软 is an adjective to it).
+_ASKING_ON = frozenset({"r", "c", "d", "t", "f", "v", "l"})
 # What is read of an earlier turn: the opening of its answer (as much as the LLM rewrite
 # is sent), and as much of its question as can be asked (the default
 # RAG_MAX_QUESTION_CHARS). jieba's tagger spends milliseconds a character on text outside
@@ -250,18 +255,16 @@ class RuleRewriter:
 def _names_something(about: re.Match[str]) -> bool:
     """Whether the X of a "what about X?" names something to ask about instead of the topic.
 
-    It holds a noun, a title or a person (其他人); 为什么呢, 然后呢, 还有呢, 那天呢 hold
-    none of these, and put in the topic's place made a question of nothing ("为什么在哪里
-    主持召开质量工作座谈会？").
+    为什么呢, 然后呢, 还有呢, 那天呢 ask on about the same thing: put in the topic's place,
+    their X made a question of nothing ("为什么在哪里主持召开质量工作座谈会？").
     """
     start, end = about.span("x")
     if _TITLE.search(about.group("x")):
         return True
     # Tagged whole: the 那 of 那天 is no "what about" but part of the word.
-    words = _tag(about.string)
     return any(
-        _NOUN.fullmatch(w.flag) or w.flag in {"j", "rr"}
-        for w in words
+        w.flag not in _ASKING_ON
+        for w in _tag(about.string)
         if w.start < end and w.start + len(w.text) > start
     )
 
