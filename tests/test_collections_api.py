@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.collections import TRASH_PREFIX, Collections
-from rag.pipeline import index_config, open_pipeline
+from rag.pipeline import Pipeline, index_config, open_pipeline
 from service.app import create_app
 from service.deps import scoped_collection
 from service.settings import ServiceSettings
@@ -532,6 +532,27 @@ def test_a_collection_removed_elsewhere_while_being_removed_is_404_not_500(
 
     assert response.status_code == 404, response.text
     assert response.json() == {"detail": "no collection 'raced'"}
+
+
+def test_a_document_deleted_while_its_collection_is_removed_is_404_not_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
+    created = client.post("/v1/collections", json={"name": "going"}, headers=auth(ADMIN))
+    assert created.status_code == 201, created.text
+    fill(client, "going", HANDBOOK, HANDBOOK_TEXT.encode())
+    remove = Pipeline.remove
+
+    def removed_elsewhere_first(self: Pipeline, file: str, timeout: float | None = None) -> bool:
+        Collections.of(settings).remove("going")  # DELETE /v1/collections/going, meanwhile
+        return remove(self, file, timeout)
+
+    monkeypatch.setattr(Pipeline, "remove", removed_elsewhere_first)
+
+    response = client.delete(f"/v1/documents/{HANDBOOK}?collection=going", headers=auth(ADMIN))
+
+    assert response.status_code == 404, response.text
+    assert response.json() == {"detail": "no collection 'going'"}
 
 
 def test_rag_eval_asks_a_service_in_the_collection_named(client: TestClient) -> None:
