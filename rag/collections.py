@@ -256,22 +256,29 @@ class Collections:
         if not self.parent.is_dir():
             return swept
         for entry in self.parent.iterdir():
-            if entry.name.startswith(NEW_PREFIX) and _being_built(entry):
-                continue
-            if entry.name.startswith((TRASH_PREFIX, NEW_PREFIX)):
+            if entry.name.startswith(TRASH_PREFIX):
                 shutil.rmtree(entry, ignore_errors=True)
-                swept.append(entry.name)
+            elif not (entry.name.startswith(NEW_PREFIX) and _drop_abandoned_build(entry)):
+                continue
+            swept.append(entry.name)
         return swept
 
 
-def _being_built(building: Path) -> bool:
-    """Whether a `create` is still building `building`: it holds the build's write lock,
-    which the kernel releases if that process dies."""
+def _drop_abandoned_build(building: Path) -> bool:
+    """Delete `building` unless a `create` is still at it; whether it was deleted.
+
+    A `create` holds its build's write lock until the rename, and the kernel releases it if
+    that process dies. Deleted under the lock, so a `create` that took the directory's name
+    just now waits, then builds in a directory of that name made again by its lock.
+    """
     lock = WriteLock(building, 0)
     try:
         if not lock.try_acquire():
-            return True
+            return False
     except OSError:  # renamed into place or deleted meanwhile, or not a directory
         return False
-    lock.release()
-    return False
+    try:
+        shutil.rmtree(building, ignore_errors=True)
+    finally:
+        lock.release()
+    return True
