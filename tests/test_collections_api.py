@@ -33,6 +33,7 @@ from tests.api import (
     api_client,
     demo_loader,
     keyed_settings,
+    wait_ready,
 )
 from tests.conftest import DEMO
 from tests.fakes import GatedEmbedder, HashEmbedder
@@ -553,6 +554,34 @@ def test_a_document_deleted_while_its_collection_is_removed_is_404_not_500(
 
     assert response.status_code == 404, response.text
     assert response.json() == {"detail": "no collection 'going'"}
+
+
+class StEmbedder(HashEmbedder):
+    """What a collection created by `rag collections create --embedder` records."""
+
+    name = "sentence-transformers:BAAI/bge-small-zh-v1.5"
+
+
+def test_a_collection_whose_embedder_this_service_cannot_load_is_503_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """It was a bare 500 ("internal error; see the service log") on every request."""
+    settings = keyed_settings(tmp_path / "index")
+    Collections.of(settings).create("st-kb", index_config(settings, StEmbedder()))
+    app = create_app(settings, demo_loader(HashEmbedder()))
+
+    def not_installed(name: str) -> HashEmbedder:
+        raise ImportError("install the 'st' extra: pip install .[st]")
+
+    app.state.service.make_embedder = not_installed
+    with TestClient(app, client=NETWORK_CLIENT) as client:
+        wait_ready(client)
+        body = {"question": DEMO_QUESTION, "collection": "st-kb"}
+        response = client.post("/v1/ask", json=body, headers=auth(QUERY))
+
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"]
+    assert StEmbedder.name in detail and "install the 'st' extra" in detail
 
 
 def test_rag_eval_asks_a_service_in_the_collection_named(client: TestClient) -> None:
