@@ -15,6 +15,7 @@ from cli.common import (
     create_collection,
     errors,
     print_json,
+    waiting,
 )
 from rag.collections import Collections, InvalidCollectionName, NoSuchCollection
 from rag.settings import get_settings
@@ -91,7 +92,7 @@ def collections_rm(
         collections.require(name)
         if not yes:
             typer.confirm(f"remove collection {name} and all its documents?", abort=True)
-        collections.remove(name)
+        collections.remove(name, on_wait=waiting)
     except IndexBusyError as err:
         raise busy(err) from err
     except (InvalidCollectionName, NoSuchCollection, ValueError) as err:

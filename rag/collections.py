@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -214,12 +215,13 @@ class Collections:
             shutil.rmtree(building, ignore_errors=True)
         return location
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, on_wait: Callable[[str], None] | None = None) -> None:
         """Remove collection `name` and everything of it.
 
         Takes the collection's write lock (waiting for a running ingest or delete, up to
-        `lock_timeout`), renames the directory to a trash name, then deletes it. A query
-        already running on it keeps its open files until it ends.
+        `lock_timeout`; `on_wait` is told who holds it), renames the directory to a trash
+        name, then deletes it. A query already running on it keeps its open files until it
+        ends.
 
         Raises:
             NoSuchCollection; ValueError for `default`; IndexBusyError.
@@ -230,7 +232,7 @@ class Collections:
             )
         location = self.require(name)
         trash = self.parent / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex}"
-        with WriteLock(location, self.lock_timeout)():
+        with WriteLock(location, self.lock_timeout, on_wait)():
             os.rename(location, trash)
         shutil.rmtree(trash, ignore_errors=True)
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from cli.app import app
 from rag.collections import Collections
 from rag.pipeline import index_config
-from rag.settings import Settings
+from rag.settings import Settings, get_settings
+from rag.store.lock import WriteLock
 from tests.conftest import DEMO, SEEDS_DEV
 from tests.fakes import HashEmbedder
 
@@ -131,6 +132,25 @@ def test_a_collection_removed_while_listing_is_left_out(
 
     assert code == 0, output
     assert [c["name"] for c in json.loads(output)] == ["default"]
+
+
+def test_removing_a_collection_being_written_says_whom_it_waits_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It waited silently, up to RAG_LOCK_TIMEOUT (10 minutes by default)."""
+    settings = Settings(index_dir=tmp_path / "index")
+    location = Collections.of(settings).create("busy", index_config(settings, HashEmbedder()))
+    monkeypatch.setenv("RAG_LOCK_TIMEOUT", "0.2")
+    get_settings.cache_clear()
+    try:
+        with WriteLock(location, timeout=0)():  # another process ingesting into it
+            code, output = rag("collections", "rm", "busy", "--index", settings.index_dir, "-y")
+    finally:
+        get_settings.cache_clear()
+
+    assert code == 3, output
+    assert "waiting: the index is being written by another process" in output
+    assert Collections.of(settings).names() == ["default", "busy"]
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "x" * 300, "Regs"])
