@@ -87,6 +87,9 @@ def test_a_traditional_follow_up_stays_traditional() -> None:
     assert RULES.condense("它在哪年建成？", RAILWAY) == "大莱龙铁路在哪年建成？"
     assert RULES.condense("該鐵路由誰運營？", RAILWAY) == "大萊龍鐵路由誰運營？"
     assert RULES.condense("這條鐵路有多長？", RAILWAY) == "大萊龍鐵路有多長？"
+    # Written as the user typed it before, not in OpenCC's standard (麪包, 哪裏).
+    assert RULES.condense("它的熱量高嗎？", [Turn("麵包是怎麼做的？", "烤")]) == "麵包的熱量高嗎？"
+    assert RULES.condense("那天壇呢？", [Turn("故宮在哪裡？", "北京")]) == "天壇在哪裡？"
 
 
 def test_the_third_turn_leans_on_the_first_through_the_second() -> None:

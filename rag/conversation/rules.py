@@ -198,7 +198,7 @@ class RuleRewriter:
         resolved = self._resolve(folded, context)
         if resolved is None:
             return question
-        return _in_script(question, folded, resolved, turns[-1].question)
+        return _in_script(question, folded, resolved, [t.question for t in turns])
 
     def _resolve(self, folded: str, context: _Context) -> str | None:
         """The folded question with its references replaced; None if it has none."""
@@ -289,13 +289,13 @@ def _text(phrase: _Phrase | None) -> str | None:
     return None if phrase is None else phrase.text
 
 
-def _in_script(question: str, folded: str, resolved: str, previous: str) -> str:
+def _in_script(question: str, folded: str, resolved: str, earlier: Sequence[str]) -> str:
     """`resolved` (folded) in the script the user wrote `question` in.
 
     Folding maps characters one to one for nearly every question; then the words the user
-    typed are kept as typed and only the inserted antecedent is converted.
+    typed are kept as typed and only the inserted antecedent is written in their script.
     """
-    script: Script | None = detect_script(question) or detect_script(previous)
+    script: Script | None = detect_script(question) or detect_script(earlier[-1])
     if len(folded) == len(question):
         # Equal stretches come from the question as typed; the rest was inserted.
         out = []
@@ -304,7 +304,21 @@ def _in_script(question: str, folded: str, resolved: str, previous: str) -> str:
             if op == "equal":
                 out.append(question[a1:a2])
             elif op in ("replace", "insert"):
-                inserted = resolved[b1:b2]
-                out.append(to_script(inserted, script) if script == "hant" else inserted)
+                out.append(_written(resolved[b1:b2], script, earlier))
         return "".join(out)
     return to_script(resolved, script) if script == "hant" else resolved
+
+
+def _written(inserted: str, script: Script | None, earlier: Sequence[str]) -> str:
+    """`inserted` (folded) in `script`: as the user typed it in an earlier traditional
+    question, else converted. OpenCC's traditional is one standard among several: it wrote
+    the user's own 麵包, 台灣 and 哪裡 back as 麪包, 臺灣 and 哪裏.
+    """
+    if script != "hant":
+        return inserted
+    for typed in reversed(earlier):
+        folded = fold_script(typed)
+        at = folded.find(inserted)
+        if at >= 0 and len(folded) == len(typed) and detect_script(typed) != "hans":
+            return typed[at : at + len(inserted)]
+    return to_script(inserted, script)
