@@ -15,6 +15,7 @@ from cli.common import (
     create_collection,
     errors,
     print_json,
+    waiting,
 )
 from rag.collections import Collections, InvalidCollectionName, NoSuchCollection
 from rag.settings import get_settings
@@ -28,7 +29,10 @@ def collections_list(index: IndexOption = None, as_json: JsonOption = False) -> 
     collections = _collections(index)
     rows = []
     for name in collections.names():
-        config = collections.config(name)
+        try:
+            config = collections.config(name)
+        except NoSuchCollection:
+            continue  # removed by another process while listing
         rows.append(
             {
                 "name": name,
@@ -88,7 +92,7 @@ def collections_rm(
         collections.require(name)
         if not yes:
             typer.confirm(f"remove collection {name} and all its documents?", abort=True)
-        collections.remove(name)
+        collections.remove(name, on_wait=waiting)
     except IndexBusyError as err:
         raise busy(err) from err
     except (InvalidCollectionName, NoSuchCollection, ValueError) as err:

@@ -10,16 +10,17 @@ Creating and removing are crash-safe. A collection is built under a hidden name 
 into place whole; it is removed by renaming it, under its write lock, to a hidden trash name
 (atomic: it is either listed whole or gone) and then deleting that. `sweep`, run when the
 service starts, finishes what a crash interrupted. An entry whose name is not a valid
-collection name (all hidden ones) is never listed.
+collection name (all hidden ones) is never listed. A build is write-locked until it is renamed
+into place, so that a sweep by another process leaves one still in progress alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -184,7 +185,8 @@ class Collections:
         collection or a complete empty one (and a hidden leftover for `sweep`).
 
         Raises:
-            InvalidCollectionName, CollectionExists.
+            InvalidCollectionName, CollectionExists; IndexBusyError if a writer left of a
+            removed collection of that name is still writing after `lock_timeout`.
         """
         location = self.location(name)
         if name in RESERVED:
@@ -194,27 +196,32 @@ class Collections:
             )
         if self.exists(name):
             raise CollectionExists(f"collection {name!r} already exists")
-        self.parent.mkdir(parents=True, exist_ok=True)
         building = self.parent / f"{NEW_PREFIX}{name}-{uuid.uuid4().hex}"
+        building.mkdir(parents=True)
+        # Held until the rename: a `sweep` in another process (a service starting, `rag
+        # collections list`) then passes over this build instead of deleting it midway.
+        lock = WriteLock(building, self.lock_timeout)
         try:
-            Index(building, config, self.lock_timeout).close()
-            try:
-                # rename(2) onto an empty directory replaces it (one left by a waiting
-                # writer's lock file only); onto a collection, it fails.
-                _drop_if_empty(location)
-                os.rename(building, location)
-            except OSError:
-                raise CollectionExists(f"collection {name!r} already exists") from None
+            with lock():
+                Index(building, config, self.lock_timeout, lock=lock).close()
+                try:
+                    self._drop_leftover(location)
+                    # rename(2) onto a collection fails: one created meanwhile stays.
+                    os.rename(building, location)
+                    lock.directory = location  # moved with it: released there
+                except OSError:
+                    raise CollectionExists(f"collection {name!r} already exists") from None
         finally:
             shutil.rmtree(building, ignore_errors=True)
         return location
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, on_wait: Callable[[str], None] | None = None) -> None:
         """Remove collection `name` and everything of it.
 
         Takes the collection's write lock (waiting for a running ingest or delete, up to
-        `lock_timeout`), renames the directory to a trash name, then deletes it. A query
-        already running on it keeps its open files until it ends.
+        `lock_timeout`; `on_wait` is told who holds it), renames the directory to a trash
+        name, then deletes it. A query already running on it keeps its open files until it
+        ends.
 
         Raises:
             NoSuchCollection; ValueError for `default`; IndexBusyError.
@@ -225,7 +232,23 @@ class Collections:
             )
         location = self.require(name)
         trash = self.parent / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex}"
-        with WriteLock(location, self.lock_timeout)():
+        with WriteLock(location, self.lock_timeout, on_wait)():
+            os.rename(location, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _drop_leftover(self, location: Path) -> None:
+        """Delete what writers left at `location` of a removed collection, if anything.
+
+        A writer that had the collection open when it was removed (an upload job, a document
+        deletion) writes on, and its lock file and caches make the directory again, without
+        a store: no collection, yet in the way of the one being created.
+        """
+        if not location.is_dir():
+            return
+        trash = self.parent / f"{TRASH_PREFIX}{location.name}-{uuid.uuid4().hex}"
+        with WriteLock(location, self.lock_timeout)():  # that writer may still be at it
+            if make_backend(self.backend).store_exists(Location.local(location)):
+                return  # a collection, created meanwhile by another process
             os.rename(location, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -235,13 +258,29 @@ class Collections:
         if not self.parent.is_dir():
             return swept
         for entry in self.parent.iterdir():
-            if entry.name.startswith((TRASH_PREFIX, NEW_PREFIX)):
+            if entry.name.startswith(TRASH_PREFIX):
                 shutil.rmtree(entry, ignore_errors=True)
-                swept.append(entry.name)
+            elif not (entry.name.startswith(NEW_PREFIX) and _drop_abandoned_build(entry)):
+                continue
+            swept.append(entry.name)
         return swept
 
 
-def _drop_if_empty(directory: Path) -> None:
-    # Missing (the usual case) or not empty (then the rename fails): nothing to do.
-    with contextlib.suppress(OSError):
-        directory.rmdir()
+def _drop_abandoned_build(building: Path) -> bool:
+    """Delete `building` unless a `create` is still at it; whether it was deleted.
+
+    A `create` holds its build's write lock until the rename, and the kernel releases it if
+    that process dies. Deleted under the lock, so a `create` that took the directory's name
+    just now waits, then builds in a directory of that name made again by its lock.
+    """
+    lock = WriteLock(building, 0)
+    try:
+        if not lock.try_acquire():
+            return False
+    except OSError:  # renamed into place or deleted meanwhile, or not a directory
+        return False
+    try:
+        shutil.rmtree(building, ignore_errors=True)
+    finally:
+        lock.release()
+    return True

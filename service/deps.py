@@ -30,7 +30,7 @@ from rag.wire import CitationSigner
 from service.admission import Admission, Overloaded
 from service.auth import AccessDenied, Action, Caller, Role
 from service.jobs import JobQueue
-from service.pipelines import Pipelines
+from service.pipelines import CollectionUnavailable, Pipelines
 from service.schemas import AskRequest, ChatRequest, SearchRequest, TurnIn, unicode_text
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -125,6 +125,8 @@ async def _leased(
                 lease = await asyncio.to_thread(pipelines.acquire, name)
         except NoSuchCollection as err:  # removed since the check
             raise HTTPException(404, f"no collection {name!r}") from err
+        except CollectionUnavailable as err:
+            raise HTTPException(503, str(err)) from err
         route = getattr(request.scope.get("route"), "path", "unmatched")
         state.metrics.collection_requests.labels(name, route).inc()
         try:

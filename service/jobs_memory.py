@@ -93,10 +93,15 @@ class MemoryJobStore:
     def finish(self, job: Job, report: IngestReport | None, error: str | None) -> None:
         status: Status = "failed" if error is not None else "done"
         with self._lock:
+            # A job that failed before taking its files (its collection was removed) no
+            # longer needs them.
+            untaken = self._waiting.pop(job.id, [])
             if job.id in self._jobs:
                 self._jobs[job.id] = replace(
                     self._jobs[job.id], status=status, finished_at=now(), report=report, error=error
                 )
+        for path in untaken:
+            path.unlink(missing_ok=True)
 
     def reap(self) -> int:
         return 0

@@ -3,7 +3,8 @@
 Keys, under `<RAG_REDIS_PREFIX>:jobs:`:
     queue            list of queued job ids, oldest first
     job:<id>         hash: the job record (what `GET /v1/jobs/{id}` shows)
-    files:<id>       hash: file name -> uploaded bytes, until a worker takes them
+    files:<id>       hash: file name -> uploaded bytes, until a worker takes them (or its
+                     job ends without them)
     lease:<id>       the worker running the job; expires unless renewed (`heartbeat`)
     running          set of running job ids
     done, failed     sorted sets of finished job ids by finish time (kept: `KEEP_JOBS` each)
@@ -62,6 +63,7 @@ FINISH = """
 local key = ARGV[1] .. 'job:' .. ARGV[2]
 redis.call('SREM', KEYS[1], ARGV[2])
 redis.call('DEL', ARGV[1] .. 'lease:' .. ARGV[2])
+redis.call('DEL', ARGV[1] .. 'files:' .. ARGV[2])
 if redis.call('EXISTS', key) == 0 then return 0 end
 redis.call('HSET', key, 'status', ARGV[3], 'finished_at', ARGV[4], 'report', ARGV[5],
            'error', ARGV[6])

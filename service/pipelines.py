@@ -26,6 +26,10 @@ log = logging.getLogger("rag.service")
 MakeEmbedder = Callable[[str], Embedder]
 
 
+class CollectionUnavailable(RuntimeError):
+    """A collection this service cannot open: the embedder it was built with does not load."""
+
+
 @dataclass
 class Lease:
     """An open pipeline and the requests using it."""
@@ -80,6 +84,7 @@ class Pipelines:
 
         Raises:
             NoSuchCollection: There is none (removed meanwhile, perhaps by another process).
+            CollectionUnavailable: Its embedder does not load in this process.
         """
         if name == DEFAULT:
             with self._lock:
@@ -181,7 +186,15 @@ class Pipelines:
 
     def _open_pipeline(self, name: str) -> Pipeline:
         settings = self.settings_for(name)
-        embedder = self.embedder(settings.embedder)
+        try:
+            embedder = self.embedder(settings.embedder)
+        except (ValueError, ImportError, RuntimeError, OSError) as err:
+            # Created elsewhere (`rag collections create --embedder`) with a model or an
+            # extra this process lacks: the client is told which, not "internal error".
+            raise CollectionUnavailable(
+                f"collection {name!r} was built with the embedder {settings.embedder!r}, "
+                f"which this service cannot load: {err}"
+            ) from err
         if not self.collections.exists(name):  # removed while the model loaded
             raise NoSuchCollection(f"no collection {name!r}")
         return open_pipeline(settings, embedder)

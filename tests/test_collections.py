@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from rag.collections import (
     DEFAULT,
+    NEW_PREFIX,
     TRASH_PREFIX,
     CollectionExists,
     Collections,
@@ -21,6 +23,7 @@ from rag.collections import (
     NoSuchCollection,
     check_name,
 )
+from rag.index.index import Index
 from rag.pipeline import Pipeline, index_config, open_pipeline
 from rag.store.lock import IndexBusyError, WriteLock
 from service.settings import ServiceSettings
@@ -128,6 +131,53 @@ def test_creating_twice_or_a_bad_name_fails_and_changes_nothing(settings: Servic
         create(settings, "rag")
     assert Collections.of(settings).names() == [DEFAULT, "kb"]
     assert sorted(p.name for p in (settings.index_dir / "collections").iterdir()) == ["kb"]
+
+
+def test_a_sweep_passes_over_a_collection_another_process_is_creating(
+    settings: ServiceSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rag collections list` (or a service starting) sweeps: it deleted the build of a
+    `create` running in another process, which then failed with "already exists"."""
+    collections = Collections.of(settings)
+    # What a creation killed halfway leaves: a build that nobody holds.
+    stale = collections.parent / f"{NEW_PREFIX}dead-0123"
+    stale.mkdir(parents=True)
+    swept: list[str] = []
+
+    def build_then_sweep(*args: Any, **kwargs: Any) -> Index:
+        index = Index(*args, **kwargs)
+        # Another process sweeps now; filelock's locks are per object, as across processes.
+        swept.extend(Collections.of(settings).sweep())
+        return index
+
+    monkeypatch.setattr("rag.collections.Index", build_then_sweep)
+
+    create(settings, "fresh")
+
+    assert swept == [stale.name]
+    assert collections.names() == [DEFAULT, "fresh"]
+    assert sorted(p.name for p in collections.parent.iterdir()) == ["fresh"]
+
+
+def test_a_write_from_before_a_removal_does_not_keep_the_name_from_being_created_again(
+    settings: ServiceSettings,
+) -> None:
+    """An upload job or a document deletion that had the collection open when it was removed
+    writes on: its lock file and caches made the directory again, without a store. That was
+    no collection (not listed; `rm` found none), yet `create` said it already existed."""
+    collections = Collections.of(settings)
+    create(settings, "again")
+    with open_collection(settings, "again") as stale:
+        collections.remove("again")
+        stale.ingest([DEMO / "000_7045e455b641a377.txt"])
+    assert collections.names() == [DEFAULT]
+
+    create(settings, "again")
+
+    assert collections.names() == [DEFAULT, "again"]
+    with open_collection(settings, "again") as fresh:
+        assert fresh.counts()["documents"] == 0
+    assert sorted(p.name for p in collections.parent.iterdir()) == ["again"]
 
 
 def test_an_unknown_collection_is_no_such_collection(settings: ServiceSettings) -> None:

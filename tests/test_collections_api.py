@@ -20,8 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.collections import TRASH_PREFIX, Collections
-from rag.pipeline import index_config, open_pipeline
+from rag.pipeline import Pipeline, index_config, open_pipeline
 from service.app import create_app
+from service.deps import scoped_collection
 from service.settings import ServiceSettings
 from tests.api import (
     ADMIN,
@@ -32,6 +33,7 @@ from tests.api import (
     api_client,
     demo_loader,
     keyed_settings,
+    wait_ready,
 )
 from tests.conftest import DEMO
 from tests.fakes import GatedEmbedder, HashEmbedder
@@ -509,6 +511,77 @@ def test_a_collection_removed_by_another_process_is_404_and_a_new_one_is_not_the
     fresh = client.post("/v1/ask", json=body, headers=auth(QUERY)).json()
     assert fresh["citations"] == []  # the new, empty collection; not the cached old one
     assert client.delete("/v1/collections/twice", headers=auth(ADMIN)).status_code == 200
+
+
+def test_a_collection_removed_elsewhere_while_being_removed_is_404_not_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
+    created = client.post("/v1/collections", json={"name": "raced"}, headers=auth(ADMIN))
+    assert created.status_code == 201, created.text
+
+    def checked_then_removed_elsewhere(*args: Any, **kwargs: Any) -> str:
+        name = scoped_collection(*args, **kwargs)
+        Collections.of(settings).remove(name)  # another admin's DELETE, or `rag collections rm`
+        return name
+
+    monkeypatch.setattr(
+        "service.routes.collections.scoped_collection", checked_then_removed_elsewhere
+    )
+
+    response = client.delete("/v1/collections/raced", headers=auth(ADMIN))
+
+    assert response.status_code == 404, response.text
+    assert response.json() == {"detail": "no collection 'raced'"}
+
+
+def test_a_document_deleted_while_its_collection_is_removed_is_404_not_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
+    created = client.post("/v1/collections", json={"name": "going"}, headers=auth(ADMIN))
+    assert created.status_code == 201, created.text
+    fill(client, "going", HANDBOOK, HANDBOOK_TEXT.encode())
+    remove = Pipeline.remove
+
+    def removed_elsewhere_first(self: Pipeline, file: str, timeout: float | None = None) -> bool:
+        Collections.of(settings).remove("going")  # DELETE /v1/collections/going, meanwhile
+        return remove(self, file, timeout)
+
+    monkeypatch.setattr(Pipeline, "remove", removed_elsewhere_first)
+
+    response = client.delete(f"/v1/documents/{HANDBOOK}?collection=going", headers=auth(ADMIN))
+
+    assert response.status_code == 404, response.text
+    assert response.json() == {"detail": "no collection 'going'"}
+
+
+class StEmbedder(HashEmbedder):
+    """What a collection created by `rag collections create --embedder` records."""
+
+    name = "sentence-transformers:BAAI/bge-small-zh-v1.5"
+
+
+def test_a_collection_whose_embedder_this_service_cannot_load_is_503_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """It was a bare 500 ("internal error; see the service log") on every request."""
+    settings = keyed_settings(tmp_path / "index")
+    Collections.of(settings).create("st-kb", index_config(settings, StEmbedder()))
+    app = create_app(settings, demo_loader(HashEmbedder()))
+
+    def not_installed(name: str) -> HashEmbedder:
+        raise ImportError("install the 'st' extra: pip install .[st]")
+
+    app.state.service.make_embedder = not_installed
+    with TestClient(app, client=NETWORK_CLIENT) as client:
+        wait_ready(client)
+        body = {"question": DEMO_QUESTION, "collection": "st-kb"}
+        response = client.post("/v1/ask", json=body, headers=auth(QUERY))
+
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"]
+    assert StEmbedder.name in detail and "install the 'st' extra" in detail
 
 
 def test_rag_eval_asks_a_service_in_the_collection_named(client: TestClient) -> None:

@@ -10,7 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from rag.collections import Collections
+from rag.pipeline import index_config
+from rag.settings import Settings, get_settings
+from rag.store.lock import WriteLock
 from tests.conftest import DEMO, SEEDS_DEV
+from tests.fakes import HashEmbedder
 
 runner = CliRunner()
 HANDBOOK = "员工手册.txt"
@@ -106,6 +111,46 @@ def test_a_collection_is_created_with_its_own_settings_and_removed(index: Path) 
         c["name"] for c in json.loads(rag("collections", "list", "--index", index, "--json")[1])
     ]
     assert names == ["default", "regs"]
+
+
+def test_a_collection_removed_while_listing_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a traceback (NoSuchCollection) when another process removed one meanwhile."""
+    settings = Settings(index_dir=tmp_path / "index")
+    Collections.of(settings).create("fleeting", index_config(settings, HashEmbedder()))
+    names = Collections.names
+
+    def listed_then_removed(self: Collections) -> list[str]:
+        found = names(self)
+        Collections.of(settings).remove("fleeting")  # by another process, meanwhile
+        return found
+
+    monkeypatch.setattr(Collections, "names", listed_then_removed)
+
+    code, output = rag("collections", "list", "--index", settings.index_dir, "--json")
+
+    assert code == 0, output
+    assert [c["name"] for c in json.loads(output)] == ["default"]
+
+
+def test_removing_a_collection_being_written_says_whom_it_waits_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It waited silently, up to RAG_LOCK_TIMEOUT (10 minutes by default)."""
+    settings = Settings(index_dir=tmp_path / "index")
+    location = Collections.of(settings).create("busy", index_config(settings, HashEmbedder()))
+    monkeypatch.setenv("RAG_LOCK_TIMEOUT", "0.2")
+    get_settings.cache_clear()
+    try:
+        with WriteLock(location, timeout=0)():  # another process ingesting into it
+            code, output = rag("collections", "rm", "busy", "--index", settings.index_dir, "-y")
+    finally:
+        get_settings.cache_clear()
+
+    assert code == 3, output
+    assert "waiting: the index is being written by another process" in output
+    assert Collections.of(settings).names() == ["default", "busy"]
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "x" * 300, "Regs"])

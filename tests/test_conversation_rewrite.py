@@ -28,6 +28,13 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             RAILWAY, "该铁路一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="this-railway"
         ),
         pytest.param(
+            # jieba splits 这条 (这 / 条 / 铁路, 条 tagged a noun): "大莱龙铁路条铁路有多长？".
+            RAILWAY,
+            "这条铁路有多长？",
+            "大莱龙铁路有多长？",
+            id="this-classifier-railway",
+        ),
+        pytest.param(
             [Turn("锣鼓经是什么？", "记谱方法")],
             "其运用的程式是什么？",
             "锣鼓经的运用的程式是什么？",
@@ -39,6 +46,13 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "那广三铁路呢？",
             "广三铁路全长多少公里？",
             id="what-about",
+        ),
+        pytest.param(
+            # jieba tags 微软 an adjective: a name all the same.
+            [Turn("苹果公司的总部在哪里？", "库比蒂诺")],
+            "那微软呢？",
+            "微软的总部在哪里？",
+            id="what-about-a-mistagged-name",
         ),
     ],
 )
@@ -72,6 +86,10 @@ def test_a_traditional_follow_up_stays_traditional() -> None:
     # The antecedent is written in the question's script even from a simplified turn.
     assert RULES.condense("它在哪年建成？", RAILWAY) == "大莱龙铁路在哪年建成？"
     assert RULES.condense("該鐵路由誰運營？", RAILWAY) == "大萊龍鐵路由誰運營？"
+    assert RULES.condense("這條鐵路有多長？", RAILWAY) == "大萊龍鐵路有多長？"
+    # Written as the user typed it before, not in OpenCC's standard (麪包, 哪裏).
+    assert RULES.condense("它的熱量高嗎？", [Turn("麵包是怎麼做的？", "烤")]) == "麵包的熱量高嗎？"
+    assert RULES.condense("那天壇呢？", [Turn("故宮在哪裡？", "北京")]) == "天壇在哪裡？"
 
 
 def test_the_third_turn_leans_on_the_first_through_the_second() -> None:
@@ -183,3 +201,10 @@ def test_a_follow_up_naming_nothing_of_its_own_takes_the_previous_topic() -> Non
     # The ellipsis rule's price (docs/benchmarks.md): a new question naming nothing is read
     # as a follow-up, though the searched words are still all there.
     assert RULES.condense("其他部门有哪些？", DEMO) == "王岐山其他部门有哪些？"
+
+
+@pytest.mark.parametrize("follow_up", ["为什么呢？", "然后呢？", "还有呢？", "那天呢？"])
+def test_a_what_about_naming_nothing_does_not_take_the_topic_s_place(follow_up: str) -> None:
+    # It did: 为什么呢？ became 为什么在哪里主持召开质量工作座谈会？, 那天呢？ 天在哪里….
+    assert RULES.condense(follow_up, DEMO) == "王岐山" + follow_up  # the ellipsis rule
+    assert RuleRewriter(RuleConfig(ellipsis="off")).condense(follow_up, DEMO) == follow_up

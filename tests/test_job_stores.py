@@ -174,6 +174,23 @@ def test_a_finished_job_keeps_its_report_or_its_error(stores: Stores) -> None:
     assert store.counts() == {"queued": 0, "running": 0, "done": 1, "failed": 1}
 
 
+def test_a_job_that_ends_without_taking_its_files_lets_them_go(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """A job into a collection removed while it was queued fails before it takes its files:
+    they stayed on disk until the process ended (in memory), or 24 h in Redis's memory."""
+    [store] = stores(1)
+    store.submit(files("a.txt", "b.txt"))
+    claimed = store.claim("w")
+    assert claimed is not None
+
+    store.finish(claimed, None, "NoSuchCollection: no collection 'gone'")
+
+    with pytest.raises(FileNotFoundError):
+        store.take_files(claimed, tmp_path / "late")
+    assert list((tmp_path / "submitted").glob("*")) == []  # the in-memory store's files
+
+
 def test_a_worker_runs_each_job_and_records_the_outcome(stores: Stores, tmp_path: Path) -> None:
     first_store, second_store = stores(2)
     ran: list[tuple[str, list[str]]] = []

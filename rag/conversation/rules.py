@@ -42,6 +42,11 @@ _NOUN = re.compile(r"n[a-z]*|eng")
 _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
+# Words that ask on rather than name what to ask about instead: question words and
+# demonstratives (为什么, 那天; not 其他人, `rr`), conjunctions (然后), adverbs, time and
+# locality words (后来, 之后), verbs (还有, 是什么) and set phrases (接下来, 怎么办).
+# Anything else may be a name jieba mistags (微软 is an adjective to it).
+_ASKING_ON = frozenset({"r", "c", "d", "t", "f", "v", "l"})
 # What is read of an earlier turn: the opening of its answer (as much as the LLM rewrite
 # is sent), and as much of its question as can be asked (the default
 # RAG_MAX_QUESTION_CHARS). jieba's tagger spends milliseconds a character on text outside
@@ -193,14 +198,14 @@ class RuleRewriter:
         resolved = self._resolve(folded, context)
         if resolved is None:
             return question
-        return _in_script(question, folded, resolved, turns[-1].question)
+        return _in_script(question, folded, resolved, [t.question for t in turns])
 
     def _resolve(self, folded: str, context: _Context) -> str | None:
         """The folded question with its references replaced; None if it has none."""
         about = _WHAT_ABOUT.match(folded.strip())
         if about and context.topic and context.topic.text in context.question:
             subject = about.group("x").strip()
-            if subject and subject not in _PERSON_PRONOUNS | _THING_PRONOUNS:
+            if subject not in _PERSON_PRONOUNS | _THING_PRONOUNS and _names_something(about):
                 return context.question.replace(context.topic.text, subject, 1)
         words = _tag(folded)
         out: list[str] = []
@@ -208,7 +213,6 @@ class RuleRewriter:
         i = 0
         while i < len(words):
             word = words[i]
-            nxt = words[i + 1] if i + 1 < len(words) else None
             replacement = None
             skip = 1
             if word.text in _PERSON_PRONOUNS:
@@ -218,13 +222,14 @@ class RuleRewriter:
             elif word.text == _POSSESSIVE:
                 thing = _text(context.thing)
                 replacement = None if thing is None else thing + "的"
-            elif _DEMONSTRATIVE.fullmatch(word.text) and nxt and _NOUN.fullmatch(nxt.flag):
+            elif _DEMONSTRATIVE.fullmatch(word.text) and (at := _noun_after(words, i)):
                 # 该铁路 -> 大莱龙铁路; 这部电影 (about 阿凡达) -> 阿凡达电影.
-                named = (p for p in context.phrases if p.text.endswith(nxt.text))
+                noun = words[at].text
+                named = (p for p in context.phrases if p.text.endswith(noun))
                 thing = _text(next(named, context.thing))
                 if thing is not None:
-                    replacement = thing if thing.endswith(nxt.text) else thing + nxt.text
-                    skip = 2
+                    replacement = thing if thing.endswith(noun) else thing + noun
+                    skip = at + 1 - i
             if replacement is None:
                 out.append(word.text)
             else:
@@ -247,17 +252,50 @@ class RuleRewriter:
         return not any(p.proper for p in phrases)
 
 
+def _names_something(about: re.Match[str]) -> bool:
+    """Whether the X of a "what about X?" names something to ask about instead of the topic.
+
+    为什么呢, 然后呢, 还有呢, 那天呢 ask on about the same thing: put in the topic's place,
+    their X made a question of nothing ("为什么在哪里主持召开质量工作座谈会？").
+    """
+    start, end = about.span("x")
+    if _TITLE.search(about.group("x")):
+        return True
+    # Tagged whole: the 那 of 那天 is no "what about" but part of the word.
+    return any(
+        w.flag not in _ASKING_ON
+        for w in _tag(about.string)
+        if w.start < end and w.start + len(w.text) > start
+    )
+
+
+def _noun_after(words: Sequence[_Word], i: int) -> int | None:
+    """The index of the noun the demonstrative at `i` points at, or None.
+
+    jieba keeps some demonstrative-classifier pairs in one word (这部, 这位) and splits
+    others (这 / 条 / 铁路, tagging 条 a noun): a classifier of the demonstrative's is
+    passed over to the noun after it.
+    """
+    at = i + 1
+    classifier = at + 1 < len(words) and _DEMONSTRATIVE.fullmatch(words[i].text + words[at].text)
+    if classifier and _NOUN.fullmatch(words[at + 1].flag):
+        at += 1
+    if at < len(words) and _NOUN.fullmatch(words[at].flag):
+        return at
+    return None
+
+
 def _text(phrase: _Phrase | None) -> str | None:
     return None if phrase is None else phrase.text
 
 
-def _in_script(question: str, folded: str, resolved: str, previous: str) -> str:
+def _in_script(question: str, folded: str, resolved: str, earlier: Sequence[str]) -> str:
     """`resolved` (folded) in the script the user wrote `question` in.
 
     Folding maps characters one to one for nearly every question; then the words the user
-    typed are kept as typed and only the inserted antecedent is converted.
+    typed are kept as typed and only the inserted antecedent is written in their script.
     """
-    script: Script | None = detect_script(question) or detect_script(previous)
+    script: Script | None = detect_script(question) or detect_script(earlier[-1])
     if len(folded) == len(question):
         # Equal stretches come from the question as typed; the rest was inserted.
         out = []
@@ -266,7 +304,21 @@ def _in_script(question: str, folded: str, resolved: str, previous: str) -> str:
             if op == "equal":
                 out.append(question[a1:a2])
             elif op in ("replace", "insert"):
-                inserted = resolved[b1:b2]
-                out.append(to_script(inserted, script) if script == "hant" else inserted)
+                out.append(_written(resolved[b1:b2], script, earlier))
         return "".join(out)
     return to_script(resolved, script) if script == "hant" else resolved
+
+
+def _written(inserted: str, script: Script | None, earlier: Sequence[str]) -> str:
+    """`inserted` (folded) in `script`: as the user typed it in an earlier traditional
+    question, else converted. OpenCC's traditional is one standard among several: it wrote
+    the user's own 麵包, 台灣 and 哪裡 back as 麪包, 臺灣 and 哪裏.
+    """
+    if script != "hant":
+        return inserted
+    for typed in reversed(earlier):
+        folded = fold_script(typed)
+        at = folded.find(inserted)
+        if at >= 0 and len(folded) == len(typed) and detect_script(typed) != "hans":
+            return typed[at : at + len(inserted)]
+    return to_script(inserted, script)

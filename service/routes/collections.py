@@ -86,6 +86,8 @@ def create_collection(
         raise HTTPException(409, str(err)) from err
     except InvalidCollectionName as err:  # a reserved name
         raise HTTPException(422, str(err)) from err
+    except IndexBusyError as err:  # a writer of a removed namesake still at it
+        raise HTTPException(503, str(err), headers={"Retry-After": "30"}) from err
     return {
         "name": name,
         "embedder": embedder.name,
@@ -119,9 +121,10 @@ def delete_collection(
     name = scoped_collection(name, caller, state)
     if name == DEFAULT:
         raise HTTPException(409, "the default collection cannot be removed; delete its documents")
-    uploads = pipelines.settings_for(name).uploads
     collections = replace(state.collections, lock_timeout=DELETE_WAIT_S)
     try:
+        # Read from the collection, so gone too if another process removed it since the check.
+        uploads = pipelines.settings_for(name).uploads
         collections.remove(name)
     except NoSuchCollection as err:  # removed by someone else meanwhile
         raise HTTPException(404, f"no collection {name!r}") from err

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi import Path as PathParam
 
+from rag.collections import NoSuchCollection
 from rag.pipeline import IngestReport
 from rag.store.base import ParagraphRow
 from rag.store.lock import IndexBusyError
@@ -140,7 +141,10 @@ def delete_document(
         raise HTTPException(503, str(err), headers={"Retry-After": "30"}) from err
     if not removed:
         raise HTTPException(404, f"no document {file!r}")
-    uploads = pipelines.settings_for(target.name).uploads
+    try:
+        uploads = pipelines.settings_for(target.name).uploads
+    except NoSuchCollection as err:  # removed meanwhile, with its documents and uploads
+        raise HTTPException(404, f"no collection {target.name!r}") from err
     uploaded = uploads / file
     if uploaded.parent.resolve() == uploads.resolve():
         uploaded.unlink(missing_ok=True)  # an uploaded copy would come back on re-ingest
