@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -746,3 +747,44 @@ def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_convers
     expect(part(page, "question")).to_have_count(0)
     ask(page, follow_up)
     assert "history" not in bodies[3]
+
+
+def test_an_answer_sent_back_as_history_is_cut_between_characters(
+    page: Page, live_service: str
+) -> None:
+    """An answer is sent back cut to 500 characters: a character outside the BMP (a rare
+    hanzi of CJK Extension B, an emoji) is two UTF-16 units in JavaScript, and cutting
+    between them sent a lone surrogate, which the service refuses (422)."""
+    first, follow_up = "这个字怎么读？", "它是什么意思？"
+    # 499 characters, then one of two UTF-16 units straddling the cut at 500.
+    long_answer = "甲" * 499 + "𠀀" + "乙" * 20
+    answer = {
+        "question": first,
+        "standalone_question": first,
+        "answer": long_answer,
+        "abstained": False,
+        "citations": [],
+        "unsupported": [],
+        "short_answer": None,
+    }
+    event = f"event: answer\ndata: {json.dumps(answer, ensure_ascii=False)}\n\n"
+    page.route(
+        "**/v1/ask/stream",
+        lambda route: route.fulfill(body=event, content_type="text/event-stream"),
+        times=1,
+    )
+    bodies: list[str] = []  # the JSON bodies of the questions asked, as sent
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/v1/ask/stream"):
+            bodies.append(request.post_data or "")
+
+    page.on("request", record)
+    page.goto(live_service)
+    open_widget(page)
+    ask(page, first)
+    answer_bubble = ask(page, follow_up)  # from the service, with the first turn as history
+
+    expect(answer_bubble).to_have_attribute("data-state", "done")
+    sent = json.loads(bodies[1])["history"][0]["answer"]
+    assert sent == long_answer[:500]  # whole characters, as the service counts them

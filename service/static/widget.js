@@ -222,6 +222,15 @@
     return "未知错误";
   }
 
+  /**
+   * The first `n` characters of `text`, counted as the service counts them (code points).
+   * `slice` counts UTF-16 units: it could cut a character outside the BMP (a rare hanzi of
+   * CJK Extension B, an emoji) in half, and the service refuses the lone surrogate left.
+   */
+  function firstCharacters(text, n) {
+    return Array.from(text).slice(0, n).join("");
+  }
+
   // -- The conversation --------------------------------------------------------------------------
 
   /**
@@ -243,7 +252,7 @@
     history() {
       return this.turns.slice(-Conversation.SENT_TURNS).map(({ question, answer }) => ({
         question,
-        answer: answer.answer.slice(0, Conversation.ANSWER_CHARS),
+        answer: firstCharacters(answer.answer, Conversation.ANSWER_CHARS),
       }));
     }
 
