@@ -460,6 +460,31 @@ def test_the_widget_answers_from_its_data_collection_with_a_key_scoped_to_it(
     assert len(opened) == 1 and f"collection={REGULATIONS}" in opened[0], opened
 
 
+def test_each_collection_keeps_its_own_conversation_in_a_tab(
+    page: Page, scoped_service: str
+) -> None:
+    """Two pages of one site answering from two collections: a conversation of one is not
+    shown, nor sent as history, on the other (its citations would not open there)."""
+    regulations = (
+        f'<script src="/widget.js" data-key="{SCOPED_KEY}" data-collection="{REGULATIONS}" defer>'
+    )
+    route_page(page, f"{scoped_service}/help.html", host_page(f"{regulations}</script>"))
+    route_page(
+        page, f"{scoped_service}/news.html", host_page('<script src="/widget.js" defer></script>')
+    )
+    page.goto(f"{scoped_service}/help.html")
+    open_widget(page)
+    expect(ask(page, REGULATIONS_QUESTION)).to_have_attribute("data-state", "done")
+
+    page.goto(f"{scoped_service}/news.html")  # same tab, same site, the default collection
+    open_widget(page)
+    expect(part(page, "question")).to_have_count(0)
+
+    page.goto(f"{scoped_service}/help.html")  # and the regulations conversation is still kept
+    open_widget(page)
+    expect(part(page, "question")).to_have_text([REGULATIONS_QUESTION])
+
+
 def test_a_widget_pointed_at_a_collection_outside_its_key_is_refused(
     page: Page, scoped_service: str
 ) -> None:

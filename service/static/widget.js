@@ -580,7 +580,9 @@
 
   class RagChat extends HTMLElement {
     #client = new ServiceClient(config);
-    #conversation = new Conversation(`rag-chat:${config.base.href}`);
+    // One conversation per service and collection: pages of one site may answer from
+    // different collections, whose turns (and citation tokens) mean nothing to each other.
+    #conversation = new Conversation(`rag-chat:${config.base.href}:${config.collection}`);
     #ui;
     #asking = false;
     #reading = null; // AbortController of the paragraph being loaded
