@@ -174,7 +174,10 @@ def request_origin(request: Request) -> str | None:
     origin = request.headers.get("origin")
     if origin:
         return origin
-    referer = urlsplit(request.headers.get("referer", ""))
+    try:
+        referer = urlsplit(request.headers.get("referer", ""))
+    except ValueError:  # a bad IPv6 bracket ("http://["): it names no page
+        return None
     if referer.scheme and referer.netloc:
         return f"{referer.scheme}://{referer.netloc}"
     return None
