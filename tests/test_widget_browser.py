@@ -28,6 +28,9 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from starlette import routing
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
 
 from bench.service import free_port, running_service
 from embeddings.base import Embedder
@@ -391,6 +394,23 @@ def test_an_unreachable_service_is_reported_in_the_chat(page: Page) -> None:
     expect(answer).to_have_attribute("data-state", "error")
     expect(answer).to_contain_text("无法连接到问答服务，请稍后再试。")
     expect(part(page, "send")).to_be_enabled()  # the visitor may try again
+
+
+def test_a_local_page_uses_the_widget_of_a_service_without_keys(
+    page: Page, live_service: str
+) -> None:
+    """Without keys the service serves the pages of this machine (a development server on
+    another port), so it must also let their scripts read the answers (CORS)."""
+    tag = f'<script src="{live_service}/widget.js" defer></script>'
+    site = Starlette(routes=[routing.Route("/", lambda _: HTMLResponse(host_page(tag)))])
+    with serve(site) as url:  # 127.0.0.1 on another port: another origin
+        page.goto(url)
+        open_widget(page)
+        answer = ask(page, SIMPLIFIED_QUESTION)
+
+        expect(answer).to_have_attribute("data-state", "done")
+        answer.locator("[part=citation]").first.click()
+        expect(part(page, "reader").locator("mark")).to_be_visible()
 
 
 def test_the_served_page_and_script_hold_only_the_publishable_key(keyed_service: str) -> None:
