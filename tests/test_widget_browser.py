@@ -794,6 +794,23 @@ def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_convers
     assert "history" not in bodies[3]
 
 
+def test_a_new_conversation_started_while_reading_a_citation_returns_to_the_chat(
+    page: Page, live_service: str
+) -> None:
+    """The header's button is on screen in the reader too: the new conversation must be
+    shown, ready for a question, not the paragraph of an answer it has just forgotten."""
+    page.goto(live_service)
+    open_widget(page)
+    ask(page, SIMPLIFIED_QUESTION).locator("[part=citation]").first.click()
+    expect(part(page, "reader").locator("mark")).to_be_visible()
+
+    part(page, "new-conversation").click()
+
+    expect(part(page, "reader")).to_be_hidden()
+    expect(part(page, "question")).to_have_count(0)
+    expect(part(page, "input")).to_be_focused()
+
+
 def test_an_answer_sent_back_as_history_is_cut_between_characters(
     page: Page, live_service: str
 ) -> None:

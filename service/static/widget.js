@@ -639,7 +639,10 @@
       if (this.#asking) return;
       this.#conversation.clear();
       this.#ui.log.replaceChildren(h("p", { class: "hint" }, MESSAGES.hint));
-      this.#ui.input.focus();
+      // The button is in the header, on screen in the reader too: leave the reader for the
+      // new, empty conversation, its input focused (the citations it returned to are gone).
+      this.#citationButton = null;
+      this.#showConversation();
     }
 
     #bindEvents() {
