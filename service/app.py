@@ -131,8 +131,10 @@ def create_app(
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error; see the service log"}, 500)
 
+    # Without keys the pages of this machine are served (`LoopbackOnly`): CORS lets them in too.
+    cors = LocalPagesCors if settings.open_access else CORSMiddleware
     app.add_middleware(
-        CORSMiddleware,
+        cors,
         allow_origins=state.gate.allowed_origins,
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-API-Key"],
@@ -150,6 +152,18 @@ class ServiceApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # The body limit sits outside every middleware `add_middleware` can add.
         return JsonTooLarge(super().build_middleware_stack())
+
+
+class LocalPagesCors(CORSMiddleware):
+    """CORS for the allowed origins and every page of this machine, for a service without keys.
+
+    `LoopbackOnly` serves the pages of this machine (a development server on another port):
+    their scripts must be able to read the answers too, or the widget on them fails as if
+    the service were down.
+    """
+
+    def is_allowed_origin(self, origin: str) -> bool:
+        return _is_local(origin) or super().is_allowed_origin(origin)
 
 
 class LoopbackOnly:

@@ -176,7 +176,10 @@ def request_origin(request: Request) -> str | None:
     origin = request.headers.get("origin")
     if origin:
         return origin
-    referer = urlsplit(request.headers.get("referer", ""))
+    try:
+        referer = urlsplit(request.headers.get("referer", ""))
+    except ValueError:  # a bad IPv6 bracket ("http://["): it names no page
+        return None
     if referer.scheme and referer.netloc:
         return f"{referer.scheme}://{referer.netloc}"
     return None
@@ -260,11 +263,19 @@ def sent_top_k(body: AskRequest | SearchRequest, settings: ServiceSettings) -> i
     return body.top_k if "top_k" in body.model_fields_set else settings.top_k
 
 
+def unsent_top_k(caller: Caller, settings: ServiceSettings) -> int:
+    """The top_k of a question that names none: RAG_TOP_K, held to RAG_PUBLISHABLE_MAX_TOP_K
+    for a publishable key, whose answers may quote every passage retrieved."""
+    if caller.role is Role.PUBLISHABLE:
+        return min(settings.top_k, settings.publishable_max_top_k)
+    return settings.top_k
+
+
 async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAccess) -> AskRequest:
     top_k = sent_top_k(body, settings)
     if caller.role is Role.PUBLISHABLE:
         if "top_k" not in body.model_fields_set:  # the widget sends none: never a refusal
-            top_k = min(top_k, settings.publishable_max_top_k)
+            top_k = unsent_top_k(caller, settings)
         elif top_k > settings.publishable_max_top_k:
             raise HTTPException(
                 403,
@@ -351,6 +362,14 @@ async def chat_question(body: ChatRequest, settings: SettingsDep) -> str:
 
 
 ChatQuestion = Annotated[str, Depends(chat_question)]
+
+
+async def chat_top_k(settings: SettingsDep, caller: AskAccess) -> int:
+    """A chat request names no top_k: the one of a question that names none."""
+    return unsent_top_k(caller, settings)
+
+
+ChatTopK = Annotated[int, Depends(chat_top_k)]
 
 
 async def chat_history(body: ChatRequest, settings: SettingsDep) -> tuple[Turn, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from tests.api import (
     sse_events,
 )
 from tests.fakes import HashEmbedder
+from tests.stub_llm import running_stub
 
 ASK = {"question": "质检总局局长是谁？"}
 SECRETS = ["current-citation-secret", "previous-citation-secret"]
@@ -265,6 +267,35 @@ def test_the_widget_key_cannot_turn_asking_into_a_search(client: TestClient) -> 
         "a publishable key may ask for at most 5 passages (top_k), not 50"
     )
     assert query.status_code == 200
+
+
+def test_the_widget_key_gets_no_more_passages_from_chat_completions_than_from_ask(
+    tmp_path: Path,
+) -> None:
+    """A chat request names no top_k: for a publishable key it is RAG_TOP_K held to
+    RAG_PUBLISHABLE_MAX_TOP_K, as an /v1/ask without one is. Counted in the prompt the
+    (stub) model is given, which an LLM may quote from whole."""
+    with running_stub() as stub:
+        settings = keyed_settings(
+            tmp_path / "index",
+            answerer="llm",
+            llm_base_url=stub.url,
+            llm_model="stub-model",
+            top_k=8,
+            publishable_max_top_k=2,
+        )
+        with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as client:
+
+            def passages_given(path: str, body: dict[str, Any], key: str) -> int:
+                stub.requests.clear()
+                assert client.post(path, json=body, headers=bearer(key)).status_code == 200
+                return len(re.findall(r'<资料 编号="\d+">', stub.requests[-1].user))
+
+            chat = {"messages": [{"role": "user", "content": ASK["question"]}]}
+            assert passages_given("/v1/ask", ASK, WIDGET) == 2
+            assert passages_given("/v1/chat/completions", chat, WIDGET) == 2
+            assert passages_given("/v1/chat/completions", {**chat, "stream": True}, WIDGET) == 2
+            assert passages_given("/v1/chat/completions", chat, QUERY) == 8
 
 
 @pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc"])

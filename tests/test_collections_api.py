@@ -412,6 +412,28 @@ def test_a_scoped_admin_sees_only_the_jobs_of_its_collections(tmp_path: Path) ->
         assert listed == {"collections": []}  # default is outside its scope; regs not made
 
 
+def test_a_scoped_admin_cannot_read_the_metrics_of_every_collection(tmp_path: Path) -> None:
+    """The metrics name every open collection, its documents and its traffic: a key scoped
+    to some collections must not learn of the others there."""
+    admin_of_regs = "admin-of-regs-only"
+    keys = tmp_path / "keys.json"
+    entry = {
+        "sha256": hashlib.sha256(admin_of_regs.encode()).hexdigest(),
+        "role": "admin",
+        "collections": [REGS],
+    }
+    keys.write_text(json.dumps({"keys": [entry]}), encoding="utf-8")
+    settings = keyed_settings(tmp_path / "index", keys_file=keys)
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as scoped:
+        refused = scoped.get("/metrics", headers=auth(admin_of_regs))
+        served = scoped.get("/metrics", headers=auth(ADMIN))
+
+    assert refused.status_code == 403
+    assert "every collection" in refused.json()["detail"]
+    assert 'collection="default"' not in refused.text
+    assert served.status_code == 200 and 'collection="default"' in served.text
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

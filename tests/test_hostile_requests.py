@@ -405,6 +405,23 @@ def test_the_widget_key_from_a_disallowed_origin_is_403(
     assert "publishable keys are accepted only from allowed origins" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("referer", ["http://[", "https://[::1/page", "http://a]b/", "http://[x]/"])
+def test_a_referer_that_is_no_url_names_no_origin_and_is_no_500(
+    client: TestClient, referer: str
+) -> None:
+    """An unbalanced or invalid IPv6 bracket makes the Referer unparsable: the request then
+    comes from no known page, which refuses the widget key and matters to no other key."""
+    anonymous = TestClient(client.app, client=("203.0.113.9", 4000), raise_server_exceptions=False)
+    widget = {"Authorization": f"Bearer {WIDGET}", "Referer": referer}
+
+    cited = anonymous.get("/v1/documents/x/paragraphs/1", headers=widget)
+    listed = anonymous.get("/v1/documents", headers={**ADMIN_AUTH, "Referer": referer})
+
+    assert cited.status_code == 403
+    assert "publishable keys are accepted only from allowed origins" in cited.json()["detail"]
+    assert listed.status_code == 200
+
+
 def test_the_widget_key_from_the_allowed_origin_with_a_trailing_slash_is_served(
     client: TestClient,
 ) -> None:

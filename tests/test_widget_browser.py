@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -27,6 +28,9 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from starlette import routing
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
 
 from bench.service import free_port, running_service
 from embeddings.base import Embedder
@@ -392,6 +396,23 @@ def test_an_unreachable_service_is_reported_in_the_chat(page: Page) -> None:
     expect(part(page, "send")).to_be_enabled()  # the visitor may try again
 
 
+def test_a_local_page_uses_the_widget_of_a_service_without_keys(
+    page: Page, live_service: str
+) -> None:
+    """Without keys the service serves the pages of this machine (a development server on
+    another port), so it must also let their scripts read the answers (CORS)."""
+    tag = f'<script src="{live_service}/widget.js" defer></script>'
+    site = Starlette(routes=[routing.Route("/", lambda _: HTMLResponse(host_page(tag)))])
+    with serve(site) as url:  # 127.0.0.1 on another port: another origin
+        page.goto(url)
+        open_widget(page)
+        answer = ask(page, SIMPLIFIED_QUESTION)
+
+        expect(answer).to_have_attribute("data-state", "done")
+        answer.locator("[part=citation]").first.click()
+        expect(part(page, "reader").locator("mark")).to_be_visible()
+
+
 def test_the_served_page_and_script_hold_only_the_publishable_key(keyed_service: str) -> None:
     page_html = httpx.get(keyed_service).text
     script = httpx.get(f"{keyed_service}/widget.js").text
@@ -457,6 +478,31 @@ def test_the_widget_answers_from_its_data_collection_with_a_key_scoped_to_it(
     expect(part(page, "reader").locator("mark")).to_contain_text("十五天带薪年假")
     opened = [u for u in requested if "/paragraphs/" in u]
     assert len(opened) == 1 and f"collection={REGULATIONS}" in opened[0], opened
+
+
+def test_each_collection_keeps_its_own_conversation_in_a_tab(
+    page: Page, scoped_service: str
+) -> None:
+    """Two pages of one site answering from two collections: a conversation of one is not
+    shown, nor sent as history, on the other (its citations would not open there)."""
+    regulations = (
+        f'<script src="/widget.js" data-key="{SCOPED_KEY}" data-collection="{REGULATIONS}" defer>'
+    )
+    route_page(page, f"{scoped_service}/help.html", host_page(f"{regulations}</script>"))
+    route_page(
+        page, f"{scoped_service}/news.html", host_page('<script src="/widget.js" defer></script>')
+    )
+    page.goto(f"{scoped_service}/help.html")
+    open_widget(page)
+    expect(ask(page, REGULATIONS_QUESTION)).to_have_attribute("data-state", "done")
+
+    page.goto(f"{scoped_service}/news.html")  # same tab, same site, the default collection
+    open_widget(page)
+    expect(part(page, "question")).to_have_count(0)
+
+    page.goto(f"{scoped_service}/help.html")  # and the regulations conversation is still kept
+    open_widget(page)
+    expect(part(page, "question")).to_have_text([REGULATIONS_QUESTION])
 
 
 def test_a_widget_pointed_at_a_collection_outside_its_key_is_refused(
@@ -746,3 +792,61 @@ def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_convers
     expect(part(page, "question")).to_have_count(0)
     ask(page, follow_up)
     assert "history" not in bodies[3]
+
+
+def test_a_new_conversation_started_while_reading_a_citation_returns_to_the_chat(
+    page: Page, live_service: str
+) -> None:
+    """The header's button is on screen in the reader too: the new conversation must be
+    shown, ready for a question, not the paragraph of an answer it has just forgotten."""
+    page.goto(live_service)
+    open_widget(page)
+    ask(page, SIMPLIFIED_QUESTION).locator("[part=citation]").first.click()
+    expect(part(page, "reader").locator("mark")).to_be_visible()
+
+    part(page, "new-conversation").click()
+
+    expect(part(page, "reader")).to_be_hidden()
+    expect(part(page, "question")).to_have_count(0)
+    expect(part(page, "input")).to_be_focused()
+
+
+def test_an_answer_sent_back_as_history_is_cut_between_characters(
+    page: Page, live_service: str
+) -> None:
+    """An answer is sent back cut to 500 characters: a character outside the BMP (a rare
+    hanzi of CJK Extension B, an emoji) is two UTF-16 units in JavaScript, and cutting
+    between them sent a lone surrogate, which the service refuses (422)."""
+    first, follow_up = "这个字怎么读？", "它是什么意思？"
+    # 499 characters, then one of two UTF-16 units straddling the cut at 500.
+    long_answer = "甲" * 499 + "𠀀" + "乙" * 20
+    answer = {
+        "question": first,
+        "standalone_question": first,
+        "answer": long_answer,
+        "abstained": False,
+        "citations": [],
+        "unsupported": [],
+        "short_answer": None,
+    }
+    event = f"event: answer\ndata: {json.dumps(answer, ensure_ascii=False)}\n\n"
+    page.route(
+        "**/v1/ask/stream",
+        lambda route: route.fulfill(body=event, content_type="text/event-stream"),
+        times=1,
+    )
+    bodies: list[str] = []  # the JSON bodies of the questions asked, as sent
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/v1/ask/stream"):
+            bodies.append(request.post_data or "")
+
+    page.on("request", record)
+    page.goto(live_service)
+    open_widget(page)
+    ask(page, first)
+    answer_bubble = ask(page, follow_up)  # from the service, with the first turn as history
+
+    expect(answer_bubble).to_have_attribute("data-state", "done")
+    sent = json.loads(bodies[1])["history"][0]["answer"]
+    assert sent == long_answer[:500]  # whole characters, as the service counts them

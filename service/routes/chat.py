@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse
 
-from service.deps import AskAccess, ChatCollection, ChatHistory, ChatQuestion
+from service.deps import AskAccess, ChatCollection, ChatHistory, ChatQuestion, ChatTopK
 from service.routes.ask import ERRORS, MAX_BODY
 from service.schemas import ChatRequest
 from service.streaming import chat_chunks, chat_completion
@@ -31,6 +31,7 @@ def chat_completions(
     body: ChatRequest,
     question: ChatQuestion,
     history: ChatHistory,
+    top_k: ChatTopK,
     target: ChatCollection,
 ) -> dict[str, Any] | EventSourceResponse:
     """The last user message is the question, the messages before it its history (user
@@ -38,7 +39,7 @@ def chat_completions(
     citations ride in a `citations` field."""
     pipeline, sign = target.pipeline, target.sign
     if body.stream:
-        stream = partial(pipeline.ask_stream, question, None, history)
+        stream = partial(pipeline.ask_stream, question, top_k, history)
         chunks = chat_chunks(stream, body.model, sign)
         return EventSourceResponse(chunks, headers={"Cache-Control": "no-cache"})
-    return chat_completion(pipeline.ask(question, None, history), body.model, sign)
+    return chat_completion(pipeline.ask(question, top_k, history), body.model, sign)

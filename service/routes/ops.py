@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -43,6 +43,11 @@ async def readyz(state: StateDep) -> JSONResponse:
     response_class=Response,
     responses={code: {"model": ErrorOut} for code in (401, 403)},
 )
-def metrics(_: ManageAccess, state: StateDep) -> Response:
-    """Prometheus text format (an admin key is needed when keys are configured)."""
+def metrics(caller: ManageAccess, state: StateDep) -> Response:
+    """Prometheus text format (an admin key of every collection is needed when keys are
+    configured)."""
+    if caller.collections is not None:
+        # The metrics name every open collection, its documents and its traffic, which a
+        # key scoped to some collections may not learn of.
+        raise HTTPException(403, "the metrics cover every collection: this key reaches only some")
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -222,6 +222,15 @@
     return "未知错误";
   }
 
+  /**
+   * The first `n` characters of `text`, counted as the service counts them (code points).
+   * `slice` counts UTF-16 units: it could cut a character outside the BMP (a rare hanzi of
+   * CJK Extension B, an emoji) in half, and the service refuses the lone surrogate left.
+   */
+  function firstCharacters(text, n) {
+    return Array.from(text).slice(0, n).join("");
+  }
+
   // -- The conversation --------------------------------------------------------------------------
 
   /**
@@ -243,7 +252,7 @@
     history() {
       return this.turns.slice(-Conversation.SENT_TURNS).map(({ question, answer }) => ({
         question,
-        answer: answer.answer.slice(0, Conversation.ANSWER_CHARS),
+        answer: firstCharacters(answer.answer, Conversation.ANSWER_CHARS),
       }));
     }
 
@@ -571,7 +580,9 @@
 
   class RagChat extends HTMLElement {
     #client = new ServiceClient(config);
-    #conversation = new Conversation(`rag-chat:${config.base.href}`);
+    // One conversation per service and collection: pages of one site may answer from
+    // different collections, whose turns (and citation tokens) mean nothing to each other.
+    #conversation = new Conversation(`rag-chat:${config.base.href}:${config.collection}`);
     #ui;
     #asking = false;
     #reading = null; // AbortController of the paragraph being loaded
@@ -628,7 +639,10 @@
       if (this.#asking) return;
       this.#conversation.clear();
       this.#ui.log.replaceChildren(h("p", { class: "hint" }, MESSAGES.hint));
-      this.#ui.input.focus();
+      // The button is in the header, on screen in the reader too: leave the reader for the
+      // new, empty conversation, its input focused (the citations it returned to are gone).
+      this.#citationButton = null;
+      this.#showConversation();
     }
 
     #bindEvents() {
