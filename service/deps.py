@@ -318,6 +318,23 @@ def checked_history(turns: list[tuple[str, str]], settings: ServiceSettings) -> 
         )
 
 
+def latest_turns(turns: list[tuple[str, str]], settings: ServiceSettings) -> list[tuple[str, str]]:
+    """The latest of `turns` within RAG_MAX_HISTORY_TURNS and RAG_MAX_HISTORY_CHARS.
+
+    A chat client sends its whole conversation with every message: refusing it past the
+    limits would end the conversation for good, and a follow-up is rewritten from the last
+    few turns only, so the earlier ones are left out instead.
+    """
+    kept: list[tuple[str, str]] = []
+    chars = 0
+    for question, answer in reversed(turns):
+        chars += len(question) + len(answer)
+        if len(kept) == settings.max_history_turns or chars > settings.max_history_chars:
+            break
+        kept.append((question, answer))
+    return kept[::-1]
+
+
 def history_turns(history: list[TurnIn]) -> tuple[Turn, ...]:
     return tuple(Turn(t.question, t.answer) for t in history)
 
@@ -393,7 +410,7 @@ async def chat_history(body: ChatRequest, settings: SettingsDep) -> tuple[Turn, 
             question = None
     if question is not None:
         turns.append((question, ""))
-    checked_history(turns, settings)
+    turns = latest_turns(turns, settings)
     try:
         for q, a in turns:
             unicode_text(q + a)  # the text parts of chat content are not `Text`

@@ -126,17 +126,32 @@ def test_too_long_a_history_is_422_naming_the_limit(client: TestClient) -> None:
     assert f"the limit is {CHAR_LIMIT}" in response.json()["detail"]
 
 
-def test_chat_messages_beyond_the_limits_are_422(client: TestClient) -> None:
-    turns = [
+def chat_turns(*turns: tuple[str, str]) -> list[dict[str, str]]:
+    return [
         {"role": role, "content": text}
-        for _ in range(TURN_LIMIT + 1)
-        for role, text in (("user", FIRST), ("assistant", FIRST_ANSWER))
+        for question, answer in turns
+        for role, text in (("user", question), ("assistant", answer))
     ]
-    messages = [*turns, {"role": "user", "content": FOLLOW_UP}]
-    response = client.post("/v1/chat/completions", json={"messages": messages})
 
-    assert response.status_code == 422
-    assert "RAG_MAX_HISTORY_TURNS" in response.json()["detail"]
+
+def test_a_chat_beyond_the_history_limits_goes_on_from_its_latest_turns(
+    client: TestClient,
+) -> None:
+    """A chat client sends its whole conversation each time: a 422 past the limits ended the
+    conversation for good. The latest turns within them are its history instead."""
+    older = [("谁主持召开了全国质量技术监督工作座谈会？", "梅克保主持。")] * (TURN_LIMIT + 3)
+    long_ago = ("很长的问题？", "很长" * CHAR_LIMIT)  # over the characters limit alone
+    messages = [
+        *chat_turns(long_ago, *older, (FIRST, FIRST_ANSWER)),
+        {"role": "user", "content": FOLLOW_UP},
+    ]
+    for stream in (False, True):
+        response = client.post(
+            "/v1/chat/completions", json={"messages": messages, "stream": stream}
+        )
+        assert response.status_code == 200, response.text
+        if not stream:
+            assert response.json()["standalone_question"] == STANDALONE
 
 
 def test_ten_thousand_turns_or_a_megabyte_are_refused_with_the_limit_named(
