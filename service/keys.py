@@ -26,6 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rag.collections import check_name
+from service.origins import origin_of
 
 ALL_COLLECTIONS = "*"
 ROLES = ("admin", "query", "publishable")
@@ -65,6 +66,11 @@ class _Entry(BaseModel):
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         return value
 
+    @field_validator("origins")
+    @classmethod
+    def _valid_origins(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [origin_of(entry) for entry in value]
+
     @field_validator("collections")
     @classmethod
     def _valid_names(cls, value: list[str]) -> list[str]:
@@ -98,7 +104,7 @@ def load_keys(path: Path) -> list[ScopedKey]:
     keys = []
     for entry in parsed.keys:
         scope = None if ALL_COLLECTIONS in entry.collections else frozenset(entry.collections)
-        origins = None if entry.origins is None else frozenset(o.rstrip("/") for o in entry.origins)
+        origins = None if entry.origins is None else frozenset(entry.origins)
         keys.append(
             ScopedKey(
                 bytes.fromhex(entry.sha256),

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from rag.settings import Settings
+from service.origins import origin_of
 
 # A list of keys or origins, written in the environment as "a,b,c".
 CommaList = Annotated[list[str], NoDecode]
@@ -53,8 +54,8 @@ class ServiceSettings(Settings):
     max_question_chars: int = Field(default=500, ge=1, le=10000)
     # Conversations: the earlier turns a request may send (`history` of /v1/ask, the messages
     # of /v1/chat/completions) and their characters in all, questions and answers. The
-    # rewrite reads only the last few turns: beyond these a request is refused (422) rather
-    # than parsed and carried for nothing.
+    # rewrite reads only the last few turns: beyond these /v1/ask is refused (422) rather
+    # than parsed and carried for nothing, and a chat keeps its latest turns within them.
     max_history_turns: int = Field(default=20, ge=0, le=1000)
     max_history_chars: int = Field(default=20_000, ge=0, le=1_000_000)
     max_upload_mb: int = Field(default=20, ge=1)
@@ -114,6 +115,14 @@ class ServiceSettings(Settings):
                 "'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        try:
+            return [origin_of(entry) for entry in value]
+        except ValueError as err:
+            raise ValueError(f"RAG_ALLOWED_ORIGINS: {err}") from None
 
     @model_validator(mode="after")
     def _admission_for_a_remote_model(self) -> ServiceSettings:

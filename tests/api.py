@@ -28,15 +28,13 @@ NETWORK_CLIENT = ("203.0.113.9", 4000)  # with keys configured, the network may 
 
 def keyed_settings(index_dir: Path, **overrides: Any) -> ServiceSettings:
     """Settings with the ADMIN, QUERY and WIDGET keys, WIDGET allowed on SITE."""
-    return ServiceSettings(
-        index_dir=index_dir,
-        dense_floor=0.0,
-        admin_keys=[ADMIN],
-        query_keys=[QUERY],
-        publishable_keys=[WIDGET],
-        allowed_origins=[SITE],
-        **overrides,
-    )
+    keys: dict[str, Any] = {
+        "admin_keys": [ADMIN],
+        "query_keys": [QUERY],
+        "publishable_keys": [WIDGET],
+        "allowed_origins": [SITE],
+    }
+    return ServiceSettings(index_dir=index_dir, dense_floor=0.0, **(keys | overrides))
 
 
 def demo_loader(embedder: Embedder) -> Any:

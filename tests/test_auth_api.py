@@ -179,3 +179,33 @@ def test_a_malformed_rate_limit_fails_at_start_up(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="RAG_WIDGET_RATE_LIMIT"):
         create_app(ServiceSettings(index_dir=tmp_path, widget_rate_limit="lots"))
+
+
+def test_allowed_origins_are_written_as_browsers_send_them(tmp_path: Path) -> None:
+    """Origins are compared as strings: a capital, a default port or a trailing slash in
+    RAG_ALLOWED_ORIGINS never matched, and the widget got 403 with no hint why."""
+    written = "HTTPS://Shop.Example.com:443/, http://127.0.0.1:8080"
+    settings = keyed_settings(tmp_path / "index", allowed_origins=written)
+    assert settings.allowed_origins == ["https://shop.example.com", "http://127.0.0.1:8080"]
+
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as client:
+        response = client.post(
+            "/v1/ask", json=ASK, headers=bearer(WIDGET, "https://shop.example.com")
+        )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("*", "would let any site ask"),
+        ("shop.example.com", "is not an origin"),
+        ("https://shop.example.com/faq", "is not an origin"),
+        ("https://shop.example.com:99999", "is not a URL"),
+    ],
+)
+def test_an_allowed_origin_that_is_no_origin_fails_at_start_up(
+    tmp_path: Path, entry: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        keyed_settings(tmp_path / "index", allowed_origins=entry)

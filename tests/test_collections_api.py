@@ -441,6 +441,11 @@ def test_a_scoped_admin_cannot_read_the_metrics_of_every_collection(tmp_path: Pa
         (f'[[keys]]\nsha256 = "{"0" * 64}"\nrole = "root"\ncollections = ["*"]\n', "role"),
         (f'[[keys]]\nsha256 = "{"0" * 64}"\nrole = "query"\ncollections = ["a/b"]\n', "a-z"),
         ("[[keys]\n", "keys.toml"),
+        (
+            f'[[keys]]\nsha256 = "{"0" * 64}"\nrole = "publishable"\ncollections = ["*"]\n'
+            'origins = ["help.example.com"]\n',
+            "keys.0.origins: Value error, 'help.example.com' is not an origin",
+        ),
     ],
 )
 def test_a_bad_keys_file_stops_the_service_with_a_clear_error(
