@@ -355,3 +355,29 @@ def test_an_index_whose_passages_hold_no_word_opens_answers_and_is_sound(
     assert reopened.remove("more.txt")  # back to no word at all
     reopened.close()
     assert check_index(fake_settings.index_dir).ok
+
+
+def test_removals_done_before_one_fails_are_published(
+    fake_pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.index.writer import IndexWriter
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "apple.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    (docs / "banana.txt").write_text("香蕉是黄色的水果。", encoding="utf-8")
+    fake_pipeline.ingest([docs])
+    remove = IndexWriter.remove_document
+
+    def fails_on_banana(writer: IndexWriter, file: str) -> bool:
+        if file == "banana.txt":
+            raise OSError("disk I/O error")
+        return remove(writer, file)
+
+    monkeypatch.setattr(IndexWriter, "remove_document", fails_on_banana)
+    with pytest.raises(OSError, match="disk I/O"):
+        fake_pipeline._index.remove_all(["apple.txt", "banana.txt"])
+
+    found = {s.file for p in fake_pipeline.search("苹果", 5).passages for s in p.passage.sources}
+    assert found == {"banana.txt"}  # apple's removal is searched as it is stored
+    assert not check_index(fake_pipeline.directory).stale

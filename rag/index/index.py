@@ -219,9 +219,10 @@ class Index:
     def remove_all(self, files: Sequence[str], timeout: float | None = None) -> list[str]:
         """Drop documents and publish once; those there were. `timeout`: see `writing`."""
         with self.writing(timeout):
-            removed = [file for file in files if self.writer.remove_document(file)]
-            self.commit()
-            return removed
+            try:
+                return [file for file in files if self.writer.remove_document(file)]
+            finally:
+                self.commit()  # publish the removals done, even if a later one failed
 
     def commit(self) -> None:
         self.writer.commit()
