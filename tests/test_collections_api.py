@@ -391,41 +391,40 @@ def test_a_rate_limit_of_the_keys_file_applies_to_its_key(client: TestClient) ->
     assert [ask(), ask(), ask()] == [200, 200, 429]
 
 
-def test_a_scoped_admin_sees_only_the_jobs_of_its_collections(tmp_path: Path) -> None:
-    admin_of_regs = "admin-of-regs-only"
+ADMIN_OF_REGS = "admin-of-regs-only"
+
+
+def with_regs_admin(tmp_path: Path) -> ServiceSettings:
+    """The keyed settings plus ADMIN_OF_REGS, an admin key of the regs collection only."""
     keys = tmp_path / "keys.json"
     entry = {
-        "sha256": hashlib.sha256(admin_of_regs.encode()).hexdigest(),
+        "sha256": hashlib.sha256(ADMIN_OF_REGS.encode()).hexdigest(),
         "role": "admin",
         "collections": [REGS],
     }
     keys.write_text(json.dumps({"keys": [entry]}), encoding="utf-8")
-    settings = keyed_settings(tmp_path / "index", keys_file=keys)
+    return keyed_settings(tmp_path / "index", keys_file=keys)
+
+
+def test_a_scoped_admin_sees_only_the_jobs_of_its_collections(tmp_path: Path) -> None:
+    settings = with_regs_admin(tmp_path)
     with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as scoped:
         uploaded = scoped.post(
             "/v1/documents", files={"files": (HANDBOOK, b"x", "text/plain")}, headers=auth(ADMIN)
         )
         job = uploaded.json()["job_id"]
         assert scoped.get(f"/v1/jobs/{job}", headers=auth(ADMIN)).status_code == 200
-        assert scoped.get(f"/v1/jobs/{job}", headers=auth(admin_of_regs)).status_code == 404
-        listed = scoped.get("/v1/collections", headers=auth(admin_of_regs)).json()
+        assert scoped.get(f"/v1/jobs/{job}", headers=auth(ADMIN_OF_REGS)).status_code == 404
+        listed = scoped.get("/v1/collections", headers=auth(ADMIN_OF_REGS)).json()
         assert listed == {"collections": []}  # default is outside its scope; regs not made
 
 
 def test_a_scoped_admin_cannot_read_the_metrics_of_every_collection(tmp_path: Path) -> None:
     """The metrics name every open collection, its documents and its traffic: a key scoped
     to some collections must not learn of the others there."""
-    admin_of_regs = "admin-of-regs-only"
-    keys = tmp_path / "keys.json"
-    entry = {
-        "sha256": hashlib.sha256(admin_of_regs.encode()).hexdigest(),
-        "role": "admin",
-        "collections": [REGS],
-    }
-    keys.write_text(json.dumps({"keys": [entry]}), encoding="utf-8")
-    settings = keyed_settings(tmp_path / "index", keys_file=keys)
+    settings = with_regs_admin(tmp_path)
     with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as scoped:
-        refused = scoped.get("/metrics", headers=auth(admin_of_regs))
+        refused = scoped.get("/metrics", headers=auth(ADMIN_OF_REGS))
         served = scoped.get("/metrics", headers=auth(ADMIN))
 
     assert refused.status_code == 403

@@ -21,6 +21,15 @@ from tests.fakes import HashEmbedder
 SEED_003 = "003_dd55f7dc9b6259bf.txt"
 
 
+def folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A folder `docs` holding `files` (relative name -> text)."""
+    docs = tmp_path / "docs"
+    for name, text in files.items():
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text(text, encoding="utf-8")
+    return docs
+
+
 def test_ingest_reports_files_paragraphs_passages_and_duplicates(
     fake_pipeline: Pipeline, demo_copy: Path
 ) -> None:
@@ -49,10 +58,9 @@ def test_a_repeated_paragraph_is_one_passage_with_two_sources(
 def test_a_citation_of_a_merged_passage_names_every_place_that_holds_it(
     fake_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("标题\n質檢總局局長是支樹平。\n", encoding="utf-8")
-    (docs / "b.txt").write_text("质检总局局长是支树平。\n", encoding="utf-8")
+    docs = folder(
+        tmp_path, {"a.txt": "标题\n質檢總局局長是支樹平。\n", "b.txt": "质检总局局长是支树平。\n"}
+    )
     fake_pipeline.ingest([docs])
     answer = fake_pipeline.ask("质检总局局长是谁？")
     [citation] = answer.citations
@@ -120,10 +128,9 @@ def test_removing_a_file_drops_its_vectors_postings_and_passages(
 def test_removing_one_copy_keeps_a_passage_another_file_holds(
     fake_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("質量是基礎,安全是底線。\n", encoding="utf-8")
-    (docs / "b.txt").write_text("质量是基础,安全是底线。\n", encoding="utf-8")
+    docs = folder(
+        tmp_path, {"a.txt": "質量是基礎,安全是底線。\n", "b.txt": "质量是基础,安全是底线。\n"}
+    )
     fake_pipeline.ingest([docs])
     [passage] = fake_pipeline.search("质量", 5).passages
     assert [s.file for s in passage.passage.sources] == ["a.txt", "b.txt"]
@@ -174,12 +181,8 @@ def test_opening_with_another_embedder_or_tokenizer_is_a_clear_error(
 def test_pruning_removes_the_documents_whose_files_are_gone_and_keeps_the_unreadable(
     fake_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
     texts = {"apple.txt": "苹果是红色的水果。", "banana.txt": "香蕉是黄色的水果。"}
-    texts |= {"cherry.txt": "樱桃是小小的水果。"}
-    for name, text in texts.items():
-        (docs / name).write_text(text, encoding="utf-8")
+    docs = folder(tmp_path, texts | {"cherry.txt": "樱桃是小小的水果。"})
     fake_pipeline.ingest([docs])
     (docs / "banana.txt").unlink()  # deleted since
     (docs / "cherry.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00" * 10)  # now unreadable
@@ -201,11 +204,14 @@ def test_pruning_keeps_the_documents_of_a_folder_that_could_not_be_read(
 ) -> None:
     # An unreadable (or unmounted) subfolder's files were "not among the files ingested":
     # pruning removed every document in it.
-    docs = tmp_path / "docs"
-    (docs / "sub").mkdir(parents=True)
-    (docs / "apple.txt").write_text("苹果是红色的水果。", encoding="utf-8")
-    (docs / "sub" / "banana.txt").write_text("香蕉是黄色的水果。", encoding="utf-8")
-    (docs / "gone.txt").write_text("樱桃是小小的水果。", encoding="utf-8")
+    docs = folder(
+        tmp_path,
+        {
+            "apple.txt": "苹果是红色的水果。",
+            "sub/banana.txt": "香蕉是黄色的水果。",
+            "gone.txt": "樱桃是小小的水果。",
+        },
+    )
     fake_pipeline.ingest([docs])
     (docs / "gone.txt").unlink()
     listing = os.scandir
@@ -232,11 +238,8 @@ def test_pruning_keeps_the_documents_of_a_folder_that_could_not_be_read(
 def test_a_file_emptied_since_indexing_is_removed_and_reported(
     fake_pipeline: Pipeline, tmp_path: Path, emptied: bytes, reason: str
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
     name = "notice.html" if emptied.startswith(b"<") else "notice.txt"
-    (docs / name).write_text("香蕉是黄色的水果。", encoding="utf-8")
-    (docs / "apple.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    docs = folder(tmp_path, {name: "香蕉是黄色的水果。", "apple.txt": "苹果是红色的水果。"})
     fake_pipeline.ingest([docs])
     (docs / name).write_bytes(emptied)
 
@@ -290,11 +293,11 @@ def test_a_batch_that_fails_after_others_committed_leaves_them_searchable_and_pu
                 raise RuntimeError("the embedder ran out of memory")
             return super().embed_batch(texts, kind)
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for n in range(3):  # 16 passages each: the first two files fill the first batch
-        lines = [f"第{n}号文件的第{line}段说的是另外一件事情。" for line in range(16)]
-        (docs / f"{n}.txt").write_text("\n".join(lines), encoding="utf-8")
+    # 16 passages each: the first two files fill the first batch.
+    lines = {
+        n: [f"第{n}号文件的第{line}段说的是另外一件事情。" for line in range(16)] for n in range(3)
+    }
+    docs = folder(tmp_path, {f"{n}.txt": "\n".join(text) for n, text in lines.items()})
     pipeline = open_pipeline(fake_settings, FailsOnce())
     with pytest.raises(RuntimeError, match="out of memory"):
         pipeline.ingest([docs])
@@ -319,10 +322,9 @@ def test_lines_of_different_punctuation_are_not_one_passage(
 ) -> None:
     # Punctuation-only lines normalised to "" alike: every separator line of the corpus
     # became one passage, citing `……` and `★★★` as places that hold `！！！`.
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("苹果是红色的水果。\n！！！\n★★★\n", encoding="utf-8")
-    (docs / "b.txt").write_text("樱桃很小。\n……\n★★★\n", encoding="utf-8")
+    docs = folder(
+        tmp_path, {"a.txt": "苹果是红色的水果。\n！！！\n★★★\n", "b.txt": "樱桃很小。\n……\n★★★\n"}
+    )
 
     report = fake_pipeline.ingest([docs])
 
@@ -362,10 +364,7 @@ def test_removals_done_before_one_fails_are_published(
 ) -> None:
     from rag.index.writer import IndexWriter
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "apple.txt").write_text("苹果是红色的水果。", encoding="utf-8")
-    (docs / "banana.txt").write_text("香蕉是黄色的水果。", encoding="utf-8")
+    docs = folder(tmp_path, {"apple.txt": "苹果是红色的水果。", "banana.txt": "香蕉是黄色的水果。"})
     fake_pipeline.ingest([docs])
     remove = IndexWriter.remove_document
 
