@@ -117,6 +117,7 @@ def ingest(
             raise typer.Exit(2) from err
         progress.update(task, completed=total)
     _print_report(report, pipeline.directory)
+    _exit_if_nothing_read(report)
 
 
 def _ingest_on_ray(
@@ -181,6 +182,14 @@ def _ingest_on_ray(
             ),
         ],
     )
+    _exit_if_nothing_read(result.report)
+
+
+def _exit_if_nothing_read(report: IngestReport) -> None:
+    """Exit 1 when not one of the files could be read: a script must not take such a run for
+    a success. When some were read it is one (0), the others listed as skipped."""
+    if report.skipped and report.files == 0:
+        raise typer.Exit(1)
 
 
 def _print_report(

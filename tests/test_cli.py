@@ -169,6 +169,20 @@ def test_ingest_prune_removes_what_is_gone_and_says_so(tmp_path: Path) -> None:
     assert "nothing to prune against" in refused.output
 
 
+def test_ingest_exits_1_when_not_one_file_could_be_read(tmp_path: Path) -> None:
+    """A run whose every file was skipped exited 0: a script took it for a success."""
+    docs, directory = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "broken.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00" * 10)
+    alone = runner.invoke(app, ["ingest", str(docs / "broken.txt"), "--index", str(directory)])
+    assert alone.exit_code == 1, alone.output
+    assert "skipped" in alone.output and "broken.txt" in alone.output
+
+    (docs / "good.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    some = runner.invoke(app, ["ingest", str(docs), "--index", str(directory)])
+    assert some.exit_code == 0, some.output  # the good one is indexed, the other listed
+
+
 def test_ingesting_a_missing_path_fails_clearly(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["ingest", str(tmp_path / "missing"), "--index", str(tmp_path / "i")]
