@@ -515,25 +515,29 @@ def test_the_service_finishes_an_interrupted_removal_when_it_starts(tmp_path: Pa
         assert not trash.exists()
 
 
+def create(client: TestClient, name: str) -> None:
+    created = client.post("/v1/collections", json={"name": name}, headers=auth(ADMIN))
+    assert created.status_code == 201, created.text
+
+
+def remove_elsewhere(client: TestClient, name: str) -> None:
+    """Remove collection `name` as `rag collections rm` (or another replica) would."""
+    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
+    Collections.of(settings).remove(name)
+
+
 def test_a_collection_removed_by_another_process_is_404_and_a_new_one_is_not_the_old(
     client: TestClient,
 ) -> None:
-    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
-    assert (
-        client.post("/v1/collections", json={"name": "twice"}, headers=auth(ADMIN)).status_code
-        == 201
-    )
+    create(client, "twice")
     fill(client, "twice", HANDBOOK, HANDBOOK_TEXT.encode())
     body = {"question": HANDBOOK_QUESTION, "collection": "twice"}
     assert client.post("/v1/ask", json=body, headers=auth(QUERY)).json()["citations"]
 
-    Collections.of(settings).remove("twice")  # as `rag collections rm` would, elsewhere
+    remove_elsewhere(client, "twice")
 
     assert client.post("/v1/ask", json=body, headers=auth(QUERY)).status_code == 404
-    assert (
-        client.post("/v1/collections", json={"name": "twice"}, headers=auth(ADMIN)).status_code
-        == 201
-    )
+    create(client, "twice")
     fresh = client.post("/v1/ask", json=body, headers=auth(QUERY)).json()
     assert fresh["citations"] == []  # the new, empty collection; not the cached old one
     assert client.delete("/v1/collections/twice", headers=auth(ADMIN)).status_code == 200
@@ -542,13 +546,11 @@ def test_a_collection_removed_by_another_process_is_404_and_a_new_one_is_not_the
 def test_a_collection_removed_elsewhere_while_being_removed_is_404_not_500(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
-    created = client.post("/v1/collections", json={"name": "raced"}, headers=auth(ADMIN))
-    assert created.status_code == 201, created.text
+    create(client, "raced")
 
     def checked_then_removed_elsewhere(*args: Any, **kwargs: Any) -> str:
         name = scoped_collection(*args, **kwargs)
-        Collections.of(settings).remove(name)  # another admin's DELETE, or `rag collections rm`
+        remove_elsewhere(client, name)  # or another admin's DELETE
         return name
 
     monkeypatch.setattr(
@@ -564,14 +566,12 @@ def test_a_collection_removed_elsewhere_while_being_removed_is_404_not_500(
 def test_a_document_deleted_while_its_collection_is_removed_is_404_not_500(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings: ServiceSettings = client.app.state.service.settings  # type: ignore[attr-defined]
-    created = client.post("/v1/collections", json={"name": "going"}, headers=auth(ADMIN))
-    assert created.status_code == 201, created.text
+    create(client, "going")
     fill(client, "going", HANDBOOK, HANDBOOK_TEXT.encode())
     remove = Pipeline.remove
 
     def removed_elsewhere_first(self: Pipeline, file: str, timeout: float | None = None) -> bool:
-        Collections.of(settings).remove("going")  # DELETE /v1/collections/going, meanwhile
+        remove_elsewhere(client, "going")  # or DELETE /v1/collections/going, meanwhile
         return remove(self, file, timeout)
 
     monkeypatch.setattr(Pipeline, "remove", removed_elsewhere_first)
