@@ -272,16 +272,16 @@ def unsent_top_k(caller: Caller, settings: ServiceSettings) -> int:
 
 
 async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAccess) -> AskRequest:
-    top_k = sent_top_k(body, settings)
-    if caller.role is Role.PUBLISHABLE:
-        if "top_k" not in body.model_fields_set:  # the widget sends none: never a refusal
-            top_k = unsent_top_k(caller, settings)
-        elif top_k > settings.publishable_max_top_k:
-            raise HTTPException(
-                403,
-                f"a publishable key may ask for at most {settings.publishable_max_top_k} "
-                f"passages (top_k), not {top_k}",
-            )
+    if "top_k" not in body.model_fields_set:  # the widget sends none: never a refusal
+        top_k = unsent_top_k(caller, settings)
+    elif caller.role is Role.PUBLISHABLE and body.top_k > settings.publishable_max_top_k:
+        raise HTTPException(
+            403,
+            f"a publishable key may ask for at most {settings.publishable_max_top_k} "
+            f"passages (top_k), not {body.top_k}",
+        )
+    else:
+        top_k = body.top_k
     checked_history([(t.question, t.answer) for t in body.history], settings)
     # model_copy: every other field of the body is kept as sent.
     question = checked_question(body.question, settings)
