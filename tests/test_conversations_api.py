@@ -154,6 +154,18 @@ def test_a_chat_beyond_the_history_limits_goes_on_from_its_latest_turns(
             assert response.json()["standalone_question"] == STANDALONE
 
 
+def test_the_widget_script_is_served_with_this_services_history_limits(
+    client: TestClient,
+) -> None:
+    """The widget sends its conversation as `history` with every question: it must know
+    the limits of the service it talks to (tests/test_widget_browser.py holds it to them)."""
+    script = client.get("/widget.js")
+
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert f"const HISTORY_LIMITS = {{ turns: {TURN_LIMIT}, chars: {CHAR_LIMIT} }};" in script.text
+
+
 def test_ten_thousand_turns_or_a_megabyte_are_refused_with_the_limit_named(
     client: TestClient,
 ) -> None:

@@ -37,6 +37,7 @@ from embeddings.base import Embedder
 from rag.collections import Collections
 from rag.pipeline import index_config, open_pipeline
 from service.app import create_app
+from service.routes.widget import widget_script
 from service.settings import ServiceSettings
 from tests.api import demo_loader
 from tests.conftest import ROOT, seed_questions
@@ -809,6 +810,47 @@ def test_a_new_conversation_started_while_reading_a_citation_returns_to_the_chat
     expect(part(page, "reader")).to_be_hidden()
     expect(part(page, "question")).to_have_count(0)
     expect(part(page, "input")).to_be_focused()
+
+
+def test_the_widget_sends_no_more_history_than_its_service_takes(
+    page: Page, live_service: str
+) -> None:
+    """The service refuses a history past RAG_MAX_HISTORY_TURNS or RAG_MAX_HISTORY_CHARS
+    (422), so a widget sending six turns was refused on every question once the conversation
+    passed a lower limit. It sends the latest turns within the limits its service wrote in."""
+    limited = widget_script(ServiceSettings(max_history_turns=2, max_history_chars=550))
+    page.route(
+        f"{live_service}/widget.js",
+        lambda route: route.fulfill(body=limited, content_type="text/javascript"),
+    )
+    answer_chars = {"第一问？": 500, "第二问？": 50, "第三问？": 50, "第四问？": 10}
+
+    def answer(route: Route) -> None:  # answers of known lengths, whatever the corpus holds
+        question = json.loads(route.request.post_data or "{}")["question"]
+        body = {"question": question, "answer": "答" * answer_chars[question], "citations": []}
+        event = f"event: answer\ndata: {json.dumps(body, ensure_ascii=False)}\n\n"
+        route.fulfill(body=event, content_type="text/event-stream")
+
+    page.route("**/v1/ask/stream", answer)
+    bodies: list[Any] = []  # the JSON bodies of the questions asked
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/v1/ask/stream"):
+            bodies.append(request.post_data_json)
+
+    page.on("request", record)
+    page.goto(live_service)
+    open_widget(page)
+    for question in answer_chars:
+        expect(ask(page, question)).to_have_attribute("data-state", "done")
+
+    sent = [[turn["question"] for turn in body.get("history", [])] for body in bodies]
+    assert sent == [
+        [],
+        ["第一问？"],  # 4 + 500 characters: within 550
+        ["第二问？"],  # the first as well would be 558
+        ["第二问？", "第三问？"],  # two turns at most
+    ]
 
 
 def test_an_answer_sent_back_as_history_is_cut_between_characters(

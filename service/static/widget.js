@@ -25,6 +25,10 @@
     title: script.dataset.title || "文档问答",
   };
 
+  // The service's RAG_MAX_HISTORY_TURNS and RAG_MAX_HISTORY_CHARS: the service that serves this
+  // script writes its own in (service/routes/widget.py); these are its defaults.
+  const HISTORY_LIMITS = { turns: 20, chars: 20000 };
+
   const MESSAGES = {
     hint: "用简体或繁体提问，回答会注明出自哪个文件的哪一段。",
     searching: "正在查找相关文档…",
@@ -238,8 +242,7 @@
    * page (and are sent as the history of the next question) but not the closing of the tab.
    */
   class Conversation {
-    // Turns sent with a question: the service rewrites a follow-up from the last few only,
-    // and refuses more than RAG_MAX_HISTORY_TURNS (20 by default).
+    // Turns sent with a question: the service rewrites a follow-up from the last few only.
     static SENT_TURNS = 6;
     static ANSWER_CHARS = 500; // of each answer sent back: its opening names what it is about
 
@@ -248,12 +251,25 @@
       this.turns = this.#load();
     }
 
-    /** What the service is sent as `history`: the last turns, answers cut short. */
+    /**
+     * What the service is sent as `history`: the last turns, answers cut short, within the
+     * service's limits (a history past them is refused, and every later question with it).
+     */
     history() {
-      return this.turns.slice(-Conversation.SENT_TURNS).map(({ question, answer }) => ({
-        question,
-        answer: firstCharacters(answer.answer, Conversation.ANSWER_CHARS),
-      }));
+      const turns = Math.min(Conversation.SENT_TURNS, HISTORY_LIMITS.turns);
+      const sent = [];
+      let chars = 0; // in characters, as the service counts them: not UTF-16 units
+      for (const { question, answer } of [...this.turns].reverse()) {
+        if (sent.length === turns) break;
+        const turn = {
+          question,
+          answer: firstCharacters(answer.answer, Conversation.ANSWER_CHARS),
+        };
+        chars += Array.from(turn.question).length + Array.from(turn.answer).length;
+        if (chars > HISTORY_LIMITS.chars) break;
+        sent.push(turn);
+      }
+      return sent.reverse();
     }
 
     add(question, answer) {
