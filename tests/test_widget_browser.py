@@ -423,6 +423,32 @@ def test_the_served_page_and_script_hold_only_the_publishable_key(keyed_service:
     assert f'data-key="{PUBLISHABLE_KEY}"' in page_html
 
 
+def test_behind_a_tls_proxy_on_this_host_the_page_it_serves_is_the_services_own_origin(
+    keyed_service: str,
+) -> None:
+    """A reverse proxy ending TLS forwards plain HTTP: the demo page at https://qa.example.com
+    would not be the service's own origin (http://qa.example.com), and its widget would be
+    refused. uvicorn takes the scheme from X-Forwarded-Proto when the proxy connects from
+    127.0.0.1 (FORWARDED_ALLOW_IPS for a proxy elsewhere: README, "Behind a reverse proxy")."""
+    page = {
+        "Authorization": f"Bearer {PUBLISHABLE_KEY}",
+        "Host": "qa.example.com",
+        "Origin": "https://qa.example.com",
+    }
+    question = {"question": SIMPLIFIED_QUESTION}
+
+    direct = httpx.post(f"{keyed_service}/v1/ask", json=question, headers=page, timeout=30)
+    proxied = httpx.post(
+        f"{keyed_service}/v1/ask",
+        json=question,
+        headers={**page, "X-Forwarded-Proto": "https"},
+        timeout=30,
+    )
+
+    assert direct.status_code == 403, direct.text
+    assert proxied.status_code == 200, proxied.text
+
+
 def test_the_publishable_key_asks_and_reads_citations_on_the_demo_page(
     page: Page, keyed_service: str
 ) -> None:
