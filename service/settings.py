@@ -48,6 +48,10 @@ class ServiceSettings(Settings):
     # Neighbours each side a publishable key gets around a cited paragraph: 0, only the
     # paragraph the answer cited (a passage never spans paragraphs).
     citation_context: int = Field(default=0, ge=0, le=5)
+    # Whether a publishable key with a citation's token may download the cited file whole
+    # (`/raw`: the widget opens a cited PDF at its page). A publishable key is public, so
+    # anyone may ask, get a token and take the file: false keeps it to cited paragraphs.
+    publishable_originals: bool = True
     # Passages a publishable key may ask for (`top_k`): every one comes back with its text,
     # so a large `top_k` would make asking a search, which that key may not do.
     publishable_max_top_k: int = Field(default=5, ge=1, le=50)

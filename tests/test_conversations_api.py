@@ -163,7 +163,7 @@ def test_the_widget_script_is_served_with_this_services_history_limits(
 
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
-    assert f"const HISTORY_LIMITS = {{ turns: {TURN_LIMIT}, chars: {CHAR_LIMIT} }};" in script.text
+    assert f"historyTurns: {TURN_LIMIT}, historyChars: {CHAR_LIMIT}," in script.text
 
 
 def test_ten_thousand_turns_or_a_megabyte_are_refused_with_the_limit_named(

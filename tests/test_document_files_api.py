@@ -109,6 +109,43 @@ def test_a_publishable_key_opens_the_original_only_with_a_citation_of_it(
     assert swapped.status_code == 403
 
 
+def test_a_service_can_keep_originals_from_publishable_keys(tmp_path: Path) -> None:
+    """A publishable key is public: anyone may ask, get a token and download the cited file
+    whole. RAG_PUBLISHABLE_ORIGINALS=false keeps such keys to cited paragraphs, and the
+    widget this service serves offers no original to open."""
+    settings = keyed_settings(
+        tmp_path / "index", citation_secrets=SECRETS, publishable_originals=False
+    )
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as client:
+        upload = client.post(
+            "/v1/documents",
+            files=[
+                ("files", ("灯塔.txt", "鲸鱼湾灯塔于一八九三年建成。\n".encode(), "text/plain"))
+            ],
+            headers=key(ADMIN),
+        )
+        assert wait_job(client, upload.json()["job_id"])["status"] == "done"
+        token = CitationTokens(SECRETS, 3600).issue("灯塔.txt", 1, 1, time.time())
+        cited: dict[str, str | int] = {"paragraph": 1, "token": token}
+
+        refused = client.get("/v1/documents/灯塔.txt/raw", params=cited, headers=key(WIDGET))
+        paragraph = client.get(
+            "/v1/documents/灯塔.txt/paragraphs/1", params={"token": token}, headers=key(WIDGET)
+        )
+        admin = client.get("/v1/documents/灯塔.txt/raw", headers=key(ADMIN))
+        script = client.get("/widget.js").text
+
+    assert refused.status_code == 403
+    assert "RAG_PUBLISHABLE_ORIGINALS" in refused.json()["detail"]
+    assert paragraph.status_code == 200
+    assert admin.status_code == 200
+    assert "originals: false" in script
+
+
+def test_the_widget_of_a_service_that_gives_originals_offers_them(client: TestClient) -> None:
+    assert "originals: true" in client.get("/widget.js").text
+
+
 def test_a_text_document_is_a_download_never_a_page_of_the_service(client: TestClient) -> None:
     listed = client.get("/v1/documents", headers=key(ADMIN)).json()["documents"]
     demo = next(d["file"] for d in listed if d["file"].endswith(".txt"))

@@ -779,6 +779,19 @@ def test_a_pdf_citation_names_its_page_and_opens_the_original_at_it(
         # The tab opens blank (a popup must open on the click), then shows the fetched PDF.
         expect(opened.value).to_have_url(re.compile(r"^blob:http://127\.0\.0\.1:\d+/.+#page=2$"))
 
+        # The widget of a service keeping originals from publishable keys offers none.
+        keeps = ServiceSettings(publishable_keys=[PUBLISHABLE_KEY], publishable_originals=False)
+        page.route(
+            f"{url}/widget.js",
+            lambda route: route.fulfill(body=widget_script(keeps), content_type="text/javascript"),
+        )
+        page.reload()
+        open_widget(page)
+        part(page, "answer").last.locator("[part=citation]").first.click()
+        expect(page.locator("rag-chat .reader-bar h3")).to_contain_text("第 2 页")
+        expect(part(page, "reader").locator("mark")).to_be_visible()
+        expect(part(page, "original")).to_have_count(0)
+
 
 def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_conversation(
     page: Page, live_service: str

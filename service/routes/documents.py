@@ -248,9 +248,15 @@ def read_raw(
     """The original file as it was ingested (a PDF opens at a page with `#page=N`).
 
     Same access as a paragraph: a publishable key needs a citation of this file, named by
-    its `paragraph` and `token`.
+    its `paragraph` and `token`, and is refused when RAG_PUBLISHABLE_ORIGINALS is false.
     """
     if caller.role is Role.PUBLISHABLE:
+        if not state.settings.publishable_originals:
+            raise HTTPException(
+                403,
+                "this service gives publishable keys no original files "
+                "(RAG_PUBLISHABLE_ORIGINALS): open the cited paragraph with its token",
+            )
         if token and paragraph is None:  # else "not issued for paragraph 0", as if forged
             raise HTTPException(
                 403,

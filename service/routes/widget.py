@@ -16,8 +16,8 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
 
-# The line of widget.js that holds the history limits, as the file ships (the defaults).
-HISTORY_LIMITS = "const HISTORY_LIMITS = { turns: 20, chars: 20000 };"
+# The line of widget.js that holds what the service allows, as the file ships (the defaults).
+SERVICE_LINE = "const SERVICE = { historyTurns: 20, historyChars: 20000, originals: true };"
 
 
 @cache
@@ -40,19 +40,25 @@ async def demo_page(settings: SettingsDep) -> HTMLResponse:
 @cache
 def _widget_source() -> str:
     source = (STATIC / "widget.js").read_text(encoding="utf-8")
-    if HISTORY_LIMITS not in source:
-        raise RuntimeError(f"widget.js lacks the line {HISTORY_LIMITS!r}")
+    if SERVICE_LINE not in source:
+        raise RuntimeError(f"widget.js lacks the line {SERVICE_LINE!r}")
     return source
 
 
 def widget_script(settings: ServiceSettings) -> str:
-    """widget.js with this service's history limits written in: a widget sending more
-    history than the service takes was refused (422) on every question after the limit."""
-    limits = (
-        f"const HISTORY_LIMITS = {{ turns: {settings.max_history_turns}, "
-        f"chars: {settings.max_history_chars} }};"
+    """widget.js with what this service allows written in.
+
+    Its history limits: a widget sending more history than the service takes was refused
+    (422) on every question past the limit. And whether the widget's key opens cited
+    originals: a button that can only be refused is not shown.
+    """
+    originals = settings.publishable_originals or settings.open_access
+    line = (
+        f"const SERVICE = {{ historyTurns: {settings.max_history_turns}, "
+        f"historyChars: {settings.max_history_chars}, "
+        f"originals: {'true' if originals else 'false'} }};"
     )
-    return _widget_source().replace(HISTORY_LIMITS, limits, 1)
+    return _widget_source().replace(SERVICE_LINE, line, 1)
 
 
 @router.get("/widget.js")

@@ -25,9 +25,10 @@
     title: script.dataset.title || "文档问答",
   };
 
-  // The service's RAG_MAX_HISTORY_TURNS and RAG_MAX_HISTORY_CHARS: the service that serves this
-  // script writes its own in (service/routes/widget.py); these are its defaults.
-  const HISTORY_LIMITS = { turns: 20, chars: 20000 };
+  // What the service allows: its RAG_MAX_HISTORY_TURNS and RAG_MAX_HISTORY_CHARS, and whether
+  // this widget's key may open a cited original file. The service that serves this script
+  // writes its own in (service/routes/widget.py); these are its defaults.
+  const SERVICE = { historyTurns: 20, historyChars: 20000, originals: true };
 
   const MESSAGES = {
     hint: "用简体或繁体提问，回答会注明出自哪个文件的哪一段。",
@@ -256,7 +257,7 @@
      * service's limits (a history past them is refused, and every later question with it).
      */
     history() {
-      const turns = Math.min(Conversation.SENT_TURNS, HISTORY_LIMITS.turns);
+      const turns = Math.min(Conversation.SENT_TURNS, SERVICE.historyTurns);
       const sent = [];
       let chars = 0; // in characters, as the service counts them: not UTF-16 units
       for (const { question, answer } of [...this.turns].reverse()) {
@@ -266,7 +267,7 @@
           answer: firstCharacters(answer.answer, Conversation.ANSWER_CHARS),
         };
         chars += Array.from(turn.question).length + Array.from(turn.answer).length;
-        if (chars > HISTORY_LIMITS.chars) break;
+        if (chars > SERVICE.historyChars) break;
         sent.push(turn);
       }
       return sent.reverse();
@@ -769,7 +770,7 @@
         const { file, paragraph, token } = citation;
         const found = await this.#client.paragraph(file, paragraph, token, reading.signal);
         ui.paragraphs.replaceChildren(...paragraphView(found, citation.quote));
-        if (citation.page != null && /\.pdf$/i.test(file)) {
+        if (SERVICE.originals && citation.page != null && /\.pdf$/i.test(file)) {
           ui.paragraphs.append(this.#originalButton(citation));
         }
         (ui.paragraphs.querySelector("mark") ?? ui.paragraphs.querySelector(".cited"))
