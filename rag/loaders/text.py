@@ -1,4 +1,5 @@
-"""Plain text files: every line is a block (blank ones are dropped after)."""
+"""Plain text files: every line is a block (blank ones are dropped after), or every
+paragraph of a hard-wrapped file."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 
 from rag.loaders.base import Block, Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.decode import decode
+from rag.loaders.layout import join_wrapped_lines
 from rag.loaders.lines import LineIndex
-from rag.text.offsets import MappedText
+from rag.loaders.wrapped import runs_on
 
 
 def decode_text(path: Path, data: bytes) -> tuple[str, str]:
@@ -22,11 +24,21 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
 
 
 def text_blocks(text: str) -> list[Block]:
+    """A block a line, or a block a paragraph of a hard-wrapped file (`rag.loaders.wrapped`),
+    its lines joined as a PDF's wrapped lines are."""
     lines = LineIndex(text)
+    count = len(lines.starts)
+    run_on = runs_on([text[lines.offset(n) : lines.line_end(n)] for n in range(count)])
     blocks = []
-    for number, start in enumerate(lines.starts):
-        end = lines.line_end(number)
-        blocks.append(Block(MappedText.from_source(text[start:end], start), number + 1, number + 1))
+    first = 0
+    for last in range(count):
+        if run_on[last]:
+            continue
+        mapped = lines.span(first, last)
+        if last > first:
+            mapped = join_wrapped_lines(mapped)
+        blocks.append(Block(mapped, first + 1, last + 1))
+        first = last + 1
     return blocks
 
 
