@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from rag.text.offsets import OffsetMap
@@ -104,12 +105,27 @@ class Source(Location):
     text: str  # the cleaned text of this span, in the file's own script
     # Maps positions in `text` to the source, so a quote inside it gets exact offsets.
     origin: OffsetMap | None = field(default=None, compare=False, repr=False)
+    # Source offsets where the span's lines after its first begin: a quote of a span over
+    # several lines (a wrapped paragraph) is then placed on its own lines. Empty for a span
+    # on one line, and for one stored before they were kept.
+    line_breaks: tuple[int, ...] = field(default=(), compare=False, repr=False, kw_only=True)
 
     def quote_span(self, start: int, end: int) -> tuple[int, int]:
         """Source offsets of `text[start:end]` (the whole span if the map is unknown)."""
         if self.origin is None:
             return (self.char_start, self.char_end)
         return self.origin.source_span(start, end)
+
+    def lines_of(self, char_start: int, char_end: int) -> tuple[int, int]:
+        """The 1-based lines (first, last) of the source offsets `char_start:char_end`
+        inside this span; the span's own lines when its line breaks are unknown."""
+        if len(self.line_breaks) != self.line_end - self.line_start:
+            return (self.line_start, self.line_end)
+        last = max(char_end - 1, char_start)
+        return (
+            self.line_start + bisect_right(self.line_breaks, char_start),
+            self.line_start + bisect_right(self.line_breaks, last),
+        )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ views of its passage store, so they are built by storing passages.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from rag.store.base import LexicalIndex, PassageStore, VectorIndex
 from rag.store.factory import BACKENDS
 from rag.store.faiss import FaissVectorIndex
 from rag.store.location import Location
+from rag.store.placement import read_placement
 from rag.text.offsets import MappedText
-from rag.types import Document, SourceText
+from rag.types import Document, Source, SourceText
 from tests.milvus import MILVUS_MISSING, lite_location, store_passages
 
 DIM = 8
@@ -217,6 +219,37 @@ def test_a_store_keeps_documents_passages_and_every_source(store: PassageStore) 
     assert (first.paragraph, first.line_start, first.page, first.sheet) == (2, 2, 2, None)
     assert store.document_text("a.txt") == "质量是基础。\n安全是底线。"
     assert {store.count(t) for t in ("documents", "passages")} == {2}
+
+
+def test_a_store_keeps_where_a_sources_lines_break(store: PassageStore) -> None:
+    """A passage of a wrapped paragraph spans lines: a quote of it is placed on its own."""
+    text = "质量是基础，\n安全是底线，\n发展是目标。"
+    raw = [RawParagraph(1, MappedText.from_source(text), 1, 3)]
+    doc = Document(
+        SourceText("w.txt", text, "utf-8", "text"), tuple(clean_paragraphs(raw, "w.txt")), "h"
+    )
+    (chunk,) = chunk_document(doc, 400)
+    assert chunk.source.line_breaks == (7, 14)
+    with store.transaction():
+        doc_id = store.insert_document("w.txt", doc)
+        pid = store.insert_passage(chunk.text, chunk.text, chunk.text, b"sig", unit(0))
+        store.insert_source(pid, doc_id, chunk.source)
+
+    (source,) = store.passages([pid])[pid].sources
+
+    assert source.line_breaks == (7, 14)
+    assert source.lines_of(7, 13) == (2, 2)  # 安全是底线，
+    assert source.lines_of(0, 20) == (1, 3)
+
+
+def test_a_source_stored_before_line_breaks_were_kept_reads_with_its_own_lines() -> None:
+    stored = MappedText.from_source("质量是基础").offset_map().to_json()  # as it was written
+    offsets, breaks = read_placement(json.dumps(stored))
+    old = Source("a.txt", 1, 1, 3, 0, 20, "质量是基础", offsets, line_breaks=breaks)
+
+    assert breaks == () and offsets is not None
+    assert old.lines_of(7, 13) == (1, 3)  # unknown: the whole span's lines
+    assert read_placement("null") == (None, ())
 
 
 def test_a_store_removes_a_document_and_the_passages_only_it_held(store: PassageStore) -> None:

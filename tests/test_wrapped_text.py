@@ -67,7 +67,34 @@ def test_a_sentence_broken_by_the_wrap_is_answered_and_cited_whole(tmp_path: Pat
     assert "于一八九三年正式点亮" in cited.quote
     # The offsets still slice the file: the quote is its text with the wrapping removed.
     assert text[cited.char_start : cited.char_end].replace("\n", "") == cited.quote
-    assert cited.line_start < cited.line_end  # the paragraph's wrapped lines
+    # And its lines are its own, not its paragraph's four.
+    assert (cited.line_start, cited.line_end) == lines_of(text, cited.char_start, cited.char_end)
+    assert (cited.line_start, cited.line_end) != (1, 4)
+
+
+def lines_of(text: str, start: int, end: int) -> tuple[int, int]:
+    """The 1-based lines of `text[start:end]`, counted in the text itself."""
+    return text.count("\n", 0, start) + 1, text.count("\n", 0, end - 1) + 1
+
+
+def test_every_citation_of_a_wrapped_file_names_the_lines_of_its_own_quote(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = wrapped(columns=40)  # narrow: each sentence runs over several lines
+    (folder / "灯塔.txt").write_text(text, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0, answer_sentences=3)
+    questions = ["灯塔有多高？", "港口每年经过多少货物？", "鱼市几点散？", "码头有几个泊位？"]
+
+    with open_pipeline(settings, HashEmbedder()) as pipeline:
+        pipeline.ingest([folder])
+        citations = [c for q in questions for c in pipeline.ask(q).citations]
+
+    assert citations
+    for cited in citations:
+        where = lines_of(text, cited.char_start, cited.char_end)
+        assert (cited.line_start, cited.line_end) == where, cited.quote
 
 
 def test_a_file_written_a_paragraph_a_line_keeps_every_line_apart() -> None:

@@ -10,19 +10,21 @@ def cite(n: int, passage: ScoredPassage, start: int, end: int) -> Citation:
 
     The quote is cut from the source's own text (the file's script, cleaned), and its
     offsets come from the source's offset map, so `source[char_start:char_end]` cleans to
-    exactly the quote.
+    exactly the quote; its lines are those of those offsets (a passage of a wrapped
+    paragraph spans more).
     """
     source = passage.passage.sources[0]
     raw = source.text[start:end]
     lead = len(raw) - len(raw.lstrip())
     a, b = start + lead, start + len(raw.rstrip())
     char_start, char_end = source.quote_span(a, b)
+    line_start, line_end = source.lines_of(char_start, char_end)
     return Citation(
         n=n,
         file=source.file,
         paragraph=source.paragraph,
-        line_start=source.line_start,
-        line_end=source.line_end,
+        line_start=line_start,
+        line_end=line_end,
         char_start=char_start,
         char_end=char_end,
         page=source.page,

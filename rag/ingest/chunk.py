@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -83,6 +83,12 @@ class LineIndex:
     def line_of(self, offset: int) -> int:
         return bisect_right(self._starts, offset)
 
+    def breaks(self, start: int, end: int) -> tuple[int, ...]:
+        """Offsets where the lines after the one holding `start` begin, before `end`."""
+        return tuple(
+            self._starts[bisect_right(self._starts, start) : bisect_left(self._starts, end)]
+        )
+
 
 def paragraph_chunks(
     paragraph: Paragraph, lines: LineIndex, splitter: RecursiveCharacterTextSplitter
@@ -106,6 +112,7 @@ def paragraph_chunks(
                 char_end=char_end,
                 text=paragraph.text[a:b],
                 origin=paragraph.origin.slice(a, b),
+                line_breaks=lines.breaks(char_start, char_end),
                 # A paragraph continued on the next page: the page this chunk starts on.
                 page=paragraph.page_at(char_start),
                 sheet=paragraph.sheet,

@@ -47,7 +47,7 @@ from rag.store.milvus_schema import (
     names,
     release_client,
 )
-from rag.text.offsets import OffsetMap
+from rag.store.placement import placement_json, read_placement
 from rag.text.tokenize import Tokenizer, get_tokenizer
 from rag.types import Document, Passage, Source
 
@@ -614,7 +614,7 @@ class MilvusStore(MetaGeneration):
                 "char_start": source.char_start,
                 "char_end": source.char_end,
                 "text": source.text,
-                "origin": json.dumps(source.origin.to_json() if source.origin else None),
+                "origin": placement_json(source),
                 "page": source.page,
                 "sheet": source.sheet,
                 "ocr_confidence": source.ocr_confidence,
@@ -696,7 +696,7 @@ class MilvusStore(MetaGeneration):
 
 
 def _source(file: str, r: dict[str, Any]) -> Source:
-    origin = json.loads(str(r["origin"]))
+    offsets, breaks = read_placement(str(r["origin"]))
     return Source(
         file,
         int(r["paragraph"]),
@@ -705,8 +705,9 @@ def _source(file: str, r: dict[str, Any]) -> Source:
         int(r["char_start"]),
         int(r["char_end"]),
         str(r["text"]),
-        OffsetMap.from_json(origin) if origin else None,
+        offsets,
         page=None if r.get("page") is None else int(r["page"]),
         sheet=None if r.get("sheet") is None else str(r["sheet"]),
         ocr_confidence=None if r.get("ocr_confidence") is None else float(r["ocr_confidence"]),
+        line_breaks=breaks,
     )

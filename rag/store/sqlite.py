@@ -6,7 +6,6 @@ rebuilt from it (see `rag.store.snapshot` and `rag.index`).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from rag.store.base import DocumentRow, MetaGeneration, ParagraphRow, StoredPassage
+from rag.store.placement import placement_json, read_placement
 from rag.store.sqlite_schema import SCHEMA, add_columns, integrity_problems
-from rag.text.offsets import OffsetMap
 from rag.types import Document, Passage, Source
 
 STORE_FILE = "store.sqlite"
@@ -260,7 +259,7 @@ class SQLiteStore(MetaGeneration):
                 source.char_start,
                 source.char_end,
                 source.text,
-                json.dumps(source.origin.to_json() if source.origin else None),
+                placement_json(source),
                 source.page,
                 source.sheet,
                 source.ocr_confidence,
@@ -405,9 +404,9 @@ def vectors_from_rows(rows: Iterable[StoredPassage], dim: int) -> tuple[list[int
 
 def _source(file: str, columns: Sequence[Any]) -> Source:
     """A source from its stored columns, in the order both readers select them: paragraph,
-    lines, chars, text, origin (offset map as JSON), page, sheet, OCR confidence."""
+    lines, chars, text, origin (`rag.store.placement`), page, sheet, OCR confidence."""
     paragraph, line_start, line_end, char_start, char_end, text, origin, page, sheet, ocr = columns
-    origin_map = json.loads(origin)
+    offsets, breaks = read_placement(origin)
     return Source(
         file,
         paragraph,
@@ -416,8 +415,9 @@ def _source(file: str, columns: Sequence[Any]) -> Source:
         char_start,
         char_end,
         text,
-        OffsetMap.from_json(origin_map) if origin_map else None,
+        offsets,
         page=page,
         sheet=sheet,
         ocr_confidence=ocr,
+        line_breaks=breaks,
     )
