@@ -76,6 +76,14 @@ def ingest(
             "(deleted or renamed since): the index holds exactly them",
         ),
     ] = False,
+    reread: Annotated[
+        bool,
+        typer.Option(
+            "--reread",
+            help="Read unchanged files again too, after an upgrade that reads their formats "
+            "better; passages whose text is unchanged keep their vectors",
+        ),
+    ] = False,
 ) -> None:
     """Ingest files into the index; unchanged files are skipped, changed ones replaced."""
     missing = [p for p in paths if not p.exists()]
@@ -89,7 +97,8 @@ def ingest(
     pipeline = open_pipeline_at(index, collection, create=True)
     total = sum(1 for _ in iter_files(paths))
     if ray is not None:
-        _ingest_on_ray(pipeline, paths, None if ray == RAY_DEFAULT else ray, total, prune)
+        address = None if ray == RAY_DEFAULT else ray
+        _ingest_on_ray(pipeline, paths, address, total, prune, reread)
         return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -109,7 +118,7 @@ def ingest(
             seen += 1
 
         try:
-            report = pipeline.ingest(paths, on_file=on_file, prune=prune)
+            report = pipeline.ingest(paths, on_file=on_file, prune=prune, reread=reread)
         except IndexBusyError as err:
             raise busy(err) from err
         except ValueError as err:  # pruning after a run that found no file
@@ -121,7 +130,12 @@ def ingest(
 
 
 def _ingest_on_ray(
-    pipeline: Pipeline, paths: list[Path], address: str | None, total: int, prune: bool
+    pipeline: Pipeline,
+    paths: list[Path],
+    address: str | None,
+    total: int,
+    prune: bool,
+    reread: bool,
 ) -> None:
     """`rag ingest --ray`: the same report, with what the cluster did."""
     from embeddings.factory import make_embedder
@@ -157,6 +171,7 @@ def _ingest_on_ray(
                 ),
                 on_file=on_file,
                 prune=prune,
+                reread=reread,
             )
         except IndexBusyError as err:
             raise busy(err) from err

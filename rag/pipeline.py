@@ -195,12 +195,14 @@ class Pipeline:
         paths: Sequence[Path | str],
         on_file: Callable[[str], None] | None = None,
         prune: bool = False,
+        reread: bool = False,
     ) -> IngestReport:
         """Load, clean, chunk, deduplicate, embed and index files and folders.
 
         A file that cannot be read is reported in `skipped` with its reason; the others are
-        still ingested. An unchanged file (same content hash) costs only its hashing.
-        `prune`: see `ingest_prepared`.
+        still ingested. An unchanged file (same content hash) costs only its hashing, unless
+        `reread`: then it is read again, and replaced if it now reads otherwise (after an
+        upgrade that reads its format better). `prune`, `reread`: see `ingest_prepared`.
 
         Raises:
             IndexBusyError: Another process kept the index's write lock for longer than
@@ -220,16 +222,17 @@ class Pipeline:
             for path, key in walk:
                 if on_file is not None:
                     on_file(key)
-                indexed = self._index.indexed_hash(key)
+                indexed = None if reread else self._index.indexed_hash(key)
                 yield prepare_file(path, key, options, self.settings.chunk_size, indexed)
 
-        return self.ingest_prepared(prepared(), report, prune)
+        return self.ingest_prepared(prepared(), report, prune, reread)
 
     def ingest_prepared(
         self,
         files: Iterable[PreparedFile],
         report: IngestReport | None = None,
         prune: bool = False,
+        reread: bool = False,
     ) -> IngestReport:
         """Deduplicate, embed (what was not embedded ahead) and index prepared files.
 
@@ -243,6 +246,11 @@ class Pipeline:
         the run that could not be read keeps its indexed version, and so do the files
         under a folder the run could not read (`unread_folders`).
 
+        With `reread`, a file whose content the index holds already is indexed again from
+        its new reading (it must have been prepared without `indexed_hash`): its passages
+        whose text is unchanged keep their vectors, so only what reads otherwise is
+        embedded.
+
         Raises:
             IndexBusyError: Another process kept the index's write lock for longer than
                 `settings.lock_timeout`.
@@ -255,7 +263,7 @@ class Pipeline:
         report = report if report is not None else IngestReport()
         with self._index.writing():
             try:
-                walked = self._write(files, report)
+                walked = self._write(files, report, reread)
                 if prune:
                     self._prune(walked, report)
                 return report
@@ -278,7 +286,9 @@ class Pipeline:
         removed = self._index.remove_all(gone)
         report.removed.extend(Skipped(file, "not among the files ingested") for file in removed)
 
-    def _write(self, files: Iterable[PreparedFile], report: IngestReport) -> set[str]:
+    def _write(
+        self, files: Iterable[PreparedFile], report: IngestReport, reread: bool = False
+    ) -> set[str]:
         """Index `files` into `report`; the names of every file among them, read or not."""
         started = time.perf_counter()
         walked: set[str] = set()
@@ -326,7 +336,7 @@ class Pipeline:
                 )
             report.files += 1
             key = item.key
-            if self._index.unchanged(key, item.content_hash):
+            if self._index.unchanged(key, item.content_hash) and not (reread and item.document):
                 report.unchanged += 1
                 continue
             if item.document is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -147,6 +148,21 @@ def test_removing_an_unknown_document_fails_clearly(index: Path) -> None:
     result = runner.invoke(app, ["docs", "rm", "nope.txt", "--index", str(index)])
     assert result.exit_code == 1
     assert "not in the index: nope.txt" in result.output
+
+
+def test_ingest_reread_reads_unchanged_files_again(tmp_path: Path) -> None:
+    docs, directory = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "a.txt").write_text("苹果是红色的水果。", encoding="utf-8")
+    assert runner.invoke(app, ["ingest", str(docs), "--index", str(directory)]).exit_code == 0
+
+    again = runner.invoke(app, ["ingest", str(docs), "--index", str(directory)])
+    reread = runner.invoke(app, ["ingest", str(docs), "--index", str(directory), "--reread"])
+
+    assert again.exit_code == 0 and reread.exit_code == 0, reread.output
+    assert re.search(r"unchanged \(skipped\)\W+1\b", again.output)
+    assert re.search(r"unchanged \(skipped\)\W+0\b", reread.output)
+    assert re.search(r"vectors reused \(edited files\)\W+1\b", reread.output)  # not embedded
 
 
 def test_ingest_prune_removes_what_is_gone_and_says_so(tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from embeddings.base import Kind, Vectors
 from eval.datasets import load_squad
 from eval.studies.wrapped_text import score, wrap
 from rag.ingest.document import load_document
@@ -95,6 +97,56 @@ def test_every_citation_of_a_wrapped_file_names_the_lines_of_its_own_quote(
     for cited in citations:
         where = lines_of(text, cited.char_start, cited.char_end)
         assert (cited.line_start, cited.line_end) == where, cited.quote
+
+
+class CountingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded = 0
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> Vectors:
+        self.embedded += len(texts)
+        return super().embed_batch(texts, kind)
+
+
+def test_reread_gives_a_file_indexed_before_an_upgrade_its_new_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged file is not read again, so a file indexed before wrapped lines were
+    joined kept its paragraphs cut at every line; `reread` reads it again, embedding only
+    the passages whose text changed."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "灯塔.txt").write_text(wrapped(), encoding="utf-8")
+    (folder / "短文.txt").write_text("灯塔在半岛南端。\n港口在湾内。\n", encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+    embedder = CountingEmbedder()
+    with open_pipeline(settings, embedder) as pipeline:
+        with monkeypatch.context() as before_the_upgrade:  # every line read as a paragraph
+            before_the_upgrade.setattr(
+                "rag.loaders.text.runs_on", lambda lines: [False] * len(lines)
+            )
+            pipeline.ingest([folder])
+        old = pipeline.document("灯塔.txt")
+
+        again = pipeline.ingest([folder])
+        assert again.unchanged == 2 and pipeline.document("灯塔.txt") == old
+
+        embedded = embedder.embedded
+        reread = pipeline.ingest([folder], reread=True)
+        new = pipeline.document("灯塔.txt")
+
+    fresh_settings = settings.model_copy(update={"index_dir": tmp_path / "fresh"})
+    with open_pipeline(fresh_settings, HashEmbedder()) as fresh:
+        fresh.ingest([folder])
+        read_now = fresh.document("灯塔.txt")
+    assert old is not None and new is not None and read_now is not None
+    assert old.paragraphs > new.paragraphs == read_now.paragraphs  # lines joined, as fresh
+    assert new.content_hash == old.content_hash
+    assert reread.unchanged == 0 and reread.files == 2
+    # 短文.txt reads as before: its passages keep their vectors; only 灯塔's new ones embed.
+    assert reread.reused_vectors >= 2
+    assert embedder.embedded - embedded == reread.new_passages - reread.reused_vectors
 
 
 def test_a_file_written_a_paragraph_a_line_keeps_every_line_apart() -> None:

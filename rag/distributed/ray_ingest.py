@@ -157,6 +157,7 @@ def ingest_on_ray(
     make_embedder: MakeEmbedder,
     on_file: OnFile | None = None,
     prune: bool = False,
+    reread: bool = False,
 ) -> RayIngestReport:
     """Ingest files and folders on the connected Ray cluster (see `connect`).
 
@@ -167,6 +168,7 @@ def ingest_on_ray(
             module-level function or a `functools.partial` of one) and build the embedder
             the index was built with.
         prune: Then remove the documents not among these files (`Pipeline.ingest_prepared`).
+        reread: Read unchanged files again too (`Pipeline.ingest`).
 
     Returns:
         The pipeline's report (per-file failures in `skipped`, with their reasons; embedding
@@ -198,7 +200,7 @@ def ingest_on_ray(
     def received() -> Iterator[PreparedFile]:
         # Runs inside `ingest_prepared`, under the index's write lock: the indexed hashes
         # read here stay true until this run itself writes.
-        indexed = pipeline.indexed_hashes()
+        indexed = {} if reread else pipeline.indexed_hashes()
         rows = [
             {"order": order, "path": str(path), "key": key, "indexed": indexed.get(key, "")}
             for order, (path, key) in enumerate(files)
@@ -223,7 +225,7 @@ def ingest_on_ray(
             stream.close()  # a failed write stops the cluster's work too
 
     if files:
-        pipeline.ingest_prepared(received(), report, prune)
+        pipeline.ingest_prepared(received(), report, prune, reread)
     elif prune:  # refused there: pruning after a run that found no file empties the index
         pipeline.ingest_prepared((), report, prune)
     report.embed_seconds += result.actor_seconds
