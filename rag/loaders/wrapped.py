@@ -52,7 +52,6 @@ def wrap_width(widths: Sequence[int]) -> int | None:
     counts = Counter(w for w in widths if w >= MIN_WIDTH)
     if not counts:
         return None
-
     wrap = max(counts, key=lambda w: (counts[w], w))  # most lines of a wrap fill it exactly
     full = sum(counts[w] for w in range(wrap - BELOW, wrap + ABOVE + 1))
     wider = sum(n for w, n in counts.items() if w > wrap + ABOVE)
