@@ -11,6 +11,7 @@ from rag.conversation.factory import make_rewriter
 from rag.conversation.llm import LLMRewriter, build_messages
 from rag.conversation.rules import RuleConfig, RuleRewriter
 from rag.settings import Settings
+from rag.text.script import to_script
 from rag.types import Turn
 from tests.stub_llm import Reply, StubLLM, running_stub
 
@@ -157,6 +158,35 @@ def test_the_model_condenses_the_conversation(stub: StubLLM) -> None:
     (request,) = stub.requests
     assert "王岐山在哪里主持召开质量工作座谈会？" in request.user
     assert "最后的问题：他在会上说了什么？" in request.user
+
+
+@pytest.mark.parametrize(
+    ("history", "follow_up", "standalone"),
+    [
+        pytest.param(
+            [Turn("王岐山在哪裡主持召開質量工作座談會？", "王岐山在北京主持召開質量工作座談會。")],
+            "他在會上說了什麼？",
+            "王岐山在質量工作座談會上說了什麼？",
+            id="traditional-question",
+        ),
+        pytest.param(
+            # The follow-up has no character of either script: the conversation's tells.
+            [Turn("廣三鐵路全長多少公里？", "49公里")],
+            "它在哪年建成？",
+            "廣三鐵路在哪年建成？",
+            id="traditional-conversation",
+        ),
+    ],
+)
+def test_the_model_s_rewrite_is_written_in_the_user_s_script(
+    stub: StubLLM, history: list[Turn], follow_up: str, standalone: str
+) -> None:
+    """A model that rewrote a traditional follow-up in simplified (small models often do,
+    whatever the prompt says) made the whole answer simplified: the standalone question
+    is what is answered, and the answer is written in its script."""
+    stub.reply = Reply(to_script(standalone, "hans"))
+
+    assert llm_rewriter(stub.url).condense(follow_up, history) == standalone
 
 
 def test_without_history_the_model_is_not_asked(stub: StubLLM) -> None:

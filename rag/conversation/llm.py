@@ -13,6 +13,7 @@ from rag.answer.llm.deadline import within_deadline
 from rag.answer.llm.prompt import neutralise
 from rag.conversation.base import Rewriter
 from rag.settings import Settings
+from rag.text.script import detect_script, to_script
 from rag.types import Turn
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class LLMRewriter:
         messages = build_messages(question, history)
         try:
             (reply,) = within_deadline(lambda: [self.model.invoke(messages)], self.timeout)
-            return self._checked(question, reply.text)
+            return self._checked(question, history, reply.text)
         except Exception as err:  # any failure: the deterministic rewrite
             log.warning(
                 "LLM rewrite unavailable (%s), rewriting by rules",
@@ -86,13 +87,19 @@ class LLMRewriter:
             )
             return self.fallback.condense(question, history)
 
-    def _checked(self, question: str, text: str) -> str:
+    def _checked(self, question: str, history: Sequence[Turn], text: str) -> str:
         lines = [line.strip() for line in without_thinking(text).splitlines() if line.strip()]
         if not lines:
             raise RewriteRejected("empty rewrite")
         rewritten = lines[0].removeprefix("独立问题：").removeprefix("獨立問題：").strip()
         if not rewritten or len(rewritten) > MAX_GROWTH * len(question) + 40:
             raise RewriteRejected("not a question")
+        # The rewrite is what gets answered, in its own script: a model that ignores rule 3
+        # must not turn a traditional conversation's answer simplified. As the rules do, a
+        # follow-up with no tell of either script takes the previous question's.
+        script = detect_script(question) or detect_script(history[-1].question)
+        if script is not None and detect_script(rewritten) not in (script, None):
+            rewritten = to_script(rewritten, script)
         return rewritten
 
 
