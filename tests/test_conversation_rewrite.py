@@ -41,6 +41,13 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "锣鼓经的运用的程式是什么？",
             id="possessive",
         ),
+        pytest.param(
+            # jieba tags 公司总部 one noun: it was "苹果公司公司总部在哪？".
+            [Turn("苹果公司的创始人是谁？", "乔布斯")],
+            "该公司总部在哪？",
+            "苹果公司总部在哪？",
+            id="this-company-s-headquarters",
+        ),
         pytest.param(RAILWAY, "一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="ellipsis"),
         pytest.param(
             [Turn("广茂铁路全长多少公里？", "364.6公里")],

@@ -225,10 +225,10 @@ class RuleRewriter:
             elif _DEMONSTRATIVE.fullmatch(word.text) and (at := _noun_after(words, i)):
                 # 该铁路 -> 大莱龙铁路; 这部电影 (about 阿凡达) -> 阿凡达电影.
                 noun = words[at].text
-                named = (p for p in context.phrases if p.text.endswith(noun))
+                named = (p for p in context.phrases if _shared(p.text, noun))
                 thing = _text(next(named, context.thing))
                 if thing is not None:
-                    replacement = thing if thing.endswith(noun) else thing + noun
+                    replacement = thing + noun[_shared(thing, noun) :]
                     skip = at + 1 - i
             if replacement is None:
                 out.append(word.text)
@@ -267,6 +267,19 @@ def _names_something(about: re.Match[str]) -> bool:
         for w in _tag(about.string)
         if w.start < end and w.start + len(w.text) > start
     )
+
+
+def _shared(thing: str, noun: str) -> int:
+    """How much of `noun`'s start `thing` already ends with, for writing `thing` + `noun`.
+
+    All of it (大莱龙铁路, 铁路), or a word's worth: jieba tags 公司总部 one noun, and 该公司总部
+    about 苹果公司 was "苹果公司公司总部". A single shared character is none: 上海市 + 市场 is
+    not 上海市场.
+    """
+    for k in range(min(len(thing), len(noun)), 0, -1):
+        if thing.endswith(noun[:k]):
+            return k if k == len(noun) or k >= 2 else 0
+    return 0
 
 
 def _noun_after(words: Sequence[_Word], i: int) -> int | None:
