@@ -100,6 +100,18 @@ def test_a_traditional_follow_up_stays_traditional() -> None:
     assert RULES.condense("那天壇呢？", [Turn("故宮在哪裡？", "北京")]) == "天壇在哪裡？"
 
 
+def test_latin_words_are_written_as_the_user_typed_them() -> None:
+    """Folding lower-cases Latin letters (so that RAG finds rag): the antecedent came back
+    folded, "rag有什么优点？", searched so and shown to the widget's user as understood."""
+    rag = [Turn("RAG是什么？", "检索增强生成")]
+    assert RULES.condense("它有什么优点？", rag) == "RAG有什么优点？"
+    iphone = [Turn("iPhone的价格是多少？", "5999元")]
+    assert RULES.condense("它的电池容量是多少？", iphone) == "iPhone的电池容量是多少？"
+    # A traditional question's antecedent still comes from a traditional turn, or converted.
+    rag_hant = [Turn("RAG是什麼？", "檢索增強生成")]
+    assert RULES.condense("它有什麼優點？", rag_hant) == "RAG有什麼優點？"
+
+
 def test_the_third_turn_leans_on_the_first_through_the_second() -> None:
     history = [*RAILWAY, Turn("它一共投资多少亿元？", "11.42亿元")]
     assert RULES.condense("该铁路有什么作用？", history) == "大莱龙铁路有什么作用？"

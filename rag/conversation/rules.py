@@ -323,15 +323,17 @@ def _in_script(question: str, folded: str, resolved: str, earlier: Sequence[str]
 
 
 def _written(inserted: str, script: Script | None, earlier: Sequence[str]) -> str:
-    """`inserted` (folded) in `script`: as the user typed it in an earlier traditional
-    question, else converted. OpenCC's traditional is one standard among several: it wrote
-    the user's own 麵包, 台灣 and 哪裡 back as 麪包, 臺灣 and 哪裏.
+    """`inserted` (folded) in `script`: as the user typed it in an earlier question of that
+    script (or of none), else converted.
+
+    Folding lower-cases Latin letters, and OpenCC's traditional is one standard among
+    several: the user's own RAG, iPhone, 麵包, 台灣 and 哪裡 came back as rag, iphone, 麪包,
+    臺灣 and 哪裏.
     """
-    if script != "hant":
-        return inserted
+    other = "hans" if script == "hant" else "hant"
     for typed in reversed(earlier):
         folded = fold_script(typed)
         at = folded.find(inserted)
-        if at >= 0 and len(folded) == len(typed) and detect_script(typed) != "hans":
+        if at >= 0 and len(folded) == len(typed) and detect_script(typed) != other:
             return typed[at : at + len(inserted)]
-    return to_script(inserted, script)
+    return to_script(inserted, script) if script == "hant" else inserted
