@@ -48,6 +48,25 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "苹果公司总部在哪？",
             id="this-company-s-headquarters",
         ),
+        pytest.param(
+            # jieba splits iphone / " " / 15: the follow-up asked about every iPhone.
+            [Turn("iPhone 15的价格是多少？", "5999元")],
+            "它的电池容量是多少？",
+            "iPhone 15的电池容量是多少？",
+            id="a-name-with-its-model-number",
+        ),
+        pytest.param(
+            [Turn("GPT-4是谁开发的？", "OpenAI")],
+            "它是哪一年发布的？",
+            "GPT-4是哪一年发布的？",
+            id="a-name-with-its-version",
+        ),
+        pytest.param(
+            [Turn("iPhone 15的价格是多少？", "5999元")],
+            "那iPhone 14呢？",
+            "iPhone 14的价格是多少？",
+            id="what-about-another-model",
+        ),
         pytest.param(RAILWAY, "一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="ellipsis"),
         pytest.param(
             [Turn("广茂铁路全长多少公里？", "364.6公里")],

@@ -42,6 +42,9 @@ _NOUN = re.compile(r"n[a-z]*|eng")
 _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
+# A product's or version's number after a Latin name, and what may stand between them.
+_MODEL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_MODEL_JOINERS = frozenset({" ", "-"})
 # Words that ask on rather than name what to ask about instead: question words and
 # demonstratives (为什么, 那天; not 其他人, `rr`), conjunctions (然后), adverbs, time and
 # locality words (后来, 之后), verbs (还有, 是什么) and set phrases (接下来, 怎么办).
@@ -108,7 +111,25 @@ def _tag(folded: str) -> tuple[_Word, ...]:
             word, flag, at = "是", "v", at + len(word) - 1
         words.append(_Word(word, flag, at))
         at += len(word)
+        _join_model_number(words)
     return tuple(words)
+
+
+def _join_model_number(words: list[_Word]) -> None:
+    """Make the last words one Latin name if they are a name and its number.
+
+    jieba splits "iphone 15", "gpt-4" and "windows 11" into the name, a space or hyphen,
+    and a numeral: the phrase was "iphone", and a follow-up about it asked about every
+    iPhone.
+    """
+    if len(words) < 2 or words[-1].flag != "m" or not _MODEL_NUMBER.fullmatch(words[-1].text):
+        return
+    name = len(words) - 2
+    if words[name].text in _MODEL_JOINERS and name > 0:
+        name -= 1
+    if words[name].flag == "eng":
+        joined = "".join(w.text for w in words[name:])
+        words[name:] = [_Word(joined, "eng", words[name].start)]
 
 
 def noun_phrases(folded: str) -> list[_Phrase]:
