@@ -67,6 +67,16 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "iPhone 14的价格是多少？",
             id="what-about-another-model",
         ),
+        pytest.param(
+            # Read as "what about 他的邮箱": "他的邮箱的电话是多少？", asking the phone again.
+            [Turn("张三的电话是多少？", "123")],
+            "他的邮箱呢？",
+            "张三的邮箱呢？",
+            id="what-about-his-other-attribute",
+        ),
+        pytest.param(
+            RAILWAY, "它的长度呢？", "大莱龙铁路的长度呢？", id="what-about-its-attribute"
+        ),
         pytest.param(RAILWAY, "一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="ellipsis"),
         pytest.param(
             [Turn("广茂铁路全长多少公里？", "364.6公里")],

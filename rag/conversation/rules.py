@@ -226,7 +226,9 @@ class RuleRewriter:
         about = _WHAT_ABOUT.match(folded.strip())
         if about and context.topic and context.topic.text in context.question:
             subject = about.group("x").strip()
-            if subject not in _PERSON_PRONOUNS | _THING_PRONOUNS and _names_something(about):
+            # "他的邮箱呢？" asks on about the same person: put in the topic's place, it asked
+            # "他的邮箱的电话是多少？". Its pronoun is resolved below instead.
+            if not _refers(subject) and _names_something(about):
                 return context.question.replace(context.topic.text, subject, 1)
         words = _tag(folded)
         out: list[str] = []
@@ -271,6 +273,12 @@ class RuleRewriter:
         if mode == "no-noun":
             return not phrases
         return not any(p.proper for p in phrases)
+
+
+def _refers(text: str) -> bool:
+    """Whether folded `text` holds a pronoun (他, 它们, 其) as a word of its own."""
+    references = _PERSON_PRONOUNS | _THING_PRONOUNS | {_POSSESSIVE}
+    return any(w.text in references for w in _tag(text))
 
 
 def _names_something(about: re.Match[str]) -> bool:
