@@ -77,6 +77,25 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
         pytest.param(
             RAILWAY, "它的长度呢？", "大莱龙铁路的长度呢？", id="what-about-its-attribute"
         ),
+        pytest.param(
+            # Another year in the year's place, not in the topic's: "2020年2021年是多少？".
+            [Turn("2020年GDP增长率是多少？", "2.3%")],
+            "那2021年呢？",
+            "2021年GDP增长率是多少？",
+            id="what-about-another-year",
+        ),
+        pytest.param(
+            [Turn("GDP增长率是多少？", "5%")],
+            "2021年呢？",
+            "2021年GDP增长率是多少？",
+            id="what-about-a-year-of-a-question-without-one",
+        ),
+        pytest.param(
+            [Turn("今年的GDP增长率是多少？", "5%")],
+            "去年呢？",
+            "去年的GDP增长率是多少？",
+            id="what-about-another-time-word",
+        ),
         pytest.param(RAILWAY, "一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="ellipsis"),
         pytest.param(
             [Turn("广茂铁路全长多少公里？", "364.6公里")],

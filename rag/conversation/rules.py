@@ -42,6 +42,8 @@ _NOUN = re.compile(r"n[a-z]*|eng")
 _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
+# A date in digits: a year, a month, a day, or a run of them (2020年, 2019年3月, 5日).
+_DATE = re.compile(r"(?:[0-9]{2,4}年)?(?:[0-9]{1,2}月)?(?:[0-9]{1,2}[日号])?")
 # A product's or version's number after a Latin name, and what may stand between them.
 _MODEL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _MODEL_JOINERS = frozenset({" ", "-"})
@@ -226,6 +228,15 @@ class RuleRewriter:
         about = _WHAT_ABOUT.match(folded.strip())
         if about and context.topic and context.topic.text in context.question:
             subject = about.group("x").strip()
+            if _is_time(subject):
+                # "2021年呢？" after "2020年GDP增长率是多少？" asks for another time, not about
+                # 2021年 instead of the GDP: "2020年2021年是多少？".
+                when = _time_in(context.question)
+                return (
+                    context.question.replace(when, subject, 1)
+                    if when
+                    else subject + context.question
+                )
             # "他的邮箱呢？" asks on about the same person: put in the topic's place, it asked
             # "他的邮箱的电话是多少？". Its pronoun is resolved below instead.
             if not _refers(subject) and _names_something(about):
@@ -273,6 +284,21 @@ class RuleRewriter:
         if mode == "no-noun":
             return not phrases
         return not any(p.proper for p in phrases)
+
+
+def _is_time(text: str) -> bool:
+    """Whether folded `text` is a time alone: a date (2021年, 3月5日) or a time word (去年)."""
+    words = _tag(text)
+    return bool(words) and (bool(_DATE.fullmatch(text)) or all(w.flag == "t" for w in words))
+
+
+def _time_in(folded: str) -> str | None:
+    """The first time folded `folded` names (see `_is_time`), if any."""
+    date = next((m for m in _DATE.finditer(folded) if m.group(0)), None)
+    words = [w for w in _tag(folded) if w.flag == "t"]
+    if date and (not words or date.start() <= words[0].start):
+        return date.group(0)
+    return words[0].text if words else None
 
 
 def _refers(text: str) -> bool:
