@@ -256,6 +256,38 @@ def test_the_model_s_rewrite_is_written_in_the_user_s_script(
     assert llm_rewriter(stub.url).condense(follow_up, history) == standalone
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "独立问题: 王岐山在质量工作座谈会上说了什么？",  # the prompt's label, an ASCII colon
+        "改写后的问题：王岐山在质量工作座谈会上说了什么？",
+        "“王岐山在质量工作座谈会上说了什么？”",
+        "**王岐山在质量工作座谈会上说了什么？**",
+        "独立问题：「王岐山在质量工作座谈会上说了什么？」",
+    ],
+)
+def test_the_model_s_label_and_quotes_are_not_part_of_the_question(
+    stub: StubLLM, reply: str
+) -> None:
+    """They were searched, and shown to the widget's user as what was understood:
+    "理解为：独立问题: 王岐山……"."""
+    stub.reply = Reply(reply)
+
+    rewritten = llm_rewriter(stub.url).condense("他在会上说了什么？", DEMO)
+
+    assert rewritten == "王岐山在质量工作座谈会上说了什么？"
+
+
+def test_quotes_inside_the_question_are_its_own() -> None:
+    rewriter = LLMRewriter(model=None, fallback=RULES, timeout=TIMEOUT)  # type: ignore[arg-type]
+    for kept in (
+        "王岐山说的“质量”是什么？",
+        "“质量”和“安全”分别指什么？",
+        '"iPhone 15"的价格是多少？',
+    ):
+        assert rewriter._checked("它是什么？", DEMO, kept) == kept
+
+
 def test_without_history_the_model_is_not_asked(stub: StubLLM) -> None:
     assert llm_rewriter(stub.url).condense("质检总局局长是谁？", []) == "质检总局局长是谁？"
     assert stub.requests == []

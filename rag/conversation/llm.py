@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,12 @@ SYSTEM = "\n".join(
 # A rewrite longer than this many times the question (plus the history's names) is a model
 # answering instead of rewriting; the rules' rewrite is used instead.
 MAX_GROWTH = 4
+# How models dress the one line asked for: the prompt's label echoed, with either colon
+# ("独立问题: ..."), and quotes or bold around the question. Searched and shown as it was,
+# "理解为：独立问题: 王岐山……" read as if the user had asked that.
+_LABEL = re.compile(r"^\s*(?:独立问题|獨立問題|改写后的问题|改寫後的問題)\s*[：:]\s*")
+# Quotes inside (王岐山说的“质量”) are the question's own: only a quote-free line is unwrapped.
+_WRAPPED = re.compile(r"(?:\*\*|[\"'“‘「『])(?P<inside>[^\"'“”‘’「」『』*]+)(?:\*\*|[\"'”’」』])")
 # Earlier turns sent to the model, latest last; answers cut to this many characters.
 TURNS = 4
 ANSWER_CHARS = 300
@@ -91,7 +98,9 @@ class LLMRewriter:
         lines = [line.strip() for line in without_thinking(text).splitlines() if line.strip()]
         if not lines:
             raise RewriteRejected("empty rewrite")
-        rewritten = lines[0].removeprefix("独立问题：").removeprefix("獨立問題：").strip()
+        rewritten = _LABEL.sub("", lines[0]).strip()
+        while wrapped := _WRAPPED.fullmatch(rewritten):
+            rewritten = wrapped.group("inside").strip()
         if not rewritten or len(rewritten) > MAX_GROWTH * len(question) + 40:
             raise RewriteRejected("not a question")
         # The rewrite is what gets answered, in its own script: a model that ignores rule 3
