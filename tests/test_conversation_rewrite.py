@@ -96,6 +96,13 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "去年的GDP增长率是多少？",
             id="what-about-another-time-word",
         ),
+        pytest.param(
+            # 后来, 当时, 现在 ask on about what was asked, not about it at another time.
+            DEMO,
+            "后来呢？",
+            "王岐山后来呢？",
+            id="and-then-is-no-time-to-ask-about",
+        ),
         pytest.param(RAILWAY, "一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="ellipsis"),
         pytest.param(
             [Turn("广茂铁路全长多少公里？", "364.6公里")],

@@ -43,6 +43,8 @@ _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
 # A date in digits: a year, a month, a day, or a run of them (2020年, 2019年3月, 5日).
+# The units of a calendar time word (去年, 上个月, 今天, 下周, 第一季度).
+_CALENDAR = frozenset("年月日天周季")
 _DATE = re.compile(r"(?:[0-9]{2,4}年)?(?:[0-9]{1,2}月)?(?:[0-9]{1,2}[日号])?")
 # A product's or version's number after a Latin name, and what may stand between them.
 _MODEL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*")
@@ -287,15 +289,20 @@ class RuleRewriter:
 
 
 def _is_time(text: str) -> bool:
-    """Whether folded `text` is a time alone: a date (2021年, 3月5日) or a time word (去年)."""
+    """Whether folded `text` is a time alone: a date (2021年, 3月5日) or a calendar word
+    (去年, 上个月, 今天). Not 后来, 当时, 现在: "后来呢？" asks what happened next."""
     words = _tag(text)
-    return bool(words) and (bool(_DATE.fullmatch(text)) or all(w.flag == "t" for w in words))
+    if not words:
+        return False
+    if _DATE.fullmatch(text):
+        return True
+    return all(w.flag == "t" for w in words) and any(unit in text for unit in _CALENDAR)
 
 
 def _time_in(folded: str) -> str | None:
     """The first time folded `folded` names (see `_is_time`), if any."""
     date = next((m for m in _DATE.finditer(folded) if m.group(0)), None)
-    words = [w for w in _tag(folded) if w.flag == "t"]
+    words = [w for w in _tag(folded) if w.flag == "t" and _is_time(w.text)]
     if date and (not words or date.start() <= words[0].start):
         return date.group(0)
     return words[0].text if words else None
