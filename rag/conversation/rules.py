@@ -43,9 +43,9 @@ _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
 # A date in digits: a year, a month, a day, or a run of them (2020年, 2019年3月, 5日).
+_DATE = re.compile(r"(?:[0-9]{2,4}年)?(?:[0-9]{1,2}月)?(?:[0-9]{1,2}[日号])?")
 # The units of a calendar time word (去年, 上个月, 今天, 下周, 第一季度).
 _CALENDAR = frozenset("年月日天周季")
-_DATE = re.compile(r"(?:[0-9]{2,4}年)?(?:[0-9]{1,2}月)?(?:[0-9]{1,2}[日号])?")
 # A product's or version's number after a Latin name, and what may stand between them.
 _MODEL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _MODEL_JOINERS = frozenset({" ", "-"})
