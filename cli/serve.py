@@ -9,6 +9,7 @@ import typer
 from cli.common import (
     IndexOption,
     errors,
+    print_error,
 )
 
 
@@ -39,8 +40,13 @@ def serve(
     port = settings.port if port is None else port
     errors.print(f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)")
     errors.print(f"state: {describe_state(settings)}")
+    try:
+        app = create_app(settings)
+    except ValueError as err:  # the keys file or a rate limit, read when the app is built
+        print_error(err)
+        raise SystemExit(2) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level="info",

@@ -83,10 +83,11 @@ class Gate:
         self._scoped_rates: dict[bytes, RateLimitItem] = {}
         if settings.keys_file is not None:
             self._scoped = load_keys(settings.keys_file)
-            for scoped in self._scoped:
-                if scoped.rate_limit is not None:
-                    where = f"rate_limit of key {scoped.name or scoped.digest.hex()[:8]}"
-                    self._scoped_rates[scoped.digest] = _rate(scoped.rate_limit, where)
+        _check_each_key_once(self._keys, self._scoped, settings)
+        for scoped in self._scoped:
+            if scoped.rate_limit is not None:
+                where = f"rate_limit of key {scoped.name or scoped.digest.hex()[:8]}"
+                self._scoped_rates[scoped.digest] = _rate(scoped.rate_limit, where)
 
     def role_of(self, key: str) -> Role | None:
         # Constant-time comparisons: response timing must not reveal a key's prefix.
@@ -173,6 +174,33 @@ class Gate:
         for scoped in self._scoped:
             origins |= scoped.origins or set()
         return sorted(origins)
+
+
+def _check_each_key_once(
+    keys: list[tuple[str, Role]], scoped: list[ScopedKey], settings: ServiceSettings
+) -> None:
+    """ValueError naming where, never the key, if a key is given twice with two meanings.
+
+    A key in two `RAG_*_KEYS` got the last role listed; one in `RAG_*_KEYS` and in the keys
+    file reached every collection, whatever scope its entry gave it (the environment's
+    keys are looked up first), so a widget key moved into the file to be scoped was not.
+    """
+    roles: dict[str, Role] = {}
+    for key, role in keys:
+        if roles.setdefault(key, role) is not role:
+            raise ValueError(
+                f"a key is in both RAG_{roles[key].value.upper()}_KEYS and "
+                f"RAG_{role.value.upper()}_KEYS: give each key one role"
+            )
+    digests = {key_digest(key): role for key, role in roles.items()}
+    for at, entry in enumerate(scoped):
+        if entry.digest in digests:
+            where = f"keys.{at}" + (f" ({entry.name})" if entry.name else "")
+            raise ValueError(
+                f"RAG_KEYS_FILE {settings.keys_file}: {where} is also in "
+                f"RAG_{digests[entry.digest].value.upper()}_KEYS, whose keys reach every "
+                "collection; keep it in one place"
+            )
 
 
 def _rate(text: str, where: str) -> RateLimitItem:

@@ -37,7 +37,8 @@ TakeFiles = Callable[[Path], list[Path]]
 # Ingests a job's files into a collection other than default: (collection, take_files).
 IngestInto = Callable[[str, TakeFiles], IngestReport]
 
-# Finished jobs kept for `GET /v1/jobs/{id}`; older ones are forgotten first.
+# Finished jobs kept for `GET /v1/jobs/{id}`, of each outcome (done, failed); the oldest
+# finished are forgotten first. Queued and running jobs are never forgotten.
 KEEP_JOBS = 1000
 # A worker looks for jobs submitted through other replicas this often (one small request
 # to the store); a job submitted through its own replica wakes it at once.

@@ -12,7 +12,7 @@ later job found no file).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,9 +40,12 @@ class MemoryJobStore:
 
     def __init__(self, uploads: Path) -> None:
         self._uploads = uploads
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._jobs: dict[str, Job] = {}
         self._queue: deque[str] = deque()
         self._waiting: dict[str, list[Path]] = {}  # job id -> its files, in `job.files` order
+        # Finished job ids by outcome, oldest finished first: only these are ever forgotten
+        # (KEEP_JOBS of each, as in Redis); a queued or running job is some client's upload.
+        self._finished: dict[Status, deque[str]] = {"done": deque(), "failed": deque()}
         self._lock = threading.Lock()
 
     def submit(self, files: Sequence[tuple[str, BinaryIO]], collection: str = DEFAULT) -> Job:
@@ -59,23 +62,17 @@ class MemoryJobStore:
             self._waiting[job.id] = waiting
             self._jobs[job.id] = job
             self._queue.append(job.id)
-            while len(self._jobs) > KEEP_JOBS:
-                self._jobs.popitem(last=False)
         return job
 
     def claim(self, worker: str) -> Job | None:
         with self._lock:
-            while self._queue:
-                job_id = self._queue.popleft()
-                job = self._jobs.get(job_id)
-                if job is None:  # forgotten (KEEP_JOBS) before it ran: so are its files
-                    for path in self._waiting.pop(job_id, []):
-                        path.unlink(missing_ok=True)
-                else:
-                    job = replace(job, status="running", started_at=now(), worker=worker)
-                    self._jobs[job.id] = job
-                    return job
-        return None
+            if not self._queue:
+                return None
+            job = replace(
+                self._jobs[self._queue.popleft()], status="running", started_at=now(), worker=worker
+            )
+            self._jobs[job.id] = job
+            return job
 
     def take_files(self, job: Job, directory: Path) -> list[Path]:
         with self._lock:
@@ -100,6 +97,10 @@ class MemoryJobStore:
                 self._jobs[job.id] = replace(
                     self._jobs[job.id], status=status, finished_at=now(), report=report, error=error
                 )
+                finished = self._finished[status]
+                finished.append(job.id)
+                while len(finished) > KEEP_JOBS:
+                    self._jobs.pop(finished.popleft(), None)
         for path in untaken:
             path.unlink(missing_ok=True)
 

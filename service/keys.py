@@ -102,7 +102,16 @@ def load_keys(path: Path) -> list[ScopedKey]:
     except (ValueError, UnicodeDecodeError) as err:  # JSON, TOML and pydantic errors
         raise ValueError(f"RAG_KEYS_FILE {path}: {_describe(err)}") from None
     keys = []
-    for entry in parsed.keys:
+    seen: dict[str, int] = {}
+    for at, entry in enumerate(parsed.keys):
+        digest = entry.sha256.lower()
+        if digest in seen:
+            # One key, two entries: which role and scope it got depended on their order.
+            raise ValueError(
+                f"RAG_KEYS_FILE {path}: keys.{seen[digest]} and keys.{at} are the same key "
+                "(one sha256); give each key one entry"
+            )
+        seen[digest] = at
         scope = None if ALL_COLLECTIONS in entry.collections else frozenset(entry.collections)
         origins = None if entry.origins is None else frozenset(entry.origins)
         keys.append(

@@ -47,4 +47,4 @@ class RedactKeys(logging.Filter):
 
 
 # uvicorn's access log prints request lines, its error log may quote them; and our own.
-SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "rag.service", "rag.answer.llm")
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "rag.service", "rag.llm")

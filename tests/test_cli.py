@@ -240,6 +240,34 @@ def test_a_bad_setting_is_named_in_one_line_without_a_traceback(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RAG_KEYS_FILE", "no-such-keys.toml", "no-such-keys.toml: cannot read it"),
+        ("RAG_WIDGET_RATE_LIMIT", "lots", "RAG_WIDGET_RATE_LIMIT 'lots' is not a rate"),
+    ],
+)
+def test_serve_names_a_bad_key_setting_in_one_line_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    """The keys file and the rate limits are read when the app is built: a missing file or
+    a malformed rate was a 50-line traceback from `rag serve`, exit code 1."""
+    from service.settings import get_service_settings
+
+    monkeypatch.setenv(variable, str(tmp_path / value) if variable == "RAG_KEYS_FILE" else value)
+    monkeypatch.setenv("RAG_PUBLISHABLE_KEYS", "pk-cli-test")
+    get_service_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["serve", "--index", str(tmp_path / "index")])
+    finally:
+        get_service_settings.cache_clear()
+
+    assert result.exit_code == 2, result.output
+    # rich wraps long lines wherever the path's length puts the break: compared unspaced.
+    assert "".join(message.split()) in "".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
 def test_text_and_names_that_look_like_markup_print_as_they_are(tmp_path: Path) -> None:
     # Forum text carries BBCode and a file name may hold brackets: rich read them as its
     # markup, so `[b]` vanished from names and a stray `[/quote]` was a MarkupError traceback.

@@ -458,6 +458,53 @@ def test_a_bad_keys_file_stops_the_service_with_a_clear_error(
     assert message in str(refused.value)
 
 
+def sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("entries", "overrides", "message"),
+    [
+        pytest.param(
+            # Moved into the file to be scoped, left in the environment: it reached every
+            # collection, the environment's keys being looked up first.
+            [{"name": "help widget", "sha256": sha256(WIDGET), "role": "publishable"}],
+            {},
+            "keys.0 (help widget) is also in RAG_PUBLISHABLE_KEYS",
+            id="in-the-environment-and-the-file",
+        ),
+        pytest.param(
+            # The later entry won: which role and scope depended on the order.
+            [
+                {"sha256": sha256(REGS_QUERY), "role": "query"},
+                {"sha256": sha256(REGS_QUERY).upper(), "role": "admin"},
+            ],
+            {},
+            "keys.0 and keys.1 are the same key",
+            id="twice-in-the-file",
+        ),
+        pytest.param(
+            [],
+            {"query_keys": [QUERY, ADMIN]},
+            "a key is in both RAG_ADMIN_KEYS and RAG_QUERY_KEYS",
+            id="two-roles-in-the-environment",
+        ),
+    ],
+)
+def test_a_key_given_twice_stops_the_service_naming_where_not_the_key(
+    tmp_path: Path, entries: list[dict[str, str]], overrides: dict[str, Any], message: str
+) -> None:
+    keys = tmp_path / "keys.json"
+    scoped = [{**entry, "collections": [REGS]} for entry in entries]
+    keys.write_text(json.dumps({"keys": scoped}), encoding="utf-8")
+    settings = keyed_settings(tmp_path / "index", keys_file=keys, **overrides)
+
+    with pytest.raises(ValueError, match="one") as refused:
+        create_app(settings)
+    assert message in str(refused.value)
+    assert not any(key in str(refused.value) for key in (WIDGET, REGS_QUERY, ADMIN, QUERY))
+
+
 # -- removal, crash and races -----------------------------------------------------------------
 
 

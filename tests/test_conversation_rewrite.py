@@ -11,6 +11,7 @@ from rag.conversation.factory import make_rewriter
 from rag.conversation.llm import LLMRewriter, build_messages
 from rag.conversation.rules import RuleConfig, RuleRewriter
 from rag.settings import Settings
+from rag.text.script import to_script
 from rag.types import Turn
 from tests.stub_llm import Reply, StubLLM, running_stub
 
@@ -39,6 +40,68 @@ RAILWAY = [Turn("大莱龙铁路位于哪里？", "山东省北部环渤海地�
             "其运用的程式是什么？",
             "锣鼓经的运用的程式是什么？",
             id="possessive",
+        ),
+        pytest.param(
+            # jieba tags 公司总部 one noun: it was "苹果公司公司总部在哪？".
+            [Turn("苹果公司的创始人是谁？", "乔布斯")],
+            "该公司总部在哪？",
+            "苹果公司总部在哪？",
+            id="this-company-s-headquarters",
+        ),
+        pytest.param(
+            # jieba splits iphone / " " / 15: the follow-up asked about every iPhone.
+            [Turn("iPhone 15的价格是多少？", "5999元")],
+            "它的电池容量是多少？",
+            "iPhone 15的电池容量是多少？",
+            id="a-name-with-its-model-number",
+        ),
+        pytest.param(
+            [Turn("GPT-4是谁开发的？", "OpenAI")],
+            "它是哪一年发布的？",
+            "GPT-4是哪一年发布的？",
+            id="a-name-with-its-version",
+        ),
+        pytest.param(
+            [Turn("iPhone 15的价格是多少？", "5999元")],
+            "那iPhone 14呢？",
+            "iPhone 14的价格是多少？",
+            id="what-about-another-model",
+        ),
+        pytest.param(
+            # Read as "what about 他的邮箱": "他的邮箱的电话是多少？", asking the phone again.
+            [Turn("张三的电话是多少？", "123")],
+            "他的邮箱呢？",
+            "张三的邮箱呢？",
+            id="what-about-his-other-attribute",
+        ),
+        pytest.param(
+            RAILWAY, "它的长度呢？", "大莱龙铁路的长度呢？", id="what-about-its-attribute"
+        ),
+        pytest.param(
+            # Another year in the year's place, not in the topic's: "2020年2021年是多少？".
+            [Turn("2020年GDP增长率是多少？", "2.3%")],
+            "那2021年呢？",
+            "2021年GDP增长率是多少？",
+            id="what-about-another-year",
+        ),
+        pytest.param(
+            [Turn("GDP增长率是多少？", "5%")],
+            "2021年呢？",
+            "2021年GDP增长率是多少？",
+            id="what-about-a-year-of-a-question-without-one",
+        ),
+        pytest.param(
+            [Turn("今年的GDP增长率是多少？", "5%")],
+            "去年呢？",
+            "去年的GDP增长率是多少？",
+            id="what-about-another-time-word",
+        ),
+        pytest.param(
+            # 后来, 当时, 现在 ask on about what was asked, not about it at another time.
+            DEMO,
+            "后来呢？",
+            "王岐山后来呢？",
+            id="and-then-is-no-time-to-ask-about",
         ),
         pytest.param(RAILWAY, "一共投资多少亿元？", "大莱龙铁路一共投资多少亿元？", id="ellipsis"),
         pytest.param(
@@ -90,6 +153,18 @@ def test_a_traditional_follow_up_stays_traditional() -> None:
     # Written as the user typed it before, not in OpenCC's standard (麪包, 哪裏).
     assert RULES.condense("它的熱量高嗎？", [Turn("麵包是怎麼做的？", "烤")]) == "麵包的熱量高嗎？"
     assert RULES.condense("那天壇呢？", [Turn("故宮在哪裡？", "北京")]) == "天壇在哪裡？"
+
+
+def test_latin_words_are_written_as_the_user_typed_them() -> None:
+    """Folding lower-cases Latin letters (so that RAG finds rag): the antecedent came back
+    folded, "rag有什么优点？", searched so and shown to the widget's user as understood."""
+    rag = [Turn("RAG是什么？", "检索增强生成")]
+    assert RULES.condense("它有什么优点？", rag) == "RAG有什么优点？"
+    iphone = [Turn("iPhone的价格是多少？", "5999元")]
+    assert RULES.condense("它的电池容量是多少？", iphone) == "iPhone的电池容量是多少？"
+    # A traditional question's antecedent still comes from a traditional turn, or converted.
+    rag_hant = [Turn("RAG是什麼？", "檢索增強生成")]
+    assert RULES.condense("它有什麼優點？", rag_hant) == "RAG有什麼優點？"
 
 
 def test_the_third_turn_leans_on_the_first_through_the_second() -> None:
@@ -157,6 +232,67 @@ def test_the_model_condenses_the_conversation(stub: StubLLM) -> None:
     (request,) = stub.requests
     assert "王岐山在哪里主持召开质量工作座谈会？" in request.user
     assert "最后的问题：他在会上说了什么？" in request.user
+
+
+@pytest.mark.parametrize(
+    ("history", "follow_up", "standalone"),
+    [
+        pytest.param(
+            [Turn("王岐山在哪裡主持召開質量工作座談會？", "王岐山在北京主持召開質量工作座談會。")],
+            "他在會上說了什麼？",
+            "王岐山在質量工作座談會上說了什麼？",
+            id="traditional-question",
+        ),
+        pytest.param(
+            # The follow-up has no character of either script: the conversation's tells.
+            [Turn("廣三鐵路全長多少公里？", "49公里")],
+            "它在哪年建成？",
+            "廣三鐵路在哪年建成？",
+            id="traditional-conversation",
+        ),
+    ],
+)
+def test_the_model_s_rewrite_is_written_in_the_user_s_script(
+    stub: StubLLM, history: list[Turn], follow_up: str, standalone: str
+) -> None:
+    """A model that rewrote a traditional follow-up in simplified (small models often do,
+    whatever the prompt says) made the whole answer simplified: the standalone question
+    is what is answered, and the answer is written in its script."""
+    stub.reply = Reply(to_script(standalone, "hans"))
+
+    assert llm_rewriter(stub.url).condense(follow_up, history) == standalone
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "独立问题: 王岐山在质量工作座谈会上说了什么？",  # the prompt's label, an ASCII colon
+        "改写后的问题：王岐山在质量工作座谈会上说了什么？",
+        "“王岐山在质量工作座谈会上说了什么？”",
+        "**王岐山在质量工作座谈会上说了什么？**",
+        "独立问题：「王岐山在质量工作座谈会上说了什么？」",
+    ],
+)
+def test_the_model_s_label_and_quotes_are_not_part_of_the_question(
+    stub: StubLLM, reply: str
+) -> None:
+    """They were searched, and shown to the widget's user as what was understood:
+    "理解为：独立问题: 王岐山……"."""
+    stub.reply = Reply(reply)
+
+    rewritten = llm_rewriter(stub.url).condense("他在会上说了什么？", DEMO)
+
+    assert rewritten == "王岐山在质量工作座谈会上说了什么？"
+
+
+def test_quotes_inside_the_question_are_its_own() -> None:
+    rewriter = LLMRewriter(model=None, fallback=RULES, timeout=TIMEOUT)  # type: ignore[arg-type]
+    for kept in (
+        "王岐山说的“质量”是什么？",
+        "“质量”和“安全”分别指什么？",
+        '"iPhone 15"的价格是多少？',
+    ):
+        assert rewriter._checked("它是什么？", DEMO, kept) == kept
 
 
 def test_without_history_the_model_is_not_asked(stub: StubLLM) -> None:

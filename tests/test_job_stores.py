@@ -174,6 +174,30 @@ def test_a_finished_job_keeps_its_report_or_its_error(stores: Stores) -> None:
     assert store.counts() == {"queued": 0, "running": 0, "done": 1, "failed": 1}
 
 
+def test_only_finished_jobs_are_forgotten_past_the_limit(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-memory store forgot the oldest job once it held KEEP_JOBS, queued or running:
+    a script uploading one file per request faster than they were ingested had its
+    earliest jobs dropped unrun (their files deleted) after a 202, and polling them got 404.
+    Only finished jobs are forgotten (KEEP_JOBS of each outcome), oldest finished first."""
+    monkeypatch.setattr("service.jobs_memory.KEEP_JOBS", 2)
+    monkeypatch.setattr("service.jobs_redis.KEEP_JOBS", 2)
+    [store] = stores(1)
+    submitted = [store.submit(files(f"{n}.txt")).id for n in range(5)]
+
+    assert [job.status for job in map(store.get, submitted) if job] == ["queued"] * 5
+    claimed = [store.claim("w") for _ in submitted]
+    assert [job.id for job in claimed if job] == submitted  # none dropped unrun
+    for job in claimed:
+        assert job is not None
+        store.finish(job, IngestReport(files=1), None)
+
+    kept = [job_id for job_id in submitted if store.get(job_id) is not None]
+    assert kept == submitted[-2:]  # the two latest finished
+    assert store.counts() == {"queued": 0, "running": 0, "done": 2, "failed": 0}
+
+
 def test_a_job_that_ends_without_taking_its_files_lets_them_go(
     stores: Stores, tmp_path: Path
 ) -> None:

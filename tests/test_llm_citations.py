@@ -55,6 +55,16 @@ def test_citations_of_passages_that_were_not_given_are_removed() -> None:
     assert checked.unsupported == ("局长是支树平。",)
 
 
+def test_a_citation_number_too_long_to_read_is_removed_not_a_failure() -> None:
+    """A model stuck repeating a digit wrote "[111…1]": past 4,300 digits int() refuses the
+    number (ValueError), and the question got a 500, or an error event mid-stream."""
+    checked = check_citations(f"局长是支树平[1][{'1' * 5000}]。会议很成功[{'2' * 5000}]。", 3)
+
+    assert checked.text == "局长是支树平[1]。会议很成功。"
+    assert checked.cited == (1,)
+    assert checked.unsupported == ("会议很成功。",)
+
+
 def test_a_sentence_without_a_citation_is_unsupported() -> None:
     checked = check_citations("会议在北京召开[1]。会议很成功。局长讲话[2]！", passages=2)
 

@@ -8,6 +8,7 @@ and every response are searched for the keys.
 from __future__ import annotations
 
 import hmac
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from bench.service import service_process
 from service.auth import Gate, Role
@@ -209,3 +211,26 @@ def test_keys_are_compared_with_hmac_compare_digest_against_every_key(
 )
 def test_log_lines_lose_known_keys_and_credential_parameters(line: str, redacted: str) -> None:
     assert RedactKeys([ADMIN, "p+k/x"]).redact(line) == redacted
+
+
+def test_what_the_llm_composer_and_rewriter_log_is_redacted_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Moving the LLM code to rag.answer.llm renamed the filtered logger to that package,
+    but the composer and the rewriter log to "rag.llm": their lines, which quote what the
+    model's server answered, were the only ones of the service left unredacted."""
+    from rag.answer.llm import composer
+    from rag.conversation import llm as rewriter
+    from service.app import create_app
+    from tests.api import demo_loader
+    from tests.fakes import HashEmbedder
+
+    settings = ServiceSettings(index_dir=tmp_path / "index", admin_keys=[ADMIN])
+    with TestClient(create_app(settings, demo_loader(HashEmbedder()))):  # the lifespan
+        for logger in (composer.log, rewriter.log):
+            with caplog.at_level(logging.WARNING, logger=logger.name):
+                logger.warning("LLM unavailable: the server echoed %s", f"Bearer {ADMIN}")
+
+    names = {composer.log.name, rewriter.log.name}
+    lines = [r.getMessage() for r in caplog.records if r.name in names]
+    assert lines == [f"LLM unavailable: the server echoed Bearer {REDACTED}"] * 2

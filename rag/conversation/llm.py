@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from rag.answer.llm.deadline import within_deadline
 from rag.answer.llm.prompt import neutralise
 from rag.conversation.base import Rewriter
 from rag.settings import Settings
+from rag.text.script import detect_script, to_script
 from rag.types import Turn
 
 if TYPE_CHECKING:
@@ -38,6 +40,12 @@ SYSTEM = "\n".join(
 # A rewrite longer than this many times the question (plus the history's names) is a model
 # answering instead of rewriting; the rules' rewrite is used instead.
 MAX_GROWTH = 4
+# How models dress the one line asked for: the prompt's label echoed, with either colon
+# ("独立问题: ..."), and quotes or bold around the question. Searched and shown as it was,
+# "理解为：独立问题: 王岐山……" read as if the user had asked that.
+_LABEL = re.compile(r"^\s*(?:独立问题|獨立問題|改写后的问题|改寫後的問題)\s*[：:]\s*")
+# Quotes inside (王岐山说的“质量”) are the question's own: only a quote-free line is unwrapped.
+_WRAPPED = re.compile(r"(?:\*\*|[\"'“‘「『])(?P<inside>[^\"'“”‘’「」『』*]+)(?:\*\*|[\"'”’」』])")
 # Earlier turns sent to the model, latest last; answers cut to this many characters.
 TURNS = 4
 ANSWER_CHARS = 300
@@ -78,7 +86,7 @@ class LLMRewriter:
         messages = build_messages(question, history)
         try:
             (reply,) = within_deadline(lambda: [self.model.invoke(messages)], self.timeout)
-            return self._checked(question, reply.text)
+            return self._checked(question, history, reply.text)
         except Exception as err:  # any failure: the deterministic rewrite
             log.warning(
                 "LLM rewrite unavailable (%s), rewriting by rules",
@@ -86,13 +94,21 @@ class LLMRewriter:
             )
             return self.fallback.condense(question, history)
 
-    def _checked(self, question: str, text: str) -> str:
+    def _checked(self, question: str, history: Sequence[Turn], text: str) -> str:
         lines = [line.strip() for line in without_thinking(text).splitlines() if line.strip()]
         if not lines:
             raise RewriteRejected("empty rewrite")
-        rewritten = lines[0].removeprefix("独立问题：").removeprefix("獨立問題：").strip()
+        rewritten = _LABEL.sub("", lines[0]).strip()
+        while wrapped := _WRAPPED.fullmatch(rewritten):
+            rewritten = wrapped.group("inside").strip()
         if not rewritten or len(rewritten) > MAX_GROWTH * len(question) + 40:
             raise RewriteRejected("not a question")
+        # The rewrite is what gets answered, in its own script: a model that ignores rule 3
+        # must not turn a traditional conversation's answer simplified. As the rules do, a
+        # follow-up with no tell of either script takes the previous question's.
+        script = detect_script(question) or detect_script(history[-1].question)
+        if script is not None and detect_script(rewritten) not in (script, None):
+            rewritten = to_script(rewritten, script)
         return rewritten
 
 

@@ -42,6 +42,13 @@ _NOUN = re.compile(r"n[a-z]*|eng")
 _PROPER = re.compile(r"nr[a-z]*|ns|nt|nz|eng|j")
 _PERSON = re.compile(r"nr[a-z]*")
 _TITLE = re.compile(r"《[^》]{1,40}》")
+# A date in digits: a year, a month, a day, or a run of them (2020年, 2019年3月, 5日).
+_DATE = re.compile(r"(?:[0-9]{2,4}年)?(?:[0-9]{1,2}月)?(?:[0-9]{1,2}[日号])?")
+# The units of a calendar time word (去年, 上个月, 今天, 下周, 第一季度).
+_CALENDAR = frozenset("年月日天周季")
+# A product's or version's number after a Latin name, and what may stand between them.
+_MODEL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_MODEL_JOINERS = frozenset({" ", "-"})
 # Words that ask on rather than name what to ask about instead: question words and
 # demonstratives (为什么, 那天; not 其他人, `rr`), conjunctions (然后), adverbs, time and
 # locality words (后来, 之后), verbs (还有, 是什么) and set phrases (接下来, 怎么办).
@@ -108,7 +115,25 @@ def _tag(folded: str) -> tuple[_Word, ...]:
             word, flag, at = "是", "v", at + len(word) - 1
         words.append(_Word(word, flag, at))
         at += len(word)
+        _join_model_number(words)
     return tuple(words)
+
+
+def _join_model_number(words: list[_Word]) -> None:
+    """Make the last words one Latin name if they are a name and its number.
+
+    jieba splits "iphone 15", "gpt-4" and "windows 11" into the name, a space or hyphen,
+    and a numeral: the phrase was "iphone", and a follow-up about it asked about every
+    iPhone.
+    """
+    if len(words) < 2 or words[-1].flag != "m" or not _MODEL_NUMBER.fullmatch(words[-1].text):
+        return
+    name = len(words) - 2
+    if words[name].text in _MODEL_JOINERS and name > 0:
+        name -= 1
+    if words[name].flag == "eng":
+        joined = "".join(w.text for w in words[name:])
+        words[name:] = [_Word(joined, "eng", words[name].start)]
 
 
 def noun_phrases(folded: str) -> list[_Phrase]:
@@ -205,7 +230,18 @@ class RuleRewriter:
         about = _WHAT_ABOUT.match(folded.strip())
         if about and context.topic and context.topic.text in context.question:
             subject = about.group("x").strip()
-            if subject not in _PERSON_PRONOUNS | _THING_PRONOUNS and _names_something(about):
+            if _is_time(subject):
+                # "2021年呢？" after "2020年GDP增长率是多少？" asks for another time, not about
+                # 2021年 instead of the GDP: "2020年2021年是多少？".
+                when = _time_in(context.question)
+                return (
+                    context.question.replace(when, subject, 1)
+                    if when
+                    else subject + context.question
+                )
+            # "他的邮箱呢？" asks on about the same person: put in the topic's place, it asked
+            # "他的邮箱的电话是多少？". Its pronoun is resolved below instead.
+            if not _refers(subject) and _names_something(about):
                 return context.question.replace(context.topic.text, subject, 1)
         words = _tag(folded)
         out: list[str] = []
@@ -225,10 +261,10 @@ class RuleRewriter:
             elif _DEMONSTRATIVE.fullmatch(word.text) and (at := _noun_after(words, i)):
                 # 该铁路 -> 大莱龙铁路; 这部电影 (about 阿凡达) -> 阿凡达电影.
                 noun = words[at].text
-                named = (p for p in context.phrases if p.text.endswith(noun))
+                named = (p for p in context.phrases if _shared(p.text, noun))
                 thing = _text(next(named, context.thing))
                 if thing is not None:
-                    replacement = thing if thing.endswith(noun) else thing + noun
+                    replacement = thing + noun[_shared(thing, noun) :]
                     skip = at + 1 - i
             if replacement is None:
                 out.append(word.text)
@@ -252,6 +288,32 @@ class RuleRewriter:
         return not any(p.proper for p in phrases)
 
 
+def _is_time(text: str) -> bool:
+    """Whether folded `text` is a time alone: a date (2021年, 3月5日) or a calendar word
+    (去年, 上个月, 今天). Not 后来, 当时, 现在: "后来呢？" asks what happened next."""
+    words = _tag(text)
+    if not words:
+        return False
+    if _DATE.fullmatch(text):
+        return True
+    return all(w.flag == "t" for w in words) and any(unit in text for unit in _CALENDAR)
+
+
+def _time_in(folded: str) -> str | None:
+    """The first time folded `folded` names (see `_is_time`), if any."""
+    date = next((m for m in _DATE.finditer(folded) if m.group(0)), None)
+    words = [w for w in _tag(folded) if w.flag == "t" and _is_time(w.text)]
+    if date and (not words or date.start() <= words[0].start):
+        return date.group(0)
+    return words[0].text if words else None
+
+
+def _refers(text: str) -> bool:
+    """Whether folded `text` holds a pronoun (他, 它们, 其) as a word of its own."""
+    references = _PERSON_PRONOUNS | _THING_PRONOUNS | {_POSSESSIVE}
+    return any(w.text in references for w in _tag(text))
+
+
 def _names_something(about: re.Match[str]) -> bool:
     """Whether the X of a "what about X?" names something to ask about instead of the topic.
 
@@ -267,6 +329,19 @@ def _names_something(about: re.Match[str]) -> bool:
         for w in _tag(about.string)
         if w.start < end and w.start + len(w.text) > start
     )
+
+
+def _shared(thing: str, noun: str) -> int:
+    """How much of `noun`'s start `thing` already ends with, for writing `thing` + `noun`.
+
+    All of it (大莱龙铁路, 铁路), or a word's worth: jieba tags 公司总部 one noun, and 该公司总部
+    about 苹果公司 was "苹果公司公司总部". A single shared character is none: 上海市 + 市场 is
+    not 上海市场.
+    """
+    for k in range(min(len(thing), len(noun)), 0, -1):
+        if thing.endswith(noun[:k]):
+            return k if k == len(noun) or k >= 2 else 0
+    return 0
 
 
 def _noun_after(words: Sequence[_Word], i: int) -> int | None:
@@ -310,15 +385,17 @@ def _in_script(question: str, folded: str, resolved: str, earlier: Sequence[str]
 
 
 def _written(inserted: str, script: Script | None, earlier: Sequence[str]) -> str:
-    """`inserted` (folded) in `script`: as the user typed it in an earlier traditional
-    question, else converted. OpenCC's traditional is one standard among several: it wrote
-    the user's own 麵包, 台灣 and 哪裡 back as 麪包, 臺灣 and 哪裏.
+    """`inserted` (folded) in `script`: as the user typed it in an earlier question of that
+    script (or of none), else converted.
+
+    Folding lower-cases Latin letters, and OpenCC's traditional is one standard among
+    several: the user's own RAG, iPhone, 麵包, 台灣 and 哪裡 came back as rag, iphone, 麪包,
+    臺灣 and 哪裏.
     """
-    if script != "hant":
-        return inserted
+    other = "hans" if script == "hant" else "hant"
     for typed in reversed(earlier):
         folded = fold_script(typed)
         at = folded.find(inserted)
-        if at >= 0 and len(folded) == len(typed) and detect_script(typed) != "hans":
+        if at >= 0 and len(folded) == len(typed) and detect_script(typed) != other:
             return typed[at : at + len(inserted)]
-    return to_script(inserted, script)
+    return to_script(inserted, script) if script == "hant" else inserted

@@ -18,6 +18,8 @@ from rag.text.script import fold_script
 from rag.text.sentences import SENTENCE_END, split_sentences
 from rag.text.tokenize import bigram_tokens
 
+# Passages are numbered from 1 to top_k (at most 50): a longer number cites none of them.
+MAX_DIGITS = 6
 _NUMBERS = r"\d+(?:\s*[,，、]\s*\d+)*"
 _MARK = rf"[\[［]\s*(?:资料\s*)?{_NUMBERS}\s*[\]］]"
 # One citation: a mark, or marks side by side (`[1][3]`), read as one list of numbers.
@@ -66,10 +68,14 @@ class CheckedText:
 
 
 def cited_numbers(mark: str) -> list[int]:
-    """The numbers of one citation: `[1,3]` -> [1, 3]; `［２］[1]` -> [2, 1]; else []."""
+    """The numbers of one citation: `[1,3]` -> [1, 3]; `［２］[1]` -> [2, 1]; else [].
+
+    A number of more than MAX_DIGITS digits names no passage and is left out: a model stuck
+    repeating a digit writes thousands, past what int() reads (ValueError).
+    """
     if not CITATION.fullmatch(mark):
         return []
-    return [int(n) for n in re.findall(r"\d+", mark)]
+    return [int(n) for n in re.findall(r"\d+", mark) if len(n) <= MAX_DIGITS]
 
 
 def answer_sentences(text: str) -> list[tuple[int, int]]:
