@@ -223,6 +223,41 @@ def test_migrate_copies_one_state_of_a_source_that_is_written_meanwhile(
         milvus.close()
 
 
+def test_migrate_copies_a_document_with_more_passages_than_sqlite_binds_in_one_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stock SQLite binds at most 32,766 parameters in one statement: a book with more
+    # passages than that failed to migrate ("too many SQL variables"). The limit is
+    # lowered here so that a small document shows the same.
+    import random
+    import sqlite3
+
+    from rag.store.sqlite import SQLiteStore
+
+    opened = SQLiteStore.__init__
+
+    def with_a_low_limit(self: SQLiteStore, *args: Any, **kwargs: Any) -> None:
+        opened(self, *args, **kwargs)
+        self._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)
+
+    monkeypatch.setattr(SQLiteStore, "__init__", with_a_low_limit)
+    rng = random.Random(7)
+    lines = ["".join(chr(rng.randrange(0x4E00, 0x9FA5)) for _ in range(30)) for _ in range(60)]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "book.txt").write_text("\n\n".join(lines), encoding="utf-8")
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([docs])
+    [book] = local.documents()
+    assert book.passages > 40
+    local.close()
+
+    target = lite_location(tmp_path / "milvus")
+    report = migrate(tmp_path / "local", target)
+    assert (report.documents, report.passages) == (1, book.passages)
+    assert check_index(target).ok
+
+
 def test_check_reports_damage_in_a_milvus_index_and_repair_collects_leftovers(
     tmp_path: Path,
 ) -> None:
