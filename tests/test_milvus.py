@@ -258,6 +258,31 @@ def test_migrate_copies_a_document_with_more_passages_than_sqlite_binds_in_one_s
     assert check_index(target).ok
 
 
+def test_a_milvus_that_went_away_is_a_503_that_says_so_not_an_internal_error(
+    tmp_path: Path,
+) -> None:
+    from milvus_lite.server_manager import server_manager_instance
+
+    from service.settings import ServiceSettings
+    from tests.api import api_client
+
+    service = ServiceSettings(index_dir=tmp_path, backend="milvus", dense_floor=0.0)
+    with api_client(service, HashEmbedder()) as client:
+        assert client.post("/v1/search", json={"query": "质量"}).status_code == 200
+        # The server stops under the service's open client, as a Milvus server goes down.
+        server_manager_instance.release_server(str(tmp_path / "milvus.db"))
+        refused = {
+            "search": client.post("/v1/search", json={"query": "质量"}),
+            "ask": client.post("/v1/ask", json={"question": "质量和安全年活动是什么"}),
+            "documents": client.get("/v1/documents"),
+            "delete": client.delete("/v1/documents/no-such.txt"),
+        }
+    for what, response in refused.items():
+        assert response.status_code == 503, (what, response.text)
+        assert "index store (Milvus) is unavailable" in response.json()["detail"], what
+        assert response.headers["Retry-After"], what
+
+
 def test_check_reports_damage_in_a_milvus_index_and_repair_collects_leftovers(
     tmp_path: Path,
 ) -> None:
