@@ -185,6 +185,43 @@ def test_migrate_copies_a_local_index_without_embedding_again_and_reruns_cleanly
     assert check_index(target).ok
 
 
+def test_a_killed_migration_run_again_keeps_every_passage_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run again numbered the passages it had not copied yet anew (the target was no
+    # longer empty), so a passage id of the source named another passage in the copy.
+    import rag.index.migrate as migrating
+
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([DEMO])
+    expected = answers(local, ids=True)
+    local.close()
+    monkeypatch.setattr(migrating, "BATCH_DOCUMENTS", 2)
+    copy_batch = migrating._copy_batch
+    batches = 0
+
+    def killed_in_the_second_batch(*args: Any) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            raise KeyboardInterrupt  # the first batch is written, the rest is not
+        copy_batch(*args)
+
+    monkeypatch.setattr(migrating, "_copy_batch", killed_in_the_second_batch)
+    target = lite_location(tmp_path / "milvus")
+    with pytest.raises(KeyboardInterrupt):
+        migrate(tmp_path / "local", target)
+    monkeypatch.setattr(migrating, "_copy_batch", copy_batch)
+    report = migrate(tmp_path / "local", target)
+    assert (report.documents, report.skipped) == (3, 2)
+
+    milvus = open_pipeline(settings(tmp_path / "milvus", "milvus"), HashEmbedder())
+    try:
+        assert answers(milvus, ids=True) == expected
+    finally:
+        milvus.close()
+
+
 def test_migrate_copies_one_state_of_a_source_that_is_written_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def migrate(
                 documents = sorted(src.documents(), key=lambda d: d.id)
                 # Passages keep their ids (citations and links that name them stay valid)
                 # when the target has none that could collide.
-                keep_ids = index.store.count("passages") == 0
+                keep_ids = _ids_free(src, index.store)
                 for start in range(0, len(documents), BATCH_DOCUMENTS):
                     batch = documents[start : start + BATCH_DOCUMENTS]
                     _copy_batch(src, index, batch, report, keep_ids)
@@ -77,6 +78,20 @@ def migrate(
     finally:
         src.close()
     return report
+
+
+def _ids_free(src: SQLiteStore, target: Any) -> bool:
+    """Whether every passage of the source can keep its id in the target.
+
+    True when no passage of the target holds a source id with other content: an empty
+    target, or one that a killed run of this migration filled in part (numbering the rest
+    anew then gave some of them ids that name other passages in the source).
+    """
+    held = target.passage_hashes()
+    if not held:
+        return True
+    ours = src.passage_hashes()
+    return all(ours.get(pid, digest) == digest for pid, digest in held.items())
 
 
 def _copy_batch(

@@ -364,6 +364,10 @@ class SQLiteStore(MetaGeneration):
                 out[int(r[0])] = (r[1], r[2], r[3], r[4], r[5])
         return out
 
+    def passage_hashes(self) -> dict[int, str]:
+        """Passage id -> content hash, of every passage."""
+        return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT id, hash FROM passages")}
+
     def count(self, table: str) -> int:
         if table not in {"documents", "paragraphs", "passages", "sources"}:
             raise ValueError(table)
