@@ -401,6 +401,37 @@ def test_rag_migrate_and_rag_check_on_the_command_line(
     assert listed.exit_code == 0 and listed.output.count('"file"') == 5
 
 
+def test_rag_migrate_to_a_milvus_server_writes_under_the_lock_shared_in_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: Any
+) -> None:
+    # `rag migrate --to milvus://...` opened the target without the Redis lock that a
+    # Milvus server's writers share, so it was refused however RAG_REDIS_URL was set.
+    from milvus_lite.server_manager import server_manager_instance
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from rag.settings import get_settings
+
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([DEMO])
+    local.close()
+    served = str(tmp_path / "served" / "milvus.db")
+    uri = server_manager_instance.start_and_get_uri(served)  # Milvus over the network
+    assert uri is not None and uri.startswith("http://")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_REDIS_URL", redis_server.url)
+    get_settings.cache_clear()
+    try:
+        copied = CliRunner().invoke(
+            app, ["migrate", "--from", str(tmp_path / "local"), "--to", f"milvus{uri[4:]}"]
+        )
+    finally:
+        get_settings.cache_clear()
+        server_manager_instance.release_server(served)
+    assert copied.exit_code == 0, copied.output
+    assert "copied 5 documents" in copied.output
+
+
 def test_bm25_statistics_follow_writes_made_under_an_open_lexical_view(tmp_path: Path) -> None:
     """Document frequencies are cached per collection state: a removal, and a write that
     keeps the passage count, must both be seen, as a fresh local index sees them."""

@@ -19,6 +19,7 @@ from rag.index.config import IndexConfig, IndexMismatchError, NoIndexError
 from rag.index.index import Index
 from rag.store.base import DocumentRow
 from rag.store.location import Location
+from rag.store.lock import IndexLock
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 
 BATCH_DOCUMENTS = 50
@@ -37,8 +38,12 @@ def migrate(
     target: Location,
     lock_timeout: float = 600.0,
     on_document: Callable[[str], None] | None = None,
+    lock: IndexLock | None = None,
 ) -> MigrateReport:
     """Copy the local index at `source` into `target` (created with the same settings).
+
+    `lock` is the target's write lock when its writers share one (`rag.pipeline.write_lock`:
+    a Milvus server's writers take it in Redis); None: the backend's own.
 
     Raises:
         NoIndexError: No index at `source`.
@@ -52,7 +57,7 @@ def migrate(
         config = IndexConfig.from_store(src)
         if config.backend != "local":
             raise IndexMismatchError(f"{source} is a {config.backend} index, not a local one")
-        index = Index(target, replace(config, backend=target.backend), lock_timeout)
+        index = Index(target, replace(config, backend=target.backend), lock_timeout, lock=lock)
         try:
             # One read transaction on the source: a writer committing there meanwhile
             # (an ingest replacing a document, whose new rows may reuse the old id) would
