@@ -432,6 +432,41 @@ def test_rag_migrate_to_a_milvus_server_writes_under_the_lock_shared_in_redis(
     assert "copied 5 documents" in copied.output
 
 
+def test_removing_and_repairing_on_a_milvus_server_take_the_lock_shared_in_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: Any
+) -> None:
+    # `rag docs rm` and `rag check --repair` opened the index without the Redis lock, so a
+    # Milvus server refused them ("set RAG_REDIS_URL") with RAG_REDIS_URL set.
+    from milvus_lite.server_manager import server_manager_instance
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from rag.settings import get_settings
+
+    served = str(tmp_path / "served" / "milvus.db")
+    uri = server_manager_instance.start_and_get_uri(served)  # Milvus over the network
+    assert uri is not None and uri.startswith("http://")
+    env = {"RAG_BACKEND": "milvus", "RAG_MILVUS_URI": uri, "RAG_REDIS_URL": redis_server.url}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        with open_pipeline(get_settings(), HashEmbedder()) as pipeline:
+            pipeline.ingest([DEMO])
+            [first, *_] = [d.file for d in pipeline.documents()]
+        removed = runner.invoke(app, ["docs", "rm", first])
+        repaired = runner.invoke(app, ["check", "--repair"])
+        listed = runner.invoke(app, ["docs", "list", "--json"])
+    finally:
+        get_settings.cache_clear()
+        server_manager_instance.release_server(served)
+    assert removed.exit_code == 0, removed.output
+    assert repaired.exit_code == 0, repaired.output
+    assert listed.output.count('"file"') == 4
+
+
 def test_bm25_statistics_follow_writes_made_under_an_open_lexical_view(tmp_path: Path) -> None:
     """Document frequencies are cached per collection state: a removal, and a write that
     keeps the passage count, must both be seen, as a fresh local index sees them."""
