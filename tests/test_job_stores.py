@@ -289,6 +289,32 @@ def test_files_gone_from_redis_fail_the_job_with_a_reason(
         store.take_files(claimed, tmp_path)
 
 
+def test_redis_going_away_once_the_files_are_on_disk_does_not_fail_their_job(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Freeing the files in Redis after writing them failed the job (and its end then
+    # dropped the files from Redis too): the upload was lost for a cleanup.
+    from service.uploads import store_upload
+
+    store = RedisJobStore(
+        redis.Redis.from_url(redis_server.url, socket_timeout=2, socket_connect_timeout=2),
+        PREFIX,
+        "redis://127.0.0.1",
+    )
+    store.submit(files("a.txt"))
+    claimed = store.claim("w")
+    assert claimed is not None
+
+    def write_then_lose_redis(*args: object) -> Path:
+        path = store_upload(*args)  # type: ignore[arg-type]
+        redis_server.stop()
+        return path
+
+    monkeypatch.setattr("service.jobs_redis.store_upload", write_then_lose_redis)
+    [path] = store.take_files(claimed, tmp_path)  # for the worker to ingest
+    assert path.read_text(encoding="utf-8") == "a.txt 的内容。\n"
+
+
 def test_redis_down_is_state_unavailable_not_a_driver_error(
     redis_server: RedisServer,
 ) -> None:
