@@ -320,6 +320,37 @@ def test_a_milvus_that_went_away_is_a_503_that_says_so_not_an_internal_error(
         assert response.headers["Retry-After"], what
 
 
+def test_a_milvus_that_goes_away_mid_command_is_a_sentence_of_the_cli_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from milvus_lite.server_manager import server_manager_instance
+
+    from cli.app import main
+    from rag.settings import get_settings
+
+    open_pipeline(settings(tmp_path, "milvus"), HashEmbedder()).close()
+    search = Pipeline.search
+
+    def search_once_milvus_is_gone(self: Pipeline, *args: Any) -> Any:
+        server_manager_instance.release_server(str(tmp_path / "milvus.db"))
+        return search(self, *args)
+
+    monkeypatch.setattr(Pipeline, "search", search_once_milvus_is_gone)
+    monkeypatch.setattr("embeddings.factory.make_embedder", lambda *_: HashEmbedder())
+    monkeypatch.setenv("RAG_BACKEND", "milvus")
+    monkeypatch.setattr("sys.argv", ["rag", "search", "质量", "--index", str(tmp_path)])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        get_settings.cache_clear()
+    assert exit_info.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the index store failed: milvus at" in err
+    assert "Traceback" not in err
+
+
 def test_check_reports_damage_in_a_milvus_index_and_repair_collects_leftovers(
     tmp_path: Path,
 ) -> None:
