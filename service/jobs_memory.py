@@ -59,23 +59,16 @@ class MemoryJobStore:
             self._waiting[job.id] = waiting
             self._jobs[job.id] = job
             self._queue.append(job.id)
-            while len(self._jobs) > KEEP_JOBS:
-                self._jobs.popitem(last=False)
         return job
 
     def claim(self, worker: str) -> Job | None:
         with self._lock:
-            while self._queue:
-                job_id = self._queue.popleft()
-                job = self._jobs.get(job_id)
-                if job is None:  # forgotten (KEEP_JOBS) before it ran: so are its files
-                    for path in self._waiting.pop(job_id, []):
-                        path.unlink(missing_ok=True)
-                else:
-                    job = replace(job, status="running", started_at=now(), worker=worker)
-                    self._jobs[job.id] = job
-                    return job
-        return None
+            if not self._queue:
+                return None
+            job_id = self._queue.popleft()  # queued jobs are never forgotten
+            job = replace(self._jobs[job_id], status="running", started_at=now(), worker=worker)
+            self._jobs[job.id] = job
+            return job
 
     def take_files(self, job: Job, directory: Path) -> list[Path]:
         with self._lock:
@@ -100,8 +93,21 @@ class MemoryJobStore:
                 self._jobs[job.id] = replace(
                     self._jobs[job.id], status=status, finished_at=now(), report=report, error=error
                 )
+                self._jobs.move_to_end(job.id)  # finished jobs in the order they finished
+                self._forget_finished()
         for path in untaken:
             path.unlink(missing_ok=True)
+
+    def _forget_finished(self) -> None:
+        """Forget the jobs that finished first past `KEEP_JOBS` finished ones (lock held).
+
+        Only finished jobs: forgetting queued ones, as the oldest of all jobs, dropped the
+        first uploads of a burst of more than `KEEP_JOBS` (a folder uploaded file by file
+        faster than the worker ingests) after they had been accepted.
+        """
+        finished = [i for i, j in self._jobs.items() if j.status in ("done", "failed")]
+        for job_id in finished[: max(0, len(finished) - KEEP_JOBS)]:
+            del self._jobs[job_id]
 
     def reap(self) -> int:
         return 0

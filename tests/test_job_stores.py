@@ -174,6 +174,32 @@ def test_a_finished_job_keeps_its_report_or_its_error(stores: Stores) -> None:
     assert store.counts() == {"queued": 0, "running": 0, "done": 1, "failed": 1}
 
 
+def test_only_finished_jobs_are_forgotten_past_the_number_kept(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-memory store forgot its oldest jobs past KEEP_JOBS whatever their status: a
+    # script uploading a folder file by file, faster than the worker ingests, had its
+    # first uploads accepted (202) and then silently dropped, their jobs 404.
+    monkeypatch.setattr("service.jobs_memory.KEEP_JOBS", 3)
+    monkeypatch.setattr("service.jobs_redis.KEEP_JOBS", 3)
+    [store] = stores(1)
+    finished = store.submit(files("0.txt"))
+    job = store.claim("w")
+    assert job is not None
+    store.finish(job, IngestReport(files=1), None)
+    queued = [store.submit(files(f"{n}.txt")) for n in range(1, 6)]
+
+    for n, submitted in enumerate(queued, 1):
+        claimed = store.claim("w")
+        assert claimed is not None and claimed.id == submitted.id
+        [path] = store.take_files(claimed, tmp_path / "uploads")
+        assert path.read_text(encoding="utf-8") == f"{n}.txt 的内容。\n"
+        store.finish(claimed, IngestReport(files=1), None)
+    # The last KEEP_JOBS to finish are kept.
+    kept = [store.get(j.id) is not None for j in [finished, *queued]]
+    assert kept == [False, False, False, True, True, True]
+
+
 def test_a_job_that_ends_without_taking_its_files_lets_them_go(
     stores: Stores, tmp_path: Path
 ) -> None:
