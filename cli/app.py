@@ -20,6 +20,7 @@ from cli.migrate import migrate
 from cli.query import ask, search
 from cli.reindex import reindex
 from cli.serve import serve
+from rag.store.base import StoreUnavailableError
 
 app = typer.Typer(help="Question answering over Chinese documents, with cited answers.")
 docs_app = typer.Typer(help="List or remove ingested documents.")
@@ -62,7 +63,7 @@ def main() -> None:
                 f"{problem['msg']}"
             )
         raise SystemExit(2) from None
-    except sqlite3.Error as err:
+    except (sqlite3.Error, StoreUnavailableError) as err:  # SQLite's file, or a Milvus server
         print_error(f"the index store failed: {err}")
         raise SystemExit(1) from None
 

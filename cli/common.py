@@ -19,7 +19,7 @@ from rag.collections import (
 )
 from rag.index.config import IndexMismatchError, NoIndexError
 from rag.index.index import Index, open_index, read_config
-from rag.pipeline import Pipeline, index_config, open_pipeline
+from rag.pipeline import Pipeline, index_config, open_pipeline, write_lock
 from rag.settings import Settings, get_settings
 from rag.store.location import location_from_settings
 from rag.store.lock import IndexBusyError
@@ -136,7 +136,9 @@ def open_index_at(index: Path | None, collection: str = DEFAULT) -> Index:
     settings = collection_settings(index, collection)
     try:
         location = location_from_settings(settings, settings.index_dir, collection)
-        return open_index(location, settings.lock_timeout, waiting)
+        # With the lock every writer takes (in Redis, when replicas share the index).
+        lock = write_lock(settings, location, waiting)
+        return open_index(location, settings.lock_timeout, waiting, lock)
     except IndexBusyError as err:
         raise busy(err) from err
     except (NoIndexError, ValueError, ImportError, ConnectionError) as err:

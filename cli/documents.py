@@ -26,13 +26,14 @@ from cli.common import (
     open_pipeline_at,
     print_error,
     print_json,
+    waiting,
 )
 from rag.collections import DEFAULT
 from rag.distributed.ray_ingest import connect, disconnect, ingest_on_ray
 from rag.index.check import CheckReport, check_index, repair_index
 from rag.index.config import NoIndexError
 from rag.loaders.walk import iter_files
-from rag.pipeline import IngestReport, Pipeline
+from rag.pipeline import IngestReport, Pipeline, write_lock
 from rag.store.location import location_from_settings
 from rag.store.lock import IndexBusyError
 
@@ -293,7 +294,10 @@ def check(
     settings = collection_settings(index, collection)
     try:
         location = location_from_settings(settings, settings.index_dir, collection)
-        repaired = repair_index(location, settings.lock_timeout) if repair else None
+        repaired = None
+        if repair:
+            lock = write_lock(settings, location, waiting)
+            repaired = repair_index(location, settings.lock_timeout, lock)
         report = repaired or check_index(location)
     except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
         print_error(err)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from cli.common import busy, console, print_error
 from rag.index.config import IndexMismatchError, NoIndexError
 from rag.index.migrate import migrate as migrate_index
+from rag.pipeline import write_lock
 from rag.settings import get_settings
 from rag.store.location import DEFAULT_COLLECTION, Location, parse_milvus_url
 from rag.store.lock import IndexBusyError
@@ -41,7 +42,9 @@ def migrate(
         milvus = parse_milvus_url(target, token, settings.milvus_db, settings.milvus_prefix)
         home = milvus.lite_path.parent if milvus.lite else Path.cwd()  # no directory on a server
         location = Location("milvus", home, milvus, collection)
-        report = migrate_index(source, location, settings.lock_timeout)
+        # The lock every writer of the target takes (in Redis for a Milvus server).
+        lock = write_lock(settings, location, None)
+        report = migrate_index(source, location, settings.lock_timeout, lock=lock)
     except IndexBusyError as err:
         raise busy(err) from err
     except (NoIndexError, IndexMismatchError, ValueError, ImportError, ConnectionError) as err:

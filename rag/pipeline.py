@@ -621,7 +621,7 @@ def reindex(
         built,
         lock_timeout=settings.lock_timeout,
         on_wait=on_wait,
-        lock=_write_lock(settings, location, on_wait),
+        lock=write_lock(settings, location, on_wait),
     )
     try:
 
@@ -637,7 +637,7 @@ def reindex(
     )
 
 
-def _write_lock(
+def write_lock(
     settings: Settings, location: Location, on_wait: Callable[[str], None] | None
 ) -> IndexLock | None:
     """The lock shared through Redis when replicas are configured (None: the backend's)."""
@@ -672,7 +672,7 @@ def open_pipeline(
     """
     location = location_from_settings(settings, directory)
     if lock is None:
-        lock = _write_lock(settings, location, on_wait)
+        lock = write_lock(settings, location, on_wait)
     index = Index(
         location,
         index_config(settings, embedder),

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rag.store.base import StoreUnavailableError
 from service.admission import Admission
 from service.auth import Gate
 from service.errors import JsonTooLarge, writable_errors
@@ -113,6 +114,16 @@ def create_app(
         log.error("index store error on %s %s: %s", request.method, request.url.path, err)
         return JSONResponse(
             {"detail": "the index store is unavailable; try again later"},
+            503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unreachable(request: Request, err: StoreUnavailableError) -> JSONResponse:
+        # A Milvus server down or unreachable: the request may succeed once it is back.
+        log.error("index store error on %s %s: %s", request.method, request.url.path, err)
+        return JSONResponse(
+            {"detail": "the index store (Milvus) is unavailable; try again later"},
             503,
             headers={"Retry-After": "5"},
         )

@@ -19,6 +19,7 @@ Redis (or a primary with replicas), not Redis Cluster.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ from service.uploads import store_upload
 
 if TYPE_CHECKING:
     import redis
+
+log = logging.getLogger("rag.service")
 
 # Uploaded files wait this long for a worker; then they are dropped (and the job fails
 # when claimed) rather than held in Redis's memory for ever.
@@ -185,8 +188,13 @@ class RedisJobStore:
                 f"kept {FILES_TTL_S // 3600} h for a worker); upload them again"
             )
         paths = [store_upload(directory, name, BytesIO(contents[name])) for name in job.files]
-        with self._reaching():
-            self._redis.delete(key)  # on disk now: free Redis's memory
+        try:
+            with self._reaching():
+                self._redis.delete(key)  # on disk now: free Redis's memory
+        except StateUnavailable as err:
+            # Only a cleanup: the job's end (`FINISH`) or the TTL frees them. Failing the
+            # job for it would lose an upload that is safely on disk.
+            log.warning("could not free the files of job %s in Redis: %s", job.id, err)
         return paths
 
     def heartbeat(self, job: Job) -> None:

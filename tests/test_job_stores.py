@@ -198,6 +198,32 @@ def test_only_finished_jobs_are_forgotten_past_the_limit(
     assert store.counts() == {"queued": 0, "running": 0, "done": 2, "failed": 0}
 
 
+def test_only_finished_jobs_are_forgotten_past_the_number_kept(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-memory store forgot its oldest jobs past KEEP_JOBS whatever their status: a
+    # script uploading a folder file by file, faster than the worker ingests, had its
+    # first uploads accepted (202) and then silently dropped, their jobs 404.
+    monkeypatch.setattr("service.jobs_memory.KEEP_JOBS", 3)
+    monkeypatch.setattr("service.jobs_redis.KEEP_JOBS", 3)
+    [store] = stores(1)
+    finished = store.submit(files("0.txt"))
+    job = store.claim("w")
+    assert job is not None
+    store.finish(job, IngestReport(files=1), None)
+    queued = [store.submit(files(f"{n}.txt")) for n in range(1, 6)]
+
+    for n, submitted in enumerate(queued, 1):
+        claimed = store.claim("w")
+        assert claimed is not None and claimed.id == submitted.id
+        [path] = store.take_files(claimed, tmp_path / "uploads")
+        assert path.read_text(encoding="utf-8") == f"{n}.txt 的内容。\n"
+        store.finish(claimed, IngestReport(files=1), None)
+    # The last KEEP_JOBS to finish are kept.
+    kept = [store.get(j.id) is not None for j in [finished, *queued]]
+    assert kept == [False, False, False, True, True, True]
+
+
 def test_a_job_that_ends_without_taking_its_files_lets_them_go(
     stores: Stores, tmp_path: Path
 ) -> None:
@@ -311,6 +337,32 @@ def test_files_gone_from_redis_fail_the_job_with_a_reason(
 
     with pytest.raises(FileNotFoundError, match="upload them again"):
         store.take_files(claimed, tmp_path)
+
+
+def test_redis_going_away_once_the_files_are_on_disk_does_not_fail_their_job(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Freeing the files in Redis after writing them failed the job (and its end then
+    # dropped the files from Redis too): the upload was lost for a cleanup.
+    from service.uploads import store_upload
+
+    store = RedisJobStore(
+        redis.Redis.from_url(redis_server.url, socket_timeout=2, socket_connect_timeout=2),
+        PREFIX,
+        "redis://127.0.0.1",
+    )
+    store.submit(files("a.txt"))
+    claimed = store.claim("w")
+    assert claimed is not None
+
+    def write_then_lose_redis(*args: object) -> Path:
+        path = store_upload(*args)  # type: ignore[arg-type]
+        redis_server.stop()
+        return path
+
+    monkeypatch.setattr("service.jobs_redis.store_upload", write_then_lose_redis)
+    [path] = store.take_files(claimed, tmp_path)  # for the worker to ingest
+    assert path.read_text(encoding="utf-8") == "a.txt 的内容。\n"
 
 
 def test_redis_down_is_state_unavailable_not_a_driver_error(

@@ -185,6 +185,43 @@ def test_migrate_copies_a_local_index_without_embedding_again_and_reruns_cleanly
     assert check_index(target).ok
 
 
+def test_a_killed_migration_run_again_keeps_every_passage_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run again numbered the passages it had not copied yet anew (the target was no
+    # longer empty), so a passage id of the source named another passage in the copy.
+    import rag.index.migrate as migrating
+
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([DEMO])
+    expected = answers(local, ids=True)
+    local.close()
+    monkeypatch.setattr(migrating, "BATCH_DOCUMENTS", 2)
+    copy_batch = migrating._copy_batch
+    batches = 0
+
+    def killed_in_the_second_batch(*args: Any) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            raise KeyboardInterrupt  # the first batch is written, the rest is not
+        copy_batch(*args)
+
+    monkeypatch.setattr(migrating, "_copy_batch", killed_in_the_second_batch)
+    target = lite_location(tmp_path / "milvus")
+    with pytest.raises(KeyboardInterrupt):
+        migrate(tmp_path / "local", target)
+    monkeypatch.setattr(migrating, "_copy_batch", copy_batch)
+    report = migrate(tmp_path / "local", target)
+    assert (report.documents, report.skipped) == (3, 2)
+
+    milvus = open_pipeline(settings(tmp_path / "milvus", "milvus"), HashEmbedder())
+    try:
+        assert answers(milvus, ids=True) == expected
+    finally:
+        milvus.close()
+
+
 def test_migrate_copies_one_state_of_a_source_that_is_written_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,6 +258,97 @@ def test_migrate_copies_one_state_of_a_source_that_is_written_meanwhile(
         }
     finally:
         milvus.close()
+
+
+def test_migrate_copies_a_document_with_more_passages_than_sqlite_binds_in_one_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stock SQLite binds at most 32,766 parameters in one statement: a book with more
+    # passages than that failed to migrate ("too many SQL variables"). The limit is
+    # lowered here so that a small document shows the same.
+    import random
+    import sqlite3
+
+    from rag.store.sqlite import SQLiteStore
+
+    opened = SQLiteStore.__init__
+
+    def with_a_low_limit(self: SQLiteStore, *args: Any, **kwargs: Any) -> None:
+        opened(self, *args, **kwargs)
+        self._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)
+
+    monkeypatch.setattr(SQLiteStore, "__init__", with_a_low_limit)
+    rng = random.Random(7)
+    lines = ["".join(chr(rng.randrange(0x4E00, 0x9FA5)) for _ in range(30)) for _ in range(60)]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "book.txt").write_text("\n\n".join(lines), encoding="utf-8")
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([docs])
+    [book] = local.documents()
+    assert book.passages > 40
+    local.close()
+
+    target = lite_location(tmp_path / "milvus")
+    report = migrate(tmp_path / "local", target)
+    assert (report.documents, report.passages) == (1, book.passages)
+    assert check_index(target).ok
+
+
+def test_a_milvus_that_went_away_is_a_503_that_says_so_not_an_internal_error(
+    tmp_path: Path,
+) -> None:
+    from milvus_lite.server_manager import server_manager_instance
+
+    from service.settings import ServiceSettings
+    from tests.api import api_client
+
+    service = ServiceSettings(index_dir=tmp_path, backend="milvus", dense_floor=0.0)
+    with api_client(service, HashEmbedder()) as client:
+        assert client.post("/v1/search", json={"query": "质量"}).status_code == 200
+        # The server stops under the service's open client, as a Milvus server goes down.
+        server_manager_instance.release_server(str(tmp_path / "milvus.db"))
+        refused = {
+            "search": client.post("/v1/search", json={"query": "质量"}),
+            "ask": client.post("/v1/ask", json={"question": "质量和安全年活动是什么"}),
+            "documents": client.get("/v1/documents"),
+            "delete": client.delete("/v1/documents/no-such.txt"),
+        }
+    for what, response in refused.items():
+        assert response.status_code == 503, (what, response.text)
+        assert "index store (Milvus) is unavailable" in response.json()["detail"], what
+        assert response.headers["Retry-After"], what
+
+
+def test_a_milvus_that_goes_away_mid_command_is_a_sentence_of_the_cli_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from milvus_lite.server_manager import server_manager_instance
+
+    from cli.app import main
+    from rag.settings import get_settings
+
+    open_pipeline(settings(tmp_path, "milvus"), HashEmbedder()).close()
+    search = Pipeline.search
+
+    def search_once_milvus_is_gone(self: Pipeline, *args: Any) -> Any:
+        server_manager_instance.release_server(str(tmp_path / "milvus.db"))
+        return search(self, *args)
+
+    monkeypatch.setattr(Pipeline, "search", search_once_milvus_is_gone)
+    monkeypatch.setattr("embeddings.factory.make_embedder", lambda *_: HashEmbedder())
+    monkeypatch.setenv("RAG_BACKEND", "milvus")
+    monkeypatch.setattr("sys.argv", ["rag", "search", "质量", "--index", str(tmp_path)])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        get_settings.cache_clear()
+    assert exit_info.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the index store failed: milvus at" in err
+    assert "Traceback" not in err
 
 
 def test_check_reports_damage_in_a_milvus_index_and_repair_collects_leftovers(
@@ -302,6 +430,72 @@ def test_rag_migrate_and_rag_check_on_the_command_line(
     assert checked.exit_code == 0, checked.output
     assert '"ok": true' in checked.output
     assert listed.exit_code == 0 and listed.output.count('"file"') == 5
+
+
+def test_rag_migrate_to_a_milvus_server_writes_under_the_lock_shared_in_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: Any
+) -> None:
+    # `rag migrate --to milvus://...` opened the target without the Redis lock that a
+    # Milvus server's writers share, so it was refused however RAG_REDIS_URL was set.
+    from milvus_lite.server_manager import server_manager_instance
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from rag.settings import get_settings
+
+    local = open_pipeline(settings(tmp_path / "local", "local"), HashEmbedder())
+    local.ingest([DEMO])
+    local.close()
+    served = str(tmp_path / "served" / "milvus.db")
+    uri = server_manager_instance.start_and_get_uri(served)  # Milvus over the network
+    assert uri is not None and uri.startswith("http://")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_REDIS_URL", redis_server.url)
+    get_settings.cache_clear()
+    try:
+        copied = CliRunner().invoke(
+            app, ["migrate", "--from", str(tmp_path / "local"), "--to", f"milvus{uri[4:]}"]
+        )
+    finally:
+        get_settings.cache_clear()
+        server_manager_instance.release_server(served)
+    assert copied.exit_code == 0, copied.output
+    assert "copied 5 documents" in copied.output
+
+
+def test_removing_and_repairing_on_a_milvus_server_take_the_lock_shared_in_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: Any
+) -> None:
+    # `rag docs rm` and `rag check --repair` opened the index without the Redis lock, so a
+    # Milvus server refused them ("set RAG_REDIS_URL") with RAG_REDIS_URL set.
+    from milvus_lite.server_manager import server_manager_instance
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from rag.settings import get_settings
+
+    served = str(tmp_path / "served" / "milvus.db")
+    uri = server_manager_instance.start_and_get_uri(served)  # Milvus over the network
+    assert uri is not None and uri.startswith("http://")
+    env = {"RAG_BACKEND": "milvus", "RAG_MILVUS_URI": uri, "RAG_REDIS_URL": redis_server.url}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        with open_pipeline(get_settings(), HashEmbedder()) as pipeline:
+            pipeline.ingest([DEMO])
+            [first, *_] = [d.file for d in pipeline.documents()]
+        removed = runner.invoke(app, ["docs", "rm", first])
+        repaired = runner.invoke(app, ["check", "--repair"])
+        listed = runner.invoke(app, ["docs", "list", "--json"])
+    finally:
+        get_settings.cache_clear()
+        server_manager_instance.release_server(served)
+    assert removed.exit_code == 0, removed.output
+    assert repaired.exit_code == 0, repaired.output
+    assert listed.output.count('"file"') == 4
 
 
 def test_bm25_statistics_follow_writes_made_under_an_open_lexical_view(tmp_path: Path) -> None:

@@ -169,3 +169,25 @@ def test_with_redis_a_writer_that_knows_only_the_file_lock_is_still_excluded(
     with shared():
         assert not plain.try_acquire()
     pipeline.close()
+
+
+def test_replicas_that_spell_one_milvus_server_differently_share_its_write_lock(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # The lock's key held the URI as written: a `rag ingest` with a trailing slash or a
+    # capital in the host wrote at the same time as the service, into one Milvus index.
+    from rag.pipeline import write_lock
+    from rag.store.location import location_from_settings
+
+    def lock(uri: str) -> IndexLock:
+        settings = Settings(
+            index_dir=tmp_path, backend="milvus", milvus_uri=uri, redis_url=redis_server.url
+        )
+        made = write_lock(settings, location_from_settings(settings), None)
+        assert made is not None
+        return made
+
+    service = lock("http://milvus.example:19530")
+    with service():
+        for spelling in ("http://milvus.example:19530/", "HTTP://Milvus.Example:19530"):
+            assert not lock(spelling).try_acquire(), spelling

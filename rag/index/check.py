@@ -22,6 +22,7 @@ from rag.index.index import open_index, read_config
 from rag.store.base import LexicalIndex, VectorIndex
 from rag.store.factory import make_backend
 from rag.store.location import Location
+from rag.store.lock import IndexLock
 from rag.store.snapshot import load_caches, published_generation
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 
@@ -89,13 +90,17 @@ def check_index(location: Location | Path) -> CheckReport:
     return report
 
 
-def repair_index(location: Location | Path, lock_timeout: float) -> CheckReport:
+def repair_index(
+    location: Location | Path, lock_timeout: float, lock: IndexLock | None = None
+) -> CheckReport:
     """Rebuild the caches from the store (waiting for a running writer), then check.
 
     On Milvus, collect what an interrupted write left. Damage inside the store itself
-    cannot be rebuilt from anything and stays reported.
+    cannot be rebuilt from anything and stays reported. `lock`: the one every writer takes
+    (`rag.pipeline.write_lock`); None: the backend's own.
     """
-    index = open_index(location, lock_timeout)  # NoIndexError before anything is created
+    # NoIndexError before anything is created.
+    index = open_index(location, lock_timeout, lock=lock)
     try:
         index.rebuild_caches()
     finally:

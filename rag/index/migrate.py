@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from rag.index.config import IndexConfig, IndexMismatchError, NoIndexError
 from rag.index.index import Index
 from rag.store.base import DocumentRow
 from rag.store.location import Location
+from rag.store.lock import IndexLock
 from rag.store.sqlite import STORE_FILE, SQLiteStore
 
 BATCH_DOCUMENTS = 50
@@ -36,8 +38,12 @@ def migrate(
     target: Location,
     lock_timeout: float = 600.0,
     on_document: Callable[[str], None] | None = None,
+    lock: IndexLock | None = None,
 ) -> MigrateReport:
     """Copy the local index at `source` into `target` (created with the same settings).
+
+    `lock` is the target's write lock when its writers share one (`rag.pipeline.write_lock`:
+    a Milvus server's writers take it in Redis); None: the backend's own.
 
     Raises:
         NoIndexError: No index at `source`.
@@ -51,7 +57,7 @@ def migrate(
         config = IndexConfig.from_store(src)
         if config.backend != "local":
             raise IndexMismatchError(f"{source} is a {config.backend} index, not a local one")
-        index = Index(target, replace(config, backend=target.backend), lock_timeout)
+        index = Index(target, replace(config, backend=target.backend), lock_timeout, lock=lock)
         try:
             # One read transaction on the source: a writer committing there meanwhile
             # (an ingest replacing a document, whose new rows may reuse the old id) would
@@ -60,7 +66,7 @@ def migrate(
                 documents = sorted(src.documents(), key=lambda d: d.id)
                 # Passages keep their ids (citations and links that name them stay valid)
                 # when the target has none that could collide.
-                keep_ids = index.store.count("passages") == 0
+                keep_ids = _ids_free(src, index.store)
                 for start in range(0, len(documents), BATCH_DOCUMENTS):
                     batch = documents[start : start + BATCH_DOCUMENTS]
                     _copy_batch(src, index, batch, report, keep_ids)
@@ -77,6 +83,20 @@ def migrate(
     finally:
         src.close()
     return report
+
+
+def _ids_free(src: SQLiteStore, target: Any) -> bool:
+    """Whether every passage of the source can keep its id in the target.
+
+    True when no passage of the target holds a source id with other content: an empty
+    target, or one that a killed run of this migration filled in part (numbering the rest
+    anew then gave some of them ids that name other passages in the source).
+    """
+    held = target.passage_hashes()
+    if not held:
+        return True
+    ours = src.passage_hashes()
+    return all(ours.get(pid, digest) == digest for pid, digest in held.items())
 
 
 def _copy_batch(

@@ -19,6 +19,13 @@ import numpy as np
 from rag.types import Document, Passage, Source
 
 
+class StoreUnavailableError(ConnectionError):
+    """A store on a server (Milvus) failed a call: it is down, unreachable or in trouble.
+
+    The request may succeed once it answers again: the service answers 503, the CLI says so.
+    """
+
+
 @dataclass(frozen=True)
 class DocumentRow:
     id: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from rag.settings import Settings
 
@@ -18,6 +19,7 @@ DEFAULT_COLLECTION = "default"
 # Milvus Lite's database file when `RAG_MILVUS_URI` is not set: inside the index directory.
 LITE_FILE = "milvus.db"
 _NAME = re.compile(r"[a-z0-9_-]{1,64}")
+_SERVER_SCHEMES = r"(https?|tcp|grpc)"
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,21 @@ class MilvusTarget:
     db: str = "default"
     prefix: str = "rag_"  # collection names start with it, then the collection name
 
+    def __post_init__(self) -> None:
+        # One server, one spelling: the URI names its write lock in Redis (and its shared
+        # client), so `http://Milvus:19530/` and `http://milvus:19530` must not be two
+        # servers whose writers run at once on one index.
+        parts = urlsplit(self.uri)
+        if re.fullmatch(_SERVER_SCHEMES, parts.scheme, re.IGNORECASE):
+            host = parts.netloc.rpartition("@")
+            netloc = host[0] + host[1] + host[2].lower()
+            uri = urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=netloc))
+            object.__setattr__(self, "uri", uri.rstrip("/"))
+
     @property
     def lite(self) -> bool:
         """Milvus Lite runs embedded on a local file; a server is reached over the network."""
-        return not re.match(r"^(https?|tcp|grpc)://", self.uri)
+        return not re.match(f"^{_SERVER_SCHEMES}://", self.uri)
 
     @property
     def lite_path(self) -> Path:

@@ -666,6 +666,10 @@ class MilvusStore(MetaGeneration):
                 np.asarray(r["dense"], dtype=np.float32).tobytes(),
             )
 
+    def passage_hashes(self) -> dict[int, str]:
+        """Passage id -> content hash, of every committed passage (`rag migrate`)."""
+        return {int(r["id"]): str(r["hash"]) for r in self.query("passages", "", ["id", "hash"])}
+
     def vectors_by_id(self) -> dict[int, bytes]:
         return {
             int(r["id"]): np.asarray(r["dense"], dtype=np.float32).tobytes()

@@ -18,12 +18,14 @@ shared within the process by target and closed when the last user lets go.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from rag.store.base import StoreUnavailableError
 from rag.store.location import Location, MilvusTarget
 
 PARTS = ("meta", "files", "documents", "blobs", "sources", "passages")
@@ -89,8 +91,42 @@ def acquire_client(target: MilvusTarget) -> Any:
                     else ""
                 )
                 raise ConnectionError(f"cannot open milvus at {target.uri}: {err}{hint}") from err
+            client = _Reporting(client, target.uri, pymilvus.MilvusException)
         _clients[target] = (client, users + 1)
         return client
+
+
+class _Reporting:
+    """A pymilvus client (or query iterator) whose failures are `StoreUnavailableError`.
+
+    pymilvus raises its own exception types, which nothing above the store knows: a Milvus
+    server that went away made every query a 500 "internal error" of the service and a
+    traceback of the CLI, where a store that is down is a 503 and a message.
+    """
+
+    def __init__(self, wrapped: Any, uri: str, error: type[Exception]) -> None:
+        self._wrapped = wrapped
+        self._uri = uri
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._wrapped, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attr(*args, **kwargs)
+            except self._error as err:
+                raise StoreUnavailableError(
+                    f"milvus at {self._uri} failed ({name}): {err}"
+                ) from err
+            if name == "query_iterator":  # its batches are fetched as it is read
+                return _Reporting(result, self._uri, self._error)
+            return result
+
+        return call
 
 
 def release_client(target: MilvusTarget) -> None:

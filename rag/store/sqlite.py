@@ -276,20 +276,22 @@ class SQLiteStore(MetaGeneration):
             return self._passages(ids)
 
     def _passages(self, ids: Sequence[int]) -> dict[int, Passage]:
-        marks = ",".join("?" * len(ids))
-        texts = dict(
-            self._db.execute(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids))
-        )
-        sources: dict[int, list[Source]] = {pid: [] for pid in texts}
-        for row in self._db.execute(
-            "SELECT s.passage_id, d.file, s.paragraph, s.line_start, s.line_end, s.char_start, "
-            f"s.char_end, s.text, s.origin, s.page, s.sheet, s.ocr_confidence "
-            f"FROM sources s JOIN documents d "
-            f"ON d.id = s.document_id WHERE s.passage_id IN ({marks}) ORDER BY s.rowid",
-            list(ids),
-        ):
-            sources[row[0]].append(_source(row[1], row[2:]))
-        return {pid: Passage(pid, texts[pid], tuple(sources[pid])) for pid in texts}
+        texts: dict[int, str] = {}
+        sources: dict[int, list[Source]] = {}
+        for chunk, marks in self._in_chunks(ids):
+            texts.update(
+                self._db.execute(f"SELECT id, text FROM passages WHERE id IN ({marks})", chunk)
+            )
+            # A passage's sources all come with its chunk, so each keeps ingestion order.
+            for row in self._db.execute(
+                "SELECT s.passage_id, d.file, s.paragraph, s.line_start, s.line_end, "
+                "s.char_start, s.char_end, s.text, s.origin, s.page, s.sheet, s.ocr_confidence "
+                "FROM sources s JOIN documents d "
+                f"ON d.id = s.document_id WHERE s.passage_id IN ({marks}) ORDER BY s.rowid",
+                chunk,
+            ):
+                sources.setdefault(row[0], []).append(_source(row[1], row[2:]))
+        return {pid: Passage(pid, texts[pid], tuple(sources.get(pid, ()))) for pid in texts}
 
     def folded_texts(self) -> tuple[list[int], list[str]]:
         """Ids and folded texts of all passages: what the lexical index is built from."""
@@ -311,6 +313,17 @@ class SQLiteStore(MetaGeneration):
         """The text a document's offsets index (None for one ingested before it was kept)."""
         row = self._db.execute("SELECT text FROM documents WHERE file = ?", (file,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
+
+    def _in_chunks(self, ids: Sequence[int]) -> Iterator[tuple[list[int], str]]:
+        """`ids` in lists that one statement can bind, each with its `?` marks.
+
+        SQLite refuses a statement with more parameters than its build allows (32,766 by
+        default, 999 before 3.32): a book with more passages than that could not be read.
+        """
+        size = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        for start in range(0, len(ids), size):
+            chunk = list(ids[start : start + size])
+            yield chunk, ",".join("?" * len(chunk))
 
     # -- export (`rag migrate` copies an index to another backend) -------------------------
 
@@ -340,12 +353,19 @@ class SQLiteStore(MetaGeneration):
 
     def export_passages(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str, bytes, bytes]]:
         """Passage id -> (text, folded, content hash, signature, vector) as stored."""
-        marks = ",".join("?" * len(ids))
-        rows = self._db.execute(
-            f"SELECT id, text, folded, hash, signature, vector FROM passages WHERE id IN ({marks})",
-            list(ids),
-        )
-        return {int(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        out = {}
+        for chunk, marks in self._in_chunks(ids):
+            for r in self._db.execute(
+                "SELECT id, text, folded, hash, signature, vector FROM passages "
+                f"WHERE id IN ({marks})",
+                chunk,
+            ):
+                out[int(r[0])] = (r[1], r[2], r[3], r[4], r[5])
+        return out
+
+    def passage_hashes(self) -> dict[int, str]:
+        """Passage id -> content hash, of every passage."""
+        return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT id, hash FROM passages")}
 
     def count(self, table: str) -> int:
         if table not in {"documents", "paragraphs", "passages", "sources"}:
