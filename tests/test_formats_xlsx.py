@@ -153,3 +153,18 @@ def test_million_row_csv_is_cut_at_max_rows(tmp_path: Path) -> None:
     assert len(extraction.blocks) == 100_000
     assert extraction.blocks[-1].text.text == "编号: 99999；名称: 行99999"
     assert any("row limit" in note for note in extraction.notes)
+
+
+@pytest.mark.parametrize("encoding", ["big5", "gb18030", "utf-16-le", "utf-16-be"])
+def test_csv_in_a_chinese_code_page_or_bomless_utf16_is_read(tmp_path: Path, encoding: str) -> None:
+    # Excel on traditional Chinese Windows saves CSV in Big5, which is nearly always valid
+    # GB18030 too: read as GB18030 it came back as mojibake (`﹎\ue6bd: ...`).
+    path = tmp_path / "通訊錄.csv"
+    path.write_bytes(
+        "姓名,部門,電話\n王小明,資訊處,02-1234\n陳大華,會計室,02-5678\n".encode(encoding)
+    )
+    extraction = extract(path)
+    assert texts(extraction) == [
+        "姓名: 王小明；部門: 資訊處；電話: 02-1234",
+        "姓名: 陳大華；部門: 會計室；電話: 02-5678",
+    ]

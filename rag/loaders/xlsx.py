@@ -22,6 +22,7 @@ from typing import Any
 
 from rag.loaders.archive import open_package
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
+from rag.loaders.decode import decode
 from rag.loaders.layout import TextBuilder
 from rag.loaders.table import header_names, row_text
 
@@ -288,28 +289,16 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def decode_csv(path: Path, data: bytes) -> tuple[str, str]:
-    """Decode a CSV file: UTF-8 (with or without BOM), UTF-16, else GB18030 or Big5.
+    """Decode a CSV file with the text files' detector (`rag.loaders.decode`).
 
-    Excel saves "CSV" in the system code page, so on Chinese Windows GBK; the project's
-    general detector (rag/loaders decode) may replace this at merge.
+    Excel saves "CSV" in the system code page: GBK on simplified Chinese Windows, Big5 on
+    traditional. Nearly every Big5 byte pair is also valid GB18030, so trying the codecs in
+    turn read a Big5 file as mojibake; the detector picks the reading made of common hanzi,
+    and also reads UTF-16 without a byte-order mark.
     """
     if not data:
         raise NoTextError(path, "empty file")
-    for bom, encoding in (
-        (b"\xef\xbb\xbf", "utf-8-sig"),
-        (b"\xff\xfe", "utf-16"),
-        (b"\xfe\xff", "utf-16"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding), encoding
-            except UnicodeDecodeError:
-                raise LoadError(path, f"invalid {encoding} after its byte-order mark") from None
-    if b"\x00" in data:
-        raise LoadError(path, "binary file (NUL bytes), not CSV")
-    for encoding in ("utf-8", "gb18030", "big5"):
-        try:
-            return data.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise LoadError(path, "cannot detect the CSV file's text encoding")
+    try:
+        return decode(data)
+    except ValueError as e:
+        raise LoadError(path, f"{e}, not CSV") from None
