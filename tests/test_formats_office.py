@@ -226,3 +226,58 @@ def test_an_office_file_of_another_kind_is_refused_with_its_real_extension(
     # Not a parser's message holding `<_io.BytesIO object at 0x…>`: what it is, and the fix.
     assert error.value.reason.startswith(reason)
     assert "rename it to" in error.value.reason
+
+
+def _docx_with_wrapped_content(path: Path) -> Path:
+    """Text Word shows that sits inside wrapper elements: content controls, tracked changes."""
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    document = docx.Document()
+    document.add_paragraph("正文第一段。")
+    body = document.element.body
+    for xml in (
+        # A block-level content control (cover pages, template fields) holding a paragraph.
+        f"<w:sdt {w}><w:sdtContent><w:p><w:r><w:t>封面：二〇二四年度报告</w:t></w:r></w:p>"
+        "</w:sdtContent></w:sdt>",
+        # An inline content control: the filled-in field of a contract template.
+        f"<w:p {w}><w:r><w:t>甲方：</w:t></w:r><w:sdt><w:sdtContent><w:r><w:t>长江建设公司</w:t>"
+        "</w:r></w:sdtContent></w:sdt></w:p>",
+        # A tracked insertion Word shows, and a tracked deletion it does not.
+        f"<w:p {w}><w:r><w:t>违约金为</w:t></w:r><w:del><w:r><w:delText>百分之十</w:delText></w:r>"
+        "</w:del><w:ins><w:r><w:t>百分之五</w:t></w:r></w:ins><w:r><w:t>。</w:t></w:r></w:p>",
+        # A field shown by its result (a simple field, e.g. a document property).
+        f'<w:p {w}><w:r><w:t>编号：</w:t></w:r><w:fldSimple w:instr=" DOCPROPERTY 编号 ">'
+        "<w:r><w:t>HT-2024-007</w:t></w:r></w:fldSimple></w:p>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))  # before the final sectPr
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "项目"
+    table.cell(0, 1).text = "金额"
+    table.cell(1, 0).text = "设备"
+    cell = table.cell(1, 1)._tc
+    cell.remove(cell.p_lst[0])
+    cell.append(
+        parse_xml(
+            f"<w:sdt {w}><w:sdtContent><w:p><w:r><w:t>3万元</w:t></w:r></w:p></w:sdtContent>"
+            "</w:sdt>"
+        )
+    )
+    cell.append(parse_xml(f"<w:p {w}/>"))
+    document.save(str(path))
+    return path
+
+
+def test_docx_text_inside_content_controls_and_tracked_changes_is_read(tmp_path: Path) -> None:
+    # Word shows all of this text; python-docx's paragraphs and body items see only the
+    # runs and paragraphs that are direct children, so it was silently lost.
+    extraction = extract(_docx_with_wrapped_content(tmp_path / "contract.docx"))
+    assert texts(extraction) == [
+        "正文第一段。",
+        "封面：二〇二四年度报告",
+        "甲方：长江建设公司",
+        "违约金为百分之五。",
+        "编号：HT-2024-007",
+        "项目: 设备；金额: 3万元",
+    ]
