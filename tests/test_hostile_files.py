@@ -89,6 +89,16 @@ def test_text_under_deeply_nested_html_is_found(
     assert found[0].passage.sources[0].file == "deep.html"
 
 
+def test_an_over_long_character_reference_is_read_as_a_replacement_character(
+    report: IngestReport, fake_pipeline: Pipeline
+) -> None:
+    # `&#999...;` with thousands of digits made html.unescape raise ValueError (Python's
+    # limit on int digits), which escaped the loader and stopped the whole ingest.
+    found = fake_pipeline.search("超长字符引用正文", 1).passages
+    assert found[0].passage.sources[0].file == "long-reference.html"
+    assert "编号\ufffd之后的超长字符引用正文。" in found[0].passage.text
+
+
 def test_a_second_file_of_the_same_name_is_skipped_not_put_over_the_first(
     tmp_path: Path,
 ) -> None:
