@@ -168,3 +168,22 @@ def test_csv_in_a_chinese_code_page_or_bomless_utf16_is_read(tmp_path: Path, enc
         "姓名: 王小明；部門: 資訊處；電話: 02-1234",
         "姓名: 陳大華；部門: 會計室；電話: 02-5678",
     ]
+
+
+def test_percentages_are_written_as_shown(tmp_path: Path) -> None:
+    # Excel stores 15.3% as 0.153: written bare, a row said `增长率: 0.153`, and a question
+    # about the rate was answered with a number a reader takes for 0.153%.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["地区", "增长率", "占比", "备注", "销售额"])
+    sheet.append(["华东", 0.153, 0.5, 0.25, 0.153])
+    sheet["B2"].number_format = "0.0%"
+    sheet["C2"].number_format = "0%"
+    sheet["D2"].number_format = '"约"0.00"%"'  # a literal percent sign: not a percentage
+    path = tmp_path / "业绩.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == [
+        "地区: 华东；增长率: 15.3%；占比: 50%；备注: 0.25；销售额: 0.153"
+    ]

@@ -71,6 +71,27 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
+_DECIMALS = re.compile(r"\.([0#?]+)")
+
+
+def shown_value(value: Any, number_format: str | None) -> Any:
+    """A cell's value as its number format shows it, where the format changes its meaning.
+
+    A percentage is stored as a fraction: 15.3% is 0.153, and written as the bare number a
+    row would say `增长率: 0.153`. Other formats (decimals, thousands separators, currency)
+    only dress the number and are left to `cell_text`; dates already come as datetimes.
+    """
+    if not number_format or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    # The first section (positive numbers), without quoted text, escapes and [colour] codes.
+    section = _FORMAT_LITERALS.sub("", number_format).split(";")[0]
+    if "%" not in section:
+        return value
+    decimals = _DECIMALS.search(section)
+    return f"{value * 100:.{len(decimals.group(1)) if decimals else 0}f}%"
+
+
 class _RowWriter:
     """Turns the rows of each sheet into blocks, stopping at `max_rows` in all."""
 
@@ -243,11 +264,17 @@ class XlsxLoader:
                 total = worksheet.max_row if worksheet.max_row and worksheet.max_row > 1 else None
                 # The stored dimension can be wrong (some writers say A1); read every cell.
                 worksheet.reset_dimensions()
-                return sheet, worksheet.iter_rows(values_only=True), total
+                return sheet, _shown_rows(worksheet.iter_rows()), total
 
             return write_workbook(path, self.format, options, [ws.title for ws in sheets], read)
         finally:
             workbook.close()
+
+
+def _shown_rows(rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    """Each row's values, percentages as their number format shows them (`shown_value`)."""
+    for row in rows:
+        yield [shown_value(cell.value, getattr(cell, "number_format", None)) for cell in row]
 
 
 def _sheet_part(workbook: Any, worksheet: Any) -> str | None:
