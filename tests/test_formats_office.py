@@ -281,3 +281,64 @@ def test_docx_text_inside_content_controls_and_tracked_changes_is_read(tmp_path:
         "编号：HT-2024-007",
         "项目: 设备；金额: 3万元",
     ]
+
+
+_DGM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+
+
+def _pptx_with_smartart(path: Path) -> Path:
+    """A slide holding a SmartArt process diagram: its text lives in the diagram's data part."""
+    from pptx import Presentation
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+    from pptx.oxml import parse_xml
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "审批流程"
+    a = "http://schemas.openxmlformats.org/drawingml/2006/main"
+    points = "".join(
+        f'<dgm:pt modelId="{{{n}}}" type="{kind}"><dgm:t><a:bodyPr/><a:p><a:r><a:t>{text}</a:t>'
+        "</a:r></a:p></dgm:t></dgm:pt>"
+        for n, (kind, text) in enumerate(
+            [
+                ("doc", ""),
+                ("node", "提交申请"),
+                ("parTrans", ""),
+                ("sibTrans", ""),
+                ("node", "部门审核"),
+                ("pres", ""),
+                ("node", "财务复核"),
+            ]
+        )
+    )
+    data = Part(
+        PackURI("/ppt/diagrams/data1.xml"),
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml",
+        presentation.part.package,
+        f'<dgm:dataModel xmlns:dgm="{_DGM}" xmlns:a="{a}"><dgm:ptLst>{points}</dgm:ptLst>'
+        "<dgm:cxnLst/></dgm:dataModel>".encode(),
+    )
+    rel = slide.part.relate_to(
+        data, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/diagramData"
+    )
+    frame = parse_xml(
+        f'<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"'
+        f' xmlns:a="{a}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships"><p:nvGraphicFramePr><p:cNvPr id="9" name="SmartArt"/>'
+        "<p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>"
+        '<p:xfrm><a:off x="914400" y="1828800"/><a:ext cx="7315200" cy="3657600"/></p:xfrm>'
+        f'<a:graphic><a:graphicData uri="{_DGM}"><dgm:relIds xmlns:dgm="{_DGM}" r:dm="{rel}"'
+        ' r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
+    )
+    slide.shapes._spTree.append(frame)
+    presentation.save(str(path))
+    return path
+
+
+def test_pptx_smartart_text_is_read(tmp_path: Path) -> None:
+    # SmartArt (process charts, org charts, lists) keeps its text in the diagram's data part,
+    # which python-pptx does not read: every word of it was missing from the index.
+    extraction = extract(_pptx_with_smartart(tmp_path / "flow.pptx"))
+    assert texts(extraction) == ["审批流程", "提交申请", "部门审核", "财务复核"]
+    assert {b.page for b in extraction.blocks} == {1}

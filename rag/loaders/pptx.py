@@ -2,8 +2,8 @@
 
 Only the slide's own shapes are read: the placeholder text of layouts and masters ("Click to
 add title") is not the author's. Shapes are read top to bottom, left to right within a band,
-groups opened; a table row is one block written with its column headers; pictures are OCR'd
-when OCR is on; the speaker notes close the slide.
+groups opened; a table row is one block written with its column headers; SmartArt gives the
+text of its nodes; pictures are OCR'd when OCR is on; the speaker notes close the slide.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from rag.loaders.table import table_rows
 
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_R_DATA = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm"
 
 
 class PptxLoader:
@@ -95,9 +98,32 @@ def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> 
         rows = [[cell.text.strip() for cell in row.cells] for row in shape.table.rows]
         for row in table_rows(rows):
             builder.add(row, page=page)
+    elif (relations := shape._element.find(f".//{_DGM}relIds")) is not None:
+        for text in _diagram_texts(shape.part, relations.get(_R_DATA)):
+            builder.add(text, page=page)
     elif hasattr(shape, "image"):
         try:
             blob = shape.image.blob
         except Exception:
             return  # a linked picture with no embedded image
         add_page_lines(builder, images.lines(blob), page)
+
+
+def _diagram_texts(part: Any, data_rel: str | None) -> Iterator[str]:
+    """The text of a SmartArt diagram, a paragraph per line of each node, in model order.
+
+    python-pptx does not read SmartArt: its text lives in the diagram's data part, as points
+    of the data model. Only content nodes carry the author's text; the transitions and
+    presentation points around them are layout.
+    """
+    from pptx.oxml import parse_xml
+
+    if not data_rel or data_rel not in part.rels:
+        return  # a diagram without its data part: nothing to read
+    model = parse_xml(part.related_part(data_rel).blob)
+    for point in model.iter(f"{_DGM}pt"):
+        body = point.find(f"{_DGM}t")
+        if point.get("type", "node") != "node" or body is None:
+            continue
+        for paragraph in body.iter(f"{_A}p"):
+            yield "".join(t.text or "" for t in paragraph.iter(f"{_A}t"))
