@@ -342,3 +342,33 @@ def test_pptx_smartart_text_is_read(tmp_path: Path) -> None:
     extraction = extract(_pptx_with_smartart(tmp_path / "flow.pptx"))
     assert texts(extraction) == ["审批流程", "提交申请", "部门审核", "财务复核"]
     assert {b.page for b in extraction.blocks} == {1}
+
+
+def test_pptx_table_merged_cells_name_and_fill_their_columns(tmp_path: Path) -> None:
+    # A header merged over two columns named only the first: the second was called `D`. A
+    # cell merged down two rows gave its value to the first row only.
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])
+    table = slide.shapes.add_table(4, 4, Inches(1), Inches(1), Inches(8), Inches(2)).table
+    for r, row in enumerate(
+        [
+            ["类别", "产品", "价格", ""],
+            ["五金", "螺丝", "12元", "批发10元"],
+            ["", "螺母", "8元", "批发6元"],
+            ["工具", "扳手", "30元", "批发25元"],
+        ]
+    ):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    table.cell(0, 2).merge(table.cell(0, 3))
+    table.cell(1, 0).merge(table.cell(2, 0))
+    path = tmp_path / "prices.pptx"
+    presentation.save(str(path))
+    assert texts(extract(path)) == [
+        "类别: 五金；产品: 螺丝；价格: 12元；价格: 批发10元",
+        "类别: 五金；产品: 螺母；价格: 8元；价格: 批发6元",
+        "类别: 工具；产品: 扳手；价格: 30元；价格: 批发25元",
+    ]

@@ -95,8 +95,7 @@ def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> 
         for paragraph in shape.text_frame.paragraphs:
             builder.add(paragraph.text, page=page)
     elif getattr(shape, "has_table", False) and shape.has_table:
-        rows = [[cell.text.strip() for cell in row.cells] for row in shape.table.rows]
-        for row in table_rows(rows):
+        for row in table_rows(_table_cells(shape.table)):
             builder.add(row, page=page)
     elif (relations := shape._element.find(f".//{_DGM}relIds")) is not None:
         for text in _diagram_texts(shape.part, relations.get(_R_DATA)):
@@ -107,6 +106,24 @@ def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> 
         except Exception:
             return  # a linked picture with no embedded image
         add_page_lines(builder, images.lines(blob), page)
+
+
+def _table_cells(table: Any) -> list[list[str | None]]:
+    """A table's cells by row: `None` for one covered by a merged cell on its left (table.py
+    names it after that cell), the value above for one covered by a merged cell above."""
+    rows: list[list[str | None]] = []
+    above: dict[int, str] = {}
+    for row in table.rows:
+        cells: list[str | None] = []
+        for c, cell in enumerate(row.cells):
+            if cell._tc.hMerge:
+                cells.append(None)
+                continue
+            text = above.get(c, "") if cell._tc.vMerge else cell.text.strip()
+            above[c] = text
+            cells.append(text)
+        rows.append(cells)
+    return rows
 
 
 def _diagram_texts(part: Any, data_rel: str | None) -> Iterator[str]:
