@@ -372,3 +372,22 @@ def test_pptx_table_merged_cells_name_and_fill_their_columns(tmp_path: Path) -> 
         "类别: 五金；产品: 螺母；价格: 8元；价格: 批发6元",
         "类别: 工具；产品: 扳手；价格: 30元；价格: 批发25元",
     ]
+
+
+def test_docx_table_nested_in_a_cell_keeps_its_text(tmp_path: Path) -> None:
+    # Forms lay tables out inside tables; a cell's text was its own paragraphs only, so the
+    # inner table's text was lost.
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "项目"
+    table.cell(0, 1).text = "明细"
+    table.cell(1, 0).text = "差旅"
+    inner = table.cell(1, 1).add_table(rows=2, cols=2)
+    for r, row in enumerate([["机票", "1200元"], ["住宿", "800元"]]):
+        for c, value in enumerate(row):
+            inner.cell(r, c).text = value
+    path = tmp_path / "form.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["项目: 差旅；明细: 机票；1200元\n住宿；800元"]

@@ -116,10 +116,24 @@ def _table_cells(table: Any) -> Iterator[list[str | None]]:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            text = "\n".join(_paragraph_text(p) for p in _body_items(cell._tc) if p.tag == _P)
-            cells.append(None if key in seen else text.strip())
+            cells.append(None if key in seen else _cell_text(cell._tc, table))
             seen.add(key)
         yield cells
+
+
+def _cell_text(cell: Any, table: Any) -> str:
+    """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
+    form laid out as tables inside a table keeps the text of the inner ones."""
+    from docx.table import Table
+
+    lines = []
+    for item in _body_items(cell):
+        if item.tag == _P:
+            lines.append(_paragraph_text(item))
+        else:
+            for row in _table_cells(Table(item, table)):
+                lines.append("；".join(text for text in row if text))
+    return "\n".join(lines).strip()
 
 
 def _body_items(container: Any) -> Iterator[Any]:
