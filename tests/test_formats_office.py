@@ -391,3 +391,24 @@ def test_docx_table_nested_in_a_cell_keeps_its_text(tmp_path: Path) -> None:
     path = tmp_path / "form.docx"
     document.save(str(path))
     assert texts(extract(path)) == ["项目: 差旅；明细: 机票；1200元\n住宿；800元"]
+
+
+def test_pptx_shapes_of_a_moved_group_are_read_where_the_group_stands(tmp_path: Path) -> None:
+    # A group's shapes keep the coordinates they had when it was made; moving the group
+    # moves only its own offset. Read by their stored tops, the notes of a group moved to
+    # the foot of the slide came before the text above them.
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])
+    group = slide.shapes.add_group_shape()
+    for n, top in ((1, 1.0), (2, 1.6)):
+        box = group.shapes.add_textbox(Inches(1), Inches(top), Inches(3), Inches(0.5))
+        box.text_frame.text = f"脚注{n}"
+    body = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(6), Inches(0.5))
+    body.text_frame.text = "正文"
+    group.top = Inches(6)  # moved to the foot of the slide
+    path = tmp_path / "group.pptx"
+    presentation.save(str(path))
+    assert texts(extract(path)) == ["正文", "脚注1", "脚注2"]

@@ -9,7 +9,7 @@ text of its nodes; pictures are OCR'd when OCR is on; the speaker notes close th
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from rag.loaders.table import table_rows
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
 _DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
 _R_DATA = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm"
 
@@ -70,24 +71,61 @@ class PptxLoader:
         return builder.build("pptx", self.format, notes + sorted(set(images.notes)))
 
 
-def _flatten(shapes: Any) -> Iterator[Any]:
+# Where a point of a shape's coordinates stands on the slide: (x, y) -> (x, y).
+Place = Callable[[float, float], tuple[float, float]]
+
+
+def _on_slide(x: float, y: float) -> tuple[float, float]:
+    return x, y
+
+
+def _flatten(shapes: Any, place: Place = _on_slide) -> Iterator[tuple[Any, float, float]]:
+    """Every shape with its top and left on the slide, groups opened."""
     for shape in shapes:
         if hasattr(shape, "shapes"):  # a group
-            yield from _flatten(shape.shapes)
+            yield from _flatten(shape.shapes, _group_place(shape, place))
         else:
-            yield shape
+            left, top = place(shape.left or 0, shape.top or 0)
+            yield shape, top, left
+
+
+def _group_place(group: Any, place: Place) -> Place:
+    """The placing of a group's children: they stand in the group's own coordinates
+    (`chOff`/`chExt`), which stay where they were when the group was made while the group
+    itself is moved or resized (`off`/`ext`)."""
+    xfrm = group._element.find(f"{_P}grpSpPr/{_A}xfrm")
+    parts = {_local(e.tag): e for e in xfrm} if xfrm is not None else {}
+    if not {"off", "ext", "chOff", "chExt"} <= parts.keys():
+        return place
+
+    def number(part: str, name: str) -> float:
+        return float(parts[part].get(name) or 0)
+
+    sx = number("ext", "cx") / (number("chExt", "cx") or number("ext", "cx") or 1)
+    sy = number("ext", "cy") / (number("chExt", "cy") or number("ext", "cy") or 1)
+
+    def inner(x: float, y: float) -> tuple[float, float]:
+        return place(
+            number("off", "x") + (x - number("chOff", "x")) * sx,
+            number("off", "y") + (y - number("chOff", "y")) * sy,
+        )
+
+    return inner
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
 
 
 def _reading_order(slide: Any, band: float) -> list[Any]:
     title = slide.shapes.title
     title_id = title.shape_id if title is not None else None
-    shapes = list(_flatten(slide.shapes))
 
-    def key(shape: Any) -> tuple[int, int, int]:
-        top, left = shape.top or 0, shape.left or 0
+    def key(placed: tuple[Any, float, float]) -> tuple[int, int, float]:
+        shape, top, left = placed
         return (0 if shape.shape_id == title_id else 1, int(top // band), left)
 
-    return sorted(shapes, key=key)
+    return [shape for shape, _, _ in sorted(_flatten(slide.shapes), key=key)]
 
 
 def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> None:
