@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders.base import LoadError, LoadOptions
+from rag.loaders.base import LoadError, LoadOptions, NoTextError
 from tests.formats_samples import (
     OPTIONS,
     REALDOCS,
@@ -187,3 +187,14 @@ def test_percentages_are_written_as_shown(tmp_path: Path) -> None:
     assert texts(extract(path)) == [
         "地区: 华东；增长率: 15.3%；占比: 50%；备注: 0.25；销售额: 0.153"
     ]
+
+
+@pytest.mark.parametrize("data", [b",,,\r\n,,,\r\n", b"\n\n \n", b"\xef\xbb\xbf;;\n"])
+def test_a_csv_emptied_of_its_rows_holds_no_text(tmp_path: Path, data: bytes) -> None:
+    # A CSV emptied in Excel and saved again keeps its delimiters. It was refused with a
+    # plain LoadError, unlike an emptied workbook, so the rows indexed from its earlier
+    # version stayed in the index and kept being cited; a NoTextError removes them.
+    path = tmp_path / "清单.csv"
+    path.write_bytes(data)
+    with pytest.raises(NoTextError, match="no rows in the CSV file"):
+        extract(path)

@@ -298,7 +298,7 @@ class CsvLoader:
         except csv.Error as e:
             raise LoadError(path, f"malformed CSV ({e})") from None
         if not writer.builder.block_count:
-            raise LoadError(path, "no rows in the CSV file")
+            raise NoTextError(path, "no rows in the CSV file")
         return writer.builder.build(encoding, self.format, writer.notes)
 
 
