@@ -198,3 +198,24 @@ def test_a_csv_emptied_of_its_rows_holds_no_text(tmp_path: Path, data: bytes) ->
     path.write_bytes(data)
     with pytest.raises(NoTextError, match="no rows in the CSV file"):
         extract(path)
+
+
+def test_formula_cells_without_a_saved_value_are_noted(tmp_path: Path) -> None:
+    # A workbook written by a program (openpyxl, pandas) holds formulas without their values;
+    # nothing computes them, so the total was simply missing from its row, without a word.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "汇总"
+    for row in (["项目", "金额"], ["甲", 10], ["乙", 20], ["合计", "=SUM(B2:B3)"]):
+        sheet.append(row)
+    path = tmp_path / "汇总.xlsx"
+    book.save(path)
+    extraction = extract(path)
+    assert texts(extraction)[-1] == "项目: 合计"
+    assert extraction.notes == (
+        "sheet 汇总: 1 formula cells have no saved value (written by a program, never saved "
+        "in Excel) and were read as empty",
+    )
+    assert not extract(_workbook(tmp_path, "saved.xlsx")).notes  # no formulas: no note

@@ -28,6 +28,12 @@ from rag.loaders.table import header_names, row_text
 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
 _MAX_MERGES = 20_000
+# A formula cell with no cached value: the formula's end, an empty or no `<v>`, the cell's end.
+# Excel always saves the value; files written by programs (openpyxl, pandas) do not.
+_UNVALUED_FORMULA = re.compile(
+    rb"(?:</(?:\w+:)?f>|<(?:\w+:)?f(?:\s[^>]*)?/>)\s*"
+    rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+)
 _CHUNK = 1 << 20
 
 
@@ -37,6 +43,7 @@ class _Sheet:
 
     name: str | None
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)  # r1, c1, r2, c2
+    unvalued: int = 0  # formula cells with no cached value: read as empty
     header: list[str] | None = None
     header_rows: list[list[str]] = field(default_factory=list)
     header_depth: int = 1
@@ -108,6 +115,13 @@ class _RowWriter:
     def sheet(self, sheet: _Sheet, rows: Iterable[Sequence[Any]], total: int | None) -> None:
         """Write the rows of one sheet; `rows` yields each row's values from column A."""
         self.builder.new_page()
+        if sheet.unvalued:
+            # data_only reads cached values and nothing computes formulas: say why cells
+            # that show a value in Excel (totals, say) are missing.
+            self.notes.append(
+                f"sheet {sheet.name}: {sheet.unvalued} formula cells have no saved value "
+                "(written by a program, never saved in Excel) and were read as empty"
+            )
         pending: list[tuple[int, list[str]]] = []  # header candidates, with their row index
         for r, values in enumerate(rows):
             if self.full:
@@ -178,13 +192,15 @@ class _RowWriter:
         return depth
 
 
-def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, int, int]]:
-    """The merged ranges of one sheet part, 0-based, found by scanning its XML as it inflates."""
+def _scan_sheet(package: zipfile.ZipFile, part: str) -> tuple[list[tuple[int, int, int, int]], int]:
+    """The merged ranges of one sheet part (0-based) and how many of its formula cells have
+    no cached value, found by scanning its XML as it inflates."""
     merges: list[tuple[int, int, int, int]] = []
+    unvalued = 0
     try:
         stream = package.open(part)
     except KeyError:
-        return merges
+        return merges, unvalued
     tail = b""
     with stream:
         while len(merges) < _MAX_MERGES:
@@ -197,9 +213,13 @@ def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, i
                 c1, r1, c2, r2 = m.groups()
                 merges.append((int(r1) - 1, _column_index(c1), int(r2) - 1, _column_index(c2)))
                 last = m.end()
-            # Keep the end of the buffer: a tag may straddle two chunks.
+            for m in _UNVALUED_FORMULA.finditer(buffer):
+                unvalued += 1
+                last = max(last, m.end())
+            # Keep the end of the buffer: a tag may straddle two chunks (what was matched is
+            # left out, so nothing is counted twice).
             tail = buffer[max(last, len(buffer) - 200) :]
-    return merges
+    return merges, unvalued
 
 
 # One sheet to write: its name and merged cells, its rows, and its row count if known.
@@ -260,7 +280,8 @@ class XlsxLoader:
             def read(i: int) -> SheetRows:
                 worksheet = sheets[i]
                 part = _sheet_part(workbook, worksheet)
-                sheet = _Sheet(worksheet.title, _sheet_merges(package, part) if part else [])
+                merges, unvalued = _scan_sheet(package, part) if part else ([], 0)
+                sheet = _Sheet(worksheet.title, merges, unvalued)
                 total = worksheet.max_row if worksheet.max_row and worksheet.max_row > 1 else None
                 # The stored dimension can be wrong (some writers say A1); read every cell.
                 worksheet.reset_dimensions()
