@@ -266,3 +266,13 @@ def test_a_page_turned_by_rotate_reads_as_it_is_shown(tmp_path: Path, rotation: 
     assert texts(turned) == texts(expected)
     assert turned.notes == expected.notes  # the running header and page numbers left out
     assert [b.page for b in turned.blocks] == [b.page for b in expected.blocks]
+
+
+@needs_realdocs
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_an_image_on_a_turned_page_is_ocrd_where_it_is_shown(tmp_path: Path, rotation: int) -> None:
+    # The image's bounds were taken before /Rotate and the crop rendered another part of the
+    # shown page: its text was lost (and the text layer read backwards, `字文是我`).
+    upright = texts(extract(REALDOCS / "ocr_test.pdf"))
+    turned = _turned(REALDOCS / "ocr_test.pdf", rotation, tmp_path / "turned.pdf")
+    assert texts(extract(turned)) == upright
