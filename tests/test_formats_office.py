@@ -269,6 +269,28 @@ def _docx_with_wrapped_content(path: Path) -> Path:
     return path
 
 
+def test_docx_unfilled_content_controls_give_no_text(tmp_path: Path) -> None:
+    # An unfilled control shows its prompt, greyed; read as text, every blank form put
+    # "单击或点击此处输入文字。" into the index.
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    prompt = "<w:r><w:t>单击或点击此处输入文字。</w:t></w:r>"
+    document = docx.Document()
+    body = document.element.body
+    for xml in (
+        f"<w:p {w}><w:r><w:t>乙方：</w:t></w:r><w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr>"
+        f"<w:sdtContent>{prompt}</w:sdtContent></w:sdt></w:p>",
+        f"<w:sdt {w}><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent><w:p>{prompt}</w:p>"
+        "</w:sdtContent></w:sdt>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))
+    path = tmp_path / "form.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["乙方："]
+
+
 def test_docx_text_inside_content_controls_and_tracked_changes_is_read(tmp_path: Path) -> None:
     # Word shows all of this text; python-docx's paragraphs and body items see only the
     # runs and paragraphs that are direct children, so it was silently lost.

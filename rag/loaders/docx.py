@@ -147,7 +147,7 @@ def _body_items(container: Any) -> Iterator[Any]:
             yield child
         elif child.tag == _SDT:
             content = child.find(_SDT_CONTENT)
-            if content is not None:
+            if content is not None and not _shows_placeholder(child):
                 yield from _body_items(content)
         elif child.tag == _CUSTOM_XML:
             yield from _body_items(child)
@@ -159,7 +159,8 @@ def _paragraph_text(paragraph: Any) -> str:
     python-docx's `Paragraph.text` reads only runs that are direct children (and those of
     hyperlinks); runs inside inline content controls, tracked insertions, simple fields or
     smart tags are shown by Word too. Left out: tracked deletions, ruby annotations (a
-    reading over the base text), the VML fallback copy, and text boxes (their own blocks).
+    reading over the base text), the VML fallback copy, text boxes (their own blocks) and
+    the prompt of an unfilled content control.
     """
     parts = []
     for run in paragraph.iter(_R):
@@ -167,9 +168,17 @@ def _paragraph_text(paragraph: Any) -> str:
             if ancestor is paragraph:
                 parts.append(run.text)
                 break
-            if ancestor.tag in _HIDDEN_RUN_WRAPPERS:
+            if ancestor.tag in _HIDDEN_RUN_WRAPPERS or (
+                ancestor.tag == _SDT and _shows_placeholder(ancestor)
+            ):
                 break
     return "".join(parts)
+
+
+def _shows_placeholder(sdt: Any) -> bool:
+    """Whether a content control is unfilled: it shows its prompt ("单击或点击此处输入文字。"),
+    which is the template's, not the document's text."""
+    return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
 
 
 def _text_boxes(paragraph: Any) -> Iterator[str]:
