@@ -81,6 +81,8 @@ def test_a_block_with_a_long_run_of_blanks_is_written_and_joined_in_linear_time(
     assert time.perf_counter() - start < 2
     check_extraction(extraction)
     assert extraction.blocks[0].text.text == f"申请人{blanks}签字日期盖章"
+    # A break may start right after the blanks the previous one took.
+    assert join_wrapped_lines(MappedText.from_source("长江\n \n黄河")).text == "长江黄河"
 
 
 def test_layout_pages_split_on_form_feed_and_lines_count() -> None:

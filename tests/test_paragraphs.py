@@ -118,6 +118,9 @@ def test_markdown_heading_and_table_row_with_long_blank_runs_are_read_in_linear_
     found = [p.text.text for p in split(text, "markdown")]
     assert time.perf_counter() - start < 2
     assert found == [f"标题{blanks}x", "名称\t数量", f"甲{blanks}乙\t1"]
+    # A separator may start right after the blanks the previous one took: an empty cell.
+    empty_cell = "| 名称 | 数量 | 备注 |\n|---|---|---|\n| 甲 | | 注 |\n"
+    assert [p.text.text for p in split(empty_cell, "markdown")][1] == "甲\t\t注"
 
 
 HTML = """\
