@@ -64,6 +64,12 @@ def build_hostile_corpus(folder: Path, one_line_mb: float = 2.0) -> dict[str, Ex
         ("<div>" * 50_000 + "<p>深层嵌套的正文。</p>" + "</div>" * 50_000).encode(),
         Expected("ingested"),
     )
+    # A character reference of 5,000 digits: Python refuses to turn it into an int.
+    put(
+        "long-reference.html",
+        ("<p>编号&#" + "9" * 5_000 + ";之后的超长字符引用正文。</p>").encode(),
+        Expected("ingested"),
+    )
     put("deep.md", (">" * 20_000 + " 深层引用\n").encode(), Expected("skipped", "no text left"))
     put("script.html", b"<script>alert(1)</script><style>p{}</style>", Expected("skipped"))
     # 200 MB of nothing, written sparse: refused by its size before a byte is read.

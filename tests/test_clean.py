@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from functools import cache
 from pathlib import Path
 
@@ -119,6 +120,18 @@ def test_001_read_more_links_are_removed_and_the_sentence_kept() -> None:
     assert not any("詳細閱讀" in p or ">>" in p for p in paragraphs.values())
     assert clean("详见通知。>>更多") == "详见通知。"
     assert clean("详见通知。更多>>") == "详见通知。"
+
+
+@pytest.mark.parametrize(
+    ("run", "kept"), [(" " * 30_000, " "), ("\u3000" * 30_000, " "), (">" * 30_000, ">" * 30_000)]
+)
+def test_a_long_run_of_spaces_or_arrows_is_cleaned_in_linear_time(run: str, kept: str) -> None:
+    # The read-more rule tried `\s*` / `>{2,}` from every position of a run and rescanned
+    # the rest of it each time: 30,000 spaces (padding in a scraped page or a text export)
+    # took about 40 s, 200,000 hours, and the ingest hung on the file. Now milliseconds.
+    start = time.perf_counter()
+    assert clean(f"长江{run}黄河。>>更多") == f"长江{kept}黄河。"
+    assert time.perf_counter() - start < 2
 
 
 def test_encyclopedia_reference_marks_are_removed_and_reference_lists_kept() -> None:

@@ -90,6 +90,29 @@ def test_missing_chapter_is_noted_and_the_rest_read(tmp_path: Path) -> None:
     assert any("chapters 2 missing" in note for note in extraction.notes)
 
 
+@pytest.mark.parametrize(
+    ("content", "note"),
+    [
+        (b"", None),
+        (b" \n", None),
+        (b"\x00\x01\x02\xff" * 8, "chapters 2 missing or damaged, skipped"),
+    ],
+    ids=["empty", "blank", "binary"],
+)
+def test_an_empty_or_undecodable_chapter_does_not_refuse_the_book(
+    tmp_path: Path, content: bytes, note: str | None
+) -> None:
+    # A chapter that decodes to nothing raised NoTextError out of the loader: the whole book
+    # was refused as "empty file (only white space)" (and, being "no text", an indexed
+    # earlier version of it removed); an undecodable one refused the book too.
+    data = book(**{"OEBPS/text/ch 2.xhtml": content})
+    path = tmp_path / "书.epub"
+    extraction = EpubLoader().extract(path, data, OPTIONS)
+    check_extraction(extraction)
+    assert texts(extraction) == ["第一章 长江", "长江是亚洲第一长河。", "It flows on."]
+    assert [n for n in extraction.notes if "chapters" in n] == ([note] if note else [])
+
+
 DRM = b"""<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container"
   xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:CipherData>
   <enc:CipherReference URI="OEBPS/text/ch1.xhtml"/></enc:CipherData></enc:EncryptedData>

@@ -78,3 +78,20 @@ def test_multi_page_tiff_frames_are_pages_up_to_the_limit(tmp_path: Path) -> Non
     assert {b.page for b in extraction.blocks} == {1}  # frame 2 is blank, frame 3 not read
     assert "横向文本框" in texts(extraction)
     assert any("read the first 2 of 3 pages" in note for note in extraction.notes)
+
+
+@needs_realdocs
+def test_a_photo_turned_by_its_exif_orientation_is_read_upright(tmp_path: Path) -> None:
+    # A phone photo held upright stores its pixels sideways and an EXIF orientation that
+    # every viewer applies; OCR ran on the stored pixels (the angle classifier is off), so
+    # the lines stood on end and were lost or misread.
+    from PIL import Image
+
+    upright = Image.open(REALDOCS / "ocr_test.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    path = tmp_path / "photo.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)
+    found = texts(extract(path))
+    assert "横向文本框" in found
+    assert any(t.replace(" ", "") == "Englishtext" for t in found)

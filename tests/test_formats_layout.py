@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,6 +68,21 @@ def test_chinese_lines_join_without_spaces_and_english_with_one() -> None:
     assert joined.text == "长江是亚洲第一长河。It flows into the sea, self-made, defined."
     start, end = joined.source_span(0, 9)
     assert text[start:end] == "长江是亚洲第一\n长河"
+
+
+def test_a_block_with_a_long_run_of_blanks_is_written_and_joined_in_linear_time() -> None:
+    # `[ \t]*\n` was tried from every position of a run of spaces and rescanned the rest of
+    # it each time: a Word paragraph laid out with 40,000 spaces took seconds per pattern.
+    blanks = " " * 40_000
+    start = time.perf_counter()
+    builder = TextBuilder()
+    builder.add(f"申请人{blanks}签字\n日期{blanks}\n\n盖章", transform=join_wrapped_lines)
+    extraction = builder.build("docx", "docx")
+    assert time.perf_counter() - start < 2
+    check_extraction(extraction)
+    assert extraction.blocks[0].text.text == f"申请人{blanks}签字日期盖章"
+    # A break may start right after the blanks the previous one took.
+    assert join_wrapped_lines(MappedText.from_source("长江\n \n黄河")).text == "长江黄河"
 
 
 def test_layout_pages_split_on_form_feed_and_lines_count() -> None:

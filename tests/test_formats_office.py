@@ -226,3 +226,211 @@ def test_an_office_file_of_another_kind_is_refused_with_its_real_extension(
     # Not a parser's message holding `<_io.BytesIO object at 0x…>`: what it is, and the fix.
     assert error.value.reason.startswith(reason)
     assert "rename it to" in error.value.reason
+
+
+def _docx_with_wrapped_content(path: Path) -> Path:
+    """Text Word shows that sits inside wrapper elements: content controls, tracked changes."""
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    document = docx.Document()
+    document.add_paragraph("正文第一段。")
+    body = document.element.body
+    for xml in (
+        # A block-level content control (cover pages, template fields) holding a paragraph.
+        f"<w:sdt {w}><w:sdtContent><w:p><w:r><w:t>封面：二〇二四年度报告</w:t></w:r></w:p>"
+        "</w:sdtContent></w:sdt>",
+        # An inline content control: the filled-in field of a contract template.
+        f"<w:p {w}><w:r><w:t>甲方：</w:t></w:r><w:sdt><w:sdtContent><w:r><w:t>长江建设公司</w:t>"
+        "</w:r></w:sdtContent></w:sdt></w:p>",
+        # A tracked insertion Word shows, and a tracked deletion it does not.
+        f"<w:p {w}><w:r><w:t>违约金为</w:t></w:r><w:del><w:r><w:delText>百分之十</w:delText></w:r>"
+        "</w:del><w:ins><w:r><w:t>百分之五</w:t></w:r></w:ins><w:r><w:t>。</w:t></w:r></w:p>",
+        # A field shown by its result (a simple field, e.g. a document property).
+        f'<w:p {w}><w:r><w:t>编号：</w:t></w:r><w:fldSimple w:instr=" DOCPROPERTY 编号 ">'
+        "<w:r><w:t>HT-2024-007</w:t></w:r></w:fldSimple></w:p>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))  # before the final sectPr
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "项目"
+    table.cell(0, 1).text = "金额"
+    table.cell(1, 0).text = "设备"
+    cell = table.cell(1, 1)._tc
+    cell.remove(cell.p_lst[0])
+    cell.append(
+        parse_xml(
+            f"<w:sdt {w}><w:sdtContent><w:p><w:r><w:t>3万元</w:t></w:r></w:p></w:sdtContent>"
+            "</w:sdt>"
+        )
+    )
+    cell.append(parse_xml(f"<w:p {w}/>"))
+    document.save(str(path))
+    return path
+
+
+def test_docx_unfilled_content_controls_give_no_text(tmp_path: Path) -> None:
+    # An unfilled control shows its prompt, greyed; read as text, every blank form put
+    # "单击或点击此处输入文字。" into the index.
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    prompt = "<w:r><w:t>单击或点击此处输入文字。</w:t></w:r>"
+    document = docx.Document()
+    body = document.element.body
+    for xml in (
+        f"<w:p {w}><w:r><w:t>乙方：</w:t></w:r><w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr>"
+        f"<w:sdtContent>{prompt}</w:sdtContent></w:sdt></w:p>",
+        f"<w:sdt {w}><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent><w:p>{prompt}</w:p>"
+        "</w:sdtContent></w:sdt>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))
+    path = tmp_path / "form.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["乙方："]
+
+
+def test_docx_text_inside_content_controls_and_tracked_changes_is_read(tmp_path: Path) -> None:
+    # Word shows all of this text; python-docx's paragraphs and body items see only the
+    # runs and paragraphs that are direct children, so it was silently lost.
+    extraction = extract(_docx_with_wrapped_content(tmp_path / "contract.docx"))
+    assert texts(extraction) == [
+        "正文第一段。",
+        "封面：二〇二四年度报告",
+        "甲方：长江建设公司",
+        "违约金为百分之五。",
+        "编号：HT-2024-007",
+        "项目: 设备；金额: 3万元",
+    ]
+
+
+_DGM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+
+
+def _pptx_with_smartart(path: Path) -> Path:
+    """A slide holding a SmartArt process diagram: its text lives in the diagram's data part."""
+    from pptx import Presentation
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+    from pptx.oxml import parse_xml
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "审批流程"
+    a = "http://schemas.openxmlformats.org/drawingml/2006/main"
+    points = "".join(
+        f'<dgm:pt modelId="{{{n}}}" type="{kind}"><dgm:t><a:bodyPr/><a:p><a:r><a:t>{text}</a:t>'
+        "</a:r></a:p></dgm:t></dgm:pt>"
+        for n, (kind, text) in enumerate(
+            [
+                ("doc", ""),
+                ("node", "提交申请"),
+                ("parTrans", ""),
+                ("sibTrans", ""),
+                ("node", "部门审核"),
+                ("pres", ""),
+                ("node", "财务复核"),
+            ]
+        )
+    )
+    data = Part(
+        PackURI("/ppt/diagrams/data1.xml"),
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml",
+        presentation.part.package,
+        f'<dgm:dataModel xmlns:dgm="{_DGM}" xmlns:a="{a}"><dgm:ptLst>{points}</dgm:ptLst>'
+        "<dgm:cxnLst/></dgm:dataModel>".encode(),
+    )
+    rel = slide.part.relate_to(
+        data, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/diagramData"
+    )
+    frame = parse_xml(
+        f'<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"'
+        f' xmlns:a="{a}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships"><p:nvGraphicFramePr><p:cNvPr id="9" name="SmartArt"/>'
+        "<p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>"
+        '<p:xfrm><a:off x="914400" y="1828800"/><a:ext cx="7315200" cy="3657600"/></p:xfrm>'
+        f'<a:graphic><a:graphicData uri="{_DGM}"><dgm:relIds xmlns:dgm="{_DGM}" r:dm="{rel}"'
+        ' r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
+    )
+    slide.shapes._spTree.append(frame)
+    presentation.save(str(path))
+    return path
+
+
+def test_pptx_smartart_text_is_read(tmp_path: Path) -> None:
+    # SmartArt (process charts, org charts, lists) keeps its text in the diagram's data part,
+    # which python-pptx does not read: every word of it was missing from the index.
+    extraction = extract(_pptx_with_smartart(tmp_path / "flow.pptx"))
+    assert texts(extraction) == ["审批流程", "提交申请", "部门审核", "财务复核"]
+    assert {b.page for b in extraction.blocks} == {1}
+
+
+def test_pptx_table_merged_cells_name_and_fill_their_columns(tmp_path: Path) -> None:
+    # A header merged over two columns named only the first: the second was called `D`. A
+    # cell merged down two rows gave its value to the first row only.
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])
+    table = slide.shapes.add_table(4, 4, Inches(1), Inches(1), Inches(8), Inches(2)).table
+    for r, row in enumerate(
+        [
+            ["类别", "产品", "价格", ""],
+            ["五金", "螺丝", "12元", "批发10元"],
+            ["", "螺母", "8元", "批发6元"],
+            ["工具", "扳手", "30元", "批发25元"],
+        ]
+    ):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    table.cell(0, 2).merge(table.cell(0, 3))
+    table.cell(1, 0).merge(table.cell(2, 0))
+    path = tmp_path / "prices.pptx"
+    presentation.save(str(path))
+    assert texts(extract(path)) == [
+        "类别: 五金；产品: 螺丝；价格: 12元；价格: 批发10元",
+        "类别: 五金；产品: 螺母；价格: 8元；价格: 批发6元",
+        "类别: 工具；产品: 扳手；价格: 30元；价格: 批发25元",
+    ]
+
+
+def test_docx_table_nested_in_a_cell_keeps_its_text(tmp_path: Path) -> None:
+    # Forms lay tables out inside tables; a cell's text was its own paragraphs only, so the
+    # inner table's text was lost.
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "项目"
+    table.cell(0, 1).text = "明细"
+    table.cell(1, 0).text = "差旅"
+    inner = table.cell(1, 1).add_table(rows=2, cols=2)
+    for r, row in enumerate([["机票", "1200元"], ["住宿", "800元"]]):
+        for c, value in enumerate(row):
+            inner.cell(r, c).text = value
+    path = tmp_path / "form.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["项目: 差旅；明细: 机票；1200元\n住宿；800元"]
+
+
+def test_pptx_shapes_of_a_moved_group_are_read_where_the_group_stands(tmp_path: Path) -> None:
+    # A group's shapes keep the coordinates they had when it was made; moving the group
+    # moves only its own offset. Read by their stored tops, the notes of a group moved to
+    # the foot of the slide came before the text above them.
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])
+    group = slide.shapes.add_group_shape()
+    for n, top in ((1, 1.0), (2, 1.6)):
+        box = group.shapes.add_textbox(Inches(1), Inches(top), Inches(3), Inches(0.5))
+        box.text_frame.text = f"脚注{n}"
+    body = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(6), Inches(0.5))
+    body.text_frame.text = "正文"
+    group.top = Inches(6)  # moved to the foot of the slide
+    path = tmp_path / "group.pptx"
+    presentation.save(str(path))
+    assert texts(extract(path)) == ["正文", "脚注1", "脚注2"]

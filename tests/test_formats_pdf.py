@@ -227,3 +227,52 @@ def test_truncated_pdf_is_read_or_refused_never_crashes(one_column: Path, tmp_pa
             extract(path, NO_OCR)
         except LoadError as e:
             assert e.reason
+
+
+def _turned(source: Path, rotation: int, target: Path) -> Path:
+    """`source` stored as a reader's "rotate page" leaves it: each page's content drawn
+    turned back by `rotation` degrees and `/Rotate rotation` set, so it shows as before."""
+    from pypdf import PdfWriter, Transformation
+
+    writer = PdfWriter(clone_from=source)
+    for page in writer.pages:
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        # pypdf turns counterclockwise; /Rotate turns the shown page clockwise.
+        if rotation == 90:
+            page.add_transformation(Transformation().rotate(90).translate(height, 0))
+            page.mediabox.upper_right = (height, width)
+        elif rotation == 180:
+            page.add_transformation(Transformation().rotate(180).translate(width, height))
+        else:
+            page.add_transformation(Transformation().rotate(-90).translate(0, width))
+            page.mediabox.upper_right = (height, width)
+        page.cropbox = page.mediabox
+        page.rotation = rotation
+    with target.open("wb") as f:
+        writer.write(f)
+    return target
+
+
+@needs_chromium
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_page_turned_by_rotate_reads_as_it_is_shown(tmp_path: Path, rotation: int) -> None:
+    # Positions came from the page's user space, before /Rotate: a turned page's lines ran
+    # down the page and every character became a line of its own (`T\nh\ne`).
+    html = TABLE + paragraphs_html(PARAGRAPHS * 4)
+    upright = chromium_pdf(tmp_path, html, "upright", RUNNING + "p { break-inside: avoid; }")
+    expected = extract(upright)
+    assert len({b.page for b in expected.blocks}) == 2
+    turned = extract(_turned(upright, rotation, tmp_path / "turned.pdf"))
+    assert texts(turned) == texts(expected)
+    assert turned.notes == expected.notes  # the running header and page numbers left out
+    assert [b.page for b in turned.blocks] == [b.page for b in expected.blocks]
+
+
+@needs_realdocs
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_an_image_on_a_turned_page_is_ocrd_where_it_is_shown(tmp_path: Path, rotation: int) -> None:
+    # The image's bounds were taken before /Rotate and the crop rendered another part of the
+    # shown page: its text was lost (and the text layer read backwards, `字文是我`).
+    upright = texts(extract(REALDOCS / "ocr_test.pdf"))
+    turned = _turned(REALDOCS / "ocr_test.pdf", rotation, tmp_path / "turned.pdf")
+    assert texts(extract(turned)) == upright

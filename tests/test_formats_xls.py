@@ -79,3 +79,18 @@ def test_truncated_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cut.xls"
     with pytest.raises(LoadError):
         XlsLoader().extract(path, data[: len(data) // 2], OPTIONS)
+
+
+def test_percentages_are_written_as_shown(tmp_path: Path) -> None:
+    # Excel stores 15.3% as 0.153: written bare, a row said `增长率: 0.153`.
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("业绩")
+    for c, name in enumerate(["地区", "增长率", "销售额"]):
+        sheet.write(0, c, name)
+    sheet.write(1, 0, "华东")
+    sheet.write(1, 1, 0.153, xlwt.easyxf(num_format_str="0.0%"))
+    sheet.write(1, 2, 0.153)
+    path = tmp_path / "业绩.xls"
+    book.save(str(path))
+    extraction = XlsLoader().extract(path, path.read_bytes(), OPTIONS)
+    assert [b.text.text for b in extraction.blocks] == ["地区: 华东；增长率: 15.3%；销售额: 0.153"]

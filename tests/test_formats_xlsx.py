@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders.base import LoadError, LoadOptions
+from rag.loaders.base import LoadError, LoadOptions, NoTextError
 from tests.formats_samples import (
     OPTIONS,
     REALDOCS,
@@ -153,3 +153,69 @@ def test_million_row_csv_is_cut_at_max_rows(tmp_path: Path) -> None:
     assert len(extraction.blocks) == 100_000
     assert extraction.blocks[-1].text.text == "编号: 99999；名称: 行99999"
     assert any("row limit" in note for note in extraction.notes)
+
+
+@pytest.mark.parametrize("encoding", ["big5", "gb18030", "utf-16-le", "utf-16-be"])
+def test_csv_in_a_chinese_code_page_or_bomless_utf16_is_read(tmp_path: Path, encoding: str) -> None:
+    # Excel on traditional Chinese Windows saves CSV in Big5, which is nearly always valid
+    # GB18030 too: read as GB18030 it came back as mojibake (`﹎\ue6bd: ...`).
+    path = tmp_path / "通訊錄.csv"
+    path.write_bytes(
+        "姓名,部門,電話\n王小明,資訊處,02-1234\n陳大華,會計室,02-5678\n".encode(encoding)
+    )
+    extraction = extract(path)
+    assert texts(extraction) == [
+        "姓名: 王小明；部門: 資訊處；電話: 02-1234",
+        "姓名: 陳大華；部門: 會計室；電話: 02-5678",
+    ]
+
+
+def test_percentages_are_written_as_shown(tmp_path: Path) -> None:
+    # Excel stores 15.3% as 0.153: written bare, a row said `增长率: 0.153`, and a question
+    # about the rate was answered with a number a reader takes for 0.153%.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["地区", "增长率", "占比", "备注", "销售额"])
+    sheet.append(["华东", 0.153, 0.5, 0.25, 0.153])
+    sheet["B2"].number_format = "0.0%"
+    sheet["C2"].number_format = "0%"
+    sheet["D2"].number_format = '"约"0.00"%"'  # a literal percent sign: not a percentage
+    path = tmp_path / "业绩.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == [
+        "地区: 华东；增长率: 15.3%；占比: 50%；备注: 0.25；销售额: 0.153"
+    ]
+
+
+@pytest.mark.parametrize("data", [b",,,\r\n,,,\r\n", b"\n\n \n", b"\xef\xbb\xbf;;\n"])
+def test_a_csv_emptied_of_its_rows_holds_no_text(tmp_path: Path, data: bytes) -> None:
+    # A CSV emptied in Excel and saved again keeps its delimiters. It was refused with a
+    # plain LoadError, unlike an emptied workbook, so the rows indexed from its earlier
+    # version stayed in the index and kept being cited; a NoTextError removes them.
+    path = tmp_path / "清单.csv"
+    path.write_bytes(data)
+    with pytest.raises(NoTextError, match="no rows in the CSV file"):
+        extract(path)
+
+
+def test_formula_cells_without_a_saved_value_are_noted(tmp_path: Path) -> None:
+    # A workbook written by a program (openpyxl, pandas) holds formulas without their values;
+    # nothing computes them, so the total was simply missing from its row, without a word.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "汇总"
+    for row in (["项目", "金额"], ["甲", 10], ["乙", 20], ["合计", "=SUM(B2:B3)"]):
+        sheet.append(row)
+    path = tmp_path / "汇总.xlsx"
+    book.save(path)
+    extraction = extract(path)
+    assert texts(extraction)[-1] == "项目: 合计"
+    assert extraction.notes == (
+        "sheet 汇总: 1 formula cells have no saved value (written by a program, never saved "
+        "in Excel) and were read as empty",
+    )
+    assert not extract(_workbook(tmp_path, "saved.xlsx")).notes  # no formulas: no note

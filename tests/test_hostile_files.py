@@ -5,6 +5,7 @@ still ingested, leaving a sound index."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -87,6 +88,44 @@ def test_text_under_deeply_nested_html_is_found(
 ) -> None:
     found = fake_pipeline.search("深层嵌套的正文", 1).passages
     assert found[0].passage.sources[0].file == "deep.html"
+
+
+def test_an_over_long_character_reference_is_read_as_a_replacement_character(
+    report: IngestReport, fake_pipeline: Pipeline
+) -> None:
+    # `&#999...;` with thousands of digits made html.unescape raise ValueError (Python's
+    # limit on int digits), which escaped the loader and stopped the whole ingest.
+    found = fake_pipeline.search("超长字符引用正文", 1).passages
+    assert found[0].passage.sources[0].file == "long-reference.html"
+    assert "编号\ufffd之后的超长字符引用正文。" in found[0].passage.text
+
+
+def test_a_reader_failing_unexpectedly_costs_its_file_not_the_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loaders turn what they foresee into LoadError; anything else a parsing library raises
+    # on a crafted file escaped prepare_file and stopped the ingest of every other file.
+    from rag.loaders.html import HtmlLoader
+
+    def fail(*args: object) -> NoReturn:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(HtmlLoader, "extract", fail)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.html").write_text("<p>读不了的网页。</p>", encoding="utf-8")
+    (folder / "b.txt").write_text("湟鱼每年六月洄游。\n", encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", dense_floor=0.0)
+    with open_pipeline(settings, HashEmbedder()) as pipeline:
+        report = pipeline.ingest([folder])
+        assert [row.file for row in pipeline.documents()] == ["b.txt"]
+    assert [(Path(s.path).name, s.reason) for s in report.skipped] == [
+        (
+            "a.html",
+            "the html reader failed on this file "
+            "(RecursionError: maximum recursion depth exceeded)",
+        )
+    ]
 
 
 def test_a_second_file_of_the_same_name_is_skipped_not_put_over_the_first(

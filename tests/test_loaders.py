@@ -113,6 +113,16 @@ def test_line_breaks_are_normalised_before_offsets_are_taken() -> None:
     assert text == "第一行\n第二行\n第三行\n"
 
 
+def test_utf8_file_with_a_byte_order_mark_and_pasted_gbk_lines_reads_both() -> None:
+    # Notepad saves UTF-8 with a byte-order mark. Such a file with GBK lines pasted in was
+    # refused whole ("invalid utf-8-sig after its byte-order mark"), while the same file
+    # without the mark was read line by line.
+    utf8 = "第一段是UTF-8编码的中文内容。\n" * 3
+    gbk = "第二段是GBK编码的中文内容。\n" * 3
+    data = codecs.BOM_UTF8 + utf8.encode() + gbk.encode("gbk")
+    assert decode(data) == (utf8 + gbk, "utf-8-sig+gb18030")
+
+
 def test_binary_data_is_refused() -> None:
     with pytest.raises(ValueError, match="binary file"):
         decode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00")

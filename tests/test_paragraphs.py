@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,21 @@ def test_markdown_characters_map_to_the_same_source_characters() -> None:
         a, b = mapped.source_span()
         lines = MARKDOWN.splitlines()[paragraph.line_start - 1 : paragraph.line_end]
         assert MARKDOWN[a:b] in "\n".join(lines)
+
+
+def test_markdown_heading_and_table_row_with_long_blank_runs_are_read_in_linear_time() -> None:
+    # The heading-close and table-cell patterns began with `[ \t]*`, tried from every
+    # position of a run of blanks: a row holding 30,000 spaces took about 20 s, a larger
+    # one hung the ingest.
+    blanks = " " * 30_000
+    text = f"# 标题{blanks}x ##\n\n| 名称 | 数量 |\n|---|---|\n| 甲{blanks}乙 |{blanks}1 |\n"
+    start = time.perf_counter()
+    found = [p.text.text for p in split(text, "markdown")]
+    assert time.perf_counter() - start < 2
+    assert found == [f"标题{blanks}x", "名称\t数量", f"甲{blanks}乙\t1"]
+    # A separator may start right after the blanks the previous one took: an empty cell.
+    empty_cell = "| 名称 | 数量 | 备注 |\n|---|---|---|\n| 甲 | | 注 |\n"
+    assert [p.text.text for p in split(empty_cell, "markdown")][1] == "甲\t\t注"
 
 
 HTML = """\

@@ -50,9 +50,12 @@ def remove_pinyin_readings(mapped: MappedText) -> MappedText:
     return _apply(mapped, _PINYIN_READING, "")
 
 
+# A match may start only where a run of white space or of `>` starts (the lookbehinds): tried
+# from every position inside a long run, `\s*` and `>{2,}` rescanned the rest of it each
+# time, and a paragraph holding 40,000 spaces took over a minute to clean.
 _MORE_LINK = re.compile(
-    r"\s*(?:>{2,}|»)\s*(?:詳細閱讀|详细阅读|閱讀全文|阅读全文|查看全文|查看詳情|查看详情|"
-    r"詳細|详细|詳情|详情|更多|全文|原文)|\s*(?:更多|詳細|详细)\s*(?:>{2,}|»)"
+    r"(?<!\s)\s*(?:(?<!>)>{2,}|»)\s*(?:詳細閱讀|详细阅读|閱讀全文|阅读全文|查看全文|查看詳情|"
+    r"查看详情|詳細|详细|詳情|详情|更多|全文|原文)|(?<!\s)\s*(?:更多|詳細|详细)\s*(?:>{2,}|»)"
 )
 
 

@@ -45,7 +45,24 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
 def extract(path: Path, options: LoadOptions) -> tuple[bytes, Extraction]:
     """Read `path` and extract it with the loader of its extension."""
     data = read_bytes(path, options.max_bytes)
-    return data, loader_for(path).extract(path, data, options)
+    return data, extract_bytes(path, data, options)
+
+
+def extract_bytes(path: Path, data: bytes, options: LoadOptions) -> Extraction:
+    """`data` extracted by the loader of `path`'s extension; any failure is a `LoadError`.
+
+    Loaders turn what they expect to go wrong into `LoadError`s; this catches the rest (a
+    parsing library failing in a way nobody foresaw on a crafted file), so that one bad file
+    is reported and skipped instead of stopping the ingest of every file after it.
+    """
+    loader = loader_for(path)
+    try:
+        return loader.extract(path, data, options)
+    except LoadError:
+        raise
+    except Exception as e:
+        reason = f"the {loader.format} reader failed on this file ({type(e).__name__}: {e})"
+        raise LoadError(path, reason) from e
 
 
 def read_source(path: Path, max_bytes: int) -> SourceText:
@@ -91,7 +108,7 @@ def parse_document(path: Path, data: bytes, options: LoadOptions) -> Document:
         LoadError: The bytes cannot be decoded, or no text is left once they are parsed
             and cleaned.
     """
-    extraction = loader_for(path).extract(path, data, options)
+    extraction = extract_bytes(path, data, options)
     source = SourceText(str(path), extraction.text, extraction.encoding, extraction.format)
     paragraphs = clean_paragraphs(number_blocks(extraction.blocks), source.path)
     if not paragraphs:

@@ -84,9 +84,15 @@ def _decode_raw(data: bytes) -> tuple[str, str]:
         (codecs.BOM_UTF16_BE, "utf-16-be"),
     ):
         if data.startswith(bom):
+            body = data[len(bom) :]
             try:
-                return data[len(bom) :].decode(encoding.removesuffix("-sig")), encoding
+                return body.decode(encoding.removesuffix("-sig")), encoding
             except UnicodeDecodeError:
+                # Notepad marks UTF-8 files; one with GBK or Big5 lines pasted in is read line
+                # by line as it would be without the mark.
+                mixed = _utf8_mixed_with_legacy(body) if encoding == "utf-8-sig" else None
+                if mixed is not None:
+                    return mixed[0], mixed[1].replace("utf-8", encoding, 1)
                 raise ValueError(f"invalid {encoding} after its byte-order mark") from None
     utf16 = _bomless_utf16(data)
     if utf16 is not None:

@@ -26,6 +26,17 @@ _EMBED = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}e
 _MACRO_MAIN = b"application/vnd.ms-word.document.macroEnabled.main+xml"
 _PLAIN_MAIN = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 _MAX_IMAGES = 200
+_P = f"{_W}p"
+_R = f"{_W}r"
+_TBL = f"{_W}tbl"
+_SDT = f"{_W}sdt"
+_SDT_CONTENT = f"{_W}sdtContent"
+_CUSTOM_XML = f"{_W}customXml"
+# A run under one of these (between it and its paragraph) is not shown as the paragraph's
+# text; `w:p` is a paragraph of a text box inside it.
+_HIDDEN_RUN_WRAPPERS = frozenset(
+    {f"{_W}del", f"{_W}moveFrom", f"{_W}rt", f"{_W}txbxContent", _P, _FALLBACK}
+)
 
 
 class _Images:
@@ -77,15 +88,18 @@ class DocxLoader:
         images = _Images(options.ocr == "auto")
         builder = TextBuilder()
         try:
-            for item in document.iter_inner_content():
-                if hasattr(item, "rows"):
-                    for row in table_rows(list(_table_cells(item))):
+            from docx.table import Table
+
+            for item in _body_items(document.element.body):
+                if item.tag == _TBL:
+                    table = Table(item, document._body)
+                    for row in table_rows(list(_table_cells(table))):
                         builder.add(row)
                     continue
-                builder.add(item.text)
-                for text in _text_boxes(item._p):
+                builder.add(_paragraph_text(item))
+                for text in _text_boxes(item):
                     builder.add(text)
-                for blob in _image_blobs(item._p, document.part):
+                for blob in _image_blobs(item, document.part):
                     add_page_lines(builder, images.lines(blob), None)
         except Exception as e:
             raise LoadError(path, f"damaged Word file ({type(e).__name__}: {e})") from None
@@ -102,9 +116,69 @@ def _table_cells(table: Any) -> Iterator[list[str | None]]:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            cells.append(None if key in seen else cell.text.strip())
+            cells.append(None if key in seen else _cell_text(cell._tc, table))
             seen.add(key)
         yield cells
+
+
+def _cell_text(cell: Any, table: Any) -> str:
+    """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
+    form laid out as tables inside a table keeps the text of the inner ones."""
+    from docx.table import Table
+
+    lines = []
+    for item in _body_items(cell):
+        if item.tag == _P:
+            lines.append(_paragraph_text(item))
+        else:
+            for row in _table_cells(Table(item, table)):
+                lines.append("；".join(text for text in row if text))
+    return "\n".join(lines).strip()
+
+
+def _body_items(container: Any) -> Iterator[Any]:
+    """The paragraphs and tables of a body or cell in order, content controls opened.
+
+    python-docx sees only direct children: a paragraph inside a block-level content control
+    (a cover page, a template's field) or custom XML would be lost.
+    """
+    for child in container:
+        if child.tag in (_P, _TBL):
+            yield child
+        elif child.tag == _SDT:
+            content = child.find(_SDT_CONTENT)
+            if content is not None and not _shows_placeholder(child):
+                yield from _body_items(content)
+        elif child.tag == _CUSTOM_XML:
+            yield from _body_items(child)
+
+
+def _paragraph_text(paragraph: Any) -> str:
+    """The text Word shows for a paragraph: every run in it, however wrapped.
+
+    python-docx's `Paragraph.text` reads only runs that are direct children (and those of
+    hyperlinks); runs inside inline content controls, tracked insertions, simple fields or
+    smart tags are shown by Word too. Left out: tracked deletions, ruby annotations (a
+    reading over the base text), the VML fallback copy, text boxes (their own blocks) and
+    the prompt of an unfilled content control.
+    """
+    parts = []
+    for run in paragraph.iter(_R):
+        for ancestor in run.iterancestors():
+            if ancestor is paragraph:
+                parts.append(run.text)
+                break
+            if ancestor.tag in _HIDDEN_RUN_WRAPPERS or (
+                ancestor.tag == _SDT and _shows_placeholder(ancestor)
+            ):
+                break
+    return "".join(parts)
+
+
+def _shows_placeholder(sdt: Any) -> bool:
+    """Whether a content control is unfilled: it shows its prompt ("单击或点击此处输入文字。"),
+    which is the template's, not the document's text."""
+    return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
 
 
 def _text_boxes(paragraph: Any) -> Iterator[str]:

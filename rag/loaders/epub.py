@@ -59,7 +59,13 @@ class EpubLoader:
                 except (KeyError, zipfile.BadZipFile, OSError, EOFError):
                     missing.append(str(number))
                     continue
-                text, _ = decode_text(path, raw)
+                try:
+                    text, _ = decode_text(path, raw)
+                except NoTextError:
+                    continue  # an empty chapter (a placeholder): nothing to read
+                except LoadError:
+                    missing.append(str(number))  # binary or undecodable: this chapter only
+                    continue
                 builder.new_page()
                 for block in html_blocks(_HEAD.sub("", text)):
                     builder.add(block.text.text, page=number, transform=join_wrapped_lines)

@@ -105,7 +105,13 @@ class _BlockParser(HTMLParser):
         if match is None:
             return
         raw = match.group()
-        self.pieces.append((html.unescape(raw), start, match.end()))
+        try:
+            text = html.unescape(raw)
+        except ValueError:
+            # A numeric reference of thousands of digits: Python will not make an int of it.
+            # Out of Unicode's range either way, so what a browser shows: U+FFFD.
+            text = "\ufffd"
+        self.pieces.append((text, start, match.end()))
 
     def handle_entityref(self, name: str) -> None:
         self._handle_reference()

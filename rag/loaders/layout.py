@@ -35,7 +35,12 @@ from rag.loaders.geometry import (
 )
 from rag.text.offsets import MappedText
 
-_BLANK_LINES = re.compile(r"[ \t\u3000]*\n(?:[ \t\u3000\f]*\n)+")
+# Leading blanks are taken only from where their run starts (`(?:(?<![ \t])[ \t]+)?`), else
+# none: tried from every position inside a run, `[ \t]*` rescanned the rest of it each time,
+# and a block holding 40,000 spaces (a Word paragraph laid out with spaces) took seconds per
+# pattern. A match may still start at the line break itself, right after the blanks an earlier
+# match took (`\n \n`).
+_BLANK_LINES = re.compile(r"(?:(?<![ \t\u3000])[ \t\u3000]+)?\n(?:[ \t\u3000\f]*\n)+")
 _LINE_BREAKS = re.compile(r"\r\n?|[\f\v\u2028\u2029\x85]")
 BLOCK_SEPARATOR = "\n\n"
 PAGE_SEPARATOR = "\n\f\n"
@@ -48,14 +53,14 @@ _CJK = (
     r"\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
     r"\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
 )
-_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\n[ \t]*|[ \t]*\n[ \t]*(?=[{_CJK}])")
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\n[ \t]*|(?:(?<![ \t])[ \t]+)?\n[ \t]*(?=[{_CJK}])")
 # A soft hyphen at a line end (a word split by the typesetter) goes with the line break; a
 # hard hyphen stays and joins without a space (`self-` + `play`).
 _HYPHEN_BREAK = re.compile(r"\u00ad\n|(?<=-)\n")
 # PDFium reports any hyphen at a line end as a soft one; before a digit or a hanzi it is a
 # real one (`1958-` + `1965`): no typesetter hyphenates there.
 _REAL_HYPHEN = re.compile(rf"\u00ad(?=\n[0-9{_CJK}])")
-_OTHER_BREAK = re.compile(r"[ \t]*\n[ \t]*")
+_OTHER_BREAK = re.compile(r"(?:(?<![ \t])[ \t]+)?\n[ \t]*")
 
 
 def join_wrapped_lines(mapped: MappedText) -> MappedText:

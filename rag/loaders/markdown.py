@@ -36,10 +36,14 @@ _MARKDOWN = MarkdownIt("commonmark").enable("table")
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 _LIST_MARKER = re.compile(r"\A[ \t]*(?:(?:[-+*]|\d{1,9}[.)])(?:[ \t]+|$))+")
 _ATX_OPEN = re.compile(r"\A[ \t]*#{1,6}(?:[ \t]+|$)")
-_ATX_CLOSE = re.compile(r"(?:[ \t]+|^)#+[ \t]*$")
+# Leading blanks are taken only from where their run starts (`(?<![ \t])`), else none: tried
+# from every position inside a run, `[ \t]*` rescanned the rest of it each time, and a heading
+# or table row holding 20,000 spaces took 4-10 s, 100,000 minutes. A match may still start at
+# the `|` itself, right after the blanks an earlier match took (`| |`, an empty cell).
+_ATX_CLOSE = re.compile(r"(?:(?<![ \t])[ \t]+|^)#+[ \t]*$")
 _FENCE_LINE = re.compile(r"[ \t]*(?:`{3,}|~{3,})[^\n]*")
-_ROW_EDGES = re.compile(r"\A[ \t]*\|[ \t]*|[ \t]*(?<!\\)\|[ \t]*\Z")
-_CELL_SEPARATOR = re.compile(r"[ \t]*(?<!\\)\|[ \t]*")
+_ROW_EDGES = re.compile(r"\A[ \t]*\|[ \t]*|(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*\Z")
+_CELL_SEPARATOR = re.compile(r"(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*")
 _HTML_TAG = re.compile(r"<[^>]*>")
 
 

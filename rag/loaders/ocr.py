@@ -77,7 +77,7 @@ def image_from_bytes(data: bytes, frame: int = 0) -> Any:
         if image.width * image.height > MAX_IMAGE_PIXELS:
             size = image.size
         else:
-            rgb = image.convert("RGB")
+            rgb = upright(image).convert("RGB")
     except Image.DecompressionBombError as e:
         raise ValueError(f"image too large: decompression bomb ({e})") from None
     except UnidentifiedImageError:
@@ -92,6 +92,20 @@ def image_from_bytes(data: bytes, frame: int = 0) -> Any:
             f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels): decompression bomb?"
         )
     return shrink(rgb)
+
+
+def upright(image: Any) -> Any:
+    """The image turned as its EXIF orientation says it is shown.
+
+    A phone photo held upright stores its pixels sideways with an orientation tag that every
+    viewer applies; OCR (without the angle classifier) reads only upright lines.
+    """
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a damaged EXIF block: the pixels as stored are still an image
+        return image
 
 
 def shrink(image: Any) -> Any:

@@ -26,6 +26,7 @@ from rag.loaders.garbage import is_garbage
 from rag.loaders.geometry import Line
 from rag.loaders.layout import TextBuilder, add_pages
 from rag.loaders.ocr import MAX_OCR_SIDE, OcrFailed, OcrUnavailable, ocr_lines
+from rag.loaders.pdf_frame import PageFrame
 from rag.loaders.pdf_table import find_tables
 from rag.loaders.pdf_text import PdfminerReader, text_lines
 
@@ -163,11 +164,13 @@ def _open_error(message: str) -> str:
 
 
 def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: PdfminerReader) -> _Page:
-    width, height = page.get_size()
+    # Positions as the page is shown: a page turned by /Rotate reads like any other.
+    frame = PageFrame.of(page)
+    width, height = frame.width, frame.height
     result = _Page(number, height)
     textpage = page.get_textpage()
     try:
-        lines = text_lines(textpage, height, find_tables(page, height))
+        lines = text_lines(textpage, frame, find_tables(page, frame))
     finally:
         textpage.close()
     text = "".join(line.text for line in lines)
@@ -184,7 +187,7 @@ def _read_page(page: Any, number: int, ocr: bool, notes: _Notes, miner: Pdfminer
     if lines:
         result.lines = lines
         if ocr:
-            result.lines += _ocr_images(page, width, height, lines)
+            result.lines += _ocr_images(page, frame, lines)
         return result
     if not garbled and not _draws_anything(page):
         return result  # a blank page: nothing to read, nothing to report
@@ -207,19 +210,19 @@ def _draws_anything(page: Any) -> bool:
     return False
 
 
-def _ocr_images(page: Any, width: float, height: float, lines: list[Line]) -> list[Line]:
+def _ocr_images(page: Any, frame: PageFrame, lines: list[Line]) -> list[Line]:
     """OCR the large embedded images of a page that no text-layer line stands on."""
     import pypdfium2.raw as raw
 
+    width, height = frame.width, frame.height
     found: list[Line] = []
     images = 0
     for obj in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2):
-        left, bottom, right, top = obj.get_bounds()
+        left, y0, right, y1 = frame.box(*obj.get_bounds())  # y0, y1 top-down, as shown
         left, right = max(left, 0.0), min(right, width)
-        bottom, top = max(bottom, 0.0), min(top, height)
-        if (right - left) * (top - bottom) < _MIN_IMAGE_SHARE * width * height:
+        y0, y1 = max(y0, 0.0), min(y1, height)
+        if (right - left) * (y1 - y0) < _MIN_IMAGE_SHARE * width * height:
             continue
-        y0, y1 = height - top, height - bottom  # top-down
         inside = sum(
             len(line.text)
             for line in lines
@@ -230,8 +233,10 @@ def _ocr_images(page: Any, width: float, height: float, lines: list[Line]) -> li
         images += 1
         if images > _MAX_IMAGES_PER_PAGE:
             break
-        scale = min(OCR_DPI / 72, MAX_OCR_SIDE / max(right - left, top - bottom, 1))
-        image = page.render(scale=scale, crop=(left, bottom, width - right, height - top)).to_pil()
+        scale = min(OCR_DPI / 72, MAX_OCR_SIDE / max(right - left, y1 - y0, 1))
+        # The crop is taken from the rendered (shown) page: left, bottom, right, top margins.
+        crop = (left, height - y1, width - right, y0)
+        image = page.render(scale=scale, crop=crop).to_pil()
         found += ocr_lines(image, scale=1 / scale, dx=left, dy=y0)
     return found
 

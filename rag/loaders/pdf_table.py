@@ -15,6 +15,8 @@ import ctypes
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.loaders.pdf_frame import PageFrame
+
 _THIN = 3.0  # points: a rule is at most this thick
 _MIN_LENGTH = 5.0  # and at least this long
 _SNAP = 2.0  # edges closer than this are one edge
@@ -69,16 +71,15 @@ class Grid:
         )
 
 
-def find_tables(page: Any, height: float) -> list[Grid]:
-    """The ruled tables of a page (at least two rows and two columns each)."""
+def find_tables(page: Any, frame: PageFrame) -> list[Grid]:
+    """The ruled tables of a page (at least two rows and two columns each), as shown."""
     import pypdfium2.raw as raw
 
     rules: list[_Rule] = []
     fill = ctypes.c_int()
     stroke = ctypes.c_int()
     for obj in page.get_objects(filter=(raw.FPDF_PAGEOBJ_PATH,), max_depth=2):
-        left, bottom, right, top = obj.get_bounds()
-        box = _Rule(left, height - top, right, height - bottom)
+        box = _Rule(*frame.box(*obj.get_bounds()))
         w, h = box.x1 - box.x0, box.bottom - box.top
         if (w <= _THIN and h >= _MIN_LENGTH) or (h <= _THIN and w >= _MIN_LENGTH):
             rules.append(box)

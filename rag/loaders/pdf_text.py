@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rag.loaders.geometry import Line
+from rag.loaders.pdf_frame import PageFrame
 from rag.loaders.pdf_table import Grid
 from rag.loaders.table import table_rows
 
@@ -24,10 +25,11 @@ _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 Char = tuple[str, float, float, float, float, bool]  # text, left, top, right, bottom, generated
 
 
-def text_lines(textpage: Any, height: float, tables: list[Grid] | None = None) -> list[Line]:
+def text_lines(textpage: Any, frame: PageFrame, tables: list[Grid] | None = None) -> list[Line]:
     """The page's characters as PDFium reads them, grouped into lines by position; those in
-    a ruled table (`pdf_table.find_tables`) are read cell by cell, a line per table row."""
-    chars = _pdfium_chars(textpage, height)
+    a ruled table (`pdf_table.find_tables`) are read cell by cell, a line per table row.
+    Positions are those of the page as shown (`frame`: its rotation applied)."""
+    chars = _pdfium_chars(textpage, frame)
     if not tables:
         return _group_chars(chars)
     lines = _group_chars(_outside_tables(chars, tables))
@@ -86,13 +88,14 @@ def _table_lines(grid: Grid) -> list[Line]:
     ]
 
 
-def _pdfium_chars(textpage: Any, height: float) -> Iterator[Char]:
+def _pdfium_chars(textpage: Any, frame: PageFrame) -> Iterator[Char]:
     import pypdfium2.raw as raw
 
     # Bound once: this loop runs for every character of every page (the hot path).
     get_unicode = raw.FPDFText_GetUnicode
     get_box = raw.FPDFText_GetLooseCharBox
     is_generated = raw.FPDFText_IsGenerated
+    shown = frame.box
     handle = textpage.raw
     rect = raw.FS_RECTF()
     rect_ref = ctypes.byref(rect)
@@ -116,7 +119,8 @@ def _pdfium_chars(textpage: Any, height: float) -> Iterator[Char]:
         char = "\u00ad" if code == 2 else chr(code) if code else "\ufffd"
         # Only a space's origin matters (a made-up space between hanzi is dropped).
         generated = char.isspace() and bool(is_generated(handle, i))
-        yield (char, rect.left, height - rect.top, rect.right, height - rect.bottom, generated)
+        left, top, right, bottom = shown(rect.left, rect.bottom, rect.right, rect.top)
+        yield (char, left, top, right, bottom, generated)
 
 
 def _group_chars(chars: Iterable[Char]) -> list[Line]:

@@ -2,14 +2,14 @@
 
 Only the slide's own shapes are read: the placeholder text of layouts and masters ("Click to
 add title") is not the author's. Shapes are read top to bottom, left to right within a band,
-groups opened; a table row is one block written with its column headers; pictures are OCR'd
-when OCR is on; the speaker notes close the slide.
+groups opened; a table row is one block written with its column headers; SmartArt gives the
+text of its nodes; pictures are OCR'd when OCR is on; the speaker notes close the slide.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ from rag.loaders.table import table_rows
 
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
+_DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_R_DATA = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm"
 
 
 class PptxLoader:
@@ -67,24 +71,61 @@ class PptxLoader:
         return builder.build("pptx", self.format, notes + sorted(set(images.notes)))
 
 
-def _flatten(shapes: Any) -> Iterator[Any]:
+# Where a point of a shape's coordinates stands on the slide: (x, y) -> (x, y).
+Place = Callable[[float, float], tuple[float, float]]
+
+
+def _on_slide(x: float, y: float) -> tuple[float, float]:
+    return x, y
+
+
+def _flatten(shapes: Any, place: Place = _on_slide) -> Iterator[tuple[Any, float, float]]:
+    """Every shape with its top and left on the slide, groups opened."""
     for shape in shapes:
         if hasattr(shape, "shapes"):  # a group
-            yield from _flatten(shape.shapes)
+            yield from _flatten(shape.shapes, _group_place(shape, place))
         else:
-            yield shape
+            left, top = place(shape.left or 0, shape.top or 0)
+            yield shape, top, left
+
+
+def _group_place(group: Any, place: Place) -> Place:
+    """The placing of a group's children: they stand in the group's own coordinates
+    (`chOff`/`chExt`), which stay where they were when the group was made while the group
+    itself is moved or resized (`off`/`ext`)."""
+    xfrm = group._element.find(f"{_P}grpSpPr/{_A}xfrm")
+    parts = {_local(e.tag): e for e in xfrm} if xfrm is not None else {}
+    if not {"off", "ext", "chOff", "chExt"} <= parts.keys():
+        return place
+
+    def number(part: str, name: str) -> float:
+        return float(parts[part].get(name) or 0)
+
+    sx = number("ext", "cx") / (number("chExt", "cx") or number("ext", "cx") or 1)
+    sy = number("ext", "cy") / (number("chExt", "cy") or number("ext", "cy") or 1)
+
+    def inner(x: float, y: float) -> tuple[float, float]:
+        return place(
+            number("off", "x") + (x - number("chOff", "x")) * sx,
+            number("off", "y") + (y - number("chOff", "y")) * sy,
+        )
+
+    return inner
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
 
 
 def _reading_order(slide: Any, band: float) -> list[Any]:
     title = slide.shapes.title
     title_id = title.shape_id if title is not None else None
-    shapes = list(_flatten(slide.shapes))
 
-    def key(shape: Any) -> tuple[int, int, int]:
-        top, left = shape.top or 0, shape.left or 0
+    def key(placed: tuple[Any, float, float]) -> tuple[int, int, float]:
+        shape, top, left = placed
         return (0 if shape.shape_id == title_id else 1, int(top // band), left)
 
-    return sorted(shapes, key=key)
+    return [shape for shape, _, _ in sorted(_flatten(slide.shapes), key=key)]
 
 
 def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> None:
@@ -92,12 +133,52 @@ def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> 
         for paragraph in shape.text_frame.paragraphs:
             builder.add(paragraph.text, page=page)
     elif getattr(shape, "has_table", False) and shape.has_table:
-        rows = [[cell.text.strip() for cell in row.cells] for row in shape.table.rows]
-        for row in table_rows(rows):
+        for row in table_rows(_table_cells(shape.table)):
             builder.add(row, page=page)
+    elif (relations := shape._element.find(f".//{_DGM}relIds")) is not None:
+        for text in _diagram_texts(shape.part, relations.get(_R_DATA)):
+            builder.add(text, page=page)
     elif hasattr(shape, "image"):
         try:
             blob = shape.image.blob
         except Exception:
             return  # a linked picture with no embedded image
         add_page_lines(builder, images.lines(blob), page)
+
+
+def _table_cells(table: Any) -> list[list[str | None]]:
+    """A table's cells by row: `None` for one covered by a merged cell on its left (table.py
+    names it after that cell), the value above for one covered by a merged cell above."""
+    rows: list[list[str | None]] = []
+    above: dict[int, str] = {}
+    for row in table.rows:
+        cells: list[str | None] = []
+        for c, cell in enumerate(row.cells):
+            if cell._tc.hMerge:
+                cells.append(None)
+                continue
+            text = above.get(c, "") if cell._tc.vMerge else cell.text.strip()
+            above[c] = text
+            cells.append(text)
+        rows.append(cells)
+    return rows
+
+
+def _diagram_texts(part: Any, data_rel: str | None) -> Iterator[str]:
+    """The text of a SmartArt diagram, a paragraph per line of each node, in model order.
+
+    python-pptx does not read SmartArt: its text lives in the diagram's data part, as points
+    of the data model. Only content nodes carry the author's text; the transitions and
+    presentation points around them are layout.
+    """
+    from pptx.oxml import parse_xml
+
+    if not data_rel or data_rel not in part.rels:
+        return  # a diagram without its data part: nothing to read
+    model = parse_xml(part.related_part(data_rel).blob)
+    for point in model.iter(f"{_DGM}pt"):
+        body = point.find(f"{_DGM}t")
+        if point.get("type", "node") != "node" or body is None:
+            continue
+        for paragraph in body.iter(f"{_A}p"):
+            yield "".join(t.text or "" for t in paragraph.iter(f"{_A}t"))

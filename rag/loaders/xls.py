@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.loaders.base import Extraction, LoadError, LoadOptions
-from rag.loaders.xlsx import SheetRows, _Sheet, write_workbook
+from rag.loaders.xlsx import SheetRows, _Sheet, shown_value, write_workbook
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -58,7 +58,8 @@ class XlsLoader:
 
 
 def _rows(book: Any, sheet: Any) -> Iterator[list[Any]]:
-    """Each row's values, dates as datetimes and booleans as bools (xlrd gives floats)."""
+    """Each row's values, dates as datetimes, booleans as bools (xlrd gives floats) and
+    percentages as shown."""
     import xlrd
 
     for r in range(sheet.nrows):
@@ -74,8 +75,15 @@ def _rows(book: Any, sheet: Any) -> Iterator[list[Any]]:
             elif cell.ctype in (xlrd.XL_CELL_ERROR, xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
                 values.append(None)
             else:
-                values.append(cell.value)
+                values.append(shown_value(cell.value, _number_format(book, cell)))
         yield values
+
+
+def _number_format(book: Any, cell: Any) -> str | None:
+    try:
+        return str(book.format_map[book.xf_list[cell.xf_index].format_key].format_str)
+    except (IndexError, KeyError, AttributeError, TypeError):
+        return None  # no formatting record for the cell: its value as stored
 
 
 class _Quiet:

@@ -22,11 +22,18 @@ from typing import Any
 
 from rag.loaders.archive import open_package
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
+from rag.loaders.decode import decode
 from rag.loaders.layout import TextBuilder
 from rag.loaders.table import header_names, row_text
 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
 _MAX_MERGES = 20_000
+# A formula cell with no cached value: the formula's end, an empty or no `<v>`, the cell's end.
+# Excel always saves the value; files written by programs (openpyxl, pandas) do not.
+_UNVALUED_FORMULA = re.compile(
+    rb"(?:</(?:\w+:)?f>|<(?:\w+:)?f(?:\s[^>]*)?/>)\s*"
+    rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+)
 _CHUNK = 1 << 20
 
 
@@ -36,6 +43,7 @@ class _Sheet:
 
     name: str | None
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)  # r1, c1, r2, c2
+    unvalued: int = 0  # formula cells with no cached value: read as empty
     header: list[str] | None = None
     header_rows: list[list[str]] = field(default_factory=list)
     header_depth: int = 1
@@ -70,6 +78,27 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
+_DECIMALS = re.compile(r"\.([0#?]+)")
+
+
+def shown_value(value: Any, number_format: str | None) -> Any:
+    """A cell's value as its number format shows it, where the format changes its meaning.
+
+    A percentage is stored as a fraction: 15.3% is 0.153, and written as the bare number a
+    row would say `增长率: 0.153`. Other formats (decimals, thousands separators, currency)
+    only dress the number and are left to `cell_text`; dates already come as datetimes.
+    """
+    if not number_format or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    # The first section (positive numbers), without quoted text, escapes and [colour] codes.
+    section = _FORMAT_LITERALS.sub("", number_format).split(";")[0]
+    if "%" not in section:
+        return value
+    decimals = _DECIMALS.search(section)
+    return f"{value * 100:.{len(decimals.group(1)) if decimals else 0}f}%"
+
+
 class _RowWriter:
     """Turns the rows of each sheet into blocks, stopping at `max_rows` in all."""
 
@@ -86,6 +115,13 @@ class _RowWriter:
     def sheet(self, sheet: _Sheet, rows: Iterable[Sequence[Any]], total: int | None) -> None:
         """Write the rows of one sheet; `rows` yields each row's values from column A."""
         self.builder.new_page()
+        if sheet.unvalued:
+            # data_only reads cached values and nothing computes formulas: say why cells
+            # that show a value in Excel (totals, say) are missing.
+            self.notes.append(
+                f"sheet {sheet.name}: {sheet.unvalued} formula cells have no saved value "
+                "(written by a program, never saved in Excel) and were read as empty"
+            )
         pending: list[tuple[int, list[str]]] = []  # header candidates, with their row index
         for r, values in enumerate(rows):
             if self.full:
@@ -156,13 +192,15 @@ class _RowWriter:
         return depth
 
 
-def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, int, int]]:
-    """The merged ranges of one sheet part, 0-based, found by scanning its XML as it inflates."""
+def _scan_sheet(package: zipfile.ZipFile, part: str) -> tuple[list[tuple[int, int, int, int]], int]:
+    """The merged ranges of one sheet part (0-based) and how many of its formula cells have
+    no cached value, found by scanning its XML as it inflates."""
     merges: list[tuple[int, int, int, int]] = []
+    unvalued = 0
     try:
         stream = package.open(part)
     except KeyError:
-        return merges
+        return merges, unvalued
     tail = b""
     with stream:
         while len(merges) < _MAX_MERGES:
@@ -175,9 +213,13 @@ def _sheet_merges(package: zipfile.ZipFile, part: str) -> list[tuple[int, int, i
                 c1, r1, c2, r2 = m.groups()
                 merges.append((int(r1) - 1, _column_index(c1), int(r2) - 1, _column_index(c2)))
                 last = m.end()
-            # Keep the end of the buffer: a tag may straddle two chunks.
+            for m in _UNVALUED_FORMULA.finditer(buffer):
+                unvalued += 1
+                last = max(last, m.end())
+            # Keep the end of the buffer: a tag may straddle two chunks (what was matched is
+            # left out, so nothing is counted twice).
             tail = buffer[max(last, len(buffer) - 200) :]
-    return merges
+    return merges, unvalued
 
 
 # One sheet to write: its name and merged cells, its rows, and its row count if known.
@@ -238,15 +280,22 @@ class XlsxLoader:
             def read(i: int) -> SheetRows:
                 worksheet = sheets[i]
                 part = _sheet_part(workbook, worksheet)
-                sheet = _Sheet(worksheet.title, _sheet_merges(package, part) if part else [])
+                merges, unvalued = _scan_sheet(package, part) if part else ([], 0)
+                sheet = _Sheet(worksheet.title, merges, unvalued)
                 total = worksheet.max_row if worksheet.max_row and worksheet.max_row > 1 else None
                 # The stored dimension can be wrong (some writers say A1); read every cell.
                 worksheet.reset_dimensions()
-                return sheet, worksheet.iter_rows(values_only=True), total
+                return sheet, _shown_rows(worksheet.iter_rows()), total
 
             return write_workbook(path, self.format, options, [ws.title for ws in sheets], read)
         finally:
             workbook.close()
+
+
+def _shown_rows(rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    """Each row's values, percentages as their number format shows them (`shown_value`)."""
+    for row in rows:
+        yield [shown_value(cell.value, getattr(cell, "number_format", None)) for cell in row]
 
 
 def _sheet_part(workbook: Any, worksheet: Any) -> str | None:
@@ -270,7 +319,7 @@ class CsvLoader:
         except csv.Error as e:
             raise LoadError(path, f"malformed CSV ({e})") from None
         if not writer.builder.block_count:
-            raise LoadError(path, "no rows in the CSV file")
+            raise NoTextError(path, "no rows in the CSV file")
         return writer.builder.build(encoding, self.format, writer.notes)
 
 
@@ -288,28 +337,16 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def decode_csv(path: Path, data: bytes) -> tuple[str, str]:
-    """Decode a CSV file: UTF-8 (with or without BOM), UTF-16, else GB18030 or Big5.
+    """Decode a CSV file with the text files' detector (`rag.loaders.decode`).
 
-    Excel saves "CSV" in the system code page, so on Chinese Windows GBK; the project's
-    general detector (rag/loaders decode) may replace this at merge.
+    Excel saves "CSV" in the system code page: GBK on simplified Chinese Windows, Big5 on
+    traditional. Nearly every Big5 byte pair is also valid GB18030, so trying the codecs in
+    turn read a Big5 file as mojibake; the detector picks the reading made of common hanzi,
+    and also reads UTF-16 without a byte-order mark.
     """
     if not data:
         raise NoTextError(path, "empty file")
-    for bom, encoding in (
-        (b"\xef\xbb\xbf", "utf-8-sig"),
-        (b"\xff\xfe", "utf-16"),
-        (b"\xfe\xff", "utf-16"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding), encoding
-            except UnicodeDecodeError:
-                raise LoadError(path, f"invalid {encoding} after its byte-order mark") from None
-    if b"\x00" in data:
-        raise LoadError(path, "binary file (NUL bytes), not CSV")
-    for encoding in ("utf-8", "gb18030", "big5"):
-        try:
-            return data.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise LoadError(path, "cannot detect the CSV file's text encoding")
+    try:
+        return decode(data)
+    except ValueError as e:
+        raise LoadError(path, f"{e}, not CSV") from None
