@@ -280,6 +280,11 @@ def evaluate(
     `progress(total)` returns a callback called after each question (a progress bar).
     """
     qset = load_question_set(options.inputs)
+    # Before the run, not after it: a typo in an output path or a bad --compare file must
+    # not cost a whole run's answers and end in a traceback.
+    other = _compared_report(options.compare)
+    for path in (options.out, options.html, options.predictions):
+        _writable(path)
     chosen = select(qset.questions, options)
     items = [(q, asked_text(q, options.script)) for q in chosen]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -333,9 +338,35 @@ def evaluate(
     if options.html:
         from eval.report import write_html
 
-        other = json.loads(options.compare.read_text(encoding="utf-8")) if options.compare else None
         write_html(report, options.html, baseline=other)
     return report
+
+
+def _compared_report(path: Path | None) -> dict[str, Any] | None:
+    """The report of `--compare`, refused unless it is one `rag eval --out` wrote."""
+    if path is None:
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EvalError(f"--compare {path}: cannot read a report: {err}") from err
+    if not isinstance(report, dict) or not all(
+        isinstance(report.get(key), dict) for key in ("run", "metrics")
+    ):
+        raise EvalError(f"--compare {path}: not a report written by `rag eval --out`")
+    return report
+
+
+def _writable(path: Path | None) -> None:
+    """Make the folder of an output file, and refuse a path that cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise EvalError(f"{path} is a directory: give a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EvalError(f"cannot write {path}: {err.strerror or err}") from err
 
 
 @contextlib.contextmanager

@@ -183,3 +183,58 @@ def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
         answer = target.ask("质检总局局长是谁？", 3, ())
     assert events == ["warm_up", "ready"]
     assert "支树平" in answer["answer"]
+
+
+def test_output_files_go_into_folders_made_for_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--out runs/ours.json` with no runs/ yet ended a finished run in a traceback, the
+    # report unwritten.
+    use_target(monkeypatch, fake_answer)
+    runs = tmp_path / "runs of 十一月"
+    options = EvalOptions(
+        inputs=[SEEDS_DEV],
+        out=runs / "r.json",
+        html=runs / "html" / "r.html",
+        predictions=runs / "p.jsonl",
+    )
+
+    report = evaluate(options)
+
+    assert json.loads((runs / "r.json").read_text(encoding="utf-8")) == report
+    assert (runs / "html" / "r.html").is_file() and (runs / "p.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("compare", "out", "said"),
+    [
+        ("absent.json", "r.json", "--compare .*absent.json: cannot read a report"),
+        ("bad.json", "r.json", "--compare .*bad.json: cannot read a report"),
+        ("list.json", "r.json", "--compare .*list.json: not a report"),
+        (None, ".", "is a directory"),
+    ],
+)
+def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, compare: str | None, out: str, said: str
+) -> None:
+    # They were found once every question had been answered: the run was lost to a traceback.
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "list.json").write_text("[]", encoding="utf-8")
+    asked: list[str] = []
+
+    def counting(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, counting)
+    options = EvalOptions(
+        inputs=[SEEDS_DEV],
+        out=tmp_path / out,
+        html=tmp_path / "r.html",
+        compare=tmp_path / compare if compare else None,
+    )
+
+    with pytest.raises(EvalError, match=said):
+        evaluate(options)
+    assert asked == []
+    assert not (tmp_path / "r.html").exists()
