@@ -59,10 +59,16 @@ def load_squad(path: Path) -> SquadSet:
         for p, para in enumerate(article["paragraphs"], start=1):
             contexts.append(" ".join(para["context"].split()))
             for qa in para["qas"]:
-                answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers", [])))
-                # The dataset's name as the kind: a run over several splits them per kind.
+                # SQuAD 2.0's `is_impossible`: the context does not answer it, so the right
+                # answer is an abstention, as for a JSONL question of kind "unanswerable".
+                if qa.get("is_impossible"):
+                    kind, answers = "unanswerable", ()
+                else:
+                    # The dataset's name as the kind: a run over several splits them per kind.
+                    kind = name
+                    answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers") or []))
                 questions.append(
-                    Question(str(qa["id"]), qa["question"], answers, file, p, kind=name)
+                    Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
                 )
         articles.append(Article(file, tuple(contexts)))
     return SquadSet(name, tuple(articles), tuple(questions))

@@ -238,3 +238,33 @@ def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
         evaluate(options)
     assert asked == []
     assert not (tmp_path / "r.html").exists()
+
+
+def test_squad_2_impossible_questions_expect_an_abstention(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # SQuAD 2.0's `is_impossible` was ignored: an abstention on such a question was scored
+    # "should answer" and its retrieval a passage miss, and abstention went unmeasured.
+    qas = [
+        {"id": "a", "question": "谁出席了会议？", "answers": [{"text": "支树平"}]},
+        {"id": "i", "question": "会议在哪一年闭幕？", "answers": [], "is_impossible": True},
+    ]
+    context = {"context": "质检总局局长支树平出席会议并讲话。", "qas": qas}
+    squad = tmp_path / "squad2.json"
+    squad.write_text(
+        json.dumps({"data": [{"title": "会议", "paragraphs": [context]}]}), encoding="utf-8"
+    )
+
+    def abstaining(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        return fake_answer(question, top_k) | {"answer": "", "abstained": True}
+
+    use_target(monkeypatch, abstaining)
+    report = evaluate(EvalOptions(inputs=[squad]))
+
+    assert [q.kind for q in load_question_set([squad]).questions] == ["squad2", "unanswerable"]
+    assert report["metrics"]["unanswerable"] == 1
+    assert report["metrics"]["abstention_recall"] == 1.0
+    assert report["metrics"]["abstention_precision"] == 0.5
+    assert {f["id"]: f["reasons"] for f in report["failures"]} == {
+        "a": ["passage_miss", "answer_miss", "citation_wrong", "should_answer"]
+    }
