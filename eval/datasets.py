@@ -116,6 +116,7 @@ def load_jsonl(path: Path) -> list[Question]:
             raise ValueError(f'{path}:{n}: not a question: needs an object with a "question"')
         try:
             history = turns_from_payload(row.get("history") or [])
+            _check_fields(row)
         except ValueError as err:
             raise ValueError(f"{path}:{n}: {err}") from err
         out.append(
@@ -132,3 +133,24 @@ def load_jsonl(path: Path) -> list[Question]:
             )
         )
     return out
+
+
+def _check_fields(row: dict[str, object]) -> None:
+    """Refuse gold of the wrong type: it would not fail, it would score wrongly.
+
+    `"answers": "北京"` became the answers 北 and 京 (any answer holding either was a hit), and
+    `"paragraph": "2"` never equals a retrieved paragraph number (every retrieval a miss).
+    """
+    answers = row.get("answers")
+    if answers is not None and (
+        not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)
+    ):
+        raise ValueError(f'"answers" must be a list of strings, not {answers!r}')
+    paragraph = row.get("paragraph")
+    if paragraph is not None and (
+        isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
+    ):
+        raise ValueError(f'"paragraph" must be a paragraph number from 1, not {paragraph!r}')
+    for key in ("file", "evidence", "kind", "standalone"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise ValueError(f'"{key}" must be a string, not {row[key]!r}')
