@@ -75,16 +75,26 @@ class QuestionSet:
 
 
 def load_question_set(inputs: Sequence[Path]) -> QuestionSet:
-    squad = [_squad(p) for p in inputs if p.suffix == ".json"]
+    # Told by the suffix, in any case; any other input is refused, not skipped: a run that
+    # left out one of the files named would report on fewer questions than asked for.
+    other = [p for p in inputs if p.suffix.lower() not in (".json", ".jsonl")]
+    if other:
+        raise EvalError(
+            f"no questions read from {', '.join(map(str, other))}: "
+            "inputs must be SQuAD .json or .jsonl files"
+        )
+    squad = [_squad(p) for p in inputs if p.suffix.lower() == ".json"]
     try:
-        jsonl = [q for p in inputs if p.suffix == ".jsonl" for q in load_jsonl(p)]
+        jsonl = [q for p in inputs if p.suffix.lower() == ".jsonl" for q in load_jsonl(p)]
     except (ValueError, UnicodeDecodeError) as err:
         raise EvalError(str(err)) from err
+    except OSError as err:
+        raise EvalError(f"cannot read {err.filename}: {err.strerror}") from err
     if squad and jsonl:
         raise EvalError("give SQuAD .json files or JSONL question sets, not both")
-    if not squad and not jsonl:
-        raise EvalError("no questions: inputs must be SQuAD .json or .jsonl files")
     questions = [q for s in squad for q in s.questions] if squad else jsonl
+    if not questions:
+        raise EvalError(f"no questions in {', '.join(map(str, inputs))}")
     return QuestionSet(questions, squad)
 
 
@@ -93,6 +103,8 @@ def _squad(path: Path) -> SquadSet:
         return load_squad(path)
     except (ValueError, UnicodeDecodeError) as err:
         raise EvalError(f"{path}: {err}") from err
+    except OSError as err:
+        raise EvalError(f"cannot read {path}: {err.strerror}") from err
     except (KeyError, TypeError, AttributeError) as err:
         raise EvalError(f"{path}: not a SQuAD file ({type(err).__name__}: {err})") from err
 

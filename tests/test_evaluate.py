@@ -130,6 +130,38 @@ def test_mixed_or_unknown_inputs_are_refused(tmp_path: Path) -> None:
         load_question_set([tmp_path / "notes.txt"])
 
 
+def test_an_input_that_is_no_question_set_is_refused_not_skipped(tmp_path: Path) -> None:
+    # `rag eval seeds.jsonl more.txt` ran seeds.jsonl alone and reported it as the run.
+    notes = tmp_path / "more questions.txt"
+    notes.write_text('{"question": "甲？"}\n', encoding="utf-8")
+    with pytest.raises(EvalError, match=r"no questions read from .*more questions\.txt"):
+        load_question_set([SEEDS_DEV, notes])
+
+
+def test_suffixes_are_told_in_any_case(tmp_path: Path) -> None:
+    upper = tmp_path / "SEEDS.JSONL"
+    upper.write_text(SEEDS_DEV.read_text(encoding="utf-8"), encoding="utf-8")
+    assert len(load_question_set([upper]).questions) == 11
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("empty.jsonl", ""), ("blank.jsonl", "\n\n"), ("none.json", '{"data": []}')]
+)
+def test_a_set_without_questions_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    # A SQuAD file with no articles went on to build and ask an empty index.
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalError, match=f"no questions in .*{name}"):
+        load_question_set([path])
+
+
+def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> None:
+    for name in ("folder.json", "folder.jsonl"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(EvalError, match=f"cannot read .*{name}"):
+            load_question_set([tmp_path / name])
+
+
 @pytest.mark.parametrize(
     ("name", "text", "said"),
     [
