@@ -48,7 +48,8 @@ def load_squad(path: Path) -> SquadSet:
     Contexts are flattened to one line (their rare inner newlines become spaces) so that
     paragraph n of the written file is context n, which is the gold the questions point at.
     """
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    # utf-8-sig: Windows editors save UTF-8 with a byte order mark, which json refuses.
+    data = json.loads(path.read_text(encoding="utf-8-sig"))["data"]
     name = path.stem
     articles: list[Article] = []
     questions: list[Question] = []
@@ -105,7 +106,8 @@ def load_jsonl(path: Path) -> list[Question]:
     `evidence`, `kind`, and for conversations `history` (`[{"question", "answer"}]`, the
     earlier turns) and `standalone` (the question as it would be asked alone)."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # utf-8-sig: a byte order mark (Windows editors) made line 1 "not JSON".
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:

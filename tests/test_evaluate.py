@@ -155,6 +155,22 @@ def test_a_set_without_questions_is_refused(tmp_path: Path, name: str, text: str
         load_question_set([path])
 
 
+@pytest.mark.parametrize("name", ["seeds.jsonl", "squad.json"])
+def test_a_set_saved_with_a_byte_order_mark_is_read(tmp_path: Path, name: str) -> None:
+    # Notepad and Excel save UTF-8 with a BOM: line 1 was refused as "not JSON".
+    row = {"id": "q1", "question": "质检总局局长是谁？", "answers": ["支树平"]}
+    squad = {"question": row["question"], "id": "q1", "answers": [{"text": "支树平"}]}
+    data = {"data": [{"title": "t", "paragraphs": [{"context": "支树平。", "qas": [squad]}]}]}
+    text = json.dumps(row if name.endswith("l") else data, ensure_ascii=False)
+    path = tmp_path / name
+    path.write_text(text + "\n", encoding="utf-8-sig")
+
+    (question,) = load_question_set([path]).questions
+
+    assert (question.id, question.answers) == ("q1", ("支树平",))
+    assert question.question == row["question"]
+
+
 def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> None:
     for name in ("folder.json", "folder.jsonl"):
         (tmp_path / name).mkdir()
