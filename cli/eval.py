@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cli.common import print_error
 from eval.evaluate import EvalError, EvalOptions, PipelineName, ScriptName, evaluate
 from eval.runner import Outcome
 
@@ -91,7 +92,7 @@ def eval_command(
         raise typer.BadParameter(f"{script!r}; valid: original, hans, hant")
     missing = [p for p in inputs if not p.exists()]
     if missing:
-        errors.print(f"[red]error:[/red] no such file: {', '.join(map(str, missing))}")
+        print_error(f"no such file: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     options = EvalOptions(
         inputs=inputs,
@@ -139,7 +140,7 @@ def eval_command(
         try:
             report = evaluate(options, log=errors.print, progress=progress)
         except EvalError as err:
-            errors.print(f"[red]error:[/red] {err}")
+            print_error(err)
             raise typer.Exit(2) from err
     if report["run"]["interrupted"]:
         errors.print(

@@ -286,3 +286,24 @@ def test_an_index_directory_whose_name_looks_like_markup_is_named_as_it_is(
         missing = runner.invoke(app, [*command, "--index", str(folder / "none")])
         assert missing.exit_code == 2, missing.output
         assert f"no index at {folder / 'none'}" in " ".join(missing.output.split())
+
+
+@pytest.mark.parametrize("name", ["q [draft].jsonl", "q[/x].jsonl"])
+def test_eval_names_a_missing_file_as_it_is(tmp_path: Path, name: str) -> None:
+    # Its name was read as rich markup: `[draft]` vanished from the message, `[/x]` ended
+    # the command in a MarkupError traceback.
+    result = runner.invoke(app, ["eval", str(tmp_path / name)])
+
+    assert result.exit_code == 2
+    assert f"no such file: {tmp_path / name}" in " ".join(result.output.split())
+
+
+def test_eval_shows_a_refused_question_set_as_it_is(tmp_path: Path) -> None:
+    questions = tmp_path / "[" / "x] set.jsonl"  # the path holds `[/x]`
+    questions.parent.mkdir()
+    questions.write_text("not json\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["eval", str(questions)])
+
+    assert result.exit_code == 2
+    assert f"{questions}:1: not JSON" in " ".join(result.output.split())
