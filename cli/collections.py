@@ -13,7 +13,7 @@ from cli.common import (
     busy,
     console,
     create_collection,
-    errors,
+    print_error,
     print_json,
     waiting,
 )
@@ -78,7 +78,7 @@ def collections_create(
     }
     settings = get_settings().model_copy(update=overrides)
     location = create_collection(index, name, settings)
-    console.print(f"created collection {name} at {location}", highlight=False)
+    console.print(f"created collection {name} at {location}", highlight=False, markup=False)
 
 
 def collections_rm(
@@ -96,7 +96,7 @@ def collections_rm(
     except IndexBusyError as err:
         raise busy(err) from err
     except (InvalidCollectionName, NoSuchCollection, ValueError) as err:
-        errors.print(f"[red]error:[/red] {err.args[0] if err.args else err}")
+        print_error(err.args[0] if err.args else err)
         raise typer.Exit(2) from err
     console.print(f"removed collection {name}")
 

@@ -42,6 +42,11 @@ HEADLINE = (
 )
 
 
+def _log(message: str) -> None:
+    # The evaluator's lines name paths, which rich would read as markup.
+    errors.print(message, markup=False, highlight=False)
+
+
 def eval_command(
     inputs: Annotated[
         list[Path],
@@ -138,7 +143,7 @@ def eval_command(
         # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            report = evaluate(options, log=errors.print, progress=progress)
+            report = evaluate(options, log=_log, progress=progress)
         except EvalError as err:
             print_error(err)
             raise typer.Exit(2) from err

@@ -17,6 +17,7 @@ from cli.common import (
     console,
     errors,
     open_pipeline_at,
+    print_error,
     print_json,
 )
 from rag.collections import DEFAULT
@@ -58,7 +59,7 @@ def ask(
     try:
         turns = read_history(history) if history else ()
     except (ValueError, UnicodeDecodeError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     answer = open_pipeline_at(index, collection).ask(question, top_k, turns)
     if as_json:

@@ -307,3 +307,30 @@ def test_eval_shows_a_refused_question_set_as_it_is(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert f"{questions}:1: not JSON" in " ".join(result.output.split())
+
+
+def test_a_bad_history_file_is_named_as_it_is(index: Path, tmp_path: Path) -> None:
+    # The error went through rich markup: a path holding `[/x]` ended in a MarkupError.
+    history = tmp_path / "[" / "x] history.jsonl"
+    history.parent.mkdir()
+    history.write_text("not json\n", encoding="utf-8")
+
+    result = runner.invoke(
+        app, ["ask", "他是谁？", "--index", str(index), "--history", str(history)]
+    )
+
+    assert result.exit_code == 2
+    assert f"{history}:1" in " ".join(result.output.split())
+
+
+def test_eval_logs_the_documents_folder_as_it_is(tmp_path: Path) -> None:
+    from tests.conftest import SEEDS_DEV
+
+    docs = tmp_path / "[" / "x] docs"
+    docs.mkdir(parents=True)
+    shutil.copy(DEMO / SEED, docs / SEED)
+
+    result = runner.invoke(app, ["eval", str(SEEDS_DEV), "--docs", str(docs), "--limit", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert f"indexing {docs} into" in " ".join(result.output.split())
