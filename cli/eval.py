@@ -156,6 +156,10 @@ def eval_command(
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
     errors.print(line, highlight=False)
+    if report["run"]["interrupted"]:
+        # 130, as a shell reports Ctrl-C: the report is valid but partial, and a script
+        # that publishes it on success must not take it for a whole run.
+        raise typer.Exit(130)
 
 
 def bench_command(

@@ -321,3 +321,28 @@ def test_squad_2_impossible_questions_expect_an_abstention(
     assert {f["id"]: f["reasons"] for f in report["failures"]} == {
         "a": ["passage_miss", "answer_miss", "citation_wrong", "should_answer"]
     }
+
+
+def test_an_interrupted_run_prints_its_partial_summary_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # It exited 0: `rag eval ... && publish` published a partial run as a whole one.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    asked: list[str] = []
+
+    def interrupted_after_two(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        if len(asked) == 2:
+            raise KeyboardInterrupt
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, interrupted_after_two)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--out", str(tmp_path / "r.json")])
+
+    assert result.exit_code == 130, result.output
+    assert json.loads(result.stdout)["run"]["interrupted"] is True
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["run"]["questions"] == 2
