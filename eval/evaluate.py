@@ -295,6 +295,7 @@ def evaluate(
     # Before the run, not after it: a typo in an output path or a bad --compare file must
     # not cost a whole run's answers and end in a traceback.
     other = _compared_report(options.compare)
+    _distinct_outputs(options)
     for path in (options.out, options.html, options.predictions):
         _writable(path)
     chosen = select(qset.questions, options)
@@ -367,6 +368,27 @@ def _compared_report(path: Path | None) -> dict[str, Any] | None:
     ):
         raise EvalError(f"--compare {path}: not a report written by `rag eval --out`")
     return report
+
+
+def _distinct_outputs(options: EvalOptions) -> None:
+    """Refuse an output file that is a question set or another output of the run.
+
+    `--predictions set.jsonl` for the input set.jsonl emptied the user's questions when the
+    run opened it; two outputs at one path kept only the last written.
+    """
+    named = {
+        "--out": options.out,
+        "--html": options.html,
+        "--predictions": options.predictions,
+    }
+    seen = {p.resolve(): str(p) for p in options.inputs}
+    for option, path in named.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        if where in seen:
+            raise EvalError(f"{option} {path} would overwrite {seen[where]}: give another file")
+        seen[where] = f"the file of {option}"
 
 
 def _writable(path: Path | None) -> None:

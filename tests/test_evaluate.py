@@ -346,3 +346,28 @@ def test_an_interrupted_run_prints_its_partial_summary_and_exits_130(
     assert result.exit_code == 130, result.output
     assert json.loads(result.stdout)["run"]["interrupted"] is True
     assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["run"]["questions"] == 2
+
+
+@pytest.mark.parametrize("option", ["out", "html", "predictions"])
+def test_an_output_over_a_question_set_is_refused_and_the_set_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, option: str
+) -> None:
+    # `--predictions set.jsonl` opened the input for writing: the questions were lost.
+    questions = tmp_path / "set.jsonl"
+    text = SEEDS_DEV.read_text(encoding="utf-8")
+    questions.write_text(text, encoding="utf-8")
+    use_target(monkeypatch, fake_answer)
+    given = {option: tmp_path / "." / "set.jsonl"}
+
+    with pytest.raises(EvalError, match=rf"--{option} .* would overwrite .*set\.jsonl"):
+        evaluate(EvalOptions(inputs=[questions], **given))  # type: ignore[arg-type]
+    assert questions.read_text(encoding="utf-8") == text
+
+
+def test_two_outputs_at_one_path_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_target(monkeypatch, fake_answer)
+    same = tmp_path / "run.json"
+    with pytest.raises(EvalError, match=r"--predictions .*run\.json would overwrite the file of"):
+        evaluate(EvalOptions(inputs=[SEEDS_DEV], out=same, predictions=same))
