@@ -294,6 +294,7 @@ def evaluate(
     qset = load_question_set(options.inputs)
     # Before the run, not after it: a typo in an output path or a bad --compare file must
     # not cost a whole run's answers and end in a traceback.
+    _refuse_unused(options, bool(qset.squad))
     other = _compared_report(options.compare)
     _distinct_outputs(options)
     for path in (options.out, options.html, options.predictions):
@@ -353,6 +354,27 @@ def evaluate(
 
         write_html(report, options.html, baseline=other)
     return report
+
+
+def _refuse_unused(options: EvalOptions, squad: bool) -> None:
+    """Refuse an option this run would not use: it was ignored, so the report measured
+    something else than was asked for (the service instead of the baseline, its index
+    instead of --index, a SQuAD file's own corpus instead of --docs)."""
+    if options.url:
+        unused = [
+            ("--pipeline langchain-baseline", options.pipeline == "langchain-baseline"),
+            ("--index", options.index is not None),
+            ("--docs", options.docs is not None),
+        ]
+        named = [name for name, given in unused if given]
+        if named:
+            raise EvalError(
+                f"{', '.join(named)}: not used with --url, which asks the running service"
+            )
+    if squad and options.docs is not None:
+        raise EvalError("--docs: not used with SQuAD files, whose contexts are the documents")
+    if options.pipeline == "langchain-baseline" and options.collection is not None:
+        raise EvalError("--collection: the LangChain baseline keeps no collections")
 
 
 def _compared_report(path: Path | None) -> dict[str, Any] | None:

@@ -371,3 +371,30 @@ def test_two_outputs_at_one_path_are_refused(
     same = tmp_path / "run.json"
     with pytest.raises(EvalError, match=r"--predictions .*run\.json would overwrite the file of"):
         evaluate(EvalOptions(inputs=[SEEDS_DEV], out=same, predictions=same))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "given", "said"),
+    [
+        ("seeds", {"url": "http://h", "pipeline": "langchain-baseline"}, "--pipeline lang"),
+        ("seeds", {"url": "http://h", "index": Path("idx")}, "--index: not used with --url"),
+        ("seeds", {"url": "http://h", "docs": Path("d")}, "--docs: not used with --url"),
+        ("squad", {"docs": Path("d")}, "--docs: not used with SQuAD files"),
+        ("seeds", {"pipeline": "langchain-baseline", "collection": "kb"}, "--collection: the"),
+    ],
+)
+def test_an_option_the_run_would_ignore_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    inputs: str,
+    given: dict[str, Any],
+    said: str,
+) -> None:
+    # Each was accepted and ignored: `--url ... --pipeline langchain-baseline` measured the
+    # service and `--docs` beside SQuAD files indexed the SQuAD contexts alone.
+    squad = tmp_path / "squad.json"
+    context = {"context": "甲。", "qas": [{"id": 1, "question": "乙？"}]}
+    squad.write_text(json.dumps({"data": [{"paragraphs": [context]}]}), encoding="utf-8")
+    use_target(monkeypatch, fake_answer)
+    with pytest.raises(EvalError, match=said):
+        evaluate(EvalOptions(inputs=[SEEDS_DEV if inputs == "seeds" else squad], **given))
