@@ -219,11 +219,7 @@ def bench_load_command(
         weights = parse_mix(mix)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--mix") from err
-    asked = [
-        str(json.loads(line)["question"])
-        for line in (questions.read_text(encoding="utf-8").splitlines() if questions else [])
-        if line.strip()
-    ]
+    asked = _load_questions(questions) if questions else []
     options = LoadOptions(
         clients=clients,
         seconds=seconds,
@@ -243,3 +239,22 @@ def bench_load_command(
     print_report(report, Console())
     if not report["passed"]:
         raise typer.Exit(1)
+
+
+def _load_questions(path: Path) -> list[str]:
+    """The questions of `--questions`; a file that holds none is refused, not replaced by
+    the demo questions."""
+    from eval.datasets import load_jsonl
+
+    try:
+        asked = [q.question for q in load_jsonl(path)]
+    except (ValueError, UnicodeDecodeError) as err:
+        print_error(f"--questions: {err}")
+        raise typer.Exit(2) from err
+    except OSError as err:
+        print_error(f"--questions: cannot read {path}: {err.strerror}")
+        raise typer.Exit(2) from err
+    if not asked:
+        print_error(f"--questions: no questions in {path}")
+        raise typer.Exit(2)
+    return asked

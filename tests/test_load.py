@@ -112,3 +112,33 @@ def test_a_mix_names_known_routes_with_weights() -> None:
     for bad in ("ask", "upload=1", "ask=0", ""):
         with pytest.raises(ValueError):
             parse_mix(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"question": "甲？"}\nnot json\n', "qs.jsonl:2: not JSON"),
+        ('{"q": "甲？"}\n', "qs.jsonl:1: not a question"),
+        ("", "no questions in"),
+        (None, "cannot read"),
+    ],
+)
+def test_bench_load_refuses_a_bad_questions_file_before_loading(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str | None, said: str
+) -> None:
+    # A bad line ended `rag bench-load` in a traceback; an empty file silently loaded the
+    # service with the demo questions instead.
+    from typer.testing import CliRunner
+
+    import bench.load
+    from cli.app import app
+
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: pytest.fail("the load ran"))
+    questions = tmp_path / "qs.jsonl"
+    if text is not None:
+        questions.write_text(text, encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["bench-load", "--questions", str(questions)])
+
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
