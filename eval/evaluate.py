@@ -84,6 +84,16 @@ def load_question_set(inputs: Sequence[Path]) -> QuestionSet:
             "inputs must be SQuAD .json or .jsonl files"
         )
     squad = [_squad(p) for p in inputs if p.suffix.lower() == ".json"]
+    # A SQuAD file's name is its questions' kind and the folder of its documents: two of one
+    # name (a/dev.json, b/dev.json, or one file twice) would write over each other's
+    # documents, their questions pointing into the other's text, and count as one kind.
+    names = [s.name for s in squad]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise EvalError(
+            f"two SQuAD files named {', '.join(twice)}: their documents and kinds would mix; "
+            "give each file its own name"
+        )
     try:
         jsonl = [q for p in inputs if p.suffix.lower() == ".jsonl" for q in load_jsonl(p)]
     except (ValueError, UnicodeDecodeError) as err:

@@ -398,3 +398,20 @@ def test_an_option_the_run_would_ignore_is_refused(
     use_target(monkeypatch, fake_answer)
     with pytest.raises(EvalError, match=said):
         evaluate(EvalOptions(inputs=[SEEDS_DEV if inputs == "seeds" else squad], **given))
+
+
+def test_two_squad_files_of_one_name_are_refused(tmp_path: Path) -> None:
+    # cmrc/dev.json and drcd/dev.json both wrote dev/0000_<title>.txt: same titles overwrote
+    # each other's contexts (gold pointing into the other text) and both were kind "dev".
+    for folder, context in (("cmrc", "甲地在北方。"), ("drcd", "乙地在南方。")):
+        (tmp_path / folder).mkdir()
+        qa = {"id": folder, "question": "在哪？", "answers": [{"text": "方"}]}
+        article = {"title": "地", "paragraphs": [{"context": context, "qas": [qa]}]}
+        (tmp_path / folder / "dev.json").write_text(
+            json.dumps({"data": [article]}), encoding="utf-8"
+        )
+
+    with pytest.raises(EvalError, match="two SQuAD files named dev"):
+        load_question_set([tmp_path / "cmrc" / "dev.json", tmp_path / "drcd" / "dev.json"])
+    with pytest.raises(EvalError, match="two SQuAD files named dev"):
+        load_question_set([tmp_path / "cmrc" / "dev.json"] * 2)
