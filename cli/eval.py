@@ -160,6 +160,13 @@ def eval_command(
         # 130, as a shell reports Ctrl-C: the report is valid but partial, and a script
         # that publishes it on success must not take it for a whole run.
         raise typer.Exit(130)
+    metrics = report["metrics"]
+    if metrics["questions"] and metrics["errors"] == metrics["questions"]:
+        # A service that is down or refuses the key fails every question: that is a failed
+        # run, not a report of zeros to publish.
+        first = next((f["error"] for f in report["failures"] if f["error"]), None)
+        print_error(f"not one question was answered; the first error: {first}")
+        raise typer.Exit(1)
 
 
 def bench_command(

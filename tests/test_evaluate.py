@@ -415,3 +415,45 @@ def test_two_squad_files_of_one_name_are_refused(tmp_path: Path) -> None:
         load_question_set([tmp_path / "cmrc" / "dev.json", tmp_path / "drcd" / "dev.json"])
     with pytest.raises(EvalError, match="two SQuAD files named dev"):
         load_question_set([tmp_path / "cmrc" / "dev.json"] * 2)
+
+
+def test_a_run_in_which_every_question_failed_exits_1_with_the_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `rag eval set.jsonl --url ...` with the service down or a wrong key exited 0.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    def refused(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        raise RuntimeError('HTTP 401: {"detail": "invalid API key"}')
+
+    use_target(monkeypatch, refused)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--out", str(tmp_path / "r.json")])
+
+    assert result.exit_code == 1, result.output
+    assert "not one question was answered" in result.output
+    assert "HTTP 401" in result.output
+    assert json.loads(result.stdout)["metrics"]["errors"] == 11  # the report is still written
+    assert (tmp_path / "r.json").is_file()
+
+
+def test_a_run_with_some_failed_questions_exits_0(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    def flaky(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        if question.startswith("质检"):
+            raise RuntimeError("HTTP 503")
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, flaky)
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV)])
+
+    assert result.exit_code == 0, result.output
+    assert 0 < json.loads(result.stdout)["metrics"]["errors"] < 11
