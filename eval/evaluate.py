@@ -268,9 +268,12 @@ def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Tar
 
     embedder = make_embedder(get_settings().embedder, get_settings().embedder_options())
     saved = index / "baseline"
-    if saved.exists():
+    if LangChainBaseline.saved_at(saved):  # else none, or a save cut short: built again
         log(f"loading the baseline index from {saved}")
-        baseline = LangChainBaseline.load(saved, embedder)
+        try:
+            baseline = LangChainBaseline.load(saved, embedder)
+        except (ValueError, OSError) as err:  # another embedder, a damaged file
+            raise EvalError(f"{err}; remove {saved} to build the baseline again") from err
     else:
         log(f"indexing {docs} with the LangChain baseline")
         baseline = LangChainBaseline(embedder)

@@ -457,3 +457,44 @@ def test_a_run_with_some_failed_questions_exits_0(
 
     assert result.exit_code == 0, result.output
     assert 0 < json.loads(result.stdout)["metrics"]["errors"] < 11
+
+
+@pytest.fixture
+def hash_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embeddings import factory
+    from tests.fakes import HashEmbedder
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: HashEmbedder())
+
+
+def demo_docs(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("质检总局局长支树平出席会议并讲话。\n", encoding="utf-8")
+    return docs
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_baseline_save_cut_short_is_built_again(tmp_path: Path) -> None:
+    # A run killed while saving left baseline/faiss without chunks.json: every later run
+    # ended in a FileNotFoundError traceback on loading it.
+    (tmp_path / "index" / "baseline" / "faiss").mkdir(parents=True)
+
+    target = evaluate_module._baseline_target(demo_docs(tmp_path), tmp_path / "index", print)
+
+    assert "支树平" in target.ask("质检总局局长是谁？", 3, ())["answer"]
+    assert (tmp_path / "index" / "baseline" / "chunks.json").is_file()
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_baseline_saved_with_another_embedder_is_refused_with_a_message(
+    tmp_path: Path,
+) -> None:
+    # The loader's ValueError was not an EvalError: `rag eval` ended in a traceback.
+    evaluate_module._baseline_target(demo_docs(tmp_path), tmp_path / "index", print)
+    chunks = tmp_path / "index" / "baseline" / "chunks.json"
+    meta = json.loads(chunks.read_text(encoding="utf-8"))
+    chunks.write_text(json.dumps(meta | {"embedder": "e5-small"}), encoding="utf-8")
+
+    with pytest.raises(EvalError, match=r"built with e5-small.*remove .*baseline to build"):
+        evaluate_module._baseline_target(tmp_path / "docs", tmp_path / "index", print)
