@@ -221,26 +221,37 @@ def _collection_index(options: EvalOptions, create: bool) -> Path:
 def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> Iterator[Target]:
     from embeddings.factory import make_embedder
     from eval.runner import local_asker
+    from rag.index.config import IndexMismatchError, NoIndexError
+    from rag.index.index import read_config
     from rag.pipeline import open_pipeline
     from rag.settings import get_settings
+    from rag.store.location import location_from_settings
+    from rag.store.lock import IndexBusyError
 
+    # What `rag ask` says of an index it cannot open, said here too: these ended the run in
+    # a traceback (an index built with another embedder, --index naming a file, a writer
+    # holding the index past the lock timeout).
+    unusable = (IndexMismatchError, IndexBusyError, ImportError, ConnectionError)
     settings = get_settings()
-    if docs is None:  # asked of an existing index: a mistyped --index must not build one
-        from rag.index.config import NoIndexError
-        from rag.index.index import read_config
-        from rag.store.location import location_from_settings
-
-        try:
+    try:
+        if docs is None:  # asked of an existing index: a mistyped --index must not build one
             read_config(location_from_settings(settings, index))
-        except NoIndexError as err:
-            raise EvalError(f"{err}: give --docs DIR to build one") from err
-    pipeline = open_pipeline(
-        settings, make_embedder(settings.embedder, settings.embedder_options()), index
-    )
+        pipeline = open_pipeline(
+            settings, make_embedder(settings.embedder, settings.embedder_options()), index
+        )
+    except NoIndexError as err:
+        raise EvalError(f"{err}: give --docs DIR to build one") from err
+    except unusable as err:
+        raise EvalError(str(err)) from err
+    except OSError as err:
+        raise EvalError(f"cannot open the index at {index}: {err.strerror or err}") from err
     try:
         if docs is not None:
             log(f"indexing {docs} into {index} (unchanged files are skipped)")
-            report = pipeline.ingest([docs])
+            try:
+                report = pipeline.ingest([docs])
+            except (IndexBusyError, OSError) as err:
+                raise EvalError(f"cannot index {docs} into {index}: {err}") from err
             log(f"indexed {report.files} files, {report.new_passages} new passages")
         if not len(pipeline):
             raise EvalError(f"the index at {index} is empty: give --docs DIR or --index DIR")

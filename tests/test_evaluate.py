@@ -498,3 +498,33 @@ def test_a_baseline_saved_with_another_embedder_is_refused_with_a_message(
 
     with pytest.raises(EvalError, match=r"built with e5-small.*remove .*baseline to build"):
         evaluate_module._baseline_target(tmp_path / "docs", tmp_path / "index", print)
+
+
+def test_an_index_that_cannot_be_opened_is_refused_with_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Both ended `rag eval` in a traceback: --index naming a file (FileExistsError), and an
+    # index built with another embedder (IndexMismatchError).
+    from embeddings import factory
+    from tests.fakes import HashEmbedder
+
+    class Other(HashEmbedder):
+        name = "other-hash"
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: HashEmbedder())
+    docs, a_file = demo_docs(tmp_path), tmp_path / "notes.txt"
+    a_file.write_text("", encoding="utf-8")
+    with (
+        pytest.raises(EvalError, match=r"cannot open the index at .*notes\.txt"),
+        evaluate_module._ours_target(docs, a_file, lambda _: None),
+    ):
+        pass
+    with evaluate_module._ours_target(docs, tmp_path / "index", lambda _: None):
+        pass
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: Other())
+    with (
+        pytest.raises(EvalError, match="fake-hash"),
+        evaluate_module._ours_target(None, tmp_path / "index", lambda _: None),
+    ):
+        pass
