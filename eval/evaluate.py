@@ -253,6 +253,8 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
             except (IndexBusyError, OSError) as err:
                 raise EvalError(f"cannot index {docs} into {index}: {err}") from err
             log(f"indexed {report.files} files, {report.new_passages} new passages")
+            for skipped in report.skipped:  # as `rag ingest` lists them: their gold is lost
+                log(f"skipped {skipped.path}: {skipped.reason}")
         if not len(pipeline):
             raise EvalError(f"the index at {index} is empty: give --docs DIR or --index DIR")
         # As the service does before it reports ready: otherwise the first question's time
@@ -397,6 +399,9 @@ def _refuse_unused(options: EvalOptions, squad: bool) -> None:
             )
     if squad and options.docs is not None:
         raise EvalError("--docs: not used with SQuAD files, whose contexts are the documents")
+    if options.docs is not None and not options.docs.exists():
+        # Indexed as nothing, the run went on over what the index already held.
+        raise EvalError(f"--docs {options.docs}: no such file or folder")
     if options.pipeline == "langchain-baseline" and options.collection is not None:
         raise EvalError("--collection: the LangChain baseline keeps no collections")
 

@@ -528,3 +528,24 @@ def test_an_index_that_cannot_be_opened_is_refused_with_a_message(
         evaluate_module._ours_target(None, tmp_path / "index", lambda _: None),
     ):
         pass
+
+
+def test_missing_docs_are_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--index runs/index --docs typo` indexed nothing and evaluated the old index.
+    use_target(monkeypatch, fake_answer)
+    with pytest.raises(EvalError, match=r"--docs .*typo: no such file or folder"):
+        evaluate(EvalOptions(inputs=[SEEDS_DEV], docs=tmp_path / "typo"))
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_documents_that_could_not_be_indexed_are_named(tmp_path: Path) -> None:
+    docs = demo_docs(tmp_path)
+    (docs / "broken.pdf").write_bytes(b"not a pdf")
+    said: list[str] = []
+
+    with evaluate_module._ours_target(docs, tmp_path / "index", said.append):
+        pass
+
+    assert any(line.startswith("skipped ") and "broken.pdf: " in line for line in said), said
