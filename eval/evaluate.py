@@ -358,7 +358,7 @@ def evaluate(
             "questions": len(outcomes),
             "sampled": {"n": options.sample, "seed": options.seed} if options.sample else None,
             "limit": options.limit,
-            "workers": options.workers,
+            "workers": workers,  # the baseline is asked one question at a time
             "started_at": started_at,
             "seconds": round(seconds, 2),
             "interrupted": interrupted,

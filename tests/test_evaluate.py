@@ -549,3 +549,13 @@ def test_documents_that_could_not_be_indexed_are_named(tmp_path: Path) -> None:
         pass
 
     assert any(line.startswith("skipped ") and "broken.pdf: " in line for line in said), said
+
+
+def test_the_report_gives_the_workers_that_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The baseline is asked one question at a time whatever --workers says; the report gave
+    # --workers, so its latencies read as measured under a concurrency they were not.
+    use_target(monkeypatch, fake_answer)
+    ours = evaluate(EvalOptions(inputs=[SEEDS_DEV], workers=4))
+    baseline = evaluate(EvalOptions(inputs=[SEEDS_DEV], workers=4, pipeline="langchain-baseline"))
+
+    assert (ours["run"]["workers"], baseline["run"]["workers"]) == (4, 1)
