@@ -183,8 +183,13 @@ def bench_command(
     ] = None,
 ) -> None:
     """Ours against the LangChain baseline in one run: ingest, latency, load, memory."""
-    from bench.compare import run
+    from bench.compare import check_inputs, run
 
+    try:
+        check_inputs(datasets, saved_baseline)
+    except ValueError as err:
+        print_error(err)
+        raise typer.Exit(2) from err
     result = run(datasets, contexts, questions, clients, seconds, saved_baseline)
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
