@@ -21,7 +21,14 @@ from rich.progress import (
 )
 
 from cli.common import print_error
-from eval.evaluate import EvalError, EvalOptions, PipelineName, ScriptName, evaluate
+from eval.evaluate import (
+    EvalError,
+    EvalOptions,
+    PipelineName,
+    ScriptName,
+    evaluate,
+    writable_output,
+)
 from eval.runner import Outcome
 
 errors = Console(stderr=True)
@@ -232,6 +239,11 @@ def bench_load_command(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--mix") from err
     asked = _load_questions(questions) if questions else []
+    try:  # before the load test, not after it: the report would be lost
+        writable_output(out)
+    except EvalError as err:
+        print_error(f"--out: {err}")
+        raise typer.Exit(2) from err
     options = LoadOptions(
         clients=clients,
         seconds=seconds,

@@ -324,7 +324,7 @@ def evaluate(
     other = _compared_report(options.compare)
     _distinct_outputs(options)
     for path in (options.out, options.html, options.predictions):
-        _writable(path)
+        writable_output(path)
     chosen = select(qset.questions, options)
     items = [(q, asked_text(q, options.script)) for q in chosen]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -442,7 +442,7 @@ def _distinct_outputs(options: EvalOptions) -> None:
         seen[where] = f"the file of {option}"
 
 
-def _writable(path: Path | None) -> None:
+def writable_output(path: Path | None) -> None:
     """Make the folder of an output file, and refuse a path that cannot be written."""
     if path is None:
         return

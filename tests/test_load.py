@@ -142,3 +142,27 @@ def test_bench_load_refuses_a_bad_questions_file_before_loading(
 
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split())
+
+
+def test_bench_load_writes_its_report_into_a_folder_made_for_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--out runs/load.json` without runs/ ended the finished load test in a traceback,
+    # its report lost; a folder as --out was found only then too.
+    from typer.testing import CliRunner
+
+    import bench.load
+    from cli.app import app
+
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: {"passed": True})
+    monkeypatch.setattr(bench.load, "print_report", lambda *_: None)
+    out = tmp_path / "new runs" / "load.json"
+
+    result = CliRunner().invoke(app, ["bench-load", "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8")) == {"passed": True}
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: pytest.fail("the load ran"))
+    refused = CliRunner().invoke(app, ["bench-load", "--out", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "isadirectory" in "".join(refused.output.split())
