@@ -37,8 +37,12 @@ def serve(
         )
         host = "127.0.0.1"
     port = settings.port if port is None else port
-    errors.print(f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)")
-    errors.print(f"state: {describe_state(settings)}")
+    # Plain text, not rich markup: an index folder holding `[/x]` was a MarkupError.
+    errors.print(
+        f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)",
+        markup=False,
+    )
+    errors.print(f"state: {describe_state(settings)}", markup=False)
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -334,3 +334,21 @@ def test_eval_logs_the_documents_folder_as_it_is(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert f"indexing {docs} into" in " ".join(result.output.split())
+
+
+def test_serve_names_its_index_folder_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Printed through rich markup, an index folder holding `[/x]` stopped `rag serve` with
+    # a MarkupError before it served.
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app))
+    folder = tmp_path / "[" / "x] index"
+
+    result = runner.invoke(app, ["serve", "--index", str(folder), "--port", "8765"])
+
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    assert f"serving {folder} at" in " ".join(result.output.split())
