@@ -196,13 +196,14 @@ def _collection_index(options: EvalOptions, create: bool) -> Path:
     from rag.collections import Collections, InvalidCollectionName
     from rag.pipeline import index_config
     from rag.settings import get_settings
+    from rag.store.lock import IndexBusyError
 
     name = options.collection or ""
     settings = get_settings()
     if options.index is not None:
         settings = settings.model_copy(update={"index_dir": options.index})
-    collections = Collections.of(settings)
     try:
+        collections = Collections.of(settings)
         if not collections.exists(name):
             if not create:
                 raise EvalError(f"no collection {name!r}: give --docs DIR to build it")
@@ -213,8 +214,12 @@ def _collection_index(options: EvalOptions, create: bool) -> Path:
                 ),
             )
         return collections.location(name)
-    except InvalidCollectionName as err:
+    except (InvalidCollectionName, IndexBusyError) as err:
         raise EvalError(str(err)) from err
+    except OSError as err:  # --index naming a file, a folder that cannot be written
+        raise EvalError(
+            f"cannot open the index at {settings.index_dir}: {err.strerror or err}"
+        ) from err
 
 
 @contextlib.contextmanager

@@ -559,3 +559,16 @@ def test_the_report_gives_the_workers_that_asked(monkeypatch: pytest.MonkeyPatch
     baseline = evaluate(EvalOptions(inputs=[SEEDS_DEV], workers=4, pipeline="langchain-baseline"))
 
     assert (ours["run"]["workers"], baseline["run"]["workers"]) == (4, 1)
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_collection_under_an_index_that_is_a_file_is_refused_with_a_message(
+    tmp_path: Path,
+) -> None:
+    # `--index notes.txt --collection kb --docs DIR` ended in a NotADirectoryError traceback.
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("", encoding="utf-8")
+    options = EvalOptions(inputs=[SEEDS_DEV], index=a_file, collection="kb")
+
+    with pytest.raises(EvalError, match=r"cannot open the index at .*notes\.txt"):
+        evaluate_module._collection_index(options, create=True)
