@@ -68,6 +68,13 @@ def load_squad(path: Path) -> SquadSet:
                     # The dataset's name as the kind: a run over several splits them per kind.
                     kind = name
                     answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers") or []))
+                # As in JSONL: a number as an answer ended the finished run in a TypeError
+                # traceback while scoring.
+                texts: list[object] = [qa["question"], *answers]
+                if not all(isinstance(text, str) for text in texts):
+                    raise ValueError(
+                        f"question {qa['id']!r}: the question and answer texts must be strings"
+                    )
                 questions.append(
                     Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
                 )

@@ -190,6 +190,12 @@ def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> 
         ("set.jsonl", '{"question": "甲？", "paragraph": 0}\n', 'set.jsonl:1: "paragraph" must'),
         ("set.jsonl", '{"question": "甲？", "file": 7}\n', 'set.jsonl:1: "file" must'),
         ("set.json", '{"data": [{"title": "无段落"}]}', "set.json: not a SQuAD file"),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲。", "qas": '
+            '[{"id": "q1", "question": "乙？", "answers": [{"text": 1990}]}]}]}]}',
+            "set.json: question 'q1': the question and answer texts must be strings",
+        ),
         ("set.json", "{not json", "set.json: "),
     ],
 )
