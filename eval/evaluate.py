@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from eval.datasets import Question, SquadSet, load_jsonl, load_squad, write_corpus
 from eval.runner import Ask, Outcome, run_questions
@@ -187,7 +188,30 @@ def _http_target(options: EvalOptions) -> Target:
     headers = {"Authorization": f"Bearer {options.key}"} if options.key else {}
     client = httpx.Client(base_url=options.url or "", headers=headers, timeout=60)
     asker = http_asker(client, options.collection)
-    return Target(asker, lambda _: None, {"url": options.url, "collection": options.collection})
+    return Target(
+        asker,
+        lambda _: None,
+        {"url": without_password(options.url or ""), "collection": options.collection},
+    )
+
+
+def without_password(url: str) -> str:
+    """`url` with its password, if it has one, as ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # not a URL after all (a bracket where a host would be)
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def published(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as a report shows them: the password of any URL (RAG_REDIS_URL,
+    RAG_MILVUS_URI, RAG_LLM_BASE_URL) masked, as the secrets themselves already are. The
+    report goes on stdout, into --out and into the HTML page, which get shared."""
+    return {k: without_password(v) if isinstance(v, str) else v for k, v in settings.items()}
 
 
 def _collection_index(options: EvalOptions, create: bool) -> Path:
@@ -274,7 +298,8 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
             row = pipeline.document(file)
             return None if row is None else _read_text(Path(row.path))
 
-        yield Target(local_asker(pipeline), source_text, settings.model_dump(mode="json"))
+        shown = published(settings.model_dump(mode="json"))
+        yield Target(local_asker(pipeline), source_text, shown)
     finally:
         pipeline.close()
 
@@ -357,7 +382,7 @@ def evaluate(
             "pipeline": options.pipeline if not options.url else "service",
             "inputs": [str(p) for p in options.inputs],
             "index": str(options.index) if options.index else None,
-            "url": options.url,
+            "url": without_password(options.url) if options.url else None,
             "script": options.script,
             "top_k": options.top_k,
             "questions": len(outcomes),

@@ -578,3 +578,29 @@ def test_a_collection_under_an_index_that_is_a_file_is_refused_with_a_message(
 
     with pytest.raises(EvalError, match=r"cannot open the index at .*notes\.txt"):
         evaluate_module._collection_index(options, create=True)
+
+
+def test_the_report_masks_the_passwords_of_urls_in_its_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A password in RAG_REDIS_URL or RAG_LLM_BASE_URL was printed on stdout and written into
+    # --out and the HTML page, which are made to be shared.
+    from embeddings import factory
+    from rag.settings import Settings, get_settings
+    from tests.fakes import HashEmbedder
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: HashEmbedder())
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://bot:llm-pw@llm:8080/v1")
+    get_settings.cache_clear()
+    try:
+        with evaluate_module._ours_target(demo_docs(tmp_path), tmp_path / "i", print) as target:
+            shown = target.settings
+    finally:
+        get_settings.cache_clear()
+    redis = Settings(redis_url="redis://:s3cret-pw@cache:6379/0").model_dump(mode="json")
+
+    assert "llm-pw" not in json.dumps(shown)
+    assert shown["llm_base_url"] == "http://bot:***@llm:8080/v1"
+    assert evaluate_module.published(redis)["redis_url"] == "redis://:***@cache:6379/0"
+    assert evaluate_module.without_password("http://[x") == "http://[x"
+    assert evaluate_module.without_password("bigram") == "bigram"
