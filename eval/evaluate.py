@@ -452,7 +452,8 @@ def _compared_report(path: Path | None) -> dict[str, Any] | None:
 
 
 def _distinct_outputs(options: EvalOptions) -> None:
-    """Refuse an output file that is a question set or another output of the run.
+    """Refuse an output file that is a question set, the --compare report or another
+    output of the run.
 
     `--predictions set.jsonl` for the input set.jsonl emptied the user's questions when the
     run opened it; two outputs at one path kept only the last written.
@@ -463,6 +464,8 @@ def _distinct_outputs(options: EvalOptions) -> None:
         "--predictions": options.predictions,
     }
     seen = {p.resolve(): str(p) for p in options.inputs}
+    if options.compare is not None:  # the other run's report: often the costlier one
+        seen[options.compare.resolve()] = f"the --compare report {options.compare}"
     for option, path in named.items():
         if path is None:
             continue

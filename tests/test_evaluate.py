@@ -604,3 +604,20 @@ def test_the_report_masks_the_passwords_of_urls_in_its_settings(
     assert evaluate_module.published(redis)["redis_url"] == "redis://:***@cache:6379/0"
     assert evaluate_module.without_password("http://[x") == "http://[x"
     assert evaluate_module.without_password("bigram") == "bigram"
+
+
+def test_an_output_over_the_compared_report_is_refused_and_the_report_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--compare runs/baseline.json --out runs/baseline.json` replaced the baseline's report
+    # (a run of its own, often the longer one) with this run's.
+    use_target(monkeypatch, fake_answer)
+    baseline = tmp_path / "baseline.json"
+    evaluate(EvalOptions(inputs=[SEEDS_DEV], out=baseline))
+    kept = baseline.read_text(encoding="utf-8")
+
+    for option in ("out", "html"):
+        given: dict[str, Any] = {option: baseline, "compare": baseline}
+        with pytest.raises(EvalError, match=rf"--{option} .* would overwrite the --compare"):
+            evaluate(EvalOptions(inputs=[SEEDS_DEV], **given))
+    assert baseline.read_text(encoding="utf-8") == kept
