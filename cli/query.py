@@ -28,7 +28,8 @@ from rag.wire import answer_payload, search_payload, turns_from_payload
 def read_history(path: Path) -> tuple[Turn, ...]:
     """The turns of a JSONL file, one `{"question", "answer"}` a line, oldest first."""
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # utf-8-sig: a byte order mark (Windows editors) made line 1 "not JSON".
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

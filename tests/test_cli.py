@@ -352,3 +352,18 @@ def test_serve_names_its_index_folder_as_it_is(
     assert result.exit_code == 0, result.output
     assert len(served) == 1
     assert f"serving {folder} at" in " ".join(result.output.split())
+
+
+def test_a_history_file_saved_with_a_byte_order_mark_is_read(index: Path, tmp_path: Path) -> None:
+    # Notepad saves UTF-8 with a BOM: line 1 was refused as "not JSON".
+    history = tmp_path / "history.jsonl"
+    turn = {"question": "质检总局局长是谁？", "answer": "质检总局局长支树平出席会议并讲话。"}
+    history.write_text(json.dumps(turn, ensure_ascii=False) + "\n", encoding="utf-8-sig")
+
+    result = runner.invoke(
+        app,
+        ["ask", "他出席了什么会议？", "--index", str(index), "--json", "--history", str(history)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["standalone_question"] == "支树平出席了什么会议？"
