@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cli.common import (
     IndexOption,
@@ -49,10 +50,8 @@ def collections_list(index: IndexOption = None, as_json: JsonOption = False) -> 
     for row in rows:
         table.add_row(
             *(str(row[k] or "-") for k in ("name", "embedder", "tokenizer")),
-            *(
-                str(row["chunk_size"] or "-"),
-                str(row["location"]),
-            ),
+            str(row["chunk_size"] or "-"),
+            Text(str(row["location"])),  # as it is: a cell string is rich markup
         )
     console.print(table)
 

@@ -213,3 +213,15 @@ def test_a_created_collection_is_named_with_its_folder_as_it_is(tmp_path: Path) 
 
     assert code == 0, output
     assert f"created collection kb at {index / 'collections' / 'kb'}" in " ".join(output.split())
+
+
+def test_collections_are_listed_with_their_folders_as_they_are(tmp_path: Path) -> None:
+    # A table cell is rich markup: an index folder holding `[/x]` ended the listing in a
+    # MarkupError.
+    index = tmp_path / "[" / "x] index"
+    assert rag("collections", "create", "kb", "--index", index)[0] == 0
+
+    code, output = rag("collections", "list", "--index", index)
+
+    assert code == 0, output
+    assert "│ kb " in output  # the row, its location cell wrapped over lines
