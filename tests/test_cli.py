@@ -367,3 +367,26 @@ def test_a_history_file_saved_with_a_byte_order_mark_is_read(index: Path, tmp_pa
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["standalone_question"] == "支树平出席了什么会议？"
+
+
+def test_ingest_shows_file_names_as_they_are_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The progress bar read the file being ingested as rich markup: on a terminal a file
+    # under a folder named `[` (its name then holding `[/x]`) ended the ingest in a
+    # MarkupError traceback.
+    import io
+
+    from rich.console import Console
+
+    import cli.documents
+
+    docs = tmp_path / "docs"
+    (docs / "[").mkdir(parents=True)
+    shutil.copy(DEMO / SEED, docs / "[" / "x] a.txt")
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    monkeypatch.setattr(cli.documents, "errors", terminal)
+
+    result = runner.invoke(app, ["ingest", str(docs), "--index", str(tmp_path / "index")])
+
+    assert result.exit_code == 0, repr(result.exception)
