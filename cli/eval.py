@@ -21,14 +21,8 @@ from rich.progress import (
 )
 
 from cli.common import print_error
-from eval.evaluate import (
-    EvalError,
-    EvalOptions,
-    PipelineName,
-    ScriptName,
-    evaluate,
-    writable_output,
-)
+from eval.checks import EvalError, writable_output
+from eval.evaluate import EvalOptions, PipelineName, ScriptName, evaluate
 from eval.runner import Outcome
 
 errors = Console(stderr=True)

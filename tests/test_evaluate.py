@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from eval import checks
 from eval import evaluate as evaluate_module
-from eval.evaluate import EvalError, EvalOptions, Target, evaluate, load_question_set, select
+from eval.checks import EvalError
+from eval.evaluate import EvalOptions, Target, evaluate, load_question_set, select
 from rag.types import Turn
 from tests.conftest import SEEDS_DEV
 
@@ -601,9 +603,9 @@ def test_the_report_masks_the_passwords_of_urls_in_its_settings(
 
     assert "llm-pw" not in json.dumps(shown)
     assert shown["llm_base_url"] == "http://bot:***@llm:8080/v1"
-    assert evaluate_module.published(redis)["redis_url"] == "redis://:***@cache:6379/0"
-    assert evaluate_module.without_password("http://[x") == "http://[x"
-    assert evaluate_module.without_password("bigram") == "bigram"
+    assert checks.published(redis)["redis_url"] == "redis://:***@cache:6379/0"
+    assert checks.without_password("http://[x") == "http://[x"
+    assert checks.without_password("bigram") == "bigram"
 
 
 def test_an_output_over_the_compared_report_is_refused_and_the_report_kept(
