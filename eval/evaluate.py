@@ -87,9 +87,15 @@ def load_question_set(inputs: Sequence[Path]) -> QuestionSet:
             f"no questions read from {', '.join(map(str, other))}: "
             "inputs must be SQuAD .json or .jsonl files"
         )
+    places = [p.resolve() for p in inputs]
+    given_twice = sorted(
+        {str(p) for p, where in zip(inputs, places, strict=True) if places.count(where) > 1}
+    )
+    if given_twice:  # its questions would be asked and counted twice
+        raise EvalError(f"given twice: {', '.join(given_twice)}")
     squad = [_squad(p) for p in inputs if p.suffix.lower() == ".json"]
     # A SQuAD file's name is its questions' kind and the folder of its documents: two of one
-    # name (a/dev.json, b/dev.json, or one file twice) would write over each other's
+    # name (a/dev.json and b/dev.json) would write over each other's
     # documents, their questions pointing into the other's text, and count as one kind.
     names = [s.name for s in squad]
     twice = sorted({n for n in names if names.count(n) > 1})

@@ -421,8 +421,14 @@ def test_two_squad_files_of_one_name_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(EvalError, match="two SQuAD files named dev"):
         load_question_set([tmp_path / "cmrc" / "dev.json", tmp_path / "drcd" / "dev.json"])
-    with pytest.raises(EvalError, match="two SQuAD files named dev"):
+    with pytest.raises(EvalError, match=r"given twice: .*dev\.json"):
         load_question_set([tmp_path / "cmrc" / "dev.json"] * 2)
+
+
+def test_a_question_set_given_twice_is_refused() -> None:
+    # Its questions were asked and counted twice.
+    with pytest.raises(EvalError, match=r"given twice: .*seeds-dev\.jsonl"):
+        load_question_set([SEEDS_DEV, SEEDS_DEV.parent / "." / SEEDS_DEV.name])
 
 
 def test_a_run_in_which_every_question_failed_exits_1_with_the_error(
