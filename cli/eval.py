@@ -232,6 +232,12 @@ def bench_load_command(
         weights = parse_mix(mix)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--mix") from err
+    if url is not None and index is not None:  # the running service serves its own index
+        print_error("--index: not used with --url, which loads the running service")
+        raise typer.Exit(2)
+    if index is not None and not index.is_dir():
+        print_error(f"--index {index}: no such folder; build an index with `rag ingest`")
+        raise typer.Exit(2)
     asked = _load_questions(questions) if questions else []
     try:  # before the load test, not after it: the report would be lost
         writable_output(out)

@@ -166,3 +166,28 @@ def test_bench_load_writes_its_report_into_a_folder_made_for_it(
     refused = CliRunner().invoke(app, ["bench-load", "--out", str(tmp_path)])
     assert refused.exit_code == 2
     assert "isadirectory" in "".join(refused.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--url", "http://127.0.0.1:9", "--index", "."], "--index: not used with --url"),
+        (["--index", "no-such-index"], "no-such-index: no such folder"),
+    ],
+)
+def test_bench_load_refuses_an_index_it_would_not_serve(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    # With --url the index was ignored (the report measured another one); a missing index
+    # started a service over nothing.
+    from typer.testing import CliRunner
+
+    import bench.load
+    from cli.app import app
+
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: pytest.fail("the load ran"))
+
+    result = CliRunner().invoke(app, ["bench-load", *args])
+
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
