@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from tests.conftest import DEMO
+from tests.conftest import DEMO, SEEDS_DEV
 
 runner = CliRunner()
 SEED = "000_7045e455b641a377.txt"
@@ -323,9 +323,8 @@ def test_a_bad_history_file_is_named_as_it_is(index: Path, tmp_path: Path) -> No
     assert f"{history}:1" in " ".join(result.output.split())
 
 
+@pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
 def test_eval_logs_the_documents_folder_as_it_is(tmp_path: Path) -> None:
-    from tests.conftest import SEEDS_DEV
-
     docs = tmp_path / "[" / "x] docs"
     docs.mkdir(parents=True)
     shutil.copy(DEMO / SEED, docs / SEED)
