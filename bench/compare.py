@@ -266,6 +266,20 @@ def _in_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, 
         return pool.apply(function, args)
 
 
+def check_inputs(datasets: Path, saved_baseline: Path | None = None) -> None:
+    """Refuse, before minutes of benchmarking, inputs that would fail at their turn.
+
+    Raises:
+        ValueError: A dataset file is missing, or `saved_baseline` holds no saved baseline.
+    """
+    missing = [str(datasets / name) for name in DATASETS if not (datasets / name).is_file()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)} (give the folder holding both)")
+    # `LangChainBaseline.save` writes chunks.json last: without it there is no baseline.
+    if saved_baseline is not None and not (saved_baseline / "chunks.json").is_file():
+        raise ValueError(f"--saved-baseline {saved_baseline}: no saved baseline there")
+
+
 def run(
     datasets: Path,
     contexts: int,
@@ -330,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         "--saved-baseline", type=Path, help="a saved full-corpus baseline (rag eval --index)"
     )
     args = parser.parse_args(argv)
+    try:
+        check_inputs(args.datasets, args.saved_baseline)
+    except ValueError as err:
+        parser.error(str(err))
     result = run(
         args.datasets,
         args.contexts,

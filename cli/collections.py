@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cli.common import (
     IndexOption,
@@ -13,7 +14,7 @@ from cli.common import (
     busy,
     console,
     create_collection,
-    errors,
+    print_error,
     print_json,
     waiting,
 )
@@ -49,10 +50,8 @@ def collections_list(index: IndexOption = None, as_json: JsonOption = False) -> 
     for row in rows:
         table.add_row(
             *(str(row[k] or "-") for k in ("name", "embedder", "tokenizer")),
-            *(
-                str(row["chunk_size"] or "-"),
-                str(row["location"]),
-            ),
+            str(row["chunk_size"] or "-"),
+            Text(str(row["location"])),  # as it is: a cell string is rich markup
         )
     console.print(table)
 
@@ -78,7 +77,7 @@ def collections_create(
     }
     settings = get_settings().model_copy(update=overrides)
     location = create_collection(index, name, settings)
-    console.print(f"created collection {name} at {location}", highlight=False)
+    console.print(f"created collection {name} at {location}", highlight=False, markup=False)
 
 
 def collections_rm(
@@ -96,7 +95,7 @@ def collections_rm(
     except IndexBusyError as err:
         raise busy(err) from err
     except (InvalidCollectionName, NoSuchCollection, ValueError) as err:
-        errors.print(f"[red]error:[/red] {err.args[0] if err.args else err}")
+        print_error(err.args[0] if err.args else err)
         raise typer.Exit(2) from err
     console.print(f"removed collection {name}")
 

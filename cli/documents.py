@@ -106,7 +106,7 @@ def ingest(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[file]}"),
+        TextColumn("{task.fields[file]}", markup=False),  # a file name, as it is
         console=errors,
         transient=True,
     ) as progress:

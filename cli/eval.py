@@ -20,7 +20,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from eval.evaluate import EvalError, EvalOptions, PipelineName, ScriptName, evaluate
+from cli.common import print_error
+from eval.checks import EvalError, writable_output
+from eval.evaluate import EvalOptions, PipelineName, ScriptName, evaluate
 from eval.runner import Outcome
 
 errors = Console(stderr=True)
@@ -39,6 +41,11 @@ HEADLINE = (
     "abstention_recall",
     "answer_chars_median",
 )
+
+
+def _log(message: str) -> None:
+    # The evaluator's lines name paths, which rich would read as markup.
+    errors.print(message, markup=False, highlight=False)
 
 
 def eval_command(
@@ -91,7 +98,7 @@ def eval_command(
         raise typer.BadParameter(f"{script!r}; valid: original, hans, hant")
     missing = [p for p in inputs if not p.exists()]
     if missing:
-        errors.print(f"[red]error:[/red] no such file: {', '.join(map(str, missing))}")
+        print_error(f"no such file: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     options = EvalOptions(
         inputs=inputs,
@@ -137,9 +144,9 @@ def eval_command(
         # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            report = evaluate(options, log=errors.print, progress=progress)
+            report = evaluate(options, log=_log, progress=progress)
         except EvalError as err:
-            errors.print(f"[red]error:[/red] {err}")
+            print_error(err)
             raise typer.Exit(2) from err
     if report["run"]["interrupted"]:
         errors.print(
@@ -150,6 +157,17 @@ def eval_command(
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
     errors.print(line, highlight=False)
+    if report["run"]["interrupted"]:
+        # 130, as a shell reports Ctrl-C: the report is valid but partial, and a script
+        # that publishes it on success must not take it for a whole run.
+        raise typer.Exit(130)
+    metrics = report["metrics"]
+    if metrics["questions"] and metrics["errors"] == metrics["questions"]:
+        # A service that is down or refuses the key fails every question: that is a failed
+        # run, not a report of zeros to publish.
+        first = next((f["error"] for f in report["failures"] if f["error"]), None)
+        print_error(f"not one question was answered; the first error: {first}")
+        raise typer.Exit(1)
 
 
 def bench_command(
@@ -166,8 +184,13 @@ def bench_command(
     ] = None,
 ) -> None:
     """Ours against the LangChain baseline in one run: ingest, latency, load, memory."""
-    from bench.compare import run
+    from bench.compare import check_inputs, run
 
+    try:
+        check_inputs(datasets, saved_baseline)
+    except ValueError as err:
+        print_error(err)
+        raise typer.Exit(2) from err
     result = run(datasets, contexts, questions, clients, seconds, saved_baseline)
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
@@ -209,11 +232,18 @@ def bench_load_command(
         weights = parse_mix(mix)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--mix") from err
-    asked = [
-        str(json.loads(line)["question"])
-        for line in (questions.read_text(encoding="utf-8").splitlines() if questions else [])
-        if line.strip()
-    ]
+    if url is not None and index is not None:  # the running service serves its own index
+        print_error("--index: not used with --url, which loads the running service")
+        raise typer.Exit(2)
+    if index is not None and not index.is_dir():
+        print_error(f"--index {index}: no such folder; build an index with `rag ingest`")
+        raise typer.Exit(2)
+    asked = _load_questions(questions) if questions else []
+    try:  # before the load test, not after it: the report would be lost
+        writable_output(out)
+    except EvalError as err:
+        print_error(f"--out: {err}")
+        raise typer.Exit(2) from err
     options = LoadOptions(
         clients=clients,
         seconds=seconds,
@@ -233,3 +263,22 @@ def bench_load_command(
     print_report(report, Console())
     if not report["passed"]:
         raise typer.Exit(1)
+
+
+def _load_questions(path: Path) -> list[str]:
+    """The questions of `--questions`; a file that holds none is refused, not replaced by
+    the demo questions."""
+    from eval.datasets import load_jsonl
+
+    try:
+        asked = [q.question for q in load_jsonl(path)]
+    except (ValueError, UnicodeDecodeError) as err:
+        print_error(f"--questions: {err}")
+        raise typer.Exit(2) from err
+    except OSError as err:
+        print_error(f"--questions: cannot read {path}: {err.strerror}")
+        raise typer.Exit(2) from err
+    if not asked:
+        print_error(f"--questions: no questions in {path}")
+        raise typer.Exit(2)
+    return asked

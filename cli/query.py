@@ -17,6 +17,7 @@ from cli.common import (
     console,
     errors,
     open_pipeline_at,
+    print_error,
     print_json,
 )
 from rag.collections import DEFAULT
@@ -27,7 +28,8 @@ from rag.wire import answer_payload, search_payload, turns_from_payload
 def read_history(path: Path) -> tuple[Turn, ...]:
     """The turns of a JSONL file, one `{"question", "answer"}` a line, oldest first."""
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # utf-8-sig: a byte order mark (Windows editors) made line 1 "not JSON".
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -58,7 +60,7 @@ def ask(
     try:
         turns = read_history(history) if history else ()
     except (ValueError, UnicodeDecodeError) as err:
-        errors.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     answer = open_pipeline_at(index, collection).ask(question, top_k, turns)
     if as_json:

@@ -38,8 +38,12 @@ def serve(
         )
         host = "127.0.0.1"
     port = settings.port if port is None else port
-    errors.print(f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)")
-    errors.print(f"state: {describe_state(settings)}")
+    # Plain text, not rich markup: an index folder holding `[/x]` was a MarkupError.
+    errors.print(
+        f"serving {settings.index_dir} at http://{host}:{port}/ (API docs at /docs)",
+        markup=False,
+    )
+    errors.print(f"state: {describe_state(settings)}", markup=False)
     try:
         app = create_app(settings)
     except ValueError as err:  # the keys file or a rate limit, read when the app is built

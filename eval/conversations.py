@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.datasets import Question, first_contexts, load_squad, write_corpus
+from eval.datasets import Question, SquadSet, first_contexts, load_squad, write_corpus
 from rag.text.script import detect_script, fold_script
 
 # Common stretches that are question words or glue, not an entity the turns share.
@@ -183,9 +183,10 @@ def _row(q: Question, asked: str, history: list[dict[str, str]], kind: str) -> d
     }
 
 
-def build(squad_path: Path, contexts: int, seed: int, out: Path) -> dict[str, int]:
+def build(source: Path | SquadSet, contexts: int, seed: int, out: Path) -> dict[str, int]:
     """Write the documents and the four sets (see the module); return their sizes."""
-    squad = first_contexts(load_squad(squad_path), contexts)
+    loaded = source if isinstance(source, SquadSet) else load_squad(source)
+    squad = first_contexts(loaded, contexts)
     rng = random.Random(seed)
     convs = list(conversations(list(squad.questions), rng))
     write_corpus([squad], out / "docs")
@@ -213,15 +214,20 @@ def build(squad_path: Path, contexts: int, seed: int, out: Path) -> dict[str, in
     return {set_name: len(rows) for set_name, rows in sets.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("squad", type=Path, help="SQuAD-format JSON (CMRC 2018, DRCD dev)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--contexts", type=int, default=60, help="first N contexts [60]")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        squad = load_squad(args.squad)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        # What `rag eval` says of a file that is not a SQuAD set, not a traceback.
+        parser.error(f"{args.squad}: not a SQuAD file ({type(err).__name__}: {err})")
     args.out.mkdir(parents=True, exist_ok=True)
-    sizes = build(args.squad, args.contexts, args.seed, args.out)
+    sizes = build(squad, args.contexts, args.seed, args.out)
     print(json.dumps(sizes))
 
 

@@ -48,7 +48,8 @@ def load_squad(path: Path) -> SquadSet:
     Contexts are flattened to one line (their rare inner newlines become spaces) so that
     paragraph n of the written file is context n, which is the gold the questions point at.
     """
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    # utf-8-sig: Windows editors save UTF-8 with a byte order mark, which json refuses.
+    data = json.loads(path.read_text(encoding="utf-8-sig"))["data"]
     name = path.stem
     articles: list[Article] = []
     questions: list[Question] = []
@@ -59,10 +60,23 @@ def load_squad(path: Path) -> SquadSet:
         for p, para in enumerate(article["paragraphs"], start=1):
             contexts.append(" ".join(para["context"].split()))
             for qa in para["qas"]:
-                answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers", [])))
-                # The dataset's name as the kind: a run over several splits them per kind.
+                # SQuAD 2.0's `is_impossible`: the context does not answer it, so the right
+                # answer is an abstention, as for a JSONL question of kind "unanswerable".
+                if qa.get("is_impossible"):
+                    kind, answers = "unanswerable", ()
+                else:
+                    # The dataset's name as the kind: a run over several splits them per kind.
+                    kind = name
+                    answers = tuple(dict.fromkeys(x["text"] for x in qa.get("answers") or []))
+                # As in JSONL: a number as an answer ended the finished run in a TypeError
+                # traceback while scoring.
+                texts: list[object] = [qa["question"], *answers]
+                if not all(isinstance(text, str) for text in texts):
+                    raise ValueError(
+                        f"question {qa['id']!r}: the question and answer texts must be strings"
+                    )
                 questions.append(
-                    Question(str(qa["id"]), qa["question"], answers, file, p, kind=name)
+                    Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
                 )
         articles.append(Article(file, tuple(contexts)))
     return SquadSet(name, tuple(articles), tuple(questions))
@@ -99,7 +113,8 @@ def load_jsonl(path: Path) -> list[Question]:
     `evidence`, `kind`, and for conversations `history` (`[{"question", "answer"}]`, the
     earlier turns) and `standalone` (the question as it would be asked alone)."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # utf-8-sig: a byte order mark (Windows editors) made line 1 "not JSON".
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -110,6 +125,7 @@ def load_jsonl(path: Path) -> list[Question]:
             raise ValueError(f'{path}:{n}: not a question: needs an object with a "question"')
         try:
             history = turns_from_payload(row.get("history") or [])
+            _check_fields(row)
         except ValueError as err:
             raise ValueError(f"{path}:{n}: {err}") from err
         out.append(
@@ -126,3 +142,24 @@ def load_jsonl(path: Path) -> list[Question]:
             )
         )
     return out
+
+
+def _check_fields(row: dict[str, object]) -> None:
+    """Refuse gold of the wrong type: it would not fail, it would score wrongly.
+
+    `"answers": "北京"` became the answers 北 and 京 (any answer holding either was a hit), and
+    `"paragraph": "2"` never equals a retrieved paragraph number (every retrieval a miss).
+    """
+    answers = row.get("answers")
+    if answers is not None and (
+        not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)
+    ):
+        raise ValueError(f'"answers" must be a list of strings, not {answers!r}')
+    paragraph = row.get("paragraph")
+    if paragraph is not None and (
+        isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
+    ):
+        raise ValueError(f'"paragraph" must be a paragraph number from 1, not {paragraph!r}')
+    for key in ("file", "evidence", "kind", "standalone"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise ValueError(f'"{key}" must be a string, not {row[key]!r}')

@@ -14,6 +14,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from eval.checks import (
+    EvalError,
+    check_outputs,
+    compared_report,
+    published,
+    refuse_unused,
+    without_password,
+)
 from eval.datasets import Question, SquadSet, load_jsonl, load_squad, write_corpus
 from eval.runner import Ask, Outcome, run_questions
 from eval.scoring import (
@@ -54,10 +62,6 @@ class EvalOptions:
     collection: str | None = None
 
 
-class EvalError(ValueError):
-    """Options that cannot make a run, with the message the user gets."""
-
-
 @dataclass(frozen=True)
 class QuestionSet:
     questions: list[Question]
@@ -75,16 +79,42 @@ class QuestionSet:
 
 
 def load_question_set(inputs: Sequence[Path]) -> QuestionSet:
-    squad = [_squad(p) for p in inputs if p.suffix == ".json"]
+    # Told by the suffix, in any case; any other input is refused, not skipped: a run that
+    # left out one of the files named would report on fewer questions than asked for.
+    other = [p for p in inputs if p.suffix.lower() not in (".json", ".jsonl")]
+    if other:
+        raise EvalError(
+            f"no questions read from {', '.join(map(str, other))}: "
+            "inputs must be SQuAD .json or .jsonl files"
+        )
+    places = [p.resolve() for p in inputs]
+    given_twice = sorted(
+        {str(p) for p, where in zip(inputs, places, strict=True) if places.count(where) > 1}
+    )
+    if given_twice:  # its questions would be asked and counted twice
+        raise EvalError(f"given twice: {', '.join(given_twice)}")
+    squad = [_squad(p) for p in inputs if p.suffix.lower() == ".json"]
+    # A SQuAD file's name is its questions' kind and the folder of its documents: two of one
+    # name (a/dev.json and b/dev.json) would write over each other's
+    # documents, their questions pointing into the other's text, and count as one kind.
+    names = [s.name for s in squad]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise EvalError(
+            f"two SQuAD files named {', '.join(twice)}: their documents and kinds would mix; "
+            "give each file its own name"
+        )
     try:
-        jsonl = [q for p in inputs if p.suffix == ".jsonl" for q in load_jsonl(p)]
+        jsonl = [q for p in inputs if p.suffix.lower() == ".jsonl" for q in load_jsonl(p)]
     except (ValueError, UnicodeDecodeError) as err:
         raise EvalError(str(err)) from err
+    except OSError as err:
+        raise EvalError(f"cannot read {err.filename}: {err.strerror}") from err
     if squad and jsonl:
         raise EvalError("give SQuAD .json files or JSONL question sets, not both")
-    if not squad and not jsonl:
-        raise EvalError("no questions: inputs must be SQuAD .json or .jsonl files")
     questions = [q for s in squad for q in s.questions] if squad else jsonl
+    if not questions:
+        raise EvalError(f"no questions in {', '.join(map(str, inputs))}")
     return QuestionSet(questions, squad)
 
 
@@ -93,6 +123,8 @@ def _squad(path: Path) -> SquadSet:
         return load_squad(path)
     except (ValueError, UnicodeDecodeError) as err:
         raise EvalError(f"{path}: {err}") from err
+    except OSError as err:
+        raise EvalError(f"cannot read {path}: {err.strerror}") from err
     except (KeyError, TypeError, AttributeError) as err:
         raise EvalError(f"{path}: not a SQuAD file ({type(err).__name__}: {err})") from err
 
@@ -165,7 +197,11 @@ def _http_target(options: EvalOptions) -> Target:
     headers = {"Authorization": f"Bearer {options.key}"} if options.key else {}
     client = httpx.Client(base_url=options.url or "", headers=headers, timeout=60)
     asker = http_asker(client, options.collection)
-    return Target(asker, lambda _: None, {"url": options.url, "collection": options.collection})
+    return Target(
+        asker,
+        lambda _: None,
+        {"url": without_password(options.url or ""), "collection": options.collection},
+    )
 
 
 def _collection_index(options: EvalOptions, create: bool) -> Path:
@@ -174,13 +210,14 @@ def _collection_index(options: EvalOptions, create: bool) -> Path:
     from rag.collections import Collections, InvalidCollectionName
     from rag.pipeline import index_config
     from rag.settings import get_settings
+    from rag.store.lock import IndexBusyError
 
     name = options.collection or ""
     settings = get_settings()
     if options.index is not None:
         settings = settings.model_copy(update={"index_dir": options.index})
-    collections = Collections.of(settings)
     try:
+        collections = Collections.of(settings)
         if not collections.exists(name):
             if not create:
                 raise EvalError(f"no collection {name!r}: give --docs DIR to build it")
@@ -191,35 +228,52 @@ def _collection_index(options: EvalOptions, create: bool) -> Path:
                 ),
             )
         return collections.location(name)
-    except InvalidCollectionName as err:
+    except (InvalidCollectionName, IndexBusyError) as err:
         raise EvalError(str(err)) from err
+    except OSError as err:  # --index naming a file, a folder that cannot be written
+        raise EvalError(
+            f"cannot open the index at {settings.index_dir}: {err.strerror or err}"
+        ) from err
 
 
 @contextlib.contextmanager
 def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> Iterator[Target]:
     from embeddings.factory import make_embedder
     from eval.runner import local_asker
+    from rag.index.config import IndexMismatchError, NoIndexError
+    from rag.index.index import read_config
     from rag.pipeline import open_pipeline
     from rag.settings import get_settings
+    from rag.store.location import location_from_settings
+    from rag.store.lock import IndexBusyError
 
+    # What `rag ask` says of an index it cannot open, said here too: these ended the run in
+    # a traceback (an index built with another embedder, --index naming a file, a writer
+    # holding the index past the lock timeout).
+    unusable = (IndexMismatchError, IndexBusyError, ImportError, ConnectionError)
     settings = get_settings()
-    if docs is None:  # asked of an existing index: a mistyped --index must not build one
-        from rag.index.config import NoIndexError
-        from rag.index.index import read_config
-        from rag.store.location import location_from_settings
-
-        try:
+    try:
+        if docs is None:  # asked of an existing index: a mistyped --index must not build one
             read_config(location_from_settings(settings, index))
-        except NoIndexError as err:
-            raise EvalError(f"{err}: give --docs DIR to build one") from err
-    pipeline = open_pipeline(
-        settings, make_embedder(settings.embedder, settings.embedder_options()), index
-    )
+        pipeline = open_pipeline(
+            settings, make_embedder(settings.embedder, settings.embedder_options()), index
+        )
+    except NoIndexError as err:
+        raise EvalError(f"{err}: give --docs DIR to build one") from err
+    except unusable as err:
+        raise EvalError(str(err)) from err
+    except OSError as err:
+        raise EvalError(f"cannot open the index at {index}: {err.strerror or err}") from err
     try:
         if docs is not None:
             log(f"indexing {docs} into {index} (unchanged files are skipped)")
-            report = pipeline.ingest([docs])
+            try:
+                report = pipeline.ingest([docs])
+            except (IndexBusyError, OSError) as err:
+                raise EvalError(f"cannot index {docs} into {index}: {err}") from err
             log(f"indexed {report.files} files, {report.new_passages} new passages")
+            for skipped in report.skipped:  # as `rag ingest` lists them: their gold is lost
+                log(f"skipped {skipped.path}: {skipped.reason}")
         if not len(pipeline):
             raise EvalError(f"the index at {index} is empty: give --docs DIR or --index DIR")
         # As the service does before it reports ready: otherwise the first question's time
@@ -234,7 +288,8 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
             row = pipeline.document(file)
             return None if row is None else _read_text(Path(row.path))
 
-        yield Target(local_asker(pipeline), source_text, settings.model_dump(mode="json"))
+        shown = published(settings.model_dump(mode="json"))
+        yield Target(local_asker(pipeline), source_text, shown)
     finally:
         pipeline.close()
 
@@ -246,9 +301,12 @@ def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Tar
 
     embedder = make_embedder(get_settings().embedder, get_settings().embedder_options())
     saved = index / "baseline"
-    if saved.exists():
+    if LangChainBaseline.saved_at(saved):  # else none, or a save cut short: built again
         log(f"loading the baseline index from {saved}")
-        baseline = LangChainBaseline.load(saved, embedder)
+        try:
+            baseline = LangChainBaseline.load(saved, embedder)
+        except (ValueError, OSError) as err:  # another embedder, a damaged file
+            raise EvalError(f"{err}; remove {saved} to build the baseline again") from err
     else:
         log(f"indexing {docs} with the LangChain baseline")
         baseline = LangChainBaseline(embedder)
@@ -280,6 +338,11 @@ def evaluate(
     `progress(total)` returns a callback called after each question (a progress bar).
     """
     qset = load_question_set(options.inputs)
+    # Before the run, not after it: a typo in an output path or a bad --compare file must
+    # not cost a whole run's answers and end in a traceback.
+    refuse_unused(options, bool(qset.squad))
+    other = compared_report(options.compare)
+    check_outputs(options)
     chosen = select(qset.questions, options)
     items = [(q, asked_text(q, options.script)) for q in chosen]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -307,13 +370,13 @@ def evaluate(
             "pipeline": options.pipeline if not options.url else "service",
             "inputs": [str(p) for p in options.inputs],
             "index": str(options.index) if options.index else None,
-            "url": options.url,
+            "url": without_password(options.url) if options.url else None,
             "script": options.script,
             "top_k": options.top_k,
             "questions": len(outcomes),
             "sampled": {"n": options.sample, "seed": options.seed} if options.sample else None,
             "limit": options.limit,
-            "workers": options.workers,
+            "workers": workers,  # the baseline is asked one question at a time
             "started_at": started_at,
             "seconds": round(seconds, 2),
             "interrupted": interrupted,
@@ -333,7 +396,6 @@ def evaluate(
     if options.html:
         from eval.report import write_html
 
-        other = json.loads(options.compare.read_text(encoding="utf-8")) if options.compare else None
         write_html(report, options.html, baseline=other)
     return report
 

@@ -15,6 +15,8 @@ from rag.pipeline import Pipeline
 from rag.types import Turn
 from rag.wire import ask_payload
 
+# What scoring reads of an answer object.
+ANSWER_KEYS = frozenset(("answer", "abstained", "citations", "passages"))
 # question text, top_k, the conversation's earlier turns -> the answer object of `POST /v1/ask`
 Ask = Callable[[str, int, Sequence[Turn]], dict[str, Any]]
 
@@ -48,7 +50,14 @@ def http_asker(client: httpx.Client, collection: str | None = None) -> Ask:
         response = client.post("/v1/ask", json=body)
         if response.is_error:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-        answer: dict[str, Any] = response.json()
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        # A --url that is not this service (a proxy's page, another API) can answer 200: its
+        # reply is that question's error, not a KeyError that ends the run while scoring.
+        if not isinstance(answer, dict) or not answer.keys() >= ANSWER_KEYS:
+            raise RuntimeError(f"not an answer of POST /v1/ask: {response.text[:200]}")
         return answer
 
     return ask

@@ -84,3 +84,31 @@ def test_a_rendered_article_places_every_answer_on_the_page_the_loader_cites(
         holding = [s for s in sources if q.answer in s.text]
         if holding:
             assert any(s.page in drcd.gold_pages[index] for s in holding), q.question
+
+
+def test_rag_bench_refuses_missing_inputs_before_benchmarking(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A folder without the datasets ended in a FileNotFoundError traceback; a wrong
+    # --saved-baseline was found only after the minutes of the whole benchmark.
+    from typer.testing import CliRunner
+
+    import bench.compare
+    from cli.app import app
+
+    monkeypatch.setattr(bench.compare, "run", lambda *_: pytest.fail("the benchmark ran"))
+    for name in bench.compare.DATASETS:
+        (tmp_path / "datasets" / name).parent.mkdir(exist_ok=True)
+    runner = CliRunner()
+
+    empty = runner.invoke(app, ["bench", str(tmp_path / "datasets")])
+    assert empty.exit_code == 2
+    said = "".join(empty.output.split())  # rich wraps and folds the long paths
+    assert "nosuchfile:" in said and "cmrc2018_dev.json" in said
+
+    for name in bench.compare.DATASETS:
+        (tmp_path / "datasets" / name).write_text('{"data": []}', encoding="utf-8")
+    args = ["bench", str(tmp_path / "datasets"), "--saved-baseline", str(tmp_path / "index")]
+    unsaved = runner.invoke(app, args)
+    assert unsaved.exit_code == 2
+    assert "nosavedbaselinethere" in "".join(unsaved.output.split())

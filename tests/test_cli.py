@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from tests.conftest import DEMO
+from tests.conftest import DEMO, SEEDS_DEV
 
 runner = CliRunner()
 SEED = "000_7045e455b641a377.txt"
@@ -330,3 +330,106 @@ def test_an_index_directory_whose_name_looks_like_markup_is_named_as_it_is(
         missing = runner.invoke(app, [*command, "--index", str(folder / "none")])
         assert missing.exit_code == 2, missing.output
         assert f"no index at {folder / 'none'}" in " ".join(missing.output.split())
+
+
+@pytest.mark.parametrize("name", ["q [draft].jsonl", "q[/x].jsonl"])
+def test_eval_names_a_missing_file_as_it_is(tmp_path: Path, name: str) -> None:
+    # Its name was read as rich markup: `[draft]` vanished from the message, `[/x]` ended
+    # the command in a MarkupError traceback.
+    result = runner.invoke(app, ["eval", str(tmp_path / name)])
+
+    assert result.exit_code == 2
+    assert f"no such file: {tmp_path / name}" in " ".join(result.output.split())
+
+
+def test_eval_shows_a_refused_question_set_as_it_is(tmp_path: Path) -> None:
+    questions = tmp_path / "[" / "x] set.jsonl"  # the path holds `[/x]`
+    questions.parent.mkdir()
+    questions.write_text("not json\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["eval", str(questions)])
+
+    assert result.exit_code == 2
+    assert f"{questions}:1: not JSON" in " ".join(result.output.split())
+
+
+def test_a_bad_history_file_is_named_as_it_is(index: Path, tmp_path: Path) -> None:
+    # The error went through rich markup: a path holding `[/x]` ended in a MarkupError.
+    history = tmp_path / "[" / "x] history.jsonl"
+    history.parent.mkdir()
+    history.write_text("not json\n", encoding="utf-8")
+
+    result = runner.invoke(
+        app, ["ask", "他是谁？", "--index", str(index), "--history", str(history)]
+    )
+
+    assert result.exit_code == 2
+    assert f"{history}:1" in " ".join(result.output.split())
+
+
+@pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
+def test_eval_logs_the_documents_folder_as_it_is(tmp_path: Path) -> None:
+    docs = tmp_path / "[" / "x] docs"
+    docs.mkdir(parents=True)
+    shutil.copy(DEMO / SEED, docs / SEED)
+
+    result = runner.invoke(app, ["eval", str(SEEDS_DEV), "--docs", str(docs), "--limit", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert f"indexing {docs} into" in " ".join(result.output.split())
+
+
+def test_serve_names_its_index_folder_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Printed through rich markup, an index folder holding `[/x]` stopped `rag serve` with
+    # a MarkupError before it served.
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app))
+    folder = tmp_path / "[" / "x] index"
+
+    result = runner.invoke(app, ["serve", "--index", str(folder), "--port", "8765"])
+
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    assert f"serving {folder} at" in " ".join(result.output.split())
+
+
+def test_a_history_file_saved_with_a_byte_order_mark_is_read(index: Path, tmp_path: Path) -> None:
+    # Notepad saves UTF-8 with a BOM: line 1 was refused as "not JSON".
+    history = tmp_path / "history.jsonl"
+    turn = {"question": "质检总局局长是谁？", "answer": "质检总局局长支树平出席会议并讲话。"}
+    history.write_text(json.dumps(turn, ensure_ascii=False) + "\n", encoding="utf-8-sig")
+
+    result = runner.invoke(
+        app,
+        ["ask", "他出席了什么会议？", "--index", str(index), "--json", "--history", str(history)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["standalone_question"] == "支树平出席了什么会议？"
+
+
+def test_ingest_shows_file_names_as_they_are_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The progress bar read the file being ingested as rich markup: on a terminal a file
+    # under a folder named `[` (its name then holding `[/x]`) ended the ingest in a
+    # MarkupError traceback.
+    import io
+
+    from rich.console import Console
+
+    import cli.documents
+
+    docs = tmp_path / "docs"
+    (docs / "[").mkdir(parents=True)
+    shutil.copy(DEMO / SEED, docs / "[" / "x] a.txt")
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    monkeypatch.setattr(cli.documents, "errors", terminal)
+
+    result = runner.invoke(app, ["ingest", str(docs), "--index", str(tmp_path / "index")])
+
+    assert result.exit_code == 0, repr(result.exception)

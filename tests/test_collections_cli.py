@@ -153,10 +153,11 @@ def test_removing_a_collection_being_written_says_whom_it_waits_for(
     assert Collections.of(settings).names() == ["default", "busy"]
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "x" * 300, "Regs"])
+@pytest.mark.parametrize("name", ["a/b", "..", "x" * 300, "Regs", "[/x]"])
 def test_a_bad_name_is_refused_with_the_rule(index: Path, name: str) -> None:
     for args in (
         ("collections", "create", name),
+        ("collections", "rm", name, "--yes"),
         ("ask", "问题", "--collection", name),
         ("docs", "list", "--collection", name),
         ("ingest", DEMO / DEMO_FILE, "--collection", name),
@@ -202,3 +203,25 @@ def test_eval_builds_and_evaluates_the_collection_named(tmp_path: Path) -> None:
     assert not (index / "store.sqlite").exists()  # default was left alone
     code, output = rag("eval", SEEDS_DEV, "--index", index, "--collection", "absent")
     assert code == 2 and "no collection 'absent'" in output
+
+
+def test_a_created_collection_is_named_with_its_folder_as_it_is(tmp_path: Path) -> None:
+    # Printed through rich markup: an index folder holding `[/x]` ended in a MarkupError.
+    index = tmp_path / "[" / "x] index"
+
+    code, output = rag("collections", "create", "kb", "--index", index)
+
+    assert code == 0, output
+    assert f"created collection kb at {index / 'collections' / 'kb'}" in " ".join(output.split())
+
+
+def test_collections_are_listed_with_their_folders_as_they_are(tmp_path: Path) -> None:
+    # A table cell is rich markup: an index folder holding `[/x]` ended the listing in a
+    # MarkupError.
+    index = tmp_path / "[" / "x] index"
+    assert rag("collections", "create", "kb", "--index", index)[0] == 0
+
+    code, output = rag("collections", "list", "--index", index)
+
+    assert code == 0, output
+    assert "│ kb " in output  # the row, its location cell wrapped over lines

@@ -93,3 +93,21 @@ def test_a_history_row_without_an_answer_is_refused_with_its_line(tmp_path: Path
     path.write_text('{"question": "它在哪？", "history": [{"question": "甲"}]}\n', "utf-8")
     with pytest.raises(ValueError, match=r"bad\.jsonl:1: history turn 1"):
         load_jsonl(path)
+
+
+@pytest.mark.parametrize("text", [None, "{not json", '{"data": [{"title": "无段落"}]}'])
+def test_building_from_a_file_that_is_no_squad_set_is_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None
+) -> None:
+    from eval.conversations import main
+
+    squad = tmp_path / "dev.json"
+    if text is not None:
+        squad.write_text(text, encoding="utf-8")
+
+    with pytest.raises(SystemExit) as exited:
+        main([str(squad), "--out", str(tmp_path / "out")])
+
+    assert exited.value.code == 2
+    assert "dev.json: not a SQuAD file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from eval import checks
 from eval import evaluate as evaluate_module
-from eval.evaluate import EvalError, EvalOptions, Target, evaluate, load_question_set, select
+from eval.checks import EvalError
+from eval.evaluate import EvalOptions, Target, evaluate, load_question_set, select
 from rag.types import Turn
 from tests.conftest import SEEDS_DEV
 
@@ -130,13 +132,72 @@ def test_mixed_or_unknown_inputs_are_refused(tmp_path: Path) -> None:
         load_question_set([tmp_path / "notes.txt"])
 
 
+def test_an_input_that_is_no_question_set_is_refused_not_skipped(tmp_path: Path) -> None:
+    # `rag eval seeds.jsonl more.txt` ran seeds.jsonl alone and reported it as the run.
+    notes = tmp_path / "more questions.txt"
+    notes.write_text('{"question": "甲？"}\n', encoding="utf-8")
+    with pytest.raises(EvalError, match=r"no questions read from .*more questions\.txt"):
+        load_question_set([SEEDS_DEV, notes])
+
+
+def test_suffixes_are_told_in_any_case(tmp_path: Path) -> None:
+    upper = tmp_path / "SEEDS.JSONL"
+    upper.write_text(SEEDS_DEV.read_text(encoding="utf-8"), encoding="utf-8")
+    assert len(load_question_set([upper]).questions) == 11
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("empty.jsonl", ""), ("blank.jsonl", "\n\n"), ("none.json", '{"data": []}')]
+)
+def test_a_set_without_questions_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    # A SQuAD file with no articles went on to build and ask an empty index.
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalError, match=f"no questions in .*{name}"):
+        load_question_set([path])
+
+
+@pytest.mark.parametrize("name", ["seeds.jsonl", "squad.json"])
+def test_a_set_saved_with_a_byte_order_mark_is_read(tmp_path: Path, name: str) -> None:
+    # Notepad and Excel save UTF-8 with a BOM: line 1 was refused as "not JSON".
+    row = {"id": "q1", "question": "质检总局局长是谁？", "answers": ["支树平"]}
+    squad = {"question": row["question"], "id": "q1", "answers": [{"text": "支树平"}]}
+    data = {"data": [{"title": "t", "paragraphs": [{"context": "支树平。", "qas": [squad]}]}]}
+    text = json.dumps(row if name.endswith("l") else data, ensure_ascii=False)
+    path = tmp_path / name
+    path.write_text(text + "\n", encoding="utf-8-sig")
+
+    (question,) = load_question_set([path]).questions
+
+    assert (question.id, question.answers) == ("q1", ("支树平",))
+    assert question.question == row["question"]
+
+
+def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> None:
+    for name in ("folder.json", "folder.jsonl"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(EvalError, match=f"cannot read .*{name}"):
+            load_question_set([tmp_path / name])
+
+
 @pytest.mark.parametrize(
     ("name", "text", "said"),
     [
         ("set.jsonl", '{"id": 1, "question": "甲？"}\nnot json\n', "set.jsonl:2: not JSON"),
         ("set.jsonl", '{"id": 1, "answers": ["乙"]}\n', "set.jsonl:1: not a question"),
         ("set.jsonl", '["甲？", "乙"]\n', "set.jsonl:1: not a question"),
+        ("set.jsonl", '{"question": "甲？", "answers": "北京"}\n', 'set.jsonl:1: "answers" must'),
+        ("set.jsonl", '{"question": "甲？", "answers": [1990]}\n', 'set.jsonl:1: "answers" must'),
+        ("set.jsonl", '{"question": "甲？", "paragraph": "2"}\n', 'set.jsonl:1: "paragraph" must'),
+        ("set.jsonl", '{"question": "甲？", "paragraph": 0}\n', 'set.jsonl:1: "paragraph" must'),
+        ("set.jsonl", '{"question": "甲？", "file": 7}\n', 'set.jsonl:1: "file" must'),
         ("set.json", '{"data": [{"title": "无段落"}]}', "set.json: not a SQuAD file"),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲。", "qas": '
+            '[{"id": "q1", "question": "乙？", "answers": [{"text": 1990}]}]}]}]}',
+            "set.json: question 'q1': the question and answer texts must be strings",
+        ),
         ("set.json", "{not json", "set.json: "),
     ],
 )
@@ -183,3 +244,388 @@ def test_our_pipeline_is_warmed_up_before_the_first_question_is_timed(
         answer = target.ask("质检总局局长是谁？", 3, ())
     assert events == ["warm_up", "ready"]
     assert "支树平" in answer["answer"]
+
+
+def test_output_files_go_into_folders_made_for_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--out runs/ours.json` with no runs/ yet ended a finished run in a traceback, the
+    # report unwritten.
+    use_target(monkeypatch, fake_answer)
+    runs = tmp_path / "runs of 十一月"
+    options = EvalOptions(
+        inputs=[SEEDS_DEV],
+        out=runs / "r.json",
+        html=runs / "html" / "r.html",
+        predictions=runs / "p.jsonl",
+    )
+
+    report = evaluate(options)
+
+    assert json.loads((runs / "r.json").read_text(encoding="utf-8")) == report
+    assert (runs / "html" / "r.html").is_file() and (runs / "p.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("compare", "out", "said"),
+    [
+        ("absent.json", "r.json", "--compare .*absent.json: cannot read a report"),
+        ("bad.json", "r.json", "--compare .*bad.json: cannot read a report"),
+        ("list.json", "r.json", "--compare .*list.json: not a report"),
+        (None, ".", "is a directory"),
+    ],
+)
+def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, compare: str | None, out: str, said: str
+) -> None:
+    # They were found once every question had been answered: the run was lost to a traceback.
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "list.json").write_text("[]", encoding="utf-8")
+    asked: list[str] = []
+
+    def counting(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, counting)
+    options = EvalOptions(
+        inputs=[SEEDS_DEV],
+        out=tmp_path / out,
+        html=tmp_path / "r.html",
+        compare=tmp_path / compare if compare else None,
+    )
+
+    with pytest.raises(EvalError, match=said):
+        evaluate(options)
+    assert asked == []
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_squad_2_impossible_questions_expect_an_abstention(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # SQuAD 2.0's `is_impossible` was ignored: an abstention on such a question was scored
+    # "should answer" and its retrieval a passage miss, and abstention went unmeasured.
+    qas = [
+        {"id": "a", "question": "谁出席了会议？", "answers": [{"text": "支树平"}]},
+        {"id": "i", "question": "会议在哪一年闭幕？", "answers": [], "is_impossible": True},
+    ]
+    context = {"context": "质检总局局长支树平出席会议并讲话。", "qas": qas}
+    squad = tmp_path / "squad2.json"
+    squad.write_text(
+        json.dumps({"data": [{"title": "会议", "paragraphs": [context]}]}), encoding="utf-8"
+    )
+
+    def abstaining(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        return fake_answer(question, top_k) | {"answer": "", "abstained": True}
+
+    use_target(monkeypatch, abstaining)
+    report = evaluate(EvalOptions(inputs=[squad]))
+
+    assert [q.kind for q in load_question_set([squad]).questions] == ["squad2", "unanswerable"]
+    assert report["metrics"]["unanswerable"] == 1
+    assert report["metrics"]["abstention_recall"] == 1.0
+    assert report["metrics"]["abstention_precision"] == 0.5
+    assert {f["id"]: f["reasons"] for f in report["failures"]} == {
+        "a": ["passage_miss", "answer_miss", "citation_wrong", "should_answer"]
+    }
+
+
+def test_an_interrupted_run_prints_its_partial_summary_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # It exited 0: `rag eval ... && publish` published a partial run as a whole one.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    asked: list[str] = []
+
+    def interrupted_after_two(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        if len(asked) == 2:
+            raise KeyboardInterrupt
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, interrupted_after_two)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--out", str(tmp_path / "r.json")])
+
+    assert result.exit_code == 130, result.output
+    assert json.loads(result.stdout)["run"]["interrupted"] is True
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["run"]["questions"] == 2
+
+
+@pytest.mark.parametrize("option", ["out", "html", "predictions"])
+def test_an_output_over_a_question_set_is_refused_and_the_set_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, option: str
+) -> None:
+    # `--predictions set.jsonl` opened the input for writing: the questions were lost.
+    questions = tmp_path / "set.jsonl"
+    text = SEEDS_DEV.read_text(encoding="utf-8")
+    questions.write_text(text, encoding="utf-8")
+    use_target(monkeypatch, fake_answer)
+    given = {option: tmp_path / "." / "set.jsonl"}
+
+    with pytest.raises(EvalError, match=rf"--{option} .* would overwrite .*set\.jsonl"):
+        evaluate(EvalOptions(inputs=[questions], **given))  # type: ignore[arg-type]
+    assert questions.read_text(encoding="utf-8") == text
+
+
+def test_two_outputs_at_one_path_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_target(monkeypatch, fake_answer)
+    same = tmp_path / "run.json"
+    with pytest.raises(EvalError, match=r"--predictions .*run\.json would overwrite the file of"):
+        evaluate(EvalOptions(inputs=[SEEDS_DEV], out=same, predictions=same))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "given", "said"),
+    [
+        ("seeds", {"url": "http://h", "pipeline": "langchain-baseline"}, "--pipeline lang"),
+        ("seeds", {"url": "http://h", "index": Path("idx")}, "--index: not used with --url"),
+        ("seeds", {"url": "http://h", "docs": Path("d")}, "--docs: not used with --url"),
+        ("squad", {"docs": Path("d")}, "--docs: not used with SQuAD files"),
+        ("seeds", {"pipeline": "langchain-baseline", "collection": "kb"}, "--collection: the"),
+    ],
+)
+def test_an_option_the_run_would_ignore_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    inputs: str,
+    given: dict[str, Any],
+    said: str,
+) -> None:
+    # Each was accepted and ignored: `--url ... --pipeline langchain-baseline` measured the
+    # service and `--docs` beside SQuAD files indexed the SQuAD contexts alone.
+    squad = tmp_path / "squad.json"
+    context = {"context": "甲。", "qas": [{"id": 1, "question": "乙？"}]}
+    squad.write_text(json.dumps({"data": [{"paragraphs": [context]}]}), encoding="utf-8")
+    use_target(monkeypatch, fake_answer)
+    with pytest.raises(EvalError, match=said):
+        evaluate(EvalOptions(inputs=[SEEDS_DEV if inputs == "seeds" else squad], **given))
+
+
+def test_two_squad_files_of_one_name_are_refused(tmp_path: Path) -> None:
+    # cmrc/dev.json and drcd/dev.json both wrote dev/0000_<title>.txt: same titles overwrote
+    # each other's contexts (gold pointing into the other text) and both were kind "dev".
+    for folder, context in (("cmrc", "甲地在北方。"), ("drcd", "乙地在南方。")):
+        (tmp_path / folder).mkdir()
+        qa = {"id": folder, "question": "在哪？", "answers": [{"text": "方"}]}
+        article = {"title": "地", "paragraphs": [{"context": context, "qas": [qa]}]}
+        (tmp_path / folder / "dev.json").write_text(
+            json.dumps({"data": [article]}), encoding="utf-8"
+        )
+
+    with pytest.raises(EvalError, match="two SQuAD files named dev"):
+        load_question_set([tmp_path / "cmrc" / "dev.json", tmp_path / "drcd" / "dev.json"])
+    with pytest.raises(EvalError, match=r"given twice: .*dev\.json"):
+        load_question_set([tmp_path / "cmrc" / "dev.json"] * 2)
+
+
+def test_a_question_set_given_twice_is_refused() -> None:
+    # Its questions were asked and counted twice.
+    with pytest.raises(EvalError, match=r"given twice: .*seeds-dev\.jsonl"):
+        load_question_set([SEEDS_DEV, SEEDS_DEV.parent / "." / SEEDS_DEV.name])
+
+
+def test_a_run_in_which_every_question_failed_exits_1_with_the_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `rag eval set.jsonl --url ...` with the service down or a wrong key exited 0.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    def refused(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        raise RuntimeError('HTTP 401: {"detail": "invalid API key"}')
+
+    use_target(monkeypatch, refused)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--out", str(tmp_path / "r.json")])
+
+    assert result.exit_code == 1, result.output
+    assert "not one question was answered" in result.output
+    assert "HTTP 401" in result.output
+    assert json.loads(result.stdout)["metrics"]["errors"] == 11  # the report is still written
+    assert (tmp_path / "r.json").is_file()
+
+
+def test_a_run_with_some_failed_questions_exits_0(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    def flaky(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        if question.startswith("质检"):
+            raise RuntimeError("HTTP 503")
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, flaky)
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV)])
+
+    assert result.exit_code == 0, result.output
+    assert 0 < json.loads(result.stdout)["metrics"]["errors"] < 11
+
+
+@pytest.fixture
+def hash_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embeddings import factory
+    from tests.fakes import HashEmbedder
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: HashEmbedder())
+
+
+def demo_docs(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("质检总局局长支树平出席会议并讲话。\n", encoding="utf-8")
+    return docs
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_baseline_save_cut_short_is_built_again(tmp_path: Path) -> None:
+    # A run killed while saving left baseline/faiss without chunks.json: every later run
+    # ended in a FileNotFoundError traceback on loading it.
+    (tmp_path / "index" / "baseline" / "faiss").mkdir(parents=True)
+
+    target = evaluate_module._baseline_target(demo_docs(tmp_path), tmp_path / "index", print)
+
+    assert "支树平" in target.ask("质检总局局长是谁？", 3, ())["answer"]
+    assert (tmp_path / "index" / "baseline" / "chunks.json").is_file()
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_baseline_saved_with_another_embedder_is_refused_with_a_message(
+    tmp_path: Path,
+) -> None:
+    # The loader's ValueError was not an EvalError: `rag eval` ended in a traceback.
+    evaluate_module._baseline_target(demo_docs(tmp_path), tmp_path / "index", print)
+    chunks = tmp_path / "index" / "baseline" / "chunks.json"
+    meta = json.loads(chunks.read_text(encoding="utf-8"))
+    chunks.write_text(json.dumps(meta | {"embedder": "e5-small"}), encoding="utf-8")
+
+    with pytest.raises(EvalError, match=r"built with e5-small.*remove .*baseline to build"):
+        evaluate_module._baseline_target(tmp_path / "docs", tmp_path / "index", print)
+
+
+def test_an_index_that_cannot_be_opened_is_refused_with_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Both ended `rag eval` in a traceback: --index naming a file (FileExistsError), and an
+    # index built with another embedder (IndexMismatchError).
+    from embeddings import factory
+    from tests.fakes import HashEmbedder
+
+    class Other(HashEmbedder):
+        name = "other-hash"
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: HashEmbedder())
+    docs, a_file = demo_docs(tmp_path), tmp_path / "notes.txt"
+    a_file.write_text("", encoding="utf-8")
+    with (
+        pytest.raises(EvalError, match=r"cannot open the index at .*notes\.txt"),
+        evaluate_module._ours_target(docs, a_file, lambda _: None),
+    ):
+        pass
+    with evaluate_module._ours_target(docs, tmp_path / "index", lambda _: None):
+        pass
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: Other())
+    with (
+        pytest.raises(EvalError, match="fake-hash"),
+        evaluate_module._ours_target(None, tmp_path / "index", lambda _: None),
+    ):
+        pass
+
+
+def test_missing_docs_are_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--index runs/index --docs typo` indexed nothing and evaluated the old index.
+    use_target(monkeypatch, fake_answer)
+    with pytest.raises(EvalError, match=r"--docs .*typo: no such file or folder"):
+        evaluate(EvalOptions(inputs=[SEEDS_DEV], docs=tmp_path / "typo"))
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_documents_that_could_not_be_indexed_are_named(tmp_path: Path) -> None:
+    docs = demo_docs(tmp_path)
+    (docs / "broken.pdf").write_bytes(b"not a pdf")
+    said: list[str] = []
+
+    with evaluate_module._ours_target(docs, tmp_path / "index", said.append):
+        pass
+
+    assert any(line.startswith("skipped ") and "broken.pdf: " in line for line in said), said
+
+
+def test_the_report_gives_the_workers_that_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The baseline is asked one question at a time whatever --workers says; the report gave
+    # --workers, so its latencies read as measured under a concurrency they were not.
+    use_target(monkeypatch, fake_answer)
+    ours = evaluate(EvalOptions(inputs=[SEEDS_DEV], workers=4))
+    baseline = evaluate(EvalOptions(inputs=[SEEDS_DEV], workers=4, pipeline="langchain-baseline"))
+
+    assert (ours["run"]["workers"], baseline["run"]["workers"]) == (4, 1)
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_collection_under_an_index_that_is_a_file_is_refused_with_a_message(
+    tmp_path: Path,
+) -> None:
+    # `--index notes.txt --collection kb --docs DIR` ended in a NotADirectoryError traceback.
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("", encoding="utf-8")
+    options = EvalOptions(inputs=[SEEDS_DEV], index=a_file, collection="kb")
+
+    with pytest.raises(EvalError, match=r"cannot open the index at .*notes\.txt"):
+        evaluate_module._collection_index(options, create=True)
+
+
+def test_the_report_masks_the_passwords_of_urls_in_its_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A password in RAG_REDIS_URL or RAG_LLM_BASE_URL was printed on stdout and written into
+    # --out and the HTML page, which are made to be shared.
+    from embeddings import factory
+    from rag.settings import Settings, get_settings
+    from tests.fakes import HashEmbedder
+
+    monkeypatch.setattr(factory, "make_embedder", lambda *_: HashEmbedder())
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://bot:llm-pw@llm:8080/v1")
+    get_settings.cache_clear()
+    try:
+        with evaluate_module._ours_target(demo_docs(tmp_path), tmp_path / "i", print) as target:
+            shown = target.settings
+    finally:
+        get_settings.cache_clear()
+    redis = Settings(redis_url="redis://:s3cret-pw@cache:6379/0").model_dump(mode="json")
+
+    assert "llm-pw" not in json.dumps(shown)
+    assert shown["llm_base_url"] == "http://bot:***@llm:8080/v1"
+    assert checks.published(redis)["redis_url"] == "redis://:***@cache:6379/0"
+    assert checks.without_password("http://[x") == "http://[x"
+    assert checks.without_password("bigram") == "bigram"
+
+
+def test_an_output_over_the_compared_report_is_refused_and_the_report_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--compare runs/baseline.json --out runs/baseline.json` replaced the baseline's report
+    # (a run of its own, often the longer one) with this run's.
+    use_target(monkeypatch, fake_answer)
+    baseline = tmp_path / "baseline.json"
+    evaluate(EvalOptions(inputs=[SEEDS_DEV], out=baseline))
+    kept = baseline.read_text(encoding="utf-8")
+
+    for option in ("out", "html"):
+        given: dict[str, Any] = {option: baseline, "compare": baseline}
+        with pytest.raises(EvalError, match=rf"--{option} .* would overwrite the --compare"):
+            evaluate(EvalOptions(inputs=[SEEDS_DEV], **given))
+    assert baseline.read_text(encoding="utf-8") == kept

@@ -112,3 +112,82 @@ def test_a_mix_names_known_routes_with_weights() -> None:
     for bad in ("ask", "upload=1", "ask=0", ""):
         with pytest.raises(ValueError):
             parse_mix(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"question": "甲？"}\nnot json\n', "qs.jsonl:2: not JSON"),
+        ('{"q": "甲？"}\n', "qs.jsonl:1: not a question"),
+        ("", "no questions in"),
+        (None, "cannot read"),
+    ],
+)
+def test_bench_load_refuses_a_bad_questions_file_before_loading(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str | None, said: str
+) -> None:
+    # A bad line ended `rag bench-load` in a traceback; an empty file silently loaded the
+    # service with the demo questions instead.
+    from typer.testing import CliRunner
+
+    import bench.load
+    from cli.app import app
+
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: pytest.fail("the load ran"))
+    questions = tmp_path / "qs.jsonl"
+    if text is not None:
+        questions.write_text(text, encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["bench-load", "--questions", str(questions)])
+
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+
+
+def test_bench_load_writes_its_report_into_a_folder_made_for_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `--out runs/load.json` without runs/ ended the finished load test in a traceback,
+    # its report lost; a folder as --out was found only then too.
+    from typer.testing import CliRunner
+
+    import bench.load
+    from cli.app import app
+
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: {"passed": True})
+    monkeypatch.setattr(bench.load, "print_report", lambda *_: None)
+    out = tmp_path / "new runs" / "load.json"
+
+    result = CliRunner().invoke(app, ["bench-load", "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8")) == {"passed": True}
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: pytest.fail("the load ran"))
+    refused = CliRunner().invoke(app, ["bench-load", "--out", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "isadirectory" in "".join(refused.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--url", "http://127.0.0.1:9", "--index", "."], "--index: not used with --url"),
+        (["--index", "no-such-index"], "no-such-index: no such folder"),
+    ],
+)
+def test_bench_load_refuses_an_index_it_would_not_serve(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    # With --url the index was ignored (the report measured another one); a missing index
+    # started a service over nothing.
+    from typer.testing import CliRunner
+
+    import bench.load
+    from cli.app import app
+
+    monkeypatch.setattr(bench.load, "run", lambda *_, **__: pytest.fail("the load ran"))
+
+    result = CliRunner().invoke(app, ["bench-load", *args])
+
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())

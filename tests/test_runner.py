@@ -49,3 +49,20 @@ def test_ctrl_c_returns_what_finished(workers: int) -> None:
 
     assert interrupted
     assert len(outcomes) == 4 and outcomes == seen
+
+
+@pytest.mark.parametrize("reply", ["<html>proxy</html>", "{}", "[1, 2]"])
+def test_a_url_that_answers_no_answer_object_is_that_questions_error(reply: str) -> None:
+    # A 200 that was not an answer (a proxy's page, another API's JSON) ended the run in a
+    # KeyError traceback while scoring, every answer lost.
+    import httpx
+
+    from eval.runner import ask_one, http_asker
+
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, text=reply))
+    client = httpx.Client(base_url="http://service", transport=transport)
+
+    outcome = ask_one(http_asker(client), *QUESTIONS[0], top_k=5)
+
+    assert outcome.answer is None
+    assert outcome.error is not None and "not an answer of POST /v1/ask" in outcome.error

@@ -299,7 +299,16 @@ class LangChainBaseline:
             "chunk_overlap": self.chunk_overlap,
             "chunks": [asdict(chunk) for chunk in self.chunks],
         }
-        (directory / "chunks.json").write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
+        # chunks.json last and whole (renamed into place): its presence says the save
+        # finished, so a run killed while saving leaves no baseline that `load` trips on.
+        partial = directory / "chunks.json.partial"
+        partial.write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
+        partial.replace(directory / "chunks.json")
+
+    @staticmethod
+    def saved_at(directory: Path) -> bool:
+        """Whether `save` finished writing a baseline to `directory`."""
+        return (directory / "chunks.json").is_file()
 
     @classmethod
     def load(

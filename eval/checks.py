@@ -1,0 +1,123 @@
+"""What `rag eval` checks before its first question, and what its report may not show.
+
+A run takes minutes to hours: an option it would ignore, an output it could not write or a
+--compare file it could not read is refused up front, not found once every answer is in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from eval.evaluate import EvalOptions
+
+
+class EvalError(ValueError):
+    """Options that cannot make a run, with the message the user gets."""
+
+
+def refuse_unused(options: EvalOptions, squad: bool) -> None:
+    """Refuse an option this run would not use: it was ignored, so the report measured
+    something else than was asked for (the service instead of the baseline, its index
+    instead of --index, a SQuAD file's own corpus instead of --docs)."""
+    if options.url:
+        unused = [
+            ("--pipeline langchain-baseline", options.pipeline == "langchain-baseline"),
+            ("--index", options.index is not None),
+            ("--docs", options.docs is not None),
+        ]
+        named = [name for name, given in unused if given]
+        if named:
+            raise EvalError(
+                f"{', '.join(named)}: not used with --url, which asks the running service"
+            )
+    if squad and options.docs is not None:
+        raise EvalError("--docs: not used with SQuAD files, whose contexts are the documents")
+    if options.docs is not None and not options.docs.exists():
+        # Indexed as nothing, the run went on over what the index already held.
+        raise EvalError(f"--docs {options.docs}: no such file or folder")
+    if options.pipeline == "langchain-baseline" and options.collection is not None:
+        raise EvalError("--collection: the LangChain baseline keeps no collections")
+
+
+def compared_report(path: Path | None) -> dict[str, Any] | None:
+    """The report of `--compare`, refused unless it is one `rag eval --out` wrote."""
+    if path is None:
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EvalError(f"--compare {path}: cannot read a report: {err}") from err
+    if not isinstance(report, dict) or not all(
+        isinstance(report.get(key), dict) for key in ("run", "metrics")
+    ):
+        raise EvalError(f"--compare {path}: not a report written by `rag eval --out`")
+    return report
+
+
+def _distinct_outputs(options: EvalOptions) -> None:
+    """Refuse an output file that is a question set, the --compare report or another
+    output of the run.
+
+    `--predictions set.jsonl` for the input set.jsonl emptied the user's questions when the
+    run opened it; two outputs at one path kept only the last written.
+    """
+    named = {
+        "--out": options.out,
+        "--html": options.html,
+        "--predictions": options.predictions,
+    }
+    seen = {p.resolve(): str(p) for p in options.inputs}
+    if options.compare is not None:  # the other run's report: often the costlier one
+        seen[options.compare.resolve()] = f"the --compare report {options.compare}"
+    for option, path in named.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        if where in seen:
+            raise EvalError(f"{option} {path} would overwrite {seen[where]}: give another file")
+        seen[where] = f"the file of {option}"
+
+
+def writable_output(path: Path | None) -> None:
+    """Make the folder of an output file, and refuse a path that cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise EvalError(f"{path} is a directory: give a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EvalError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def check_outputs(options: EvalOptions) -> None:
+    """Refuse outputs that would overwrite an input or one another, and make their folders."""
+    _distinct_outputs(options)
+    for path in (options.out, options.html, options.predictions):
+        writable_output(path)
+
+
+# -- what a report may show ----------------------------------------------------------------
+
+
+def without_password(url: str) -> str:
+    """`url` with its password, if it has one, as ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # not a URL after all (a bracket where a host would be)
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def published(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as a report shows them: the password of any URL (RAG_REDIS_URL,
+    RAG_MILVUS_URI, RAG_LLM_BASE_URL) masked, as the secrets themselves already are. The
+    report goes on stdout, into --out and into the HTML page, which get shared."""
+    return {k: without_password(v) if isinstance(v, str) else v for k, v in settings.items()}
