@@ -49,6 +49,23 @@ def seed_questions() -> list[dict[str, object]]:
     return [json.loads(line) for line in SEEDS_DEV.read_text(encoding="utf-8").splitlines() if line]
 
 
+def run_rag(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int | str | None:
+    """`rag ARGV` as its console script runs it (`cli.app.main`: its error handling, not
+    typer's test runner's), the settings read afresh from the environment; its exit code."""
+    from cli.app import main
+    from rag.settings import get_settings
+
+    monkeypatch.setattr("sys.argv", ["rag", *argv])
+    get_settings.cache_clear()
+    try:
+        main()
+    except SystemExit as exit_info:
+        return exit_info.code
+    finally:
+        get_settings.cache_clear()
+    return 0
+
+
 @pytest.fixture
 def fake_settings(tmp_path: Path) -> ServiceSettings:
     """Settings for the fake embedder, whose unrelated texts score near 0 rather than 0.75."""

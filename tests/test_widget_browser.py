@@ -205,6 +205,18 @@ def ask(page: Page, question: str) -> Locator:
     return finished_answer(page)
 
 
+def asked_bodies(page: Page) -> list[Any]:
+    """The JSON bodies of the questions `page` asks from now on, in order."""
+    bodies: list[Any] = []
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/v1/ask/stream"):
+            bodies.append(request.post_data_json)
+
+    page.on("request", record)
+    return bodies
+
+
 def finished_answer(page: Page) -> Locator:
     answer = part(page, "answer").last
     expect(answer).not_to_have_attribute("data-state", "streaming", timeout=ANSWER_TIMEOUT_MS)
@@ -797,13 +809,7 @@ def test_the_conversation_is_sent_kept_across_reloads_and_cleared_by_new_convers
     page: Page, live_service: str
 ) -> None:
     first, follow_up = "王岐山在哪里主持召开质量工作座谈会？", "他在会上说了什么？"
-    bodies: list[Any] = []  # the JSON bodies of the questions asked
-
-    def record(request: Request) -> None:
-        if request.url.endswith("/v1/ask/stream"):
-            bodies.append(request.post_data_json)
-
-    page.on("request", record)
+    bodies = asked_bodies(page)
     page.goto(live_service)
     open_widget(page)
     ask(page, first)
@@ -871,13 +877,7 @@ def test_the_widget_sends_no_more_history_than_its_service_takes(
         route.fulfill(body=event, content_type="text/event-stream")
 
     page.route("**/v1/ask/stream", answer)
-    bodies: list[Any] = []  # the JSON bodies of the questions asked
-
-    def record(request: Request) -> None:
-        if request.url.endswith("/v1/ask/stream"):
-            bodies.append(request.post_data_json)
-
-    page.on("request", record)
+    bodies = asked_bodies(page)
     page.goto(live_service)
     open_widget(page)
     for question in answer_chars:
