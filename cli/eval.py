@@ -157,6 +157,14 @@ def eval_command(
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
     errors.print(line, highlight=False)
+    failed, asked = report["metrics"]["errors"], report["metrics"]["questions"]
+    if failed:
+        # Not left to the JSON's `errors`: every ratio above counts these as misses.
+        errors.print(
+            f"[yellow]{failed} of {asked} questions failed[/yellow] (an error instead of an "
+            "answer): each counts as a miss in every ratio above",
+            highlight=False,
+        )
     if report["run"]["interrupted"]:
         # 130, as a shell reports Ctrl-C: the report is valid but partial, and a script
         # that publishes it on success must not take it for a whole run.

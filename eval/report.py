@@ -307,6 +307,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
             inputs=[Path(p).name for p in run.get("inputs") or []],
             baseline_run=base_run,
             baseline_questions=base_metrics.get("questions") if base_metrics else None,
+            baseline_errors=base_metrics.get("errors") if base_metrics else None,
             headline=headline,
             tiles=[c for key in TILES for c in headline if c.metric.key == key],
             hit_curve=hit_curve_svg(curves),

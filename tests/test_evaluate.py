@@ -470,7 +470,9 @@ def test_a_run_with_some_failed_questions_exits_0(
     result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV)])
 
     assert result.exit_code == 0, result.output
-    assert 0 < json.loads(result.stdout)["metrics"]["errors"] < 11
+    metrics = json.loads(result.stdout)["metrics"]
+    assert 0 < metrics["errors"] < 11
+    assert f"{metrics['errors']} of 11 questions failed" in result.stderr
 
 
 @pytest.fixture

@@ -326,6 +326,19 @@ def test_an_interrupted_run_says_the_report_is_partial() -> None:
     )
 
 
+def test_failed_questions_are_announced_as_misses_in_both_runs() -> None:
+    # Only a count in the facts told that the ratios covered fewer questions than asked.
+    baseline = make_report()
+    baseline["metrics"] = baseline["metrics"] | {"errors": 7}
+    text = visible_text(render_html(make_report(), baseline=baseline))
+    assert "1 of 421 questions failed: an error instead of an answer" in text
+    assert "counts as a miss in every rate of success" in text
+    assert "7 of 421 questions of the baseline run failed with an error" in text
+    report = make_report()
+    report["metrics"] = report["metrics"] | {"errors": 0}
+    assert "questions failed" not in visible_text(render_html(report))
+
+
 def test_a_complete_run_has_no_partial_banner(page: str) -> None:
     assert "Partial report" not in page
 
