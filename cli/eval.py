@@ -24,6 +24,7 @@ from cli.common import print_error
 from eval.checks import EvalError, writable_output
 from eval.evaluate import EvalOptions, PipelineName, ScriptName, evaluate
 from eval.runner import Outcome
+from eval.scoring import mrr_key
 
 errors = Console(stderr=True)
 
@@ -155,7 +156,8 @@ def eval_command(
         )
     summary = {"run": report["run"], "metrics": report["metrics"], "by_kind": report["by_kind"]}
     print(json.dumps(summary, ensure_ascii=False, indent=2))
-    line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
+    shown = [mrr_key(top_k) if k == "mrr@10" else k for k in HEADLINE]
+    line = "  ".join(f"{k} {report['metrics'][k]}" for k in shown)
     errors.print(line, highlight=False)
     failed, asked = report["metrics"]["errors"], report["metrics"]["questions"]
     if failed:

@@ -76,6 +76,26 @@ KIND_COLUMNS = tuple(
 )
 
 
+def with_mrr_at(columns: Sequence[Metric], *metrics: Mapping[str, Any] | None) -> list[Metric]:
+    """`columns` with a row for each MRR@k under 10 the reports measured (a run with
+    --top-k below 10), beside MRR@10, which such a run did not measure."""
+    ks = sorted(
+        {
+            int(key.removeprefix("mrr@"))
+            for values in metrics
+            for key in values or {}
+            if key.startswith("mrr@") and key.removeprefix("mrr@").isdigit()
+        }
+        - {10}
+    )
+    out: list[Metric] = []
+    for metric in columns:
+        out.append(metric)
+        if metric.key == "mrr@10":
+            out += [Metric(f"mrr@{k}", f"MRR@{k}", "score", True) for k in ks]
+    return out
+
+
 @dataclass(frozen=True)
 class Cell:
     """A metric of this run, and of the baseline with the difference when there is one."""
@@ -289,12 +309,13 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     run, metrics = {**RUN, **report["run"]}, {**COUNTS, **report["metrics"]}
     base_run = {**RUN, **baseline["run"]} if baseline else None
     base_metrics = {**COUNTS, **baseline["metrics"]} if baseline else None
-    headline = cells(metrics, base_metrics, HEADLINE)
+    headline = cells(metrics, base_metrics, with_mrr_at(HEADLINE, metrics, base_metrics))
     total = (metrics.get("latency_ms") or {}).get("total") or {}
     base_kinds = (baseline or {}).get("by_kind") or {}
     curves = [(run.get("pipeline") or "this run", report.get("hit_curve") or {})]
     if baseline and base_run:
         curves.append((base_run["pipeline"] or "baseline", baseline.get("hit_curve") or {}))
+    kind_columns = with_mrr_at(KIND_COLUMNS, metrics, base_metrics)
     failures = [failure_view(f) for f in report.get("failures") or []]
     codes = [code for failure in failures for code in failure["codes"]]
     order = [*REASONS, *sorted(set(codes) - set(REASONS))]
@@ -315,9 +336,9 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
                 report.get("latencies_ms") or [], total.get("p50"), total.get("p95")
             ),
             stages=stage_rows(report, baseline),
-            kind_columns=KIND_COLUMNS,
+            kind_columns=kind_columns,
             kinds=[
-                (kind, values.get("questions"), cells(values, base_kinds.get(kind), KIND_COLUMNS))
+                (kind, values.get("questions"), cells(values, base_kinds.get(kind), kind_columns))
                 for kind, values in (report.get("by_kind") or {}).items()
             ],
             failures=failures,

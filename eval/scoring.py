@@ -21,6 +21,7 @@ from rag.text.script import fold_script
 # Passages at least this similar (Jaccard of character 3-grams) count as duplicates in a top-k.
 DUPLICATE_JACCARD = 0.85
 HIT_KS = (1, 3, 5, 10)
+MRR_K = 10  # MRR@10, or MRR@top_k under it
 MAX_FAILURES = 300
 
 # file name as citations give it -> the decoded source text, or None if it cannot be read
@@ -215,6 +216,11 @@ def _ratio(values: Sequence[float | bool | None]) -> float | None:
     return round(mean(present), 4) if present else None
 
 
+def mrr_key(top_k: int) -> str:
+    """The key of the run's MRR in its metrics: `mrr@10`, or `mrr@<top_k>` below 10."""
+    return f"mrr@{min(MRR_K, top_k)}"
+
+
 def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
     """The run's metrics over `scored` (every ratio None when nothing it applies to).
 
@@ -237,7 +243,11 @@ def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
     }
     for k in HIT_KS:
         metrics[f"hit@{k}"] = _ratio([hit_at(s.rank, k) for s in placed]) if k <= top_k else None
-    metrics["mrr@10"] = _ratio([reciprocal_rank(s.rank, 10) for s in placed])
+    # Named by the ranks it saw: with --top-k 5, a gold passage at rank 6..10 was never
+    # retrieved, so the value is MRR@5 and labelling it MRR@10 compared it with real MRR@10
+    # runs. As hit@10, mrr@10 is then None ("not measured").
+    metrics[f"mrr@{MRR_K}"] = None
+    metrics[mrr_key(top_k)] = _ratio([reciprocal_rank(s.rank, min(MRR_K, top_k)) for s in placed])
     metrics["answer_hit"] = _ratio([s.answer_hit for s in scored])
     metrics["citation_accuracy"] = _ratio([s.citation_ok for s in scored])
     metrics["quotes_valid"] = _ratio([s.quotes_valid for s in answered])

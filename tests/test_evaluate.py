@@ -475,6 +475,22 @@ def test_a_run_with_some_failed_questions_exits_0(
     assert f"{metrics['errors']} of 11 questions failed" in result.stderr
 
 
+def test_the_summary_line_names_mrr_by_the_ranks_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--top-k", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert "mrr@3 0.0" in result.stderr and "mrr@10" not in result.stderr
+    assert json.loads(result.stdout)["metrics"]["mrr@10"] is None
+
+
 @pytest.fixture
 def hash_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     from embeddings import factory

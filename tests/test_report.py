@@ -362,6 +362,19 @@ def test_a_baseline_is_compared_side_by_side() -> None:
     assert "langchain-baseline" in curve
 
 
+def test_mrr_under_10_is_shown_by_its_name_beside_a_baseline_mrr_at_10() -> None:
+    # A --top-k 5 run's MRR@5 sat in the MRR@10 row and was compared with real MRR@10.
+    report = make_report()
+    report["metrics"] = {**report["metrics"], "mrr@10": None, "mrr@5": 0.9123}
+    report["by_kind"]["factoid"] |= {"mrr@10": None, "mrr@5": 0.9}
+    baseline = make_report()
+    baseline["run"]["top_k"] = 10
+    rows = headline_rows(render_html(report, baseline=baseline))
+    assert rows["MRR@10"] == [DASH, "0.912", ""]
+    assert rows["MRR@5"] == ["0.912", DASH, ""]
+    assert "MRR@5" in render_html(report).split('id="kinds"')[-1]
+
+
 def test_a_difference_is_better_in_the_direction_the_metric_prefers() -> None:
     by_key = {m.key: m for m in HEADLINE}
     assert compare(by_key["hit@1"], 0.9, 0.8) == ("+10.0 pp", "better")

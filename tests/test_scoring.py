@@ -208,7 +208,8 @@ def test_the_run_metrics_by_hand() -> None:
     assert metrics["hit@1"] == pytest.approx(1 / 4, abs=1e-4)
     assert metrics["hit@3"] == metrics["hit@5"] == pytest.approx(2 / 4, abs=1e-4)
     assert metrics["hit@10"] is None  # only 5 passages were asked for
-    assert metrics["mrr@10"] == pytest.approx((1 + 1 / 3 + 0 + 0) / 4, abs=1e-4)
+    assert metrics["mrr@10"] is None  # nor MRR@10: named by the 5 ranks it saw
+    assert metrics["mrr@5"] == pytest.approx((1 + 1 / 3 + 0 + 0) / 4, abs=1e-4)
     assert metrics["answer_hit"] == pytest.approx(2 / 4, abs=1e-4)
     assert metrics["citation_accuracy"] == pytest.approx(2 / 4, abs=1e-4)
     assert metrics["abstention_precision"] == 1.0 and metrics["abstention_recall"] == 1.0
@@ -235,6 +236,26 @@ def test_a_failed_question_is_a_miss_in_every_rate_of_success() -> None:
     shortly = answer() | {"short_answer": {"text": "支树平", **spans}}
     short = summarise([score(outcome(GOLD, shortly), no_sources), failed[0]], top_k=10)
     assert short["short_em"] == short["short_f1"] == short["short_answered"] == 0.5
+
+
+@pytest.mark.parametrize(("top_k", "key", "absent"), [(3, "mrr@3", "mrr@10"), (20, "mrr@10", None)])
+def test_mrr_is_named_by_the_ranks_it_saw(top_k: int, key: str, absent: str | None) -> None:
+    # With --top-k 3 the value was MRR@3 (a gold passage at rank 4..10 was never retrieved)
+    # under the name mrr@10, beside an empty hit@10; runs at --top-k 3 and 10 compared it.
+    q2 = Question("q2", "?", ("六个严格",), file="a.txt", paragraph=2)
+    other = passage("…", ("b.txt", 1))
+    ranked = (
+        [passage("…", ("a.txt", 2))] if top_k < 10 else [other] * 11 + [passage("…", ("a.txt", 2))]
+    )
+    scored = [
+        score(outcome(GOLD, answer()), no_sources),
+        score(outcome(q2, answer(passages=[other, *ranked][:top_k])), no_sources),
+    ]
+    metrics = summarise(scored, top_k)
+
+    assert metrics[key] == (0.75 if top_k < 10 else 0.5)
+    assert absent is None or metrics[absent] is None
+    assert [k for k in metrics if k.startswith("mrr@") and metrics[k] is not None] == [key]
 
 
 def test_the_hit_curve_and_latency_by_stage() -> None:
