@@ -199,6 +199,23 @@ def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> 
             "set.json: question 'q1': the question and answer texts must be strings",
         ),
         ("set.json", "{not json", "set.json: "),
+        # Blank gold is in every answer: each such question scored a hit whatever it said.
+        (
+            "set.jsonl",
+            '{"id": "b7", "question": "甲？", "answers": ["乙", " \\u3000\\n"]}\n',
+            'set.jsonl:1: "answers": an answer is empty or only white space',
+        ),
+        (
+            "set.jsonl",
+            '{"id": "e2", "question": "甲？", "file": "a.txt", "evidence": "  "}\n',
+            'set.jsonl:1: "evidence" is empty or only white space',
+        ),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲。", "qas": '
+            '[{"id": "q1", "question": "乙？", "answers": [{"text": " "}]}]}]}]}',
+            "set.json: question 'q1': an answer is empty or only white space",
+        ),
     ],
 )
 def test_a_malformed_question_set_is_refused_with_where(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from eval.datasets import Question
+from eval.metrics import answer_hit, char_f1, exact_match
 from eval.runner import Outcome
 from eval.scoring import (
     Scored,
@@ -176,6 +177,13 @@ def test_a_quote_not_found_at_its_offsets_is_a_failure() -> None:
 
     assert scored.quotes_valid is False
     assert scored.reasons == ["quote_invalid"]
+
+
+def test_a_blank_gold_answer_is_no_hit() -> None:
+    # " " folded and stripped of white space is "", which occurs in every answer.
+    assert answer_hit("完全无关的回答", [" ", "\u3000\n"]) == 0.0
+    assert answer_hit("局长是支树平", [" ", "支 树平"]) == 1.0
+    assert exact_match("", ["  "]) == 0.0 and char_f1("无关", [" "]) == 0.0
 
 
 # -- the run ----------------------------------------------------------------------------------
