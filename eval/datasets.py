@@ -78,7 +78,7 @@ def load_squad(path: Path) -> SquadSet:
                     raise ValueError(
                         f"question {qa['id']!r}: the question and answer texts must be strings"
                     )
-                if any(not str(text).strip() for text in answers):
+                if any(not str(gold).strip() for gold in texts[1:]):
                     raise ValueError(f"question {qa['id']!r}: {BLANK_ANSWER}")
                 questions.append(
                     Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
@@ -171,5 +171,6 @@ def _check_fields(row: dict[str, object]) -> None:
         if row.get(key) is not None and not isinstance(row[key], str):
             raise ValueError(f'"{key}" must be a string, not {row[key]!r}')
     # Likewise blank evidence: every passage of the gold file "holds" it.
-    if isinstance(row.get("evidence"), str) and not row["evidence"].strip():
+    evidence = row.get("evidence")
+    if isinstance(evidence, str) and not evidence.strip():
         raise ValueError('"evidence" is empty or only white space: give the text or leave it out')
