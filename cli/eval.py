@@ -142,17 +142,25 @@ def eval_command(
 
             return tick
 
-        # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report. Set back
+        # afterwards: the caller's handler (a test runner's, an embedding program's) stays.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             report = evaluate(options, log=_log, progress=progress)
         except EvalError as err:
             print_error(err)
             raise typer.Exit(2) from err
+        except KeyboardInterrupt as err:
+            # Before the first answer (while indexing or loading): nothing to report. It
+            # ended in click's bare "Aborted!".
+            print_error("interrupted before any question was answered: no report written")
+            raise typer.Exit(130) from err
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     if report["run"]["interrupted"]:
         errors.print(
-            f"[yellow]interrupted:[/yellow] partial report of {report['run']['questions']} "
-            "questions"
+            f"[yellow]interrupted:[/yellow] partial report of {report['metrics']['questions']} "
+            f"of {report['run']['questions']} questions"
         )
     summary = {"run": report["run"], "metrics": report["metrics"], "by_kind": report["by_kind"]}
     print(json.dumps(summary, ensure_ascii=False, indent=2))

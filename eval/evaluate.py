@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -346,6 +348,20 @@ def evaluate(
     chosen = select(qset.questions, options)
     items = [(q, asked_text(q, options.script)) for q in chosen]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with _Finishing(log) as finishing:
+        return _run(options, qset, items, other, started_at, finishing, log, progress)
+
+
+def _run(
+    options: EvalOptions,
+    qset: QuestionSet,
+    items: list[tuple[Question, str]],
+    other: dict[str, Any] | None,
+    started_at: str,
+    finishing: _Finishing,
+    log: Callable[[str], None],
+    progress: Callable[[int], Callable[[Outcome], None]] | None,
+) -> dict[str, Any]:
     with open_target(options, qset, log) as target, _predictions(options.predictions) as sink:
         tick = progress(len(items)) if progress else None
 
@@ -363,6 +379,7 @@ def evaluate(
         workers = 1 if options.pipeline == "langchain-baseline" else options.workers
         outcomes, interrupted = run_questions(items, target.ask, options.top_k, workers, on_outcome)
         seconds = time.perf_counter() - clock
+        finishing.hold()  # the answers are in: a Ctrl-C or SIGTERM now must not lose them
         scored = [score(o, target.source_text) for o in outcomes]
         settings = target.settings
     report = {
@@ -373,7 +390,9 @@ def evaluate(
             "url": without_password(options.url) if options.url else None,
             "script": options.script,
             "top_k": options.top_k,
-            "questions": len(outcomes),
+            # Planned, not answered (that is metrics.questions): an interrupted run's report
+            # says "after N of M" with this M.
+            "questions": len(items),
             "sampled": {"n": options.sample, "seed": options.seed} if options.sample else None,
             "limit": options.limit,
             "workers": workers,  # the baseline is asked one question at a time
@@ -398,6 +417,45 @@ def evaluate(
 
         write_html(report, options.html, baseline=other)
     return report
+
+
+class _Finishing:
+    """Once `hold()` is called, a first Ctrl-C or SIGTERM waits for the report.
+
+    Scoring and writing the report take seconds; an interrupt there ended the run with
+    "Aborted!" and no report, every answer lost. A second signal stops at once. The
+    handlers in place before are restored on leaving.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.received = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Finishing:
+        return self
+
+    def hold(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread can set handlers, and only it gets signals
+        for sig in self.SIGNALS:
+            self.previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._held)
+
+    def _held(self, signum: int, _frame: object) -> None:
+        self.received += 1
+        if self.received > 1:
+            raise KeyboardInterrupt
+        self.log(
+            "interrupted: writing the report of the answered questions first (again to stop now)"
+        )
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self.previous.items():
+            # None: a handler not set from Python, which cannot be set back; the default.
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from eval import checks
+from eval import checks, scoring
 from eval import evaluate as evaluate_module
 from eval.checks import EvalError
 from eval.evaluate import EvalOptions, Target, evaluate, load_question_set, select
@@ -109,7 +109,9 @@ def test_ctrl_c_leaves_a_valid_partial_report(
 
     saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert saved["run"]["interrupted"] is True
-    assert saved["run"]["questions"] == saved["metrics"]["questions"] == 3
+    # run.questions is the number planned, metrics.questions the number answered: the
+    # report said 3 and 3, so the page's "interrupted after 3 of 11" could never show 11.
+    assert (saved["run"]["questions"], saved["metrics"]["questions"]) == (11, 3)
     assert report == saved
 
 
@@ -370,7 +372,74 @@ def test_an_interrupted_run_prints_its_partial_summary_and_exits_130(
 
     assert result.exit_code == 130, result.output
     assert json.loads(result.stdout)["run"]["interrupted"] is True
-    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["run"]["questions"] == 2
+    assert "partial report of 2 of 11 questions" in result.stderr
+    saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert (saved["run"]["questions"], saved["metrics"]["questions"]) == (11, 2)
+
+
+def test_sigterm_while_scoring_still_writes_the_report_and_the_handler_is_restored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Once the answers were in, a SIGTERM ended the run in "Aborted!" with no report; and
+    # the SIGTERM handler `rag eval` set was left in place after it returned.
+    import os
+    import signal
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    scored: list[str] = []
+
+    def score_under_sigterm(outcome: Any, source_text: Any) -> Any:
+        if not scored:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled in this thread before kill returns
+        scored.append(outcome.question.id)
+        return real_score(outcome, source_text)
+
+    real_score = scoring.score
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr(evaluate_module, "score", score_under_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--out", str(tmp_path / "r")])
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert result.exit_code == 0, result.output
+    assert "writing the report of the answered questions first" in result.stderr
+    assert json.loads((tmp_path / "r").read_text(encoding="utf-8"))["metrics"]["questions"] == 11
+    assert len(scored) == 11
+    assert after == before
+
+
+def test_an_interrupt_before_the_first_answer_is_a_message_not_aborted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import signal
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    @contextlib.contextmanager
+    def indexing_interrupted(*_: object) -> Iterator[Target]:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM made one, while indexing
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(evaluate_module, "open_target", indexing_interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV)])
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert result.exit_code == 130, result.output
+    assert "interrupted before any question was answered" in result.stderr
+    assert "Aborted" not in result.output
+    assert after == before
 
 
 @pytest.mark.parametrize("option", ["out", "html", "predictions"])
