@@ -320,6 +320,61 @@ def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize(
+    ("part", "said"),
+    [
+        ({"by_kind": {"factoid": 0.8}}, "by_kind.factoid is not an object"),
+        ({"by_kind": {"factoid": {"hit@1": "87%"}}}, "by_kind.factoid.hit@1 is '87%'"),
+        ({"by_kind": ["factoid"]}, "by_kind is not an object"),
+        ({"hit_curve": {"1": None}}, "hit_curve is not an object"),
+        ({"metrics": {"hit@1": [0.8]}}, r"metrics.hit@1 is \[0.8\]"),
+        ({"metrics": {"errors": "none"}}, "metrics.errors is 'none'"),
+        ({"metrics": {"latency_ms": {"total": {"p50": 3}}}}, "metrics.latency_ms.total needs p50"),
+        ({"run": {"seconds": "812"}}, "run.seconds is '812'"),
+    ],
+)
+def test_a_compare_report_the_page_cannot_read_is_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, part: dict[str, Any], said: str
+) -> None:
+    # Only `run` and `metrics` were checked to be objects: a malformed `by_kind` crashed the
+    # HTML render once every question had been answered.
+    asked: list[str] = []
+
+    def counting(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, counting)
+    compared: dict[str, Any] = {
+        "run": {"pipeline": "langchain-baseline"},
+        "metrics": {"questions": 11},
+    }
+    for key, value in part.items():
+        compared[key] = {**compared.get(key, {}), **value} if isinstance(value, dict) else value
+    (tmp_path / "base.json").write_text(json.dumps(compared), encoding="utf-8")
+    options = EvalOptions(
+        inputs=[SEEDS_DEV], html=tmp_path / "r.html", compare=tmp_path / "base.json"
+    )
+
+    with pytest.raises(EvalError, match=f"--compare .*base.json: not a report .*: {said}"):
+        evaluate(options)
+    assert asked == []
+
+
+def test_a_well_formed_compare_report_is_rendered_beside_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_target(monkeypatch, fake_answer)
+    evaluate(EvalOptions(inputs=[SEEDS_DEV], out=tmp_path / "base.json", top_k=5))
+    options = EvalOptions(
+        inputs=[SEEDS_DEV], html=tmp_path / "r.html", compare=tmp_path / "base.json"
+    )
+
+    evaluate(options)
+
+    assert "MRR@5" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
 def test_squad_2_impossible_questions_expect_an_abstention(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
