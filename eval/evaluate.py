@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import signal
@@ -296,6 +297,33 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
         pipeline.close()
 
 
+# Beside a saved baseline: the documents it was built over, file name -> SHA-256.
+BASELINE_DOCUMENTS = "documents.json"
+
+
+def _documents(docs: Path) -> dict[str, str]:
+    """Each document file under `docs` as the baseline names it, with its content's hash
+    (contents, not times: a copy or a checkout keeps the documents, an edit does not)."""
+    from rag.loaders.walk import iter_files
+    from rag.pipeline import file_key
+
+    return {file_key(path, docs): _digest(path) for path in iter_files([docs]) if path.is_file()}
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:  # the baseline skips it too, and says why
+        return f"unreadable: {err.strerror or err}"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Target:
     from embeddings.factory import make_embedder
     from eval.baselines.langchain_chatchat import LangChainBaseline
@@ -303,17 +331,29 @@ def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Tar
 
     embedder = make_embedder(get_settings().embedder, get_settings().embedder_options())
     saved = index / "baseline"
-    if LangChainBaseline.saved_at(saved):  # else none, or a save cut short: built again
+    documents = _documents(docs)
+    record = saved / BASELINE_DOCUMENTS
+    # Else none, a save cut short, or built over other documents (or before they were
+    # recorded): built again. It was reused whatever --docs held, so the baseline answered
+    # from documents the questions were not about.
+    built_over = _read_json(record) if LangChainBaseline.saved_at(saved) else None
+    if built_over == documents:
         log(f"loading the baseline index from {saved}")
         try:
             baseline = LangChainBaseline.load(saved, embedder)
         except (ValueError, OSError) as err:  # another embedder, a damaged file
             raise EvalError(f"{err}; remove {saved} to build the baseline again") from err
     else:
+        if LangChainBaseline.saved_at(saved):
+            log(f"the baseline index at {saved} is not of the documents in {docs}: built again")
         log(f"indexing {docs} with the LangChain baseline")
+        record.unlink(missing_ok=True)  # a rebuild cut short must not pass for this one
         baseline = LangChainBaseline(embedder)
         baseline.ingest([docs])
         baseline.save(saved)
+        partial = record.with_suffix(".partial")
+        partial.write_text(json.dumps(documents, ensure_ascii=False), encoding="utf-8")
+        partial.replace(record)
 
     @lru_cache(maxsize=256)
     def source_text(file: str) -> str | None:

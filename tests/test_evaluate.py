@@ -660,6 +660,27 @@ def test_a_baseline_save_cut_short_is_built_again(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("hash_embedder")
+def test_a_saved_baseline_is_built_again_when_the_documents_changed(tmp_path: Path) -> None:
+    # <index>/baseline was reused whatever --docs held: the baseline answered from the
+    # documents of an earlier run, and the comparison measured it on the wrong corpus.
+    docs, index = demo_docs(tmp_path), tmp_path / "index"
+    said: list[str] = []
+    evaluate_module._baseline_target(docs, index, said.append)
+    evaluate_module._baseline_target(docs, index, said.append)
+    assert any(line.startswith("loading the baseline index") for line in said)
+
+    (docs / "a.txt").write_text("海关总署署长于广洲出席会议。\n", encoding="utf-8")
+    said.clear()
+    target = evaluate_module._baseline_target(docs, index, said.append)
+
+    assert any("is not of the documents in" in line for line in said), said
+    assert "于广洲" in target.ask("海关总署署长是谁？", 3, ())["passages"][0]["text"]
+    said.clear()
+    evaluate_module._baseline_target(docs, index, said.append)  # the new build is reused
+    assert any(line.startswith("loading the baseline index") for line in said)
+
+
+@pytest.mark.usefixtures("hash_embedder")
 def test_a_baseline_saved_with_another_embedder_is_refused_with_a_message(
     tmp_path: Path,
 ) -> None:
