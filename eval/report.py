@@ -96,6 +96,15 @@ def with_mrr_at(columns: Sequence[Metric], *metrics: Mapping[str, Any] | None) -
     return out
 
 
+def named_mrr(metrics: Mapping[str, Any], top_k: object) -> dict[str, Any]:
+    """`metrics` with the MRR of a report written before MRR was named by its ranks: with
+    --top-k K below 10 its `mrr@10` was MRR@K, shown as such (and MRR@10 as not measured)."""
+    value = metrics.get("mrr@10")
+    if not isinstance(top_k, int) or not 0 < top_k < 10 or value is None:
+        return dict(metrics)
+    return {**metrics, "mrr@10": None, f"mrr@{top_k}": metrics.get(f"mrr@{top_k}", value)}
+
+
 @dataclass(frozen=True)
 class Cell:
     """A metric of this run, and of the baseline with the difference when there is one."""
@@ -306,16 +315,29 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     Returns:
         The HTML text.
     """
-    run, metrics = {**RUN, **report["run"]}, {**COUNTS, **report["metrics"]}
+    run = {**RUN, **report["run"]}
+    metrics = named_mrr({**COUNTS, **report["metrics"]}, run["top_k"])
     base_run = {**RUN, **baseline["run"]} if baseline else None
-    base_metrics = {**COUNTS, **baseline["metrics"]} if baseline else None
+    base_metrics = (
+        named_mrr({**COUNTS, **baseline["metrics"]}, base_run["top_k"])
+        if baseline and base_run
+        else None
+    )
     headline = cells(metrics, base_metrics, with_mrr_at(HEADLINE, metrics, base_metrics))
     total = (metrics.get("latency_ms") or {}).get("total") or {}
-    base_kinds = (baseline or {}).get("by_kind") or {}
+    base_kinds = {
+        kind: named_mrr(values, base_run["top_k"])
+        for kind, values in ((baseline or {}).get("by_kind") or {}).items()
+        if base_run
+    }
+    our_kinds = {
+        kind: named_mrr(values, run["top_k"])
+        for kind, values in (report.get("by_kind") or {}).items()
+    }
     curves = [(run.get("pipeline") or "this run", report.get("hit_curve") or {})]
     if baseline and base_run:
         curves.append((base_run["pipeline"] or "baseline", baseline.get("hit_curve") or {}))
-    kind_columns = with_mrr_at(KIND_COLUMNS, metrics, base_metrics)
+    kind_columns = with_mrr_at(KIND_COLUMNS, metrics, base_metrics, *our_kinds.values())
     failures = [failure_view(f) for f in report.get("failures") or []]
     codes = [code for failure in failures for code in failure["codes"]]
     order = [*REASONS, *sorted(set(codes) - set(REASONS))]
@@ -339,7 +361,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
             kind_columns=kind_columns,
             kinds=[
                 (kind, values.get("questions"), cells(values, base_kinds.get(kind), kind_columns))
-                for kind, values in (report.get("by_kind") or {}).items()
+                for kind, values in our_kinds.items()
             ],
             failures=failures,
             reasons=[(c, REASONS.get(c, c), codes.count(c)) for c in order if c in codes],

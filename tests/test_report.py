@@ -183,7 +183,7 @@ def test_headline_numbers_are_formatted(page: str) -> None:
     rows = headline_rows(page)
     assert rows["hit@1"] == ["87.4%"]
     assert rows["hit@5"] == ["96.2%"]
-    assert rows["MRR@10"] == ["0.912"]
+    assert rows["MRR@5"] == ["0.912"]  # the report's top_k is 5: its old-style mrr@10
     assert rows["quotes valid"] == ["100.0%"]
     assert rows["median answer length (chars)"] == ["58"]
     assert rows["latency p50"] == ["35.6 ms"]
@@ -373,6 +373,14 @@ def test_mrr_under_10_is_shown_by_its_name_beside_a_baseline_mrr_at_10() -> None
     assert rows["MRR@10"] == [DASH, "0.912", ""]
     assert rows["MRR@5"] == ["0.912", DASH, ""]
     assert "MRR@5" in render_html(report).split('id="kinds"')[-1]
+
+
+def test_an_older_report_at_top_k_under_10_shows_its_mrr_under_its_true_name() -> None:
+    # Written before MRR was named by its ranks: its "mrr@10" at --top-k 5 is MRR@5.
+    older = make_report()  # top_k 5, with "mrr@10": 0.9123
+    rows = headline_rows(render_html(older, baseline=make_report()))
+    assert rows["MRR@10"] == [DASH, DASH, ""]
+    assert rows["MRR@5"] == ["0.912", "0.912", "±0.000"]
 
 
 def test_a_difference_is_better_in_the_direction_the_metric_prefers() -> None:
