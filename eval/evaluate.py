@@ -481,8 +481,10 @@ class _Finishing:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread can set handlers, and only it gets signals
         for sig in self.SIGNALS:
-            self.previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._held)
+            previous = signal.getsignal(sig)
+            if previous is not signal.SIG_IGN:  # ignored (nohup, `&`): left ignored
+                self.previous[sig] = previous
+                signal.signal(sig, self._held)
 
     def _held(self, signum: int, _frame: object) -> None:
         self.received += 1

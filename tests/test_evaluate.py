@@ -469,6 +469,35 @@ def test_sigterm_while_scoring_still_writes_the_report_and_the_handler_is_restor
     assert after == before
 
 
+def test_an_ignored_sigint_stays_ignored_while_the_report_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run started with `nohup` or `&` ignores SIGINT; finishing the report must not
+    # start taking it (as an interrupt to announce, or a second one to stop on).
+    import os
+    import signal
+
+    said: list[str] = []
+
+    def score_under_sigint(outcome: Any, source_text: Any) -> Any:
+        if outcome.question.id == "d-01":
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_score(outcome, source_text)
+
+    real_score = scoring.score
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr(evaluate_module, "score", score_under_sigint)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        report = evaluate(EvalOptions(inputs=[SEEDS_DEV]), log=said.append)
+        after = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+    assert report["metrics"]["questions"] == 11
+    assert said == [] and after is signal.SIG_IGN
+
+
 def test_an_interrupt_before_the_first_answer_is_a_message_not_aborted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
