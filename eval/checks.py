@@ -69,6 +69,8 @@ def _unreadable_part(report: dict[str, Any]) -> str | None:
     """
     if not _number(report["run"].get("seconds")):
         return f"run.seconds is {report['run']['seconds']!r}, not a number"
+    if not isinstance(report["run"].get("pipeline") or "", str):  # a plot's label
+        return f"run.pipeline is {report['run']['pipeline']!r}, not a name"
     problem = _unreadable_metrics(report["metrics"], "metrics")
     if problem:
         return problem

@@ -331,6 +331,7 @@ def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
         ({"metrics": {"errors": "none"}}, "metrics.errors is 'none'"),
         ({"metrics": {"latency_ms": {"total": {"p50": 3}}}}, "metrics.latency_ms.total needs p50"),
         ({"run": {"seconds": "812"}}, "run.seconds is '812'"),
+        ({"run": {"pipeline": 7}, "hit_curve": {"1": 0.5}}, "run.pipeline is 7"),
     ],
 )
 def test_a_compare_report_the_page_cannot_read_is_refused_before_the_run(
