@@ -24,6 +24,7 @@ from cli.common import print_error
 from eval.checks import EvalError, writable_output
 from eval.evaluate import EvalOptions, PipelineName, ScriptName, evaluate
 from eval.runner import Outcome
+from eval.scoring import mrr_key
 
 errors = Console(stderr=True)
 
@@ -141,22 +142,39 @@ def eval_command(
 
             return tick
 
-        # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # `kill` (SIGTERM) stops a run like Ctrl-C: with a valid, partial report. Set back
+        # afterwards: the caller's handler (a test runner's, an embedding program's) stays.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             report = evaluate(options, log=_log, progress=progress)
         except EvalError as err:
             print_error(err)
             raise typer.Exit(2) from err
+        except KeyboardInterrupt as err:
+            # Before the first answer (while indexing or loading): nothing to report. It
+            # ended in click's bare "Aborted!".
+            print_error("interrupted before any question was answered: no report written")
+            raise typer.Exit(130) from err
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     if report["run"]["interrupted"]:
         errors.print(
-            f"[yellow]interrupted:[/yellow] partial report of {report['run']['questions']} "
-            "questions"
+            f"[yellow]interrupted:[/yellow] partial report of {report['metrics']['questions']} "
+            f"of {report['run']['questions']} questions"
         )
     summary = {"run": report["run"], "metrics": report["metrics"], "by_kind": report["by_kind"]}
     print(json.dumps(summary, ensure_ascii=False, indent=2))
-    line = "  ".join(f"{k} {report['metrics'][k]}" for k in HEADLINE)
+    shown = [mrr_key(top_k) if k == "mrr@10" else k for k in HEADLINE]
+    line = "  ".join(f"{k} {report['metrics'][k]}" for k in shown)
     errors.print(line, highlight=False)
+    failed, asked = report["metrics"]["errors"], report["metrics"]["questions"]
+    if failed:
+        # Not left to the JSON's `errors`: every ratio above counts these as misses.
+        errors.print(
+            f"[yellow]{failed} of {asked} questions failed[/yellow] (an error instead of an "
+            "answer): each counts as a miss in every ratio above",
+            highlight=False,
+        )
     if report["run"]["interrupted"]:
         # 130, as a shell reports Ctrl-C: the report is valid but partial, and a script
         # that publishes it on success must not take it for a whole run.

@@ -55,7 +55,66 @@ def compared_report(path: Path | None) -> dict[str, Any] | None:
         isinstance(report.get(key), dict) for key in ("run", "metrics")
     ):
         raise EvalError(f"--compare {path}: not a report written by `rag eval --out`")
+    problem = _unreadable_part(report)
+    if problem:
+        raise EvalError(f"--compare {path}: not a report written by `rag eval --out`: {problem}")
     return report
+
+
+def _unreadable_part(report: dict[str, Any]) -> str | None:
+    """What the HTML comparison would fail to read in `report`, or None.
+
+    Checking `run` and `metrics` to be objects let a malformed `by_kind`, `hit_curve`,
+    latency or metric value through: the render crashed after the whole run.
+    """
+    if not _number(report["run"].get("seconds")):
+        return f"run.seconds is {report['run']['seconds']!r}, not a number"
+    if not isinstance(report["run"].get("pipeline") or "", str):  # a plot's label
+        return f"run.pipeline is {report['run']['pipeline']!r}, not a name"
+    problem = _unreadable_metrics(report["metrics"], "metrics")
+    if problem:
+        return problem
+    latency = report["metrics"].get("latency_ms") or {}
+    if not isinstance(latency, dict):
+        return "metrics.latency_ms is not an object"
+    for stage, values in latency.items():
+        if not isinstance(values, dict) or not all(
+            isinstance(values.get(p), (int, float)) and _number(values[p]) for p in ("p50", "p95")
+        ):
+            return f"metrics.latency_ms.{stage} needs p50 and p95 in ms"
+    curve = report.get("hit_curve") or {}
+    if not isinstance(curve, dict) or not all(
+        str(k).isdigit() and v is not None and _number(v) for k, v in curve.items()
+    ):
+        return "hit_curve is not an object of k to a share"
+    kinds = report.get("by_kind") or {}
+    if not isinstance(kinds, dict):
+        return "by_kind is not an object"
+    for kind, values in kinds.items():
+        problem = (
+            _unreadable_metrics(values, f"by_kind.{kind}")
+            if isinstance(values, dict)
+            else f"by_kind.{kind} is not an object"
+        )
+        if problem:
+            return problem
+    return None
+
+
+def _unreadable_metrics(values: dict[str, Any], where: str) -> str | None:
+    from eval.report import COUNTS, HEADLINE
+
+    read = {m.key for m in HEADLINE if not m.key.startswith("latency.")} | set(COUNTS)
+    read |= {key for key in values if key.startswith("mrr@")}
+    for key in sorted(read & values.keys()):
+        if not _number(values[key]):
+            return f"{where}.{key} is {values[key]!r}, not a number"
+    return None
+
+
+def _number(value: object) -> bool:
+    """None (does not apply) or a number, as the report writes its measures."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def _distinct_outputs(options: EvalOptions) -> None:

@@ -40,6 +40,9 @@ class SquadSet:
 
 
 _SAFE = re.compile(r"[^\w.-]+")
+# A blank gold answer is found in every answer (its folded, space-free form is ""): each
+# question holding one scored an answer hit whatever was answered.
+BLANK_ANSWER = "an answer is empty or only white space, which every answer would contain"
 
 
 def load_squad(path: Path) -> SquadSet:
@@ -75,6 +78,8 @@ def load_squad(path: Path) -> SquadSet:
                     raise ValueError(
                         f"question {qa['id']!r}: the question and answer texts must be strings"
                     )
+                if any(not str(gold).strip() for gold in texts[1:]):
+                    raise ValueError(f"question {qa['id']!r}: {BLANK_ANSWER}")
                 questions.append(
                     Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
                 )
@@ -155,6 +160,8 @@ def _check_fields(row: dict[str, object]) -> None:
         not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)
     ):
         raise ValueError(f'"answers" must be a list of strings, not {answers!r}')
+    if answers and any(not a.strip() for a in answers):
+        raise ValueError(f'"answers": {BLANK_ANSWER}')
     paragraph = row.get("paragraph")
     if paragraph is not None and (
         isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
@@ -163,3 +170,7 @@ def _check_fields(row: dict[str, object]) -> None:
     for key in ("file", "evidence", "kind", "standalone"):
         if row.get(key) is not None and not isinstance(row[key], str):
             raise ValueError(f'"{key}" must be a string, not {row[key]!r}')
+    # Likewise blank evidence: every passage of the gold file "holds" it.
+    evidence = row.get("evidence")
+    if isinstance(evidence, str) and not evidence.strip():
+        raise ValueError('"evidence" is empty or only white space: give the text or leave it out')

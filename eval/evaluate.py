@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -294,6 +297,33 @@ def _ours_target(docs: Path | None, index: Path, log: Callable[[str], None]) -> 
         pipeline.close()
 
 
+# Beside a saved baseline: the documents it was built over, file name -> SHA-256.
+BASELINE_DOCUMENTS = "documents.json"
+
+
+def _documents(docs: Path) -> dict[str, str]:
+    """Each document file under `docs` as the baseline names it, with its content's hash
+    (contents, not times: a copy or a checkout keeps the documents, an edit does not)."""
+    from rag.loaders.walk import iter_files
+    from rag.pipeline import file_key
+
+    return {file_key(path, docs): _digest(path) for path in iter_files([docs]) if path.is_file()}
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:  # the baseline skips it too, and says why
+        return f"unreadable: {err.strerror or err}"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Target:
     from embeddings.factory import make_embedder
     from eval.baselines.langchain_chatchat import LangChainBaseline
@@ -301,17 +331,29 @@ def _baseline_target(docs: Path, index: Path, log: Callable[[str], None]) -> Tar
 
     embedder = make_embedder(get_settings().embedder, get_settings().embedder_options())
     saved = index / "baseline"
-    if LangChainBaseline.saved_at(saved):  # else none, or a save cut short: built again
+    documents = _documents(docs)
+    record = saved / BASELINE_DOCUMENTS
+    # Else none, a save cut short, or built over other documents (or before they were
+    # recorded): built again. It was reused whatever --docs held, so the baseline answered
+    # from documents the questions were not about.
+    built_over = _read_json(record) if LangChainBaseline.saved_at(saved) else None
+    if built_over == documents:
         log(f"loading the baseline index from {saved}")
         try:
             baseline = LangChainBaseline.load(saved, embedder)
         except (ValueError, OSError) as err:  # another embedder, a damaged file
             raise EvalError(f"{err}; remove {saved} to build the baseline again") from err
     else:
+        if LangChainBaseline.saved_at(saved):
+            log(f"the baseline index at {saved} is not of the documents in {docs}: built again")
         log(f"indexing {docs} with the LangChain baseline")
+        record.unlink(missing_ok=True)  # a rebuild cut short must not pass for this one
         baseline = LangChainBaseline(embedder)
         baseline.ingest([docs])
         baseline.save(saved)
+        partial = record.with_suffix(".partial")
+        partial.write_text(json.dumps(documents, ensure_ascii=False), encoding="utf-8")
+        partial.replace(record)
 
     @lru_cache(maxsize=256)
     def source_text(file: str) -> str | None:
@@ -346,6 +388,20 @@ def evaluate(
     chosen = select(qset.questions, options)
     items = [(q, asked_text(q, options.script)) for q in chosen]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with _Finishing(log) as finishing:
+        return _run(options, qset, items, other, started_at, finishing, log, progress)
+
+
+def _run(
+    options: EvalOptions,
+    qset: QuestionSet,
+    items: list[tuple[Question, str]],
+    other: dict[str, Any] | None,
+    started_at: str,
+    finishing: _Finishing,
+    log: Callable[[str], None],
+    progress: Callable[[int], Callable[[Outcome], None]] | None,
+) -> dict[str, Any]:
     with open_target(options, qset, log) as target, _predictions(options.predictions) as sink:
         tick = progress(len(items)) if progress else None
 
@@ -363,6 +419,7 @@ def evaluate(
         workers = 1 if options.pipeline == "langchain-baseline" else options.workers
         outcomes, interrupted = run_questions(items, target.ask, options.top_k, workers, on_outcome)
         seconds = time.perf_counter() - clock
+        finishing.hold()  # the answers are in: a Ctrl-C or SIGTERM now must not lose them
         scored = [score(o, target.source_text) for o in outcomes]
         settings = target.settings
     report = {
@@ -373,7 +430,9 @@ def evaluate(
             "url": without_password(options.url) if options.url else None,
             "script": options.script,
             "top_k": options.top_k,
-            "questions": len(outcomes),
+            # Planned, not answered (that is metrics.questions): an interrupted run's report
+            # says "after N of M" with this M.
+            "questions": len(items),
             "sampled": {"n": options.sample, "seed": options.seed} if options.sample else None,
             "limit": options.limit,
             "workers": workers,  # the baseline is asked one question at a time
@@ -398,6 +457,47 @@ def evaluate(
 
         write_html(report, options.html, baseline=other)
     return report
+
+
+class _Finishing:
+    """Once `hold()` is called, a first Ctrl-C or SIGTERM waits for the report.
+
+    Scoring and writing the report take seconds; an interrupt there ended the run with
+    "Aborted!" and no report, every answer lost. A second signal stops at once. The
+    handlers in place before are restored on leaving.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.received = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Finishing:
+        return self
+
+    def hold(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread can set handlers, and only it gets signals
+        for sig in self.SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is not signal.SIG_IGN:  # ignored (nohup, `&`): left ignored
+                self.previous[sig] = previous
+                signal.signal(sig, self._held)
+
+    def _held(self, signum: int, _frame: object) -> None:
+        self.received += 1
+        if self.received > 1:
+            raise KeyboardInterrupt
+        self.log(
+            "interrupted: writing the report of the answered questions first (again to stop now)"
+        )
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self.previous.items():
+            # None: a handler not set from Python, which cannot be set back; the default.
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager

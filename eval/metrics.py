@@ -29,9 +29,13 @@ def reciprocal_rank(rank: int | None, k: int = 10) -> float:
 
 
 def answer_hit(answer: str, golds: Sequence[str]) -> float:
-    """1 if a gold answer occurs in the answer, both script-folded and without white space."""
+    """1 if a gold answer occurs in the answer, both script-folded and without white space.
+
+    A gold answer empty once its white space is gone is no gold: "" occurs in every answer.
+    """
     text = _SPACE.sub("", fold_script(answer))
-    return 1.0 if any(_SPACE.sub("", fold_script(g)) in text for g in golds if g) else 0.0
+    needles = [_SPACE.sub("", fold_script(g)) for g in golds]
+    return 1.0 if any(needle in text for needle in needles if needle) else 0.0
 
 
 def mean(values: Sequence[float]) -> float:

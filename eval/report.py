@@ -76,6 +76,35 @@ KIND_COLUMNS = tuple(
 )
 
 
+def with_mrr_at(columns: Sequence[Metric], *metrics: Mapping[str, Any] | None) -> list[Metric]:
+    """`columns` with a row for each MRR@k under 10 the reports measured (a run with
+    --top-k below 10), beside MRR@10, which such a run did not measure."""
+    ks = sorted(
+        {
+            int(key.removeprefix("mrr@"))
+            for values in metrics
+            for key in values or {}
+            if key.startswith("mrr@") and key.removeprefix("mrr@").isdigit()
+        }
+        - {10}
+    )
+    out: list[Metric] = []
+    for metric in columns:
+        out.append(metric)
+        if metric.key == "mrr@10":
+            out += [Metric(f"mrr@{k}", f"MRR@{k}", "score", True) for k in ks]
+    return out
+
+
+def named_mrr(metrics: Mapping[str, Any], top_k: object) -> dict[str, Any]:
+    """`metrics` with the MRR of a report written before MRR was named by its ranks: with
+    --top-k K below 10 its `mrr@10` was MRR@K, shown as such (and MRR@10 as not measured)."""
+    value = metrics.get("mrr@10")
+    if not isinstance(top_k, int) or not 0 < top_k < 10 or value is None:
+        return dict(metrics)
+    return {**metrics, "mrr@10": None, f"mrr@{top_k}": metrics.get(f"mrr@{top_k}", value)}
+
+
 @dataclass(frozen=True)
 class Cell:
     """A metric of this run, and of the baseline with the difference when there is one."""
@@ -286,15 +315,29 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     Returns:
         The HTML text.
     """
-    run, metrics = {**RUN, **report["run"]}, {**COUNTS, **report["metrics"]}
+    run = {**RUN, **report["run"]}
+    metrics = named_mrr({**COUNTS, **report["metrics"]}, run["top_k"])
     base_run = {**RUN, **baseline["run"]} if baseline else None
-    base_metrics = {**COUNTS, **baseline["metrics"]} if baseline else None
-    headline = cells(metrics, base_metrics, HEADLINE)
+    base_metrics = (
+        named_mrr({**COUNTS, **baseline["metrics"]}, base_run["top_k"])
+        if baseline and base_run
+        else None
+    )
+    headline = cells(metrics, base_metrics, with_mrr_at(HEADLINE, metrics, base_metrics))
     total = (metrics.get("latency_ms") or {}).get("total") or {}
-    base_kinds = (baseline or {}).get("by_kind") or {}
+    base_kinds = {
+        kind: named_mrr(values, base_run["top_k"])
+        for kind, values in ((baseline or {}).get("by_kind") or {}).items()
+        if base_run
+    }
+    our_kinds = {
+        kind: named_mrr(values, run["top_k"])
+        for kind, values in (report.get("by_kind") or {}).items()
+    }
     curves = [(run.get("pipeline") or "this run", report.get("hit_curve") or {})]
     if baseline and base_run:
         curves.append((base_run["pipeline"] or "baseline", baseline.get("hit_curve") or {}))
+    kind_columns = with_mrr_at(KIND_COLUMNS, metrics, base_metrics, *our_kinds.values())
     failures = [failure_view(f) for f in report.get("failures") or []]
     codes = [code for failure in failures for code in failure["codes"]]
     order = [*REASONS, *sorted(set(codes) - set(REASONS))]
@@ -307,6 +350,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
             inputs=[Path(p).name for p in run.get("inputs") or []],
             baseline_run=base_run,
             baseline_questions=base_metrics.get("questions") if base_metrics else None,
+            baseline_errors=base_metrics.get("errors") if base_metrics else None,
             headline=headline,
             tiles=[c for key in TILES for c in headline if c.metric.key == key],
             hit_curve=hit_curve_svg(curves),
@@ -314,10 +358,10 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
                 report.get("latencies_ms") or [], total.get("p50"), total.get("p95")
             ),
             stages=stage_rows(report, baseline),
-            kind_columns=KIND_COLUMNS,
+            kind_columns=kind_columns,
             kinds=[
-                (kind, values.get("questions"), cells(values, base_kinds.get(kind), KIND_COLUMNS))
-                for kind, values in (report.get("by_kind") or {}).items()
+                (kind, values.get("questions"), cells(values, base_kinds.get(kind), kind_columns))
+                for kind, values in our_kinds.items()
             ],
             failures=failures,
             reasons=[(c, REASONS.get(c, c), codes.count(c)) for c in order if c in codes],

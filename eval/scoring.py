@@ -21,6 +21,7 @@ from rag.text.script import fold_script
 # Passages at least this similar (Jaccard of character 3-grams) count as duplicates in a top-k.
 DUPLICATE_JACCARD = 0.85
 HIT_KS = (1, 3, 5, 10)
+MRR_K = 10  # MRR@10, or MRR@top_k under it
 MAX_FAILURES = 300
 
 # file name as citations give it -> the decoded source text, or None if it cannot be read
@@ -124,10 +125,10 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 def score(outcome: Outcome, source_text: SourceText) -> Scored:
     question, answer = outcome.question, outcome.answer
     answerable = is_answerable(question)
-    if answer is None:
-        return Scored(outcome, answerable, reasons=["error"])
-    passages, citations = answer["passages"], answer["citations"]
     has_place = question.file is not None and answerable
+    if answer is None:
+        return _failed(outcome, answerable, has_place)
+    passages, citations = answer["passages"], answer["citations"]
     rank = first_gold_rank(passages, question) if has_place else None
     hit = (
         answer_hit(answer["answer"], question.answers) if answerable and question.answers else None
@@ -168,6 +169,23 @@ def score(outcome: Outcome, source_text: SourceText) -> Scored:
     )
 
 
+def _failed(outcome: Outcome, answerable: bool, has_place: bool) -> Scored:
+    """A question whose answering failed (an HTTP error, a timeout): asked and not
+    answered, so a miss in every measure of success that applies to it. Left out as "does
+    not apply", a run with many errors reported better ratios than it earned."""
+    golds = outcome.question.answers if answerable else ()
+    return Scored(
+        outcome,
+        answerable,
+        has_gold_place=has_place,
+        answer_hit=0.0 if golds else None,
+        citation_ok=False if has_place else None,
+        short_em=0.0 if golds else None,
+        short_f1=0.0 if golds else None,
+        reasons=["error"],
+    )
+
+
 def short_inside_quote(short: Mapping[str, Any], citations: Sequence[Mapping[str, Any]]) -> bool:
     """The short answer slices its citation's quote back to its text, inside its offsets."""
     cited = [c for c in citations if c["n"] == short["citation"]]
@@ -198,29 +216,46 @@ def _ratio(values: Sequence[float | bool | None]) -> float | None:
     return round(mean(present), 4) if present else None
 
 
+def mrr_key(top_k: int) -> str:
+    """The key of the run's MRR in its metrics: `mrr@10`, or `mrr@<top_k>` below 10."""
+    return f"mrr@{min(MRR_K, top_k)}"
+
+
 def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
-    """The run's metrics over `scored` (every ratio None when nothing it applies to)."""
+    """The run's metrics over `scored` (every ratio None when nothing it applies to).
+
+    A question that failed (`errors`) counts as a miss in every rate of success: hit@k,
+    MRR, answer hit, citation accuracy, short EM and F1, short answers given, abstention
+    recall. The measures of the answers given (quotes valid, duplicate rate, short valid,
+    abstained, abstention precision, median length) are over the answered questions: a
+    failure has no quotes, passages or length to measure, and counting it as, say, no
+    duplicates would flatter the run.
+    """
     answered = [s for s in scored if s.outcome.answer is not None]
-    placed = [s for s in answered if s.has_gold_place]
-    unanswerable = [s for s in answered if not s.answerable]
+    placed = [s for s in scored if s.has_gold_place]
+    unanswerable = [s for s in scored if not s.answerable]
     abstained = [s for s in answered if s.outcome.answer and s.outcome.answer["abstained"]]
     metrics: dict[str, Any] = {
         "questions": len(scored),
         "answerable": sum(s.answerable for s in scored),
-        "unanswerable": sum(not s.answerable for s in scored),
+        "unanswerable": len(unanswerable),
         "errors": len(scored) - len(answered),
     }
     for k in HIT_KS:
         metrics[f"hit@{k}"] = _ratio([hit_at(s.rank, k) for s in placed]) if k <= top_k else None
-    metrics["mrr@10"] = _ratio([reciprocal_rank(s.rank, 10) for s in placed])
-    metrics["answer_hit"] = _ratio([s.answer_hit for s in answered])
-    metrics["citation_accuracy"] = _ratio([s.citation_ok for s in answered])
+    # Named by the ranks it saw: with --top-k 5, a gold passage at rank 6..10 was never
+    # retrieved, so the value is MRR@5 and labelling it MRR@10 compared it with real MRR@10
+    # runs. As hit@10, mrr@10 is then None ("not measured").
+    metrics[f"mrr@{MRR_K}"] = None
+    metrics[mrr_key(top_k)] = _ratio([reciprocal_rank(s.rank, min(MRR_K, top_k)) for s in placed])
+    metrics["answer_hit"] = _ratio([s.answer_hit for s in scored])
+    metrics["citation_accuracy"] = _ratio([s.citation_ok for s in scored])
     metrics["quotes_valid"] = _ratio([s.quotes_valid for s in answered])
     metrics["duplicate_rate"] = _ratio([s.duplicate_share for s in answered])
-    metrics["short_em"] = _ratio([s.short_em for s in answered])
-    metrics["short_f1"] = _ratio([s.short_f1 for s in answered])
+    metrics["short_em"] = _ratio([s.short_em for s in scored])
+    metrics["short_f1"] = _ratio([s.short_f1 for s in scored])
     metrics["short_answered"] = _ratio(
-        [bool(s.outcome.answer and s.outcome.answer.get("short_answer")) for s in answered]
+        [bool(s.outcome.answer and s.outcome.answer.get("short_answer")) for s in scored]
     )
     metrics["short_valid"] = _ratio([s.short_valid for s in answered])
     # Precision and recall of abstaining as a detector of unanswerable questions: without
@@ -253,7 +288,7 @@ def latency(scored: Sequence[Scored]) -> dict[str, dict[str, float]]:
 
 
 def hit_curve(scored: Sequence[Scored], top_k: int) -> dict[str, float]:
-    placed = [s for s in scored if s.outcome.answer is not None and s.has_gold_place]
+    placed = [s for s in scored if s.has_gold_place]  # a failed question is a miss at every k
     if not placed:
         return {}
     return {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from eval import checks
+from eval import checks, scoring
 from eval import evaluate as evaluate_module
 from eval.checks import EvalError
 from eval.evaluate import EvalOptions, Target, evaluate, load_question_set, select
@@ -109,7 +109,9 @@ def test_ctrl_c_leaves_a_valid_partial_report(
 
     saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert saved["run"]["interrupted"] is True
-    assert saved["run"]["questions"] == saved["metrics"]["questions"] == 3
+    # run.questions is the number planned, metrics.questions the number answered: the
+    # report said 3 and 3, so the page's "interrupted after 3 of 11" could never show 11.
+    assert (saved["run"]["questions"], saved["metrics"]["questions"]) == (11, 3)
     assert report == saved
 
 
@@ -199,6 +201,23 @@ def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> 
             "set.json: question 'q1': the question and answer texts must be strings",
         ),
         ("set.json", "{not json", "set.json: "),
+        # Blank gold is in every answer: each such question scored a hit whatever it said.
+        (
+            "set.jsonl",
+            '{"id": "b7", "question": "甲？", "answers": ["乙", " \\u3000\\n"]}\n',
+            'set.jsonl:1: "answers": an answer is empty or only white space',
+        ),
+        (
+            "set.jsonl",
+            '{"id": "e2", "question": "甲？", "file": "a.txt", "evidence": "  "}\n',
+            'set.jsonl:1: "evidence" is empty or only white space',
+        ),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲。", "qas": '
+            '[{"id": "q1", "question": "乙？", "answers": [{"text": " "}]}]}]}]}',
+            "set.json: question 'q1': an answer is empty or only white space",
+        ),
     ],
 )
 def test_a_malformed_question_set_is_refused_with_where(
@@ -301,6 +320,62 @@ def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize(
+    ("part", "said"),
+    [
+        ({"by_kind": {"factoid": 0.8}}, "by_kind.factoid is not an object"),
+        ({"by_kind": {"factoid": {"hit@1": "87%"}}}, "by_kind.factoid.hit@1 is '87%'"),
+        ({"by_kind": ["factoid"]}, "by_kind is not an object"),
+        ({"hit_curve": {"1": None}}, "hit_curve is not an object"),
+        ({"metrics": {"hit@1": [0.8]}}, r"metrics.hit@1 is \[0.8\]"),
+        ({"metrics": {"errors": "none"}}, "metrics.errors is 'none'"),
+        ({"metrics": {"latency_ms": {"total": {"p50": 3}}}}, "metrics.latency_ms.total needs p50"),
+        ({"run": {"seconds": "812"}}, "run.seconds is '812'"),
+        ({"run": {"pipeline": 7}, "hit_curve": {"1": 0.5}}, "run.pipeline is 7"),
+    ],
+)
+def test_a_compare_report_the_page_cannot_read_is_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, part: dict[str, Any], said: str
+) -> None:
+    # Only `run` and `metrics` were checked to be objects: a malformed `by_kind` crashed the
+    # HTML render once every question had been answered.
+    asked: list[str] = []
+
+    def counting(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    use_target(monkeypatch, counting)
+    compared: dict[str, Any] = {
+        "run": {"pipeline": "langchain-baseline"},
+        "metrics": {"questions": 11},
+    }
+    for key, value in part.items():
+        compared[key] = {**compared.get(key, {}), **value} if isinstance(value, dict) else value
+    (tmp_path / "base.json").write_text(json.dumps(compared), encoding="utf-8")
+    options = EvalOptions(
+        inputs=[SEEDS_DEV], html=tmp_path / "r.html", compare=tmp_path / "base.json"
+    )
+
+    with pytest.raises(EvalError, match=f"--compare .*base.json: not a report .*: {said}"):
+        evaluate(options)
+    assert asked == []
+
+
+def test_a_well_formed_compare_report_is_rendered_beside_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_target(monkeypatch, fake_answer)
+    evaluate(EvalOptions(inputs=[SEEDS_DEV], out=tmp_path / "base.json", top_k=5))
+    options = EvalOptions(
+        inputs=[SEEDS_DEV], html=tmp_path / "r.html", compare=tmp_path / "base.json"
+    )
+
+    evaluate(options)
+
+    assert "MRR@5" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
 def test_squad_2_impossible_questions_expect_an_abstention(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -353,7 +428,103 @@ def test_an_interrupted_run_prints_its_partial_summary_and_exits_130(
 
     assert result.exit_code == 130, result.output
     assert json.loads(result.stdout)["run"]["interrupted"] is True
-    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["run"]["questions"] == 2
+    assert "partial report of 2 of 11 questions" in result.stderr
+    saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert (saved["run"]["questions"], saved["metrics"]["questions"]) == (11, 2)
+
+
+def test_sigterm_while_scoring_still_writes_the_report_and_the_handler_is_restored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Once the answers were in, a SIGTERM ended the run in "Aborted!" with no report; and
+    # the SIGTERM handler `rag eval` set was left in place after it returned.
+    import os
+    import signal
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    scored: list[str] = []
+
+    def score_under_sigterm(outcome: Any, source_text: Any) -> Any:
+        if not scored:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled in this thread before kill returns
+        scored.append(outcome.question.id)
+        return real_score(outcome, source_text)
+
+    real_score = scoring.score
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr(evaluate_module, "score", score_under_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--out", str(tmp_path / "r")])
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert result.exit_code == 0, result.output
+    assert "writing the report of the answered questions first" in result.stderr
+    assert json.loads((tmp_path / "r").read_text(encoding="utf-8"))["metrics"]["questions"] == 11
+    assert len(scored) == 11
+    assert after == before
+
+
+def test_an_ignored_sigint_stays_ignored_while_the_report_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run started with `nohup` or `&` ignores SIGINT; finishing the report must not
+    # start taking it (as an interrupt to announce, or a second one to stop on).
+    import os
+    import signal
+
+    said: list[str] = []
+
+    def score_under_sigint(outcome: Any, source_text: Any) -> Any:
+        if outcome.question.id == "d-01":
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_score(outcome, source_text)
+
+    real_score = scoring.score
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr(evaluate_module, "score", score_under_sigint)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        report = evaluate(EvalOptions(inputs=[SEEDS_DEV]), log=said.append)
+        after = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+    assert report["metrics"]["questions"] == 11
+    assert said == [] and after is signal.SIG_IGN
+
+
+def test_an_interrupt_before_the_first_answer_is_a_message_not_aborted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import signal
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    @contextlib.contextmanager
+    def indexing_interrupted(*_: object) -> Iterator[Target]:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM made one, while indexing
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(evaluate_module, "open_target", indexing_interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV)])
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert result.exit_code == 130, result.output
+    assert "interrupted before any question was answered" in result.stderr
+    assert "Aborted" not in result.output
+    assert after == before
 
 
 @pytest.mark.parametrize("option", ["out", "html", "predictions"])
@@ -470,7 +641,25 @@ def test_a_run_with_some_failed_questions_exits_0(
     result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV)])
 
     assert result.exit_code == 0, result.output
-    assert 0 < json.loads(result.stdout)["metrics"]["errors"] < 11
+    metrics = json.loads(result.stdout)["metrics"]
+    assert 0 < metrics["errors"] < 11
+    assert f"{metrics['errors']} of 11 questions failed" in result.stderr
+
+
+def test_the_summary_line_names_mrr_by_the_ranks_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    result = CliRunner().invoke(app, ["eval", str(SEEDS_DEV), "--top-k", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert "mrr@3 0.0" in result.stderr and "mrr@10" not in result.stderr
+    assert json.loads(result.stdout)["metrics"]["mrr@10"] is None
 
 
 @pytest.fixture
@@ -498,6 +687,27 @@ def test_a_baseline_save_cut_short_is_built_again(tmp_path: Path) -> None:
 
     assert "支树平" in target.ask("质检总局局长是谁？", 3, ())["answer"]
     assert (tmp_path / "index" / "baseline" / "chunks.json").is_file()
+
+
+@pytest.mark.usefixtures("hash_embedder")
+def test_a_saved_baseline_is_built_again_when_the_documents_changed(tmp_path: Path) -> None:
+    # <index>/baseline was reused whatever --docs held: the baseline answered from the
+    # documents of an earlier run, and the comparison measured it on the wrong corpus.
+    docs, index = demo_docs(tmp_path), tmp_path / "index"
+    said: list[str] = []
+    evaluate_module._baseline_target(docs, index, said.append)
+    evaluate_module._baseline_target(docs, index, said.append)
+    assert any(line.startswith("loading the baseline index") for line in said)
+
+    (docs / "a.txt").write_text("海关总署署长于广洲出席会议。\n", encoding="utf-8")
+    said.clear()
+    target = evaluate_module._baseline_target(docs, index, said.append)
+
+    assert any("is not of the documents in" in line for line in said), said
+    assert "于广洲" in target.ask("海关总署署长是谁？", 3, ())["passages"][0]["text"]
+    said.clear()
+    evaluate_module._baseline_target(docs, index, said.append)  # the new build is reused
+    assert any(line.startswith("loading the baseline index") for line in said)
 
 
 @pytest.mark.usefixtures("hash_embedder")

@@ -183,7 +183,7 @@ def test_headline_numbers_are_formatted(page: str) -> None:
     rows = headline_rows(page)
     assert rows["hit@1"] == ["87.4%"]
     assert rows["hit@5"] == ["96.2%"]
-    assert rows["MRR@10"] == ["0.912"]
+    assert rows["MRR@5"] == ["0.912"]  # the report's top_k is 5: its old-style mrr@10
     assert rows["quotes valid"] == ["100.0%"]
     assert rows["median answer length (chars)"] == ["58"]
     assert rows["latency p50"] == ["35.6 ms"]
@@ -326,6 +326,19 @@ def test_an_interrupted_run_says_the_report_is_partial() -> None:
     )
 
 
+def test_failed_questions_are_announced_as_misses_in_both_runs() -> None:
+    # Only a count in the facts told that the ratios covered fewer questions than asked.
+    baseline = make_report()
+    baseline["metrics"] = baseline["metrics"] | {"errors": 7}
+    text = visible_text(render_html(make_report(), baseline=baseline))
+    assert "1 of 421 questions failed: an error instead of an answer" in text
+    assert "counts as a miss in every rate of success" in text
+    assert "7 of 421 questions of the baseline run failed with an error" in text
+    report = make_report()
+    report["metrics"] = report["metrics"] | {"errors": 0}
+    assert "questions failed" not in visible_text(render_html(report))
+
+
 def test_a_complete_run_has_no_partial_banner(page: str) -> None:
     assert "Partial report" not in page
 
@@ -347,6 +360,27 @@ def test_a_baseline_is_compared_side_by_side() -> None:
     curve = curve[: curve.index("</svg>")]
     assert "ours" in curve
     assert "langchain-baseline" in curve
+
+
+def test_mrr_under_10_is_shown_by_its_name_beside_a_baseline_mrr_at_10() -> None:
+    # A --top-k 5 run's MRR@5 sat in the MRR@10 row and was compared with real MRR@10.
+    report = make_report()
+    report["metrics"] = {**report["metrics"], "mrr@10": None, "mrr@5": 0.9123}
+    report["by_kind"]["factoid"] |= {"mrr@10": None, "mrr@5": 0.9}
+    baseline = make_report()
+    baseline["run"]["top_k"] = 10
+    rows = headline_rows(render_html(report, baseline=baseline))
+    assert rows["MRR@10"] == [DASH, "0.912", ""]
+    assert rows["MRR@5"] == ["0.912", DASH, ""]
+    assert "MRR@5" in render_html(report).split('id="kinds"')[-1]
+
+
+def test_an_older_report_at_top_k_under_10_shows_its_mrr_under_its_true_name() -> None:
+    # Written before MRR was named by its ranks: its "mrr@10" at --top-k 5 is MRR@5.
+    older = make_report()  # top_k 5, with "mrr@10": 0.9123
+    rows = headline_rows(render_html(older, baseline=make_report()))
+    assert rows["MRR@10"] == [DASH, DASH, ""]
+    assert rows["MRR@5"] == ["0.912", "0.912", "±0.000"]
 
 
 def test_a_difference_is_better_in_the_direction_the_metric_prefers() -> None:

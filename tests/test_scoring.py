@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from eval.datasets import Question
+from eval.metrics import answer_hit, char_f1, exact_match
 from eval.runner import Outcome
 from eval.scoring import (
     Scored,
@@ -178,6 +179,13 @@ def test_a_quote_not_found_at_its_offsets_is_a_failure() -> None:
     assert scored.reasons == ["quote_invalid"]
 
 
+def test_a_blank_gold_answer_is_no_hit() -> None:
+    # " " folded and stripped of white space is "", which occurs in every answer.
+    assert answer_hit("完全无关的回答", [" ", "\u3000\n"]) == 0.0
+    assert answer_hit("局长是支树平", [" ", "支 树平"]) == 1.0
+    assert exact_match("", ["  "]) == 0.0 and char_f1("无关", [" "]) == 0.0
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -202,22 +210,66 @@ def run_of_five() -> list[Scored]:
 def test_the_run_metrics_by_hand() -> None:
     metrics = summarise(run_of_five(), top_k=5)
 
+    # The failed question (the fifth) was asked and not answered: a miss, not left out.
     assert metrics["questions"] == 5 and metrics["errors"] == 1
     assert (metrics["answerable"], metrics["unanswerable"]) == (4, 1)
-    assert metrics["hit@1"] == pytest.approx(1 / 3, abs=1e-4)
-    assert metrics["hit@3"] == metrics["hit@5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert metrics["hit@1"] == pytest.approx(1 / 4, abs=1e-4)
+    assert metrics["hit@3"] == metrics["hit@5"] == pytest.approx(2 / 4, abs=1e-4)
     assert metrics["hit@10"] is None  # only 5 passages were asked for
-    assert metrics["mrr@10"] == pytest.approx((1 + 1 / 3 + 0) / 3, abs=1e-4)
-    assert metrics["answer_hit"] == pytest.approx(2 / 3, abs=1e-4)
-    assert metrics["citation_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert metrics["mrr@10"] is None  # nor MRR@10: named by the 5 ranks it saw
+    assert metrics["mrr@5"] == pytest.approx((1 + 1 / 3 + 0 + 0) / 4, abs=1e-4)
+    assert metrics["answer_hit"] == pytest.approx(2 / 4, abs=1e-4)
+    assert metrics["citation_accuracy"] == pytest.approx(2 / 4, abs=1e-4)
     assert metrics["abstention_precision"] == 1.0 and metrics["abstention_recall"] == 1.0
     assert metrics["answer_chars_median"] == len("强调六个严格")
+
+
+def test_a_failed_question_is_a_miss_in_every_rate_of_success() -> None:
+    # Left out of the denominators, 9 errors in 10 questions reported the one answered
+    # question's 100%: only the `errors` count told the run was a failure.
+    unanswerable = Question("u", "?", (), kind="unanswerable")
+    right = [score(outcome(GOLD, answer()), no_sources)]
+    right.append(score(outcome(unanswerable, answer(abstained=True)), no_sources))
+    failed = [score(outcome(GOLD, None), no_sources)] * 2
+    failed.append(score(outcome(unanswerable, None), no_sources))
+
+    metrics = summarise(right + failed, top_k=10)
+
+    assert metrics["errors"] == 3
+    for key in ("hit@1", "hit@10", "mrr@10", "answer_hit", "citation_accuracy"):
+        assert metrics[key] == pytest.approx(1 / 3, abs=1e-4), key
+    assert metrics["abstention_recall"] == 0.5
+    assert hit_curve(right + failed, 2) == {"1": 0.3333, "2": 0.3333}
+    spans = dict(citation=1, quote_start=0, quote_end=3, char_start=0, char_end=3)
+    shortly = answer() | {"short_answer": {"text": "支树平", **spans}}
+    short = summarise([score(outcome(GOLD, shortly), no_sources), failed[0]], top_k=10)
+    assert short["short_em"] == short["short_f1"] == short["short_answered"] == 0.5
+
+
+@pytest.mark.parametrize(("top_k", "key", "absent"), [(3, "mrr@3", "mrr@10"), (20, "mrr@10", None)])
+def test_mrr_is_named_by_the_ranks_it_saw(top_k: int, key: str, absent: str | None) -> None:
+    # With --top-k 3 the value was MRR@3 (a gold passage at rank 4..10 was never retrieved)
+    # under the name mrr@10, beside an empty hit@10; runs at --top-k 3 and 10 compared it.
+    q2 = Question("q2", "?", ("六个严格",), file="a.txt", paragraph=2)
+    other = passage("…", ("b.txt", 1))
+    ranked = (
+        [passage("…", ("a.txt", 2))] if top_k < 10 else [other] * 11 + [passage("…", ("a.txt", 2))]
+    )
+    scored = [
+        score(outcome(GOLD, answer()), no_sources),
+        score(outcome(q2, answer(passages=[other, *ranked][:top_k])), no_sources),
+    ]
+    metrics = summarise(scored, top_k)
+
+    assert metrics[key] == (0.75 if top_k < 10 else 0.5)
+    assert absent is None or metrics[absent] is None
+    assert [k for k in metrics if k.startswith("mrr@") and metrics[k] is not None] == [key]
 
 
 def test_the_hit_curve_and_latency_by_stage() -> None:
     scored = run_of_five()
 
-    assert hit_curve(scored, 3) == {"1": 0.3333, "2": 0.3333, "3": 0.6667}
+    assert hit_curve(scored, 3) == {"1": 0.25, "2": 0.25, "3": 0.5}  # the error a miss
     assert latency(scored)["total"] == {"p50": 10.0, "p95": 30.0, "max": 30.0}
     assert latency(scored)["embed"]["max"] == 15.0
 
