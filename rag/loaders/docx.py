@@ -1,5 +1,6 @@
 """Word .docx (and macro-enabled .docm): paragraphs, headings, lists and tables in body order.
 
+Automatic list and clause numbers are written before their paragraphs (docx_numbering.py).
 Headers, footers, footnotes and comments are not the document's body and are left out. A
 table row is one block written with its column headers (table.py), like a spreadsheet row.
 Text boxes follow the paragraph that anchors them. Images are OCR'd when OCR is on, their
@@ -15,6 +16,7 @@ from typing import Any
 
 from rag.loaders.archive import open_package, repackaged
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
+from rag.loaders.docx_numbering import Numbering
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
 from rag.loaders.table import table_rows
@@ -90,13 +92,14 @@ class DocxLoader:
         try:
             from docx.table import Table
 
+            numbering = _numbering(document.part)
             for item in _body_items(document.element.body):
                 if item.tag == _TBL:
                     table = Table(item, document._body)
-                    for row in table_rows(list(_table_cells(table))):
+                    for row in table_rows(list(_table_cells(table, numbering))):
                         builder.add(row)
                     continue
-                builder.add(_paragraph_text(item))
+                builder.add(_numbered_text(item, numbering))
                 for text in _text_boxes(item):
                     builder.add(text)
                 for blob in _image_blobs(item, document.part):
@@ -108,7 +111,20 @@ class DocxLoader:
         return builder.build("docx", self.format, sorted(set(images.notes)))
 
 
-def _table_cells(table: Any) -> Iterator[list[str | None]]:
+def _numbering(part: Any) -> Numbering:
+    """The document's list numbering, from its numbering and styles parts where it has them."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+
+    roots = []
+    for relationship in (RT.NUMBERING, RT.STYLES):
+        try:
+            roots.append(getattr(part.part_related_by(relationship), "element", None))
+        except KeyError:
+            roots.append(None)
+    return Numbering(*roots)
+
+
+def _table_cells(table: Any, numbering: Numbering) -> Iterator[list[str | None]]:
     for row in table.rows:
         cells: list[str | None] = []
         seen: set[int] = set()
@@ -116,12 +132,12 @@ def _table_cells(table: Any) -> Iterator[list[str | None]]:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            cells.append(None if key in seen else _cell_text(cell._tc, table))
+            cells.append(None if key in seen else _cell_text(cell._tc, table, numbering))
             seen.add(key)
         yield cells
 
 
-def _cell_text(cell: Any, table: Any) -> str:
+def _cell_text(cell: Any, table: Any, numbering: Numbering) -> str:
     """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
     form laid out as tables inside a table keeps the text of the inner ones."""
     from docx.table import Table
@@ -129,9 +145,9 @@ def _cell_text(cell: Any, table: Any) -> str:
     lines = []
     for item in _body_items(cell):
         if item.tag == _P:
-            lines.append(_paragraph_text(item))
+            lines.append(_numbered_text(item, numbering))
         else:
-            for row in _table_cells(Table(item, table)):
+            for row in _table_cells(Table(item, table), numbering):
                 lines.append("；".join(text for text in row if text))
     return "\n".join(lines).strip()
 
@@ -151,6 +167,13 @@ def _body_items(container: Any) -> Iterator[Any]:
                 yield from _body_items(content)
         elif child.tag == _CUSTOM_XML:
             yield from _body_items(child)
+
+
+def _numbered_text(paragraph: Any, numbering: Numbering) -> str:
+    """A paragraph's text after the list or clause number Word writes before it ("第三条 ")."""
+    label = numbering.label(paragraph)  # counted even when empty: Word counts it too
+    text = _paragraph_text(paragraph)
+    return label + text if text.strip() else text  # a number alone says nothing
 
 
 def _paragraph_text(paragraph: Any) -> str:
