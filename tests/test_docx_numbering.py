@@ -13,7 +13,7 @@ from rag.loaders.docx_numbering import format_number
         ("decimal", ["1", "10", "11", "20", "101", "1000"]),
         ("decimalZero", ["01", "10", "11", "20", "101", "1000"]),
         ("chineseCounting", ["一", "十", "十一", "二十", "一〇一", "一〇〇〇"]),
-        ("chineseCountingThousand", ["一", "十", "十一", "二十", "一百零一", "一千"]),
+        ("chineseCountingThousand", ["一", "十", "十一", "二十", "一百〇一", "一千"]),
         ("japaneseCounting", ["一", "十", "十一", "二十", "百一", "千"]),
         ("chineseLegalSimplified", ["壹", "壹拾", "壹拾壹", "贰拾", "壹佰零壹", "壹仟"]),
         ("lowerLetter", ["a", "j", "k", "t", "wwww", "1000"]),
@@ -32,7 +32,7 @@ def test_number_formats(fmt: str, written: list[str]) -> None:
 def test_chinese_counting_of_long_codes() -> None:
     # 民法典 has 1260 articles; 第一千二百六十条 is written in thousands.
     assert format_number(1260, "chineseCountingThousand") == "一千二百六十"
-    assert format_number(10_010, "chineseCountingThousand") == "一万零一十"
+    assert format_number(10_010, "chineseCountingThousand") == "一万〇一十"
     assert format_number(120_000, "chineseLegalSimplified") == "壹拾贰万"
 
 

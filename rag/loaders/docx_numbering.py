@@ -13,6 +13,7 @@ numbering instance's `w:startOverride` restarts it where the instance is first u
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -279,12 +280,14 @@ def format_number(value: int, fmt: str) -> str:
             )
         if fmt == "ideographDigital":
             return "".join("〇一二三四五六七八九"[int(d)] for d in str(value))
-        if fmt in ("chineseCountingThousand", "taiwaneseCountingThousand"):
-            return _counting(value, "零一二三四五六七八九", "十百千")
+        if fmt == "chineseCountingThousand":
+            return _counting(value, "〇一二三四五六七八九", "十百千")  # Word's gap: 一百〇一
+        if fmt == "taiwaneseCountingThousand":
+            return _counting(value, "零一二三四五六七八九", "十百千", myriad="萬")
         if fmt == "chineseLegalSimplified":
             return _counting(value, "零壹贰叁肆伍陆柒捌玖", "拾佰仟", tens_one=True)
         if fmt == "ideographLegalTraditional":
-            return _counting(value, "零壹貳參肆伍陸柒捌玖", "拾佰仟", tens_one=True)
+            return _counting(value, "零壹貳參肆伍陸柒捌玖", "拾佰仟", tens_one=True, myriad="萬")
         if fmt in ("japaneseCounting", "koreanCounting"):
             return _counting(value, "〇一二三四五六七八九", "十百千", zero=False, bare_one=True)
     if fmt == "decimalFullWidth":
@@ -326,6 +329,7 @@ def _counting(
     tens_one: bool = False,
     bare_one: bool = False,
     leading: bool = True,
+    myriad: str = "万",
 ) -> str:
     """A number in Chinese-style words: 一百零五, 二千三百, 十二; 万 groups past 9999.
 
@@ -337,23 +341,16 @@ def _counting(
         tens_one: Whether 10-19 keep their one (壹拾贰, as legal writing does; 十二 otherwise).
         bare_one: Whether 10, 100 and 1000 drop their one in every place (Japanese 百, 千).
         leading: Whether these words start the number: 十二, but 一万零一十二.
+        myriad: The word for ten thousand (萬 in traditional characters).
     """
     if value >= 10_000:
         high, low = divmod(value, 10_000)
-        rest = (
-            _counting(
-                low, digits, units, zero=zero, tens_one=tens_one, bare_one=bare_one, leading=False
-            )
-            if low
-            else ""
+        part = functools.partial(
+            _counting, digits=digits, units=units, zero=zero, tens_one=tens_one, bare_one=bare_one
         )
+        rest = part(low, leading=False) if low else ""
         gap = digits[0] if zero and low and low < 1000 else ""
-        return (
-            _counting(high, digits, units, zero=zero, tens_one=tens_one, bare_one=bare_one)
-            + "万"
-            + gap
-            + rest
-        )
+        return part(high) + myriad + gap + rest
     words: list[str] = []
     pending_zero = False
     for place, unit in ((1000, units[2]), (100, units[1]), (10, units[0]), (1, "")):
