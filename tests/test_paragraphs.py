@@ -90,9 +90,8 @@ def test_markdown_blocks_lose_their_leading_markup() -> None:
         (6, 13, 13, "编号"),
         (7, 15, 16, "标题二"),
         (8, 18, 20, "code line"),
-        (9, 22, 22, "名称\t数量"),
-        (10, 24, 24, "甲\t1"),
-        (11, 26, 26, "引用里的列表"),
+        (9, 24, 24, "名称: 甲；数量: 1"),  # a row named by its header, as Word's rows are
+        (10, 26, 26, "引用里的列表"),
     ]
 
 
@@ -117,10 +116,32 @@ def test_markdown_heading_and_table_row_with_long_blank_runs_are_read_in_linear_
     start = time.perf_counter()
     found = [p.text.text for p in split(text, "markdown")]
     assert time.perf_counter() - start < 2
-    assert found == [f"标题{blanks}x", "名称\t数量", f"甲{blanks}乙\t1"]
+    assert found == [f"标题{blanks}x", f"名称: 甲{blanks}乙；数量: 1"]
     # A separator may start right after the blanks the previous one took: an empty cell.
     empty_cell = "| 名称 | 数量 | 备注 |\n|---|---|---|\n| 甲 | | 注 |\n"
-    assert [p.text.text for p in split(empty_cell, "markdown")][1] == "甲\t\t注"
+    assert [p.text.text for p in split(empty_cell, "markdown")] == ["名称: 甲；备注: 注"]
+
+
+def test_markdown_table_rows_name_each_value_by_its_column() -> None:
+    # Each row was its cells joined by tabs, the header row a block of its own: "1" stood
+    # apart from 数量, so it could not be cited with what it means.
+    text = (
+        "| 部门 | 人数 | 负责人 |\n|---|---:|---|\n| 财务部 | 5 | 王五 |\n| 人事部 | 3 | |\n"
+        "\n| 只有表头 | 一行 |\n|---|---|\n"
+    )
+    paragraphs = split(text, "markdown")
+    assert summary(paragraphs) == [
+        (1, 3, 3, "部门: 财务部；人数: 5；负责人: 王五"),
+        (2, 4, 4, "部门: 人事部；人数: 3"),
+        (3, 6, 6, "只有表头；一行"),  # a table of its header alone: its cells joined
+    ]
+    row = paragraphs[0].text
+    a, b = row.source_span()
+    assert text[a:b] == "财务部 | 5 | 王五"
+    five = row.text.index("5")
+    assert text[slice(*row.source_span(five, five + 1))] == "5"
+    name = row.text.index("人数")
+    assert row.source_span(name, name + 2) == row.source_span(five, five)
 
 
 HTML = """\

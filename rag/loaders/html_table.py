@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from rag.loaders.table import column_letter
+from rag.loaders.table import assemble_row, column_letter, mapped_row
 from rag.text.offsets import MappedText
 
 _MAX_SPAN = 100  # a colspan/rowspan past this is a broken or hostile page, not a table
@@ -107,7 +105,7 @@ def _row_blocks(rows: list[list[Cell]]) -> list[MappedText]:
         return []
     width = max(len(row) for row in rows)
     if len(rows) == 1 or width == 1:
-        return [_written([v for v in row if v], None) for row in values]
+        return [mapped_row([v for v in row if v], None) for row in values]
     heads = 0
     while heads < len(rows) and all(c.header for c in rows[heads] if not c.covered):
         heads += 1
@@ -117,15 +115,15 @@ def _row_blocks(rows: list[list[Cell]]) -> list[MappedText]:
         for row in values:
             name, rest = row[0], [v for v in row[1:] if v]
             if name is None or not rest:
-                out.append(_written([v for v in row if v], None))
+                out.append(mapped_row([v for v in row if v], None))
             else:
-                out.append(_assemble([name, ": ", *_separated(rest)]))
+                out.append(assemble_row([name, ": ", *_separated(rest)]))
         return out
     heads = heads or 1
     if heads == len(rows):
-        return [_written([v for v in row if v], None) for row in values]
+        return [mapped_row([v for v in row if v], None) for row in values]
     names = _header_names(values[:heads], width)
-    return [_written(row, names) for row in values[heads:] if any(row)]
+    return [mapped_row(row, names) for row in values[heads:] if any(row)]
 
 
 def _header_names(rows: list[list[MappedText | None]], width: int) -> list[str]:
@@ -145,21 +143,6 @@ def _header_names(rows: list[list[MappedText | None]], width: int) -> list[str]:
     return names
 
 
-def _written(row: list[MappedText | None], names: list[str] | None) -> MappedText:
-    """`列名: 值；列名: 值` over the row's values; with no names, the values joined by `；`."""
-    parts: list[MappedText | str] = []
-    for i, value in enumerate(row):
-        if value is None:
-            continue
-        if parts:
-            parts.append("；")
-        # A header that is the value itself says nothing more: the value alone (table.py).
-        if names is not None and names[i] != value.text:
-            parts.extend([names[i], ": "])
-        parts.append(value)
-    return _assemble(parts)
-
-
 def _separated(values: list[MappedText]) -> list[MappedText | str]:
     parts: list[MappedText | str] = []
     for value in values:
@@ -167,22 +150,3 @@ def _separated(values: list[MappedText]) -> list[MappedText | str]:
             parts.append("；")
         parts.append(value)
     return parts
-
-
-def _assemble(parts: list[MappedText | str]) -> MappedText:
-    """The parts joined; added words map to the point where the next value starts (after
-    the last value: where it ends), so a row's block covers that row's source only."""
-    pieces: list[MappedText] = []
-    for i, part in enumerate(parts):
-        if isinstance(part, MappedText):
-            pieces.append(part)
-            continue
-        following = next((p for p in parts[i + 1 :] if isinstance(p, MappedText)), None)
-        if following is not None:
-            point = int(following.starts[0])
-        else:
-            before = [p for p in parts[:i] if isinstance(p, MappedText)]
-            point = int(before[-1].ends[-1]) if before else 0
-        spot = np.full(len(part), point, dtype=np.int64)
-        pieces.append(MappedText(part, spot, spot.copy()))
-    return MappedText.concat(pieces)
