@@ -246,6 +246,45 @@ def test_docx_automatic_numbers_are_written_as_word_shows_them(tmp_path: Path) -
     assert extraction.text[first.text.source_span()[0] :].startswith("第一条 为了")
 
 
+def test_docx_hidden_text_is_left_out(tmp_path: Path) -> None:
+    # Hidden text (w:vanish) is neither shown nor printed by Word: an exam paper's hidden
+    # answers, a template's hidden guidance were read as the document's text and cited.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    for xml in (
+        f'<w:style {_W_NS} w:type="character" w:styleId="Answer"><w:rPr><w:vanish/></w:rPr>'
+        "</w:style>",
+        f'<w:style {_W_NS} w:type="character" w:styleId="ShownAnswer"><w:basedOn w:val="Answer"/>'
+        '<w:rPr><w:vanish w:val="0"/></w:rPr></w:style>',
+        f'<w:style {_W_NS} w:type="paragraph" w:styleId="Guide"><w:rPr><w:vanish/></w:rPr>'
+        "</w:style>",
+    ):
+        document.styles.element.append(parse_xml(xml))
+    body = document.element.body
+    hidden = "<w:rPr><w:vanish/></w:rPr>"
+    for xml in (
+        f"<w:p {_W_NS}><w:r><w:t>1. 长江全长约多少千米？</w:t></w:r>"
+        f"<w:r>{hidden}<w:t>答案：6300千米</w:t></w:r></w:p>",
+        f"<w:p {_W_NS}><w:r><w:t>2. 黄河流入哪里？</w:t></w:r>"
+        '<w:r><w:rPr><w:rStyle w:val="Answer"/></w:rPr><w:t>渤海</w:t></w:r></w:p>',
+        f'<w:p {_W_NS}><w:pPr><w:pStyle w:val="Guide"/></w:pPr><w:r><w:t>填写说明：删除本段</w:t>'
+        '</w:r><w:r><w:rPr><w:vanish w:val="false"/></w:rPr><w:t>（必填）</w:t></w:r></w:p>',
+        f'<w:p {_W_NS}><w:r><w:rPr><w:rStyle w:val="ShownAnswer"/></w:rPr><w:t>参考答案见附录。'
+        "</w:t></w:r></w:p>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))
+    path = tmp_path / "exam.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == [
+        "1. 长江全长约多少千米？",
+        "2. 黄河流入哪里？",
+        "（必填）",  # shown: its own w:vanish is off, whatever the paragraph style says
+        "参考答案见附录。",  # a style based on a hidden one, turning it off
+    ]
+
+
 def _macro_enabled(data: bytes) -> bytes:
     """The same document as a .docm: macro content type plus a vbaProject part."""
     out = io.BytesIO()
