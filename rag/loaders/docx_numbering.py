@@ -189,12 +189,14 @@ def _paragraph_styles(root: Any | None) -> _Styles:
     if root is None:
         return styles
     for style in root.iterfind(f"{_W}style"):
-        if style.get(f"{_W}type") != "paragraph":
+        kind = style.get(f"{_W}type")
+        # A numbering style names the numbering instance that lists linked to it count with.
+        if kind not in ("paragraph", "numbering"):
             continue
         key = style.get(f"{_W}styleId")
         if key is None:
             continue
-        if style.get(f"{_W}default") in ("1", "true", "on"):
+        if kind == "paragraph" and style.get(f"{_W}default") in ("1", "true", "on"):
             styles.default = key
         based = _val(style.find(f"{_W}basedOn"))
         if based:
