@@ -82,6 +82,11 @@ def build_hostile_corpus(folder: Path, one_line_mb: float = 2.0) -> dict[str, Ex
     put("bomb.docx", bomb.getvalue(), Expected("skipped", "zip bomb"))
     put("old.wps", b"\xd0\xcf\x11\xe0" + b"\0" * 64, Expected("ignored", "unsupported type .wps"))
     put("bomb.txt", bomb.getvalue(), Expected("skipped", "binary file"))
+    # The owner file Word keeps beside an open document (and leaves after a crash): the
+    # user's name, 162 bytes; not a damaged Word file.
+    name = "张三".encode("utf-16-le")
+    owner = bytes([6]) + b"zhangs".ljust(53, b"\0") + bytes([2, 0]) + name.ljust(106, b"\0")
+    put("~$报告.docx", owner, Expected("ignored", "Office lock file"))
     (folder / "loop").mkdir(exist_ok=True)
     os.symlink("..", folder / "loop" / "back-up")
     files["loop/back-up"] = Expected("ignored", "folder already walked")

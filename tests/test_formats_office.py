@@ -98,7 +98,7 @@ def test_docx_body_in_order_headers_and_footers_left_out(tmp_path: Path) -> None
         "第一章 总则",
         "为了规范管理，制定本办法。",
         "第一项要求",
-        "第二项要求",
+        "1. 第二项要求",  # the template's List Number style is numbered; its bullets write none
         "部门: 财务部；人数: 5；负责人: 王五",
         "部门: 人事部；人数: 3",
         "项目: 培训；说明: 每年两次；说明: 线上",
@@ -106,6 +106,183 @@ def test_docx_body_in_order_headers_and_footers_left_out(tmp_path: Path) -> None
     ]
     assert "页眉" not in extraction.text and "页脚" not in extraction.text
     assert [b.line_start for b in extraction.blocks[:2]] == [1, 3]
+
+
+_W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def _level(ilvl: int, fmt: str, text: str, *extra: str, start: int = 1) -> str:
+    return (
+        f'<w:lvl w:ilvl="{ilvl}"><w:start w:val="{start}"/><w:numFmt w:val="{fmt}"/>'
+        f'<w:lvlText w:val="{text}"/>{"".join(extra)}</w:lvl>'
+    )
+
+
+# Auto-numbered regulation outlines, as Word and WPS write them.
+_NUMBERING = [
+    # 第一条 / （一） / 1. : a clause, its items, their points.
+    _level(0, "chineseCounting", "第%1条", '<w:suff w:val="space"/>')
+    + _level(1, "chineseCounting", "（%2）", '<w:suff w:val="nothing"/>')
+    + _level(2, "decimal", "%3."),
+    # 1. / 1.1 / a) that never restarts / a bullet level.
+    _level(0, "decimal", "%1.")
+    + _level(1, "decimal", "%1.%2")
+    + _level(2, "lowerLetter", "%3)", '<w:lvlRestart w:val="0"/>')
+    + _level(3, "bullet", "\uf0b7"),
+    # 一、 through a paragraph style, counted in thousands; starts at 十.
+    _level(0, "chineseCountingThousand", "%1、", '<w:suff w:val="nothing"/>', start=10),
+    # 第一章 / 1.1 (w:isLgl writes the chapter in decimal) / ① / 甲 / I / 01.
+    _level(0, "chineseCounting", "第%1章")
+    + _level(1, "upperRoman", "%1.%2", "<w:isLgl/>")
+    + _level(2, "decimalEnclosedCircleChinese", "%3")
+    + _level(3, "ideographTraditional", "%4", '<w:suff w:val="space"/>')
+    + _level(4, "decimalZero", "%5"),
+]
+
+
+def _numbered_docx(path: Path) -> Path:
+    """Paragraphs Word numbers from word/numbering.xml; their text holds no number."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    for child in list(numbering):
+        numbering.remove(child)
+    for i, levels in enumerate(_NUMBERING):
+        numbering.append(
+            parse_xml(f'<w:abstractNum {_W_NS} w:abstractNumId="{i}">{levels}</w:abstractNum>')
+        )
+    # The second list of the same outline (5) is told to start again at 1.
+    restart = '<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride>'
+    for num_id, abstract, override in [
+        (1, 0, ""),
+        (2, 1, ""),
+        (3, 2, ""),
+        (4, 3, ""),
+        (5, 1, restart),
+    ]:
+        num = f'<w:num {_W_NS} w:numId="{num_id}"><w:abstractNumId w:val="{abstract}"/>'
+        numbering.append(parse_xml(f"{num}{override}</w:num>"))
+    item_style = '<w:pPr><w:numPr><w:numId w:val="3"/></w:numPr></w:pPr>'
+    document.styles.element.append(
+        parse_xml(f'<w:style {_W_NS} w:type="paragraph" w:styleId="Item">{item_style}</w:style>')
+    )
+
+    def add(text: str, num_id: int | None = None, ilvl: int = 0, style: str = "") -> None:
+        props = f'<w:pStyle w:val="{style}"/>' if style else ""
+        if num_id is not None:
+            props += f'<w:numPr><w:ilvl w:val="{ilvl}"/><w:numId w:val="{num_id}"/></w:numPr>'
+        body = document.element.body
+        xml = f"<w:p {_W_NS}><w:pPr>{props}</w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"
+        body.insert(len(body) - 1, parse_xml(xml))
+
+    add("为了规范管理，制定本办法。", 1)
+    add("本办法适用于：", 1)
+    add("总部；", 1, 1)
+    add("分公司：", 1, 1)
+    add("华东；", 1, 2)
+    add("华南。", 1, 2)
+    add("未尽事宜另行规定。", 1)
+    add("", 1)  # an empty numbered paragraph: counted, its number not written alone
+    add("附则。", 1, 1)
+    add("目标", 2)
+    add("年度目标", 2, 1)
+    add("说明甲", 2, 2)
+    add("说明乙", 2, 2)
+    add("季度目标", 2, 1)
+    add("说明丙", 2, 2)  # lvlRestart 0: goes on from b)
+    add("要点", 2, 3)
+    add("第二份清单", 5)
+    add("总体要求", style="Item")
+    add("工作任务", style="Item")
+    add("总则", 4)
+    add("适用范围", 4, 1)
+    add("分项", 4, 2)
+    add("甲项", 4, 3)
+    add("编号", 4, 4)
+    table = document.add_table(rows=2, cols=1)
+    table.cell(0, 0).text = "条款"
+    cell = table.cell(1, 0)._tc
+    cell.remove(cell.p_lst[0])
+    clause = '<w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr></w:pPr>'
+    cell.append(parse_xml(f"<w:p {_W_NS}>{clause}<w:r><w:t>表中条款。</w:t></w:r></w:p>"))
+    document.save(str(path))
+    return path
+
+
+def test_docx_automatic_numbers_are_written_as_word_shows_them(tmp_path: Path) -> None:
+    # Clause numbers of auto-numbered regulations live in numbering.xml, not in the text:
+    # without them "第三条规定了什么？" matched nothing.
+    extraction = extract(_numbered_docx(tmp_path / "rules.docx"))
+    assert texts(extraction) == [
+        "第一条 为了规范管理，制定本办法。",
+        "第二条 本办法适用于：",
+        "（一）总部；",
+        "（二）分公司：",
+        "1. 华东；",
+        "2. 华南。",
+        "第三条 未尽事宜另行规定。",
+        "（一）附则。",  # the empty 第四条 restarted its items
+        "1. 目标",
+        "1.1 年度目标",
+        "a) 说明甲",
+        "b) 说明乙",
+        "1.2 季度目标",
+        "c) 说明丙",
+        "要点",
+        "1. 第二份清单",
+        "十、总体要求",
+        "十一、工作任务",
+        "第一章 总则",
+        "1.1 适用范围",
+        "① 分项",
+        "甲 甲项",
+        "01 编号",
+        "条款",  # a one-column table: its cells, one a row
+        "第五条 表中条款。",
+    ]
+    first = extraction.blocks[0]
+    assert extraction.text[first.text.source_span()[0] :].startswith("第一条 为了")
+
+
+def test_docx_hidden_text_is_left_out(tmp_path: Path) -> None:
+    # Hidden text (w:vanish) is neither shown nor printed by Word: an exam paper's hidden
+    # answers, a template's hidden guidance were read as the document's text and cited.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    for xml in (
+        f'<w:style {_W_NS} w:type="character" w:styleId="Answer"><w:rPr><w:vanish/></w:rPr>'
+        "</w:style>",
+        f'<w:style {_W_NS} w:type="character" w:styleId="ShownAnswer"><w:basedOn w:val="Answer"/>'
+        '<w:rPr><w:vanish w:val="0"/></w:rPr></w:style>',
+        f'<w:style {_W_NS} w:type="paragraph" w:styleId="Guide"><w:rPr><w:vanish/></w:rPr>'
+        "</w:style>",
+    ):
+        document.styles.element.append(parse_xml(xml))
+    body = document.element.body
+    hidden = "<w:rPr><w:vanish/></w:rPr>"
+    for xml in (
+        f"<w:p {_W_NS}><w:r><w:t>1. 长江全长约多少千米？</w:t></w:r>"
+        f"<w:r>{hidden}<w:t>答案：6300千米</w:t></w:r></w:p>",
+        f"<w:p {_W_NS}><w:r><w:t>2. 黄河流入哪里？</w:t></w:r>"
+        '<w:r><w:rPr><w:rStyle w:val="Answer"/></w:rPr><w:t>渤海</w:t></w:r></w:p>',
+        f'<w:p {_W_NS}><w:pPr><w:pStyle w:val="Guide"/></w:pPr><w:r><w:t>填写说明：删除本段</w:t>'
+        '</w:r><w:r><w:rPr><w:vanish w:val="false"/></w:rPr><w:t>（必填）</w:t></w:r></w:p>',
+        f'<w:p {_W_NS}><w:r><w:rPr><w:rStyle w:val="ShownAnswer"/></w:rPr><w:t>参考答案见附录。'
+        "</w:t></w:r></w:p>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))
+    path = tmp_path / "exam.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == [
+        "1. 长江全长约多少千米？",
+        "2. 黄河流入哪里？",
+        "（必填）",  # shown: its own w:vanish is off, whatever the paragraph style says
+        "参考答案见附录。",  # a style based on a hidden one, turning it off
+    ]
 
 
 def _macro_enabled(data: bytes) -> bytes:

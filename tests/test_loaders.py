@@ -216,6 +216,23 @@ def test_iter_files_walks_sorted_skipping_hidden_and_unsupported(tmp_path: Path)
     assert found == ["a.md", "b.txt", "sub/c.html", "sub/deeper/d.htm", "z.markdown"]
 
 
+def test_office_lock_files_are_passed_over_with_what_they_are(tmp_path: Path) -> None:
+    # Word, Excel and PowerPoint keep `~$name` beside each open document; a folder someone
+    # had open reported each one as a damaged Word/Excel/PowerPoint file.
+    for name in ("报告.docx", "~$报告.docx", "~$ies.xlsx", "~$deck.pptx", "~$old.doc"):
+        write(tmp_path / name, b"\x06zhangs" + b"\0" * 155)
+    passed_over: list[tuple[str, str]] = []
+    found = iter_files([tmp_path], lambda path, why: passed_over.append((path.name, why)))
+    assert [p.name for p in found] == ["报告.docx"]
+    assert [name for name, _ in passed_over] == [
+        "~$deck.pptx",
+        "~$ies.xlsx",
+        "~$old.doc",
+        "~$报告.docx",
+    ]
+    assert all(why.startswith("Office lock file (~$)") for _, why in passed_over)
+
+
 def test_named_files_are_passed_through_for_load_to_judge(tmp_path: Path) -> None:
     exe = write(tmp_path / "tool.exe", b"MZ")
     folder = tmp_path / "docs"

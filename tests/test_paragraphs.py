@@ -90,9 +90,8 @@ def test_markdown_blocks_lose_their_leading_markup() -> None:
         (6, 13, 13, "编号"),
         (7, 15, 16, "标题二"),
         (8, 18, 20, "code line"),
-        (9, 22, 22, "名称\t数量"),
-        (10, 24, 24, "甲\t1"),
-        (11, 26, 26, "引用里的列表"),
+        (9, 24, 24, "名称: 甲；数量: 1"),  # a row named by its header, as Word's rows are
+        (10, 26, 26, "引用里的列表"),
     ]
 
 
@@ -117,10 +116,32 @@ def test_markdown_heading_and_table_row_with_long_blank_runs_are_read_in_linear_
     start = time.perf_counter()
     found = [p.text.text for p in split(text, "markdown")]
     assert time.perf_counter() - start < 2
-    assert found == [f"标题{blanks}x", "名称\t数量", f"甲{blanks}乙\t1"]
+    assert found == [f"标题{blanks}x", f"名称: 甲{blanks}乙；数量: 1"]
     # A separator may start right after the blanks the previous one took: an empty cell.
     empty_cell = "| 名称 | 数量 | 备注 |\n|---|---|---|\n| 甲 | | 注 |\n"
-    assert [p.text.text for p in split(empty_cell, "markdown")][1] == "甲\t\t注"
+    assert [p.text.text for p in split(empty_cell, "markdown")] == ["名称: 甲；备注: 注"]
+
+
+def test_markdown_table_rows_name_each_value_by_its_column() -> None:
+    # Each row was its cells joined by tabs, the header row a block of its own: "1" stood
+    # apart from 数量, so it could not be cited with what it means.
+    text = (
+        "| 部门 | 人数 | 负责人 |\n|---|---:|---|\n| 财务部 | 5 | 王五 |\n| 人事部 | 3 | |\n"
+        "\n| 只有表头 | 一行 |\n|---|---|\n"
+    )
+    paragraphs = split(text, "markdown")
+    assert summary(paragraphs) == [
+        (1, 3, 3, "部门: 财务部；人数: 5；负责人: 王五"),
+        (2, 4, 4, "部门: 人事部；人数: 3"),
+        (3, 6, 6, "只有表头；一行"),  # a table of its header alone: its cells joined
+    ]
+    row = paragraphs[0].text
+    a, b = row.source_span()
+    assert text[a:b] == "财务部 | 5 | 王五"
+    five = row.text.index("5")
+    assert text[slice(*row.source_span(five, five + 1))] == "5"
+    name = row.text.index("人数")
+    assert row.source_span(name, name + 2) == row.source_span(five, five)
 
 
 HTML = """\
@@ -144,10 +165,65 @@ def test_html_blocks_end_paragraphs_and_chrome_is_skipped() -> None:
         (4, 4, 5, "换行后\n继续"),
         (5, 6, 6, "项一"),
         (6, 6, 6, "项二"),
-        (7, 7, 7, "甲"),
-        (8, 7, 7, "1"),
-        (9, 9, 9, "尾巴 &unknown; &"),
+        (7, 7, 7, "甲；1"),  # a one-row table: its cells joined, as Word's are
+        (8, 9, 9, "尾巴 &unknown; &"),
     ]
+
+
+TABLE_HTML = """\
+<p>人员情况如下：</p>
+<table>
+<caption>各部门人数</caption>
+<thead><tr><th>部门</th><th>人数</th><th colspan="2">负责人</th></tr></thead>
+<tbody>
+<tr><td>财务部</td><td>5</td><td>王五</td><td>赵六</td></tr>
+<tr><td rowspan="2">人事部</td><td>3</td><td></td><td>李四</td></tr>
+<tr><td>4&amp;1</td><td>钱七</td><td></td></tr>
+</tbody></table>
+<table><tr><th>姓名</th><td>张三</td></tr><tr><th>性别</th><td>男</td></tr></table>
+<table><tr><td>项目</td><td>金额</td></tr><tr><td>设备</td><td>3万元</td></tr></table>
+<table><tr><td><p>布局的第一段。</p><p>布局的第二段。</p></td><td>侧栏</td></tr></table>
+"""
+
+
+def test_html_table_rows_name_each_value_by_its_column() -> None:
+    # Each <td> was a block of its own: "5" stood alone and could not be cited with what it
+    # means. Rows are written as Word, PDF and Excel rows are: 列名: 值；列名: 值.
+    paragraphs = split(TABLE_HTML, "html")
+    assert summary(paragraphs) == [
+        (1, 1, 1, "人员情况如下："),
+        (2, 3, 3, "各部门人数"),
+        (3, 6, 6, "部门: 财务部；人数: 5；负责人: 王五；负责人: 赵六"),
+        (4, 7, 7, "部门: 人事部；人数: 3；负责人: 李四"),
+        (5, 8, 8, "人数: 4&1；负责人: 钱七"),  # 部门 is the 人事部 spanning from above
+        (6, 10, 10, "姓名: 张三"),  # <th> down the first column names each row
+        (7, 10, 10, "性别: 男"),
+        (8, 11, 11, "项目: 设备；金额: 3万元"),  # no <th>: the first row names the columns
+        # A layout table (a cell of several paragraphs): its paragraphs, as before.
+        (9, 12, 12, "布局的第一段。"),
+        (10, 12, 12, "布局的第二段。"),
+        (11, 12, 12, "侧栏"),
+    ]
+    # Every character maps into the file: values to themselves, the added names and
+    # separators to the point where the value they introduce starts.
+    row = paragraphs[2].text
+    a, b = row.source_span()
+    assert TABLE_HTML[a:b] == "财务部</td><td>5</td><td>王五</td><td>赵六"
+    five = row.text.index("5")
+    assert TABLE_HTML[slice(*row.source_span(five, five + 1))] == "5"
+    name = row.text.index("人数")
+    assert row.source_span(name, name + 2) == row.source_span(five, five)
+    amp = paragraphs[4].text
+    i = amp.text.index("&")
+    assert TABLE_HTML[slice(*amp.source_span(i, i + 1))] == "&amp;"
+
+
+def test_html_table_extraction_keeps_its_offsets(tmp_path: Path) -> None:
+    from tests.formats_samples import extract
+
+    path = tmp_path / "table.html"
+    path.write_text(TABLE_HTML, encoding="utf-8")
+    extract(path)  # checks that every block maps into the text
 
 
 def test_html_entities_map_to_their_whole_reference() -> None:

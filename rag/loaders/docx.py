@@ -1,5 +1,6 @@
 """Word .docx (and macro-enabled .docm): paragraphs, headings, lists and tables in body order.
 
+Automatic list and clause numbers are written before their paragraphs (docx_numbering.py).
 Headers, footers, footnotes and comments are not the document's body and are left out. A
 table row is one block written with its column headers (table.py), like a spreadsheet row.
 Text boxes follow the paragraph that anchors them. Images are OCR'd when OCR is on, their
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.loaders.archive import open_package, repackaged
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
+from rag.loaders.docx_numbering import Numbering
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
 from rag.loaders.table import table_rows
@@ -90,13 +93,14 @@ class DocxLoader:
         try:
             from docx.table import Table
 
+            render = _render(document.part)
             for item in _body_items(document.element.body):
                 if item.tag == _TBL:
                     table = Table(item, document._body)
-                    for row in table_rows(list(_table_cells(table))):
+                    for row in table_rows(list(_table_cells(table, render))):
                         builder.add(row)
                     continue
-                builder.add(_paragraph_text(item))
+                builder.add(_numbered_text(item, render))
                 for text in _text_boxes(item):
                     builder.add(text)
                 for blob in _image_blobs(item, document.part):
@@ -108,7 +112,60 @@ class DocxLoader:
         return builder.build("docx", self.format, sorted(set(images.notes)))
 
 
-def _table_cells(table: Any) -> Iterator[list[str | None]]:
+@dataclass(frozen=True)
+class _Render:
+    """What turns a paragraph's XML into the text Word shows: its numbers, hidden styles."""
+
+    numbering: Numbering
+    hidden_styles: frozenset[str]  # styles whose runs are hidden text (w:vanish)
+
+
+def _render(part: Any) -> _Render:
+    """From the document's numbering and styles parts, where it has them."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+
+    roots = []
+    for relationship in (RT.NUMBERING, RT.STYLES):
+        try:
+            roots.append(getattr(part.part_related_by(relationship), "element", None))
+        except KeyError:
+            roots.append(None)
+    return _Render(Numbering(*roots), _hidden_styles(roots[1]))
+
+
+def _hidden_styles(styles: Any | None) -> frozenset[str]:
+    """Styles whose run properties hide text (w:vanish), directly or through w:basedOn."""
+    if styles is None:
+        return frozenset()
+    own: dict[str, bool | None] = {}
+    based_on: dict[str, str] = {}
+    for style in styles.iterfind(f"{_W}style"):
+        key = style.get(f"{_W}styleId")
+        if key is None:
+            continue
+        vanish = style.find(f"{_W}rPr/{_W}vanish")
+        own[key] = None if vanish is None else _on(vanish)
+        parent = style.find(f"{_W}basedOn")
+        if parent is not None and parent.get(f"{_W}val"):
+            based_on[key] = parent.get(f"{_W}val")
+    hidden = set()
+    for key in own:
+        seen: set[str] = set()
+        current: str | None = key
+        while current is not None and current not in seen and own.get(current) is None:
+            seen.add(current)
+            current = based_on.get(current)
+        if current is not None and own.get(current):
+            hidden.add(key)
+    return frozenset(hidden)
+
+
+def _on(toggle: Any) -> bool:
+    """A toggle property (`<w:vanish/>`, `<w:vanish w:val="false"/>`) is on unless told off."""
+    return toggle.get(f"{_W}val") not in ("0", "false", "off")
+
+
+def _table_cells(table: Any, render: _Render) -> Iterator[list[str | None]]:
     for row in table.rows:
         cells: list[str | None] = []
         seen: set[int] = set()
@@ -116,12 +173,12 @@ def _table_cells(table: Any) -> Iterator[list[str | None]]:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            cells.append(None if key in seen else _cell_text(cell._tc, table))
+            cells.append(None if key in seen else _cell_text(cell._tc, table, render))
             seen.add(key)
         yield cells
 
 
-def _cell_text(cell: Any, table: Any) -> str:
+def _cell_text(cell: Any, table: Any, render: _Render) -> str:
     """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
     form laid out as tables inside a table keeps the text of the inner ones."""
     from docx.table import Table
@@ -129,9 +186,9 @@ def _cell_text(cell: Any, table: Any) -> str:
     lines = []
     for item in _body_items(cell):
         if item.tag == _P:
-            lines.append(_paragraph_text(item))
+            lines.append(_numbered_text(item, render))
         else:
-            for row in _table_cells(Table(item, table)):
+            for row in _table_cells(Table(item, table), render):
                 lines.append("；".join(text for text in row if text))
     return "\n".join(lines).strip()
 
@@ -153,26 +210,49 @@ def _body_items(container: Any) -> Iterator[Any]:
             yield from _body_items(child)
 
 
-def _paragraph_text(paragraph: Any) -> str:
+def _numbered_text(paragraph: Any, render: _Render) -> str:
+    """A paragraph's text after the list or clause number Word writes before it ("第三条 ")."""
+    label = render.numbering.label(paragraph)  # counted even when empty: Word counts it too
+    text = _paragraph_text(paragraph, render.hidden_styles)
+    return label + text if text.strip() else text  # a number alone says nothing
+
+
+def _paragraph_text(paragraph: Any, hidden_styles: frozenset[str]) -> str:
     """The text Word shows for a paragraph: every run in it, however wrapped.
 
     python-docx's `Paragraph.text` reads only runs that are direct children (and those of
     hyperlinks); runs inside inline content controls, tracked insertions, simple fields or
     smart tags are shown by Word too. Left out: tracked deletions, ruby annotations (a
-    reading over the base text), the VML fallback copy, text boxes (their own blocks) and
-    the prompt of an unfilled content control.
+    reading over the base text), the VML fallback copy, text boxes (their own blocks), the
+    prompt of an unfilled content control and hidden text (`w:vanish`, on the run, its
+    character style or the paragraph's style), which Word neither shows nor prints.
     """
+    style = paragraph.find(f"{_W}pPr/{_W}pStyle")
+    paragraph_hidden = style is not None and style.get(f"{_W}val") in hidden_styles
     parts = []
     for run in paragraph.iter(_R):
         for ancestor in run.iterancestors():
             if ancestor is paragraph:
-                parts.append(run.text)
+                if not _hidden(run, hidden_styles, paragraph_hidden):
+                    parts.append(run.text)
                 break
             if ancestor.tag in _HIDDEN_RUN_WRAPPERS or (
                 ancestor.tag == _SDT and _shows_placeholder(ancestor)
             ):
                 break
     return "".join(parts)
+
+
+def _hidden(run: Any, hidden_styles: frozenset[str], paragraph_hidden: bool) -> bool:
+    """Whether a run is hidden text: its own w:vanish decides, else its character style's,
+    else its paragraph style's."""
+    vanish = run.find(f"{_W}rPr/{_W}vanish")
+    if vanish is not None:
+        return _on(vanish)
+    style = run.find(f"{_W}rPr/{_W}rStyle")
+    if style is not None and style.get(f"{_W}val") in hidden_styles:
+        return True
+    return paragraph_hidden
 
 
 def _shows_placeholder(sdt: Any) -> bool:

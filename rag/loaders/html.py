@@ -1,4 +1,7 @@
-"""HTML files: the text between block-level tags, outside scripts, styles and page chrome."""
+"""HTML files: the text between block-level tags, outside scripts, styles and page chrome.
+
+A data table's rows are written with their column names (html_table.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from rag.loaders.base import Block, Extraction, LoadOptions
+from rag.loaders.html_table import Table
 from rag.loaders.lines import LineIndex
 from rag.loaders.text import decode_text
 from rag.text.offsets import MappedText
@@ -57,6 +61,7 @@ class _BlockParser(HTMLParser):
         self.skip_depth: dict[str, int] = {}
         self.pieces: list[tuple[str, int, int]] = []
         self.blocks: list[MappedText] = []
+        self.tables: list[Table] = []  # open tables, innermost last
 
     def _offset(self) -> int:
         line, column = self.getpos()
@@ -64,12 +69,27 @@ class _BlockParser(HTMLParser):
 
     def _flush(self) -> None:
         if self.pieces:
-            self.blocks.append(MappedText.from_pieces(self.pieces))
+            self._emit(MappedText.from_pieces(self.pieces))
             self.pieces = []
+
+    def _emit(self, block: MappedText) -> None:
+        if self.tables:
+            self.tables[-1].add(block)
+        else:
+            self.blocks.append(block)
+
+    def _end_table(self) -> None:
+        table = self.tables.pop()
+        if self.tables:
+            self.tables[-1].layout = True  # a table in a table: the outer one is layout
+        for block in table.blocks():
+            self._emit(block)
 
     def close(self) -> None:
         super().close()
         self._flush()
+        while self.tables:  # a page cut short inside a table
+            self._end_table()
 
     def _skipping(self) -> bool:
         return any(self.skip_depth.values())
@@ -79,6 +99,15 @@ class _BlockParser(HTMLParser):
             self.skip_depth[tag] = self.skip_depth.get(tag, 0) + 1
         if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
             self._flush()
+        if self._skipping():
+            return
+        if tag == "table":
+            self.tables.append(Table())
+        elif self.tables and tag == "tr":
+            self.tables[-1].start_row()
+        elif self.tables and tag in ("td", "th"):
+            named = dict(attrs)
+            self.tables[-1].start_cell(tag == "th", named.get("colspan"), named.get("rowspan"))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # `<svg/>` or `<br/>`: no content to skip, but still a boundary.
@@ -90,6 +119,11 @@ class _BlockParser(HTMLParser):
             self.skip_depth[tag] -= 1
         if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
             self._flush()
+        if self.tables and not self._skipping():
+            if tag == "table":
+                self._end_table()
+            elif tag in ("td", "th", "tr"):
+                self.tables[-1].cell = None
 
     def handle_data(self, data: str) -> None:
         if self._skipping():

@@ -1,4 +1,7 @@
-"""Markdown files: every block (heading, paragraph, list item, quote, code, table row)."""
+"""Markdown files: every block (heading, paragraph, list item, quote, code, table row).
+
+A table row is written with its column names, `列名: 值；列名: 值`, as other formats' rows are.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from markdown_it.token import Token
 
 from rag.loaders.base import Block, Extraction, LoadOptions
 from rag.loaders.lines import LineIndex
+from rag.loaders.table import mapped_row
 from rag.loaders.text import decode_text
 from rag.text.offsets import MappedText
 
@@ -56,7 +60,21 @@ def _markdown_blocks(text: str, lines: LineIndex) -> Iterator[Span]:
     tokens = _MARKDOWN.parse(text)
     quote_depth = 0
     item_start = False  # the next block is the first one of a list item: strip its marker
+    header: list[str] | None = None  # the column names of the table being read
     for i, token in enumerate(tokens):
+        if token.type == "tr_open" and token.map is not None:
+            cells = _row_cells(lines.span(token.map[0], token.map[1] - 1), quote_depth, item_start)
+            item_start = False
+            if header is None or tokens[i - 1].type == "thead_open":
+                # The header row names the columns; written itself only when no row follows.
+                header = [cell.text if cell is not None else "" for cell in cells]
+                if not _has_body(tokens, i):
+                    yield mapped_row(cells, None), token.map[0] + 1, token.map[1]
+            else:
+                yield mapped_row(cells, header), token.map[0] + 1, token.map[1]
+            continue
+        if token.type == "table_close":
+            header = None
         if token.type == "blockquote_open":
             quote_depth += 1
         elif token.type == "blockquote_close":
@@ -89,13 +107,34 @@ def _markdown_block(
             mapped = _drop_fence_lines(mapped)
         elif token.type == "html_block":
             mapped = mapped.sub(_HTML_TAG, " ")
-    elif token.type == "tr_open":
-        mapped = _strip_containers(lines.span(first, stop - 1), quote_depth, item)
-        # A tab, not the pipe, between cells: cleaning would take `a | b | c` for a nav bar.
-        mapped = mapped.sub(_ROW_EDGES, "").sub(_CELL_SEPARATOR, "\t")
     else:
         return None
     return mapped, first + 1, stop
+
+
+def _row_cells(row: MappedText, quote_depth: int, item: bool) -> list[MappedText | None]:
+    """A table row's cells, stripped; an empty one is None."""
+    # NUL cannot be in a text we read (binary files are refused): it marks where cells part.
+    row = _strip_containers(row, quote_depth, item).sub(_ROW_EDGES, "").sub(_CELL_SEPARATOR, "\0")
+    cells: list[MappedText | None] = []
+    start = 0
+    while True:
+        end = row.text.find("\0", start)
+        cell = row[start : len(row) if end < 0 else end].strip()
+        cells.append(cell if cell.text else None)
+        if end < 0:
+            return cells
+        start = end + 1
+
+
+def _has_body(tokens: list[Token], i: int) -> bool:
+    """Whether the table whose header row opens at `i` has a row after it."""
+    for token in tokens[i + 1 :]:
+        if token.type == "tbody_open":
+            return True
+        if token.type == "table_close":
+            return False
+    return False
 
 
 def _strip_containers(mapped: MappedText, quote_depth: int, item: bool) -> MappedText:

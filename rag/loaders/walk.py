@@ -10,21 +10,32 @@ from rag.loaders.registry import EXTENSIONS
 
 Ignored = Callable[[Path, str], None]
 
+# Word, Excel and PowerPoint write `~$name.docx` (a few bytes naming who has it open) beside
+# a document while it is open, and leave it behind after a crash: read as a document, every
+# folder someone was working in reported a damaged Word file.
+_OFFICE_OWNER_FILE = "~$"
+_OWNER_FILE_NOTE = (
+    "Office lock file (~$): written by Word, Excel or PowerPoint while a document is open, "
+    "not a document"
+)
+
 
 def iter_files(
     paths: Iterable[Path], ignored: Ignored | None = None, unreadable: Ignored | None = None
 ) -> Iterator[Path]:
     """Yield the document files named by `paths`, walking folders.
 
-    Folders are walked recursively in sorted order, skipping hidden files and folders and
-    files with unsupported extensions, following symlinks but never entering the same real
-    folder twice (so a symlink loop ends). A path that is not a folder is yielded as is,
-    whatever its name, so that loading it reports why it cannot be read.
+    Folders are walked recursively in sorted order, skipping hidden files and folders, Office
+    lock files (`~$name.docx`) and files with unsupported extensions, following symlinks but
+    never entering the same real folder twice (so a symlink loop ends). A path that is not a
+    folder is yielded as is, whatever its name, so that loading it reports why it cannot be
+    read.
 
     Args:
         paths: Files and folders.
         ignored: Told of each visible entry passed over, with why: an unsupported
-            extension, a folder already walked (a symlink loop) or an unreadable folder.
+            extension, an Office lock file, a folder already walked (a symlink loop) or an
+            unreadable folder.
         unreadable: Told of each folder that could not be read, with why (default:
             `ignored`): what it holds is unknown, not gone.
 
@@ -51,6 +62,8 @@ def _walk(
             stack.pop()
         elif entry.is_dir():
             stack.append(iter(_listing(entry, seen, ignored, unreadable)))
+        elif entry.name.startswith(_OFFICE_OWNER_FILE):
+            ignored(entry, _OWNER_FILE_NOTE)
         elif entry.suffix.lower() in EXTENSIONS:
             yield entry
         else:
