@@ -132,7 +132,7 @@ async def _leased(
         route = getattr(request.scope.get("route"), "path", "unmatched")
         state.metrics.collection_requests.labels(name, route).inc()
         try:
-            yield InCollection(name, lease.pipeline, state.signer(name))
+            yield InCollection(name, lease.pipeline, state.signer(name, lease.pipeline))
         finally:
             pipelines.release(lease)
     finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from embeddings.base import Embedder
 from rag.collections import Collections
 from rag.pipeline import IngestReport, Pipeline
+from rag.types import Citation
 from rag.wire import CitationSigner
 from service.auth import Gate
 from service.citation_tokens import CitationTokens
@@ -53,12 +54,26 @@ class ServiceState:
     def collections(self) -> Collections:
         return Collections.of(self.settings)
 
-    def signer(self, collection: str) -> CitationSigner:
-        """Signs each citation of one answer from `collection` with a token valid from now."""
+    def signer(self, collection: str, pipeline: Pipeline) -> CitationSigner:
+        """Signs each citation of one answer from `collection` with a token valid from now,
+        for the version of its file that `pipeline` holds."""
         tokens, now = self.citations, time.time()
-        return lambda citation: tokens.issue(
-            citation.file, citation.paragraph, citation.passage_id, now, collection
-        )
+        versions: dict[str, str] = {}  # one look-up a file, however often it is cited
+
+        def sign(citation: Citation) -> str:
+            if citation.file not in versions:
+                row = pipeline.document(citation.file)
+                versions[citation.file] = "" if row is None else row.content_hash
+            return tokens.issue(
+                citation.file,
+                citation.paragraph,
+                citation.passage_id,
+                now,
+                collection,
+                versions[citation.file],
+            )
+
+        return sign
 
     def load(self, load_pipeline: LoadPipeline) -> None:
         """Load the index and the model (in a worker thread: /healthz answers meanwhile)."""
