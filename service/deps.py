@@ -60,6 +60,10 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 def _not_ready(state: ServiceState) -> HTTPException:
     if state.error:
         return HTTPException(503, f"the service failed to load: {state.error}")
+    if state.waiting:
+        return HTTPException(
+            503, f"the service is waiting for its stores: {state.waiting}", {"Retry-After": "5"}
+        )
     return HTTPException(503, "the index and the model are still loading", {"Retry-After": "2"})
 
 
