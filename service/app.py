@@ -82,6 +82,7 @@ def create_app(
         finally:
             for name in SERVER_LOGGERS:
                 logging.getLogger(name).removeFilter(redaction)
+            state.stop_loading()
             await loading
             await asyncio.to_thread(state.close)
 

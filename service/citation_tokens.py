@@ -3,15 +3,18 @@
 A publishable key is public (it sits in a web page), so it may open a paragraph only with
 the token the answer gave for that citation. A token is
 
-    v1.<passage_id>.<expires>.<signature>
+    v2.<passage_id>.<expires>.<version>.<signature>
 
-where `expires` is a Unix time in whole seconds and `signature` is the unpadded base64url
-HMAC-SHA256, under the first server secret, of the JSON array
-`["v1", file, paragraph, passage_id, expires]`, with the collection appended for a collection
-other than `default` (JSON: a file name may hold any character, and no two different tuples
-encode alike). Collection, file and paragraph are not in the token: the request names them,
-and a token signed for another collection, file or paragraph does not verify (a token of
-`default` signs exactly what it did before collections existed).
+where `expires` is a Unix time in whole seconds, `version` the first 16 hex digits of the
+cited document's content hash (the version of the file the answer quoted), and `signature`
+the unpadded base64url HMAC-SHA256, under the first server secret, of the JSON array
+`["v2", file, paragraph, passage_id, expires, version]`, with the collection appended for a
+collection other than `default` (JSON: a file name may hold any character, and no two
+different tuples encode alike). Collection, file and paragraph are not in the token: the
+request names them, and a token signed for another collection, file or paragraph does not
+verify. The version is checked against the document the service holds now (`cites`): a
+file deleted and uploaded again under its name is another text, whose paragraph N no
+answer cited. Tokens of the earlier format (`v1`, without a version) are refused.
 Every configured secret verifies, so a rotated-out secret keeps opening the citations it
 signed until they expire. The clock is injected: nothing here reads the time itself.
 """
@@ -27,7 +30,10 @@ from dataclasses import dataclass
 
 from rag.collections import DEFAULT
 
-VERSION = "v1"
+VERSION = "v2"
+# Hex digits of the content hash a token names: 64 bits tell versions of one file apart,
+# and the signature keeps them from being chosen.
+DOCUMENT_DIGITS = 16
 
 
 class InvalidCitationToken(Exception):
@@ -43,6 +49,11 @@ class CitationGrant:
     passage_id: int
     expires: int
     collection: str = DEFAULT
+    version: str = ""  # the opening of the cited document's content hash
+
+    def cites(self, content_hash: str) -> bool:
+        """Whether the document with `content_hash` is the version the answer cited."""
+        return bool(self.version) and content_hash[:DOCUMENT_DIGITS] == self.version
 
 
 class CitationTokens:
@@ -57,13 +68,22 @@ class CitationTokens:
         self.ttl_s = ttl_s
 
     def issue(
-        self, file: str, paragraph: int, passage_id: int, now: float, collection: str = DEFAULT
+        self,
+        file: str,
+        paragraph: int,
+        passage_id: int,
+        now: float,
+        collection: str = DEFAULT,
+        content_hash: str = "",
     ) -> str:
-        """A token for paragraph `paragraph` of `file` in `collection`, valid for `ttl_s`
-        from `now`."""
+        """A token for paragraph `paragraph` of the version `content_hash` of `file` in
+        `collection`, valid for `ttl_s` from `now` (without a hash, it opens no document)."""
         expires = int(now) + self.ttl_s
-        signature = _sign(self._secrets[0], collection, file, paragraph, passage_id, expires)
-        return f"{VERSION}.{passage_id}.{expires}.{signature}"
+        version = content_hash[:DOCUMENT_DIGITS]
+        signature = _sign(
+            self._secrets[0], collection, file, paragraph, passage_id, expires, version
+        )
+        return f"{VERSION}.{passage_id}.{expires}.{version}.{signature}"
 
     def verify(
         self, token: str, file: str, paragraph: int, now: float, collection: str = DEFAULT
@@ -71,10 +91,17 @@ class CitationTokens:
         """The grant of `token` for this paragraph, file and collection, or
         InvalidCitationToken."""
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != VERSION:
+        if len(parts) == 4 and parts[0] == "v1":
+            raise InvalidCitationToken(
+                "the citation token is of an earlier format that does not name the document "
+                "version it cites; ask the question again for fresh citations"
+            )
+        if len(parts) != 5 or parts[0] != VERSION:
             raise InvalidCitationToken("the citation token is malformed")
-        _, passage, expiry, signature = parts
+        _, passage, expiry, version, signature = parts
         if not (passage.isascii() and passage.isdigit() and expiry.isascii() and expiry.isdigit()):
+            raise InvalidCitationToken("the citation token is malformed")
+        if len(version) > DOCUMENT_DIGITS or version.strip("0123456789abcdef"):
             raise InvalidCitationToken("the citation token is malformed")
         # Bounded before int(): a megabyte of digits must not cost a quadratic conversion.
         if len(passage) > 20 or len(expiry) > 20:
@@ -83,7 +110,7 @@ class CitationTokens:
         # Every secret is tried, without stopping early: timing must not tell which matched.
         matched = False
         for secret in self._secrets:
-            expected = _sign(secret, collection, file, paragraph, passage_id, expires)
+            expected = _sign(secret, collection, file, paragraph, passage_id, expires, version)
             matched |= hmac.compare_digest(expected.encode(), signature.encode())
         if not matched:
             raise InvalidCitationToken(
@@ -94,13 +121,19 @@ class CitationTokens:
             raise InvalidCitationToken(
                 "the citation token has expired; ask the question again for fresh citations"
             )
-        return CitationGrant(file, paragraph, passage_id, expires, collection)
+        return CitationGrant(file, paragraph, passage_id, expires, collection, version)
 
 
 def _sign(
-    secret: bytes, collection: str, file: str, paragraph: int, passage_id: int, expires: int
+    secret: bytes,
+    collection: str,
+    file: str,
+    paragraph: int,
+    passage_id: int,
+    expires: int,
+    version: str,
 ) -> str:
-    signed: list[object] = [VERSION, file, paragraph, passage_id, expires]
+    signed: list[object] = [VERSION, file, paragraph, passage_id, expires, version]
     if collection != DEFAULT:
         signed.append(collection)
     message = json.dumps(signed, ensure_ascii=True)

@@ -24,6 +24,8 @@ from rag.collections import (
     NoSuchCollection,
     check_name,
 )
+from rag.conversation import llm as llm_rewrite
+from rag.conversation import rules as rules_rewrite
 from rag.pipeline import Pipeline
 from rag.types import Turn
 from rag.wire import CitationSigner
@@ -58,6 +60,10 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 def _not_ready(state: ServiceState) -> HTTPException:
     if state.error:
         return HTTPException(503, f"the service failed to load: {state.error}")
+    if state.waiting:
+        return HTTPException(
+            503, f"the service is waiting for its stores: {state.waiting}", {"Retry-After": "5"}
+        )
     return HTTPException(503, "the index and the model are still loading", {"Retry-After": "2"})
 
 
@@ -130,7 +136,7 @@ async def _leased(
         route = getattr(request.scope.get("route"), "path", "unmatched")
         state.metrics.collection_requests.labels(name, route).inc()
         try:
-            yield InCollection(name, lease.pipeline, state.signer(name))
+            yield InCollection(name, lease.pipeline, state.signer(name, lease.pipeline))
         finally:
             pipelines.release(lease)
     finally:
@@ -318,16 +324,23 @@ def checked_history(turns: list[tuple[str, str]], settings: ServiceSettings) -> 
         )
 
 
+# What the rewriters read of an earlier answer: its opening, stripped.
+_ANSWER_READ = max(rules_rewrite.ANSWER_CHARS, llm_rewrite.ANSWER_CHARS)
+
+
 def latest_turns(turns: list[tuple[str, str]], settings: ServiceSettings) -> list[tuple[str, str]]:
     """The latest of `turns` within RAG_MAX_HISTORY_TURNS and RAG_MAX_HISTORY_CHARS.
 
     A chat client sends its whole conversation with every message: refusing it past the
     limits would end the conversation for good, and a follow-up is rewritten from the last
-    few turns only, so the earlier ones are left out instead.
+    few turns only, so the earlier ones are left out instead. Answers are cut to what the
+    rewriters read of them: one long answer counted whole left the next follow-up with no
+    history at all.
     """
     kept: list[tuple[str, str]] = []
     chars = 0
     for question, answer in reversed(turns):
+        answer = answer.strip()[:_ANSWER_READ]
         chars += len(question) + len(answer)
         if len(kept) == settings.max_history_turns or chars > settings.max_history_chars:
             break

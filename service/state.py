@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from embeddings.base import Embedder
 from rag.collections import Collections
 from rag.pipeline import IngestReport, Pipeline
+from rag.store.lock import IndexBusyError
+from rag.types import Citation
 from rag.wire import CitationSigner
 from service.auth import Gate
 from service.citation_tokens import CitationTokens
@@ -25,6 +28,14 @@ log = logging.getLogger("rag.service")
 
 LoadPipeline = Callable[[ServiceSettings], Pipeline]
 
+# A store away (Redis, Milvus: ConnectionError, StateUnavailable, the write lock's
+# LockUnavailableError) or busy (another process's write lock) passes: loading is tried
+# again after these, and the service becomes ready once the store is back. Any other error
+# (a corrupt index, a model that does not load) is final.
+_PASSING = (ConnectionError, IndexBusyError, StateUnavailable)
+# Seconds between attempts: doubling from the first, up to the last.
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0
+
 
 @dataclass
 class ServiceState:
@@ -36,6 +47,8 @@ class ServiceState:
     pipelines: Pipelines | None = None  # every collection's, `pipeline` among them
     jobs: JobQueue | None = None
     error: str | None = None  # why loading failed, for /readyz
+    waiting: str | None = None  # why loading is being tried again, for /readyz
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     job_store: JobStore = field(init=False)
     # Builds the embedder of a collection created with another one than `pipeline`'s.
     make_embedder: MakeEmbedder | None = None
@@ -53,27 +66,46 @@ class ServiceState:
     def collections(self) -> Collections:
         return Collections.of(self.settings)
 
-    def signer(self, collection: str) -> CitationSigner:
-        """Signs each citation of one answer from `collection` with a token valid from now."""
+    def signer(self, collection: str, pipeline: Pipeline) -> CitationSigner:
+        """Signs each citation of one answer from `collection` with a token valid from now,
+        for the version of its file that `pipeline` holds."""
         tokens, now = self.citations, time.time()
-        return lambda citation: tokens.issue(
-            citation.file, citation.paragraph, citation.passage_id, now, collection
-        )
+        versions: dict[str, str] = {}  # one look-up a file, however often it is cited
+
+        def sign(citation: Citation) -> str:
+            if citation.file not in versions:
+                row = pipeline.document(citation.file)
+                versions[citation.file] = "" if row is None else row.content_hash
+            return tokens.issue(
+                citation.file,
+                citation.paragraph,
+                citation.passage_id,
+                now,
+                collection,
+                versions[citation.file],
+            )
+
+        return sign
 
     def load(self, load_pipeline: LoadPipeline) -> None:
-        """Load the index and the model (in a worker thread: /healthz answers meanwhile)."""
-        try:
-            swept = self.collections.sweep()  # finish removals a crash interrupted
-            if swept:
-                log.warning("deleted what interrupted collection changes left: %s", swept)
-            pipeline = load_pipeline(self.settings)
-            # The first real question must not pay for jieba's dictionaries and the model's
-            # first run (about a second).
-            pipeline.warm_up()
-        except Exception as err:
-            log.critical("could not load the index or the model: %s", err)
-            self.error = f"{type(err).__name__}: {err}"
-            return
+        """Load the index and the model (in a worker thread: /healthz answers meanwhile),
+        trying again while a store is away, until `stop_loading`."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                pipeline = self._open(load_pipeline)
+                break
+            except _PASSING as err:
+                self.waiting = f"{type(err).__name__}: {err}; retrying in {delay:g} s"
+                log.error("could not load the index: %s; retrying in %g s", err, delay)
+            except Exception as err:
+                log.critical("could not load the index or the model: %s", err)
+                self.error, self.waiting = f"{type(err).__name__}: {err}", None
+                return
+            if self._stopping.wait(delay):
+                return
+            delay = min(2 * delay, RETRY_MAX_S)
+        self.waiting = None
         make = self.make_embedder or (lambda name: _make_embedder(name, self.settings))
         self.pipelines = pipelines = Pipelines(self.settings, pipeline, make)
 
@@ -87,6 +119,24 @@ class ServiceState:
         )
         self.pipeline = pipeline  # set last: a non-None pipeline means ready
         log.info("ready: %d passages in %s", len(pipeline), pipeline.directory)
+
+    def _open(self, load_pipeline: LoadPipeline) -> Pipeline:
+        swept = self.collections.sweep()  # finish removals a crash interrupted
+        if swept:
+            log.warning("deleted what interrupted collection changes left: %s", swept)
+        pipeline = load_pipeline(self.settings)
+        try:
+            # The first real question must not pay for jieba's dictionaries and the model's
+            # first run (about a second).
+            pipeline.warm_up()
+        except BaseException:
+            pipeline.close()  # tried again or given up: either way not kept
+            raise
+        return pipeline
+
+    def stop_loading(self) -> None:
+        """Stop trying to load (at shutdown): `load` returns within an attempt."""
+        self._stopping.set()
 
     def close(self) -> None:
         if self.jobs is not None:

@@ -60,7 +60,7 @@ def test_ask_returns_the_answer_object_of_the_cli(client: TestClient) -> None:
     assert without_timings(body) == without_timings(answer_payload(pipeline.ask(QUESTION)))
     assert "支树平" in body["answer"]
     assert body["citations"][0]["quote"] in body["answer"]
-    assert all(c["token"].startswith("v1.") for c in body["citations"])
+    assert all(c["token"].startswith("v2.") for c in body["citations"])
     assert {"embed", "lexical", "compose", "total"} <= body["timings_ms"].keys()
 
 

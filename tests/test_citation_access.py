@@ -97,7 +97,7 @@ def test_enumerating_paragraphs_no_answer_cited_is_403(client: TestClient) -> No
 def test_a_refusal_does_not_say_whether_the_file_exists(client: TestClient) -> None:
     missing = client.get(paragraph_path("no-such-file.txt", 1), headers=bearer(WIDGET))
     forged = client.get(
-        paragraph_path("no-such-file.txt", 1, "v1.1.9999999999.x"), headers=bearer(WIDGET)
+        paragraph_path("no-such-file.txt", 1, "v2.1.9999999999.3f.x"), headers=bearer(WIDGET)
     )
 
     assert missing.status_code == forged.status_code == 403
@@ -183,7 +183,10 @@ def test_a_token_of_a_rotated_out_secret_still_opens_and_an_unknown_one_does_not
     client: TestClient,
 ) -> None:
     citation = widget_answer(client)["citations"][0]
-    place = (citation["file"], citation["paragraph"], citation["passage_id"], time.time())
+    listed = client.get("/v1/documents", headers=bearer(ADMIN, None)).json()["documents"]
+    cited = next(d["content_hash"] for d in listed if d["file"] == citation["file"])
+    file, paragraph, passage = citation["file"], citation["paragraph"], citation["passage_id"]
+    place = (file, paragraph, passage, time.time(), "default", cited)
     previous = CitationTokens(["previous-citation-secret"], 3600).issue(*place)
     unknown = CitationTokens(["guessed-secret"], 3600).issue(*place)
 
@@ -331,3 +334,50 @@ def test_without_configured_secrets_tokens_are_per_process_and_the_service_says_
     assert replica_b.verify(replica_a.issue("a.txt", 1, 1, now), "a.txt", 1, now)
     assert "RAG_CITATION_SECRETS is not set" in warned
     assert "RAG_CITATION_SECRETS" not in quiet
+
+
+def test_a_token_does_not_open_a_file_uploaded_again_under_its_name(
+    tmp_path: Path,
+) -> None:
+    """A token names file and paragraph: a file deleted and uploaded again under the same name
+    within the token's lifetime opened the new file's paragraph N, which no answer cited."""
+    settings = keyed_settings(
+        tmp_path / "index", widget_rate_limit="10000/minute", citation_secrets=SECRETS
+    )
+    cited = "熊猫基地位于成都北郊。\n\n熊猫基地每天早上七点半开放，门票五十五元。\n".encode()
+    other = "内部资料：第二季度的采购预算为三百万元。\n\n供应商名单见附件。\n".encode()
+
+    def upload(client: TestClient, data: bytes) -> None:
+        response = client.post(
+            "/v1/documents",
+            files=[("files", ("notice.txt", data, "text/plain"))],
+            headers=bearer(ADMIN, None),
+        )
+        assert response.status_code == 202, response.text
+        for _ in range(600):
+            job = client.get(f"/v1/jobs/{response.json()['job_id']}", headers=bearer(ADMIN, None))
+            if job.json()["status"] in ("done", "failed"):
+                assert job.json()["status"] == "done", job.text
+                return
+            time.sleep(0.1)
+        raise AssertionError("ingestion job never finished")
+
+    with api_client(settings, HashEmbedder(), client=NETWORK_CLIENT) as client:
+        upload(client, cited)
+        asked = {"question": "熊猫基地每天几点开放？门票多少元？"}
+        answer = client.post("/v1/ask", json=asked, headers=bearer(WIDGET)).json()
+        citation = next(c for c in answer["citations"] if c["file"] == "notice.txt")
+        path = paragraph_path("notice.txt", citation["paragraph"], citation["token"])
+        assert client.get(path, headers=bearer(WIDGET)).status_code == 200
+
+        deleted = client.delete("/v1/documents/notice.txt", headers=bearer(ADMIN, None))
+        assert deleted.status_code == 200, deleted.text
+        upload(client, other)
+        replaced = client.get(path, headers=bearer(WIDGET))
+
+        assert replaced.status_code == 403
+        assert "has changed since the answer cited it" in replaced.json()["detail"]
+        # The same text uploaded again is the version cited.
+        client.delete("/v1/documents/notice.txt", headers=bearer(ADMIN, None))
+        upload(client, cited)
+        assert client.get(path, headers=bearer(WIDGET)).status_code == 200

@@ -16,6 +16,7 @@ from service.settings import ServiceSettings
 NOW = 1_800_000_000.0
 TTL = 3600
 FILE = "004_质检总局.txt"
+CONTENT = "3f" * 32  # the cited version's content hash
 
 
 def tokens(*secrets: str) -> CitationTokens:
@@ -59,12 +60,14 @@ def test_a_rotated_out_secret_still_verifies_its_tokens() -> None:
         tokens("old").verify(rotated.issue(FILE, 3, 17, NOW), FILE, 3, NOW)
 
 
-def test_a_later_expiry_or_another_passage_breaks_the_signature() -> None:
-    version, passage, expires, signature = tokens().issue(FILE, 3, 17, NOW).split(".")
-    longer = f"{version}.{passage}.{int(expires) + 10**6}.{signature}"
-    other = f"{version}.18.{expires}.{signature}"
+def test_a_later_expiry_another_passage_or_version_breaks_the_signature() -> None:
+    token = tokens().issue(FILE, 3, 17, NOW, content_hash=CONTENT)
+    form, passage, expires, version, signature = token.split(".")
+    longer = f"{form}.{passage}.{int(expires) + 10**6}.{version}.{signature}"
+    other = f"{form}.18.{expires}.{version}.{signature}"
+    newer = f"{form}.{passage}.{expires}.{'4e' * 8}.{signature}"
 
-    for altered in (longer, other):
+    for altered in (longer, other, newer):
         with pytest.raises(InvalidCitationToken, match="not issued for"):
             tokens().verify(altered, FILE, 3, NOW)
 
@@ -73,19 +76,39 @@ def test_a_later_expiry_or_another_passage_breaks_the_signature() -> None:
     "token",
     [
         "",
-        "v1",
-        "v1.1.2",
+        "v2",
+        "v2.1.2",
         "v2.1.2.sig",
-        "v1.-1.2.sig",
-        "v1.1.1e9.sig",
-        "v1.١.2.sig",
-        "v1.1." + "9" * 5000 + ".sig",
-        "v1.1.2.sig.extra",
+        "v3.1.2.3f.sig",
+        "v2.-1.2.3f.sig",
+        "v2.1.1e9.3f.sig",
+        "v2.١.2.3f.sig",
+        "v2.1." + "9" * 5000 + ".3f.sig",
+        "v2.1.2." + "3f" * 9 + ".sig",
+        "v2.1.2.3F.sig",
+        "v2.1.2.3f.sig.extra",
     ],
 )
 def test_malformed_tokens_are_refused_with_a_clear_message(token: str) -> None:
     with pytest.raises(InvalidCitationToken, match="malformed"):
         tokens().verify(token, FILE, 3, NOW)
+
+
+def test_a_token_opens_only_the_version_of_the_document_it_cited() -> None:
+    """A file deleted and uploaded again under its name is another text: its paragraph 3 is
+    not what the answer quoted."""
+    grant = tokens().verify(tokens().issue(FILE, 3, 17, NOW, content_hash=CONTENT), FILE, 3, NOW)
+
+    assert grant.cites(CONTENT)
+    assert not grant.cites("4e" * 32)
+    unversioned = tokens().verify(tokens().issue(FILE, 3, 17, NOW), FILE, 3, NOW)
+    assert not unversioned.cites(CONTENT) and not unversioned.cites("")
+
+
+def test_a_token_of_the_earlier_format_is_told_to_ask_again() -> None:
+    """v1 tokens named no document version: any document under their name opened."""
+    with pytest.raises(InvalidCitationToken, match=r"earlier format .* ask the question again"):
+        tokens().verify("v1.17.1800003600.c2lnbmF0dXJl", FILE, 3, NOW)
 
 
 def test_settings_that_cannot_sign_fail_at_start_up() -> None:

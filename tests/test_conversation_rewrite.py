@@ -143,6 +143,37 @@ def test_the_rules_read_only_the_opening_of_long_turns(monkeypatch: pytest.Monke
     assert tagged and max(tagged) <= rules.QUESTION_CHARS
 
 
+def test_the_rules_read_little_of_what_the_tagger_can_only_guess_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hanzi outside the tagger's model cost it milliseconds each: 500 random ones asked with
+    three turns of history held a core for over 30 s, so a public key could hold the
+    service's query slots. A follow-up is short and names few of them."""
+    tagged: list[str] = []
+    tag = rules._tag
+
+    def spy(folded: str) -> object:
+        tagged.append(folded)
+        return tag(folded)
+
+    monkeypatch.setattr(rules, "_tag", spy)
+    from jieba.posseg.char_state_tab import P as seen  # the hanzi its HMM has a model of
+
+    rare = [chr(c) for c in range(0x4E00, 0x9FD6) if chr(c) not in seen][::7][:2000]
+    history = [Turn("".join(rare[:500]), "".join(rare)) for _ in range(3)]
+
+    def unseen(text: str) -> int:
+        return sum(char in rare for char in text)
+
+    # A question made of them stands alone, untagged; one that says too much, too.
+    assert RULES.condense("他" + "".join(rare[:499]), history) == "他" + "".join(rare[:499])
+    assert RULES.condense("他在会上说了什么？" * 30, DEMO) == "他在会上说了什么？" * 30
+    assert tagged == []
+    # A follow-up reads only the opening of each turn the tagger can read.
+    RULES.condense("他在会上说了什么？", history)
+    assert tagged and max(unseen(text) for text in tagged) <= 4
+
+
 def test_a_traditional_follow_up_stays_traditional() -> None:
     history = [Turn("廣三鐵路全長多少公里？", "49公里")]
     assert RULES.condense("它在哪年建成？", history) == "廣三鐵路在哪年建成？"

@@ -154,6 +154,17 @@ def test_a_chat_beyond_the_history_limits_goes_on_from_its_latest_turns(
             assert response.json()["standalone_question"] == STANDALONE
 
 
+def test_a_long_answer_does_not_end_a_chats_memory(client: TestClient) -> None:
+    """The rewriters read the opening of an answer only: a latest answer longer than the
+    characters limit, counted whole, left the follow-up without any history."""
+    long_answer = FIRST_ANSWER + "会议强调了质量工作。" * CHAR_LIMIT
+    messages = [*chat_turns((FIRST, long_answer)), {"role": "user", "content": FOLLOW_UP}]
+    response = client.post("/v1/chat/completions", json={"messages": messages})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["standalone_question"] == STANDALONE
+
+
 def test_the_widget_script_is_served_with_this_services_history_limits(
     client: TestClient,
 ) -> None:

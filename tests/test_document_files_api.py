@@ -7,6 +7,7 @@ paragraph endpoint's access rules: a publishable key needs a citation's token.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,7 +102,8 @@ def test_a_publishable_key_opens_the_original_only_with_a_citation_of_it(
 ) -> None:
     path = f"/v1/documents/{PDF.name}/raw"
     assert client.get(path, headers=key(WIDGET)).status_code == 403
-    token = CitationTokens(SECRETS, 3600).issue(PDF.name, 2, 1, time.time())
+    version = hashlib.sha256(PDF.read_bytes()).hexdigest()  # the cited file's content hash
+    token = CitationTokens(SECRETS, 3600).issue(PDF.name, 2, 1, time.time(), "default", version)
     opened = client.get(path, params={"paragraph": 2, "token": token}, headers=key(WIDGET))
     assert opened.status_code == 200 and opened.content == PDF.read_bytes()
     other = CitationTokens(SECRETS, 3600).issue("other.pdf", 2, 1, time.time())
@@ -125,7 +127,10 @@ def test_a_service_can_keep_originals_from_publishable_keys(tmp_path: Path) -> N
             headers=key(ADMIN),
         )
         assert wait_job(client, upload.json()["job_id"])["status"] == "done"
-        token = CitationTokens(SECRETS, 3600).issue("灯塔.txt", 1, 1, time.time())
+        version = hashlib.sha256("鲸鱼湾灯塔于一八九三年建成。\n".encode()).hexdigest()
+        token = CitationTokens(SECRETS, 3600).issue(
+            "灯塔.txt", 1, 1, time.time(), "default", version
+        )
         cited: dict[str, str | int] = {"paragraph": 1, "token": token}
 
         refused = client.get("/v1/documents/灯塔.txt/raw", params=cited, headers=key(WIDGET))

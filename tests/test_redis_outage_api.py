@@ -16,9 +16,20 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from bench.redis_server import RedisServer
+from service import state as state_module
+from service.app import create_app
 from service.settings import ServiceSettings
 from service.shared import describe_url
-from tests.api import ADMIN, NETWORK_CLIENT, SITE, WIDGET, api_client, keyed_settings
+from tests.api import (
+    ADMIN,
+    NETWORK_CLIENT,
+    SITE,
+    WIDGET,
+    api_client,
+    demo_loader,
+    keyed_settings,
+    wait_ready,
+)
 from tests.fakes import HashEmbedder
 
 DOC = "熊猫基地位于成都北郊。\n".encode()
@@ -107,3 +118,50 @@ def test_a_redis_password_never_reaches_the_log() -> None:
 def test_a_redis_url_that_is_not_one_is_refused_at_start(tmp_path: Any) -> None:
     with pytest.raises(ValidationError, match="redis_url"):
         ServiceSettings(index_dir=tmp_path, redis_url="http://redis.internal:6379")
+
+
+def test_a_service_started_while_redis_is_down_becomes_ready_when_it_is_back(
+    redis_server: RedisServer, tmp_path: Any
+) -> None:
+    """Loading failed once and was never tried again: the replica stayed unready (and out of
+    its load balancer) until someone restarted it, though Redis was back."""
+    settings = keyed_settings(tmp_path / "index", redis_url=redis_server.url)
+    redis_server.stop()
+    app = create_app(settings, demo_loader(HashEmbedder()))
+    with TestClient(app, client=NETWORK_CLIENT) as client:
+        waiting = client.get("/readyz")
+        for _ in range(600):  # until the first attempt has failed
+            if waiting.json()["status"] != "loading":
+                break
+            time.sleep(0.05)
+            waiting = client.get("/readyz")
+        assert waiting.status_code == 503
+        assert waiting.json()["status"] == "waiting", waiting.json()
+        assert "Redis" in waiting.json()["detail"] and "retrying" in waiting.json()["detail"]
+
+        refused = client.post(
+            "/v1/ask", json={"question": "熊猫基地在哪里？"}, headers=bearer(ADMIN)
+        )
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert "waiting for its stores" in refused.json()["detail"]
+
+        redis_server.start()  # same port
+        wait_ready(client, timeout=60)
+        asked = client.post("/v1/ask", json={"question": "熊猫基地在哪里？"}, headers=bearer(ADMIN))
+        assert asked.status_code == 200
+
+
+def test_a_service_waiting_for_redis_shuts_down_at_once(
+    redis_server: RedisServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifespan waits for loading to end: a wait between attempts must not hold it."""
+    monkeypatch.setattr(state_module, "RETRY_FIRST_S", 600.0)
+    settings = keyed_settings(tmp_path / "index", redis_url=redis_server.url)
+    redis_server.stop()
+    app = create_app(settings, demo_loader(HashEmbedder()))
+    with TestClient(app, client=NETWORK_CLIENT) as client:
+        while client.get("/readyz").json()["status"] == "loading":
+            time.sleep(0.05)
+        assert client.get("/readyz").json()["status"] == "waiting"
+        started = time.monotonic()
+    assert time.monotonic() - started < 60  # not the 600 s to the next attempt

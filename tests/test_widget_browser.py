@@ -477,7 +477,7 @@ def test_the_publishable_key_asks_and_reads_citations_on_the_demo_page(
     # The paragraph was opened with the citation's token, and alone: a publishable key
     # gets no neighbours by default.
     opened = [u for u in requested if "/paragraphs/" in u]
-    assert len(opened) == 1 and "token=v1." in opened[0], opened
+    assert len(opened) == 1 and "token=v2." in opened[0], opened
     expect(reader.locator(".context")).to_have_count(0)
 
 

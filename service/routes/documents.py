@@ -25,6 +25,7 @@ from service.citation_tokens import CitationTokens, InvalidCitationToken
 from service.deps import (
     CiteAccess,
     CitedCollection,
+    InCollection,
     JobsDep,
     ManageAccess,
     ManagedCollection,
@@ -180,7 +181,7 @@ def read_paragraph(
     if caller.role is Role.PUBLISHABLE:
         # Checked before the index is read: a refused caller learns nothing, not even
         # whether the file exists.
-        _check_citation(state.citations, token, file, number, target.name)
+        _check_citation(state.citations, token, file, number, target)
         context = min(context, state.settings.citation_context)
     found = target.pipeline.paragraph(file, number, context)
     if found is None:
@@ -263,7 +264,7 @@ def read_raw(
                 "a citation token opens the original with the paragraph it cites: send the "
                 "citation's paragraph as ?paragraph= beside its token",
             )
-        _check_citation(state.citations, token, file, paragraph or 0, target.name)
+        _check_citation(state.citations, token, file, paragraph or 0, target)
     row = target.pipeline.document(file)
     if row is None:
         raise HTTPException(404, f"no document {file!r}")
@@ -289,7 +290,7 @@ def read_raw(
 
 
 def _check_citation(
-    tokens: CitationTokens, token: str | None, file: str, number: int, collection: str
+    tokens: CitationTokens, token: str | None, file: str, number: int, target: InCollection
 ) -> None:
     if not token:
         raise HTTPException(
@@ -298,9 +299,18 @@ def _check_citation(
             "token as ?token=",
         )
     try:
-        tokens.verify(token, file, number, time.time(), collection)
+        grant = tokens.verify(token, file, number, time.time(), target.name)
     except InvalidCitationToken as err:
         raise HTTPException(403, str(err)) from err
+    # The name is the same, but a file deleted and uploaded again under it is another text:
+    # its paragraph N is not what the answer quoted.
+    row = target.pipeline.document(file)
+    if row is not None and not grant.cites(row.content_hash):
+        raise HTTPException(
+            403,
+            f"{file!r} has changed since the answer cited it: the citation token opens the "
+            "version it cited only; ask the question again for fresh citations",
+        )
 
 
 def _paragraph(row: ParagraphRow) -> dict[str, Any]:

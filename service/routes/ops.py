@@ -34,8 +34,11 @@ async def readyz(state: StateDep) -> JSONResponse:
     """The index and the model are loaded and queries can be answered."""
     if state.pipeline is not None:
         return JSONResponse({"status": "ready"})
-    detail = state.error or "loading the index and the model"
-    return JSONResponse({"status": "failed" if state.error else "loading", "detail": detail}, 503)
+    if state.error:
+        return JSONResponse({"status": "failed", "detail": state.error}, 503)
+    if state.waiting:  # a store is away: loading is tried again
+        return JSONResponse({"status": "waiting", "detail": state.waiting}, 503)
+    return JSONResponse({"status": "loading", "detail": "loading the index and the model"}, 503)
 
 
 @router.get(
