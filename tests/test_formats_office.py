@@ -285,6 +285,90 @@ def test_docx_hidden_text_is_left_out(tmp_path: Path) -> None:
     ]
 
 
+def test_docx_table_of_contents_is_left_out(tmp_path: Path) -> None:
+    # A table of contents repeats every heading with a page number ("第一章 总则 ...... 1"):
+    # indexed as text, its lines were cited for a question about 总则 instead of the chapter.
+    # Word marks it three ways: TOC styles (a Chinese Word names style "10" `toc 1`), a
+    # `Table of Contents` content control, and the TOC field around the entries.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.styles.element.append(
+        parse_xml(
+            f'<w:style {_W_NS} w:type="paragraph" w:styleId="10"><w:name w:val="toc 1"/></w:style>'
+        )
+    )
+    body = document.element.body
+
+    def run(text: str) -> str:
+        return f"<w:r><w:t>{text}</w:t></w:r>"
+
+    def field(kind: str, instr: str = "") -> str:
+        code = (
+            f'<w:r><w:instrText xml:space="preserve">{instr}</w:instrText></w:r>' if instr else ""
+        )
+        return f'<w:r><w:fldChar w:fldCharType="{kind}"/></w:r>{code}'
+
+    gallery = (
+        '<w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/><w:docPartUnique/>'
+        "</w:docPartObj></w:sdtPr>"
+    )
+    toc = field("begin", ' TOC \\o "1-3" \\h \\z \\u ')
+    pageref = field("begin", " PAGEREF _Toc1 \\h ")
+    for xml in (
+        f"<w:p {_W_NS}>{run('员工手册')}</w:p>",
+        # 1. paragraphs in a TOC style, no field around them (typed by hand)
+        f'<w:p {_W_NS}><w:pPr><w:pStyle w:val="10"/></w:pPr>{run("第一章 总则 1")}</w:p>',
+        f'<w:p {_W_NS}><w:pPr><w:pStyle w:val="TOC2"/></w:pPr>{run("第一条 目的 1")}</w:p>',
+        # 2. a Table of Contents content control
+        f"<w:sdt {_W_NS}>{gallery}<w:sdtContent>"
+        f"<w:p>{run('目录')}</w:p><w:p>{run('第二章 休假 ......... 3')}</w:p>"
+        "</w:sdtContent></w:sdt>",
+        # 3. a TOC field over plain paragraphs, a PAGEREF field nested in an entry
+        f"<w:p {_W_NS}>{toc}{field('separate')}{run('第三章 考勤 ')}{pageref}"
+        f"{field('separate')}{run('5')}{field('end')}</w:p>",
+        f"<w:p {_W_NS}>{run('第四章 附则 7')}</w:p>",
+        f"<w:p {_W_NS}>{field('end')}</w:p>",
+        f"<w:p {_W_NS}>{run('第一章 总则')}</w:p>",
+        f"<w:p {_W_NS}>{run('为了规范管理，制定本手册。')}</w:p>",
+        # a field of another kind holds body text
+        f"<w:p {_W_NS}>{field('begin', ' DATE ')}{field('separate')}{run('2024年1月1日')}"
+        f"{field('end')}</w:p>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))
+    path = tmp_path / "handbook.docx"
+    document.save(str(path))
+    extraction = extract(path)
+    assert texts(extraction) == [
+        "员工手册",
+        "第一章 总则",
+        "为了规范管理，制定本手册。",
+        "2024年1月1日",
+    ]
+    assert extraction.notes == ("table of contents left out (7 paragraphs)",)
+
+
+def test_docx_a_toc_field_never_ended_does_not_swallow_the_body(tmp_path: Path) -> None:
+    # A damaged file: the TOC field begins and never ends. Following it would leave out
+    # every paragraph after it; the TOC style still marks the entry.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    body = document.element.body
+    for xml in (
+        f'<w:p {_W_NS}><w:pPr><w:pStyle w:val="TOC1"/></w:pPr><w:r><w:fldChar w:fldCharType='
+        '"begin"/></w:r><w:r><w:instrText> TOC \\o </w:instrText></w:r><w:r><w:fldChar '
+        'w:fldCharType="separate"/></w:r><w:r><w:t>第一章 总则 1</w:t></w:r></w:p>',
+        f"<w:p {_W_NS}><w:r><w:t>第一章 总则</w:t></w:r></w:p>",
+    ):
+        body.insert(len(body) - 1, parse_xml(xml))
+    path = tmp_path / "damaged.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["第一章 总则"]
+
+
 def _macro_enabled(data: bytes) -> bytes:
     """The same document as a .docm: macro content type plus a vbaProject part."""
     out = io.BytesIO()

@@ -1,15 +1,16 @@
 """Word .docx (and macro-enabled .docm): paragraphs, headings, lists and tables in body order.
 
 Automatic list and clause numbers are written before their paragraphs (docx_numbering.py).
-Headers, footers, footnotes and comments are not the document's body and are left out. A
-table row is one block written with its column headers (table.py), like a spreadsheet row.
-Text boxes follow the paragraph that anchors them. Images are OCR'd when OCR is on, their
-text placed where the image stands.
+Headers, footers, footnotes, comments and the table of contents are not the document's body
+and are left out. A table row is one block written with its column headers (table.py), like
+a spreadsheet row. Text boxes follow the paragraph that anchors them. Images are OCR'd when
+OCR is on, their text placed where the image stands.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,12 @@ _TBL = f"{_W}tbl"
 _SDT = f"{_W}sdt"
 _SDT_CONTENT = f"{_W}sdtContent"
 _CUSTOM_XML = f"{_W}customXml"
+_FLD_CHAR = f"{_W}fldChar"
+_INSTR_TEXT = f"{_W}instrText"
+# Word's built-in TOC styles are named `toc 1`..`toc 9` whatever the UI language; their ids
+# are `TOC1`.. in English Word and numbers ("10", "21") in Chinese Word.
+_TOC_STYLE_NAME = re.compile(r"toc [1-9]", re.IGNORECASE)
+_TOC_STYLE_ID = re.compile(r"TOC[1-9]", re.IGNORECASE)
 # A run under one of these (between it and its paragraph) is not shown as the paragraph's
 # text; `w:p` is a paragraph of a text box inside it.
 _HIDDEN_RUN_WRAPPERS = frozenset(
@@ -94,7 +101,10 @@ class DocxLoader:
             from docx.table import Table
 
             render = _render(document.part)
+            toc = _Toc(render.toc_styles, document.element.body)
             for item in _body_items(document.element.body):
+                if toc.holds(item):
+                    continue
                 if item.tag == _TBL:
                     table = Table(item, document._body)
                     for row in table_rows(list(_table_cells(table, render))):
@@ -109,7 +119,10 @@ class DocxLoader:
             raise LoadError(path, f"damaged Word file ({type(e).__name__}: {e})") from None
         if not builder.block_count:
             raise NoTextError(path, "no text in the Word document")
-        return builder.build("docx", self.format, sorted(set(images.notes)))
+        notes = sorted(set(images.notes))
+        if toc.left_out:
+            notes.append(f"table of contents left out ({toc.left_out} paragraphs)")
+        return builder.build("docx", self.format, notes)
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ class _Render:
 
     numbering: Numbering
     hidden_styles: frozenset[str]  # styles whose runs are hidden text (w:vanish)
+    toc_styles: frozenset[str]  # paragraph styles of table of contents entries
 
 
 def _render(part: Any) -> _Render:
@@ -130,7 +144,7 @@ def _render(part: Any) -> _Render:
             roots.append(getattr(part.part_related_by(relationship), "element", None))
         except KeyError:
             roots.append(None)
-    return _Render(Numbering(*roots), _hidden_styles(roots[1]))
+    return _Render(Numbering(*roots), _hidden_styles(roots[1]), _toc_styles(roots[1]))
 
 
 def _hidden_styles(styles: Any | None) -> frozenset[str]:
@@ -158,6 +172,76 @@ def _hidden_styles(styles: Any | None) -> frozenset[str]:
         if current is not None and own.get(current):
             hidden.add(key)
     return frozenset(hidden)
+
+
+def _toc_styles(styles: Any | None) -> frozenset[str]:
+    """The ids of the styles named `toc 1`..`toc 9` (English Word's `TOC1`.. are matched too)."""
+    named = set()
+    if styles is not None:
+        for style in styles.iterfind(f"{_W}style"):
+            key = style.get(f"{_W}styleId")
+            name = style.find(f"{_W}name")
+            if key and name is not None and _TOC_STYLE_NAME.fullmatch(name.get(f"{_W}val") or ""):
+                named.add(key)
+    return frozenset(named)
+
+
+class _Toc:
+    """Which body items are a table of contents, counting those left out.
+
+    A table of contents repeats every heading with its page number ("第一章 总则 ...... 1"):
+    read as text, its lines would be cited in place of the chapters they point at. Word
+    marks it by the entries' `toc N` styles, by a `Table of Contents` content control around
+    it, and by the TOC field whose result the entries are (begin … `TOC \\o` … end, spanning
+    paragraphs, with PAGEREF and HYPERLINK fields nested in the entries). Any one marks it.
+    """
+
+    def __init__(self, styles: frozenset[str], body: Any) -> None:
+        self.styles = styles
+        self.fields: list[str] = []  # the codes of the fields open here, innermost last
+        # A field begun and never ended (a damaged file) would swallow the rest of the body.
+        kinds = [node.get(f"{_W}fldCharType") for node in body.iter(_FLD_CHAR)]
+        self.follow_fields = kinds.count("begin") == kinds.count("end")
+        self.left_out = 0
+
+    def holds(self, item: Any) -> bool:
+        in_field = self._in_field(item)
+        if in_field or self._styled(item) or self._in_toc_control(item):
+            self.left_out += item.tag == _P
+            return True
+        return False
+
+    def _in_field(self, item: Any) -> bool:
+        """Whether a TOC field is open at the paragraph's start or opens inside it."""
+        if not self.follow_fields:
+            return False
+        inside = "TOC" in self.fields
+        for node in item.iter(_FLD_CHAR, _INSTR_TEXT):
+            if node.tag == _INSTR_TEXT:
+                # A field's code may be split over runs: its first word names the field.
+                words = (node.text or "").split()
+                if self.fields and not self.fields[-1] and words:
+                    code = words[0].upper()
+                    self.fields[-1] = code
+                    inside = inside or code == "TOC"
+            elif node.get(f"{_W}fldCharType") == "begin":
+                self.fields.append("")
+            elif node.get(f"{_W}fldCharType") == "end" and self.fields:
+                self.fields.pop()
+        return inside
+
+    def _styled(self, item: Any) -> bool:
+        style = item.find(f"{_W}pPr/{_W}pStyle")
+        key = None if style is None else style.get(f"{_W}val")
+        return key is not None and (key in self.styles or bool(_TOC_STYLE_ID.fullmatch(key)))
+
+    @staticmethod
+    def _in_toc_control(item: Any) -> bool:
+        for control in item.iterancestors(_SDT):
+            gallery = control.find(f"{_W}sdtPr/{_W}docPartObj/{_W}docPartGallery")
+            if gallery is not None and gallery.get(f"{_W}val") == "Table of Contents":
+                return True
+        return False
 
 
 def _on(toggle: Any) -> bool:
