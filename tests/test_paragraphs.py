@@ -226,6 +226,48 @@ def test_html_table_extraction_keeps_its_offsets(tmp_path: Path) -> None:
     extract(path)  # checks that every block maps into the text
 
 
+DL_HTML = """\
+<dl>
+<dt>年假</dt><dd>工作满一年的员工每年享有5天带薪休假。</dd>
+<dt>病假</dt>
+<dd>凭医院证明请假。</dd><dd>每年累计不超过30天。</dd>
+<dt>调休<dt>补休<dd>加班后&amp;一个月内安排。
+<dt>无定义的术语
+</dl>
+<dl><dd>没有术语的定义。</dd></dl>
+"""
+
+
+def test_html_definition_list_writes_each_definition_with_its_term() -> None:
+    # A <dd> was a block of its own: "每年累计不超过30天" stood without the 病假 it defines.
+    # Each definition is written with its term, as a table value is with its column.
+    paragraphs = split(DL_HTML, "html")
+    assert summary(paragraphs) == [
+        (1, 2, 2, "年假: 工作满一年的员工每年享有5天带薪休假。"),
+        (2, 4, 4, "病假: 凭医院证明请假。"),
+        (3, 4, 4, "病假: 每年累计不超过30天。"),
+        (4, 5, 5, "调休；补休: 加班后&一个月内安排。"),  # end tags left out, as HTML allows
+        (5, 6, 6, "无定义的术语"),  # a term with nothing after it stays as it is
+        (6, 8, 8, "没有术语的定义。"),
+    ]
+    # The definition maps to itself; the term and `: ` added before it, to where it starts.
+    second = paragraphs[1].text
+    a, b = second.source_span()
+    assert DL_HTML[a:b] == "凭医院证明请假。"
+    assert second.source_span(0, 4) == (a, a)
+    amp = paragraphs[3].text
+    i = amp.text.index("&")
+    assert DL_HTML[slice(*amp.source_span(i, i + 1))] == "&amp;"
+
+
+def test_html_definition_list_extraction_keeps_its_offsets(tmp_path: Path) -> None:
+    from tests.formats_samples import extract
+
+    path = tmp_path / "terms.html"
+    path.write_text(DL_HTML, encoding="utf-8")
+    extract(path)  # checks that every block maps into the text
+
+
 def test_html_entities_map_to_their_whole_reference() -> None:
     second = split(HTML, "html")[1].text
     assert second.text == "第一段\u00a0文字加粗中中"

@@ -1,6 +1,7 @@
 """HTML files: the text between block-level tags, outside scripts, styles and page chrome.
 
-A data table's rows are written with their column names (html_table.py).
+A data table's rows are written with their column names (html_table.py), a definition list's
+definitions with their terms.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 from rag.loaders.base import Block, Extraction, LoadOptions
 from rag.loaders.html_table import Table
 from rag.loaders.lines import LineIndex
+from rag.loaders.table import assemble_row
 from rag.loaders.text import decode_text
 from rag.text.offsets import MappedText
 
@@ -48,7 +51,46 @@ _SKIP_TAGS = frozenset(
         *("form", "svg", "iframe", "object", "canvas", "select", "button"),
     }
 )
+_MAX_TERMS = 8  # terms written before one definition
 _CHARREF = re.compile(r"&(?:#[xX][0-9a-fA-F]+|#[0-9]+|[A-Za-z][-.A-Za-z0-9]*);?")
+
+
+@dataclass
+class _DefinitionList:
+    """A `<dl>` being parsed: each `<dd>` is written with the `<dt>` terms before it.
+
+    A definition alone ("每年累计不超过30天。") cannot be cited with what it defines; it is
+    written `病假: 每年累计不超过30天。`, as a table value is with its column (table.py): the
+    term and `: ` map to the point where the definition starts. End tags may be left out.
+    """
+
+    tables: int  # tables open when it began: the blocks emitted at that depth are its own
+    part: str | None = None  # "dt" or "dd" while inside one
+    terms: list[MappedText] = field(default_factory=list)
+    defined: bool = False  # the terms have had a definition: a `<dt>` now starts a new group
+
+    def start(self, tag: str) -> None:
+        if tag == "dt" and self.defined:
+            self.terms, self.defined = [], False
+        self.part = tag
+        self.defined = self.defined or tag == "dd"
+
+    def take(self, block: MappedText) -> MappedText | None:
+        """The block to write for one cut inside the list (None: a term, kept for later)."""
+        text = block.strip()
+        if self.part == "dt":
+            if text.text:
+                self.terms.append(text)
+            # A group is a term or a few (synonyms); past that, a page of bare terms: the
+            # first are written alone rather than repeated before every definition.
+            return self.terms.pop(0) if len(self.terms) > _MAX_TERMS else None
+        if self.part == "dd" and self.terms and text.text:
+            return assemble_row(["；".join(term.text for term in self.terms), ": ", text])
+        return block
+
+    def undefined(self) -> list[MappedText]:
+        """Terms given no definition: written as they are when the list ends."""
+        return [] if self.defined else self.terms
 
 
 class _BlockParser(HTMLParser):
@@ -62,6 +104,7 @@ class _BlockParser(HTMLParser):
         self.pieces: list[tuple[str, int, int]] = []
         self.blocks: list[MappedText] = []
         self.tables: list[Table] = []  # open tables, innermost last
+        self.lists: list[_DefinitionList] = []  # open <dl>s, innermost last
 
     def _offset(self) -> int:
         line, column = self.getpos()
@@ -73,6 +116,13 @@ class _BlockParser(HTMLParser):
             self.pieces = []
 
     def _emit(self, block: MappedText) -> None:
+        if self._list_here():
+            # Only the innermost list names its definitions: chaining the terms of every
+            # list around it would make a page of nested lists quadratic.
+            taken = self.lists[-1].take(block)
+            if taken is None:
+                return
+            block = taken
         if self.tables:
             self.tables[-1].add(block)
         else:
@@ -85,9 +135,15 @@ class _BlockParser(HTMLParser):
         for block in table.blocks():
             self._emit(block)
 
+    def _end_list(self) -> None:
+        for term in self.lists.pop().undefined():
+            self._emit(term)
+
     def close(self) -> None:
         super().close()
         self._flush()
+        while self.lists:  # a page cut short inside a definition list
+            self._end_list()
         while self.tables:  # a page cut short inside a table
             self._end_table()
 
@@ -108,6 +164,14 @@ class _BlockParser(HTMLParser):
         elif self.tables and tag in ("td", "th"):
             named = dict(attrs)
             self.tables[-1].start_cell(tag == "th", named.get("colspan"), named.get("rowspan"))
+        if tag == "dl":
+            self.lists.append(_DefinitionList(len(self.tables)))
+        elif tag in ("dt", "dd") and self._list_here():
+            self.lists[-1].start(tag)
+
+    def _list_here(self) -> bool:
+        """Whether the innermost open `<dl>` is the innermost container (not a table in it)."""
+        return bool(self.lists) and self.lists[-1].tables == len(self.tables)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # `<svg/>` or `<br/>`: no content to skip, but still a boundary.
@@ -124,6 +188,11 @@ class _BlockParser(HTMLParser):
                 self._end_table()
             elif tag in ("td", "th", "tr"):
                 self.tables[-1].cell = None
+        if self._list_here() and not self._skipping():
+            if tag == "dl":
+                self._end_list()
+            elif tag in ("dt", "dd"):
+                self.lists[-1].part = None
 
     def handle_data(self, data: str) -> None:
         if self._skipping():
