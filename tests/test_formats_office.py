@@ -369,6 +369,38 @@ def test_docx_a_toc_field_never_ended_does_not_swallow_the_body(tmp_path: Path) 
     assert texts(extract(path)) == ["第一章 总则"]
 
 
+def test_docx_hidden_text_in_a_text_box_is_left_out(tmp_path: Path) -> None:
+    # Hidden text was left out of the body but still read inside text boxes: a hidden answer
+    # in a boxed question was indexed and cited as if Word showed it.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.styles.element.append(
+        parse_xml(
+            f'<w:style {_W_NS} w:type="character" w:styleId="Answer"><w:rPr><w:vanish/></w:rPr>'
+            "</w:style>"
+        )
+    )
+    body = document.element.body
+    vml = 'xmlns:v="urn:schemas-microsoft-com:vml"'
+    body.insert(
+        len(body) - 1,
+        parse_xml(
+            f"<w:p {_W_NS} {vml}><w:r><w:t>思考题：</w:t></w:r><w:r><w:pict><v:shape><v:textbox>"
+            "<w:txbxContent><w:p><w:r><w:t>长江全长约多少千米？</w:t></w:r>"
+            "<w:r><w:rPr><w:vanish/></w:rPr><w:t>答案：6300千米</w:t></w:r></w:p>"
+            '<w:p><w:r><w:rPr><w:rStyle w:val="Answer"/></w:rPr><w:t>渤海</w:t></w:r></w:p>'
+            "</w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+        ),
+    )
+    path = tmp_path / "boxed.docx"
+    document.save(str(path))
+    extraction = extract(path)
+    assert texts(extraction) == ["思考题：", "长江全长约多少千米？"]
+    assert "6300" not in extraction.text and "渤海" not in extraction.text
+
+
 def _macro_enabled(data: bytes) -> bytes:
     """The same document as a .docm: macro content type plus a vbaProject part."""
     out = io.BytesIO()

@@ -111,7 +111,7 @@ class DocxLoader:
                         builder.add(row)
                     continue
                 builder.add(_numbered_text(item, render))
-                for text in _text_boxes(item):
+                for text in _text_boxes(item, render.hidden_styles):
                     builder.add(text)
                 for blob in _image_blobs(item, document.part):
                     add_page_lines(builder, images.lines(blob), None)
@@ -345,13 +345,15 @@ def _shows_placeholder(sdt: Any) -> bool:
     return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
 
 
-def _text_boxes(paragraph: Any) -> Iterator[str]:
+def _text_boxes(paragraph: Any, hidden_styles: frozenset[str]) -> Iterator[str]:
+    """The paragraphs of the text boxes anchored in a paragraph, read as body paragraphs are
+    (hidden text, tracked deletions and the like left out)."""
     for box in paragraph.iter(f"{_W}txbxContent"):
         # Word writes each text box twice: as DrawingML and as a VML fallback.
         if any(ancestor.tag == _FALLBACK for ancestor in box.iterancestors()):
             continue
-        for p in box.iter(f"{_W}p"):
-            yield "".join(t.text or "" for t in p.iter(f"{_W}t"))
+        for p in box.iter(_P):
+            yield _paragraph_text(p, hidden_styles)
 
 
 def _image_blobs(paragraph: Any, part: Any) -> Iterator[bytes]:
