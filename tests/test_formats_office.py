@@ -401,6 +401,33 @@ def test_docx_hidden_text_in_a_text_box_is_left_out(tmp_path: Path) -> None:
     assert "6300" not in extraction.text and "渤海" not in extraction.text
 
 
+def test_docx_a_text_box_inside_a_text_box_is_read_once(tmp_path: Path) -> None:
+    # A text box in a text box (a callout in a sidebar) was read twice: with the paragraphs
+    # of the box around it and again as a box of its own, a duplicate passage in the index.
+    import docx
+    from docx.oxml import parse_xml
+
+    def box(xml: str) -> str:
+        return f"<w:r><w:pict><v:shape><v:textbox><w:txbxContent>{xml}</w:txbxContent>" + (
+            "</v:textbox></v:shape></w:pict></w:r>"
+        )
+
+    document = docx.Document()
+    body = document.element.body
+    inner = box("<w:p><w:r><w:t>内框</w:t></w:r></w:p>")
+    body.insert(
+        len(body) - 1,
+        parse_xml(
+            f'<w:p {_W_NS} xmlns:v="urn:schemas-microsoft-com:vml"><w:r><w:t>锚</w:t></w:r>'
+            + box(f"<w:p><w:r><w:t>外框</w:t></w:r>{inner}</w:p>")
+            + "</w:p>"
+        ),
+    )
+    path = tmp_path / "nested-boxes.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["锚", "外框", "内框"]
+
+
 def _macro_enabled(data: bytes) -> bytes:
     """The same document as a .docm: macro content type plus a vbaProject part."""
     out = io.BytesIO()

@@ -36,6 +36,7 @@ _TBL = f"{_W}tbl"
 _SDT = f"{_W}sdt"
 _SDT_CONTENT = f"{_W}sdtContent"
 _CUSTOM_XML = f"{_W}customXml"
+_TXBX = f"{_W}txbxContent"
 _FLD_CHAR = f"{_W}fldChar"
 _INSTR_TEXT = f"{_W}instrText"
 # Word's built-in TOC styles are named `toc 1`..`toc 9` whatever the UI language; their ids
@@ -44,9 +45,7 @@ _TOC_STYLE_NAME = re.compile(r"toc [1-9]", re.IGNORECASE)
 _TOC_STYLE_ID = re.compile(r"TOC[1-9]", re.IGNORECASE)
 # A run under one of these (between it and its paragraph) is not shown as the paragraph's
 # text; `w:p` is a paragraph of a text box inside it.
-_HIDDEN_RUN_WRAPPERS = frozenset(
-    {f"{_W}del", f"{_W}moveFrom", f"{_W}rt", f"{_W}txbxContent", _P, _FALLBACK}
-)
+_HIDDEN_RUN_WRAPPERS = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}rt", _TXBX, _P, _FALLBACK})
 
 
 class _Images:
@@ -348,9 +347,10 @@ def _shows_placeholder(sdt: Any) -> bool:
 def _text_boxes(paragraph: Any, hidden_styles: frozenset[str]) -> Iterator[str]:
     """The paragraphs of the text boxes anchored in a paragraph, read as body paragraphs are
     (hidden text, tracked deletions and the like left out)."""
-    for box in paragraph.iter(f"{_W}txbxContent"):
-        # Word writes each text box twice: as DrawingML and as a VML fallback.
-        if any(ancestor.tag == _FALLBACK for ancestor in box.iterancestors()):
+    for box in paragraph.iter(_TXBX):
+        # Word writes each text box twice: as DrawingML and as a VML fallback. A box inside
+        # another is read with the paragraphs of the outer one (box.iter), in their order.
+        if any(ancestor.tag in (_FALLBACK, _TXBX) for ancestor in box.iterancestors()):
             continue
         for p in box.iter(_P):
             yield _paragraph_text(p, hidden_styles)
