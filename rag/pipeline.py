@@ -454,19 +454,26 @@ class Pipeline:
         # abstained warm-up question never reaches.
         tagged_words(fold_chars(question))
 
-    def standalone(self, question: str, history: Sequence[Turn] = ()) -> str:
-        """`question` rewritten to stand alone after `history`; itself without history."""
-        return self.rewriter.condense(question, history) if history else question
+    def standalone(
+        self, question: str, history: Sequence[Turn] = (), deadline: float | None = None
+    ) -> str:
+        """`question` rewritten to stand alone after `history`; itself without history.
+
+        `deadline`: see `Rewriter`.
+        """
+        return self.rewriter.condense(question, history, deadline) if history else question
 
     def ask(self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
         """Answer `question`; a follow-up (with `history`) is first made to stand alone.
 
         The standalone question is what is searched and answered; the answer keeps the
-        question as asked and shows the rewrite in `standalone_question`.
+        question as asked and shows the rewrite in `standalone_question`. A model's rewrite
+        and a model's answer share `settings.llm_timeout` (see `_retrieve`).
         """
         asked = self._retrieve(question, top_k, history)
         clock = time.perf_counter()
-        return asked.answered(self.composer.compose(asked.standalone, asked.passages), clock)
+        answer = self.composer.compose(asked.standalone, asked.passages, asked.deadline)
+        return asked.answered(answer, clock)
 
     def ask_stream(
         self, question: str, top_k: int | None = None, history: Sequence[Turn] = ()
@@ -479,21 +486,33 @@ class Pipeline:
         asked = self._retrieve(question, top_k, history)
         clock = time.perf_counter()
         if not isinstance(self.composer, StreamingComposer):
-            answer = self.composer.compose(asked.standalone, asked.passages)
+            answer = self.composer.compose(asked.standalone, asked.passages, asked.deadline)
             yield StreamStart(answer.passages, answer.citations)
             yield asked.answered(answer, clock)
             return
         yield StreamStart(tuple(asked.passages))
-        for item in self.composer.stream_compose(asked.standalone, asked.passages):
+        items = self.composer.stream_compose(asked.standalone, asked.passages, asked.deadline)
+        for item in items:
             yield asked.answered(item, clock) if isinstance(item, Answer) else item
 
     def _retrieve(self, question: str, top_k: int | None, history: Sequence[Turn]) -> _Retrieved:
+        """The standalone question and its passages, and when the answer is due.
+
+        `RAG_LLM_TIMEOUT` bounds the whole answer, so a follow-up's model calls share it: the
+        rewrite has until `llm_timeout` from now, and the composer what the rewrite left of
+        it (nothing, after a stalled rewrite: the extractive answer at once). The search in
+        between is not the model's time and does not count.
+        """
         started = time.perf_counter()
-        standalone = self.standalone(question, history)
+        limit = self.settings.llm_timeout
+        asked_at = time.monotonic()
+        standalone = self.standalone(question, history, asked_at + limit)
+        rewrite_s = time.monotonic() - asked_at
         rewritten = time.perf_counter()
         retrieval = self._retriever.search(standalone, top_k or self.settings.top_k)
         timings = _with_rewrite(retrieval.timings_ms, started, rewritten, history)
-        return _Retrieved(question, standalone, retrieval.passages, timings, started)
+        deadline = time.monotonic() + limit - rewrite_s
+        return _Retrieved(question, standalone, retrieval.passages, timings, started, deadline)
 
 
 def _with_rewrite(
@@ -514,6 +533,7 @@ class _Retrieved:
     passages: Sequence[ScoredPassage]
     timings_ms: dict[str, float]  # the rewrite's (if any) and the retrieval's
     started: float  # perf_counter() when the question arrived
+    deadline: float  # monotonic() time by which the composer's model must have answered
 
     def answered(self, answer: Answer, composing: float) -> Answer:
         """`answer` (composed for the standalone question, from `composing` on) as the

@@ -306,7 +306,7 @@ def test_queries_wait_for_loading_and_readyz_says_so(tmp_path: Path) -> None:
 class BrokenComposer:
     """TEST FAKE: a composer that always fails, to see how failures reach clients."""
 
-    def compose(self, question: str, passages: object) -> object:
+    def compose(self, question: str, passages: object, deadline: object = None) -> object:
         raise RuntimeError("composer exploded")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -348,6 +349,15 @@ def test_a_failing_model_gives_the_rules_rewrite(stub: StubLLM, reply: Reply) ->
 
     assert rewritten == "王岐山在会上说了什么？"
     assert stub.requests  # the model was asked, and failed
+
+
+def test_with_the_questions_time_used_up_the_rules_rewrite_at_once(stub: StubLLM) -> None:
+    rewriter = llm_rewriter(stub.url)
+
+    rewritten = rewriter.condense("他在会上说了什么？", DEMO, deadline=time.monotonic())
+
+    assert rewritten == "王岐山在会上说了什么？"
+    assert stub.requests == []
 
 
 def test_an_unreachable_model_gives_the_rules_rewrite() -> None:

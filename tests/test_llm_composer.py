@@ -196,6 +196,25 @@ def test_a_failing_model_gives_the_extractive_answer_with_a_note(
     assert_key_never_shown(answer, caplog)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["invoke", "stream"])
+def test_with_the_questions_time_used_up_the_model_is_not_asked(
+    stub: StubLLM, stream: bool
+) -> None:
+    """A follow-up's stalled rewrite can use up the question's time: the answer is then
+    the extractive one at once, not another `timeout` spent on the model."""
+    llm = composer(stub.url)
+    used_up = time.monotonic()
+
+    if stream:
+        (answer,) = llm.stream_compose(QUESTION, PASSAGES, deadline=used_up)
+    else:
+        answer = llm.compose(QUESTION, PASSAGES, deadline=used_up)
+
+    assert isinstance(answer, Answer) and answer.composer == "extractive"
+    assert answer.note == f"LLM unavailable (timeout after {TIMEOUT:g} s); extractive answer"
+    assert stub.requests == []
+
+
 def test_a_refused_connection_falls_back_at_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     llm = composer(f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there

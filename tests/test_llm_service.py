@@ -213,6 +213,29 @@ def test_a_failing_model_gets_the_extractive_answer_on_every_endpoint(
         assert KEY not in text
 
 
+@pytest.mark.parametrize("path", ["/v1/ask", "/v1/ask/stream"])
+def test_a_follow_up_to_a_stalled_model_waits_one_timeout_not_two(
+    stub: StubLLM, client: httpx.Client, path: str
+) -> None:
+    """The rewrite and the answer share `RAG_LLM_TIMEOUT`: each had its own, so a follow-up
+    to a stalled model waited twice it (60 s by default) although the timeout is documented
+    as bounding the whole answer."""
+    stub.reply = Reply(delay=10)  # stalls past both timeouts: only the deadline ends a wait
+    history = [{"question": "质检总局局长是谁？", "answer": "支树平。"}]
+    follow_up = {"question": "他出席了什么会议？", "history": history}
+
+    started = time.monotonic()
+    response = client.post(path, json=follow_up)
+    elapsed = time.monotonic() - started
+
+    body = response.json() if path == "/v1/ask" else json.loads(sse_events(response.text)[-1][1])
+    assert body["composer"] == "extractive"
+    assert body["note"] == f"LLM unavailable (timeout after {TIMEOUT:g} s); extractive answer"
+    assert body["standalone_question"] != follow_up["question"]  # the rules' rewrite
+    # One timeout and the extractive answer; two timeouts would be at least 2 * TIMEOUT.
+    assert elapsed < 1.5 * TIMEOUT
+
+
 def test_a_stream_broken_midway_ends_with_the_extractive_answer(
     stub: StubLLM, client: httpx.Client
 ) -> None:

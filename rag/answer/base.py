@@ -13,9 +13,16 @@ ABSTAIN_TEXT = "文档中没有找到这个问题的答案。"
 
 
 class Composer(Protocol):
-    """Turns a question and its retrieved passages into an answer; swappable (e.g. an LLM)."""
+    """Turns a question and its retrieved passages into an answer; swappable (e.g. an LLM).
 
-    def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer: ...
+    `deadline` (a `time.monotonic()` time, or None) is when a composer that waits on a model
+    must have its answer: the question's model calls share one time limit. A composer that
+    waits on nothing ignores it.
+    """
+
+    def compose(
+        self, question: str, passages: Sequence[ScoredPassage], deadline: float | None = None
+    ) -> Answer: ...
 
 
 @runtime_checkable
@@ -28,7 +35,7 @@ class StreamingComposer(Composer, Protocol):
     """
 
     def stream_compose(
-        self, question: str, passages: Sequence[ScoredPassage]
+        self, question: str, passages: Sequence[ScoredPassage], deadline: float | None = None
     ) -> Iterator[str | Answer]: ...
 
 

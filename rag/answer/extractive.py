@@ -190,7 +190,12 @@ class ExtractiveComposer:
                 weights[SPEECH_SLOT] = slot_weight
         return weights
 
-    def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer:
+    def compose(
+        self,
+        question: str,
+        passages: Sequence[ScoredPassage],
+        deadline: float | None = None,  # ignored: nothing to wait on
+    ) -> Answer:
         abstain = Answer(question, ABSTAIN_TEXT, True, (), tuple(passages))
         best = passages[0].score if passages else 0.0
         if not passages or not confident(self.config, best, 1.0):  # not even with full support

@@ -12,7 +12,11 @@ class Rewriter(Protocol):
     """Makes a follow-up question stand alone, for retrieval and the composer.
 
     Without history, and for a question that already stands alone, the question itself is
-    returned unchanged: single questions are searched exactly as before.
+    returned unchanged: single questions are searched exactly as before. `deadline` (a
+    `time.monotonic()` time, or None): when a rewriter that waits on a model must be done,
+    the question's time limit for its model calls; a rewriter that waits on nothing ignores it.
     """
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str: ...
+    def condense(
+        self, question: str, history: Sequence[Turn], deadline: float | None = None
+    ) -> str: ...

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rag.answer.llm.citations import without_thinking
 from rag.answer.llm.client import LLMConfig, make_chat_model
 from rag.answer.llm.composer import failure_reason
-from rag.answer.llm.deadline import within_deadline
+from rag.answer.llm.deadline import seconds_left, within_deadline
 from rag.answer.llm.prompt import neutralise
 from rag.conversation.base import Rewriter
 from rag.settings import Settings
@@ -71,8 +71,9 @@ class RewriteRejected(Exception):
 class LLMRewriter:
     """Has a chat model condense the conversation into a standalone question.
 
-    Without history no model is asked. Any failure (connection, HTTP error, timeout, an
-    empty or runaway reply) gives the `fallback` rewriter's question instead.
+    Without history no model is asked. Any failure (connection, HTTP error, `timeout` or the
+    question's `deadline` passing, an empty or runaway reply) gives the `fallback` rewriter's
+    question instead.
     """
 
     def __init__(self, model: BaseChatModel, fallback: Rewriter, timeout: float) -> None:
@@ -80,12 +81,15 @@ class LLMRewriter:
         self.fallback = fallback
         self.timeout = timeout
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
+    def condense(
+        self, question: str, history: Sequence[Turn], deadline: float | None = None
+    ) -> str:
         if not history:
             return question
         messages = build_messages(question, history)
+        seconds = seconds_left(self.timeout, deadline)
         try:
-            (reply,) = within_deadline(lambda: [self.model.invoke(messages)], self.timeout)
+            (reply,) = within_deadline(lambda: [self.model.invoke(messages)], seconds)
             return self._checked(question, history, reply.text)
         except Exception as err:  # any failure: the deterministic rewrite
             log.warning(

@@ -237,8 +237,13 @@ class RuleRewriter:
     def __init__(self, config: RuleConfig | None = None) -> None:
         self.config = config or RuleConfig()
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """`question` made to stand alone; itself, unchanged, when it already does."""
+    def condense(
+        self, question: str, history: Sequence[Turn], deadline: float | None = None
+    ) -> str:
+        """`question` made to stand alone; itself, unchanged, when it already does.
+
+        `deadline` is ignored: the rules wait on nothing.
+        """
         turns = list(history)[-self.config.turns :]
         if not turns:
             return question

@@ -12,7 +12,7 @@ from rag.answer.base import ABSTAIN_TEXT, Composer
 from rag.answer.cite import cite
 from rag.answer.llm.citations import check_citations, quote_span, says_not_found, without_thinking
 from rag.answer.llm.client import LLMConfig, make_chat_model
-from rag.answer.llm.deadline import DeadlineExceeded, within_deadline
+from rag.answer.llm.deadline import DeadlineExceeded, seconds_left, within_deadline
 from rag.answer.llm.prompt import PROMPT_VERSION, build_messages
 from rag.settings import Settings
 from rag.text.script import detect_script, to_script
@@ -33,7 +33,8 @@ class LLMComposer:
     citing it (`quote_span`), with exact file offsets.
 
     Whatever goes wrong with the model (refused connection, HTTP error, rate limit, the
-    `timeout` for the whole answer) gives the `fallback` composer's answer instead, with a
+    `timeout` for the whole answer, or less when the question's `deadline` comes first)
+    gives the `fallback` composer's answer instead, with a
     `note` saying why. The API key in `secrets` never reaches a log line or a note.
     """
 
@@ -49,18 +50,21 @@ class LLMComposer:
         self.timeout = timeout
         self._secrets = [s for s in secrets if s]
 
-    def compose(self, question: str, passages: Sequence[ScoredPassage]) -> Answer:
+    def compose(
+        self, question: str, passages: Sequence[ScoredPassage], deadline: float | None = None
+    ) -> Answer:
         if not passages:
             return self._nothing_to_cite(question)
         messages = build_messages(question, passages)
+        seconds = seconds_left(self.timeout, deadline)
         try:
-            (reply,) = within_deadline(lambda: [self.model.invoke(messages)], self.timeout)
+            (reply,) = within_deadline(lambda: [self.model.invoke(messages)], seconds)
         except Exception as err:  # any failure of the model call: see failure_reason
             return self._fall_back(question, passages, err)
         return self._checked(question, passages, reply.text)
 
     def stream_compose(
-        self, question: str, passages: Sequence[ScoredPassage]
+        self, question: str, passages: Sequence[ScoredPassage], deadline: float | None = None
     ) -> Iterator[str | Answer]:
         """The model's tokens as they arrive, then the checked answer (see `Composer`)."""
         if not passages:
@@ -68,7 +72,8 @@ class LLMComposer:
             return
         messages = build_messages(question, passages)
         parts: list[str] = []
-        chunks = within_deadline(lambda: self.model.stream(messages), self.timeout)
+        seconds = seconds_left(self.timeout, deadline)
+        chunks = within_deadline(lambda: self.model.stream(messages), seconds)
         try:
             with closing(chunks):
                 for chunk in chunks:

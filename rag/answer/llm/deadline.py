@@ -17,6 +17,14 @@ class DeadlineExceeded(TimeoutError):
         self.seconds = seconds
 
 
+def seconds_left(timeout: float, deadline: float | None) -> float:
+    """What a model call may take: `timeout`, or less when `deadline` (a `time.monotonic()`
+    time shared by one question's calls) comes first; 0 or less once it has passed."""
+    if deadline is None:
+        return timeout
+    return min(timeout, deadline - time.monotonic())
+
+
 def within_deadline(produce: Callable[[], Iterable[T]], seconds: float) -> Generator[T, None, None]:
     """The items of `produce()` as they come, until `seconds` have passed in all.
 
@@ -24,12 +32,15 @@ def within_deadline(produce: Callable[[], Iterable[T]], seconds: float) -> Gener
     token every few seconds never trips it. So `produce` runs in a worker thread and the
     caller waits on a queue with the time left; past the deadline it raises
     `DeadlineExceeded` at once. The worker is told to stop and closes its iterator after its
-    next item; a read blocked in the client ends at the client's own timeout.
+    next item; a read blocked in the client ends at the client's own timeout. With no time
+    at all (`seconds` <= 0) `produce` is not called: nobody would wait for its answer.
 
     Raises:
         DeadlineExceeded: the items did not all arrive in time.
         Exception: whatever `produce` raised, in the caller's thread.
     """
+    if seconds <= 0:
+        raise DeadlineExceeded(0)
     items: queue.SimpleQueue[tuple[bool, T | BaseException | None]] = queue.SimpleQueue()
     stop = threading.Event()
     done = (True, None)
