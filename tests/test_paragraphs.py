@@ -218,14 +218,6 @@ def test_html_table_rows_name_each_value_by_its_column() -> None:
     assert TABLE_HTML[slice(*amp.source_span(i, i + 1))] == "&amp;"
 
 
-def test_html_table_extraction_keeps_its_offsets(tmp_path: Path) -> None:
-    from tests.formats_samples import extract
-
-    path = tmp_path / "table.html"
-    path.write_text(TABLE_HTML, encoding="utf-8")
-    extract(path)  # checks that every block maps into the text
-
-
 DL_HTML = """\
 <dl>
 <dt>年假</dt><dd>工作满一年的员工每年享有5天带薪休假。</dd>
@@ -260,11 +252,14 @@ def test_html_definition_list_writes_each_definition_with_its_term() -> None:
     assert DL_HTML[slice(*amp.source_span(i, i + 1))] == "&amp;"
 
 
-def test_html_definition_list_extraction_keeps_its_offsets(tmp_path: Path) -> None:
+@pytest.mark.parametrize("html", [TABLE_HTML, DL_HTML], ids=["table", "definition-list"])
+def test_html_extraction_of_rows_and_definitions_keeps_its_offsets(
+    tmp_path: Path, html: str
+) -> None:
     from tests.formats_samples import extract
 
-    path = tmp_path / "terms.html"
-    path.write_text(DL_HTML, encoding="utf-8")
+    path = tmp_path / "page.html"
+    path.write_text(html, encoding="utf-8")
     extract(path)  # checks that every block maps into the text
 
 
