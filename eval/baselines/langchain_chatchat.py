@@ -34,10 +34,10 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from embeddings.base import Embedder
 from embeddings.langchain import LangChainEmbeddings
-from rag.ingest.chunk import LineIndex
 from rag.ingest.document import read_paragraphs
 from rag.ingest.paragraphs import RawParagraph
 from rag.loaders.base import LoadError
+from rag.loaders.lines import LineIndex
 from rag.loaders.walk import iter_files
 from rag.pipeline import Skipped, file_key
 from rag.types import SourceText

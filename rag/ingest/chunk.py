@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from rag.loaders.lines import LineIndex
 from rag.text.sentences import CLAUSE_END, SENTENCE_END, split_sentences
 from rag.types import Chunk, Document, Paragraph, Source
 
@@ -72,22 +71,6 @@ def split_at_pages(paragraph: Paragraph, spans: list[tuple[int, int]]) -> list[t
                 a = cut
         out.append((a, b))
     return out
-
-
-class LineIndex:
-    """Turns character offsets of a source text into 1-based line numbers."""
-
-    def __init__(self, text: str) -> None:
-        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def line_of(self, offset: int) -> int:
-        return bisect_right(self._starts, offset)
-
-    def breaks(self, start: int, end: int) -> tuple[int, ...]:
-        """Offsets where the lines after the one holding `start` begin, before `end`."""
-        return tuple(
-            self._starts[bisect_right(self._starts, start) : bisect_left(self._starts, end)]
-        )
 
 
 def paragraph_chunks(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from rag.text.offsets import MappedText
 
@@ -27,6 +27,11 @@ class LineIndex:
     def line_of(self, offset: int) -> int:
         """1-based line number holding `offset`."""
         return bisect_right(self.starts, offset)
+
+    def breaks(self, start: int, end: int) -> tuple[int, ...]:
+        """Offsets where the lines after the one holding `start` begin, before `end`."""
+        first, stop = bisect_right(self.starts, start), bisect_left(self.starts, end)
+        return tuple(self.starts[first:stop])
 
     def span(self, first: int, last: int) -> MappedText:
         """Lines `first` to `last` (0-based, inclusive) without the final newline."""
