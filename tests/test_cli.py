@@ -84,12 +84,14 @@ def test_ask_prints_the_answer_and_its_citations(index: Path) -> None:
     assert result.stdout.splitlines()[0] == "支树平"
 
 
+# Notepad saves UTF-8 with a byte order mark: line 1 was refused as "not JSON".
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
 def test_ask_with_a_history_file_answers_the_standalone_question(
-    index: Path, tmp_path: Path
+    index: Path, tmp_path: Path, encoding: str
 ) -> None:
     history = tmp_path / "history.jsonl"
     turn = {"question": "质检总局局长是谁？", "answer": "质检总局局长支树平出席会议并讲话。"}
-    history.write_text(json.dumps(turn, ensure_ascii=False) + "\n", encoding="utf-8")
+    history.write_text(json.dumps(turn, ensure_ascii=False) + "\n", encoding=encoding)
 
     result = runner.invoke(
         app,
@@ -386,21 +388,6 @@ def test_serve_names_its_index_folder_as_it_is(
     assert result.exit_code == 0, result.output
     assert len(served) == 1
     assert f"serving {folder} at" in " ".join(result.output.split())
-
-
-def test_a_history_file_saved_with_a_byte_order_mark_is_read(index: Path, tmp_path: Path) -> None:
-    # Notepad saves UTF-8 with a BOM: line 1 was refused as "not JSON".
-    history = tmp_path / "history.jsonl"
-    turn = {"question": "质检总局局长是谁？", "answer": "质检总局局长支树平出席会议并讲话。"}
-    history.write_text(json.dumps(turn, ensure_ascii=False) + "\n", encoding="utf-8-sig")
-
-    result = runner.invoke(
-        app,
-        ["ask", "他出席了什么会议？", "--index", str(index), "--json", "--history", str(history)],
-    )
-
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["standalone_question"] == "支树平出席了什么会议？"
 
 
 def test_ingest_shows_file_names_as_they_are_on_a_terminal(
