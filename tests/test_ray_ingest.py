@@ -293,6 +293,11 @@ def test_two_nodes_finish_an_interrupted_ingest_into_the_index_a_local_ingest_bu
             _assert_same_index(pipeline, local_pipeline)
             again = ingest_on_ray(pipeline, [corpus], E5)
             _assert_same_index(pipeline, local_pipeline)
+            # `--reread` reads every file again (new document and passage ids, as locally)
+            # into the index a local re-read makes.
+            reread = ingest_on_ray(pipeline, [corpus], E5, reread=True)
+            local_reread = local_pipeline.ingest([corpus], reread=True)
+            _assert_same_index(pipeline, local_pipeline)
     finally:
         disconnect()
     report = result.report
@@ -310,6 +315,9 @@ def test_two_nodes_finish_an_interrupted_ingest_into_the_index_a_local_ingest_bu
         0,
         0,
     )
+    assert (reread.report.files, reread.report.unchanged) == (local_report.files, 0)
+    assert reread.report.new_passages == local_reread.new_passages > 0
+    assert reread.report.skipped == local_report.skipped
 
 
 @pytest.mark.slow
