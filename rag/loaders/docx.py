@@ -1,10 +1,17 @@
 """Word .docx (and macro-enabled .docm): paragraphs, headings, lists and tables in body order.
 
 Automatic list and clause numbers are written before their paragraphs (docx_numbering.py).
-Headers, footers, footnotes, comments and the table of contents are not the document's body
-and are left out. A table row is one block written with its column headers (table.py), like
-a spreadsheet row. Text boxes follow the paragraph that anchors them. Images are OCR'd when
-OCR is on, their text placed where the image stands.
+A table row is one block written with its column headers (table.py), like a spreadsheet
+row. Text boxes follow the paragraph that anchors them. Images are OCR'd when OCR is on,
+their text placed where the image stands.
+
+Footnotes and endnotes (sources, definitions, explanations) follow the body, each written
+after the number Word shows for it, `注1：…` (docx_notes.py). After the body, not after the
+paragraph citing them: the body reads on as it did (a clause is not cut off from the next by
+its source) and every body offset stays what it was. The mark in the body stays unwritten: a
+superscript "1" written inline would run into the text's own numbers ("6300千米1").
+Headers and footers (page furniture), comments (about the text, not in it) and the table of
+contents are left out.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 
 from rag.loaders.archive import open_package, repackaged
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
+from rag.loaders.docx_notes import Note, referenced_notes
 from rag.loaders.docx_numbering import Numbering
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
@@ -114,6 +122,9 @@ class DocxLoader:
                     builder.add(text)
                 for blob in _image_blobs(item, document.part):
                     add_page_lines(builder, images.lines(blob), None)
+            for note in referenced_notes(document.part, document.element.body):
+                for text in _note_texts(note, render, document._body):
+                    builder.add(text)
         except Exception as e:
             raise LoadError(path, f"damaged Word file ({type(e).__name__}: {e})") from None
         if not builder.block_count:
@@ -354,6 +365,26 @@ def _text_boxes(paragraph: Any, hidden_styles: frozenset[str]) -> Iterator[str]:
             continue
         for p in box.iter(_P):
             yield _paragraph_text(p, hidden_styles)
+
+
+def _note_texts(note: Note, render: _Render, parent: Any) -> Iterator[str]:
+    """A note's paragraphs and table rows, the first written after its number: `注1：…`.
+
+    Word shows the number where the note's `w:footnoteRef` stands, in the note's text;
+    "注" says what the paragraph is, read away from the foot of its page.
+    """
+    from docx.table import Table
+
+    label = f"注{note.mark}：" if note.mark else ""  # a custom mark is typed in the note
+    for item in _body_items(note.element):
+        if item.tag == _TBL:
+            texts = table_rows(list(_table_cells(Table(item, parent), render)))
+        else:
+            texts = [_paragraph_text(item, render.hidden_styles)]
+        for text in texts:
+            if label and text.strip():
+                text, label = label + text.lstrip(), ""
+            yield text
 
 
 def _image_blobs(paragraph: Any, part: Any) -> Iterator[bytes]:
