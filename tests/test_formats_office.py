@@ -428,6 +428,62 @@ def test_docx_a_text_box_inside_a_text_box_is_read_once(tmp_path: Path) -> None:
     assert texts(extract(path)) == ["锚", "外框", "内框"]
 
 
+def test_docx_automatic_numbers_in_a_text_box_are_written(tmp_path: Path) -> None:
+    # A boxed procedure ("办理流程" in a side box) numbered by Word lost its numbers: body
+    # paragraphs were numbered, a text box's were read bare ("提交申请" for "第一步 提交申请").
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    for child in list(numbering):
+        numbering.remove(child)
+    for key, level in enumerate(
+        [
+            _level(0, "chineseCounting", "第%1步", '<w:suff w:val="space"/>'),
+            _level(0, "decimal", "%1."),
+        ]
+    ):
+        numbering.append(
+            parse_xml(f'<w:abstractNum {_W_NS} w:abstractNumId="{key}">{level}</w:abstractNum>')
+        )
+        numbering.append(
+            parse_xml(
+                f'<w:num {_W_NS} w:numId="{key + 1}"><w:abstractNumId w:val="{key}"/></w:num>'
+            )
+        )
+
+    def numbered(text: str, num_id: int) -> str:
+        return (
+            f'<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="{num_id}"/></w:numPr>'
+            f"</w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"
+        )
+
+    body = document.element.body
+    body.insert(
+        len(body) - 1,
+        parse_xml(
+            f'<w:p {_W_NS} xmlns:v="urn:schemas-microsoft-com:vml"><w:pPr><w:numPr><w:ilvl '
+            'w:val="0"/><w:numId w:val="2"/></w:numPr></w:pPr><w:r><w:t>办理流程</w:t></w:r>'
+            "<w:r><w:pict><v:shape><v:textbox><w:txbxContent>"
+            f"{numbered('提交申请', 1)}{numbered('窗口受理', 1)}{numbered('备注', 2)}"
+            "</w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+        ),
+    )
+    body.insert(
+        len(body) - 1, parse_xml(numbered("办理时限", 2).replace("<w:p>", f"<w:p {_W_NS}>"))
+    )
+    path = tmp_path / "boxed-steps.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == [
+        "1. 办理流程",
+        "第一步 提交申请",
+        "第二步 窗口受理",
+        "2. 备注",  # the body's list counted on in the box, in reading order
+        "3. 办理时限",
+    ]
+
+
 def _macro_enabled(data: bytes) -> bytes:
     """The same document as a .docm: macro content type plus a vbaProject part."""
     out = io.BytesIO()

@@ -118,7 +118,7 @@ class DocxLoader:
                         builder.add(row)
                     continue
                 builder.add(_numbered_text(item, render))
-                for text in _text_boxes(item, render.hidden_styles):
+                for text in _text_boxes(item, render):
                     builder.add(text)
                 for blob in _image_blobs(item, document.part):
                     add_page_lines(builder, images.lines(blob), None)
@@ -355,16 +355,20 @@ def _shows_placeholder(sdt: Any) -> bool:
     return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
 
 
-def _text_boxes(paragraph: Any, hidden_styles: frozenset[str]) -> Iterator[str]:
+def _text_boxes(paragraph: Any, render: _Render) -> Iterator[str]:
     """The paragraphs of the text boxes anchored in a paragraph, read as body paragraphs are
-    (hidden text, tracked deletions and the like left out)."""
+    (automatic numbers written; hidden text, tracked deletions and the like left out).
+
+    Their numbers are counted with the body's, in the order the blocks are written: a list
+    in a box is mostly its own (its own numbering instance), counted from its start.
+    """
     for box in paragraph.iter(_TXBX):
         # Word writes each text box twice: as DrawingML and as a VML fallback. A box inside
         # another is read with the paragraphs of the outer one (box.iter), in their order.
         if any(ancestor.tag in (_FALLBACK, _TXBX) for ancestor in box.iterancestors()):
             continue
         for p in box.iter(_P):
-            yield _paragraph_text(p, hidden_styles)
+            yield _numbered_text(p, render)
 
 
 def _note_texts(note: Note, render: _Render, parent: Any) -> Iterator[str]:
