@@ -110,12 +110,14 @@ class DocxLoader:
             render = _render(document.part)
             toc = _Toc(render.toc_styles, document.element.body)
             for item in _body_items(document.element.body):
-                if toc.holds(item):
-                    continue
                 if item.tag == _TBL:
+                    # A contents page framed in a table: its cells' paragraphs are judged
+                    # one by one, as the body's are.
                     table = Table(item, document._body)
-                    for row in table_rows(list(_table_cells(table, render))):
+                    for row in table_rows(list(_table_cells(table, render, toc))):
                         builder.add(row)
+                    continue
+                if toc.holds(item):
                     continue
                 builder.add(_numbered_text(item, render))
                 for text in _text_boxes(item, render):
@@ -197,7 +199,7 @@ def _toc_styles(styles: Any | None) -> frozenset[str]:
 
 
 class _Toc:
-    """Which body items are a table of contents, counting those left out.
+    """Which paragraphs, of the body or of a table cell, are a table of contents, counting them.
 
     A table of contents repeats every heading with its page number ("第一章 总则 ...... 1"):
     read as text, its lines would be cited in place of the chapters they point at. Word
@@ -213,13 +215,18 @@ class _Toc:
         kinds = [node.get(f"{_W}fldCharType") for node in body.iter(_FLD_CHAR)]
         self.follow_fields = kinds.count("begin") == kinds.count("end")
         self.left_out = 0
+        # A cell merged down rows comes back once per row: its paragraphs are answered as
+        # the first time (their fields followed, their count taken, once).
+        self._answers: dict[Any, bool] = {}
 
-    def holds(self, item: Any) -> bool:
-        in_field = self._in_field(item)
-        if in_field or self._styled(item) or self._in_toc_control(item):
-            self.left_out += item.tag == _P
-            return True
-        return False
+    def holds(self, paragraph: Any) -> bool:
+        if paragraph in self._answers:
+            return self._answers[paragraph]
+        in_field = self._in_field(paragraph)
+        held = in_field or self._styled(paragraph) or self._in_toc_control(paragraph)
+        self.left_out += held
+        self._answers[paragraph] = held
+        return held
 
     def _in_field(self, item: Any) -> bool:
         """Whether a TOC field is open at the paragraph's start or opens inside it."""
@@ -259,7 +266,9 @@ def _on(toggle: Any) -> bool:
     return toggle.get(f"{_W}val") not in ("0", "false", "off")
 
 
-def _table_cells(table: Any, render: _Render) -> Iterator[list[str | None]]:
+def _table_cells(
+    table: Any, render: _Render, toc: _Toc | None = None
+) -> Iterator[list[str | None]]:
     for row in table.rows:
         cells: list[str | None] = []
         seen: set[int] = set()
@@ -267,22 +276,24 @@ def _table_cells(table: Any, render: _Render) -> Iterator[list[str | None]]:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            cells.append(None if key in seen else _cell_text(cell._tc, table, render))
+            cells.append(None if key in seen else _cell_text(cell._tc, table, render, toc))
             seen.add(key)
         yield cells
 
 
-def _cell_text(cell: Any, table: Any, render: _Render) -> str:
+def _cell_text(cell: Any, table: Any, render: _Render, toc: _Toc | None) -> str:
     """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
-    form laid out as tables inside a table keeps the text of the inner ones."""
+    form laid out as tables inside a table keeps the text of the inner ones. Paragraphs of
+    a table of contents are left out, as in the body."""
     from docx.table import Table
 
     lines = []
     for item in _body_items(cell):
         if item.tag == _P:
-            lines.append(_numbered_text(item, render))
+            if toc is None or not toc.holds(item):
+                lines.append(_numbered_text(item, render))
         else:
-            for row in _table_cells(Table(item, table), render):
+            for row in _table_cells(Table(item, table), render, toc):
                 lines.append("；".join(text for text in row if text))
     return "\n".join(lines).strip()
 
