@@ -122,6 +122,17 @@ def test_markdown_heading_and_table_row_with_long_blank_runs_are_read_in_linear_
     assert [p.text.text for p in split(empty_cell, "markdown")] == ["名称: 甲；备注: 注"]
 
 
+def test_markdown_line_break_in_a_cell_is_a_space_in_the_value() -> None:
+    # Exported documents write a line break in a table cell as `<br>`: it was read as the
+    # characters "<br>" in the value ("市政务中心<br>二楼A区").
+    text = "| 事项 | 办理地点 |\n|---|---|\n| 户籍迁入 | 市政务中心<br>二楼A区<BR/> |\n"
+    paragraphs = split(text, "markdown")
+    assert summary(paragraphs) == [(1, 3, 3, "事项: 户籍迁入；办理地点: 市政务中心 二楼A区")]
+    row = paragraphs[0].text
+    space = row.text.index("中心 ") + 2
+    assert text[slice(*row.source_span(space, space + 1))] == "<br>"
+
+
 def test_markdown_table_rows_name_each_value_by_its_column() -> None:
     # Each row was its cells joined by tabs, the header row a block of its own: "1" stood
     # apart from 数量, so it could not be cited with what it means.
