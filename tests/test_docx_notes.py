@@ -17,6 +17,17 @@ _SEPARATORS = (
 )
 
 
+_NOTE_TABLE = (
+    "<w:tbl><w:tblGrid><w:gridCol/><w:gridCol/></w:tblGrid>"
+    + "".join(
+        f"<w:tr><w:tc><w:p><w:r><w:t>{a}</w:t></w:r></w:p></w:tc>"
+        f"<w:tc><w:p><w:r><w:t>{b}</w:t></w:r></w:p></w:tc></w:tr>"
+        for a, b in (("行业", "标准"), ("工业", "1000人以下"))
+    )
+    + "</w:tbl>"
+)
+
+
 def _run(text: str) -> str:
     return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
 
@@ -101,7 +112,9 @@ def test_docx_footnotes_and_endnotes_follow_the_body_numbered_as_word_shows_them
         "footnote",
         _note("footnote", 1, " 指依法设立的企业。", "具体标准另行规定。")
         + _note("footnote", 2, " 《中华人民共和国中小企业促进法》。")
-        + _note("footnote", 3, " 从业人员。")
+        + _note("footnote", 3, " 从业人员。").replace(
+            "</w:footnote>", f"{_NOTE_TABLE}</w:footnote>"
+        )
         + _note("footnote", 4, " 已删除的注释。")
         + _note("footnote", 5, " 未被引用的注释。"),
     )
@@ -118,6 +131,7 @@ def test_docx_footnotes_and_endnotes_follow_the_body_numbered_as_word_shows_them
         "注2：指依法设立的企业。",
         "具体标准另行规定。",  # a note's second paragraph
         "注3：从业人员。",
+        "行业: 工业；标准: 1000人以下",  # a table in a note: its rows, as in the body
         "注i：2017年修订。",  # Word numbers endnotes i, ii, iii unless told
     ]
     assert "删除" not in extraction.text and "未被引用" not in extraction.text
