@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -349,6 +350,73 @@ def test_docx_table_of_contents_is_left_out(tmp_path: Path) -> None:
     assert extraction.notes == ("table of contents left out (7 paragraphs)",)
 
 
+def test_docx_table_of_contents_inside_a_table_cell_is_left_out(tmp_path: Path) -> None:
+    # Report templates frame the contents page in a table. Inside a cell, TOC-styled entries
+    # and a Table of Contents control were read as text (cited in place of the chapters),
+    # while a TOC field in one cell dropped the whole table, the body text of its other
+    # cells with it. A cell's paragraphs are now judged one by one, as the body's are.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.styles.element.append(
+        parse_xml(
+            f'<w:style {_W_NS} w:type="paragraph" w:styleId="10"><w:name w:val="toc 1"/></w:style>'
+        )
+    )
+    document.add_paragraph("员工手册")
+
+    def paragraph(xml: str, style: str = "") -> Any:
+        props = f'<w:pPr><w:pStyle w:val="{style}"/></w:pPr>' if style else ""
+        return parse_xml(f"<w:p {_W_NS}>{props}{xml}</w:p>")
+
+    def run(text: str) -> str:
+        return f"<w:r><w:t>{text}</w:t></w:r>"
+
+    def field(kind: str, instr: str = "") -> str:
+        code = f"<w:r><w:instrText>{instr}</w:instrText></w:r>" if instr else ""
+        return f'<w:r><w:fldChar w:fldCharType="{kind}"/></w:r>{code}'
+
+    def fill(cell: Any, *items: Any) -> None:
+        tc = cell._tc
+        tc.remove(tc.p_lst[0])
+        for item in items:
+            tc.append(item)
+
+    gallery = (
+        '<w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/></w:docPartObj>'
+        "</w:sdtPr>"
+    )
+    styled = document.add_table(rows=3, cols=1)
+    fill(
+        styled.cell(0, 0),
+        paragraph(run("第一章 总则 1"), "10"),
+        paragraph(run("第二章 休假 3"), "TOC2"),
+    )
+    fill(
+        styled.cell(1, 0),
+        parse_xml(
+            f"<w:sdt {_W_NS}>{gallery}<w:sdtContent><w:p>{run('目录')}</w:p>"
+            f"<w:p>{run('第三章 考勤 ...... 5')}</w:p></w:sdtContent></w:sdt>"
+        ),
+    )
+    styled.cell(2, 0).text = "第一章 总则"
+    # The contents merged down the left column: the cell comes back once per row.
+    fielded = document.add_table(rows=2, cols=2)
+    fill(
+        fielded.cell(0, 0).merge(fielded.cell(1, 0)),
+        paragraph(field("begin", ' TOC \\o "1-3" ') + field("separate") + run("第四章 附则 7")),
+        paragraph(field("end")),
+    )
+    fielded.cell(0, 1).text = "正文"
+    fielded.cell(1, 1).text = "为了规范管理，制定本手册。"
+    path = tmp_path / "framed-contents.docx"
+    document.save(str(path))
+    extraction = extract(path)
+    assert texts(extraction) == ["员工手册", "第一章 总则", "正文: 为了规范管理，制定本手册。"]
+    assert extraction.notes == ("table of contents left out (6 paragraphs)",)
+
+
 def test_docx_a_toc_field_never_ended_does_not_swallow_the_body(tmp_path: Path) -> None:
     # A damaged file: the TOC field begins and never ends. Following it would leave out
     # every paragraph after it; the TOC style still marks the entry.
@@ -426,6 +494,62 @@ def test_docx_a_text_box_inside_a_text_box_is_read_once(tmp_path: Path) -> None:
     path = tmp_path / "nested-boxes.docx"
     document.save(str(path))
     assert texts(extract(path)) == ["锚", "外框", "内框"]
+
+
+def test_docx_automatic_numbers_in_a_text_box_are_written(tmp_path: Path) -> None:
+    # A boxed procedure ("办理流程" in a side box) numbered by Word lost its numbers: body
+    # paragraphs were numbered, a text box's were read bare ("提交申请" for "第一步 提交申请").
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    for child in list(numbering):
+        numbering.remove(child)
+    for key, level in enumerate(
+        [
+            _level(0, "chineseCounting", "第%1步", '<w:suff w:val="space"/>'),
+            _level(0, "decimal", "%1."),
+        ]
+    ):
+        numbering.append(
+            parse_xml(f'<w:abstractNum {_W_NS} w:abstractNumId="{key}">{level}</w:abstractNum>')
+        )
+        numbering.append(
+            parse_xml(
+                f'<w:num {_W_NS} w:numId="{key + 1}"><w:abstractNumId w:val="{key}"/></w:num>'
+            )
+        )
+
+    def numbered(text: str, num_id: int) -> str:
+        return (
+            f'<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="{num_id}"/></w:numPr>'
+            f"</w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"
+        )
+
+    body = document.element.body
+    body.insert(
+        len(body) - 1,
+        parse_xml(
+            f'<w:p {_W_NS} xmlns:v="urn:schemas-microsoft-com:vml"><w:pPr><w:numPr><w:ilvl '
+            'w:val="0"/><w:numId w:val="2"/></w:numPr></w:pPr><w:r><w:t>办理流程</w:t></w:r>'
+            "<w:r><w:pict><v:shape><v:textbox><w:txbxContent>"
+            f"{numbered('提交申请', 1)}{numbered('窗口受理', 1)}{numbered('备注', 2)}"
+            "</w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+        ),
+    )
+    body.insert(
+        len(body) - 1, parse_xml(numbered("办理时限", 2).replace("<w:p>", f"<w:p {_W_NS}>"))
+    )
+    path = tmp_path / "boxed-steps.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == [
+        "1. 办理流程",
+        "第一步 提交申请",
+        "第二步 窗口受理",
+        "2. 备注",  # the body's list counted on in the box, in reading order
+        "3. 办理时限",
+    ]
 
 
 def _macro_enabled(data: bytes) -> bytes:

@@ -122,6 +122,17 @@ def test_markdown_heading_and_table_row_with_long_blank_runs_are_read_in_linear_
     assert [p.text.text for p in split(empty_cell, "markdown")] == ["名称: 甲；备注: 注"]
 
 
+def test_markdown_line_break_in_a_cell_is_a_space_in_the_value() -> None:
+    # Exported documents write a line break in a table cell as `<br>`: it was read as the
+    # characters "<br>" in the value ("市政务中心<br>二楼A区").
+    text = "| 事项 | 办理地点 |\n|---|---|\n| 户籍迁入 | 市政务中心<br>二楼A区<BR/> |\n"
+    paragraphs = split(text, "markdown")
+    assert summary(paragraphs) == [(1, 3, 3, "事项: 户籍迁入；办理地点: 市政务中心 二楼A区")]
+    row = paragraphs[0].text
+    space = row.text.index("中心 ") + 2
+    assert text[slice(*row.source_span(space, space + 1))] == "<br>"
+
+
 def test_markdown_table_rows_name_each_value_by_its_column() -> None:
     # Each row was its cells joined by tabs, the header row a block of its own: "1" stood
     # apart from 数量, so it could not be cited with what it means.
@@ -252,7 +263,37 @@ def test_html_definition_list_writes_each_definition_with_its_term() -> None:
     assert DL_HTML[slice(*amp.source_span(i, i + 1))] == "&amp;"
 
 
-@pytest.mark.parametrize("html", [TABLE_HTML, DL_HTML], ids=["table", "definition-list"])
+BR_TABLE_HTML = """\
+<table>
+<tr><th>事项</th><th>办理地点</th><th>材料</th></tr>
+<tr><td>户籍迁入</td><td>市政务中心<br>二楼A区</td><td>身份证<br/>户口本<BR /></td></tr>
+<tr><td>护照</td><td>出入境大厅</td><td>身份证</td></tr>
+</table>
+<p>表外<br>换行</p>
+"""
+
+
+def test_html_line_break_in_a_cell_stays_inside_the_cells_value() -> None:
+    # A <br> in a cell (an address on two lines, a list of documents) cut the cell in two:
+    # the table was taken for layout and every cell became a block of its own, "二楼A区"
+    # without the 办理地点 it is. Inside a cell it is now a space in the value.
+    paragraphs = split(BR_TABLE_HTML, "html")
+    assert summary(paragraphs) == [
+        (1, 3, 3, "事项: 户籍迁入；办理地点: 市政务中心 二楼A区；材料: 身份证 户口本"),
+        (2, 4, 4, "事项: 护照；办理地点: 出入境大厅；材料: 身份证"),
+        (3, 6, 6, "表外"),  # outside a table a <br> still ends a paragraph
+        (4, 6, 6, "换行"),
+    ]
+    row = paragraphs[0].text
+    space = row.text.index("中心 ") + 2
+    assert BR_TABLE_HTML[slice(*row.source_span(space, space + 1))] == "<br>"
+    a, b = row.source_span()
+    assert BR_TABLE_HTML[a:b] == "户籍迁入</td><td>市政务中心<br>二楼A区</td><td>身份证<br/>户口本"
+
+
+@pytest.mark.parametrize(
+    "html", [TABLE_HTML, DL_HTML, BR_TABLE_HTML], ids=["table", "definition-list", "br-in-cell"]
+)
 def test_html_extraction_of_rows_and_definitions_keeps_its_offsets(
     tmp_path: Path, html: str
 ) -> None:

@@ -1,10 +1,17 @@
 """Word .docx (and macro-enabled .docm): paragraphs, headings, lists and tables in body order.
 
 Automatic list and clause numbers are written before their paragraphs (docx_numbering.py).
-Headers, footers, footnotes, comments and the table of contents are not the document's body
-and are left out. A table row is one block written with its column headers (table.py), like
-a spreadsheet row. Text boxes follow the paragraph that anchors them. Images are OCR'd when
-OCR is on, their text placed where the image stands.
+A table row is one block written with its column headers (table.py), like a spreadsheet
+row. Text boxes follow the paragraph that anchors them. Images are OCR'd when OCR is on,
+their text placed where the image stands.
+
+Footnotes and endnotes (sources, definitions, explanations) follow the body, each written
+after the number Word shows for it, `注1：…` (docx_notes.py). After the body, not after the
+paragraph citing them: the body reads on as it did (a clause is not cut off from the next by
+its source) and every body offset stays what it was. The mark in the body stays unwritten: a
+superscript "1" written inline would run into the text's own numbers ("6300千米1").
+Headers and footers (page furniture), comments (about the text, not in it) and the table of
+contents are left out.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 
 from rag.loaders.archive import open_package, repackaged
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
+from rag.loaders.docx_notes import Note, referenced_notes
 from rag.loaders.docx_numbering import Numbering
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
@@ -102,18 +110,23 @@ class DocxLoader:
             render = _render(document.part)
             toc = _Toc(render.toc_styles, document.element.body)
             for item in _body_items(document.element.body):
-                if toc.holds(item):
-                    continue
                 if item.tag == _TBL:
+                    # A contents page framed in a table: its cells' paragraphs are judged
+                    # one by one, as the body's are.
                     table = Table(item, document._body)
-                    for row in table_rows(list(_table_cells(table, render))):
+                    for row in table_rows(list(_table_cells(table, render, toc))):
                         builder.add(row)
                     continue
+                if toc.holds(item):
+                    continue
                 builder.add(_numbered_text(item, render))
-                for text in _text_boxes(item, render.hidden_styles):
+                for text in _text_boxes(item, render):
                     builder.add(text)
                 for blob in _image_blobs(item, document.part):
                     add_page_lines(builder, images.lines(blob), None)
+            for note in referenced_notes(document.part, document.element.body):
+                for text in _note_texts(note, render, document._body):
+                    builder.add(text)
         except Exception as e:
             raise LoadError(path, f"damaged Word file ({type(e).__name__}: {e})") from None
         if not builder.block_count:
@@ -186,7 +199,7 @@ def _toc_styles(styles: Any | None) -> frozenset[str]:
 
 
 class _Toc:
-    """Which body items are a table of contents, counting those left out.
+    """Which paragraphs, of the body or of a table cell, are a table of contents, counting them.
 
     A table of contents repeats every heading with its page number ("第一章 总则 ...... 1"):
     read as text, its lines would be cited in place of the chapters they point at. Word
@@ -202,13 +215,18 @@ class _Toc:
         kinds = [node.get(f"{_W}fldCharType") for node in body.iter(_FLD_CHAR)]
         self.follow_fields = kinds.count("begin") == kinds.count("end")
         self.left_out = 0
+        # A cell merged down rows comes back once per row: its paragraphs are answered as
+        # the first time (their fields followed, their count taken, once).
+        self._answers: dict[Any, bool] = {}
 
-    def holds(self, item: Any) -> bool:
-        in_field = self._in_field(item)
-        if in_field or self._styled(item) or self._in_toc_control(item):
-            self.left_out += item.tag == _P
-            return True
-        return False
+    def holds(self, paragraph: Any) -> bool:
+        if paragraph in self._answers:
+            return self._answers[paragraph]
+        in_field = self._in_field(paragraph)
+        held = in_field or self._styled(paragraph) or self._in_toc_control(paragraph)
+        self.left_out += held
+        self._answers[paragraph] = held
+        return held
 
     def _in_field(self, item: Any) -> bool:
         """Whether a TOC field is open at the paragraph's start or opens inside it."""
@@ -248,7 +266,9 @@ def _on(toggle: Any) -> bool:
     return toggle.get(f"{_W}val") not in ("0", "false", "off")
 
 
-def _table_cells(table: Any, render: _Render) -> Iterator[list[str | None]]:
+def _table_cells(
+    table: Any, render: _Render, toc: _Toc | None = None
+) -> Iterator[list[str | None]]:
     for row in table.rows:
         cells: list[str | None] = []
         seen: set[int] = set()
@@ -256,22 +276,24 @@ def _table_cells(table: Any, render: _Render) -> Iterator[list[str | None]]:
             # A cell merged across columns comes back once per column it covers: keep its
             # text in the first, so values stay under their own headers.
             key = id(cell._tc)
-            cells.append(None if key in seen else _cell_text(cell._tc, table, render))
+            cells.append(None if key in seen else _cell_text(cell._tc, table, render, toc))
             seen.add(key)
         yield cells
 
 
-def _cell_text(cell: Any, table: Any, render: _Render) -> str:
+def _cell_text(cell: Any, table: Any, render: _Render, toc: _Toc | None) -> str:
     """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
-    form laid out as tables inside a table keeps the text of the inner ones."""
+    form laid out as tables inside a table keeps the text of the inner ones. Paragraphs of
+    a table of contents are left out, as in the body."""
     from docx.table import Table
 
     lines = []
     for item in _body_items(cell):
         if item.tag == _P:
-            lines.append(_numbered_text(item, render))
+            if toc is None or not toc.holds(item):
+                lines.append(_numbered_text(item, render))
         else:
-            for row in _table_cells(Table(item, table), render):
+            for row in _table_cells(Table(item, table), render, toc):
                 lines.append("；".join(text for text in row if text))
     return "\n".join(lines).strip()
 
@@ -344,16 +366,40 @@ def _shows_placeholder(sdt: Any) -> bool:
     return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
 
 
-def _text_boxes(paragraph: Any, hidden_styles: frozenset[str]) -> Iterator[str]:
+def _text_boxes(paragraph: Any, render: _Render) -> Iterator[str]:
     """The paragraphs of the text boxes anchored in a paragraph, read as body paragraphs are
-    (hidden text, tracked deletions and the like left out)."""
+    (automatic numbers written; hidden text, tracked deletions and the like left out).
+
+    Their numbers are counted with the body's, in the order the blocks are written: a list
+    in a box is mostly its own (its own numbering instance), counted from its start.
+    """
     for box in paragraph.iter(_TXBX):
         # Word writes each text box twice: as DrawingML and as a VML fallback. A box inside
         # another is read with the paragraphs of the outer one (box.iter), in their order.
         if any(ancestor.tag in (_FALLBACK, _TXBX) for ancestor in box.iterancestors()):
             continue
         for p in box.iter(_P):
-            yield _paragraph_text(p, hidden_styles)
+            yield _numbered_text(p, render)
+
+
+def _note_texts(note: Note, render: _Render, parent: Any) -> Iterator[str]:
+    """A note's paragraphs and table rows, the first written after its number: `注1：…`.
+
+    Word shows the number where the note's `w:footnoteRef` stands, in the note's text;
+    "注" says what the paragraph is, read away from the foot of its page.
+    """
+    from docx.table import Table
+
+    label = f"注{note.mark}：" if note.mark else ""  # a custom mark is typed in the note
+    for item in _body_items(note.element):
+        if item.tag == _TBL:
+            texts = table_rows(list(_table_cells(Table(item, parent), render)))
+        else:
+            texts = [_paragraph_text(item, render.hidden_styles)]
+        for text in texts:
+            if label and text.strip():
+                text, label = label + text.lstrip(), ""
+            yield text
 
 
 def _image_blobs(paragraph: Any, part: Any) -> Iterator[bytes]:

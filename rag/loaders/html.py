@@ -151,6 +151,9 @@ class _BlockParser(HTMLParser):
         return any(self.skip_depth.values())
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br" and self._in_cell():
+            self._break_in_cell()
+            return
         if tag in _SKIP_TAGS:
             self.skip_depth[tag] = self.skip_depth.get(tag, 0) + 1
         if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
@@ -169,13 +172,27 @@ class _BlockParser(HTMLParser):
         elif tag in ("dt", "dd") and self._list_here():
             self.lists[-1].start(tag)
 
+    def _in_cell(self) -> bool:
+        return bool(self.tables) and self.tables[-1].cell is not None and not self._skipping()
+
+    def _break_in_cell(self) -> None:
+        """A `<br>` inside a table cell: a space in the cell's value, mapped to the tag.
+
+        Cut there, the cell would be two paragraphs and its table taken for layout: every
+        cell a block of its own, a value apart from the column that names it.
+        """
+        start = self._offset()
+        self.pieces.append((" ", start, start + len(self.get_starttag_text() or "")))
+
     def _list_here(self) -> bool:
         """Whether the innermost open `<dl>` is the innermost container (not a table in it)."""
         return bool(self.lists) and self.lists[-1].tables == len(self.tables)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # `<svg/>` or `<br/>`: no content to skip, but still a boundary.
-        if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
+        if tag == "br" and self._in_cell():
+            self._break_in_cell()
+        elif tag in _BLOCK_TAGS or tag in _SKIP_TAGS:
             self._flush()
 
     def handle_endtag(self, tag: str) -> None:

@@ -1,6 +1,7 @@
 """Markdown files: every block (heading, paragraph, list item, quote, code, table row).
 
-A table row is written with its column names, `列名: 值；列名: 值`, as other formats' rows are.
+A table row is written with its column names, `列名: 值；列名: 值`, as other formats' rows are;
+a `<br>` in a cell is a space in its value.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ _FENCE_LINE = re.compile(r"[ \t]*(?:`{3,}|~{3,})[^\n]*")
 _ROW_EDGES = re.compile(r"\A[ \t]*\|[ \t]*|(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*\Z")
 _CELL_SEPARATOR = re.compile(r"(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*")
 _HTML_TAG = re.compile(r"<[^>]*>")
+# A line break inside a table cell: a row is one line, so exported documents write `<br>`.
+_CELL_BREAK = re.compile(r"<br[ \t]*/?>", re.IGNORECASE)
 
 
 def _quote_prefix(depth: int) -> re.Pattern[str]:
@@ -116,6 +119,7 @@ def _row_cells(row: MappedText, quote_depth: int, item: bool) -> list[MappedText
     """A table row's cells, stripped; an empty one is None."""
     # NUL cannot be in a text we read (binary files are refused): it marks where cells part.
     row = _strip_containers(row, quote_depth, item).sub(_ROW_EDGES, "").sub(_CELL_SEPARATOR, "\0")
+    row = row.sub(_CELL_BREAK, " ")  # a space in the value, mapped to the tag
     cells: list[MappedText | None] = []
     start = 0
     while True:
