@@ -43,6 +43,9 @@ _SAFE = re.compile(r"[^\w.-]+")
 # A blank gold answer is found in every answer (its folded, space-free form is ""): each
 # question holding one scored an answer hit whatever was answered.
 BLANK_ANSWER = "an answer is empty or only white space, which every answer would contain"
+# A blank question was asked all the same: refused by the pipeline (or the service's 422),
+# it counted as a failed question, a miss in every rate, for a fault of the set.
+BLANK_QUESTION = "is empty or only white space: there is nothing to ask"
 
 
 def load_squad(path: Path) -> SquadSet:
@@ -78,6 +81,8 @@ def load_squad(path: Path) -> SquadSet:
                     raise ValueError(
                         f"question {qa['id']!r}: the question and answer texts must be strings"
                     )
+                if not qa["question"].strip():
+                    raise ValueError(f"question {qa['id']!r}: the question {BLANK_QUESTION}")
                 if any(not str(gold).strip() for gold in texts[1:]):
                     raise ValueError(f"question {qa['id']!r}: {BLANK_ANSWER}")
                 questions.append(
@@ -128,6 +133,8 @@ def load_jsonl(path: Path) -> list[Question]:
             raise ValueError(f"{path}:{n}: not JSON: {err}") from err
         if not isinstance(row, dict) or not isinstance(row.get("question"), str):
             raise ValueError(f'{path}:{n}: not a question: needs an object with a "question"')
+        if not row["question"].strip():
+            raise ValueError(f'{path}:{n}: "question" {BLANK_QUESTION}')
         try:
             history = turns_from_payload(row.get("history") or [])
             _check_fields(row)

@@ -218,6 +218,18 @@ def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> 
             '[{"id": "q1", "question": "乙？", "answers": [{"text": " "}]}]}]}]}',
             "set.json: question 'q1': an answer is empty or only white space",
         ),
+        # A blank question was asked all the same and scored a miss (or an error) of the run.
+        (
+            "set.jsonl",
+            '{"id": 1, "question": "甲？"}\n{"id": 2, "question": " \\u3000\\t"}\n',
+            'set.jsonl:2: "question" is empty or only white space: there is nothing to ask',
+        ),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲。", "qas": '
+            '[{"id": "q1", "question": "", "answers": [{"text": "甲"}]}]}]}]}',
+            "set.json: question 'q1': the question is empty or only white space",
+        ),
     ],
 )
 def test_a_malformed_question_set_is_refused_with_where(
@@ -229,6 +241,33 @@ def test_a_malformed_question_set_is_refused_with_where(
     with pytest.raises(EvalError) as refused:
         load_question_set([path])
     assert said in str(refused.value)
+
+
+def test_a_blank_question_is_refused_before_any_question_is_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # As blank gold is: exit 2 naming the line, not a run with that question a miss.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    asked: list[str] = []
+
+    def counting(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    rows = [{"id": "q1", "question": "谁出席了会议？"}, {"id": "q2", "question": "  "}]
+    questions = tmp_path / "set.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    use_target(monkeypatch, counting)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(app, ["eval", str(questions), "--out", str(tmp_path / "r.json")])
+
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())  # rich wraps the long path
+    assert 'set.jsonl:2: "question" is empty or only white space' in said
+    assert asked == [] and not (tmp_path / "r.json").exists()
 
 
 def test_a_missing_index_without_docs_is_refused_and_not_built(tmp_path: Path) -> None:
