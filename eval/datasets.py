@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval.metrics import scorable
 from rag.types import Turn
 from rag.wire import turns_from_payload
 
@@ -43,6 +44,12 @@ _SAFE = re.compile(r"[^\w.-]+")
 # A blank gold answer is found in every answer (its folded, space-free form is ""): each
 # question holding one scored an answer hit whatever was answered.
 BLANK_ANSWER = "an answer is empty or only white space, which every answer would contain"
+# Likewise gold of only punctuation or symbols: exact match and F1 drop all of it, and found
+# as written, 。 is in almost every answer (every one that ends a sentence was a hit).
+NO_WORD_ANSWER = (
+    "an answer is only punctuation or symbols, which exact match drops and almost any "
+    "answer contains (。)"
+)
 # A blank question was asked all the same: refused by the pipeline (or the service's 422),
 # it counted as a failed question, a miss in every rate, for a fault of the set.
 BLANK_QUESTION = "is empty or only white space: there is nothing to ask"
@@ -85,6 +92,8 @@ def load_squad(path: Path) -> SquadSet:
                     raise ValueError(f"question {qa['id']!r}: the question {BLANK_QUESTION}")
                 if any(not str(gold).strip() for gold in texts[1:]):
                     raise ValueError(f"question {qa['id']!r}: {BLANK_ANSWER}")
+                if not all(scorable(str(gold)) for gold in texts[1:]):
+                    raise ValueError(f"question {qa['id']!r}: {NO_WORD_ANSWER}")
                 questions.append(
                     Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
                 )
@@ -169,6 +178,8 @@ def _check_fields(row: dict[str, object]) -> None:
         raise ValueError(f'"answers" must be a list of strings, not {answers!r}')
     if answers and any(not a.strip() for a in answers):
         raise ValueError(f'"answers": {BLANK_ANSWER}')
+    if answers and not all(scorable(a) for a in answers):
+        raise ValueError(f'"answers": {NO_WORD_ANSWER}')
     paragraph = row.get("paragraph")
     if paragraph is not None and (
         isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
@@ -181,3 +192,8 @@ def _check_fields(row: dict[str, object]) -> None:
     evidence = row.get("evidence")
     if isinstance(evidence, str) and not evidence.strip():
         raise ValueError('"evidence" is empty or only white space: give the text or leave it out')
+    if isinstance(evidence, str) and not scorable(evidence):
+        raise ValueError(
+            '"evidence" is only punctuation or symbols, which almost any passage contains: '
+            "give the text or leave it out"
+        )

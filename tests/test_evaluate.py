@@ -218,6 +218,23 @@ def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> 
             '[{"id": "q1", "question": "乙？", "answers": [{"text": " "}]}]}]}]}',
             "set.json: question 'q1': an answer is empty or only white space",
         ),
+        # Gold of only punctuation: 。 is in almost every answer, and exact match drops it.
+        (
+            "set.jsonl",
+            '{"id": "p1", "question": "甲？", "answers": ["乙", "。"]}\n',
+            'set.jsonl:1: "answers": an answer is only punctuation or symbols',
+        ),
+        (
+            "set.jsonl",
+            '{"id": "p2", "question": "甲？", "file": "a.txt", "evidence": "……"}\n',
+            'set.jsonl:1: "evidence" is only punctuation or symbols',
+        ),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲——乙。", "qas": '
+            '[{"id": "q1", "question": "乙？", "answers": [{"text": "——"}]}]}]}]}',
+            "set.json: question 'q1': an answer is only punctuation or symbols",
+        ),
         # A blank question was asked all the same and scored a miss (or an error) of the run.
         (
             "set.jsonl",
