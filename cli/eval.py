@@ -10,6 +10,7 @@ from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -163,6 +164,8 @@ def eval_command(
             f"of {report['run']['questions']} questions"
         )
     summary = {"run": report["run"], "metrics": report["metrics"], "by_kind": report["by_kind"]}
+    if "compared" in report:
+        summary["compared"] = report["compared"]
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     shown = [mrr_key(top_k) if k == "mrr@10" else k for k in HEADLINE]
     line = "  ".join(f"{k} {report['metrics'][k]}" for k in shown)
@@ -175,6 +178,11 @@ def eval_command(
             "answer): each counts as a miss in every ratio above",
             highlight=False,
         )
+    compared = report.get("compared") or {}
+    if compared.get("note"):
+        # Beside the figures: the warning logged before the run has scrolled away by now.
+        label = "note:" if compared["comparable"] else "[yellow]warning:[/yellow]"
+        errors.print(f"{label} --compare: {escape(compared['note'])}", highlight=False)
     if report["run"]["interrupted"]:
         # 130, as a shell reports Ctrl-C: the report is valid but partial, and a script
         # that publishes it on success must not take it for a whole run.

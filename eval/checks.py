@@ -71,6 +71,11 @@ def _unreadable_part(report: dict[str, Any]) -> str | None:
         return f"run.seconds is {report['run']['seconds']!r}, not a number"
     if not isinstance(report["run"].get("pipeline") or "", str):  # a plot's label
         return f"run.pipeline is {report['run']['pipeline']!r}, not a name"
+    version = report["run"].get("scoring_version")  # absent before reports recorded it
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        return f"run.scoring_version is {version!r}, not a version number"
     problem = _unreadable_metrics(report["metrics"], "metrics")
     if problem:
         return problem

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval.metrics import scorable
 from rag.types import Turn
 from rag.wire import turns_from_payload
 
@@ -43,6 +44,15 @@ _SAFE = re.compile(r"[^\w.-]+")
 # A blank gold answer is found in every answer (its folded, space-free form is ""): each
 # question holding one scored an answer hit whatever was answered.
 BLANK_ANSWER = "an answer is empty or only white space, which every answer would contain"
+# Likewise gold of only punctuation or symbols: exact match and F1 drop all of it, and found
+# as written, 。 is in almost every answer (every one that ends a sentence was a hit).
+NO_WORD_ANSWER = (
+    "an answer is only punctuation or symbols, which exact match drops and almost any "
+    "answer contains (。)"
+)
+# A blank question was asked all the same: refused by the pipeline (or the service's 422),
+# it counted as a failed question, a miss in every rate, for a fault of the set.
+BLANK_QUESTION = "is empty or only white space: there is nothing to ask"
 
 
 def load_squad(path: Path) -> SquadSet:
@@ -78,8 +88,12 @@ def load_squad(path: Path) -> SquadSet:
                     raise ValueError(
                         f"question {qa['id']!r}: the question and answer texts must be strings"
                     )
+                if not qa["question"].strip():
+                    raise ValueError(f"question {qa['id']!r}: the question {BLANK_QUESTION}")
                 if any(not str(gold).strip() for gold in texts[1:]):
                     raise ValueError(f"question {qa['id']!r}: {BLANK_ANSWER}")
+                if not all(scorable(str(gold)) for gold in texts[1:]):
+                    raise ValueError(f"question {qa['id']!r}: {NO_WORD_ANSWER}")
                 questions.append(
                     Question(str(qa["id"]), qa["question"], answers, file, p, kind=kind)
                 )
@@ -128,6 +142,8 @@ def load_jsonl(path: Path) -> list[Question]:
             raise ValueError(f"{path}:{n}: not JSON: {err}") from err
         if not isinstance(row, dict) or not isinstance(row.get("question"), str):
             raise ValueError(f'{path}:{n}: not a question: needs an object with a "question"')
+        if not row["question"].strip():
+            raise ValueError(f'{path}:{n}: "question" {BLANK_QUESTION}')
         try:
             history = turns_from_payload(row.get("history") or [])
             _check_fields(row)
@@ -162,6 +178,8 @@ def _check_fields(row: dict[str, object]) -> None:
         raise ValueError(f'"answers" must be a list of strings, not {answers!r}')
     if answers and any(not a.strip() for a in answers):
         raise ValueError(f'"answers": {BLANK_ANSWER}')
+    if answers and not all(scorable(a) for a in answers):
+        raise ValueError(f'"answers": {NO_WORD_ANSWER}')
     paragraph = row.get("paragraph")
     if paragraph is not None and (
         isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
@@ -174,3 +192,8 @@ def _check_fields(row: dict[str, object]) -> None:
     evidence = row.get("evidence")
     if isinstance(evidence, str) and not evidence.strip():
         raise ValueError('"evidence" is empty or only white space: give the text or leave it out')
+    if isinstance(evidence, str) and not scorable(evidence):
+        raise ValueError(
+            '"evidence" is only punctuation or symbols, which almost any passage contains: '
+            "give the text or leave it out"
+        )

@@ -36,6 +36,7 @@ from eval.scoring import (
     score,
     summarise,
 )
+from eval.versions import SCORING_VERSION, against_this_run
 from rag.text.script import to_script
 
 PipelineName = Literal["ours", "langchain-baseline"]
@@ -385,6 +386,9 @@ def evaluate(
     refuse_unused(options, bool(qset.squad))
     other = compared_report(options.compare)
     check_outputs(options)
+    scoring = against_this_run(other, str(options.compare)) if other is not None else None
+    if scoring is not None and not scoring.comparable:
+        log(f"warning: --compare: {scoring.note}")  # said now, while the run can be stopped
     chosen = select(qset.questions, options)
     items = [(q, asked_text(q, options.script)) for q in chosen]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -439,6 +443,9 @@ def _run(
             "started_at": started_at,
             "seconds": round(seconds, 2),
             "interrupted": interrupted,
+            # What the rates mean (eval/versions.py): --compare tells a report scored
+            # another way, whose rates do not compare with these.
+            "scoring_version": SCORING_VERSION,
             "settings": settings,
         },
         "metrics": {**summarise(scored, options.top_k), "latency_ms": latency(scored)},
@@ -450,6 +457,8 @@ def _run(
         "by_kind": by_kind(scored, options.top_k),
         "failures": failures(scored, qset.evidence),
     }
+    if other is not None:  # whether its rates compare with these, for the page and scripts
+        report["compared"] = against_this_run(other, str(options.compare)).as_dict()
     if options.out:
         options.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     if options.html:

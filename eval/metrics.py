@@ -10,6 +10,7 @@ from rag.text.script import fold_script
 
 _SPACE = re.compile(r"\s+")
 _NOISE = re.compile(r"[\s\W_]+")
+_WORD = re.compile(r"[^\W_]")  # what `normalise_answer` keeps: a letter, ideograph or digit
 
 
 def first_hit_rank(retrieved: Sequence[set[tuple[str, int]]], gold: tuple[str, int]) -> int | None:
@@ -28,14 +29,24 @@ def reciprocal_rank(rank: int | None, k: int = 10) -> float:
     return 1.0 / rank if rank is not None and rank <= k else 0.0
 
 
+def scorable(gold: str) -> bool:
+    """Whether a gold answer holds a letter, ideograph or digit, which scoring can match.
+
+    One of only white space, punctuation or symbols ("", "。", "——") is no gold: exact
+    match and F1 drop all of it, leaving nothing to match, while found as written it is in
+    almost every answer ("" in all, 。 in any that ends a sentence).
+    """
+    return _WORD.search(gold) is not None
+
+
 def answer_hit(answer: str, golds: Sequence[str]) -> float:
     """1 if a gold answer occurs in the answer, both script-folded and without white space.
 
-    A gold answer empty once its white space is gone is no gold: "" occurs in every answer.
+    Only golds that are `scorable` count: "" or 。 would occur in (almost) every answer.
     """
     text = _SPACE.sub("", fold_script(answer))
-    needles = [_SPACE.sub("", fold_script(g)) for g in golds]
-    return 1.0 if any(needle in text for needle in needles if needle) else 0.0
+    needles = [_SPACE.sub("", fold_script(g)) for g in golds if scorable(g)]
+    return 1.0 if any(needle in text for needle in needles) else 0.0
 
 
 def mean(values: Sequence[float]) -> float:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import jinja2
 
 from eval.plots import DASH, format_ms, hit_curve_svg, latency_svg
+from eval.versions import SCORING_RULES, compare_scoring, scoring_version
 from rag.text.script import fold_script
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,6 +35,7 @@ REASONS = {
 # Keys the template reads, for reports written before a key existed.
 RUN = dict.fromkeys(("pipeline", "inputs", "index", "url", "script", "top_k", "questions"))
 RUN |= dict.fromkeys(("sampled", "limit", "started_at", "seconds", "interrupted", "settings"))
+RUN |= dict.fromkeys(("scoring_version",))
 COUNTS = dict.fromkeys(("questions", "answerable", "unanswerable", "errors"), 0)
 CITATION = dict.fromkeys(("n", "file", "paragraph", "quote", "char_start", "char_end"))
 
@@ -338,6 +340,10 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     if baseline and base_run:
         curves.append((base_run["pipeline"] or "baseline", baseline.get("hit_curve") or {}))
     kind_columns = with_mrr_at(KIND_COLUMNS, metrics, base_metrics, *our_kinds.values())
+    # Said on the page too: two reports scored by other rules put rates side by side that
+    # do not mean the same.
+    named = (report.get("compared") or {}).get("report") or "the baseline report"
+    scoring = compare_scoring(report, baseline, named) if baseline else None
     failures = [failure_view(f) for f in report.get("failures") or []]
     codes = [code for failure in failures for code in failure["codes"]]
     order = [*REASONS, *sorted(set(codes) - set(REASONS))]
@@ -351,6 +357,9 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
             baseline_run=base_run,
             baseline_questions=base_metrics.get("questions") if base_metrics else None,
             baseline_errors=base_metrics.get("errors") if base_metrics else None,
+            scoring_rule=SCORING_RULES.get(scoring_version(report) or 0),
+            baseline_scoring=scoring_version(baseline) if baseline else None,
+            scoring=scoring,
             headline=headline,
             tiles=[c for key in TILES for c in headline if c.metric.key == key],
             hit_curve=hit_curve_svg(curves),

@@ -230,6 +230,9 @@ def summarise(scored: Sequence[Scored], top_k: int) -> dict[str, Any]:
     abstained, abstention precision, median length) are over the answered questions: a
     failure has no quotes, passages or length to measure, and counting it as, say, no
     duplicates would flatter the run.
+
+    A change to what a rate means for the same answers raises
+    `eval.versions.SCORING_VERSION`: `--compare` then tells reports scored the old way.
     """
     answered = [s for s in scored if s.outcome.answer is not None]
     placed = [s for s in scored if s.has_gold_place]

@@ -14,8 +14,11 @@ from eval import checks, scoring
 from eval import evaluate as evaluate_module
 from eval.checks import EvalError
 from eval.evaluate import EvalOptions, Target, evaluate, load_question_set, select
+from eval.report import render_html
+from eval.versions import SCORING_VERSION
 from rag.types import Turn
 from tests.conftest import SEEDS_DEV
+from tests.test_report import visible_text
 
 pytestmark = pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
 
@@ -218,6 +221,35 @@ def test_a_folder_named_like_a_set_is_refused_with_a_message(tmp_path: Path) -> 
             '[{"id": "q1", "question": "乙？", "answers": [{"text": " "}]}]}]}]}',
             "set.json: question 'q1': an answer is empty or only white space",
         ),
+        # Gold of only punctuation: 。 is in almost every answer, and exact match drops it.
+        (
+            "set.jsonl",
+            '{"id": "p1", "question": "甲？", "answers": ["乙", "。"]}\n',
+            'set.jsonl:1: "answers": an answer is only punctuation or symbols',
+        ),
+        (
+            "set.jsonl",
+            '{"id": "p2", "question": "甲？", "file": "a.txt", "evidence": "……"}\n',
+            'set.jsonl:1: "evidence" is only punctuation or symbols',
+        ),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲——乙。", "qas": '
+            '[{"id": "q1", "question": "乙？", "answers": [{"text": "——"}]}]}]}]}',
+            "set.json: question 'q1': an answer is only punctuation or symbols",
+        ),
+        # A blank question was asked all the same and scored a miss (or an error) of the run.
+        (
+            "set.jsonl",
+            '{"id": 1, "question": "甲？"}\n{"id": 2, "question": " \\u3000\\t"}\n',
+            'set.jsonl:2: "question" is empty or only white space: there is nothing to ask',
+        ),
+        (
+            "set.json",
+            '{"data": [{"paragraphs": [{"context": "甲。", "qas": '
+            '[{"id": "q1", "question": "", "answers": [{"text": "甲"}]}]}]}]}',
+            "set.json: question 'q1': the question is empty or only white space",
+        ),
     ],
 )
 def test_a_malformed_question_set_is_refused_with_where(
@@ -229,6 +261,33 @@ def test_a_malformed_question_set_is_refused_with_where(
     with pytest.raises(EvalError) as refused:
         load_question_set([path])
     assert said in str(refused.value)
+
+
+def test_a_blank_question_is_refused_before_any_question_is_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # As blank gold is: exit 2 naming the line, not a run with that question a miss.
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    asked: list[str] = []
+
+    def counting(question: str, top_k: int, history: Sequence[Turn]) -> dict[str, Any]:
+        asked.append(question)
+        return fake_answer(question, top_k)
+
+    rows = [{"id": "q1", "question": "谁出席了会议？"}, {"id": "q2", "question": "  "}]
+    questions = tmp_path / "set.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    use_target(monkeypatch, counting)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(app, ["eval", str(questions), "--out", str(tmp_path / "r.json")])
+
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())  # rich wraps the long path
+    assert 'set.jsonl:2: "question" is empty or only white space' in said
+    assert asked == [] and not (tmp_path / "r.json").exists()
 
 
 def test_a_missing_index_without_docs_is_refused_and_not_built(tmp_path: Path) -> None:
@@ -332,6 +391,8 @@ def test_a_bad_compare_or_output_path_is_refused_before_any_question_is_asked(
         ({"metrics": {"latency_ms": {"total": {"p50": 3}}}}, "metrics.latency_ms.total needs p50"),
         ({"run": {"seconds": "812"}}, "run.seconds is '812'"),
         ({"run": {"pipeline": 7}, "hit_curve": {"1": 0.5}}, "run.pipeline is 7"),
+        ({"run": {"scoring_version": "2"}}, "run.scoring_version is '2', not a version"),
+        ({"run": {"scoring_version": True}}, "run.scoring_version is True, not a version"),
     ],
 )
 def test_a_compare_report_the_page_cannot_read_is_refused_before_the_run(
@@ -374,6 +435,110 @@ def test_a_well_formed_compare_report_is_rendered_beside_the_run(
     evaluate(options)
 
     assert "MRR@5" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def flaky(question: str, top_k: int, history: Sequence[Turn] = ()) -> dict[str, Any]:
+    """TEST FAKE: fails the questions that start with 质检 (some of the seed set)."""
+    if question.startswith("质检"):
+        raise RuntimeError("HTTP 503")
+    return fake_answer(question, top_k)
+
+
+def report_of(
+    monkeypatch: pytest.MonkeyPatch, path: Path, ask: Any, scoring_version: bool = True
+) -> dict[str, Any]:
+    """A report of the seed set written to `path`, without its scoring version if told so
+    (as reports were before they recorded one)."""
+    use_target(monkeypatch, ask)
+    report = evaluate(EvalOptions(inputs=[SEEDS_DEV], out=path))
+    if not scoring_version:
+        del report["run"]["scoring_version"]
+        path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    return report
+
+
+def eval_comparing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, compared: Path
+) -> tuple[Any, dict[str, Any], str]:
+    """`rag eval` of the seed set (every question answered) with `--compare compared`: the
+    CLI result, the JSON report and the HTML page's text."""
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    use_target(monkeypatch, fake_answer)
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    args = ["eval", str(SEEDS_DEV), "--compare", str(compared), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    page = visible_text(html.read_text(encoding="utf-8"))
+    return result, json.loads(out.read_text(encoding="utf-8")), page
+
+
+def test_a_report_records_the_version_of_its_scoring(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_target(monkeypatch, fake_answer)
+    report = evaluate(EvalOptions(inputs=[SEEDS_DEV], out=tmp_path / "r.json"))
+
+    assert report["run"]["scoring_version"] == SCORING_VERSION
+    page = visible_text(render_html(report))
+    assert f"scoring version {SCORING_VERSION} (a failed question counts as a miss" in page
+
+
+def test_comparing_with_an_unversioned_report_with_failures_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Reports before errors counted as misses left failed questions out of every rate: set
+    # beside this run's, 100% of the answered read as if of all, with not a word said.
+    old = report_of(monkeypatch, tmp_path / "old.json", flaky, scoring_version=False)
+    failed = old["metrics"]["errors"]
+    assert failed  # the fake fails some
+
+    result, report, page = eval_comparing(monkeypatch, tmp_path, tmp_path / "old.json")
+
+    said = " ".join(result.stderr.split())  # rich wraps lines
+    assert "warning: --compare" in said
+    assert f"old.json has no scoring version and {failed} of its 11 questions failed" in said
+    assert report["compared"] == {
+        "report": str(tmp_path / "old.json"),
+        "scoring_version": None,
+        "comparable": False,
+        "note": report["compared"]["note"],
+    }
+    assert "too little per question to recompute" in report["compared"]["note"]
+    assert json.loads(result.stdout)["compared"] == report["compared"]
+    assert "The baseline's rates may not be scored as this run's" in page
+    assert "no scoring version" in page
+
+
+def test_an_unversioned_report_without_failures_compares_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # With no question failed, the old rule and the new give the same rates.
+    report_of(monkeypatch, tmp_path / "old.json", fake_answer, scoring_version=False)
+
+    result, report, page = eval_comparing(monkeypatch, tmp_path, tmp_path / "old.json")
+
+    assert report["compared"]["comparable"] is True
+    assert "nothing to recompute" in report["compared"]["note"]
+    assert "warning" not in result.stderr
+    assert "note: --compare" in " ".join(result.stderr.split())
+    assert "may not be scored as this run's" not in page and "nothing to recompute" in page
+
+
+def test_a_report_of_this_scoring_version_compares_without_a_word(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    report_of(monkeypatch, tmp_path / "base.json", flaky)
+
+    result, report, page = eval_comparing(monkeypatch, tmp_path, tmp_path / "base.json")
+
+    assert report["compared"]["scoring_version"] == SCORING_VERSION
+    assert (report["compared"]["comparable"], report["compared"]["note"]) == (True, None)
+    assert "--compare" not in result.stderr
+    assert "may not be scored as this run's" not in page
 
 
 def test_squad_2_impossible_questions_expect_an_abstention(

@@ -12,6 +12,7 @@ import pytest
 
 from eval.plots import DASH
 from eval.report import HEADLINE, compare, highlight, render_html, write_html
+from eval.versions import SCORING_VERSION
 
 XSS = "<script>alert(1)</script>"
 
@@ -55,6 +56,7 @@ def make_report(**changes: Any) -> dict[str, Any]:
             "started_at": "2026-11-21T16:00:00+00:00",
             "seconds": 812.4,
             "interrupted": False,
+            "scoring_version": SCORING_VERSION,
             "settings": {"RAG_ABSTAIN_BELOW": 0.35},
         },
         "metrics": metrics,
@@ -440,3 +442,15 @@ def test_highlight_marks_every_occurrence_and_ignores_empty_answers() -> None:
     ]
     assert highlight(None, ["x"]) == []
     assert highlight("abc", []) == [("abc", False)]
+
+
+def test_a_report_written_before_scoring_versions_still_renders() -> None:
+    # Reports of before the version keep loading: the page says what it cannot know.
+    old = make_report()
+    del old["run"]["scoring_version"]
+    text = visible_text(render_html(old, baseline=make_report()))
+    assert "scoring not recorded" in text
+    assert "its rates below may leave them out" in text  # its 1 error
+    assert "The baseline's rates may not be scored as this run's" in text
+    assert "this run has no scoring version and 1 of its 421 questions failed" in text
+    assert f"scoring version {SCORING_VERSION}" in text  # the baseline's, in the facts

@@ -186,6 +186,16 @@ def test_a_blank_gold_answer_is_no_hit() -> None:
     assert exact_match("", ["  "]) == 0.0 and char_f1("无关", [" "]) == 0.0
 
 
+@pytest.mark.parametrize("gold", ["。", " 。 ", "——", "…", "！？"])
+def test_a_gold_answer_of_only_punctuation_is_no_hit(gold: str) -> None:
+    # Exact match and F1 drop punctuation, leaving such a gold nothing to match; the answer
+    # hit looked for it as written, and 。 ends almost every answer: each one was a hit.
+    said = f"完全无关的回答{gold}。"
+    assert answer_hit(said, [gold]) == 0.0
+    assert exact_match(said, [gold]) == 0.0 and char_f1(said, [gold]) == 0.0
+    assert answer_hit("局长是支树平。", [gold, "支树平"]) == 1.0  # the real gold still counts
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
