@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -152,3 +153,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         pytest.skip("redis-server not found (make redis, or apt-get install redis-server)")
     with start_redis(tmp_path / "redis") as server:
         yield server
+
+
+def visible_text(html: str) -> str:
+    """The page's text with tags dropped and white space collapsed (entities left as they are)."""
+    html = re.sub(r"<(script|style|svg)\b.*?</\1>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())

@@ -17,8 +17,7 @@ from eval.evaluate import EvalOptions, Target, evaluate, load_question_set, sele
 from eval.report import render_html
 from eval.versions import SCORING_VERSION
 from rag.types import Turn
-from tests.conftest import SEEDS_DEV
-from tests.test_report import visible_text
+from tests.conftest import SEEDS_DEV, visible_text
 
 pytestmark = pytest.mark.skipif(not SEEDS_DEV.exists(), reason="../shared/qa not found")
 

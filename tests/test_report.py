@@ -13,6 +13,7 @@ import pytest
 from eval.plots import DASH
 from eval.report import HEADLINE, compare, highlight, render_html, write_html
 from eval.versions import SCORING_VERSION
+from tests.conftest import visible_text
 
 XSS = "<script>alert(1)</script>"
 
@@ -139,12 +140,6 @@ def headline_rows(html: str) -> dict[str, list[str]]:
     parser = _Rows("headline")
     parser.feed(html)
     return parser.rows
-
-
-def visible_text(html: str) -> str:
-    """The page's text with tags dropped and white space collapsed (entities left as they are)."""
-    html = re.sub(r"<(script|style|svg)\b.*?</\1>", " ", html, flags=re.S)
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 @pytest.fixture(scope="module")
