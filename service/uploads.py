@@ -12,6 +12,10 @@ from typing import BinaryIO
 from rag.loaders.registry import EXTENSIONS
 
 MAX_NAME_BYTES = 255
+# Hidden names of files not yet under their own (never walked, never an upload's name): one
+# being written (`hold_upload`), and a queued job's, `.queued-<job id>-...` (jobs_memory).
+HELD_PREFIX = ".upload-"
+QUEUED_PREFIX = ".queued-"
 
 
 class UploadError(ValueError):
@@ -53,7 +57,7 @@ def store_upload(directory: Path, name: str, content: BinaryIO) -> Path:
     return place_upload(hold_upload(directory, content), directory, name)
 
 
-def hold_upload(directory: Path, content: BinaryIO, prefix: str = ".upload-") -> Path:
+def hold_upload(directory: Path, content: BinaryIO, prefix: str = HELD_PREFIX) -> Path:
     """`content` written whole to a hidden file of its own in `directory` (see `place_upload`)."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, held = tempfile.mkstemp(dir=directory, prefix=prefix)
