@@ -42,7 +42,7 @@ class RedactKeys(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = self.redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(self._redacted_arg(a) for a in record.args)
         if record.exc_info:
             # A traceback ends with the exception's message, which may quote a header or a
             # URL. Handlers print `exc_text` when it is set; the exception itself is dropped
@@ -54,6 +54,13 @@ class RedactKeys(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+    def _redacted_arg(self, arg: object) -> object:
+        # Numbers stay numbers for `%d`; anything else is printed as its text, which an
+        # exception's (`log.error("...: %s", err)`) may quote a key in.
+        if arg is None or isinstance(arg, int | float):
+            return arg
+        return self.redact(arg if isinstance(arg, str) else str(arg))
 
 
 # Formats tracebacks the way every `logging.Formatter` does by default.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,30 @@ def test_a_traceback_logged_for_an_unexpected_error_is_redacted(
     assert f"RuntimeError: upstream said: Authorization: Bearer {REDACTED}" in caplog.text
     assert f"/v1/models?api_key={REDACTED} refused" in caplog.text
     assert ADMIN not in caplog.text
+    assert FORGED not in caplog.text
+
+
+def test_an_exception_logged_as_an_argument_is_redacted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store error handlers log the exception itself as an argument (`%s`): only string
+    arguments were redacted."""
+    from rag.pipeline import Pipeline
+    from service.app import create_app
+    from tests.api import demo_loader, wait_ready
+    from tests.fakes import HashEmbedder
+
+    def fail(_: Pipeline) -> None:
+        raise sqlite3.OperationalError(f"unable to open https://db.example/x?token={FORGED}")
+
+    monkeypatch.setattr(Pipeline, "documents", fail)
+    settings = ServiceSettings(index_dir=tmp_path / "index", admin_keys=[ADMIN])
+    with TestClient(create_app(settings, demo_loader(HashEmbedder()))) as client:
+        wait_ready(client)
+        with caplog.at_level(logging.ERROR, logger="rag.service"):
+            assert client.get("/v1/documents", headers=bearer(ADMIN)).status_code == 503
+
+    assert f"unable to open https://db.example/x?token={REDACTED}" in caplog.text
     assert FORGED not in caplog.text
 
 
