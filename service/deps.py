@@ -288,10 +288,10 @@ async def ask_question(body: AskRequest, settings: SettingsDep, caller: AskAcces
         )
     else:
         top_k = body.top_k
-    checked_history([(t.question, t.answer) for t in body.history], settings)
+    history = checked_history(body.history, settings)
     # model_copy: every other field of the body is kept as sent.
     question = checked_question(body.question, settings)
-    return body.model_copy(update={"question": question, "top_k": top_k})
+    return body.model_copy(update={"question": question, "top_k": top_k, "history": history})
 
 
 AskBody = Annotated[AskRequest, Depends(ask_question)]
@@ -307,25 +307,38 @@ async def search_query(body: SearchRequest, settings: SettingsDep) -> SearchRequ
 SearchBody = Annotated[SearchRequest, Depends(search_query)]
 
 
-def checked_history(turns: list[tuple[str, str]], settings: ServiceSettings) -> None:
-    """A 422 naming the limit if the history has too many turns or characters."""
+def checked_history(turns: list[TurnIn], settings: ServiceSettings) -> list[TurnIn]:
+    """The turns with their answers cut to what is read of them (`read_answer`), or a 422
+    naming the limit if they are too many or hold too many characters so cut.
+
+    A client sends back the answers it was given, whole: counted whole, one long answer
+    was refused though all but its opening is never read.
+    """
     if len(turns) > settings.max_history_turns:
         raise HTTPException(
             422,
             f"the history has {len(turns)} turns; the limit is {settings.max_history_turns} "
             "(RAG_MAX_HISTORY_TURNS)",
         )
-    chars = sum(len(q) + len(a) for q, a in turns)
+    read = [t.model_copy(update={"answer": read_answer(t.answer)}) for t in turns]
+    chars = sum(len(t.question) + len(t.answer) for t in read)
     if chars > settings.max_history_chars:
         raise HTTPException(
             422,
-            f"the history holds {chars} characters; the limit is {settings.max_history_chars} "
+            f"the history holds {chars} characters (answers counted as cut to their first "
+            f"{ANSWER_READ}); the limit is {settings.max_history_chars} "
             "(RAG_MAX_HISTORY_CHARS)",
         )
+    return read
 
 
-# What the rewriters read of an earlier answer: its opening, stripped.
-_ANSWER_READ = max(rules_rewrite.ANSWER_CHARS, llm_rewrite.ANSWER_CHARS)
+# The longest opening of an earlier answer a rewriter reads.
+ANSWER_READ = max(rules_rewrite.ANSWER_CHARS, llm_rewrite.ANSWER_CHARS)
+
+
+def read_answer(answer: str) -> str:
+    """What the rewriters read of an earlier answer: its opening, stripped."""
+    return answer.strip()[:ANSWER_READ]
 
 
 def latest_turns(turns: list[tuple[str, str]], settings: ServiceSettings) -> list[tuple[str, str]]:
@@ -340,7 +353,7 @@ def latest_turns(turns: list[tuple[str, str]], settings: ServiceSettings) -> lis
     kept: list[tuple[str, str]] = []
     chars = 0
     for question, answer in reversed(turns):
-        answer = answer.strip()[:_ANSWER_READ]
+        answer = read_answer(answer)
         chars += len(question) + len(answer)
         if len(kept) == settings.max_history_turns or chars > settings.max_history_chars:
             break

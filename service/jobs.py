@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 from rag.collections import DEFAULT
 from rag.pipeline import IngestReport, Skipped
+from service.leftovers import SWEEP_S, sweep_leftovers
 from service.shared import StateUnavailable
 
 log = logging.getLogger("rag.service")
@@ -138,6 +140,9 @@ class JobQueue:
             and ingested from there (their path is what `/raw` serves).
         into_collection: Runs a job of a collection other than default (which chooses
             where its files go); unset, such a job fails.
+
+    The upload files a stopped process left in `uploads` are removed when it starts (before
+    it returns) and every `SWEEP_S` after (`service.leftovers`).
     """
 
     def __init__(
@@ -156,6 +161,8 @@ class JobQueue:
         self._poll_s = poll_s
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._next_sweep = 0.0
+        self._sweep()
         self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._thread.start()
 
@@ -182,9 +189,21 @@ class JobQueue:
 
     # -- the worker -----------------------------------------------------------------------
 
+    def _sweep(self) -> None:
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + SWEEP_S
+        try:
+            sweep_leftovers(self._uploads, self.store)
+        except StateUnavailable as err:  # only a cleanup: the next sweep tries again
+            log.warning("upload files left by stopped processes stay for now: %s", err)
+        except Exception:
+            log.exception("could not remove the upload files left by stopped processes")
+
     def _work(self) -> None:
         outage = False
         while not self._stop.is_set():
+            self._sweep()
             try:
                 self.store.reap()
                 job = self.store.claim(self.worker)

@@ -21,10 +21,7 @@ from typing import BinaryIO
 from rag.collections import DEFAULT
 from rag.pipeline import IngestReport
 from service.jobs import KEEP_JOBS, STATUSES, Job, Status, new_job, now
-from service.uploads import hold_upload, place_upload
-
-# The hidden prefix of a queued file (never walked, never taken for an upload's name).
-QUEUED_PREFIX = ".queued-"
+from service.uploads import QUEUED_PREFIX, hold_upload, place_upload
 
 
 class MemoryJobStore:
@@ -53,7 +50,9 @@ class MemoryJobStore:
         waiting: list[Path] = []
         try:
             for _, content in files:
-                waiting.append(hold_upload(self._uploads, content, QUEUED_PREFIX))
+                # Named after its job: a leftover of a stopped process is told from the file
+                # of a job still queued (service/leftovers.py).
+                waiting.append(hold_upload(self._uploads, content, f"{QUEUED_PREFIX}{job.id}-"))
         except BaseException:
             for path in waiting:
                 path.unlink(missing_ok=True)

@@ -69,7 +69,8 @@ class AskRequest(Strict):
         default_factory=list,
         description="The conversation's earlier turns, oldest first: a follow-up is rewritten "
         "to stand alone from them (see `standalone_question`). At most "
-        "RAG_MAX_HISTORY_TURNS turns and RAG_MAX_HISTORY_CHARS characters (422 beyond)",
+        "RAG_MAX_HISTORY_TURNS turns and RAG_MAX_HISTORY_CHARS characters, each answer "
+        "counted as its first 300 characters, all that is read of it (422 beyond)",
     )
     collection: str = collection_field()
 

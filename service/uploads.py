@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
+from python_multipart.multipart import parse_options_header
+
+from rag.loaders.decode import decode
 from rag.loaders.registry import EXTENSIONS
 
 MAX_NAME_BYTES = 255
+# The legacy encodings of Chinese file names a client may send (old Windows tools send the
+# name in the system's code page: GBK, or Big5 in Taiwan and Hong Kong).
+_CHINESE_CODECS = frozenset({"gb18030", "big5", "cp950", "big5hkscs"})
+# Kana: a Japanese name in Shift-JIS also reads as (rare) hanzi in GBK, but as kana in
+# Shift-JIS; a GBK or Big5 name never does (their bytes give half-width kana at most).
+_KANA = re.compile(r"[\u3041-\u30ff]")
+# Hidden names of files not yet under their own (never walked, never an upload's name): one
+# being written (`hold_upload`), and a queued job's, `.queued-<job id>-...` (jobs_memory).
+HELD_PREFIX = ".upload-"
+QUEUED_PREFIX = ".queued-"
 
 
 class UploadError(ValueError):
@@ -21,6 +35,41 @@ class UploadError(ValueError):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def sent_name(filename: str | None, disposition: str | None) -> str | None:
+    """The file name a client meant, from the one Starlette parsed and its part's raw
+    `Content-Disposition` header (as latin-1, the way headers are read), or UploadError.
+
+    Starlette decodes a name as UTF-8 and, failing that, as latin-1: a GBK or Big5 name
+    (from an old Windows tool) came out as mojibake ("ÖÊ¼ì.txt" for 质检.txt), stored and
+    cited as such. Such a name is decoded as file contents are (`rag.loaders.decode`), and
+    refused if it does not read as Chinese. (`filename*=` is ignored, as RFC 7578 asks.)
+    """
+    if filename is None or disposition is None:
+        return filename
+    raw = parse_options_header(disposition)[1].get(b"filename")
+    if raw is None or raw.isascii() or filename != raw.decode("latin-1"):
+        return filename  # decoded as UTF-8 (or as the charset the request named)
+    try:
+        name, encoding = decode(raw)
+    except ValueError:
+        encoding, name = "", ""
+    unread = encoding not in _CHINESE_CODECS or any(unicodedata.category(c) == "Co" for c in name)
+    if unread or _reads_as_japanese(raw):
+        raise UploadError(
+            400,
+            f"file name {raw!r} is neither UTF-8 nor Chinese text in GBK or Big5; "
+            "send file names encoded as UTF-8",
+        )
+    return name
+
+
+def _reads_as_japanese(raw: bytes) -> bool:
+    try:
+        return _KANA.search(raw.decode("cp932")) is not None
+    except UnicodeDecodeError:
+        return False
 
 
 def safe_name(raw: str | None) -> str:
@@ -53,7 +102,7 @@ def store_upload(directory: Path, name: str, content: BinaryIO) -> Path:
     return place_upload(hold_upload(directory, content), directory, name)
 
 
-def hold_upload(directory: Path, content: BinaryIO, prefix: str = ".upload-") -> Path:
+def hold_upload(directory: Path, content: BinaryIO, prefix: str = HELD_PREFIX) -> Path:
     """`content` written whole to a hidden file of its own in `directory` (see `place_upload`)."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, held = tempfile.mkstemp(dir=directory, prefix=prefix)

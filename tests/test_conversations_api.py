@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from service.deps import ANSWER_READ, checked_history
+from service.schemas import TurnIn
 from service.settings import ServiceSettings
 from tests.api import api_client, sse_events
 from tests.fakes import HashEmbedder
@@ -118,12 +121,51 @@ def test_too_many_turns_is_422_naming_the_limit(client: TestClient, route: str) 
     assert "RAG_MAX_HISTORY_TURNS" in response.json()["detail"]
 
 
-def test_too_long_a_history_is_422_naming_the_limit(client: TestClient) -> None:
-    history = [{"question": FIRST, "answer": "很长" * CHAR_LIMIT}]
-    response = client.post("/v1/ask", json={"question": FOLLOW_UP, "history": history})
+@pytest.mark.parametrize("route", ["/v1/ask", "/v1/ask/stream"])
+def test_whole_long_answers_sent_back_are_not_refused(client: TestClient, route: str) -> None:
+    """The rewriters read the opening of an answer only: a client sending back the answers
+    it was shown, whole, was refused (422) once one was longer than the characters limit."""
+    long_answer = FIRST_ANSWER + "会议强调了质量工作。" * (CHAR_LIMIT // 10)  # over it alone
+    history = [{"question": FIRST, "answer": long_answer}] * TURN_LIMIT
+    response = client.post(route, json={"question": FOLLOW_UP, "history": history})
+
+    assert response.status_code == 200, response.text
+    if route == "/v1/ask":
+        assert response.json()["standalone_question"] == STANDALONE
+    else:
+        answer = json.loads(dict(sse_events(response.text))["answer"])
+        assert answer["standalone_question"] == STANDALONE
+
+
+@pytest.mark.parametrize(("question_chars", "status"), [(200, 200), (201, 422)])
+def test_each_answer_counts_as_the_opening_read_of_it(
+    client: TestClient, question_chars: int, status: int
+) -> None:
+    # TURN_LIMIT turns of 200 + ANSWER_READ characters: exactly the limit.
+    assert TURN_LIMIT * (200 + ANSWER_READ) == CHAR_LIMIT
+    turn = {"question": "问" * (question_chars - 1) + "？", "answer": "答" * CHAR_LIMIT}
+    response = client.post("/v1/ask", json={"question": FOLLOW_UP, "history": [turn] * TURN_LIMIT})
+
+    assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize("route", ["/v1/ask", "/v1/ask/stream"])
+def test_too_long_a_history_is_422_naming_the_limit(client: TestClient, route: str) -> None:
+    history = [{"question": FIRST + "很长" * CHAR_LIMIT, "answer": FIRST_ANSWER}]
+    response = client.post(route, json={"question": FOLLOW_UP, "history": history})
 
     assert response.status_code == 422
     assert f"the limit is {CHAR_LIMIT}" in response.json()["detail"]
+    assert "RAG_MAX_HISTORY_CHARS" in response.json()["detail"]
+
+
+def test_the_answers_passed_on_are_cut_to_what_is_read(tmp_path: Path) -> None:
+    settings = ServiceSettings(index_dir=tmp_path, max_history_chars=CHAR_LIMIT)
+    long_answer = "  " + FIRST_ANSWER * 100
+
+    [turn] = checked_history([TurnIn(question=FIRST, answer=long_answer)], settings)
+
+    assert turn == TurnIn(question=FIRST, answer=long_answer.strip()[:ANSWER_READ])
 
 
 def chat_turns(*turns: tuple[str, str]) -> list[dict[str, str]]:

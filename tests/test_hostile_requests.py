@@ -588,6 +588,58 @@ def test_control_bytes_in_a_raw_upload_name_are_refused(
     assert uploaded(settings) == before
 
 
+def raw_upload(client: TestClient, name: bytes) -> Any:
+    """An upload whose name travels as the bytes given, as a raw client sends it."""
+    raw = (
+        b'--B\r\nContent-Disposition: form-data; name="files"; filename="' + name + b'"\r\n'
+        b"Content-Type: text/plain\r\n\r\n\xe5\x86\x85\xe5\xae\xb9\xe3\x80\x82\r\n--B--\r\n"
+    )
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    return client.post("/v1/documents", content=raw, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding"),
+    [
+        ("质检报告.txt", "gbk"),
+        ("表.txt", "gbk"),
+        ("許可證.txt", "big5"),  # 許 is B3 5C: a backslash, as latin-1
+        ("café.txt", "utf-8"),  # UTF-8 as ever, though latin-1 holds it too
+    ],
+)
+def test_an_upload_name_in_gbk_or_big5_is_stored_and_listed_decoded(
+    client: TestClient, settings: ServiceSettings, name: str, encoding: str
+) -> None:
+    """Old Windows tools send the name in their code page: it was stored, listed and cited
+    as latin-1 mojibake ("ÖÊ¼ì±¨¸æ.txt"), Starlette's reading of bytes that are not UTF-8."""
+    response = raw_upload(client, name.encode(encoding))
+
+    assert response.status_code == 202, response.text
+    assert response.json()["files"] == [name]
+    wait_job(client, response.json()["job_id"])
+    assert uploaded(settings)[name] == "内容。".encode()
+    listed = [d["file"] for d in client.get("/v1/documents").json()["documents"]]
+    assert name in listed
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["café.txt".encode("latin-1"), "テスト資料.txt".encode("shift_jis"), b"\xff\xfe\xfd.txt"],
+    ids=["latin-1", "shift-jis", "no-text"],
+)
+def test_an_upload_name_in_no_readable_encoding_is_refused(
+    client: TestClient, settings: ServiceSettings, name: bytes
+) -> None:
+    """Rather than stored under a misreading: Shift-JIS also reads as GBK, as rare hanzi."""
+    before = uploaded(settings)
+
+    response = raw_upload(client, name)
+
+    assert response.status_code == 400
+    assert "send file names encoded as UTF-8" in response.json()["detail"]
+    assert uploaded(settings) == before
+
+
 def upload(client: TestClient, name: str) -> Any:
     return client.post(
         "/v1/documents", files=[("files", (name, "内容。\n".encode(), "text/plain"))]

@@ -7,6 +7,7 @@ Then what only a shared store does: jobs across replicas, workers that die, Redi
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from rag.pipeline import IngestReport, Skipped
 from service.jobs import Job, JobQueue, JobStore
 from service.jobs_memory import MemoryJobStore
 from service.jobs_redis import RedisJobStore
+from service.leftovers import sweep_leftovers
 from service.shared import StateUnavailable
 
 Stores = Callable[[int], list[JobStore]]
@@ -282,6 +284,80 @@ def wait_finished(store: JobStore, job_id: str, timeout: float = 120) -> Job:
             return job
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} did not finish: {store.get(job_id)}")
+
+
+DAY = 24 * 3600
+
+
+def age(path: Path, seconds: float) -> Path:
+    """Dates a file's last write `seconds` back, as if written then."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_old_upload_files_no_live_job_needs_are_removed(stores: Stores, tmp_path: Path) -> None:
+    """A process killed while a job was queued or a file written leaves hidden files that
+    nothing removes; the upload directory may be shared by replicas, so only an old file no
+    queued or running job names is one."""
+    [store] = stores(1)
+    finished = store.submit(files("b.txt"))
+    claimed = store.claim("w")
+    assert claimed is not None and claimed.id == finished.id
+    store.finish(claimed, IngestReport(files=1), None)
+    queued = store.submit(files("a.txt"))
+    shared = tmp_path / "shared"
+    (shared / "collections" / "c").mkdir(parents=True)
+    for name in (
+        f".queued-{queued.id}-k1",  # queued two days ago, still waiting: kept
+        f".queued-{finished.id}-k2",  # its job ended, its process died before removing it
+        ".queued-x8h2k_v",  # named before files were named after their job
+        "collections/c/.upload-3fj_a",  # a process died writing it
+        "a.txt",  # an upload under its own name
+    ):
+        (shared / name).write_bytes(b"x")
+        age(shared / name, 2 * DAY)
+    (shared / ".queued-0123abcd-k3").write_bytes(b"x")  # another replica's, a second ago
+
+    removed = sweep_leftovers(shared, store)
+
+    assert sorted(p.relative_to(shared).as_posix() for p in removed) == [
+        f".queued-{finished.id}-k2",
+        ".queued-x8h2k_v",
+        "collections/c/.upload-3fj_a",
+    ]
+    assert sorted(p.name for p in shared.rglob("*") if p.is_file()) == sorted(
+        [f".queued-{queued.id}-k1", ".queued-0123abcd-k3", "a.txt"]
+    )
+
+
+def test_a_worker_starting_removes_what_a_crashed_run_left_and_keeps_queued_files(
+    tmp_path: Path,
+) -> None:
+    uploads = tmp_path / "uploads"
+    crashed = MemoryJobStore(uploads)
+    lost = crashed.submit(files("lost.txt"))  # ...and the process was killed: no close()
+    store = MemoryJobStore(uploads)
+    live = store.submit(files("a.txt"))
+    for path in uploads.iterdir():
+        age(path, 2 * DAY)  # the live job has waited that long too
+    ingested: list[str] = []
+
+    def ingest(paths: list[Path]) -> IngestReport:
+        ingested.extend(p.read_text(encoding="utf-8") for p in paths)
+        return IngestReport(files=len(paths))
+
+    worker = JobQueue(store, ingest, uploads, poll_s=0.05)  # type: ignore[arg-type]
+    try:
+        left = sorted(p.name for p in uploads.iterdir())  # swept before the worker claims
+        assert wait_finished(store, live.id).status == "done"
+    finally:
+        worker.shutdown()
+        store.close()
+
+    assert not any(lost.id in name for name in left), left
+    assert ingested == ["a.txt 的内容。\n"]
+    assert sorted(p.name for p in uploads.iterdir()) == ["a.txt"]
 
 
 # -- what only the shared store does ------------------------------------------------------

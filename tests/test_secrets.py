@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from bench.service import service_process
 from service.auth import Gate, Role
-from service.redact import REDACTED, RedactKeys
+from service.redact import REDACTED, SERVER_LOGGERS, RedactKeys
 from service.routes.ask import MAX_BODY
 from service.settings import ServiceSettings
 
@@ -234,3 +235,79 @@ def test_what_the_llm_composer_and_rewriter_log_is_redacted_too(
     names = {composer.log.name, rewriter.log.name}
     lines = [r.getMessage() for r in caplog.records if r.name in names]
     assert lines == [f"LLM unavailable: the server echoed Bearer {REDACTED}"] * 2
+
+
+def test_a_traceback_logged_for_an_unexpected_error_is_redacted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception's message may quote the header or URL a key came in: the traceback the
+    500 handler logs loses the key like the log line does, its cause's message too."""
+    from rag.pipeline import Pipeline
+    from service.app import create_app
+    from tests.api import demo_loader, wait_ready
+    from tests.fakes import HashEmbedder
+
+    def fail(_: Pipeline) -> None:
+        try:
+            raise ConnectionError(f"GET https://llm.example/v1/models?api_key={FORGED} refused")
+        except ConnectionError as err:
+            raise RuntimeError(f"upstream said: Authorization: Bearer {ADMIN}") from err
+
+    monkeypatch.setattr(Pipeline, "documents", fail)
+    settings = ServiceSettings(index_dir=tmp_path / "index", admin_keys=[ADMIN])
+    app = create_app(settings, demo_loader(HashEmbedder()))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_ready(client)
+        with caplog.at_level(logging.ERROR, logger="rag.service"):
+            assert client.get("/v1/documents", headers=bearer(ADMIN)).status_code == 500
+
+    assert "Traceback (most recent call last)" in caplog.text
+    assert f"RuntimeError: upstream said: Authorization: Bearer {REDACTED}" in caplog.text
+    assert f"/v1/models?api_key={REDACTED} refused" in caplog.text
+    assert ADMIN not in caplog.text
+    assert FORGED not in caplog.text
+
+
+def test_an_exception_logged_as_an_argument_is_redacted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store error handlers log the exception itself as an argument (`%s`): only string
+    arguments were redacted."""
+    from rag.pipeline import Pipeline
+    from service.app import create_app
+    from tests.api import demo_loader, wait_ready
+    from tests.fakes import HashEmbedder
+
+    def fail(_: Pipeline) -> None:
+        raise sqlite3.OperationalError(f"unable to open https://db.example/x?token={FORGED}")
+
+    monkeypatch.setattr(Pipeline, "documents", fail)
+    settings = ServiceSettings(index_dir=tmp_path / "index", admin_keys=[ADMIN])
+    with TestClient(create_app(settings, demo_loader(HashEmbedder()))) as client:
+        wait_ready(client)
+        with caplog.at_level(logging.ERROR, logger="rag.service"):
+            assert client.get("/v1/documents", headers=bearer(ADMIN)).status_code == 503
+
+    assert f"unable to open https://db.example/x?token={REDACTED}" in caplog.text
+    assert FORGED not in caplog.text
+
+
+@pytest.mark.parametrize("name", SERVER_LOGGERS)
+def test_every_filtered_logger_redacts_tracebacks_and_stacks(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger(name)
+    redaction = RedactKeys([ADMIN])
+    logger.addFilter(redaction)
+    try:
+        with caplog.at_level(logging.ERROR, logger=name):
+            try:
+                raise ValueError(f"bad header {ADMIN!r}")
+            except ValueError as err:
+                logger.error("Exception in ASGI application", exc_info=err, stack_info=True)
+    finally:
+        logger.removeFilter(redaction)
+
+    assert f"ValueError: bad header '{REDACTED}'" in caplog.text
+    assert "Stack (most recent call last)" in caplog.text
+    assert ADMIN not in caplog.text

@@ -46,7 +46,7 @@ from service.schemas import (
     ParagraphContextOut,
     UploadAccepted,
 )
-from service.uploads import UploadError, safe_name
+from service.uploads import UploadError, safe_name, sent_name
 
 router = APIRouter(prefix="/v1", tags=["documents"], responses=ERRORS)
 
@@ -105,7 +105,9 @@ def upload_documents(
             413, f"{len(files)} files sent; the limit is {settings.max_upload_files} per request"
         )
     try:
-        names = [safe_name(f.filename) for f in files]
+        names = [
+            safe_name(sent_name(f.filename, f.headers.get("content-disposition"))) for f in files
+        ]
         if len(set(names)) != len(names):
             raise UploadError(400, "two uploaded files have the same name")
         for upload, name in zip(files, names, strict=True):
