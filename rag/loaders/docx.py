@@ -17,7 +17,6 @@ contents are left out.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from rag.loaders.archive import open_package, repackaged
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.docx_notes import Note, referenced_notes
 from rag.loaders.docx_numbering import Numbering
+from rag.loaders.docx_toc import TableOfContents, toc_styles
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.ocr import OcrFailed, OcrUnavailable, image_from_bytes, ocr_lines
 from rag.loaders.table import table_rows
@@ -45,12 +45,6 @@ _SDT = f"{_W}sdt"
 _SDT_CONTENT = f"{_W}sdtContent"
 _CUSTOM_XML = f"{_W}customXml"
 _TXBX = f"{_W}txbxContent"
-_FLD_CHAR = f"{_W}fldChar"
-_INSTR_TEXT = f"{_W}instrText"
-# Word's built-in TOC styles are named `toc 1`..`toc 9` whatever the UI language; their ids
-# are `TOC1`.. in English Word and numbers ("10", "21") in Chinese Word.
-_TOC_STYLE_NAME = re.compile(r"toc [1-9]", re.IGNORECASE)
-_TOC_STYLE_ID = re.compile(r"TOC[1-9]", re.IGNORECASE)
 # A run under one of these (between it and its paragraph) is not shown as the paragraph's
 # text; `w:p` is a paragraph of a text box inside it.
 _HIDDEN_RUN_WRAPPERS = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}rt", _TXBX, _P, _FALLBACK})
@@ -108,7 +102,7 @@ class DocxLoader:
             from docx.table import Table
 
             render = _render(document.part)
-            toc = _Toc(render.toc_styles, document.element.body)
+            toc = TableOfContents(render.toc_styles, document.element.body)
             for item in _body_items(document.element.body):
                 if item.tag == _TBL:
                     # A contents page framed in a table: its cells' paragraphs are judged
@@ -156,7 +150,7 @@ def _render(part: Any) -> _Render:
             roots.append(getattr(part.part_related_by(relationship), "element", None))
         except KeyError:
             roots.append(None)
-    return _Render(Numbering(*roots), _hidden_styles(roots[1]), _toc_styles(roots[1]))
+    return _Render(Numbering(*roots), _hidden_styles(roots[1]), toc_styles(roots[1]))
 
 
 def _hidden_styles(styles: Any | None) -> frozenset[str]:
@@ -186,88 +180,13 @@ def _hidden_styles(styles: Any | None) -> frozenset[str]:
     return frozenset(hidden)
 
 
-def _toc_styles(styles: Any | None) -> frozenset[str]:
-    """The ids of the styles named `toc 1`..`toc 9` (English Word's `TOC1`.. are matched too)."""
-    named = set()
-    if styles is not None:
-        for style in styles.iterfind(f"{_W}style"):
-            key = style.get(f"{_W}styleId")
-            name = style.find(f"{_W}name")
-            if key and name is not None and _TOC_STYLE_NAME.fullmatch(name.get(f"{_W}val") or ""):
-                named.add(key)
-    return frozenset(named)
-
-
-class _Toc:
-    """Which paragraphs, of the body or of a table cell, are a table of contents, counting them.
-
-    A table of contents repeats every heading with its page number ("第一章 总则 ...... 1"):
-    read as text, its lines would be cited in place of the chapters they point at. Word
-    marks it by the entries' `toc N` styles, by a `Table of Contents` content control around
-    it, and by the TOC field whose result the entries are (begin … `TOC \\o` … end, spanning
-    paragraphs, with PAGEREF and HYPERLINK fields nested in the entries). Any one marks it.
-    """
-
-    def __init__(self, styles: frozenset[str], body: Any) -> None:
-        self.styles = styles
-        self.fields: list[str] = []  # the codes of the fields open here, innermost last
-        # A field begun and never ended (a damaged file) would swallow the rest of the body.
-        kinds = [node.get(f"{_W}fldCharType") for node in body.iter(_FLD_CHAR)]
-        self.follow_fields = kinds.count("begin") == kinds.count("end")
-        self.left_out = 0
-        # A cell merged down rows comes back once per row: its paragraphs are answered as
-        # the first time (their fields followed, their count taken, once).
-        self._answers: dict[Any, bool] = {}
-
-    def holds(self, paragraph: Any) -> bool:
-        if paragraph in self._answers:
-            return self._answers[paragraph]
-        in_field = self._in_field(paragraph)
-        held = in_field or self._styled(paragraph) or self._in_toc_control(paragraph)
-        self.left_out += held
-        self._answers[paragraph] = held
-        return held
-
-    def _in_field(self, item: Any) -> bool:
-        """Whether a TOC field is open at the paragraph's start or opens inside it."""
-        if not self.follow_fields:
-            return False
-        inside = "TOC" in self.fields
-        for node in item.iter(_FLD_CHAR, _INSTR_TEXT):
-            if node.tag == _INSTR_TEXT:
-                # A field's code may be split over runs: its first word names the field.
-                words = (node.text or "").split()
-                if self.fields and not self.fields[-1] and words:
-                    code = words[0].upper()
-                    self.fields[-1] = code
-                    inside = inside or code == "TOC"
-            elif node.get(f"{_W}fldCharType") == "begin":
-                self.fields.append("")
-            elif node.get(f"{_W}fldCharType") == "end" and self.fields:
-                self.fields.pop()
-        return inside
-
-    def _styled(self, item: Any) -> bool:
-        style = item.find(f"{_W}pPr/{_W}pStyle")
-        key = None if style is None else style.get(f"{_W}val")
-        return key is not None and (key in self.styles or bool(_TOC_STYLE_ID.fullmatch(key)))
-
-    @staticmethod
-    def _in_toc_control(item: Any) -> bool:
-        for control in item.iterancestors(_SDT):
-            gallery = control.find(f"{_W}sdtPr/{_W}docPartObj/{_W}docPartGallery")
-            if gallery is not None and gallery.get(f"{_W}val") == "Table of Contents":
-                return True
-        return False
-
-
 def _on(toggle: Any) -> bool:
     """A toggle property (`<w:vanish/>`, `<w:vanish w:val="false"/>`) is on unless told off."""
     return toggle.get(f"{_W}val") not in ("0", "false", "off")
 
 
 def _table_cells(
-    table: Any, render: _Render, toc: _Toc | None = None
+    table: Any, render: _Render, toc: TableOfContents | None = None
 ) -> Iterator[list[str | None]]:
     for row in table.rows:
         cells: list[str | None] = []
@@ -281,7 +200,7 @@ def _table_cells(
         yield cells
 
 
-def _cell_text(cell: Any, table: Any, render: _Render, toc: _Toc | None) -> str:
+def _cell_text(cell: Any, table: Any, render: _Render, toc: TableOfContents | None) -> str:
     """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
     form laid out as tables inside a table keeps the text of the inner ones. Paragraphs of
     a table of contents are left out, as in the body."""
