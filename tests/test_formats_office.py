@@ -878,3 +878,43 @@ def test_pptx_shapes_of_a_moved_group_are_read_where_the_group_stands(tmp_path: 
     path = tmp_path / "group.pptx"
     presentation.save(str(path))
     assert texts(extract(path)) == ["正文", "脚注1", "脚注2"]
+
+
+def test_docx_a_numbered_cell_merged_down_rows_is_counted_once(tmp_path: Path) -> None:
+    # A merged cell comes back once per row it covers: its numbered paragraph was counted
+    # for each, so the body's next clause read 第三条 where Word shows 第二条.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    numbering.append(
+        parse_xml(
+            f'<w:abstractNum {_W_NS} w:abstractNumId="90"><w:lvl w:ilvl="0"><w:start w:val="1"/>'
+            '<w:numFmt w:val="chineseCounting"/><w:lvlText w:val="第%1条"/></w:lvl>'
+            "</w:abstractNum>"
+        )
+    )
+    numbering.append(
+        parse_xml(f'<w:num {_W_NS} w:numId="90"><w:abstractNumId w:val="90"/></w:num>')
+    )
+    clause = '<w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="90"/></w:numPr></w:pPr>'
+
+    def numbered(text: str) -> Any:
+        return parse_xml(f"<w:p {_W_NS}>{clause}<w:r><w:t>{text}</w:t></w:r></w:p>")
+
+    table = document.add_table(rows=3, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "条款", "说明"
+    merged = table.cell(1, 0).merge(table.cell(2, 0))._tc
+    merged.remove(merged.p_lst[0])
+    merged.append(numbered("适用范围。"))
+    table.cell(1, 1).text, table.cell(2, 1).text = "总部", "分公司"
+    body = document.element.body
+    body.insert(len(body) - 1, numbered("附则。"))
+    path = tmp_path / "merged-clause.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == [
+        "条款: 第一条 适用范围。；说明: 总部",
+        "条款: 第一条 适用范围。；说明: 分公司",
+        "第二条 附则。",
+    ]

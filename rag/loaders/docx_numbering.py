@@ -63,11 +63,21 @@ class Numbering:
         self._instances: dict[str, _Instance] = {}
         self._counters: dict[str, dict[int, int]] = {}
         self._started: set[str] = set()
+        self._labels: dict[Any, str] = {}  # by paragraph element
         if numbering is not None:
             self._read(numbering)
 
     def label(self, paragraph: Any) -> str:
-        """Count `paragraph` if it is numbered; its number and the space after it, or ""."""
+        """Count `paragraph` if it is numbered; its number and the space after it, or "".
+
+        A paragraph asked for again gets the label it got and is not counted twice: a table
+        cell merged down rows comes back once per row it covers.
+        """
+        if paragraph not in self._labels:
+            self._labels[paragraph] = self._count(paragraph)
+        return self._labels[paragraph]
+
+    def _count(self, paragraph: Any) -> str:
         found = self._numbering_of(paragraph)
         if found is None:
             return ""
