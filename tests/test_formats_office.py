@@ -918,3 +918,27 @@ def test_docx_a_numbered_cell_merged_down_rows_is_counted_once(tmp_path: Path) -
         "条款: 第一条 适用范围。；说明: 分公司",
         "第二条 附则。",
     ]
+
+
+def test_docx_a_text_box_in_a_table_cell_is_read_with_the_cell(tmp_path: Path) -> None:
+    # Cells never looked for text boxes: a note boxed inside a form's cell was not indexed.
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "事项", "要求"
+    table.cell(1, 0).text = "报名"
+    cell = table.cell(1, 1)._tc
+    cell.remove(cell.p_lst[0])
+    cell.append(
+        parse_xml(
+            f'<w:p {_W_NS} xmlns:v="urn:schemas-microsoft-com:vml"><w:r><w:t>携带身份证</w:t>'
+            "</w:r><w:r><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r>"
+            "<w:t>逾期不予受理</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict>"
+            "</w:r></w:p>"
+        )
+    )
+    path = tmp_path / "boxed-cell.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == ["事项: 报名；要求: 携带身份证\n逾期不予受理"]

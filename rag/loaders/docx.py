@@ -202,8 +202,8 @@ def _table_cells(
 
 def _cell_text(cell: Any, table: Any, render: _Render, toc: TableOfContents | None) -> str:
     """A cell's paragraphs, and the rows of a table nested in it (cells joined by `；`): a
-    form laid out as tables inside a table keeps the text of the inner ones. Paragraphs of
-    a table of contents are left out, as in the body."""
+    form laid out as tables inside a table keeps the text of the inner ones. Text boxes
+    follow the paragraph anchoring them, and a table of contents is left out, as in the body."""
     from docx.table import Table
 
     lines = []
@@ -211,6 +211,7 @@ def _cell_text(cell: Any, table: Any, render: _Render, toc: TableOfContents | No
         if item.tag == _P:
             if toc is None or not toc.holds(item):
                 lines.append(_numbered_text(item, render))
+            lines.extend(_text_boxes(item, render))
         else:
             for row in _table_cells(Table(item, table), render, toc):
                 lines.append("；".join(text for text in row if text))
