@@ -163,6 +163,31 @@ class SQLiteStore(MetaGeneration):
         )
         return orphans
 
+    def document_passages(self, doc_id: int) -> set[int]:
+        rows = self._db.execute(
+            "SELECT DISTINCT passage_id FROM sources WHERE document_id = ?", (doc_id,)
+        )
+        return {int(r[0]) for r in rows}
+
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        out: dict[int, tuple[str, str]] = {}
+        for chunk, marks in self._in_chunks(sorted(set(ids))):
+            for pid, text, digest in self._db.execute(
+                f"SELECT id, text, hash FROM passages WHERE id IN ({marks})", chunk
+            ):
+                out[int(pid)] = (str(text), str(digest))
+        return out
+
+    def retext_passage(
+        self, passage_id: int, text: str, folded: str, content_hash: str, signature: bytes
+    ) -> None:
+        # No vector until `set_vectors`, as a new passage: `rag check` reports one left so.
+        self._db.execute(
+            "UPDATE passages SET text = ?, folded = ?, hash = ?, signature = ?, vector = ? "
+            "WHERE id = ?",
+            (text, folded, content_hash, signature, b"", passage_id),
+        )
+
     def paragraph_context(
         self, doc_id: int, number: int, context: int
     ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]:
