@@ -22,6 +22,7 @@ from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
 from rag.store.factory import BACKENDS
 from rag.store.location import location_from_settings
+from rag.text.identity import content_hash
 from rag.text.script import fold_script
 from tests.conftest import run_rag
 from tests.fakes import HashEmbedder
@@ -163,3 +164,33 @@ def test_rag_docs_rm_loads_the_model_to_embed_the_text_a_merged_passage_shows_no
     assert (text, folded) == (X, fold_script(X))
     expected = e5.embed([fold_script(X)], kind="passage")[0]
     assert float(np.frombuffer(vector, np.float32) @ expected) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_text_merged_into_two_passages_is_one_once_it_is_what_both_show(
+    tmp_path: Path, backend: str
+) -> None:
+    # Y's near duplicates Y1 (a.txt) and Y2 (q.txt) are too far apart to merge. b.txt's Y
+    # joins Y1's passage, the only one then; c.txt's Y joins Y2's, the closer one later.
+    # With both first sources gone, both passages show Y: they are one passage, with one
+    # hash (two passages could not share it).
+    y = "各地要进一步加强产品质量监督抽查，完善风险监测，严厉打击制售假冒伪劣产品的违法行为。"
+    y1, y2 = y[:1] + "甲" + y[2:], y[:11] + "乙" + y[12:]
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        reports = [
+            pipeline.ingest([write(tmp_path / name, f"{name}.txt", text)])
+            for name, text in (("a", y1), ("b", y), ("q", y2), ("c", y))
+        ]
+        assert [r.new_passages for r in reports] == [1, 0, 1, 0]  # the premise
+
+        assert pipeline.remove("a.txt") and pipeline.remove("q.txt")
+
+        ((text, digest, _, _, _),) = stored(pipeline)
+        assert (text, digest) == (y, content_hash(y))
+        (passage,) = pipeline.search(y, 5).passages
+        assert [s.file for s in passage.passage.sources] == ["b.txt", "c.txt"]
+        assert len(pipeline) == 1
+        report = check_index(location_from_settings(pipeline.settings))
+        assert report.ok and not report.stale, report.problems
+    finally:
+        pipeline.close()

@@ -319,9 +319,12 @@ class IndexWriter:
             digest = content_hash(text)
             if digest == stored_hash:
                 continue  # the next source is an exact duplicate: same identity, same vector
-            if self.store.passage_id_by_hash(digest) not in (None, pid):
-                # Another passage already holds this identity (the text was merged into two
-                # passages): two passages may not share a hash, so this one keeps its own.
+            other = self.store.passage_id_by_hash(digest)
+            if other is not None and other != pid:
+                # The text was merged into two passages, and both show it now: one passage.
+                self.store.merge_passage(pid, other)
+                vectors.remove([pid])
+                near.remove(pid)
                 continue
             signature = near.signature(text)
             folded = fold_script(text)

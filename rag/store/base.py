@@ -203,6 +203,10 @@ class PassageStore(Protocol):
         """Give a stored passage another text's identity: its vector follows (`set_vectors`)."""
         ...
 
+    def merge_passage(self, passage_id: int, into: int) -> None:
+        """Move a passage's sources to `into`, a passage of the same identity, and drop it."""
+        ...
+
     def paragraph_context(
         self, doc_id: int, number: int, context: int
     ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]: ...

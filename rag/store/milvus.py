@@ -98,6 +98,7 @@ class _Batch:
     retext: set[int] = field(default_factory=set)  # merged passages losing a source
     # Committed passages taking their next source's identity (`retext_passage`): whole rows.
     retexted: dict[int, dict[str, Any]] = field(default_factory=dict)
+    moved: list[dict[str, Any]] = field(default_factory=list)  # committed sources, whole
     held: set[tuple[int, int]] = field(default_factory=set)  # (version, passage) staged
     meta: dict[str, str] = field(default_factory=dict)
 
@@ -113,6 +114,7 @@ class _Batch:
             or self.flips
             or self.vectors
             or self.retexted
+            or self.moved
             or self.meta
         )
 
@@ -270,6 +272,8 @@ class MilvusStore(MetaGeneration):
             # so a writer killed before the flip leaves a passage that is merely shown with
             # its second source's text while the first is still current.
             c.upsert(n["passages"], list(batch.retexted.values()))
+        for i in range(0, len(batch.moved), 500):  # to a passage of the same identity
+            c.upsert(n["sources"], batch.moved[i : i + 500])
         for file, version in batch.flips.items():  # the flip, file by file
             if version is None:
                 c.delete(n["files"], filter=f"file == {literal(file)}")
@@ -556,6 +560,20 @@ class MilvusStore(MetaGeneration):
         else:
             batch.retexted[passage_id] = row
         batch.by_hash[content_hash] = passage_id
+
+    def merge_passage(self, passage_id: int, into: int) -> None:
+        batch = self._staging()
+        for source in batch.sources:
+            if source["passage_id"] == passage_id:
+                source["passage_id"] = into
+        rows = self.query_ids("sources", "passage_id", [passage_id], SOURCE_FIELDS)
+        batch.moved += [
+            {**r, "passage_id": into, "pad": PAD}
+            for r in rows
+            if int(r["doc_id"]) not in batch.old_documents
+        ]
+        batch.retext.add(into)  # it shows the first of them all
+        self.delete_passages([passage_id])
 
     def delete_passages(self, ids: Sequence[int]) -> None:
         """Drop passages (with the batch, or at once outside one)."""

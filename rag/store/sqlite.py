@@ -188,6 +188,18 @@ class SQLiteStore(MetaGeneration):
             (text, folded, content_hash, signature, b"", passage_id),
         )
 
+    def merge_passage(self, passage_id: int, into: int) -> None:
+        self._db.execute(
+            "UPDATE sources SET passage_id = ? WHERE passage_id = ?", (into, passage_id)
+        )
+        self._db.execute("DELETE FROM passages WHERE id = ?", (passage_id,))
+        # Sources keep their rowids: `into` shows the first of them all.
+        self._db.execute(
+            "UPDATE passages SET text = (SELECT text FROM sources WHERE passage_id = ? "
+            "ORDER BY rowid LIMIT 1) WHERE id = ?",
+            (into, into),
+        )
+
     def paragraph_context(
         self, doc_id: int, number: int, context: int
     ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]:
