@@ -22,6 +22,7 @@ from rag.pipeline import Pipeline, open_pipeline
 from rag.settings import Settings
 from rag.store.factory import BACKENDS
 from rag.store.location import location_from_settings
+from rag.store.sqlite import SQLiteStore
 from rag.text.identity import content_hash
 from rag.text.script import fold_script
 from tests.conftest import run_rag
@@ -194,3 +195,30 @@ def test_a_text_merged_into_two_passages_is_one_once_it_is_what_both_show(
         assert report.ok and not report.stale, report.problems
     finally:
         pipeline.close()
+
+
+def test_rag_check_reports_a_passage_whose_hash_is_not_its_texts_and_reread_mends_it(
+    index: Pipeline, tmp_path: Path, backend: str
+) -> None:
+    # What a removal left before passages followed their text: `rag check` said nothing.
+    index.remove("a.txt")
+    store = index._index.store
+    (pid,) = store.passage_hashes()  # type: ignore[attr-defined]
+    stale = content_hash(A)
+    if isinstance(store, SQLiteStore):
+        store._db.execute("UPDATE passages SET hash = ? WHERE id = ?", (stale, pid))
+    else:
+        store.client.upsert(  # type: ignore[attr-defined]
+            store.names["passages"],  # type: ignore[attr-defined]
+            [{"id": pid, "hash": stale}],
+            partial_update=True,
+        )
+
+    location = location_from_settings(index.settings)
+
+    assert check_index(location).problems == [
+        f"passages whose content hash is not their text's: {pid}"
+    ]
+    index.ingest([tmp_path / "b"], reread=True)  # what the README says to do
+    assert check_index(location).ok
+    assert stored(index) == alone(tmp_path, backend, X)

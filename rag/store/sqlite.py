@@ -19,6 +19,7 @@ import numpy as np
 from rag.store.base import DocumentRow, MetaGeneration, ParagraphRow, StoredPassage
 from rag.store.placement import placement_json, read_placement
 from rag.store.sqlite_schema import SCHEMA, add_columns, integrity_problems
+from rag.text.identity import content_hash
 from rag.types import Document, Passage, Source
 
 STORE_FILE = "store.sqlite"
@@ -343,8 +344,15 @@ class SQLiteStore(MetaGeneration):
         return {int(r[0]): r[1] for r in self._db.execute("SELECT id, vector FROM passages")}
 
     def integrity_problems(self, dim: int) -> list[str]:
-        """What is wrong inside the store itself; empty when it is sound (`sqlite_schema`)."""
-        return integrity_problems(self._db, dim)
+        """What is wrong inside the store itself; empty when it is sound (`sqlite_schema`),
+        and passages whose content hash is not their text's (SQL cannot compute it)."""
+        problems = integrity_problems(self._db, dim)
+        rows = self._db.execute("SELECT id, text, hash FROM passages ORDER BY id")
+        stale = [str(pid) for pid, text, digest in rows if content_hash(text) != digest]
+        if stale:
+            shown = ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else "")
+            problems.append(f"passages whose content hash is not their text's: {shown}")
+        return problems
 
     def document_text(self, file: str) -> str | None:
         """The text a document's offsets index (None for one ingested before it was kept)."""
