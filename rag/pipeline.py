@@ -283,7 +283,7 @@ class Pipeline:
             for file in self._index.indexed_hashes()
             if file not in walked and not any(_within(file, folder) for folder in unread)
         ]
-        removed = self._index.remove_all(gone)
+        removed = self._index.remove_all(gone, self._embed_passages)
         report.removed.extend(Skipped(file, "not among the files ingested") for file in removed)
 
     def _write(
@@ -356,7 +356,7 @@ class Pipeline:
                 flush()
         flush()
         if emptied:
-            self._index.remove_all([item.key for item in emptied])
+            self._index.remove_all([item.key for item in emptied], self._embed_passages)
             reason = "the version indexed before is removed"
             report.removed.extend(Skipped(i.key, f"{i.error}: {reason}") for i in emptied)
         report.seconds = time.perf_counter() - started
@@ -370,7 +370,11 @@ class Pipeline:
 
     def remove(self, file: str, timeout: float | None = None) -> bool:
         """Drop a document; False if there is none. `timeout`: see `Index.writing`."""
-        return self._index.remove(file, timeout)
+        return self._index.remove(file, self._embed_passages, timeout)
+
+    def _embed_passages(self, folded: list[str]) -> np.ndarray:
+        """Vectors of passages whose shown text a removal changed (a merged passage's)."""
+        return self.embedder.embed(folded, kind="passage", batch_size=EMBED_BATCH)
 
     # -- reading ------------------------------------------------------------------------
 

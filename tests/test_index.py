@@ -362,20 +362,20 @@ def test_an_index_whose_passages_hold_no_word_opens_answers_and_is_sound(
 def test_removals_done_before_one_fails_are_published(
     fake_pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag.index.writer import IndexWriter
+    from rag.index.writer import EmbedPassages, IndexWriter
 
     docs = folder(tmp_path, {"apple.txt": "苹果是红色的水果。", "banana.txt": "香蕉是黄色的水果。"})
     fake_pipeline.ingest([docs])
     remove = IndexWriter.remove_document
 
-    def fails_on_banana(writer: IndexWriter, file: str) -> bool:
+    def fails_on_banana(writer: IndexWriter, file: str, embed: EmbedPassages) -> bool:
         if file == "banana.txt":
             raise OSError("disk I/O error")
-        return remove(writer, file)
+        return remove(writer, file, embed)
 
     monkeypatch.setattr(IndexWriter, "remove_document", fails_on_banana)
     with pytest.raises(OSError, match="disk I/O"):
-        fake_pipeline._index.remove_all(["apple.txt", "banana.txt"])
+        fake_pipeline._index.remove_all(["apple.txt", "banana.txt"], fake_pipeline._embed_passages)
 
     found = {s.file for p in fake_pipeline.search("苹果", 5).passages for s in p.passage.sources}
     assert found == {"banana.txt"}  # apple's removal is searched as it is stored

@@ -106,6 +106,15 @@ def test_a_vector_index_adds_removes_and_returns_what_it_holds(vectors: VectorIn
     assert 10 not in {p for p, _ in vectors.search(unit(1), 10)}
 
 
+def test_a_vector_index_replaces_a_held_vector_and_keeps_one_per_id(
+    vectors: VectorIndex,
+) -> None:
+    vectors.replace([20], unit(4)[None, :])
+    assert sorted(int(i) for i in vectors.ids()) == [10, 20, 30]
+    assert np.allclose(vectors.vectors([20]), unit(4)[None, :], atol=1e-6)
+    assert [p for p, _ in vectors.search(unit(4), 3)].count(20) == 1
+
+
 def test_a_vector_index_copy_is_independent(vectors: VectorIndex) -> None:
     working = vectors.copy()
     if working is vectors:

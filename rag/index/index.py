@@ -209,18 +209,21 @@ class Index:
     def add_documents(self, batch: Sequence[NewDocument], embed: EmbedPassages) -> AddResult:
         return self.writer.add_documents(batch, embed)
 
-    def remove(self, file: str, timeout: float | None = None) -> bool:
+    def remove(self, file: str, embed: EmbedPassages, timeout: float | None = None) -> bool:
         """Drop a document and publish; passages it alone held go too. False: no such file.
 
+        `embed`: for a merged passage that shows another source's text from now on.
         `timeout`: see `writing`.
         """
-        return bool(self.remove_all([file], timeout))
+        return bool(self.remove_all([file], embed, timeout))
 
-    def remove_all(self, files: Sequence[str], timeout: float | None = None) -> list[str]:
-        """Drop documents and publish once; those there were. `timeout`: see `writing`."""
+    def remove_all(
+        self, files: Sequence[str], embed: EmbedPassages, timeout: float | None = None
+    ) -> list[str]:
+        """Drop documents and publish once; those there were. See `remove`."""
         with self.writing(timeout):
             try:
-                return [file for file in files if self.writer.remove_document(file)]
+                return [file for file in files if self.writer.remove_document(file, embed)]
             finally:
                 self.commit()  # publish the removals done, even if a later one failed
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -217,14 +218,17 @@ class IndexWriter:
         try:
             with self.store.transaction():
                 fresh: list[tuple[int, str]] = []
+                losing = _Losing()
                 for item in batch:
-                    fresh.extend(self._add(item, near, vectors, result))
-                if fresh:
+                    fresh.extend(self._add(item, near, vectors, result, losing))
+                retexted = self._follow_texts(losing, near, vectors)
+                if fresh or retexted:
                     # Passages are embedded in folded form, like queries, so the dense side
                     # also sees one script.
-                    matrix = embed([text for _, text in fresh])
-                    self.store.set_vectors([pid for pid, _ in fresh], matrix)
-                    vectors.add([pid for pid, _ in fresh], matrix)
+                    matrix = embed([text for _, text in fresh + retexted])
+                    self.store.set_vectors([pid for pid, _ in fresh + retexted], matrix)
+                    vectors.add([pid for pid, _ in fresh], matrix[: len(fresh)])
+                    vectors.replace([pid for pid, _ in retexted], matrix[len(fresh) :])
                 self.state_generation = self.store.bump_generation()
         except BaseException:
             # The store rolled back; the in-memory working state no longer matches it.
@@ -233,7 +237,12 @@ class IndexWriter:
         return result
 
     def _add(
-        self, item: NewDocument, near: NearDuplicateIndex, vectors: VectorIndex, result: AddResult
+        self,
+        item: NewDocument,
+        near: NearDuplicateIndex,
+        vectors: VectorIndex,
+        result: AddResult,
+        losing: _Losing,
     ) -> list[tuple[int, str]]:
         """Insert one document; return the new passages that still need a vector."""
         result.passages += len(item.chunks)
@@ -243,7 +252,8 @@ class IndexWriter:
         reusable: dict[str, np.ndarray] = {}
         if existing is not None:
             reusable = self.store.document_vectors(existing.id)
-            self._remove(existing.id, near, vectors)
+            losing.vectors.update(reusable)
+            self._remove(existing.id, near, vectors, losing)
         doc_id = self.store.insert_document(item.file, item.document)
         fresh: list[tuple[int, str]] = []
         for chunk in item.chunks:
@@ -283,14 +293,57 @@ class IndexWriter:
             result.near_duplicates += 1
         return pid
 
-    def _remove(self, doc_id: int, near: NearDuplicateIndex, vectors: VectorIndex) -> None:
+    def _remove(
+        self, doc_id: int, near: NearDuplicateIndex, vectors: VectorIndex, losing: _Losing
+    ) -> None:
+        held = self.store.document_passages(doc_id)
         orphans = self.store.delete_document(doc_id)
         vectors.remove(orphans)
         for pid in orphans:
             near.remove(pid)
+        losing.ids |= held - set(orphans)
 
-    def remove_document(self, file: str) -> bool:
-        """Drop a document in one transaction (publish with `commit`); False: no such file."""
+    def _follow_texts(
+        self, losing: _Losing, near: NearDuplicateIndex, vectors: VectorIndex
+    ) -> list[tuple[int, str]]:
+        """Merged passages that lost their first source take the identity of the text they
+        show now (their next source's): hash, signature, folded text and so lexical terms,
+        and vector. Otherwise the vector embeds text no longer stored, the text's own words
+        are not found, and the removed text's hash still matches it as an exact duplicate.
+
+        Returns the passages whose new text needs a vector (their old one is replaced by
+        `add_documents`); a vector of that text still at hand is reused instead.
+        """
+        fresh: list[tuple[int, str]] = []
+        for pid, (text, stored_hash) in sorted(self.store.shown_passages(losing.ids).items()):
+            digest = content_hash(text)
+            if digest == stored_hash:
+                continue  # the next source is an exact duplicate: same identity, same vector
+            other = self.store.passage_id_by_hash(digest)
+            if other is not None and other != pid:
+                # The text was merged into two passages, and both show it now: one passage.
+                self.store.merge_passage(pid, other)
+                vectors.remove([pid])
+                near.remove(pid)
+                continue
+            signature = near.signature(text)
+            folded = fold_script(text)
+            self.store.retext_passage(pid, text, folded, digest, signature_bytes(signature))
+            near.remove(pid)
+            near.add(pid, signature)
+            vector = losing.vectors.get(digest)
+            if vector is None:
+                fresh.append((pid, folded))
+            else:
+                self.store.set_vectors([pid], vector[None, :])
+                vectors.replace([pid], vector[None, :])
+        return fresh
+
+    def remove_document(self, file: str, embed: EmbedPassages) -> bool:
+        """Drop a document in one transaction (publish with `commit`); False: no such file.
+
+        `embed` gives a vector to a merged passage whose shown text changes (`_follow_texts`).
+        """
         row = self.store.find_document(file)
         if row is None:
             return False
@@ -298,9 +351,24 @@ class IndexWriter:
         vectors = self._working_vectors()
         try:
             with self.store.transaction():
-                self._remove(row.id, near, vectors)
+                losing = _Losing()
+                self._remove(row.id, near, vectors, losing)
+                retexted = self._follow_texts(losing, near, vectors)
+                if retexted:
+                    matrix = embed([folded for _, folded in retexted])
+                    self.store.set_vectors([pid for pid, _ in retexted], matrix)
+                    vectors.replace([pid for pid, _ in retexted], matrix)
                 self.state_generation = self.store.bump_generation()
         except BaseException:
             self._forget()
             raise
         return True
+
+
+@dataclass
+class _Losing:
+    """What one write's removals leave behind: merged passages that lost a source, and the
+    vectors of the removed versions' passages by content hash (reused if a text returns)."""
+
+    ids: set[int] = field(default_factory=set)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)

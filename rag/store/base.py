@@ -73,6 +73,10 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: Sequence[int]) -> None: ...
 
+    def replace(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        """New vectors for passages already held (one whose text changed)."""
+        ...
+
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top `k` `(passage id, cosine similarity)` pairs, best first."""
         ...
@@ -178,7 +182,29 @@ class PassageStore(Protocol):
     def insert_document(self, file: str, document: Document) -> int: ...
 
     def delete_document(self, doc_id: int) -> list[int]:
-        """Remove a document and its sources; return the passages left with no source."""
+        """Remove a document and its sources; return the passages left with no source.
+
+        A merged passage that keeps other sources shows its first remaining source's text.
+        """
+        ...
+
+    def document_passages(self, doc_id: int) -> set[int]:
+        """The passages a document holds."""
+        ...
+
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """Passage id -> (the text it shows, its stored content hash), as the open
+        transaction sees them; passages no longer stored are left out."""
+        ...
+
+    def retext_passage(
+        self, passage_id: int, text: str, folded: str, content_hash: str, signature: bytes
+    ) -> None:
+        """Give a stored passage another text's identity: its vector follows (`set_vectors`)."""
+        ...
+
+    def merge_passage(self, passage_id: int, into: int) -> None:
+        """Move a passage's sources to `into`, a passage of the same identity, and drop it."""
         ...
 
     def paragraph_context(

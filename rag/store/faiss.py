@@ -141,6 +141,11 @@ class FaissVectorIndex:
                 self._coarse.remove_ids(keys)  # type: ignore[arg-type]
             self._refit()
 
+    def replace(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        # FAISS would keep both vectors under one id: the old one goes first.
+        self.remove(ids)
+        self.add(ids, vectors)
+
     def _refit(self) -> None:
         """Add or drop the IVF index (or give it new lists) when the size calls for it."""
         n = len(self)

@@ -96,6 +96,9 @@ class _Batch:
     old_documents: set[int] = field(default_factory=set)
     old_passages: set[int] = field(default_factory=set)
     retext: set[int] = field(default_factory=set)  # merged passages losing a source
+    # Committed passages taking their next source's identity (`retext_passage`): whole rows.
+    retexted: dict[int, dict[str, Any]] = field(default_factory=dict)
+    moved: list[dict[str, Any]] = field(default_factory=list)  # committed sources, whole
     held: set[tuple[int, int]] = field(default_factory=set)  # (version, passage) staged
     meta: dict[str, str] = field(default_factory=dict)
 
@@ -105,7 +108,15 @@ class _Batch:
 
     @property
     def empty(self) -> bool:
-        return not (self.documents or self.passages or self.flips or self.vectors or self.meta)
+        return not (
+            self.documents
+            or self.passages
+            or self.flips
+            or self.vectors
+            or self.retexted
+            or self.moved
+            or self.meta
+        )
 
 
 class MilvusStore(MetaGeneration):
@@ -238,7 +249,8 @@ class MilvusStore(MetaGeneration):
         # BM25's mean passage length: the token total moves with the passages.
         tokens = self.token_total()
         self._set_meta({"next_id": str(batch.next_id), "dirty": "1"})
-        missing = [pid for pid, row in batch.passages.items() if row.get("dense") is None]
+        renewed = [*batch.passages.values(), *batch.retexted.values()]
+        missing = [int(row["id"]) for row in renewed if row.get("dense") is None]
         if missing:
             raise ValueError(f"passages without a vector: {missing[:5]}")
         for part, rows in (
@@ -252,12 +264,22 @@ class MilvusStore(MetaGeneration):
         if batch.vectors:
             rows = [{"id": pid, "dense": v} for pid, v in batch.vectors.items()]
             c.upsert(n["passages"], rows, partial_update=True)
+        for row in self.query_ids("passages", "id", batch.retexted, ["lexical"]):
+            tokens -= len(str(row["lexical"]).split())
+        if batch.retexted:
+            # Whole rows, so Milvus's BM25 function fills `sparse` from the new tokens; each
+            # row is whole in itself (text, hash, signature, tokens and vector of one text),
+            # so a writer killed before the flip leaves a passage that is merely shown with
+            # its second source's text while the first is still current.
+            c.upsert(n["passages"], list(batch.retexted.values()))
+        for i in range(0, len(batch.moved), 500):  # to a passage of the same identity
+            c.upsert(n["sources"], batch.moved[i : i + 500])
         for file, version in batch.flips.items():  # the flip, file by file
             if version is None:
                 c.delete(n["files"], filter=f"file == {literal(file)}")
             else:
                 c.upsert(n["files"], [{"file": file, "doc_id": version, "pad": PAD}])
-        tokens += sum(len(str(row["lexical"]).split()) for row in batch.passages.values())
+        tokens += sum(len(str(row["lexical"]).split()) for row in renewed)
         for row in self.query_ids("passages", "id", batch.old_passages, ["lexical"]):
             tokens -= len(str(row["lexical"]).split())
         self._drop_versions(batch.old_documents, batch.retext)
@@ -485,12 +507,81 @@ class MilvusStore(MetaGeneration):
         batch.retext |= affected & kept
         return orphans
 
+    def document_passages(self, doc_id: int) -> set[int]:
+        batch = self._staging()
+        held = {int(s["passage_id"]) for s in batch.sources if s["doc_id"] == doc_id}
+        rows = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])
+        return held | {int(r["passage_id"]) for r in rows}
+
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """The text each passage will show once the batch is applied: that of its first
+        source (lowest id: staged sources come after committed ones) in a version kept."""
+        batch = self._staging()
+        ids = set(ids)
+        sources = [s for s in batch.sources if s["passage_id"] in ids]
+        sources += self.query_ids(
+            "sources", "passage_id", ids, ["id", "passage_id", "doc_id", "text"]
+        )
+        first: dict[int, tuple[int, str]] = {}
+        for r in sources:
+            pid = int(r["passage_id"])
+            if int(r["doc_id"]) in batch.old_documents:
+                continue
+            if pid not in first or int(r["id"]) < first[pid][0]:
+                first[pid] = (int(r["id"]), str(r["text"]))
+        hashes = {pid: str(row["hash"]) for pid, row in batch.passages.items() if pid in first}
+        hashes |= {pid: str(row["hash"]) for pid, row in batch.retexted.items() if pid in first}
+        committed = set(first) - set(hashes) - batch.old_passages
+        hashes |= {
+            int(r["id"]): str(r["hash"])
+            for r in self.query_ids("passages", "id", committed, ["id", "hash"])
+        }
+        return {pid: (first[pid][1], hashes[pid]) for pid in hashes}
+
+    def retext_passage(
+        self, passage_id: int, text: str, folded: str, content_hash: str, signature: bytes
+    ) -> None:
+        batch = self._staging()
+        staged = batch.passages.get(passage_id)
+        old = staged if staged is not None else batch.retexted.get(passage_id)
+        if old is not None and batch.by_hash.get(str(old["hash"])) == passage_id:
+            del batch.by_hash[str(old["hash"])]
+        row = {
+            "id": passage_id,
+            "hash": content_hash,
+            "text": text,
+            "folded": folded,
+            "signature": signature.hex(),
+            "lexical": encode_tokens(self._tokenizer()(folded)),
+            "dense": None,  # until `set_vectors`
+        }
+        if staged is not None:
+            batch.passages[passage_id] = row
+        else:
+            batch.retexted[passage_id] = row
+        batch.by_hash[content_hash] = passage_id
+
+    def merge_passage(self, passage_id: int, into: int) -> None:
+        batch = self._staging()
+        for source in batch.sources:
+            if source["passage_id"] == passage_id:
+                source["passage_id"] = into
+        rows = self.query_ids("sources", "passage_id", [passage_id], SOURCE_FIELDS)
+        batch.moved += [
+            {**r, "passage_id": into, "pad": PAD}
+            for r in rows
+            if int(r["doc_id"]) not in batch.old_documents
+        ]
+        batch.retext.add(into)  # it shows the first of them all
+        self.delete_passages([passage_id])
+
     def delete_passages(self, ids: Sequence[int]) -> None:
         """Drop passages (with the batch, or at once outside one)."""
         if self._batch is None:
             self.delete_ids("passages", "id", ids)
             return
         for pid in ids:
+            self._batch.retexted.pop(int(pid), None)
             row = self._batch.passages.pop(int(pid), None)
             if row is not None:
                 self._batch.by_hash.pop(row["hash"], None)
@@ -539,7 +630,11 @@ class MilvusStore(MetaGeneration):
             filter=f"hash == {literal(content_hash)}",
             output_fields=["id"],
         )
-        gone = batch.old_passages if batch is not None else set()
+        gone = set()
+        if batch is not None:  # dropped, or taking another identity, in this batch
+            gone = batch.old_passages | {
+                pid for pid, row in batch.retexted.items() if row["hash"] != content_hash
+            }
         ids = [int(r["id"]) for r in rows if int(r["id"]) not in gone]
         return ids[0] if ids else None
 
@@ -559,9 +654,7 @@ class MilvusStore(MetaGeneration):
             pid = batch.new_id()
         else:
             pid, batch.next_id = keep_id, max(batch.next_id, keep_id + 1)
-        if self._tokenize is None:  # the index's tokenizer, from its config
-            self._tokenize = get_tokenizer(self.get_meta("tokenizer") or "bigram")
-        tokenize = self._tokenize
+        tokenize = self._tokenizer()
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
         batch.passages[pid] = {
             "id": pid,
@@ -575,6 +668,11 @@ class MilvusStore(MetaGeneration):
         batch.by_hash[content_hash] = pid
         return pid
 
+    def _tokenizer(self) -> Tokenizer:
+        if self._tokenize is None:  # the index's tokenizer, from its config
+            self._tokenize = get_tokenizer(self.get_meta("tokenizer") or "bigram")
+        return self._tokenize
+
     def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
         matrix = np.asarray(vectors, dtype=np.float32)
         dim = self.dim
@@ -586,7 +684,7 @@ class MilvusStore(MetaGeneration):
                 self._client.upsert(self._n["passages"], rows, partial_update=True)
             return
         for i, pid in enumerate(ids):
-            row = self._batch.passages.get(int(pid))
+            row = self._batch.passages.get(int(pid)) or self._batch.retexted.get(int(pid))
             if row is not None:
                 row["dense"] = matrix[i].tolist()
             else:

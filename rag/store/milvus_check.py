@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.store.milvus_schema import encode_tokens
+from rag.text.identity import content_hash
 from rag.text.tokenize import get_tokenizer
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
     rows = store.query("documents", "", ["id", "paragraphs"])
     documents = {int(r["id"]): int(r["paragraphs"]) for r in rows}
     sources = store.query("sources", "", ["passage_id", "doc_id", "paragraph"])
-    passages = store.query("passages", "", ["id", "folded", "lexical", "dense"])
+    passages = store.query("passages", "", ["id", "text", "hash", "folded", "lexical", "dense"])
     tokenize = get_tokenizer(store.get_meta("tokenizer") or "bigram")
     found: dict[str, list[str]] = {}
 
@@ -64,6 +65,8 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
             note(f"passages without a {dim}-dimension vector", pid)
         if p["lexical"] != encode_tokens(tokenize(str(p["folded"]))):
             note("passages whose lexical tokens disagree with their text", pid)
+        if content_hash(str(p["text"])) != p["hash"]:
+            note("passages whose content hash is not their text's", pid)
     return [
         f"{what}: {', '.join(items[:5])}{', ...' if len(items) > 5 else ''}"
         for what, items in found.items()

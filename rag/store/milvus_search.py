@@ -46,6 +46,9 @@ class MilvusVectorIndex:
     def remove(self, ids: Sequence[int]) -> None:
         self._store.delete_passages(ids)
 
+    def replace(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        self._store.set_vectors(ids, vectors)  # an upsert of the `dense` field
+
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         if k <= 0:
             return []

@@ -19,6 +19,7 @@ import numpy as np
 from rag.store.base import DocumentRow, MetaGeneration, ParagraphRow, StoredPassage
 from rag.store.placement import placement_json, read_placement
 from rag.store.sqlite_schema import SCHEMA, add_columns, integrity_problems
+from rag.text.identity import content_hash
 from rag.types import Document, Passage, Source
 
 STORE_FILE = "store.sqlite"
@@ -163,6 +164,43 @@ class SQLiteStore(MetaGeneration):
         )
         return orphans
 
+    def document_passages(self, doc_id: int) -> set[int]:
+        rows = self._db.execute(
+            "SELECT DISTINCT passage_id FROM sources WHERE document_id = ?", (doc_id,)
+        )
+        return {int(r[0]) for r in rows}
+
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        out: dict[int, tuple[str, str]] = {}
+        for chunk, marks in self._in_chunks(sorted(set(ids))):
+            for pid, text, digest in self._db.execute(
+                f"SELECT id, text, hash FROM passages WHERE id IN ({marks})", chunk
+            ):
+                out[int(pid)] = (str(text), str(digest))
+        return out
+
+    def retext_passage(
+        self, passage_id: int, text: str, folded: str, content_hash: str, signature: bytes
+    ) -> None:
+        # No vector until `set_vectors`, as a new passage: `rag check` reports one left so.
+        self._db.execute(
+            "UPDATE passages SET text = ?, folded = ?, hash = ?, signature = ?, vector = ? "
+            "WHERE id = ?",
+            (text, folded, content_hash, signature, b"", passage_id),
+        )
+
+    def merge_passage(self, passage_id: int, into: int) -> None:
+        self._db.execute(
+            "UPDATE sources SET passage_id = ? WHERE passage_id = ?", (into, passage_id)
+        )
+        self._db.execute("DELETE FROM passages WHERE id = ?", (passage_id,))
+        # Sources keep their rowids: `into` shows the first of them all.
+        self._db.execute(
+            "UPDATE passages SET text = (SELECT text FROM sources WHERE passage_id = ? "
+            "ORDER BY rowid LIMIT 1) WHERE id = ?",
+            (into, into),
+        )
+
     def paragraph_context(
         self, doc_id: int, number: int, context: int
     ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]:
@@ -306,8 +344,15 @@ class SQLiteStore(MetaGeneration):
         return {int(r[0]): r[1] for r in self._db.execute("SELECT id, vector FROM passages")}
 
     def integrity_problems(self, dim: int) -> list[str]:
-        """What is wrong inside the store itself; empty when it is sound (`sqlite_schema`)."""
-        return integrity_problems(self._db, dim)
+        """What is wrong inside the store itself; empty when it is sound (`sqlite_schema`),
+        and passages whose content hash is not their text's (SQL cannot compute it)."""
+        problems = integrity_problems(self._db, dim)
+        rows = self._db.execute("SELECT id, text, hash FROM passages ORDER BY id")
+        stale = [str(pid) for pid, text, digest in rows if content_hash(text) != digest]
+        if stale:
+            shown = ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else "")
+            problems.append(f"passages whose content hash is not their text's: {shown}")
+        return problems
 
     def document_text(self, file: str) -> str | None:
         """The text a document's offsets index (None for one ingested before it was kept)."""
