@@ -22,6 +22,7 @@ from rag.store.factory import BACKENDS
 from rag.store.faiss import FaissVectorIndex
 from rag.store.location import Location
 from rag.store.placement import read_placement
+from rag.text.identity import content_hash
 from rag.text.offsets import MappedText
 from rag.types import Document, Source, SourceText
 from tests.milvus import MILVUS_MISSING, lite_location, store_passages
@@ -203,10 +204,11 @@ def add(store: PassageStore, file: str, lines: list[str]) -> list[int]:
     with store.transaction():
         doc_id = store.insert_document(file, doc)
         for chunk in chunk_document(doc, 400):
-            pid = store.passage_id_by_hash(chunk.text)
+            digest = content_hash(chunk.text)
+            pid = store.passage_id_by_hash(digest)
             if pid is None:
                 vector = unit(len(ids))
-                pid = store.insert_passage(chunk.text, chunk.text, chunk.text, b"sig", vector)
+                pid = store.insert_passage(chunk.text, chunk.text, digest, b"sig", vector)
             store.insert_source(pid, doc_id, chunk.source)
             ids.append(pid)
         store.bump_generation()
