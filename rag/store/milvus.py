@@ -48,7 +48,7 @@ from rag.store.milvus_schema import (
     release_client,
 )
 from rag.store.placement import placement_json, read_placement
-from rag.text.tokenize import Tokenizer, get_tokenizer
+from rag.text.tokenize import LEGACY_TOKENIZER, Tokenizer, get_tokenizer
 from rag.types import Document, Passage, Source
 
 SOURCE_FIELDS = [
@@ -560,7 +560,7 @@ class MilvusStore(MetaGeneration):
         else:
             pid, batch.next_id = keep_id, max(batch.next_id, keep_id + 1)
         if self._tokenize is None:  # the index's tokenizer, from its config
-            self._tokenize = get_tokenizer(self.get_meta("tokenizer") or "bigram")
+            self._tokenize = get_tokenizer(self.get_meta("tokenizer") or LEGACY_TOKENIZER)
         tokenize = self._tokenize
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
         batch.passages[pid] = {
