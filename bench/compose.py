@@ -29,25 +29,25 @@ from rag.answer.spans.candidates import find_candidates, tagged_words
 from rag.answer.spans.features import prepare
 from rag.text.offsets import OffsetMap
 from rag.text.script import fold_script
-from rag.text.tokenize import bigram_tokens
+from rag.text.tokenize import bigram2_tokens
 from rag.types import Passage, ScoredPassage, Source
 
 WINDOW = 300
 
 
 class BigramLexicon:
-    """Bigram IDF over the benchmark's passages (what the index's lexicon does, in memory)."""
+    """Bigram IDF over the benchmark's passages (what a new index's lexicon does, in memory)."""
 
     def __init__(self, texts: Iterable[str]) -> None:
         df: Counter[str] = Counter()
         n = 0
         for text in texts:
-            df.update(set(bigram_tokens(fold_script(text))))
+            df.update(set(bigram2_tokens(fold_script(text))))
             n += 1
         self.df, self.n = df, n
 
     def tokenize(self, folded: str) -> list[str]:
-        return bigram_tokens(folded)
+        return bigram2_tokens(folded)
 
     def idf(self, tokens: Iterable[str]) -> dict[str, float]:
         return {t: math.log(1 + (self.n - self.df[t] + 0.5) / (self.df[t] + 0.5)) for t in tokens}

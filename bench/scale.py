@@ -14,7 +14,7 @@ recall@10 against exact search of
   re-ranking depth; `IVF,Flat` on the same lists (`ivf_flat`, the previous choice); HNSW
   (a sweep of `efSearch`); and Milvus Lite (with the `scale` extra);
 - bytes per passage of each index;
-- BM25 (bm25s over the project's bigram tokens): build time, size on disk, query time;
+- BM25 (bm25s over the default tokenizer's tokens, bigram2): build time, size on disk, query time;
 - ingest cost per passage outside embedding (at the smallest size): SQLite writes, MinHash
   dedupe, BM25 build, FAISS add.
 
@@ -42,7 +42,7 @@ import numpy as np
 from bench.synthetic import clustered_vectors, dataset_texts, queries_near, resampled_passages
 from rag.store.faiss import RERANK, FaissVectorIndex
 from rag.text.script import fold_script
-from rag.text.tokenize import bigram_tokens
+from rag.text.tokenize import bigram2_tokens
 
 K = 10
 DIM = 384
@@ -273,7 +273,7 @@ def bm25(n: int, contexts: list[str], questions: list[str], folder: Path) -> dic
 
     passages = resampled_passages(contexts, n)
     start = time.perf_counter()
-    tokens = [bigram_tokens(fold_script(p)) for p in passages]
+    tokens = [bigram2_tokens(fold_script(p)) for p in passages]
     tokenize_s = time.perf_counter() - start
     del passages
     start = time.perf_counter()
@@ -283,7 +283,7 @@ def bm25(n: int, contexts: list[str], questions: list[str], folder: Path) -> dic
     index.save(folder / "lexical")
     size = sum(f.stat().st_size for f in (folder / "lexical").rglob("*") if f.is_file())
     loaded = Bm25sLexicalIndex.load(folder / "lexical")
-    query_tokens = [bigram_tokens(fold_script(q)) for q in questions[:200]]
+    query_tokens = [bigram2_tokens(fold_script(q)) for q in questions[:200]]
     times = []
     for tokens_q in query_tokens:
         start = time.perf_counter()
@@ -371,7 +371,7 @@ def ingest_costs(n: int, contexts: list[str], folder: Path) -> dict[str, Any]:
     clock.lap()
     FaissVectorIndex.build(DIM, list(range(n)), vectors, approximate_from=n + 1)
     faiss_s = clock.lap()
-    tokens = [bigram_tokens(fold_script(p)) for p in passages]
+    tokens = [bigram2_tokens(fold_script(p)) for p in passages]
     tokenize_s = clock.lap()
     Bm25sLexicalIndex.build(list(range(n)), tokens)
     bm25_s = clock.lap()

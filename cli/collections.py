@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,6 +21,7 @@ from cli.common import (
 from rag.collections import Collections, InvalidCollectionName, NoSuchCollection
 from rag.settings import get_settings
 from rag.store.lock import IndexBusyError
+from rag.text.tokenize import TokenizerName
 
 NameArgument = Annotated[str, typer.Argument(help="Collection name: [a-z0-9_-]{1,64}")]
 
@@ -61,8 +62,8 @@ def collections_create(
     index: IndexOption = None,
     embedder: Annotated[str | None, typer.Option(help="Embedder [default: $RAG_EMBEDDER]")] = None,
     tokenizer: Annotated[
-        Literal["bigram", "jieba", "bigram+jieba"] | None,
-        typer.Option(help="Lexical tokenizer [default: $RAG_TOKENIZER]"),
+        TokenizerName | None,
+        typer.Option(help="Lexical tokenizer [default: $RAG_TOKENIZER, else bigram2]"),
     ] = None,
     chunk_size: Annotated[
         int | None,

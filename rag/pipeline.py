@@ -148,7 +148,7 @@ def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
     return IndexConfig(
         embedder=embedder.name,
         dim=embedder.dim,
-        tokenizer=settings.tokenizer,
+        tokenizer=settings.tokenizer,  # None: the index's own, the newest for a new one
         chunk_size=settings.chunk_size,
         dedupe_threshold=settings.dedupe_threshold,
         shingle_size=settings.shingle_size,
@@ -653,11 +653,54 @@ def reindex(
             return embedder.embed(texts, kind="passage", batch_size=EMBED_BATCH)
 
         wanted = replace(index_config(settings, embedder), backend=built.backend)
+        wanted = wanted.with_tokenizer_of(built.tokenizer)  # RAG_TOKENIZER unset: the index's
         passages = index.reembed(wanted, embed, on_progress=on_progress)
     finally:
         index.close()
     return ReindexReport(
         passages, built.embedder, embedder.name, round(time.perf_counter() - started, 2)
+    )
+
+
+@dataclass(frozen=True)
+class RetokenizeReport:
+    passages: int
+    old_tokenizer: str
+    new_tokenizer: str
+    seconds: float
+
+
+def retokenize(
+    settings: Settings,
+    tokenizer: str,
+    directory: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> RetokenizeReport:
+    """Make `tokenizer` the index's: record it, rebuild the lexical index from the stored
+    folded passage text (`rag reindex --tokenizer`). No model is loaded, no file read again,
+    the vectors stay; nothing changes when the index already uses it.
+
+    Raises:
+        NoIndexError: There is no index at the location; nothing is created.
+        ValueError: An unknown tokenizer, or a backend it is not built for (Milvus).
+        IndexBusyError: Another process kept the write lock past `settings.lock_timeout`.
+    """
+    started = time.perf_counter()
+    location = location_from_settings(settings, directory)
+    built = read_config(location)
+    index = Index(
+        location,
+        built,
+        lock_timeout=settings.lock_timeout,
+        on_wait=on_wait,
+        lock=write_lock(settings, location, on_wait),
+    )
+    try:
+        passages = index.retokenize(tokenizer)
+    finally:
+        index.close()
+    return RetokenizeReport(
+        passages, str(built.tokenizer), tokenizer, round(time.perf_counter() - started, 2)
     )
 
 

@@ -20,6 +20,7 @@ from embeddings.options import (
     DeviceName,
     EmbedderOptions,
 )
+from rag.text.tokenize import TokenizerName
 
 
 class Settings(BaseSettings):
@@ -41,8 +42,11 @@ class Settings(BaseSettings):
     shingle_size: int = Field(default=3, ge=1, le=8)
     minhash_perm: int = Field(default=128, ge=16, le=512)
 
-    # Lexical index tokenisation of folded text.
-    tokenizer: Literal["bigram", "jieba", "bigram+jieba"] = "bigram"
+    # Lexical index tokenisation of folded text (`rag.text.tokenize.TOKENIZERS`). Unset: an
+    # existing index keeps the one it was built with (recorded in its config) and a new one
+    # gets the newest, `rag.text.tokenize.DEFAULT_TOKENIZER` (bigram2). Set: an index built
+    # with another is refused (IndexMismatchError), as for the other recorded settings.
+    tokenizer: TokenizerName | None = None
 
     # Retrieval and fusion.
     top_k: int = Field(default=5, ge=1, le=50)

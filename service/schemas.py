@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rag.collections import DEFAULT, NAME_PATTERN, NAME_RULE
 from rag.text.surrogates import lone_surrogate
+from rag.text.tokenize import TokenizerName
 
 # Unsent, the route uses RAG_TOP_K (`service.deps`); 5 is that setting's default.
 TopK = Field(
@@ -300,7 +301,8 @@ class CollectionCreate(Strict):
     # Unset: the service's own settings; a collection keeps these for good. The embedder is
     # the service's (one model per process; `rag collections create --embedder` picks
     # another, which the service then loads when the collection is first used).
-    tokenizer: Literal["bigram", "jieba", "bigram+jieba"] | None = None
+    # Unset tokenizer: RAG_TOKENIZER, else the newest (`rag.text.tokenize.DEFAULT_TOKENIZER`).
+    tokenizer: TokenizerName | None = None
     chunk_size: int | None = Field(default=None, ge=50, le=4000)
 
 

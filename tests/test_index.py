@@ -174,7 +174,9 @@ def test_opening_with_another_embedder_or_tokenizer_is_a_clear_error(
 ) -> None:
     open_pipeline(fake_settings, fake_embedder).close()
     other = fake_settings.model_copy(update={"tokenizer": "jieba"})
-    with pytest.raises(IndexMismatchError, match="tokenizer: index has bigram, settings ask jieba"):
+    with pytest.raises(
+        IndexMismatchError, match="tokenizer: index has bigram2, settings ask jieba"
+    ):
         open_pipeline(other, fake_embedder)
 
 

@@ -37,7 +37,7 @@ from rag.answer.extractive import ExtractiveComposer, ExtractiveConfig
 from rag.settings import Settings
 from rag.text.script import fold_script
 from rag.text.sentences import split_sentences
-from rag.text.tokenize import get_tokenizer
+from rag.text.tokenize import DEFAULT_TOKENIZER, get_tokenizer
 from rag.types import Passage, ScoredPassage
 
 SETS = ("cmrc2018_dev.json", "drcd_dev.json")
@@ -97,7 +97,7 @@ class _Lexicon:
     """IDF over the sampled paragraphs' sentences, for the composer's question weights."""
 
     def __init__(self, texts: Iterable[str]) -> None:
-        self.tokenize = get_tokenizer(Settings().tokenizer)
+        self.tokenize = get_tokenizer(Settings().tokenizer or DEFAULT_TOKENIZER)
         self._df: Counter[str] = Counter()
         self._n = 0
         for text in texts:

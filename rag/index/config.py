@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from rag.store.base import PassageStore
+from rag.text.tokenize import DEFAULT_TOKENIZER
 from rag.types import Chunk, Document
 
 # An index created before the backend was recorded was built with this one.
@@ -23,11 +24,17 @@ class NoIndexError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """What an index was built with; a mismatch on open is an error, not silent garbage."""
+    """What an index was built with; a mismatch on open is an error, not silent garbage.
+
+    `tokenizer` None (`RAG_TOKENIZER` unset) asks for no tokenizer in particular: `Index`
+    opens an existing index with the one it records and creates a new one with
+    `DEFAULT_TOKENIZER` (`with_tokenizer_of`). The config of an open index, and any config
+    read from a store, always names one.
+    """
 
     embedder: str
     dim: int
-    tokenizer: str
+    tokenizer: str | None
     chunk_size: int
     dedupe_threshold: float
     shingle_size: int
@@ -35,7 +42,16 @@ class IndexConfig:
     backend: str = DEFAULT_BACKEND  # a name of `rag.store.factory.BACKENDS`
 
     def as_meta(self) -> dict[str, str]:
+        if self.tokenizer is None:
+            raise ValueError("a config to record names its tokenizer: see with_tokenizer_of")
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+    def with_tokenizer_of(self, built: str | None) -> IndexConfig:
+        """This config with its tokenizer decided: the one asked for, else `built` (the
+        index's, None for a new index), else the newest (`DEFAULT_TOKENIZER`)."""
+        if self.tokenizer is not None:
+            return self
+        return replace(self, tokenizer=built or DEFAULT_TOKENIZER)
 
     @classmethod
     def from_store(cls, store: PassageStore) -> IndexConfig:

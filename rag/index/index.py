@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,8 @@ from rag.store.lock import IndexLock
 from rag.store.snapshot import Caches
 from rag.text.tokenize import get_tokenizer
 
-# What `rag reindex` can change in place: the vectors, not the passages or their tokens.
+# What `rag reindex` can change in place besides the tokenizer (`--tokenizer`, local only): the
+# vectors, not the passages.
 REEMBEDDABLE = frozenset({"embedder", "dim"})
 
 
@@ -45,7 +46,9 @@ class Index:
         location: Where the index is (a directory: the local backend there); created if
             missing.
         config: What the index is (or will be) built with; `config.backend` names the
-            storage backend (`rag.store.factory`) and must be the location's.
+            storage backend (`rag.store.factory`) and must be the location's. A config
+            without a tokenizer takes the index's (a new index: the newest); `self.config`
+            is the config decided.
         lock_timeout: Seconds a write waits for another process's write to finish.
         on_wait: Told who holds the lock when a write has to wait.
         lock: The write lock, when not the backend's own (a Redis lock shared by
@@ -89,9 +92,12 @@ class Index:
             with self._lock():
                 if self.store.replace_pending():
                     self.store.finish_replace()
+        # RAG_TOKENIZER unset: the tokenizer the index was built with (on a new index, what
+        # `_create_if_missing` recorded; an index built with `bigram` keeps tokenising with it).
+        self.config = config = config.with_tokenizer_of(self.store.get_meta("tokenizer"))
         self._check_config()
         self._snapshots = backend.snapshots(location, self.store)
-        tokenize = get_tokenizer(config.tokenizer)
+        tokenize = get_tokenizer(str(config.tokenizer))
         self._backend, self._tokenize = backend, tokenize
         self.reader = IndexReader(
             self._open_caches(),
@@ -99,6 +105,7 @@ class Index:
             lambda: backend.open_store(location, True),
             tokenize,
             config.embedder,
+            config.tokenizer,
         )
         self.writer = IndexWriter(
             self.store, config, backend, self._snapshots, self.reader, self._lock, tokenize
@@ -116,7 +123,7 @@ class Index:
             return
         with self._lock():
             if not backend.store_exists(self.location):
-                backend.create_store(self.location, self.config.as_meta())
+                backend.create_store(self.location, self.config.with_tokenizer_of(None).as_meta())
 
     def _check_config(self) -> None:
         wanted = self.config.as_meta()
@@ -141,6 +148,12 @@ class Index:
                 advice = (
                     f"run `rag reindex` to re-embed its passages with {wanted['embedder']} "
                     "(no file is read again), or use the embedder it was built with"
+                )
+            elif set(diff) == {"tokenizer"}:
+                advice = (
+                    f"unset RAG_TOKENIZER to use the index's own, or run `rag reindex "
+                    f"--tokenizer {wanted['tokenizer']}` to re-tokenize its passages "
+                    "(no file is read again)"
                 )
             else:
                 advice = (
@@ -254,6 +267,12 @@ class Index:
             if f.name not in REEMBEDDABLE
             and getattr(config, f.name) != getattr(self.config, f.name)
         }
+        if other == {"tokenizer"}:
+            raise IndexMismatchError(
+                f"the index is tokenized with {self.config.tokenizer}, settings ask "
+                f"{config.tokenizer}: `rag reindex --tokenizer {config.tokenizer}` changes "
+                "that (and only that), or unset RAG_TOKENIZER to keep the index's"
+            )
         if other:
             raise IndexMismatchError(
                 "rag reindex changes only the embedder; the index also differs in "
@@ -269,6 +288,33 @@ class Index:
             self.writer.replace_vectors(ids, matrix, config)
             self.config = config
         return len(ids)
+
+    def retokenize(self, name: str) -> int:
+        """Make `name` the index's tokenizer: its lexical index rebuilt from the stored folded
+        passage text (`rag reindex --tokenizer`). Returns the passages.
+
+        Vectors are kept and no file is read again. Holds the write lock; the store records
+        the new name in the same commit that moves its generation, and readers adopt the
+        lexical index of the new tokens whole. A process that opened the index before keeps
+        its snapshot (reading) or is refused (writing) until it is restarted.
+
+        Raises:
+            ValueError: An unknown tokenizer, or a backend whose store is its own lexical
+                index (Milvus: its passages hold their tokens), not built here yet.
+        """
+        tokenize = get_tokenizer(name)
+        if self._backend.build_lexical is None:
+            raise ValueError(
+                f"changing the tokenizer of a {self.config.backend} index in place is not "
+                f"built: ingest its documents again into a new index with RAG_TOKENIZER={name}"
+            )
+        with self.writing():
+            passages = self.store.count("passages")
+            if name != self.config.tokenizer:
+                self.writer.replace_tokenizer(name, tokenize)
+                self.config = replace(self.config, tokenizer=name)
+                self._tokenize = tokenize
+        return passages
 
     def close(self) -> None:
         self.reader.close()

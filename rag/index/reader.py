@@ -36,11 +36,14 @@ class IndexReader:
         open_reader: OpenReader,
         tokenize: Tokenizer,
         embedder: str | None = None,
+        tokenizer: str | None = None,
     ) -> None:
         self.caches = caches
         # The vector space this process embeds questions in: a snapshot published after a
         # `rag reindex` into another is not adopted (its vectors would not match them).
         self.embedder = embedder
+        # The same for the tokens questions are split into (`rag reindex --tokenizer`).
+        self.tokenizer = tokenizer
         self._snapshots = snapshots
         self._open_reader = open_reader
         self._tokenize = tokenize
@@ -77,19 +80,31 @@ class IndexReader:
             self._stamp_seen = seen
 
     def _reindexed(self) -> bool:
-        """Another process re-embedded the index into another vector space."""
-        if self.embedder is None:
-            return False
-        current = self._reader().get_meta("embedder")
-        if current is None or current == self.embedder:
-            return False
-        logger.warning(
-            "the index was re-embedded with %s; this process embeds questions with %s and "
-            "keeps answering from the last snapshot before: restart it",
-            current,
-            self.embedder,
-        )
-        return True
+        """Another process re-embedded the index into another vector space, or re-tokenized
+        it (its snapshot's tokens are not the ones this process splits questions into)."""
+        for key, ours, done, doing in (
+            ("embedder", self.embedder, "re-embedded", "embeds"),
+            ("tokenizer", self.tokenizer, "re-tokenized", "tokenizes"),
+        ):
+            if ours is None:
+                continue
+            current = self._reader().get_meta(key)
+            if current is None or current == ours:
+                continue
+            logger.warning(
+                "the index was %s with %s; this process %s questions with %s and keeps "
+                "answering from the last snapshot before: restart it",
+                done,
+                current,
+                doing,
+                ours,
+            )
+            return True
+        return False
+
+    def use_tokenizer(self, name: str, tokenize: Tokenizer) -> None:
+        """Tokenize questions with `name` from now on (this process re-tokenized the index)."""
+        self.tokenizer, self._tokenize = name, tokenize
 
     def tokenize(self, folded: str) -> list[str]:
         return self._tokenize(folded)

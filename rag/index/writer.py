@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -138,6 +138,7 @@ class IndexWriter:
             IndexBusyError: Another process kept the lock for longer than `timeout`.
         """
         with self._thread_lock, self._lock(timeout):
+            self._refuse_if_retokenized()
             self._sync()
             yield
 
@@ -153,6 +154,33 @@ class IndexWriter:
             caches = self._snapshots.load(current) if published == current else None
             self._reader.adopt(caches if caches is not None else self.rebuild_and_publish())
         self.state_generation = current
+
+    def _refuse_if_retokenized(self) -> None:
+        """Another process's `rag reindex --tokenizer` changed the index's tokenizer.
+
+        Every write publishes a lexical index built with this process's tokenizer (adding,
+        removing, and `_sync`'s rebuild): it would be one of the old tokens under a config
+        naming the new, which no question tokenised with the new would match.
+        """
+        current = self.store.get_meta("tokenizer")
+        if current is not None and current != self.config.tokenizer:
+            raise IndexMismatchError(
+                f"the index was re-tokenized with {current} after this process opened it "
+                f"with {self.config.tokenizer}: restart it to write to it"
+            )
+
+    def replace_tokenizer(self, name: str, tokenize: Tokenizer) -> None:
+        """Record `name` as the index's tokenizer and publish a lexical index of its tokens;
+        with the lock held. Local backend only: there the lexical index is a cache."""
+        with self.store.transaction():
+            self.store.set_meta("tokenizer", name)
+            self.state_generation = self.store.bump_generation()
+        self.config = replace(self.config, tokenizer=name)
+        self._tokenize = tokenize
+        self._forget()
+        caches = self.rebuild_and_publish()
+        self._reader.use_tokenizer(name, tokenize)
+        self._reader.adopt(caches)
 
     def _refuse_if_reembedded(self) -> None:
         """Another process's `rag reindex` moved the index into another vector space.

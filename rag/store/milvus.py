@@ -48,7 +48,7 @@ from rag.store.milvus_schema import (
     release_client,
 )
 from rag.store.placement import placement_json, read_placement
-from rag.text.tokenize import Tokenizer, get_tokenizer
+from rag.text.tokenize import LEGACY_TOKENIZER, Tokenizer, get_tokenizer
 from rag.types import Document, Passage, Source
 
 SOURCE_FIELDS = [
@@ -670,7 +670,7 @@ class MilvusStore(MetaGeneration):
 
     def _tokenizer(self) -> Tokenizer:
         if self._tokenize is None:  # the index's tokenizer, from its config
-            self._tokenize = get_tokenizer(self.get_meta("tokenizer") or "bigram")
+            self._tokenize = get_tokenizer(self.get_meta("tokenizer") or LEGACY_TOKENIZER)
         return self._tokenize
 
     def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from rag.store.milvus_schema import encode_tokens
 from rag.text.identity import content_hash
-from rag.text.tokenize import get_tokenizer
+from rag.text.tokenize import LEGACY_TOKENIZER, get_tokenizer
 
 if TYPE_CHECKING:
     from rag.store.milvus import MilvusStore
@@ -30,7 +30,7 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
     documents = {int(r["id"]): int(r["paragraphs"]) for r in rows}
     sources = store.query("sources", "", ["passage_id", "doc_id", "paragraph"])
     passages = store.query("passages", "", ["id", "text", "hash", "folded", "lexical", "dense"])
-    tokenize = get_tokenizer(store.get_meta("tokenizer") or "bigram")
+    tokenize = get_tokenizer(store.get_meta("tokenizer") or LEGACY_TOKENIZER)
     found: dict[str, list[str]] = {}
 
     def note(what: str, item: object) -> None:

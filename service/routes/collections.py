@@ -80,8 +80,9 @@ def create_collection(
         raise HTTPException(409, f"collection {name!r} already exists")
     settings = state.settings.model_copy(update=overrides)
     embedder = pipelines.default.embedder
+    config = index_config(settings, embedder).with_tokenizer_of(None)  # a new index's
     try:
-        state.collections.create(name, index_config(settings, embedder))
+        state.collections.create(name, config)
     except CollectionExists as err:
         raise HTTPException(409, str(err)) from err
     except InvalidCollectionName as err:  # a reserved name
@@ -91,8 +92,8 @@ def create_collection(
     return {
         "name": name,
         "embedder": embedder.name,
-        "tokenizer": settings.tokenizer,
-        "chunk_size": settings.chunk_size,
+        "tokenizer": config.tokenizer,
+        "chunk_size": config.chunk_size,
     }
 
 

@@ -16,7 +16,7 @@ from rag.answer.base import ABSTAIN_TEXT
 from rag.text.identity import normalise
 from rag.text.script import fold_script
 from rag.text.sentences import SENTENCE_END, split_sentences
-from rag.text.tokenize import bigram_tokens
+from rag.text.tokenize import bigram2_tokens
 
 # Passages are numbered from 1 to top_k (at most 50): a longer number cites none of them.
 MAX_DIGITS = 6
@@ -148,10 +148,10 @@ def quote_span(claims: Sequence[str], text: str) -> tuple[int, int]:
     whatever the model wrote.
     """
     sentences = [(a, b) for a, b in split_sentences(text) if text[a:b].strip()]
-    grams = [set(bigram_tokens(fold_script(text[a:b]))) for a, b in sentences]
+    grams = [set(bigram2_tokens(fold_script(text[a:b]))) for a, b in sentences]
     chosen = []
     for claim in claims:
-        wanted = set(bigram_tokens(fold_script(claim)))
+        wanted = set(bigram2_tokens(fold_script(claim)))
         shared = [len(wanted & g) for g in grams]
         if shared and max(shared) > 0:
             chosen.append(sentences[shared.index(max(shared))])
