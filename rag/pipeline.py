@@ -638,15 +638,7 @@ def reindex(
         IndexBusyError: Another process kept the write lock past `settings.lock_timeout`.
     """
     started = time.perf_counter()
-    location = location_from_settings(settings, directory)
-    built = read_config(location)
-    index = Index(
-        location,
-        built,
-        lock_timeout=settings.lock_timeout,
-        on_wait=on_wait,
-        lock=write_lock(settings, location, on_wait),
-    )
+    built, index = _open_as_built(settings, directory, on_wait)
     try:
 
         def embed(texts: list[str]) -> np.ndarray:
@@ -660,6 +652,23 @@ def reindex(
     return ReindexReport(
         passages, built.embedder, embedder.name, round(time.perf_counter() - started, 2)
     )
+
+
+def _open_as_built(
+    settings: Settings, directory: Path | None, on_wait: Callable[[str], None] | None
+) -> tuple[IndexConfig, Index]:
+    """The existing index at `directory` (or the settings'), opened with the config it was
+    built with, for the commands that change it in place; and that config."""
+    location = location_from_settings(settings, directory)
+    built = read_config(location)
+    index = Index(
+        location,
+        built,
+        lock_timeout=settings.lock_timeout,
+        on_wait=on_wait,
+        lock=write_lock(settings, location, on_wait),
+    )
+    return built, index
 
 
 @dataclass(frozen=True)
@@ -686,15 +695,7 @@ def retokenize(
         IndexBusyError: Another process kept the write lock past `settings.lock_timeout`.
     """
     started = time.perf_counter()
-    location = location_from_settings(settings, directory)
-    built = read_config(location)
-    index = Index(
-        location,
-        built,
-        lock_timeout=settings.lock_timeout,
-        on_wait=on_wait,
-        lock=write_lock(settings, location, on_wait),
-    )
+    built, index = _open_as_built(settings, directory, on_wait)
     try:
         passages = index.retokenize(tokenizer)
     finally:
