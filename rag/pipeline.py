@@ -400,6 +400,10 @@ class Pipeline:
         """The content hash of every indexed file, by name, as the writer sees the store."""
         return self._index.indexed_hashes()
 
+    def indexed_passage_hashes(self, files: Iterable[str]) -> dict[str, set[str]]:
+        """See `Index.indexed_passage_hashes`."""
+        return self._index.indexed_passage_hashes(files)
+
     def document(self, file: str) -> DocumentRow | None:
         return self._index.reader.document(file)
 

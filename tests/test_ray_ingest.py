@@ -316,6 +316,9 @@ def test_two_nodes_finish_an_interrupted_ingest_into_the_index_a_local_ingest_bu
         0,
     )
     assert (reread.report.files, reread.report.unchanged) == (local_report.files, 0)
+    # Every file is read again, but its passages are those its indexed version holds: the
+    # writer keeps their stored vectors, so the actors embed none (as a local re-read).
+    assert reread.embedded == 0
     assert reread.report.new_passages == local_reread.new_passages > 0
     assert reread.report.skipped == local_report.skipped
 

@@ -298,3 +298,22 @@ def test_a_store_gives_what_the_caches_are_rebuilt_from(store: PassageStore) -> 
     assert sorted(r.id for r in rows) == sorted(ids)
     assert set(store.vectors_by_id()) == set(ids)
     assert store.folded_texts()[0] == sorted(ids)
+
+
+def test_a_store_gives_the_content_hashes_of_the_passages_a_document_holds(
+    store: PassageStore,
+) -> None:
+    add(store, "a.txt", ["质量是基础。", "安全是底线。"])
+    add(store, "b.txt", ["安全是底线。", "发展是目标。"])
+    a, b = store.find_document("a.txt"), store.find_document("b.txt")
+    assert a is not None and b is not None
+    # A shared passage is held by both documents; each has only its own besides.
+    assert store.document_hashes(a.id) == {
+        content_hash("质量是基础。"),
+        content_hash("安全是底线。"),
+    }
+    assert store.document_hashes(b.id) == {
+        content_hash("安全是底线。"),
+        content_hash("发展是目标。"),
+    }
+    assert store.document_hashes(b.id + 1) == set()

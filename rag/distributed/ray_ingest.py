@@ -10,11 +10,13 @@ the one writer), the same names, ids and report as a local ingest of the same fi
 Dedupe runs on the driver because it needs the whole index and one writer. The actors
 embed ahead, before the writer decides what is new: each passage (by content hash) is
 embedded by the file of its first occurrence in the walk's order (`FirstOccurrences`), which
-is the one the writer needs a vector for; near duplicates and duplicates of passages indexed
-by earlier runs are embedded and then dropped (a cost, never a second passage). A vector
-the writer needs and did not get is embedded on the driver. A file whose content hash is
-the indexed one is neither parsed nor embedded, so a re-run after a crash redoes only the
-batches that were not committed.
+is the one the writer needs a vector for, unless the file's indexed version holds it (a
+re-read or edited file: the writer keeps the stored vectors of its unchanged passages, so
+the driver ships each file's passage hashes to the actors). Near duplicates and duplicates
+of passages other files indexed are embedded and then dropped (a cost, never a second
+passage). A vector the writer needs and did not get is embedded on the driver. A file
+whose content hash is the indexed one is neither parsed nor embedded, so a re-run after a
+crash redoes only the batches that were not committed.
 
 Every node reads the files itself: the paths must name the same files on every node (a
 shared or replicated filesystem), and every node needs this package installed.
@@ -201,8 +203,18 @@ def ingest_on_ray(
         # Runs inside `ingest_prepared`, under the index's write lock: the indexed hashes
         # read here stay true until this run itself writes.
         indexed = {} if reread else pipeline.indexed_hashes()
+        # The passages of each file's indexed version: the writer keeps their vectors when
+        # it reads the file again (`IndexWriter._add`), so the actors need not embed them.
+        # A file's own hashes only, as one string: a flat column, small per row.
+        held = pipeline.indexed_passage_hashes(key for _, key in files)
         rows = [
-            {"order": order, "path": str(path), "key": key, "indexed": indexed.get(key, "")}
+            {
+                "order": order,
+                "path": str(path),
+                "key": key,
+                "indexed": indexed.get(key, ""),
+                "reusable": " ".join(sorted(held.get(key, ()))),
+            }
             for order, (path, key) in enumerate(files)
         ]
         stream = _stream(rows, settings, plan, make_embedder)
@@ -284,7 +296,7 @@ def _parse(row: dict[str, Any], options: LoadOptions, chunk_size: int) -> dict[s
         item = prepare_file(path, key, options, chunk_size, row["indexed"] or None)
     except Exception as err:  # a loader's bug must not fail the other files of the run
         item = PreparedFile(str(path), key, error=f"unexpected error reading it ({err!r})")
-    return {"order": row["order"], "item": pickle.dumps(item)}
+    return {"order": row["order"], "item": pickle.dumps(item), "reusable": row["reusable"]}
 
 
 class FirstOccurrences:
@@ -332,15 +344,20 @@ class EmbedActor:
             for order, item in zip(orders, items, strict=True)
         ]
         owned = ray.get(self._first.claim.remote(claims))
-        # Each file's passages to embed, folded as the writer embeds them, once each.
-        wanted = [
-            list(
-                dict.fromkeys(
-                    fold_script(c.text) for c, mine in zip(item.chunks, flags, strict=True) if mine
-                )
+        # Each file's passages to embed, folded as the writer embeds them, once each: those
+        # it holds first, less those whose stored vectors the writer reuses. (Those are still
+        # claimed: a later file holding one is an exact duplicate the writer embeds nothing for.)
+        wanted = []
+        for item, (_, hashes), flags, held in zip(
+            items, claims, owned, batch["reusable"], strict=True
+        ):
+            reusable = set(str(held).split())
+            fresh = (
+                fold_script(c.text)
+                for c, digest, mine in zip(item.chunks, hashes, flags, strict=True)
+                if mine and digest not in reusable
             )
-            for item, flags in zip(items, owned, strict=True)
-        ]
+            wanted.append(list(dict.fromkeys(fresh)))
         texts = [text for texts in wanted for text in texts]
         started = time.perf_counter()
         vectors = self._embedder.embed(texts, kind="passage", batch_size=EMBED_BATCH)

@@ -17,7 +17,7 @@ backend's; the Milvus backend keeps everything in Milvus collections (`rag.store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
@@ -218,6 +218,13 @@ class Index:
     def indexed_hashes(self) -> dict[str, str]:
         """Every indexed file's content hash, by file name."""
         return {row.file: row.content_hash for row in self.writer.store.documents()}
+
+    def indexed_passage_hashes(self, files: Iterable[str]) -> dict[str, set[str]]:
+        """The content hashes of the passages held by the indexed version of each of
+        `files` that is indexed: the passages whose vectors a re-read of it reuses."""
+        store = self.writer.store
+        ids = {row.file: row.id for row in store.documents()}
+        return {file: store.document_hashes(ids[file]) for file in files if file in ids}
 
     def add_documents(self, batch: Sequence[NewDocument], embed: EmbedPassages) -> AddResult:
         return self.writer.add_documents(batch, embed)

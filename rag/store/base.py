@@ -213,6 +213,10 @@ class PassageStore(Protocol):
 
     def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]: ...
 
+    def document_hashes(self, doc_id: int) -> set[str]:
+        """The content hashes of the passages a document holds (the keys of its vectors)."""
+        ...
+
     def passage_id_by_hash(self, content_hash: str) -> int | None: ...
 
     def insert_passage(

@@ -619,6 +619,11 @@ class MilvusStore(MetaGeneration):
         rows = self.query_ids("passages", "id", pids, ["hash", "dense"])
         return {str(r["hash"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
 
+    def document_hashes(self, doc_id: int) -> set[str]:
+        held = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])
+        pids = {int(r["passage_id"]) for r in held}
+        return {str(r["hash"]) for r in self.query_ids("passages", "id", pids, ["hash"])}
+
     # -- passages -------------------------------------------------------------------------
 
     def passage_id_by_hash(self, content_hash: str) -> int | None:

@@ -245,6 +245,14 @@ class SQLiteStore(MetaGeneration):
         ).fetchall()
         return {str(h): np.frombuffer(v, dtype=np.float32) for h, v in rows if v}
 
+    def document_hashes(self, doc_id: int) -> set[str]:
+        rows = self._db.execute(
+            "SELECT p.hash FROM passages p WHERE p.id IN "
+            "(SELECT passage_id FROM sources WHERE document_id = ?)",
+            (doc_id,),
+        )
+        return {str(r[0]) for r in rows}
+
     # -- passages -----------------------------------------------------------------------
 
     def passage_id_by_hash(self, content_hash: str) -> int | None:
