@@ -47,8 +47,10 @@ def reindex(
     Readers keep answering with the old vectors until the new ones replace them all at
     once; an interrupted run leaves the old index whole, and running it again finishes.
     With --tokenizer, the passages' stored text is tokenized again instead and the new
-    lexical index replaces the old at once (local backend). Processes that had the index
-    open keep their last snapshot, and cannot write to it, until restarted.
+    lexical index replaces the old at once (on Milvus: every passage's tokens, rewritten
+    into a copy of its collection that is swapped in; a killed run is finished by the
+    next). Processes that had the index open keep their last snapshot (Milvus: none, they
+    split questions with the old tokenizer), and cannot write to it, until restarted.
     Exits 2 when there is no index, 3 when another writer keeps the index busy.
     """
     if tokenizer is not None:

@@ -665,14 +665,16 @@ def _open_as_built(
     built with, for the commands that change it in place; and that config."""
     location = location_from_settings(settings, directory)
     built = read_config(location)
+    # The tokenizer is left to the index: opening finishes a `rag reindex --tokenizer` killed
+    # in its swap (Milvus), and the index's is then the new one, not the one read here.
     index = Index(
         location,
-        built,
+        replace(built, tokenizer=None),
         lock_timeout=settings.lock_timeout,
         on_wait=on_wait,
         lock=write_lock(settings, location, on_wait),
     )
-    return built, index
+    return replace(built, tokenizer=index.config.tokenizer), index
 
 
 @dataclass(frozen=True)
@@ -695,7 +697,7 @@ def retokenize(
 
     Raises:
         NoIndexError: There is no index at the location; nothing is created.
-        ValueError: An unknown tokenizer, or a backend it is not built for (Milvus).
+        ValueError: An unknown tokenizer.
         IndexBusyError: Another process kept the write lock past `settings.lock_timeout`.
     """
     started = time.perf_counter()

@@ -317,3 +317,17 @@ def test_a_store_gives_the_content_hashes_of_the_passages_a_document_holds(
         content_hash("发展是目标。"),
     }
     assert store.document_hashes(b.id + 1) == set()
+
+
+def test_a_store_records_a_new_tokenizer_with_its_passages_tokens_at_once(
+    store: PassageStore,
+) -> None:
+    # Korean: bigram reads no token of it, bigram2 does; Milvus keeps each passage's tokens.
+    add(store, "a.txt", ["서울특별시청은 서울시 중구에 있다.", "质量是基础。"])
+    generation = store.generation()
+
+    assert store.replace_tokens("bigram2") == generation + 1
+
+    assert (store.get_meta("tokenizer"), store.generation()) == ("bigram2", generation + 1)
+    assert store.integrity_problems(DIM) == []  # Milvus: every passage's bigram2 tokens
+    assert len(list(store.iter_passages())) == 2

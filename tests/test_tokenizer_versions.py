@@ -4,12 +4,13 @@ An index records its tokenizer's name, and its lexical index (local BM25 caches,
 `lexical` field) holds that tokenizer's tokens. With RAG_TOKENIZER unset, an index built with
 `bigram` (every index before `bigram2`) opens as before and tokenises questions with `bigram`,
 while a new index or collection is built with `bigram2`, which also reads Japanese, Korean,
-〇 dates and letters with diacritics. `rag reindex --tokenizer bigram2` moves an old local
+〇 dates and letters with diacritics. `rag reindex --tokenizer bigram2` moves an old index
 index over without reading a file again.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,6 +252,96 @@ def test_milvus_indexes_keep_their_tokenizer_and_new_ones_get_bigram2(tmp_path: 
     for settings in (default, reopened):
         report = check_index(location_from_settings(settings))  # tokens as the config says
         assert report.ok, report.problems
-    with pytest.raises(ValueError, match="not built"):
+
+
+def milvus_built_with_bigram(tmp_path: Path) -> Settings:
+    """A Milvus index built with bigram, opened with the default settings (RAG_TOKENIZER unset)."""
+    old = Settings(
+        index_dir=tmp_path / "old", backend="milvus", dense_floor=0.0, tokenizer="bigram"
+    )
+    built_with(old, HashEmbedder(), corpus(tmp_path))
+    return old.model_copy(update={"tokenizer": None})
+
+
+def stored_vectors(settings: Settings) -> dict[int, bytes]:
+    with open_pipeline(settings, HashEmbedder()) as pipeline:
+        ids, _ = pipeline.passage_texts()
+        matrix = pipeline._index.reader.caches.vectors.vectors(ids)
+        return {pid: row.tobytes() for pid, row in zip(ids, matrix, strict=True)}
+
+
+def assert_re_tokenized_with_bigram2(settings: Settings) -> None:
+    with open_pipeline(settings, HashEmbedder()) as pipeline:
+        assert pipeline._index.config.tokenizer == "bigram2"
+        for question, gold in QUESTIONS:
+            assert lexical_by_file(pipeline, question)[gold] == 1.0
+    report = check_index(location_from_settings(settings))  # every passage's bigram2 tokens
+    assert report.ok, report.problems
+
+
+@needs_milvus
+def test_rag_reindex_tokenizer_re_tokenizes_a_milvus_index_in_place(tmp_path: Path) -> None:
+    reopened = milvus_built_with_bigram(tmp_path)
+    vectors = stored_vectors(reopened)
+
+    report = retokenize(reopened, "bigram2")
+
+    assert (report.old_tokenizer, report.passages) == ("bigram", len(vectors))
+    assert read_config(location_from_settings(reopened)).tokenizer == "bigram2"
+    assert_re_tokenized_with_bigram2(reopened)
+    assert stored_vectors(reopened) == vectors  # kept
+    # Run again: nothing to do.
+    assert retokenize(reopened, "bigram2").old_tokenizer == "bigram2"
+
+
+@needs_milvus
+def test_a_milvus_reindex_tokenizer_killed_before_its_swap_leaves_bigram_and_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.store.milvus import MilvusStore
+
+    reopened = milvus_built_with_bigram(tmp_path)
+    # The process "dies" with the new copy filled, just before its point of no return.
+    monkeypatch.setattr(MilvusStore, "_set_meta", lambda *_: sys.exit("killed"))
+    with pytest.raises(SystemExit):
         retokenize(reopened, "bigram2")
-    assert read_config(location_from_settings(reopened)).tokenizer == "bigram"
+    monkeypatch.undo()
+
+    with open_pipeline(reopened, HashEmbedder()) as pipeline:  # the old tokens and name
+        assert pipeline._index.config.tokenizer == "bigram"
+        assert not any(lexical_by_file(pipeline, "서울시청은 어디에 있나요?").values())
+    assert check_index(location_from_settings(reopened)).ok
+    retokenize(reopened, "bigram2")
+    assert_re_tokenized_with_bigram2(reopened)
+
+
+@needs_milvus
+def test_a_milvus_reindex_tokenizer_killed_in_its_swap_is_finished_by_running_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.store.milvus import MilvusStore
+
+    reopened = milvus_built_with_bigram(tmp_path)
+    # The process "dies" between the two renames: the live collection is gone, the new one
+    # not yet in its place, and the config still names bigram.
+    original = MilvusStore.finish_replace
+
+    def die_after_first_rename(self: MilvusStore) -> None:
+        client = self.client
+        rename = client.rename_collection
+
+        def once(old: str, new: str) -> None:
+            rename(old, new)
+            monkeypatch.setattr(client, "rename_collection", rename)
+            raise SystemExit("killed")
+
+        monkeypatch.setattr(client, "rename_collection", once)
+        original(self)
+
+    monkeypatch.setattr(MilvusStore, "finish_replace", die_after_first_rename)
+    with pytest.raises(SystemExit):
+        retokenize(reopened, "bigram2")
+    monkeypatch.setattr(MilvusStore, "finish_replace", original)
+
+    assert retokenize(reopened, "bigram2").old_tokenizer == "bigram2"  # finished on opening
+    assert_re_tokenized_with_bigram2(reopened)

@@ -301,20 +301,16 @@ class Index:
         passage text (`rag reindex --tokenizer`). Returns the passages.
 
         Vectors are kept and no file is read again. Holds the write lock; the store records
-        the new name in the same commit that moves its generation, and readers adopt the
-        lexical index of the new tokens whole. A process that opened the index before keeps
-        its snapshot (reading) or is refused (writing) until it is restarted.
+        the new name in the same commit that moves its generation (Milvus: with every
+        passage's new tokens, swapped in at once, `MilvusStore.replace_tokens`), and readers
+        adopt the lexical index of the new tokens whole. A process that opened the index
+        before is refused (writing) until it is restarted; reading, a local one keeps its
+        snapshot, while on Milvus it searches the new tokens with its old tokenizer.
 
         Raises:
-            ValueError: An unknown tokenizer, or a backend whose store is its own lexical
-                index (Milvus: its passages hold their tokens), not built here yet.
+            ValueError: An unknown tokenizer.
         """
         tokenize = get_tokenizer(name)
-        if self._backend.build_lexical is None:
-            raise ValueError(
-                f"changing the tokenizer of a {self.config.backend} index in place is not "
-                f"built: ingest its documents again into a new index with RAG_TOKENIZER={name}"
-            )
         with self.writing():
             passages = self.store.count("passages")
             if name != self.config.tokenizer:

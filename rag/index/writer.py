@@ -171,10 +171,9 @@ class IndexWriter:
 
     def replace_tokenizer(self, name: str, tokenize: Tokenizer) -> None:
         """Record `name` as the index's tokenizer and publish a lexical index of its tokens;
-        with the lock held. Local backend only: there the lexical index is a cache."""
-        with self.store.transaction():
-            self.store.set_meta("tokenizer", name)
-            self.state_generation = self.store.bump_generation()
+        with the lock held. The store re-tokenizes its passages if it holds their tokens
+        (Milvus); a local lexical index is a cache, rebuilt here."""
+        self.state_generation = self.store.replace_tokens(name)
         self.config = replace(self.config, tokenizer=name)
         self._tokenize = tokenize
         self._forget()

@@ -234,8 +234,17 @@ class PassageStore(Protocol):
         """
         ...
 
+    def replace_tokens(self, name: str) -> int:
+        """Make tokenizer `name` the index's, with every passage's lexical tokens, at once
+        (`rag reindex --tokenizer`); as `replace_vectors`, never a mix of old and new.
+
+        Called with the write lock held; returns the new generation.
+        """
+        ...
+
     def replace_pending(self) -> bool:
-        """A `replace_vectors` was killed past its point of no return (`finish_replace`)."""
+        """A `replace_vectors` or `replace_tokens` was killed past its point of no return
+        (`finish_replace`)."""
         ...
 
     def finish_replace(self) -> None:

@@ -159,19 +159,23 @@ class MilvusStore(MetaGeneration):
 
     def query(self, part: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         """Every row of `part` matching `expr` (iterated: no result window limit)."""
+        return [row for rows in self.query_batches(part, expr, fields) for row in rows]
+
+    def query_batches(
+        self, part: str, expr: str, fields: list[str], size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The rows of `part` matching `expr`, `size` at a time."""
         iterator = self._client.query_iterator(
             self._n[part],
-            batch_size=1000,
+            batch_size=size,
             filter=expr,
             output_fields=fields,
         )
-        rows: list[dict[str, Any]] = []
         try:
             while batch := iterator.next():
-                rows.extend(dict(r) for r in batch)
+                yield [dict(r) for r in batch]
         finally:
             iterator.close()
-        return rows
 
     def query_ids(
         self, part: str, column: str, ids: Iterable[int], fields: list[str]
@@ -321,6 +325,40 @@ class MilvusStore(MetaGeneration):
         self.finish_replace()
         return int(target["generation"])
 
+    def replace_tokens(self, name: str) -> int:
+        """Fill `<passages>_next` with every passage's tokens by tokenizer `name`, then swap
+        it in and record `name` with the new token total (`finish_replace`).
+
+        Crash-safe as `replace_vectors`: a process killed before the marker leaves the old
+        tokens and name whole; from the marker on, whoever opens the index next finishes.
+        Read and written a batch at a time: vectors and all, the passages need not fit in
+        memory at once.
+        """
+        tokenize = get_tokenizer(name)
+        c, live = self._client, self._n["passages"]
+        staging = f"{live}_next"
+        if c.has_collection(staging):
+            c.drop_collection(staging)
+        create_passages(c, staging, self.dim)
+        fields = ["id", "hash", "text", "folded", "signature", "dense"]
+        tokens = 0
+        for rows in self.query_batches("passages", "", fields, size=500):
+            for row in rows:
+                row["lexical"] = encode_tokens(tokenize(str(row["folded"])))
+                tokens += len(row["lexical"].split())
+                if row["dense"] is not None:
+                    row["dense"] = np.asarray(row["dense"], dtype=np.float32).tolist()
+            c.insert(staging, rows)
+        c.flush(staging)  # sealed: BM25 statistics as the live collection's
+        target = {
+            "tokenizer": name,
+            "tokens": str(tokens),
+            "generation": str(self.generation() + 1),
+        }
+        self._set_meta({"replacing": json.dumps(target)})  # the point of no return
+        self.finish_replace()
+        return int(target["generation"])
+
     def replace_pending(self) -> bool:
         return bool(self.get_meta("replacing"))
 
@@ -342,6 +380,7 @@ class MilvusStore(MetaGeneration):
         c.load_collection(live)  # a renamed collection comes back released
         self._set_meta({**json.loads(pending), "replacing": ""})
         self._dim = 0
+        self._tokenize = None  # a `replace_tokens` recorded another tokenizer
         if c.has_collection(old):
             c.drop_collection(old)
 

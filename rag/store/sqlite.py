@@ -245,6 +245,13 @@ class SQLiteStore(MetaGeneration):
         ).fetchall()
         return {str(h): np.frombuffer(v, dtype=np.float32) for h, v in rows if v}
 
+    def replace_tokens(self, name: str) -> int:
+        # The store holds no tokens (the lexical index is a cache of the folded text, built
+        # by the caller with the new tokenizer): recording the name is the whole change.
+        with self.transaction():
+            self.set_meta("tokenizer", name)
+            return self.bump_generation()
+
     def document_hashes(self, doc_id: int) -> set[str]:
         rows = self._db.execute(
             "SELECT p.hash FROM passages p WHERE p.id IN "
