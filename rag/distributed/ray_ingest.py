@@ -10,9 +10,10 @@ the one writer), the same names, ids and report as a local ingest of the same fi
 Dedupe runs on the driver because it needs the whole index and one writer. The actors
 embed ahead, before the writer decides what is new: each passage (by content hash) is
 embedded by the file of its first occurrence in the walk's order (`FirstOccurrences`), which
-is the one the writer needs a vector for, unless the file's indexed version holds it (a
-re-read or edited file: the writer keeps the stored vectors of its unchanged passages, so
-the driver ships each file's passage hashes to the actors). Near duplicates and duplicates
+is the one the writer needs a vector for, unless the file's indexed version holds it on a
+`--reread` (the writer keeps the stored vectors of its unchanged passages, so the driver
+ships each file's passage hashes to the actors; an edited file's unchanged passages are
+still embedded ahead, and dropped). Near duplicates and duplicates
 of passages other files indexed are embedded and then dropped (a cost, never a second
 passage). A vector the writer needs and did not get is embedded on the driver. A file
 whose content hash is the indexed one is neither parsed nor embedded, so a re-run after a
@@ -203,10 +204,12 @@ def ingest_on_ray(
         # Runs inside `ingest_prepared`, under the index's write lock: the indexed hashes
         # read here stay true until this run itself writes.
         indexed = {} if reread else pipeline.indexed_hashes()
-        # The passages of each file's indexed version: the writer keeps their vectors when
-        # it reads the file again (`IndexWriter._add`), so the actors need not embed them.
-        # A file's own hashes only, as one string: a flat column, small per row.
-        held = pipeline.indexed_passage_hashes(key for _, key in files)
+        # On a re-read, the passages of each file's indexed version: the writer keeps their
+        # vectors (`IndexWriter._add`), so the actors need not embed them. A file's own
+        # hashes only, as one string: a flat column, small per row. Not on other runs: they
+        # skip unchanged files unparsed, and a look-up per indexed file (two queries each on
+        # Milvus) would delay every re-run after a crash by minutes at 10^5 files.
+        held = pipeline.indexed_passage_hashes(key for _, key in files) if reread else {}
         rows = [
             {
                 "order": order,
