@@ -222,3 +222,27 @@ def test_rag_check_reports_a_passage_whose_hash_is_not_its_texts_and_reread_mend
     index.ingest([tmp_path / "b"], reread=True)  # what the README says to do
     assert check_index(location).ok
     assert stored(index) == alone(tmp_path, backend, X)
+
+
+def test_an_exact_duplicate_with_other_punctuation_is_stored_as_its_own_text_once_first(
+    tmp_path: Path, backend: str
+) -> None:
+    # `content_hash` ignores punctuation and white space; the folded text, so the lexical
+    # terms (a comma ends a bigram run) and the vector, does not. a.txt's copy has no commas.
+    bare = A.replace("，", "")
+    assert content_hash(bare) == content_hash(A) and fold_script(bare) != fold_script(A)
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", bare)])
+        report = pipeline.ingest([write(tmp_path / "b", "b.txt", A)])
+        assert report.exact_duplicates == 1  # the premise: one passage, showing a.txt's
+
+        assert pipeline.remove("a.txt")
+
+        assert stored(pipeline) == alone(tmp_path, backend, A)
+        assert not found_by_words(pipeline, "议要")  # a bigram of the comma-less copy only
+        check = check_index(location_from_settings(pipeline.settings))
+        assert check.ok and not check.stale, check.problems
+    finally:
+        pipeline.close()
+

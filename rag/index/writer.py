@@ -343,10 +343,19 @@ class IndexWriter:
         `add_documents`); a vector of that text still at hand is reused instead.
         """
         fresh: list[tuple[int, str]] = []
-        for pid, (text, stored_hash) in sorted(self.store.shown_passages(losing.ids).items()):
+        shown = self.store.shown_passages(losing.ids)
+        for pid, (text, stored_hash, stored_folded) in sorted(shown.items()):
             digest = content_hash(text)
+            folded = fold_script(text)
             if digest == stored_hash:
-                continue  # the next source is an exact duplicate: same identity, same vector
+                if folded != stored_folded:
+                    # An exact duplicate in all `content_hash` ignores (punctuation, white
+                    # space), which folding keeps: a comma ends a bigram run and moves the
+                    # vector. Same hash and signature; the folded text and vector follow.
+                    signature = signature_bytes(near.signature(text))
+                    self.store.retext_passage(pid, text, folded, digest, signature)
+                    fresh.append((pid, folded))
+                continue
             other = self.store.passage_id_by_hash(digest)
             if other is not None and other != pid:
                 # The text was merged into two passages, and both show it now: one passage.
@@ -355,7 +364,6 @@ class IndexWriter:
                 near.remove(pid)
                 continue
             signature = near.signature(text)
-            folded = fold_script(text)
             self.store.retext_passage(pid, text, folded, digest, signature_bytes(signature))
             near.remove(pid)
             near.add(pid, signature)

@@ -192,9 +192,9 @@ class PassageStore(Protocol):
         """The passages a document holds."""
         ...
 
-    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """Passage id -> (the text it shows, its stored content hash), as the open
-        transaction sees them; passages no longer stored are left out."""
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """Passage id -> (the text it shows, its stored content hash, its stored folded
+        text), as the open transaction sees them; passages no longer stored are left out."""
         ...
 
     def retext_passage(

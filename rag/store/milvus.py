@@ -513,7 +513,7 @@ class MilvusStore(MetaGeneration):
         rows = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])
         return held | {int(r["passage_id"]) for r in rows}
 
-    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
         """The text each passage will show once the batch is applied: that of its first
         source (lowest id: staged sources come after committed ones) in a version kept."""
         batch = self._staging()
@@ -529,14 +529,17 @@ class MilvusStore(MetaGeneration):
                 continue
             if pid not in first or int(r["id"]) < first[pid][0]:
                 first[pid] = (int(r["id"]), str(r["text"]))
-        hashes = {pid: str(row["hash"]) for pid, row in batch.passages.items() if pid in first}
-        hashes |= {pid: str(row["hash"]) for pid, row in batch.retexted.items() if pid in first}
-        committed = set(first) - set(hashes) - batch.old_passages
-        hashes |= {
-            int(r["id"]): str(r["hash"])
-            for r in self.query_ids("passages", "id", committed, ["id", "hash"])
+        stored = {pid: row for pid, row in batch.passages.items() if pid in first}
+        stored |= {pid: row for pid, row in batch.retexted.items() if pid in first}
+        committed = set(first) - set(stored) - batch.old_passages
+        stored |= {
+            int(r["id"]): r
+            for r in self.query_ids("passages", "id", committed, ["id", "hash", "folded"])
         }
-        return {pid: (first[pid][1], hashes[pid]) for pid in hashes}
+        return {
+            pid: (first[pid][1], str(row["hash"]), str(row["folded"]))
+            for pid, row in stored.items()
+        }
 
     def retext_passage(
         self, passage_id: int, text: str, folded: str, content_hash: str, signature: bytes
