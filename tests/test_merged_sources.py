@@ -246,3 +246,26 @@ def test_an_exact_duplicate_with_other_punctuation_is_stored_as_its_own_text_onc
     finally:
         pipeline.close()
 
+
+def test_a_document_holding_both_of_two_merged_passages_counts_one_passage(
+    tmp_path: Path, backend: str
+) -> None:
+    # As above, Y's passages merge once a.txt and q.txt go; m.txt, ingested last, holds an
+    # exact copy of each (Y1 and Y2), so it held two passages and holds one after the merge.
+    y = "各地要进一步加强产品质量监督抽查，完善风险监测，严厉打击制售假冒伪劣产品的违法行为。"
+    y1, y2 = y[:1] + "甲" + y[2:], y[:11] + "乙" + y[12:]
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        for name, text in (("a", y1), ("b", y), ("q", y2), ("c", y), ("m", f"{y1}\n\n{y2}")):
+            pipeline.ingest([write(tmp_path / name, f"{name}.txt", text)])
+        assert {d.file: d.passages for d in pipeline.documents()}["m.txt"] == 2  # the premise
+
+        assert pipeline.remove("a.txt") and pipeline.remove("q.txt")
+
+        assert len(pipeline) == 1
+        counts = {d.file: d.passages for d in pipeline.documents()}
+        assert counts == {"b.txt": 1, "c.txt": 1, "m.txt": 1}
+        report = check_index(location_from_settings(pipeline.settings))
+        assert report.ok and not report.stale, report.problems
+    finally:
+        pipeline.close()

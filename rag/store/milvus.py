@@ -99,6 +99,8 @@ class _Batch:
     # Committed passages taking their next source's identity (`retext_passage`): whole rows.
     retexted: dict[int, dict[str, Any]] = field(default_factory=dict)
     moved: list[dict[str, Any]] = field(default_factory=list)  # committed sources, whole
+    # Committed versions' passage counts that merges lower (`merge_passage`): id -> count.
+    counts: dict[int, int] = field(default_factory=dict)
     held: set[tuple[int, int]] = field(default_factory=set)  # (version, passage) staged
     meta: dict[str, str] = field(default_factory=dict)
 
@@ -115,6 +117,7 @@ class _Batch:
             or self.vectors
             or self.retexted
             or self.moved
+            or self.counts
             or self.meta
         )
 
@@ -274,6 +277,9 @@ class MilvusStore(MetaGeneration):
             c.upsert(n["passages"], list(batch.retexted.values()))
         for i in range(0, len(batch.moved), 500):  # to a passage of the same identity
             c.upsert(n["sources"], batch.moved[i : i + 500])
+        if batch.counts:
+            rows = [{"id": doc, "passages": count} for doc, count in batch.counts.items()]
+            c.upsert(n["documents"], rows, partial_update=True)
         for file, version in batch.flips.items():  # the flip, file by file
             if version is None:
                 c.delete(n["files"], filter=f"file == {literal(file)}")
@@ -566,6 +572,18 @@ class MilvusStore(MetaGeneration):
 
     def merge_passage(self, passage_id: int, into: int) -> None:
         batch = self._staging()
+        # A version holding both passages holds one from now on. SQLite counts a version's
+        # passages when asked; here the count is stored, so it is lowered with the merge.
+        both = self._holders(passage_id) & self._holders(into)
+        for doc_id in both:
+            if doc_id in batch.documents:
+                batch.documents[doc_id]["passages"] -= 1
+            elif doc_id not in batch.counts:
+                (row,) = self._document_rows([doc_id])
+                batch.counts[doc_id] = row.passages - 1
+            else:
+                batch.counts[doc_id] -= 1
+        batch.held |= {(doc_id, into) for doc_id, pid in batch.held if pid == passage_id}
         for source in batch.sources:
             if source["passage_id"] == passage_id:
                 source["passage_id"] = into
@@ -577,6 +595,14 @@ class MilvusStore(MetaGeneration):
         ]
         batch.retext.add(into)  # it shows the first of them all
         self.delete_passages([passage_id])
+
+    def _holders(self, passage_id: int) -> set[int]:
+        """The versions kept by the batch that hold a source of the passage."""
+        batch = self._staging()
+        held = {int(s["doc_id"]) for s in batch.sources if s["passage_id"] == passage_id}
+        rows = self.query_ids("sources", "passage_id", [passage_id], ["doc_id"])
+        held |= {int(r["doc_id"]) for r in rows}
+        return held - batch.old_documents
 
     def delete_passages(self, ids: Sequence[int]) -> None:
         """Drop passages (with the batch, or at once outside one)."""
