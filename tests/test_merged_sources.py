@@ -269,3 +269,31 @@ def test_a_document_holding_both_of_two_merged_passages_counts_one_passage(
         assert report.ok and not report.stale, report.problems
     finally:
         pipeline.close()
+
+
+@pytest.mark.skipif(MILVUS_MISSING is not None, reason=str(MILVUS_MISSING))
+def test_rag_check_reports_a_milvus_passage_count_its_sources_disagree_with(
+    tmp_path: Path,
+) -> None:
+    # What a merge left before it lowered the count (SQLite counts, so only Milvus can).
+    pipeline = opened(tmp_path / "index", "milvus")
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A)])
+        pipeline.ingest([write(tmp_path / "b", "b.txt", X)])
+        store = pipeline._index.store
+        (doc,) = [d for d in pipeline.documents() if d.file == "b.txt"]
+        store.client.upsert(  # type: ignore[attr-defined]
+            store.names["documents"],  # type: ignore[attr-defined]
+            [{"id": doc.id, "passages": 2}],
+            partial_update=True,
+        )
+        location = location_from_settings(pipeline.settings)
+
+        assert check_index(location).problems == [
+            "documents whose passage count disagrees with their sources: b.txt"
+        ]
+        pipeline.ingest([tmp_path / "b"], reread=True)  # what the README says to do
+        assert check_index(location).ok
+        assert {d.file: d.passages for d in pipeline.documents()} == {"a.txt": 1, "b.txt": 1}
+    finally:
+        pipeline.close()

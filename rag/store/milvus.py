@@ -376,15 +376,32 @@ class MilvusStore(MetaGeneration):
             int(r["passage_id"]) for r in self.query_ids("sources", "doc_id", stale, ["passage_id"])
         }
         self._drop_versions(stale, set())
-        live = {int(r["passage_id"]) for r in self.query("sources", "", ["passage_id"])}
+        sources = self.query("sources", "", ["passage_id", "doc_id"])
+        live = {int(r["passage_id"]) for r in sources}
         dead = {int(r["id"]) for r in self.query("passages", "", ["id"])} - live
         self.delete_ids("passages", "id", dead)
         self._drop_versions(set(), affected & live)
+        self._recount(current, sources)
         tokens = self._count_tokens()
         self._set_meta(
             {"dirty": "0", "generation": str(self.generation() + 1), "tokens": str(tokens)}
         )
         return len(stale) + len(dead)
+
+    def _recount(self, current: set[int], sources: list[dict[str, Any]]) -> None:
+        """Store each current version's passage count as its sources give it: a write killed
+        between moving sources (`merge_passage`) and lowering counts leaves one too high."""
+        held: dict[int, set[int]] = {}
+        for r in sources:
+            held.setdefault(int(r["doc_id"]), set()).add(int(r["passage_id"]))
+        rows = self.query_ids("documents", "id", current, ["id", "passages"])
+        wrong = [
+            {"id": int(r["id"]), "passages": len(held.get(int(r["id"]), ()))}
+            for r in rows
+            if len(held.get(int(r["id"]), ())) != int(r["passages"])
+        ]
+        if wrong:
+            self._client.upsert(self._n["documents"], wrong, partial_update=True)
 
     def token_total(self) -> int:
         """Lexical tokens over all passages (BM25's mean length is this over their count)."""
