@@ -22,7 +22,7 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
     width and the lexical tokens of its folded text (what BM25 indexes); every source
     belongs to a current version and cites one of its paragraphs; every current version
     has its document row, as many paragraph rows as it says, and the passage count of its
-    sources. An interrupted write's
+    sources; every passage shows its first current source's text. An interrupted write's
     leftovers are not damage (`store.dirty`): `rag check` reports them apart.
     """
     files = store.query("files", "", ["file", "doc_id"])
@@ -30,7 +30,7 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
     rows = store.query("documents", "", ["id", "paragraphs", "passages"])
     documents = {int(r["id"]): int(r["paragraphs"]) for r in rows}
     counts = {int(r["id"]): int(r["passages"]) for r in rows}
-    sources = store.query("sources", "", ["passage_id", "doc_id", "paragraph"])
+    sources = store.query("sources", "", ["id", "passage_id", "doc_id", "paragraph", "text"])
     passages = store.query("passages", "", ["id", "text", "hash", "folded", "lexical", "dense"])
     tokenize = get_tokenizer(store.get_meta("tokenizer") or LEGACY_TOKENIZER)
     found: dict[str, list[str]] = {}
@@ -40,6 +40,11 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
 
     passage_ids = {int(p["id"]) for p in passages}
     live = {int(s["passage_id"]) for s in sources if int(s["doc_id"]) in current}
+    first: dict[int, tuple[int, str]] = {}  # passage -> its first current source: id, text
+    for s in sources:
+        pid, sid = int(s["passage_id"]), int(s["id"])
+        if int(s["doc_id"]) in current and (pid not in first or sid < first[pid][0]):
+            first[pid] = (sid, str(s["text"]))
     numbers: dict[int, set[int]] = {}
     held: dict[int, set[int]] = {}  # version -> the passages it holds
     for s in sources:
@@ -75,6 +80,10 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
             note("passages whose lexical tokens disagree with their text", pid)
         if content_hash(str(p["text"])) != p["hash"]:
             note("passages whose content hash is not their text's", pid)
+        if pid in first and p["text"] != first[pid][1]:
+            # A removal killed after upserting the passage as its next source's text, before
+            # its flip: the first source is still current, the whole row is the next one's.
+            note("passages showing a text that is not their first source's", pid)
     return [
         f"{what}: {', '.join(items[:5])}{', ...' if len(items) > 5 else ''}"
         for what, items in found.items()
