@@ -297,3 +297,19 @@ def test_rag_check_reports_a_milvus_passage_count_its_sources_disagree_with(
         assert {d.file: d.passages for d in pipeline.documents()} == {"a.txt": 1, "b.txt": 1}
     finally:
         pipeline.close()
+
+
+def test_a_file_edited_only_in_punctuation_stores_the_vector_of_its_new_text(
+    tmp_path: Path, backend: str
+) -> None:
+    # The previous version's vectors are reused for passages of the same text; the content
+    # hash ignores punctuation, and the vector (of the folded text) does not.
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A)])
+
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A.replace("，", ""))])
+
+        assert stored(pipeline) == alone(tmp_path, backend, A.replace("，", ""))
+    finally:
+        pipeline.close()

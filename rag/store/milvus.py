@@ -659,11 +659,11 @@ class MilvusStore(MetaGeneration):
         return "".join(str(r["data"]) for r in sorted(rows, key=lambda r: int(r["part"])))
 
     def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
-        """Content hash -> vector of every passage the document holds."""
+        """Folded text -> vector of every passage the document holds."""
         held = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])
         pids = {int(r["passage_id"]) for r in held}
-        rows = self.query_ids("passages", "id", pids, ["hash", "dense"])
-        return {str(r["hash"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
+        rows = self.query_ids("passages", "id", pids, ["folded", "dense"])
+        return {str(r["folded"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
 
     # -- passages -------------------------------------------------------------------------
 

@@ -237,9 +237,9 @@ class SQLiteStore(MetaGeneration):
         )
 
     def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
-        """Content hash -> vector of every passage the document holds."""
+        """Folded text -> vector of every passage the document holds."""
         rows = self._db.execute(
-            "SELECT p.hash, p.vector FROM passages p WHERE p.id IN "
+            "SELECT p.folded, p.vector FROM passages p WHERE p.id IN "
             "(SELECT passage_id FROM sources WHERE document_id = ?)",
             (doc_id,),
         ).fetchall()
