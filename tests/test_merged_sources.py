@@ -222,3 +222,94 @@ def test_rag_check_reports_a_passage_whose_hash_is_not_its_texts_and_reread_mend
     index.ingest([tmp_path / "b"], reread=True)  # what the README says to do
     assert check_index(location).ok
     assert stored(index) == alone(tmp_path, backend, X)
+
+
+def test_an_exact_duplicate_with_other_punctuation_is_stored_as_its_own_text_once_first(
+    tmp_path: Path, backend: str
+) -> None:
+    # `content_hash` ignores punctuation and white space; the folded text, so the lexical
+    # terms (a comma ends a bigram run) and the vector, does not. a.txt's copy has no commas.
+    bare = A.replace("，", "")
+    assert content_hash(bare) == content_hash(A) and fold_script(bare) != fold_script(A)
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", bare)])
+        report = pipeline.ingest([write(tmp_path / "b", "b.txt", A)])
+        assert report.exact_duplicates == 1  # the premise: one passage, showing a.txt's
+
+        assert pipeline.remove("a.txt")
+
+        assert stored(pipeline) == alone(tmp_path, backend, A)
+        assert not found_by_words(pipeline, "议要")  # a bigram of the comma-less copy only
+        check = check_index(location_from_settings(pipeline.settings))
+        assert check.ok and not check.stale, check.problems
+    finally:
+        pipeline.close()
+
+
+def test_a_document_holding_both_of_two_merged_passages_counts_one_passage(
+    tmp_path: Path, backend: str
+) -> None:
+    # As above, Y's passages merge once a.txt and q.txt go; m.txt, ingested last, holds an
+    # exact copy of each (Y1 and Y2), so it held two passages and holds one after the merge.
+    y = "各地要进一步加强产品质量监督抽查，完善风险监测，严厉打击制售假冒伪劣产品的违法行为。"
+    y1, y2 = y[:1] + "甲" + y[2:], y[:11] + "乙" + y[12:]
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        for name, text in (("a", y1), ("b", y), ("q", y2), ("c", y), ("m", f"{y1}\n\n{y2}")):
+            pipeline.ingest([write(tmp_path / name, f"{name}.txt", text)])
+        assert {d.file: d.passages for d in pipeline.documents()}["m.txt"] == 2  # the premise
+
+        assert pipeline.remove("a.txt") and pipeline.remove("q.txt")
+
+        assert len(pipeline) == 1
+        counts = {d.file: d.passages for d in pipeline.documents()}
+        assert counts == {"b.txt": 1, "c.txt": 1, "m.txt": 1}
+        report = check_index(location_from_settings(pipeline.settings))
+        assert report.ok and not report.stale, report.problems
+    finally:
+        pipeline.close()
+
+
+@pytest.mark.skipif(MILVUS_MISSING is not None, reason=str(MILVUS_MISSING))
+def test_rag_check_reports_a_milvus_passage_count_its_sources_disagree_with(
+    tmp_path: Path,
+) -> None:
+    # What a merge left before it lowered the count (SQLite counts, so only Milvus can).
+    pipeline = opened(tmp_path / "index", "milvus")
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A)])
+        pipeline.ingest([write(tmp_path / "b", "b.txt", X)])
+        store = pipeline._index.store
+        (doc,) = [d for d in pipeline.documents() if d.file == "b.txt"]
+        store.client.upsert(  # type: ignore[attr-defined]
+            store.names["documents"],  # type: ignore[attr-defined]
+            [{"id": doc.id, "passages": 2}],
+            partial_update=True,
+        )
+        location = location_from_settings(pipeline.settings)
+
+        assert check_index(location).problems == [
+            "documents whose passage count disagrees with their sources: b.txt"
+        ]
+        pipeline.ingest([tmp_path / "b"], reread=True)  # what the README says to do
+        assert check_index(location).ok
+        assert {d.file: d.passages for d in pipeline.documents()} == {"a.txt": 1, "b.txt": 1}
+    finally:
+        pipeline.close()
+
+
+def test_a_file_edited_only_in_punctuation_stores_the_vector_of_its_new_text(
+    tmp_path: Path, backend: str
+) -> None:
+    # The previous version's vectors are reused for passages of the same text; the content
+    # hash ignores punctuation, and the vector (of the folded text) does not.
+    pipeline = opened(tmp_path / "index", backend)
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A)])
+
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A.replace("，", ""))])
+
+        assert stored(pipeline) == alone(tmp_path, backend, A.replace("，", ""))
+    finally:
+        pipeline.close()

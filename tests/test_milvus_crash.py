@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 
-from rag.index.check import check_index
+from rag.index.check import check_index, repair_index
 from rag.pipeline import open_pipeline
 from rag.settings import Settings
 from tests.crash import classify
 from tests.fakes import HashEmbedder
 from tests.milvus import MILVUS_MISSING, lite_location, milvus_document_states
 from tests.test_crash_consistency import BASE_FILES, corpora
+from tests.test_merged_sources import A, X, write
 
 pytestmark = [
     pytest.mark.skipif(MILVUS_MISSING is not None, reason=str(MILVUS_MISSING)),
@@ -150,3 +151,59 @@ def test_a_milvus_writer_killed_after_any_write_leaves_a_whole_index(
         assert report.ok and not report.stale
         shutil.rmtree(index)
     print(f"\n{operation}: killed after writes {points} of {total}; states left: {phases}")
+
+
+def remove_and_die_after_retexting(index: str, file: str) -> None:
+    """Child process: remove `file`, SIGKILLed right after the upsert of whole passage rows
+    (the passages taking their next source's identity), before the flip."""
+    import pymilvus
+
+    original = pymilvus.MilvusClient.upsert
+
+    def upsert(self: Any, name: str, data: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, name, data, *args, **kwargs)
+        if name.endswith("_passages") and not kwargs.get("partial_update"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    pymilvus.MilvusClient.upsert = upsert
+    run(Path(index), "remove", file)
+
+
+def test_a_removal_killed_between_retexting_a_merged_passage_and_its_flip_is_reported(
+    tmp_path: Path,
+) -> None:
+    # The passage (a.txt's A, with b.txt's near duplicate X) is X's whole row while a.txt
+    # is still current: neither the next open nor `--repair` can give back A's vector,
+    # which that row replaced, so `rag check` names it; re-running the removal settles it.
+    index = tmp_path / "index"
+    pipeline = open_pipeline(settings(index), HashEmbedder())
+    try:
+        pipeline.ingest([write(tmp_path / "a", "a.txt", A)])
+        pipeline.ingest([write(tmp_path / "b", "b.txt", X)])
+    finally:
+        pipeline.close()
+    child = multiprocessing.get_context("spawn").Process(
+        target=remove_and_die_after_retexting, args=(str(index), "a.txt")
+    )
+    child.start()
+    child.join(timeout=300)
+    assert child.exitcode == -signal.SIGKILL
+    location = lite_location(index)
+
+    restarted = open_pipeline(settings(index), HashEmbedder())  # "the next start"
+    try:
+        assert [d.file for d in restarted.documents()] == ["a.txt", "b.txt"]
+        (passage,) = restarted.search(A, 1).passages
+        assert passage.passage.text == X  # the premise: shown as b.txt's while a.txt is first
+    finally:
+        restarted.close()
+    report = repair_index(location, 10.0)
+    assert report.problems == [
+        f"passages showing a text that is not their first source's: {passage.passage.id}"
+    ]
+
+    run(index, "remove", "a.txt")
+    report = check_index(location)
+    assert report.ok and not report.stale
+    assert list(milvus_document_states(location)) == ["b.txt"]

@@ -275,7 +275,8 @@ class IndexWriter:
         result.passages += len(item.chunks)
         existing = self.store.find_document(item.file)
         # An edited file keeps most of its passages: reuse their vectors rather than paying
-        # the model again for text it has already embedded.
+        # the model again for text it has already embedded. By folded text, which is what
+        # is embedded: the content hash also matches a copy with other punctuation.
         reusable: dict[str, np.ndarray] = {}
         if existing is not None:
             reusable = self.store.document_vectors(existing.id)
@@ -289,7 +290,7 @@ class IndexWriter:
             pid = self._place(digest, signature, near, result)
             if pid is None:
                 folded = fold_script(chunk.text)
-                vector = reusable.get(digest)
+                vector = reusable.get(folded)
                 pid = self.store.insert_passage(
                     chunk.text,
                     folded,
@@ -342,23 +343,31 @@ class IndexWriter:
         `add_documents`); a vector of that text still at hand is reused instead.
         """
         fresh: list[tuple[int, str]] = []
-        for pid, (text, stored_hash) in sorted(self.store.shown_passages(losing.ids).items()):
+        shown = self.store.shown_passages(losing.ids)
+        for pid, (text, stored_hash, stored_folded) in sorted(shown.items()):
             digest = content_hash(text)
-            if digest == stored_hash:
-                continue  # the next source is an exact duplicate: same identity, same vector
-            other = self.store.passage_id_by_hash(digest)
-            if other is not None and other != pid:
-                # The text was merged into two passages, and both show it now: one passage.
-                self.store.merge_passage(pid, other)
-                vectors.remove([pid])
-                near.remove(pid)
-                continue
-            signature = near.signature(text)
             folded = fold_script(text)
-            self.store.retext_passage(pid, text, folded, digest, signature_bytes(signature))
-            near.remove(pid)
-            near.add(pid, signature)
-            vector = losing.vectors.get(digest)
+            if digest == stored_hash:
+                if folded == stored_folded:
+                    continue  # the same text, or one that differs only in display
+                # An exact duplicate in all `content_hash` ignores (punctuation, white space),
+                # which folding keeps: a comma ends a bigram run and moves the vector. Same
+                # hash and signature; the folded text and vector follow.
+                signature = signature_bytes(near.signature(text))
+                self.store.retext_passage(pid, text, folded, digest, signature)
+            else:
+                other = self.store.passage_id_by_hash(digest)
+                if other is not None and other != pid:
+                    # The text was merged into two passages, and both show it now: one.
+                    self.store.merge_passage(pid, other)
+                    vectors.remove([pid])
+                    near.remove(pid)
+                    continue
+                minhash = near.signature(text)
+                self.store.retext_passage(pid, text, folded, digest, signature_bytes(minhash))
+                near.remove(pid)
+                near.add(pid, minhash)
+            vector = losing.vectors.get(folded)
             if vector is None:
                 fresh.append((pid, folded))
             else:
@@ -395,7 +404,7 @@ class IndexWriter:
 @dataclass
 class _Losing:
     """What one write's removals leave behind: merged passages that lost a source, and the
-    vectors of the removed versions' passages by content hash (reused if a text returns)."""
+    vectors of the removed versions' passages by folded text (reused if a text returns)."""
 
     ids: set[int] = field(default_factory=set)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)

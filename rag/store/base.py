@@ -192,9 +192,9 @@ class PassageStore(Protocol):
         """The passages a document holds."""
         ...
 
-    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """Passage id -> (the text it shows, its stored content hash), as the open
-        transaction sees them; passages no longer stored are left out."""
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """Passage id -> (the text it shows, its stored content hash, its stored folded
+        text), as the open transaction sees them; passages no longer stored are left out."""
         ...
 
     def retext_passage(
@@ -211,7 +211,10 @@ class PassageStore(Protocol):
         self, doc_id: int, number: int, context: int
     ) -> tuple[list[ParagraphRow], ParagraphRow | None, list[ParagraphRow]]: ...
 
-    def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]: ...
+    def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
+        """Folded text -> vector of every passage the document holds: what a vector embeds,
+        so a text reused under one content hash but other punctuation is embedded anew."""
+        ...
 
     def document_hashes(self, doc_id: int) -> set[str]:
         """The content hashes of the passages a document holds (the keys of its vectors)."""

@@ -99,6 +99,8 @@ class _Batch:
     # Committed passages taking their next source's identity (`retext_passage`): whole rows.
     retexted: dict[int, dict[str, Any]] = field(default_factory=dict)
     moved: list[dict[str, Any]] = field(default_factory=list)  # committed sources, whole
+    # Committed versions' passage counts that merges lower (`merge_passage`): id -> count.
+    counts: dict[int, int] = field(default_factory=dict)
     held: set[tuple[int, int]] = field(default_factory=set)  # (version, passage) staged
     meta: dict[str, str] = field(default_factory=dict)
 
@@ -115,6 +117,7 @@ class _Batch:
             or self.vectors
             or self.retexted
             or self.moved
+            or self.counts
             or self.meta
         )
 
@@ -278,6 +281,9 @@ class MilvusStore(MetaGeneration):
             c.upsert(n["passages"], list(batch.retexted.values()))
         for i in range(0, len(batch.moved), 500):  # to a passage of the same identity
             c.upsert(n["sources"], batch.moved[i : i + 500])
+        if batch.counts:
+            rows = [{"id": doc, "passages": count} for doc, count in batch.counts.items()]
+            c.upsert(n["documents"], rows, partial_update=True)
         for file, version in batch.flips.items():  # the flip, file by file
             if version is None:
                 c.delete(n["files"], filter=f"file == {literal(file)}")
@@ -409,15 +415,32 @@ class MilvusStore(MetaGeneration):
             int(r["passage_id"]) for r in self.query_ids("sources", "doc_id", stale, ["passage_id"])
         }
         self._drop_versions(stale, set())
-        live = {int(r["passage_id"]) for r in self.query("sources", "", ["passage_id"])}
+        sources = self.query("sources", "", ["passage_id", "doc_id"])
+        live = {int(r["passage_id"]) for r in sources}
         dead = {int(r["id"]) for r in self.query("passages", "", ["id"])} - live
         self.delete_ids("passages", "id", dead)
         self._drop_versions(set(), affected & live)
+        self._recount(current, sources)
         tokens = self._count_tokens()
         self._set_meta(
             {"dirty": "0", "generation": str(self.generation() + 1), "tokens": str(tokens)}
         )
         return len(stale) + len(dead)
+
+    def _recount(self, current: set[int], sources: list[dict[str, Any]]) -> None:
+        """Store each current version's passage count as its sources give it: a write killed
+        between moving sources (`merge_passage`) and lowering counts leaves one too high."""
+        held: dict[int, set[int]] = {}
+        for r in sources:
+            held.setdefault(int(r["doc_id"]), set()).add(int(r["passage_id"]))
+        rows = self.query_ids("documents", "id", current, ["id", "passages"])
+        wrong = [
+            {"id": int(r["id"]), "passages": len(held.get(int(r["id"]), ()))}
+            for r in rows
+            if len(held.get(int(r["id"]), ())) != int(r["passages"])
+        ]
+        if wrong:
+            self._client.upsert(self._n["documents"], wrong, partial_update=True)
 
     def token_total(self) -> int:
         """Lexical tokens over all passages (BM25's mean length is this over their count)."""
@@ -552,7 +575,7 @@ class MilvusStore(MetaGeneration):
         rows = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])
         return held | {int(r["passage_id"]) for r in rows}
 
-    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
         """The text each passage will show once the batch is applied: that of its first
         source (lowest id: staged sources come after committed ones) in a version kept."""
         batch = self._staging()
@@ -568,14 +591,17 @@ class MilvusStore(MetaGeneration):
                 continue
             if pid not in first or int(r["id"]) < first[pid][0]:
                 first[pid] = (int(r["id"]), str(r["text"]))
-        hashes = {pid: str(row["hash"]) for pid, row in batch.passages.items() if pid in first}
-        hashes |= {pid: str(row["hash"]) for pid, row in batch.retexted.items() if pid in first}
-        committed = set(first) - set(hashes) - batch.old_passages
-        hashes |= {
-            int(r["id"]): str(r["hash"])
-            for r in self.query_ids("passages", "id", committed, ["id", "hash"])
+        stored = {pid: row for pid, row in batch.passages.items() if pid in first}
+        stored |= {pid: row for pid, row in batch.retexted.items() if pid in first}
+        committed = set(first) - set(stored) - batch.old_passages
+        stored |= {
+            int(r["id"]): r
+            for r in self.query_ids("passages", "id", committed, ["id", "hash", "folded"])
         }
-        return {pid: (first[pid][1], hashes[pid]) for pid in hashes}
+        return {
+            pid: (first[pid][1], str(row["hash"]), str(row["folded"]))
+            for pid, row in stored.items()
+        }
 
     def retext_passage(
         self, passage_id: int, text: str, folded: str, content_hash: str, signature: bytes
@@ -602,6 +628,18 @@ class MilvusStore(MetaGeneration):
 
     def merge_passage(self, passage_id: int, into: int) -> None:
         batch = self._staging()
+        # A version holding both passages holds one from now on. SQLite counts a version's
+        # passages when asked; here the count is stored, so it is lowered with the merge.
+        both = self._holders(passage_id) & self._holders(into)
+        for doc_id in both:
+            if doc_id in batch.documents:
+                batch.documents[doc_id]["passages"] -= 1
+            elif doc_id not in batch.counts:
+                (row,) = self._document_rows([doc_id])
+                batch.counts[doc_id] = row.passages - 1
+            else:
+                batch.counts[doc_id] -= 1
+        batch.held |= {(doc_id, into) for doc_id, pid in batch.held if pid == passage_id}
         for source in batch.sources:
             if source["passage_id"] == passage_id:
                 source["passage_id"] = into
@@ -613,6 +651,14 @@ class MilvusStore(MetaGeneration):
         ]
         batch.retext.add(into)  # it shows the first of them all
         self.delete_passages([passage_id])
+
+    def _holders(self, passage_id: int) -> set[int]:
+        """The versions kept by the batch that hold a source of the passage."""
+        batch = self._staging()
+        held = {int(s["doc_id"]) for s in batch.sources if s["passage_id"] == passage_id}
+        rows = self.query_ids("sources", "passage_id", [passage_id], ["doc_id"])
+        held |= {int(r["doc_id"]) for r in rows}
+        return held - batch.old_documents
 
     def delete_passages(self, ids: Sequence[int]) -> None:
         """Drop passages (with the batch, or at once outside one)."""
@@ -652,11 +698,11 @@ class MilvusStore(MetaGeneration):
         return "".join(str(r["data"]) for r in sorted(rows, key=lambda r: int(r["part"])))
 
     def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
-        """Content hash -> vector of every passage the document holds."""
+        """Folded text -> vector of every passage the document holds."""
         held = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])
         pids = {int(r["passage_id"]) for r in held}
-        rows = self.query_ids("passages", "id", pids, ["hash", "dense"])
-        return {str(r["hash"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
+        rows = self.query_ids("passages", "id", pids, ["folded", "dense"])
+        return {str(r["folded"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
 
     def document_hashes(self, doc_id: int) -> set[str]:
         held = self.query_ids("sources", "doc_id", [doc_id], ["passage_id"])

@@ -21,14 +21,16 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
     Every passage has a source in a current document version, a vector of the index's
     width and the lexical tokens of its folded text (what BM25 indexes); every source
     belongs to a current version and cites one of its paragraphs; every current version
-    has its document row and as many paragraph rows as it says. An interrupted write's
+    has its document row, as many paragraph rows as it says, and the passage count of its
+    sources; every passage shows its first current source's text. An interrupted write's
     leftovers are not damage (`store.dirty`): `rag check` reports them apart.
     """
     files = store.query("files", "", ["file", "doc_id"])
     current = {int(r["doc_id"]): str(r["file"]) for r in files}
-    rows = store.query("documents", "", ["id", "paragraphs"])
+    rows = store.query("documents", "", ["id", "paragraphs", "passages"])
     documents = {int(r["id"]): int(r["paragraphs"]) for r in rows}
-    sources = store.query("sources", "", ["passage_id", "doc_id", "paragraph"])
+    counts = {int(r["id"]): int(r["passages"]) for r in rows}
+    sources = store.query("sources", "", ["id", "passage_id", "doc_id", "paragraph", "text"])
     passages = store.query("passages", "", ["id", "text", "hash", "folded", "lexical", "dense"])
     tokenize = get_tokenizer(store.get_meta("tokenizer") or LEGACY_TOKENIZER)
     found: dict[str, list[str]] = {}
@@ -38,7 +40,15 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
 
     passage_ids = {int(p["id"]) for p in passages}
     live = {int(s["passage_id"]) for s in sources if int(s["doc_id"]) in current}
+    first: dict[int, tuple[int, str]] = {}  # passage -> its first current source: id, text
+    for s in sources:
+        pid, sid = int(s["passage_id"]), int(s["id"])
+        if int(s["doc_id"]) in current and (pid not in first or sid < first[pid][0]):
+            first[pid] = (sid, str(s["text"]))
     numbers: dict[int, set[int]] = {}
+    held: dict[int, set[int]] = {}  # version -> the passages it holds
+    for s in sources:
+        held.setdefault(int(s["doc_id"]), set()).add(int(s["passage_id"]))
     for doc_id in current:
         if doc_id not in documents:
             note("current versions without a document row", doc_id)
@@ -48,6 +58,9 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
         numbers[doc_id] = {int(str(p[0])) for p in paragraphs}
         if len(paragraphs) != documents[doc_id]:
             note("documents whose paragraph rows do not match their count", current[doc_id])
+        # Stored, where SQLite counts when asked: `rag docs ls` and the API show it.
+        if len(held.get(doc_id, ())) != counts[doc_id]:
+            note("documents whose passage count disagrees with their sources", current[doc_id])
     for s in sources:
         pid, doc_id = int(s["passage_id"]), int(s["doc_id"])
         if pid not in passage_ids:
@@ -67,6 +80,10 @@ def integrity_problems(store: MilvusStore, dim: int) -> list[str]:
             note("passages whose lexical tokens disagree with their text", pid)
         if content_hash(str(p["text"])) != p["hash"]:
             note("passages whose content hash is not their text's", pid)
+        if pid in first and p["text"] != first[pid][1]:
+            # A removal killed after upserting the passage as its next source's text, before
+            # its flip: the first source is still current, the whole row is the next one's.
+            note("passages showing a text that is not their first source's", pid)
     return [
         f"{what}: {', '.join(items[:5])}{', ...' if len(items) > 5 else ''}"
         for what, items in found.items()

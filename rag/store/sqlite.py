@@ -170,13 +170,13 @@ class SQLiteStore(MetaGeneration):
         )
         return {int(r[0]) for r in rows}
 
-    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        out: dict[int, tuple[str, str]] = {}
+    def shown_passages(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        out: dict[int, tuple[str, str, str]] = {}
         for chunk, marks in self._in_chunks(sorted(set(ids))):
-            for pid, text, digest in self._db.execute(
-                f"SELECT id, text, hash FROM passages WHERE id IN ({marks})", chunk
+            for pid, text, digest, folded in self._db.execute(
+                f"SELECT id, text, hash, folded FROM passages WHERE id IN ({marks})", chunk
             ):
-                out[int(pid)] = (str(text), str(digest))
+                out[int(pid)] = (str(text), str(digest), str(folded))
         return out
 
     def retext_passage(
@@ -237,9 +237,9 @@ class SQLiteStore(MetaGeneration):
         )
 
     def document_vectors(self, doc_id: int) -> dict[str, np.ndarray]:
-        """Content hash -> vector of every passage the document holds."""
+        """Folded text -> vector of every passage the document holds."""
         rows = self._db.execute(
-            "SELECT p.hash, p.vector FROM passages p WHERE p.id IN "
+            "SELECT p.folded, p.vector FROM passages p WHERE p.id IN "
             "(SELECT passage_id FROM sources WHERE document_id = ?)",
             (doc_id,),
         ).fetchall()
