@@ -238,3 +238,48 @@ def test_docx_notes_write_their_list_numbers_and_text_boxes_as_the_body_does(
         "（二）《公司法》；",
         "（三）《证券法》。",
     ]
+
+
+def test_docx_footnotes_restart_and_change_format_per_section(tmp_path: Path) -> None:
+    # A report whose chapters are sections numbering their footnotes afresh (w:numRestart
+    # eachSect), the appendix in ①②: they were counted on through the document, all in the
+    # last section's format. A section ends at the paragraph holding its w:sectPr; the body's
+    # last w:sectPr is the last section's. Restarts per page are counted on: where pages fall
+    # is not known without laying the document out.
+    import docx
+    from docx.oxml import parse_xml
+
+    def section(fmt: str, restart: str) -> str:
+        return (
+            f'<w:pPr><w:sectPr><w:footnotePr><w:numFmt w:val="{fmt}"/>'
+            f'<w:numRestart w:val="{restart}"/></w:footnotePr></w:sectPr></w:pPr>'
+        )
+
+    document = docx.Document()
+    _add_paragraph(document, _run("第一章") + _reference("footnote", 1))
+    _add_paragraph(
+        document, section("decimal", "eachSect") + _run("小结") + _reference("footnote", 2)
+    )
+    _add_paragraph(document, _run("第二章") + _reference("footnote", 3))
+    _add_paragraph(document, section("decimal", "eachPage") + _run("小结"))
+    _add_paragraph(document, _run("附录") + _reference("footnote", 4) + _reference("footnote", 5))
+    document.element.body.sectPr.append(
+        parse_xml(
+            f'<w:footnotePr {_W_NS}><w:numFmt w:val="decimalEnclosedCircleChinese"/>'
+            '<w:numRestart w:val="eachSect"/></w:footnotePr>'
+        )
+    )
+    _add_notes(
+        document,
+        "footnote",
+        "".join(_note("footnote", k, f" 第{k}条注释。") for k in range(1, 6)),
+    )
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    assert texts(extract(path))[5:] == [
+        "注1：第1条注释。",
+        "注2：第2条注释。",  # the paragraph holding the w:sectPr is its section's last
+        "注3：第3条注释。",  # restarted per page: counted on
+        "注①：第4条注释。",
+        "注②：第5条注释。",
+    ]
