@@ -133,6 +133,29 @@ def test_markdown_line_break_in_a_cell_is_a_space_in_the_value() -> None:
     assert text[slice(*row.source_span(space, space + 1))] == "<br>"
 
 
+def test_markdown_line_break_tag_in_a_paragraph_is_a_line_break() -> None:
+    # Renderers show `<br>` (and `</br>`, the common typo browsers read as `<br>`) in a
+    # paragraph as a line break; it was read as the characters "<br>". It is now a line
+    # break mapped to the tag, one for a run of tags (a block holds no blank line), none
+    # where a line break already stands; in a code span it is the characters it is.
+    text = (
+        "地址：市政务中心<br>二楼A区<br/><BR>\n"
+        "电话：12345</br>  \n"
+        "<br>传真：`<br>` 不换行 \\<br>\n"
+        "\n"
+        "# 标题<br />副标题\n"
+    )
+    paragraphs = split(text, "markdown")
+    assert [p.text.text for p in paragraphs] == [
+        "地址：市政务中心\n二楼A区\n电话：12345\n传真：`<br>` 不换行 \\<br>",
+        "标题\n副标题",
+    ]
+    block = paragraphs[0].text
+    broken = block.text.index("\n")
+    assert text[slice(*block.source_span(broken, broken + 1))] == "<br>"
+    assert text[slice(*block.source_span())] == text[: text.index("\n\n")]
+
+
 def test_markdown_table_rows_name_each_value_by_its_column() -> None:
     # Each row was its cells joined by tabs, the header row a block of its own: "1" stood
     # apart from 数量, so it could not be cited with what it means.
