@@ -51,9 +51,9 @@ _ROW_EDGES = re.compile(r"\A[ \t]*\|[ \t]*|(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*\
 _CELL_SEPARATOR = re.compile(r"(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*")
 _HTML_TAG = re.compile(r"<[^>]*>")
 # A line break inside a table cell: a row is one line, so exported documents write `<br>`.
-_CELL_BREAK = re.compile(r"<br[ \t]*/?>", re.IGNORECASE)
-# Line break tags in a paragraph, a run of them taken as one; `\<br>` is escaped text.
 # `</br>`, a common typo, is read by browsers (and so shown by renderers) as `<br>`.
+_CELL_BREAK = re.compile(r"</?br[ \t]*/?>", re.IGNORECASE)
+# Line break tags in a paragraph, a run of them taken as one; `\<br>` is escaped text.
 _BREAKS = re.compile(r"(?<!\\)(?:</?br[ \t]*/?>[ \t]*)+", re.IGNORECASE)
 _BACKTICKS = re.compile(r"`+")
 _ANY = re.compile(r".+", re.DOTALL)
