@@ -219,3 +219,27 @@ def test_formula_cells_without_a_saved_value_are_noted(tmp_path: Path) -> None:
         "in Excel) and were read as empty",
     )
     assert not extract(_workbook(tmp_path, "saved.xlsx")).notes  # no formulas: no note
+
+
+def test_dates_are_written_as_their_format_shows_them(tmp_path: Path) -> None:
+    # A date cell holds a day number, which openpyxl gives as a datetime at midnight: a row
+    # said `签订日期: 2024-03-01 00:00`, a time Excel never shows. A format with no hours or
+    # seconds shows the date alone; one with them keeps the time.
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["合同", "签订日期", "生效", "会议时间"])
+    sheet.append(
+        ["甲", dt.date(2024, 3, 1), dt.datetime(2024, 3, 2, 9, 30), dt.datetime(2024, 3, 3, 14, 0)]
+    )
+    sheet["B2"].number_format = 'yyyy"年"m"月"d"日"'
+    sheet["C2"].number_format = "yyyy-mm-dd"  # a time the format hides stays hidden
+    sheet["D2"].number_format = "yyyy-mm-dd hh:mm"
+    path = tmp_path / "合同.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == [
+        "合同: 甲；签订日期: 2024-03-01；生效: 2024-03-02；会议时间: 2024-03-03 14:00"
+    ]

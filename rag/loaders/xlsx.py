@@ -80,19 +80,27 @@ def cell_text(value: Any) -> str:
 
 _FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 _DECIMALS = re.compile(r"\.([0#?]+)")
+# Hours and seconds: a date format holding neither shows no time ("m" is month or minute).
+_TIME_CODES = re.compile(r"[hHsS]")
 
 
 def shown_value(value: Any, number_format: str | None) -> Any:
     """A cell's value as its number format shows it, where the format changes its meaning.
 
     A percentage is stored as a fraction: 15.3% is 0.153, and written as the bare number a
-    row would say `增长率: 0.153`. Other formats (decimals, thousands separators, currency)
-    only dress the number and are left to `cell_text`; dates already come as datetimes.
+    row would say `增长率: 0.153`. A date is a day number, read as a datetime: a format with
+    no hours or seconds shows the date alone (not `2024-03-01 00:00`). Other formats
+    (decimals, thousands separators, currency) only dress the number and are left to
+    `cell_text`.
     """
-    if not number_format or isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not number_format or isinstance(value, bool):
         return value
     # The first section (positive numbers), without quoted text, escapes and [colour] codes.
     section = _FORMAT_LITERALS.sub("", number_format).split(";")[0]
+    if isinstance(value, dt.datetime):
+        return value if _TIME_CODES.search(section) else value.date()
+    if not isinstance(value, (int, float)):
+        return value
     if "%" not in section:
         return value
     decimals = _DECIMALS.search(section)
