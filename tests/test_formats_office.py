@@ -942,3 +942,45 @@ def test_docx_a_text_box_in_a_table_cell_is_read_with_the_cell(tmp_path: Path) -
     path = tmp_path / "boxed-cell.docx"
     document.save(str(path))
     assert texts(extract(path)) == ["事项: 报名；要求: 携带身份证\n逾期不予受理"]
+
+
+def test_pptx_chart_title_and_data_are_read(tmp_path: Path) -> None:
+    # A chart's title and figures live in its chart part, which was not read: "二月销量多少？"
+    # found nothing on a slide that shows it. The title is a block, then each category a
+    # row naming its values by series, as a table's rows are (a category axis title names
+    # the first column).
+    import pptx.chart.data
+    from pptx import Presentation
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "销售情况"
+    chart_data: Any = pptx.chart.data.CategoryChartData  # untyped in python-pptx
+    data = chart_data()
+    data.categories = ["一月", "二月"]
+    data.add_series("销量", (10, 20.5))
+    data.add_series("退货", (1, None))
+    frame = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(2), Inches(6), Inches(4), data
+    )
+    frame.chart.has_title = True
+    frame.chart.chart_title.text_frame.text = "月度销量"
+    second = deck.slides.add_slide(deck.slide_layouts[6])
+    chart = second.shapes.add_chart(
+        XL_CHART_TYPE.PIE, Inches(1), Inches(1), Inches(4), Inches(4), data
+    ).chart
+    chart.has_title = False
+    path = tmp_path / "sales.pptx"
+    deck.save(str(path))
+    extraction = extract(path)
+    assert texts(extraction) == [
+        "销售情况",
+        "月度销量",
+        "类别: 一月；销量: 10；退货: 1",
+        "类别: 二月；销量: 20.5",  # a missing value is left out, as an empty cell is
+        "类别: 一月；销量: 10",  # an untitled pie (of one series): its data alone
+        "类别: 二月；销量: 20.5",
+    ]
+    assert [b.page for b in extraction.blocks] == [1] * 4 + [2] * 2

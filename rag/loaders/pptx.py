@@ -2,8 +2,9 @@
 
 Only the slide's own shapes are read: the placeholder text of layouts and masters ("Click to
 add title") is not the author's. Shapes are read top to bottom, left to right within a band,
-groups opened; a table row is one block written with its column headers; SmartArt gives the
-text of its nodes; pictures are OCR'd when OCR is on; the speaker notes close the slide.
+groups opened; a table row is one block written with its column headers; a chart gives its
+title and a row per category (`类别: 二月；销量: 20`); SmartArt gives the text of its nodes;
+pictures are OCR'd when OCR is on; the speaker notes close the slide.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from rag.loaders.archive import open_package
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.docx import _Images
 from rag.loaders.layout import TextBuilder, add_page_lines
-from rag.loaders.table import table_rows
+from rag.loaders.table import row_text, table_rows
+from rag.loaders.xlsx import cell_text
 
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24
@@ -135,6 +137,9 @@ def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> 
     elif getattr(shape, "has_table", False) and shape.has_table:
         for row in table_rows(_table_cells(shape.table)):
             builder.add(row, page=page)
+    elif getattr(shape, "has_chart", False) and shape.has_chart:
+        for text in _chart_texts(shape.chart):
+            builder.add(text, page=page)
     elif (relations := shape._element.find(f".//{_DGM}relIds")) is not None:
         for text in _diagram_texts(shape.part, relations.get(_R_DATA)):
             builder.add(text, page=page)
@@ -162,6 +167,31 @@ def _table_cells(table: Any) -> list[list[str | None]]:
             cells.append(text)
         rows.append(cells)
     return rows
+
+
+def _chart_texts(chart: Any) -> Iterator[str]:
+    """A chart's title, then a row per category naming its values by series:
+    `类别: 二月；销量: 20`, as a table's rows are (the category axis title, if any, names
+    the first column). The figures live in the chart part's cached values, read as stored.
+    """
+    if chart.has_title and chart.chart_title.has_text_frame:
+        for paragraph in chart.chart_title.text_frame.paragraphs:
+            yield paragraph.text
+    name = "类别"
+    try:
+        axis = chart.category_axis
+        if axis.has_title and axis.axis_title.has_text_frame:
+            name = axis.axis_title.text_frame.text.strip() or name
+    except ValueError:
+        pass  # a pie or doughnut chart has no axes
+    for plot in chart.plots:
+        categories = [str(category) for category in plot.categories]
+        series = [(s.name or "", list(s.values)) for s in plot.series]
+        header = [name, *(series_name for series_name, _ in series)]
+        for i, category in enumerate(categories):
+            values = [cell_text(v[i]) if i < len(v) else "" for _, v in series]
+            if any(values):
+                yield row_text(header, [category, *values])
 
 
 def _diagram_texts(part: Any, data_rel: str | None) -> Iterator[str]:
