@@ -984,3 +984,33 @@ def test_pptx_chart_title_and_data_are_read(tmp_path: Path) -> None:
         "类别: 二月；销量: 20.5",
     ]
     assert [b.page for b in extraction.blocks] == [1] * 4 + [2] * 2
+
+
+def test_pptx_footer_date_and_slide_number_placeholders_are_left_out(tmp_path: Path) -> None:
+    # With "页脚" switched on, every slide carries the footer, date and slide number as
+    # placeholders of its own: read, each slide ended in "公司内部资料", "2024/3/1", "2",
+    # page furniture cited as text (Word's footers and PDFs' running lines are left out).
+    from pptx import Presentation
+    from pptx.oxml import parse_xml
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "季度总结"
+    slide.placeholders[1].text_frame.text = "收入增长"
+    ns = (
+        'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
+    )
+    for n, (kind, text) in enumerate(
+        [("ftr", "公司内部资料"), ("dt", "2024/3/1"), ("sldNum", "2")], start=10
+    ):
+        slide.shapes._spTree.append(
+            parse_xml(
+                f'<p:sp {ns}><p:nvSpPr><p:cNvPr id="{n}" name="{kind}"/><p:cNvSpPr/>'
+                f'<p:nvPr><p:ph type="{kind}" idx="{n}"/></p:nvPr></p:nvSpPr><p:spPr/>'
+                f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp>"
+            )
+        )
+    path = tmp_path / "summary.pptx"
+    deck.save(str(path))
+    assert texts(extract(path)) == ["季度总结", "收入增长"]

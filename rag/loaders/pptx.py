@@ -1,10 +1,11 @@
 """PowerPoint .pptx (and .pptm): each slide a page; title, then text in reading order, then notes.
 
 Only the slide's own shapes are read: the placeholder text of layouts and masters ("Click to
-add title") is not the author's. Shapes are read top to bottom, left to right within a band,
-groups opened; a table row is one block written with its column headers; a chart gives its
-title and a row per category (`类别: 二月；销量: 20`); SmartArt gives the text of its nodes;
-pictures are OCR'd when OCR is on; the speaker notes close the slide.
+add title") is not the author's, and the footer, date and slide number are page furniture.
+Shapes are read top to bottom, left to right within a band, groups opened; a table row is one
+block written with its column headers; a chart gives its title and a row per category
+(`类别: 二月；销量: 20`); SmartArt gives the text of its nodes; pictures are OCR'd when OCR is
+on; the speaker notes close the slide.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _ROW_BAND = 1 / 24
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
 _DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_FURNITURE = frozenset({"ftr", "dt", "sldNum"})
 _R_DATA = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm"
 
 
@@ -127,7 +129,15 @@ def _reading_order(slide: Any, band: float) -> list[Any]:
         shape, top, left = placed
         return (0 if shape.shape_id == title_id else 1, int(top // band), left)
 
-    return [shape for shape, _, _ in sorted(_flatten(slide.shapes), key=key)]
+    placed = [p for p in _flatten(slide.shapes) if not _furniture(p[0])]
+    return [shape for shape, _, _ in sorted(placed, key=key)]
+
+
+def _furniture(shape: Any) -> bool:
+    """Whether a shape is the slide's footer, date or number placeholder: page furniture
+    repeated on every slide (as Word's footers and a PDF's running lines, left out)."""
+    ph = shape._element.find(f"{_P}nvSpPr/{_P}nvPr/{_P}ph")
+    return ph is not None and ph.get("type") in _FURNITURE
 
 
 def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> None:
