@@ -243,3 +243,39 @@ def test_dates_are_written_as_their_format_shows_them(tmp_path: Path) -> None:
     assert texts(extract(path)) == [
         "合同: 甲；签订日期: 2024-03-01；生效: 2024-03-02；会议时间: 2024-03-03 14:00"
     ]
+
+
+def test_a_title_row_above_the_header_is_the_sheets_title_not_its_header(tmp_path: Path) -> None:
+    # Chinese workbooks open with a title ("2024年销售统计表") in A1, often merged across the
+    # table, above the column names. Taken for the header, it named the first column and
+    # the real names became a data row (`2024年销售统计表: 产品；B: 数量`), or prefixed every
+    # name when merged. A row of one value above a row of several is now the sheet's title,
+    # a block of its own, and the header is the row under it. A one-column list keeps its
+    # first row as the header.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    merged = book.active
+    merged.title = "合并标题"
+    merged.append(["2024年销售统计表"])
+    merged.merge_cells("A1:C1")
+    merged.append(["产品", "数量", "价格"])
+    merged.append(["螺丝", 3, 1.5])
+    plain = book.create_sheet("标题")
+    plain.append([])
+    plain.append(["2024年销售统计表"])
+    plain.append(["产品", "数量", "价格"])
+    plain.append(["螺母", 4, 2])
+    column = book.create_sheet("名单")
+    for name in ("姓名", "张三", "李四"):
+        column.append([name])
+    path = tmp_path / "销售.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == [
+        "2024年销售统计表",
+        "产品: 螺丝；数量: 3；价格: 1.5",
+        "2024年销售统计表",
+        "产品: 螺母；数量: 4；价格: 2",
+        "姓名: 张三",
+        "姓名: 李四",
+    ]

@@ -2,10 +2,11 @@
 
 A row reads `列名: 值；列名: 值` (only its non-empty cells), so that a passage cut from it keeps
 its meaning: "价格: 12" alone says nothing, "产品: 螺丝；价格: 12" does. The header is the first
-non-empty row of a sheet; header cells merged across columns name every column they cover, and
-a second header row under a merged cell is joined to it (`成绩-语文`). Cells merged down the
-rows of the body repeat their value in every row. Each sheet starts a page of the extraction
-text (see layout.py) and its name is the blocks' `sheet`.
+non-empty row of a sheet (a title of one value above a row of several is written as a block and
+the header is the row under it); header cells merged across columns name every column they
+cover, and a second header row under a merged cell is joined to it (`成绩-语文`). Cells merged
+down the rows of the body repeat their value in every row. Each sheet starts a page of the
+extraction text (see layout.py) and its name is the blocks' `sheet`.
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ class _RowWriter:
                 "(written by a program, never saved in Excel) and were read as empty"
             )
         pending: list[tuple[int, list[str]]] = []  # header candidates, with their row index
+        # A row of one value (a title, "2024年销售统计表", often merged across the table) held
+        # until the next row says whether it is the sheet's title or a one-column header.
+        title: tuple[int, list[str]] | None = None
+
+        def take_header(r: int, cells: list[str]) -> None:
+            """Take a row into the header, complete once it holds `header_depth` rows."""
+            pending.append((r, cells))
+            if len(pending) == 1:
+                sheet.header_depth = self._header_depth(sheet, r, cells)
+            if len(pending) >= sheet.header_depth:
+                width = max(len(row) for _, row in pending)
+                sheet.header = header_names([row for _, row in pending], width)
+
         for r, values in enumerate(rows):
             if self.full:
                 self._truncated(sheet, r, total)
@@ -142,19 +156,25 @@ class _RowWriter:
             if sheet.header is None:
                 if not cells:
                     continue
-                pending.append((r, cells))
-                if len(pending) == 1:
-                    sheet.header_depth = self._header_depth(sheet, r, cells)
-                if len(pending) < sheet.header_depth:
+                if not pending and title is None and len({c for c in cells if c}) == 1:
+                    title = (r, cells)
                     continue
-                width = max(len(row) for _, row in pending)
-                sheet.header = header_names([row for _, row in pending], width)
-                continue
+                if title is not None:
+                    if sum(1 for c in cells if c) > 1:  # a title above the column names
+                        self.builder.add(next(c for c in title[1] if c), sheet=sheet.name)
+                    else:
+                        take_header(*title)
+                    title = None
+                if sheet.header is None:  # else the title row was the whole header
+                    take_header(r, cells)
+                    continue
             if not cells:
                 continue
             self.rows_read += 1
             self.builder.add(row_text(sheet.header, cells), sheet=sheet.name)
-        if sheet.header is None and pending:
+        if title is not None:  # a sheet of that one value
+            self.builder.add(next(c for c in title[1] if c), sheet=sheet.name)
+        elif sheet.header is None and pending:
             # A sheet of header rows only (or a single row): write them as they are.
             for _, cells in pending:
                 self.builder.add("；".join(c for c in cells if c), sheet=sheet.name)
