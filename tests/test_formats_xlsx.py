@@ -279,3 +279,20 @@ def test_a_title_row_above_the_header_is_the_sheets_title_not_its_header(tmp_pat
         "姓名: 张三",
         "姓名: 李四",
     ]
+
+
+def test_durations_are_written_in_hours_as_excel_shows_them(tmp_path: Path) -> None:
+    # A duration ([h]:mm, 工时 and 通话时长 sheets) came back as Python's "1 day, 2:30:00".
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["项目", "工时", "通话时长"])
+    sheet.append(["甲", dt.timedelta(hours=26, minutes=30), dt.timedelta(minutes=5, seconds=7)])
+    sheet["B2"].number_format = "[h]:mm"
+    sheet["C2"].number_format = "[h]:mm:ss"
+    path = tmp_path / "工时.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == ["项目: 甲；工时: 26:30；通话时长: 0:05:07"]

@@ -76,6 +76,13 @@ def cell_text(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        # A duration ([h]:mm) in hours as Excel shows it, 26:30; not Python's "1 day, 2:30:00".
+        seconds = round(abs(value.total_seconds()))
+        minutes, second = divmod(seconds, 60)
+        hours, minute = divmod(minutes, 60)
+        sign = "-" if value < dt.timedelta(0) else ""
+        return f"{sign}{hours}:{minute:02d}" + (f":{second:02d}" if second else "")
     return str(value).strip()
 
 
