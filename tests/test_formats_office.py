@@ -1014,3 +1014,25 @@ def test_pptx_footer_date_and_slide_number_placeholders_are_left_out(tmp_path: P
     path = tmp_path / "summary.pptx"
     deck.save(str(path))
     assert texts(extract(path)) == ["季度总结", "收入增长"]
+
+
+def test_pptx_chart_date_categories_are_written_as_dates(tmp_path: Path) -> None:
+    # A time axis stores its categories as Excel day numbers: read bare, 2024-01-01 became
+    # "45292.0". They are written as the axis's date format shows them.
+    import datetime as dt
+
+    import pptx.chart.data
+    from pptx import Presentation
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[6])
+    chart_data: Any = pptx.chart.data.CategoryChartData  # untyped in python-pptx
+    data = chart_data(number_format="yyyy-mm-dd")
+    data.categories = [dt.date(2024, 1, 1), dt.date(2024, 2, 1)]
+    data.add_series("销量", (1, 2))
+    slide.shapes.add_chart(XL_CHART_TYPE.LINE, Inches(1), Inches(1), Inches(4), Inches(3), data)
+    path = tmp_path / "trend.pptx"
+    deck.save(str(path))
+    assert texts(extract(path)) == ["类别: 2024-01-01；销量: 1", "类别: 2024-02-01；销量: 2"]

@@ -20,13 +20,14 @@ from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.docx import _Images
 from rag.loaders.layout import TextBuilder, add_page_lines
 from rag.loaders.table import row_text, table_rows
-from rag.loaders.xlsx import cell_text
+from rag.loaders.xlsx import cell_text, shown_value, shows_date
 
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
 _DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
 _FURNITURE = frozenset({"ftr", "dt", "sldNum"})
 _R_DATA = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm"
 
@@ -194,14 +195,37 @@ def _chart_texts(chart: Any) -> Iterator[str]:
             name = axis.axis_title.text_frame.text.strip() or name
     except ValueError:
         pass  # a pie or doughnut chart has no axes
+    date1904 = chart._chartSpace.find(f"{_C}date1904")
+    epoch_1904 = date1904 is not None and date1904.get("val") in ("1", "true")
     for plot in chart.plots:
-        categories = [str(category) for category in plot.categories]
+        fmt = plot._element.findtext(f"{_C}ser/{_C}cat/{_C}numRef/{_C}numCache/{_C}formatCode")
+        categories = [_category(str(c), fmt, epoch_1904) for c in plot.categories]
         series = [(s.name or "", list(s.values)) for s in plot.series]
         header = [name, *(series_name for series_name, _ in series)]
         for i, category in enumerate(categories):
             values = [cell_text(v[i]) if i < len(v) else "" for _, v in series]
             if any(values):
                 yield row_text(header, [category, *values])
+
+
+def _category(label: str, fmt: str | None, epoch_1904: bool) -> str:
+    """A numeric category as its format shows it: a time axis stores Excel day numbers
+    (`45292.0` is 2024-01-01), a number axis floats (`2022.0`)."""
+    if fmt is None:
+        return label  # text categories
+    try:
+        value = float(label)
+    except ValueError:
+        return label
+    if shows_date(fmt):
+        from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+
+        try:
+            day = from_excel(value, CALENDAR_MAC_1904 if epoch_1904 else CALENDAR_WINDOWS_1900)
+        except (ValueError, OverflowError):
+            return label
+        return cell_text(shown_value(day, fmt))
+    return cell_text(value)
 
 
 def _diagram_texts(part: Any, data_rel: str | None) -> Iterator[str]:

@@ -90,6 +90,12 @@ _FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 _DECIMALS = re.compile(r"\.([0#?]+)")
 # Hours and seconds: a date format holding neither shows no time ("m" is month or minute).
 _TIME_CODES = re.compile(r"[hHsS]")
+_DATE_CODES = re.compile(r"[yYdD]")
+
+
+def shows_date(number_format: str) -> bool:
+    """Whether a number format writes its number as a date (it holds a year or day code)."""
+    return bool(_DATE_CODES.search(_FORMAT_LITERALS.sub("", number_format).split(";")[0]))
 
 
 def shown_value(value: Any, number_format: str | None) -> Any:
