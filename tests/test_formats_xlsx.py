@@ -296,3 +296,11 @@ def test_durations_are_written_in_hours_as_excel_shows_them(tmp_path: Path) -> N
     path = tmp_path / "工时.xlsx"
     book.save(path)
     assert texts(extract(path)) == ["项目: 甲；工时: 26:30；通话时长: 0:05:07"]
+
+
+def test_excels_sep_line_names_the_delimiter_and_is_not_text(tmp_path: Path) -> None:
+    # Excel reads (and some exports write) a first line `sep=;` naming the delimiter: it
+    # was sniffed past and read as text, a block "sep=".
+    path = tmp_path / "价格.csv"
+    path.write_bytes("sep=|\r\n产品|价格;备注\r\n螺丝|1.5;含税\r\n".encode())
+    assert texts(extract(path)) == ["产品: 螺丝；价格;备注: 1.5;含税"]

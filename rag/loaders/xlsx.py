@@ -36,6 +36,8 @@ _UNVALUED_FORMULA = re.compile(
     rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
 )
 _CHUNK = 1 << 20
+# Excel's first line naming a CSV file's delimiter: `sep=;`.
+_SEP_LINE = re.compile(r"\Asep=([^\r\n])[ \t]*\r?(?:\n|\Z)", re.IGNORECASE)
 
 
 @dataclass
@@ -353,10 +355,14 @@ class CsvLoader:
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         text, encoding = decode_csv(path, data)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(text)
+        named = _SEP_LINE.match(text)
+        if named:  # Excel's `sep=;` line names the delimiter; it is no row of the table
+            delimiter = named.group(1)
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(text)
         writer = _RowWriter(options)
         try:
-            writer.sheet(_Sheet(None), _csv_rows(text, delimiter), None)
+            writer.sheet(_Sheet(None), _csv_rows(text, delimiter, bool(named)), None)
         except csv.Error as e:
             raise LoadError(path, f"malformed CSV ({e})") from None
         if not writer.builder.block_count:
@@ -364,9 +370,13 @@ class CsvLoader:
         return writer.builder.build(encoding, self.format, writer.notes)
 
 
-def _csv_rows(text: str, delimiter: str) -> Iterator[list[str]]:
+def _csv_rows(text: str, delimiter: str, sep_line: bool = False) -> Iterator[list[str]]:
     csv.field_size_limit(10 * 1024 * 1024)
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if sep_line:
+        next(rows, None)
+        yield []  # an empty row in its place: the rows keep their numbers in the notes
+    yield from rows
 
 
 def _sniff_delimiter(text: str) -> str:
