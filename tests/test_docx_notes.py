@@ -182,3 +182,104 @@ def test_docx_note_numbers_follow_the_document_note_settings(tmp_path: Path) -> 
         "注①：2023年数据。",
         "注二：见附件。",
     ]
+
+
+_NUMBERING = (
+    '<w:numbering {ns}><w:abstractNum w:abstractNumId="0"><w:lvl w:ilvl="0">'
+    '<w:start w:val="1"/><w:numFmt w:val="chineseCounting"/><w:lvlText w:val="（%1）"/>'
+    '<w:suff w:val="nothing"/></w:lvl></w:abstractNum>'
+    '<w:num w:numId="1"><w:abstractNumId w:val="0"/></w:num></w:numbering>'
+)
+
+
+def _numbered(text: str) -> str:
+    props = '<w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr></w:pPr>'
+    return f"<w:p>{props}{_run(text)}</w:p>"
+
+
+def test_docx_notes_write_their_list_numbers_and_text_boxes_as_the_body_does(
+    tmp_path: Path,
+) -> None:
+    # A note listing its sources "（一）…（二）…" lost its numbers, and a text box in a note
+    # was not read. Word's numbering instances are the document's, shared by every story:
+    # a list continued in a note counts on from the body's (here, written after it).
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    for child in list(numbering):
+        numbering.remove(child)
+
+    for child in parse_xml(_NUMBERING.format(ns=_W_NS)):
+        numbering.append(child)
+    body = document.element.body
+    body.insert(len(body) - 1, parse_xml(_numbered("总部；").replace("<w:p>", f"<w:p {_W_NS}>", 1)))
+    _add_paragraph(document, _run("依据如下") + _reference("footnote", 1) + _run("。"))
+    box = (
+        '<w:r><w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml"><v:textbox>'
+        f"<w:txbxContent><w:p>{_run('框内说明')}</w:p></w:txbxContent>"
+        "</v:textbox></v:shape></w:pict></w:r>"
+    )
+    _add_notes(
+        document,
+        "footnote",
+        '<w:footnote w:id="1">'
+        f"<w:p><w:r><w:footnoteRef/></w:r>{_run(' 依据：')}{box}</w:p>"
+        f"{_numbered('《公司法》；')}{_numbered('《证券法》。')}</w:footnote>",
+    )
+    path = tmp_path / "sources.docx"
+    document.save(str(path))
+    assert texts(extract(path)) == [
+        "（一）总部；",
+        "依据如下。",
+        "注1：依据：",
+        "框内说明",  # the text box follows the note paragraph anchoring it
+        "（二）《公司法》；",
+        "（三）《证券法》。",
+    ]
+
+
+def test_docx_footnotes_restart_and_change_format_per_section(tmp_path: Path) -> None:
+    # A report whose chapters are sections numbering their footnotes afresh (w:numRestart
+    # eachSect), the appendix in ①②: they were counted on through the document, all in the
+    # last section's format. A section ends at the paragraph holding its w:sectPr; the body's
+    # last w:sectPr is the last section's. Restarts per page are counted on: where pages fall
+    # is not known without laying the document out.
+    import docx
+    from docx.oxml import parse_xml
+
+    def section(fmt: str, restart: str) -> str:
+        return (
+            f'<w:pPr><w:sectPr><w:footnotePr><w:numFmt w:val="{fmt}"/>'
+            f'<w:numRestart w:val="{restart}"/></w:footnotePr></w:sectPr></w:pPr>'
+        )
+
+    document = docx.Document()
+    _add_paragraph(document, _run("第一章") + _reference("footnote", 1))
+    _add_paragraph(
+        document, section("decimal", "eachSect") + _run("小结") + _reference("footnote", 2)
+    )
+    _add_paragraph(document, _run("第二章") + _reference("footnote", 3))
+    _add_paragraph(document, section("decimal", "eachPage") + _run("小结"))
+    _add_paragraph(document, _run("附录") + _reference("footnote", 4) + _reference("footnote", 5))
+    document.element.body.sectPr.append(
+        parse_xml(
+            f'<w:footnotePr {_W_NS}><w:numFmt w:val="decimalEnclosedCircleChinese"/>'
+            '<w:numRestart w:val="eachSect"/></w:footnotePr>'
+        )
+    )
+    _add_notes(
+        document,
+        "footnote",
+        "".join(_note("footnote", k, f" 第{k}条注释。") for k in range(1, 6)),
+    )
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    assert texts(extract(path))[5:] == [
+        "注1：第1条注释。",
+        "注2：第2条注释。",  # the paragraph holding the w:sectPr is its section's last
+        "注3：第3条注释。",  # restarted per page: counted on
+        "注①：第4条注释。",
+        "注②：第5条注释。",
+    ]

@@ -942,3 +942,97 @@ def test_docx_a_text_box_in_a_table_cell_is_read_with_the_cell(tmp_path: Path) -
     path = tmp_path / "boxed-cell.docx"
     document.save(str(path))
     assert texts(extract(path)) == ["事项: 报名；要求: 携带身份证\n逾期不予受理"]
+
+
+def test_pptx_chart_title_and_data_are_read(tmp_path: Path) -> None:
+    # A chart's title and figures live in its chart part, which was not read: "二月销量多少？"
+    # found nothing on a slide that shows it. The title is a block, then each category a
+    # row naming its values by series, as a table's rows are (a category axis title names
+    # the first column).
+    import pptx.chart.data
+    from pptx import Presentation
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "销售情况"
+    chart_data: Any = pptx.chart.data.CategoryChartData  # untyped in python-pptx
+    data = chart_data()
+    data.categories = ["一月", "二月"]
+    data.add_series("销量", (10, 20.5))
+    data.add_series("退货", (1, None))
+    frame = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(2), Inches(6), Inches(4), data
+    )
+    frame.chart.has_title = True
+    frame.chart.chart_title.text_frame.text = "月度销量"
+    second = deck.slides.add_slide(deck.slide_layouts[6])
+    chart = second.shapes.add_chart(
+        XL_CHART_TYPE.PIE, Inches(1), Inches(1), Inches(4), Inches(4), data
+    ).chart
+    chart.has_title = False
+    path = tmp_path / "sales.pptx"
+    deck.save(str(path))
+    extraction = extract(path)
+    assert texts(extraction) == [
+        "销售情况",
+        "月度销量",
+        "类别: 一月；销量: 10；退货: 1",
+        "类别: 二月；销量: 20.5",  # a missing value is left out, as an empty cell is
+        "类别: 一月；销量: 10",  # an untitled pie (of one series): its data alone
+        "类别: 二月；销量: 20.5",
+    ]
+    assert [b.page for b in extraction.blocks] == [1] * 4 + [2] * 2
+
+
+def test_pptx_footer_date_and_slide_number_placeholders_are_left_out(tmp_path: Path) -> None:
+    # With "页脚" switched on, every slide carries the footer, date and slide number as
+    # placeholders of its own: read, each slide ended in "公司内部资料", "2024/3/1", "2",
+    # page furniture cited as text (Word's footers and PDFs' running lines are left out).
+    from pptx import Presentation
+    from pptx.oxml import parse_xml
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "季度总结"
+    slide.placeholders[1].text_frame.text = "收入增长"
+    ns = (
+        'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
+    )
+    for n, (kind, text) in enumerate(
+        [("ftr", "公司内部资料"), ("dt", "2024/3/1"), ("sldNum", "2")], start=10
+    ):
+        slide.shapes._spTree.append(
+            parse_xml(
+                f'<p:sp {ns}><p:nvSpPr><p:cNvPr id="{n}" name="{kind}"/><p:cNvSpPr/>'
+                f'<p:nvPr><p:ph type="{kind}" idx="{n}"/></p:nvPr></p:nvSpPr><p:spPr/>'
+                f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp>"
+            )
+        )
+    path = tmp_path / "summary.pptx"
+    deck.save(str(path))
+    assert texts(extract(path)) == ["季度总结", "收入增长"]
+
+
+def test_pptx_chart_date_categories_are_written_as_dates(tmp_path: Path) -> None:
+    # A time axis stores its categories as Excel day numbers: read bare, 2024-01-01 became
+    # "45292.0". They are written as the axis's date format shows them.
+    import datetime as dt
+
+    import pptx.chart.data
+    from pptx import Presentation
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[6])
+    chart_data: Any = pptx.chart.data.CategoryChartData  # untyped in python-pptx
+    data = chart_data(number_format="yyyy-mm-dd")
+    data.categories = [dt.date(2024, 1, 1), dt.date(2024, 2, 1)]
+    data.add_series("销量", (1, 2))
+    slide.shapes.add_chart(XL_CHART_TYPE.LINE, Inches(1), Inches(1), Inches(4), Inches(3), data)
+    path = tmp_path / "trend.pptx"
+    deck.save(str(path))
+    assert texts(extract(path)) == ["类别: 2024-01-01；销量: 1", "类别: 2024-02-01；销量: 2"]

@@ -219,3 +219,88 @@ def test_formula_cells_without_a_saved_value_are_noted(tmp_path: Path) -> None:
         "in Excel) and were read as empty",
     )
     assert not extract(_workbook(tmp_path, "saved.xlsx")).notes  # no formulas: no note
+
+
+def test_dates_are_written_as_their_format_shows_them(tmp_path: Path) -> None:
+    # A date cell holds a day number, which openpyxl gives as a datetime at midnight: a row
+    # said `签订日期: 2024-03-01 00:00`, a time Excel never shows. A format with no hours or
+    # seconds shows the date alone; one with them keeps the time.
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["合同", "签订日期", "生效", "会议时间"])
+    sheet.append(
+        ["甲", dt.date(2024, 3, 1), dt.datetime(2024, 3, 2, 9, 30), dt.datetime(2024, 3, 3, 14, 0)]
+    )
+    sheet["B2"].number_format = 'yyyy"年"m"月"d"日"'
+    sheet["C2"].number_format = "yyyy-mm-dd"  # a time the format hides stays hidden
+    sheet["D2"].number_format = "yyyy-mm-dd hh:mm"
+    path = tmp_path / "合同.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == [
+        "合同: 甲；签订日期: 2024-03-01；生效: 2024-03-02；会议时间: 2024-03-03 14:00"
+    ]
+
+
+def test_a_title_row_above_the_header_is_the_sheets_title_not_its_header(tmp_path: Path) -> None:
+    # Chinese workbooks open with a title ("2024年销售统计表") in A1, often merged across the
+    # table, above the column names. Taken for the header, it named the first column and
+    # the real names became a data row (`2024年销售统计表: 产品；B: 数量`), or prefixed every
+    # name when merged. A row of one value above a row of several is now the sheet's title,
+    # a block of its own, and the header is the row under it. A one-column list keeps its
+    # first row as the header.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    merged = book.active
+    merged.title = "合并标题"
+    merged.append(["2024年销售统计表"])
+    merged.merge_cells("A1:C1")
+    merged.append(["产品", "数量", "价格"])
+    merged.append(["螺丝", 3, 1.5])
+    plain = book.create_sheet("标题")
+    plain.append([])
+    plain.append(["2024年销售统计表"])
+    plain.append(["产品", "数量", "价格"])
+    plain.append(["螺母", 4, 2])
+    column = book.create_sheet("名单")
+    for name in ("姓名", "张三", "李四"):
+        column.append([name])
+    path = tmp_path / "销售.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == [
+        "2024年销售统计表",
+        "产品: 螺丝；数量: 3；价格: 1.5",
+        "2024年销售统计表",
+        "产品: 螺母；数量: 4；价格: 2",
+        "姓名: 张三",
+        "姓名: 李四",
+    ]
+
+
+def test_durations_are_written_in_hours_as_excel_shows_them(tmp_path: Path) -> None:
+    # A duration ([h]:mm, 工时 and 通话时长 sheets) came back as Python's "1 day, 2:30:00".
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["项目", "工时", "通话时长"])
+    sheet.append(["甲", dt.timedelta(hours=26, minutes=30), dt.timedelta(minutes=5, seconds=7)])
+    sheet["B2"].number_format = "[h]:mm"
+    sheet["C2"].number_format = "[h]:mm:ss"
+    path = tmp_path / "工时.xlsx"
+    book.save(path)
+    assert texts(extract(path)) == ["项目: 甲；工时: 26:30；通话时长: 0:05:07"]
+
+
+def test_excels_sep_line_names_the_delimiter_and_is_not_text(tmp_path: Path) -> None:
+    # Excel reads (and some exports write) a first line `sep=;` naming the delimiter: it
+    # was sniffed past and read as text, a block "sep=".
+    path = tmp_path / "价格.csv"
+    path.write_bytes("sep=|\r\n产品|价格;备注\r\n螺丝|1.5;含税\r\n".encode())
+    assert texts(extract(path)) == ["产品: 螺丝；价格;备注: 1.5;含税"]

@@ -133,6 +133,37 @@ def test_markdown_line_break_in_a_cell_is_a_space_in_the_value() -> None:
     assert text[slice(*row.source_span(space, space + 1))] == "<br>"
 
 
+def test_markdown_line_break_tag_in_a_paragraph_is_a_line_break() -> None:
+    # Renderers show `<br>` (and `</br>`, the common typo browsers read as `<br>`) in a
+    # paragraph as a line break; it was read as the characters "<br>". It is now a line
+    # break mapped to the tag, one for a run of tags (a block holds no blank line), none
+    # where a line break already stands; in a code span it is the characters it is.
+    text = (
+        "地址：市政务中心<br>二楼A区<br/><BR>\n"
+        "电话：12345</br>  \n"
+        "<br>传真：`<br>` 不换行 \\<br>\n"
+        "\n"
+        "# 标题<br />副标题\n"
+    )
+    paragraphs = split(text, "markdown")
+    assert [p.text.text for p in paragraphs] == [
+        "地址：市政务中心\n二楼A区\n电话：12345\n传真：`<br>` 不换行 \\<br>",
+        "标题\n副标题",
+    ]
+    block = paragraphs[0].text
+    broken = block.text.index("\n")
+    assert text[slice(*block.source_span(broken, broken + 1))] == "<br>"
+    assert text[slice(*block.source_span())] == text[: text.index("\n\n")]
+
+
+def test_markdown_closing_br_typo_in_a_cell_is_a_space_as_br_is() -> None:
+    # `</br>` was left in the value as characters; renderers show it as `<br>`.
+    text = "| 事项 | 办理地点 |\n|---|---|\n| 户籍迁入 | 市政务中心</br>二楼A区 |\n"
+    assert [p.text.text for p in split(text, "markdown")] == [
+        "事项: 户籍迁入；办理地点: 市政务中心 二楼A区"
+    ]
+
+
 def test_markdown_table_rows_name_each_value_by_its_column() -> None:
     # Each row was its cells joined by tabs, the header row a block of its own: "1" stood
     # apart from 数量, so it could not be cited with what it means.
@@ -289,6 +320,17 @@ def test_html_line_break_in_a_cell_stays_inside_the_cells_value() -> None:
     assert BR_TABLE_HTML[slice(*row.source_span(space, space + 1))] == "<br>"
     a, b = row.source_span()
     assert BR_TABLE_HTML[a:b] == "户籍迁入</td><td>市政务中心<br>二楼A区</td><td>身份证<br/>户口本"
+
+
+def test_html_closing_br_typo_in_a_cell_is_a_space_as_br_is() -> None:
+    # Browsers read `</br>` as `<br>`; in a cell it ended the paragraph, cutting the cell in
+    # two (the table then taken for layout). It is now a space in the value, mapped to it.
+    html = BR_TABLE_HTML.replace("中心<br>", "中心</br>")
+    paragraphs = split(html, "html")
+    assert summary(paragraphs) == summary(split(BR_TABLE_HTML, "html"))
+    row = paragraphs[0].text
+    space = row.text.index("中心 ") + 2
+    assert html[slice(*row.source_span(space, space + 1))] == "</br>"
 
 
 @pytest.mark.parametrize(

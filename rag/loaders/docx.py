@@ -306,7 +306,10 @@ def _note_texts(note: Note, render: _Render, parent: Any) -> Iterator[str]:
     """A note's paragraphs and table rows, the first written after its number: `注1：…`.
 
     Word shows the number where the note's `w:footnoteRef` stands, in the note's text;
-    "注" says what the paragraph is, read away from the foot of its page.
+    "注" says what the paragraph is, read away from the foot of its page. Paragraphs are
+    read as the body's: list numbers written, text boxes after their paragraph. Numbering
+    instances belong to the document, not to a story, so a list continued in a note counts
+    on with the body's, here in the order written (notes after the body).
     """
     from docx.table import Table
 
@@ -315,7 +318,7 @@ def _note_texts(note: Note, render: _Render, parent: Any) -> Iterator[str]:
         if item.tag == _TBL:
             texts = table_rows(list(_table_cells(Table(item, parent), render)))
         else:
-            texts = [_paragraph_text(item, render.hidden_styles)]
+            texts = [_numbered_text(item, render), *_text_boxes(item, render)]
         for text in texts:
             if label and text.strip():
                 text, label = label + text.lstrip(), ""

@@ -175,14 +175,19 @@ class _BlockParser(HTMLParser):
     def _in_cell(self) -> bool:
         return bool(self.tables) and self.tables[-1].cell is not None and not self._skipping()
 
-    def _break_in_cell(self) -> None:
+    def _break_in_cell(self, end_tag: bool = False) -> None:
         """A `<br>` inside a table cell: a space in the cell's value, mapped to the tag.
 
         Cut there, the cell would be two paragraphs and its table taken for layout: every
-        cell a block of its own, a value apart from the column that names it.
+        cell a block of its own, a value apart from the column that names it. `</br>`, a
+        common typo, is read by browsers as `<br>`, and so here.
         """
         start = self._offset()
-        self.pieces.append((" ", start, start + len(self.get_starttag_text() or "")))
+        if end_tag:  # the parser keeps no text of an end tag: it runs to its `>`
+            end = self.source.find(">", start) + 1 or len(self.source)
+        else:
+            end = start + len(self.get_starttag_text() or "")
+        self.pieces.append((" ", start, end))
 
     def _list_here(self) -> bool:
         """Whether the innermost open `<dl>` is the innermost container (not a table in it)."""
@@ -196,6 +201,9 @@ class _BlockParser(HTMLParser):
             self._flush()
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "br" and self._in_cell():
+            self._break_in_cell(end_tag=True)
+            return
         if self.skip_depth.get(tag):
             self.skip_depth[tag] -= 1
         if tag in _BLOCK_TAGS or tag in _SKIP_TAGS:

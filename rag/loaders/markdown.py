@@ -1,7 +1,7 @@
 """Markdown files: every block (heading, paragraph, list item, quote, code, table row).
 
 A table row is written with its column names, `列名: 值；列名: 值`, as other formats' rows are;
-a `<br>` in a cell is a space in its value.
+a `<br>` in a cell is a space in its value, in a paragraph or heading a line break.
 """
 
 from __future__ import annotations
@@ -51,7 +51,12 @@ _ROW_EDGES = re.compile(r"\A[ \t]*\|[ \t]*|(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*\
 _CELL_SEPARATOR = re.compile(r"(?:(?<![ \t])[ \t]+)?(?<!\\)\|[ \t]*")
 _HTML_TAG = re.compile(r"<[^>]*>")
 # A line break inside a table cell: a row is one line, so exported documents write `<br>`.
-_CELL_BREAK = re.compile(r"<br[ \t]*/?>", re.IGNORECASE)
+# `</br>`, a common typo, is read by browsers (and so shown by renderers) as `<br>`.
+_CELL_BREAK = re.compile(r"</?br[ \t]*/?>", re.IGNORECASE)
+# Line break tags in a paragraph, a run of them taken as one; `\<br>` is escaped text.
+_BREAKS = re.compile(r"(?<!\\)(?:</?br[ \t]*/?>[ \t]*)+", re.IGNORECASE)
+_BACKTICKS = re.compile(r"`+")
+_ANY = re.compile(r".+", re.DOTALL)
 
 
 def _quote_prefix(depth: int) -> re.Pattern[str]:
@@ -104,6 +109,7 @@ def _markdown_block(
         mapped = mapped.sub(_INDENT, "")
         if token.type == "heading_open":
             mapped = mapped.sub(_ATX_OPEN, "").sub(_ATX_CLOSE, "")
+        mapped = _line_breaks(mapped)
     elif token.type in ("fence", "code_block", "html_block"):
         mapped = _strip_containers(lines.span(first, stop - 1), quote_depth, item)
         if token.type == "fence":
@@ -113,6 +119,56 @@ def _markdown_block(
     else:
         return None
     return mapped, first + 1, stop
+
+
+def _line_breaks(mapped: MappedText) -> MappedText:
+    """`<br>` tags outside code spans as renderers show them: a line break mapped to the tags.
+
+    A run of tags is one break and a tag next to a line break is dropped: a block holds
+    no blank line.
+    """
+    text = mapped.text
+    if "<" not in text:
+        return mapped
+    code = _code_spans(text)
+    k = 0  # the first code span not ending before the current tag: both come in order
+    parts = []
+    pos = 0
+    for match in _BREAKS.finditer(text):
+        a, b = match.span()
+        while k < len(code) and code[k][1] <= a:
+            k += 1
+        if k < len(code) and code[k][0] <= a:
+            continue
+        parts.append(mapped[pos:a])
+        if a > 0 and text[a - 1] != "\n" and b < len(text) and text[b] != "\n":
+            parts.append(mapped[a:b].sub(_ANY, "\n"))
+        pos = b
+    parts.append(mapped[pos:])
+    return MappedText.concat(parts)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Where code spans stand: a run of backticks up to the next run of the same length.
+
+    Found in linear time (a pattern with a lazy body rescans the text from every run).
+    """
+    runs = [m.span() for m in _BACKTICKS.finditer(text)]
+    later: dict[int, list[int]] = {}  # run length -> indexes of runs of it, last first
+    for k in range(len(runs) - 1, -1, -1):
+        later.setdefault(runs[k][1] - runs[k][0], []).append(k)
+    spans = []
+    k = 0
+    while k < len(runs):
+        same = later[runs[k][1] - runs[k][0]]
+        while same and same[-1] <= k:
+            same.pop()
+        if same:
+            spans.append((runs[k][0], runs[same[-1]][1]))
+            k = same[-1] + 1
+        else:
+            k += 1
+    return spans
 
 
 def _row_cells(row: MappedText, quote_depth: int, item: bool) -> list[MappedText | None]:

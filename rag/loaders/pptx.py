@@ -1,9 +1,11 @@
 """PowerPoint .pptx (and .pptm): each slide a page; title, then text in reading order, then notes.
 
 Only the slide's own shapes are read: the placeholder text of layouts and masters ("Click to
-add title") is not the author's. Shapes are read top to bottom, left to right within a band,
-groups opened; a table row is one block written with its column headers; SmartArt gives the
-text of its nodes; pictures are OCR'd when OCR is on; the speaker notes close the slide.
+add title") is not the author's, and the footer, date and slide number are page furniture.
+Shapes are read top to bottom, left to right within a band, groups opened; a table row is one
+block written with its column headers; a chart gives its title and a row per category
+(`类别: 二月；销量: 20`); SmartArt gives the text of its nodes; pictures are OCR'd when OCR is
+on; the speaker notes close the slide.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from rag.loaders.archive import open_package
 from rag.loaders.base import Extraction, LoadError, LoadOptions, NoTextError
 from rag.loaders.docx import _Images
 from rag.loaders.layout import TextBuilder, add_page_lines
-from rag.loaders.table import table_rows
+from rag.loaders.table import row_text, table_rows
+from rag.loaders.xlsx import cell_text, shown_value, shows_date
 
 # Shapes whose tops differ by less than this share of the slide height stand on one row.
 _ROW_BAND = 1 / 24
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
 _DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
+_FURNITURE = frozenset({"ftr", "dt", "sldNum"})
 _R_DATA = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm"
 
 
@@ -125,7 +130,15 @@ def _reading_order(slide: Any, band: float) -> list[Any]:
         shape, top, left = placed
         return (0 if shape.shape_id == title_id else 1, int(top // band), left)
 
-    return [shape for shape, _, _ in sorted(_flatten(slide.shapes), key=key)]
+    placed = [p for p in _flatten(slide.shapes) if not _furniture(p[0])]
+    return [shape for shape, _, _ in sorted(placed, key=key)]
+
+
+def _furniture(shape: Any) -> bool:
+    """Whether a shape is the slide's footer, date or number placeholder: page furniture
+    repeated on every slide (as Word's footers and a PDF's running lines, left out)."""
+    ph = shape._element.find(f"{_P}nvSpPr/{_P}nvPr/{_P}ph")
+    return ph is not None and ph.get("type") in _FURNITURE
 
 
 def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> None:
@@ -135,6 +148,9 @@ def _add_shape(builder: TextBuilder, shape: Any, page: int, images: _Images) -> 
     elif getattr(shape, "has_table", False) and shape.has_table:
         for row in table_rows(_table_cells(shape.table)):
             builder.add(row, page=page)
+    elif getattr(shape, "has_chart", False) and shape.has_chart:
+        for text in _chart_texts(shape.chart):
+            builder.add(text, page=page)
     elif (relations := shape._element.find(f".//{_DGM}relIds")) is not None:
         for text in _diagram_texts(shape.part, relations.get(_R_DATA)):
             builder.add(text, page=page)
@@ -162,6 +178,54 @@ def _table_cells(table: Any) -> list[list[str | None]]:
             cells.append(text)
         rows.append(cells)
     return rows
+
+
+def _chart_texts(chart: Any) -> Iterator[str]:
+    """A chart's title, then a row per category naming its values by series:
+    `类别: 二月；销量: 20`, as a table's rows are (the category axis title, if any, names
+    the first column). The figures live in the chart part's cached values, read as stored.
+    """
+    if chart.has_title and chart.chart_title.has_text_frame:
+        for paragraph in chart.chart_title.text_frame.paragraphs:
+            yield paragraph.text
+    name = "类别"
+    try:
+        axis = chart.category_axis
+        if axis.has_title and axis.axis_title.has_text_frame:
+            name = axis.axis_title.text_frame.text.strip() or name
+    except ValueError:
+        pass  # a pie or doughnut chart has no axes
+    date1904 = chart._chartSpace.find(f"{_C}date1904")
+    epoch_1904 = date1904 is not None and date1904.get("val") in ("1", "true")
+    for plot in chart.plots:
+        fmt = plot._element.findtext(f"{_C}ser/{_C}cat/{_C}numRef/{_C}numCache/{_C}formatCode")
+        categories = [_category(str(c), fmt, epoch_1904) for c in plot.categories]
+        series = [(s.name or "", list(s.values)) for s in plot.series]
+        header = [name, *(series_name for series_name, _ in series)]
+        for i, category in enumerate(categories):
+            values = [cell_text(v[i]) if i < len(v) else "" for _, v in series]
+            if any(values):
+                yield row_text(header, [category, *values])
+
+
+def _category(label: str, fmt: str | None, epoch_1904: bool) -> str:
+    """A numeric category as its format shows it: a time axis stores Excel day numbers
+    (`45292.0` is 2024-01-01), a number axis floats (`2022.0`)."""
+    if fmt is None:
+        return label  # text categories
+    try:
+        value = float(label)
+    except ValueError:
+        return label
+    if shows_date(fmt):
+        from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+
+        try:
+            day = from_excel(value, CALENDAR_MAC_1904 if epoch_1904 else CALENDAR_WINDOWS_1900)
+        except (ValueError, OverflowError):
+            return label
+        return cell_text(shown_value(day, fmt))
+    return cell_text(value)
 
 
 def _diagram_texts(part: Any, data_rel: str | None) -> Iterator[str]:

@@ -58,8 +58,8 @@ class XlsLoader:
 
 
 def _rows(book: Any, sheet: Any) -> Iterator[list[Any]]:
-    """Each row's values, dates as datetimes, booleans as bools (xlrd gives floats) and
-    percentages as shown."""
+    """Each row's values, dates as datetimes (the date alone where the format shows no
+    time), booleans as bools (xlrd gives floats) and percentages as shown."""
     import xlrd
 
     for r in range(sheet.nrows):
@@ -67,7 +67,8 @@ def _rows(book: Any, sheet: Any) -> Iterator[list[Any]]:
         for cell in sheet.row(r):
             if cell.ctype == xlrd.XL_CELL_DATE:
                 try:
-                    values.append(xlrd.xldate_as_datetime(cell.value, book.datemode))
+                    shown = xlrd.xldate_as_datetime(cell.value, book.datemode)
+                    values.append(shown_value(shown, _number_format(book, cell)))
                 except (ValueError, OverflowError, xlrd.xldate.XLDateError):
                     values.append(cell.value)
             elif cell.ctype == xlrd.XL_CELL_BOOLEAN:

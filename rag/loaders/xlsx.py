@@ -2,10 +2,11 @@
 
 A row reads `列名: 值；列名: 值` (only its non-empty cells), so that a passage cut from it keeps
 its meaning: "价格: 12" alone says nothing, "产品: 螺丝；价格: 12" does. The header is the first
-non-empty row of a sheet; header cells merged across columns name every column they cover, and
-a second header row under a merged cell is joined to it (`成绩-语文`). Cells merged down the
-rows of the body repeat their value in every row. Each sheet starts a page of the extraction
-text (see layout.py) and its name is the blocks' `sheet`.
+non-empty row of a sheet (a title of one value above a row of several is written as a block and
+the header is the row under it); header cells merged across columns name every column they
+cover, and a second header row under a merged cell is joined to it (`成绩-语文`). Cells merged
+down the rows of the body repeat their value in every row. Each sheet starts a page of the
+extraction text (see layout.py) and its name is the blocks' `sheet`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _UNVALUED_FORMULA = re.compile(
     rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
 )
 _CHUNK = 1 << 20
+# Excel's first line naming a CSV file's delimiter: `sep=;`.
+_SEP_LINE = re.compile(r"\Asep=([^\r\n])[ \t]*\r?(?:\n|\Z)", re.IGNORECASE)
 
 
 @dataclass
@@ -75,24 +78,45 @@ def cell_text(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        # A duration ([h]:mm) in hours as Excel shows it, 26:30; not Python's "1 day, 2:30:00".
+        seconds = round(abs(value.total_seconds()))
+        minutes, second = divmod(seconds, 60)
+        hours, minute = divmod(minutes, 60)
+        sign = "-" if value < dt.timedelta(0) else ""
+        return f"{sign}{hours}:{minute:02d}" + (f":{second:02d}" if second else "")
     return str(value).strip()
 
 
 _FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 _DECIMALS = re.compile(r"\.([0#?]+)")
+# Hours and seconds: a date format holding neither shows no time ("m" is month or minute).
+_TIME_CODES = re.compile(r"[hHsS]")
+_DATE_CODES = re.compile(r"[yYdD]")
+
+
+def shows_date(number_format: str) -> bool:
+    """Whether a number format writes its number as a date (it holds a year or day code)."""
+    return bool(_DATE_CODES.search(_FORMAT_LITERALS.sub("", number_format).split(";")[0]))
 
 
 def shown_value(value: Any, number_format: str | None) -> Any:
     """A cell's value as its number format shows it, where the format changes its meaning.
 
     A percentage is stored as a fraction: 15.3% is 0.153, and written as the bare number a
-    row would say `增长率: 0.153`. Other formats (decimals, thousands separators, currency)
-    only dress the number and are left to `cell_text`; dates already come as datetimes.
+    row would say `增长率: 0.153`. A date is a day number, read as a datetime: a format with
+    no hours or seconds shows the date alone (not `2024-03-01 00:00`). Other formats
+    (decimals, thousands separators, currency) only dress the number and are left to
+    `cell_text`.
     """
-    if not number_format or isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not number_format or isinstance(value, bool):
         return value
     # The first section (positive numbers), without quoted text, escapes and [colour] codes.
     section = _FORMAT_LITERALS.sub("", number_format).split(";")[0]
+    if isinstance(value, dt.datetime):
+        return value if _TIME_CODES.search(section) else value.date()
+    if not isinstance(value, (int, float)):
+        return value
     if "%" not in section:
         return value
     decimals = _DECIMALS.search(section)
@@ -123,6 +147,19 @@ class _RowWriter:
                 "(written by a program, never saved in Excel) and were read as empty"
             )
         pending: list[tuple[int, list[str]]] = []  # header candidates, with their row index
+        # A row of one value (a title, "2024年销售统计表", often merged across the table) held
+        # until the next row says whether it is the sheet's title or a one-column header.
+        title: tuple[int, list[str]] | None = None
+
+        def take_header(r: int, cells: list[str]) -> None:
+            """Take a row into the header, complete once it holds `header_depth` rows."""
+            pending.append((r, cells))
+            if len(pending) == 1:
+                sheet.header_depth = self._header_depth(sheet, r, cells)
+            if len(pending) >= sheet.header_depth:
+                width = max(len(row) for _, row in pending)
+                sheet.header = header_names([row for _, row in pending], width)
+
         for r, values in enumerate(rows):
             if self.full:
                 self._truncated(sheet, r, total)
@@ -134,19 +171,25 @@ class _RowWriter:
             if sheet.header is None:
                 if not cells:
                     continue
-                pending.append((r, cells))
-                if len(pending) == 1:
-                    sheet.header_depth = self._header_depth(sheet, r, cells)
-                if len(pending) < sheet.header_depth:
+                if not pending and title is None and len({c for c in cells if c}) == 1:
+                    title = (r, cells)
                     continue
-                width = max(len(row) for _, row in pending)
-                sheet.header = header_names([row for _, row in pending], width)
-                continue
+                if title is not None:
+                    if sum(1 for c in cells if c) > 1:  # a title above the column names
+                        self.builder.add(next(c for c in title[1] if c), sheet=sheet.name)
+                    else:
+                        take_header(*title)
+                    title = None
+                if sheet.header is None:  # else the title row was the whole header
+                    take_header(r, cells)
+                    continue
             if not cells:
                 continue
             self.rows_read += 1
             self.builder.add(row_text(sheet.header, cells), sheet=sheet.name)
-        if sheet.header is None and pending:
+        if title is not None:  # a sheet of that one value
+            self.builder.add(next(c for c in title[1] if c), sheet=sheet.name)
+        elif sheet.header is None and pending:
             # A sheet of header rows only (or a single row): write them as they are.
             for _, cells in pending:
                 self.builder.add("；".join(c for c in cells if c), sheet=sheet.name)
@@ -312,10 +355,14 @@ class CsvLoader:
 
     def extract(self, path: Path, data: bytes, options: LoadOptions) -> Extraction:
         text, encoding = decode_csv(path, data)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(text)
+        named = _SEP_LINE.match(text)
+        if named:  # Excel's `sep=;` line names the delimiter; it is no row of the table
+            delimiter = named.group(1)
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(text)
         writer = _RowWriter(options)
         try:
-            writer.sheet(_Sheet(None), _csv_rows(text, delimiter), None)
+            writer.sheet(_Sheet(None), _csv_rows(text, delimiter, bool(named)), None)
         except csv.Error as e:
             raise LoadError(path, f"malformed CSV ({e})") from None
         if not writer.builder.block_count:
@@ -323,9 +370,13 @@ class CsvLoader:
         return writer.builder.build(encoding, self.format, writer.notes)
 
 
-def _csv_rows(text: str, delimiter: str) -> Iterator[list[str]]:
+def _csv_rows(text: str, delimiter: str, sep_line: bool = False) -> Iterator[list[str]]:
     csv.field_size_limit(10 * 1024 * 1024)
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if sep_line:
+        next(rows, None)
+        yield []  # an empty row in its place: the rows keep their numbers in the notes
+    yield from rows
 
 
 def _sniff_delimiter(text: str) -> str:
