@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 
 from rag.store.location import Location, MilvusTarget
 from tests.crash import DocumentStates
@@ -99,3 +101,31 @@ def milvus_document_states(location: Location) -> DocumentStates:
         return states
     finally:
         store.close()
+
+
+@contextmanager
+def killed_between_swap_renames(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A Milvus whole-index swap (`finish_replace`, of `rag reindex` and `--tokenizer`) whose
+    process "dies" between its two renames: the live collection gone, the new one not yet in
+    its place, the config unchanged. The block must raise the SystemExit; after it, the
+    store swaps normally again."""
+    from rag.store.milvus import MilvusStore
+
+    original = MilvusStore.finish_replace
+
+    def die_after_first_rename(self: MilvusStore) -> None:
+        client = self.client
+        rename = client.rename_collection
+
+        def once(old: str, new: str) -> None:
+            rename(old, new)
+            monkeypatch.setattr(client, "rename_collection", rename)
+            raise SystemExit("killed")
+
+        monkeypatch.setattr(client, "rename_collection", once)
+        original(self)
+
+    monkeypatch.setattr(MilvusStore, "finish_replace", die_after_first_rename)
+    with pytest.raises(SystemExit):
+        yield
+    monkeypatch.setattr(MilvusStore, "finish_replace", original)

@@ -26,7 +26,7 @@ from rag.settings import Settings, get_settings
 from rag.store.location import location_from_settings
 from tests.conftest import DEMO
 from tests.fakes import HashEmbedder, OtherHashEmbedder
-from tests.milvus import MILVUS_MISSING
+from tests.milvus import MILVUS_MISSING, killed_between_swap_renames
 
 QUESTION = "质量和安全年活动是什么"
 needs_milvus = pytest.mark.skipif(MILVUS_MISSING is not None, reason=str(MILVUS_MISSING))
@@ -186,32 +186,13 @@ def test_a_reindex_that_fails_half_way_leaves_the_old_index_and_a_rerun_finishes
 def test_a_milvus_reindex_killed_in_its_swap_is_finished_by_the_next_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag.store.milvus import MilvusStore
 
     config = ingested(tmp_path, "milvus")
     with open_pipeline(config, HashEmbedder()) as old:
         ids, folded = old.passage_texts()
 
-    # The process "dies" between the two renames: the live collection is gone, the new one
-    # not yet in its place, and the config still names the old embedder.
-    original = MilvusStore.finish_replace
-
-    def die_after_first_rename(self: MilvusStore) -> None:
-        client = self.client
-        rename = client.rename_collection
-
-        def once(old: str, new: str) -> None:
-            rename(old, new)
-            monkeypatch.setattr(client, "rename_collection", rename)
-            raise SystemExit("killed")
-
-        monkeypatch.setattr(client, "rename_collection", once)
-        original(self)
-
-    monkeypatch.setattr(MilvusStore, "finish_replace", die_after_first_rename)
-    with pytest.raises(SystemExit):
+    with killed_between_swap_renames(monkeypatch):
         reindex(config, OtherHashEmbedder())
-    monkeypatch.setattr(MilvusStore, "finish_replace", original)
 
     with open_pipeline(config, OtherHashEmbedder()) as new:  # finishes the swap first
         new_ids, vectors = stored_vectors(new)

@@ -29,7 +29,7 @@ from rag.text.script import fold_script
 from rag.text.tokenize import TokenizerName
 from tests.conftest import DEMO, run_rag
 from tests.fakes import HashEmbedder, OtherHashEmbedder
-from tests.milvus import MILVUS_MISSING
+from tests.milvus import MILVUS_MISSING, killed_between_swap_renames
 
 needs_milvus = pytest.mark.skipif(MILVUS_MISSING is not None, reason=str(MILVUS_MISSING))
 
@@ -319,29 +319,10 @@ def test_a_milvus_reindex_tokenizer_killed_before_its_swap_leaves_bigram_and_run
 def test_a_milvus_reindex_tokenizer_killed_in_its_swap_is_finished_by_running_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag.store.milvus import MilvusStore
 
     reopened = milvus_built_with_bigram(tmp_path)
-    # The process "dies" between the two renames: the live collection is gone, the new one
-    # not yet in its place, and the config still names bigram.
-    original = MilvusStore.finish_replace
-
-    def die_after_first_rename(self: MilvusStore) -> None:
-        client = self.client
-        rename = client.rename_collection
-
-        def once(old: str, new: str) -> None:
-            rename(old, new)
-            monkeypatch.setattr(client, "rename_collection", rename)
-            raise SystemExit("killed")
-
-        monkeypatch.setattr(client, "rename_collection", once)
-        original(self)
-
-    monkeypatch.setattr(MilvusStore, "finish_replace", die_after_first_rename)
-    with pytest.raises(SystemExit):
+    with killed_between_swap_renames(monkeypatch):
         retokenize(reopened, "bigram2")
-    monkeypatch.setattr(MilvusStore, "finish_replace", original)
 
     assert retokenize(reopened, "bigram2").old_tokenizer == "bigram2"  # finished on opening
     assert_re_tokenized_with_bigram2(reopened)
