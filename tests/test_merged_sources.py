@@ -37,6 +37,10 @@ A = (
 )
 X = A.replace("全国质量工作会议", "全国鲸鱼工作会议")
 NEW_WORDS = "鲸鱼"
+# Y and two near duplicates of it too far apart to merge with each other (the MinHash
+# outcomes the two merge tests rest on: each checks them as its premise).
+Y = "各地要进一步加强产品质量监督抽查，完善风险监测，严厉打击制售假冒伪劣产品的违法行为。"
+Y1, Y2 = Y[:1] + "甲" + Y[2:], Y[:11] + "乙" + Y[12:]
 
 BACKEND_PARAMS = [
     pytest.param(
@@ -174,21 +178,19 @@ def test_a_text_merged_into_two_passages_is_one_once_it_is_what_both_show(
     # joins Y1's passage, the only one then; c.txt's Y joins Y2's, the closer one later.
     # With both first sources gone, both passages show Y: they are one passage, with one
     # hash (two passages could not share it).
-    y = "各地要进一步加强产品质量监督抽查，完善风险监测，严厉打击制售假冒伪劣产品的违法行为。"
-    y1, y2 = y[:1] + "甲" + y[2:], y[:11] + "乙" + y[12:]
     pipeline = opened(tmp_path / "index", backend)
     try:
         reports = [
             pipeline.ingest([write(tmp_path / name, f"{name}.txt", text)])
-            for name, text in (("a", y1), ("b", y), ("q", y2), ("c", y))
+            for name, text in (("a", Y1), ("b", Y), ("q", Y2), ("c", Y))
         ]
         assert [r.new_passages for r in reports] == [1, 0, 1, 0]  # the premise
 
         assert pipeline.remove("a.txt") and pipeline.remove("q.txt")
 
         ((text, digest, _, _, _),) = stored(pipeline)
-        assert (text, digest) == (y, content_hash(y))
-        (passage,) = pipeline.search(y, 5).passages
+        assert (text, digest) == (Y, content_hash(Y))
+        (passage,) = pipeline.search(Y, 5).passages
         assert [s.file for s in passage.passage.sources] == ["b.txt", "c.txt"]
         assert len(pipeline) == 1
         report = check_index(location_from_settings(pipeline.settings))
@@ -252,11 +254,9 @@ def test_a_document_holding_both_of_two_merged_passages_counts_one_passage(
 ) -> None:
     # As above, Y's passages merge once a.txt and q.txt go; m.txt, ingested last, holds an
     # exact copy of each (Y1 and Y2), so it held two passages and holds one after the merge.
-    y = "各地要进一步加强产品质量监督抽查，完善风险监测，严厉打击制售假冒伪劣产品的违法行为。"
-    y1, y2 = y[:1] + "甲" + y[2:], y[:11] + "乙" + y[12:]
     pipeline = opened(tmp_path / "index", backend)
     try:
-        for name, text in (("a", y1), ("b", y), ("q", y2), ("c", y), ("m", f"{y1}\n\n{y2}")):
+        for name, text in (("a", Y1), ("b", Y), ("q", Y2), ("c", Y), ("m", f"{Y1}\n\n{Y2}")):
             pipeline.ingest([write(tmp_path / name, f"{name}.txt", text)])
         assert {d.file: d.passages for d in pipeline.documents()}["m.txt"] == 2  # the premise
 
