@@ -307,12 +307,9 @@ class MilvusStore(MetaGeneration):
         before it leaves the old index whole (the next run drops the half-filled copy).
         From the marker on, whoever opens the index next finishes the swap.
         """
-        c, live = self._client, self._n["passages"]
-        staging = f"{live}_next"
+        c = self._client
         matrix = np.asarray(vectors, dtype=np.float32)
-        if c.has_collection(staging):
-            c.drop_collection(staging)
-        create_passages(c, staging, int(matrix.shape[1]))
+        staging = self._new_staging(int(matrix.shape[1]))
         fields = ["id", "hash", "text", "folded", "signature", "lexical"]
         rows = self.query("passages", "", fields)
         position = {int(pid): i for i, pid in enumerate(ids)}
@@ -325,11 +322,7 @@ class MilvusStore(MetaGeneration):
                 staging,
                 [{**r, "dense": matrix[position[int(r["id"])]].tolist()} for r in batch],
             )
-        c.flush(staging)  # sealed: BM25 statistics as the live collection's
-        target = {**meta, "generation": str(self.generation() + 1)}
-        self._set_meta({"replacing": json.dumps(target)})  # the point of no return
-        self.finish_replace()
-        return int(target["generation"])
+        return self._swap_in(staging, meta)
 
     def replace_tokens(self, name: str) -> int:
         """Fill `<passages>_next` with every passage's tokens by tokenizer `name`, then swap
@@ -341,11 +334,7 @@ class MilvusStore(MetaGeneration):
         memory at once.
         """
         tokenize = get_tokenizer(name)
-        c, live = self._client, self._n["passages"]
-        staging = f"{live}_next"
-        if c.has_collection(staging):
-            c.drop_collection(staging)
-        create_passages(c, staging, self.dim)
+        staging = self._new_staging(self.dim)
         fields = ["id", "hash", "text", "folded", "signature", "dense"]
         tokens = 0
         for rows in self.query_batches("passages", "", fields, size=500):
@@ -354,14 +343,23 @@ class MilvusStore(MetaGeneration):
                 tokens += len(row["lexical"].split())
                 if row["dense"] is not None:
                     row["dense"] = np.asarray(row["dense"], dtype=np.float32).tolist()
-            c.insert(staging, rows)
-        c.flush(staging)  # sealed: BM25 statistics as the live collection's
-        target = {
-            "tokenizer": name,
-            "tokens": str(tokens),
-            "generation": str(self.generation() + 1),
-        }
-        self._set_meta({"replacing": json.dumps(target)})  # the point of no return
+            self._client.insert(staging, rows)
+        return self._swap_in(staging, {"tokenizer": name, "tokens": str(tokens)})
+
+    def _new_staging(self, dim: int) -> str:
+        """An empty `<passages>_next` (a copy a killed run left is dropped first)."""
+        c, staging = self._client, f"{self._n['passages']}_next"
+        if c.has_collection(staging):
+            c.drop_collection(staging)
+        create_passages(c, staging, dim)
+        return staging
+
+    def _swap_in(self, staging: str, meta: dict[str, str]) -> int:
+        """Seal the filled copy, mark the swap with the `meta` it records (the point of no
+        return), and finish it (`finish_replace`); the new generation."""
+        self._client.flush(staging)  # sealed: BM25 statistics as the live collection's
+        target = {**meta, "generation": str(self.generation() + 1)}
+        self._set_meta({"replacing": json.dumps(target)})
         self.finish_replace()
         return int(target["generation"])
 
